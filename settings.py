@@ -1,0 +1,165 @@
+"""Settings: the environment of CONTRACT.md §2 read once into a frozen dataclass.
+
+``Settings.from_env(environ)`` checks every variable and raises one ``SettingsError`` naming every
+problem, so an operator fixes them all in one go. Nothing here reads ``os.environ`` by itself: the
+caller passes the mapping (``create_app`` passes ``os.environ``; tests pass a dict).
+"""
+
+from __future__ import annotations
+
+import binascii
+import base64
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+APP_ARI_PREFIX = "ari:cloud:ecosystem::app/"
+
+
+class SettingsError(ValueError):
+    """The environment is incomplete or wrong; ``problems`` lists each issue in words."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"Access Desk cannot start; fix the environment:\n{lines}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    app_id: str
+    secret_key: str
+    jwks_url: str = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
+    api_base_url_allowlist: tuple[str, ...] = ("https://api.atlassian.com/",)
+    graphql_url: str = "https://api.atlassian.com/graphql"
+    database_url: str = "sqlite:///var/access-desk.sqlite3"
+    public_base_url: str | None = None
+    call_deadline_seconds: float = 20.0
+    upstream_concurrency: int = 4
+    upstream_timeout_seconds: float = 10.0
+    upstream_max_retries: int = 4
+    admin_cache_seconds: float = 60.0
+    fit_leeway_seconds: float = 5.0
+    background_worker: bool = True
+    worker_poll_seconds: float = 2.0
+    job_lease_seconds: float = 60.0
+    job_step_seconds: float = 15.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+
+        app_id = environ.get("FORGE_APP_ID", "").strip()
+        if not app_id:
+            problems.append("FORGE_APP_ID is required (ari:cloud:ecosystem::app/<uuid> or the uuid)")
+        elif not app_id.startswith(APP_ARI_PREFIX):
+            if ":" in app_id or "/" in app_id:
+                problems.append(f"FORGE_APP_ID must be {APP_ARI_PREFIX}<uuid> or a bare uuid")
+            else:
+                app_id = APP_ARI_PREFIX + app_id
+        values["app_id"] = app_id
+
+        secret_key = environ.get("SECRET_KEY", "").strip()
+        if not secret_key:
+            problems.append(
+                "SECRET_KEY is required: a Fernet key, e.g. from "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
+        elif not _is_fernet_key(secret_key):
+            problems.append("SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes)")
+        values["secret_key"] = secret_key
+
+        for name, var, parse in _OPTIONAL:
+            raw = environ.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[name] = parse(raw.strip())
+            except ValueError as exc:
+                problems.append(f"{var}={raw!r} is invalid: {exc}")
+
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)
+
+
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode())) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _url(raw: str) -> str:
+    if not raw.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    return raw
+
+
+def _allowlist(raw: str) -> tuple[str, ...]:
+    prefixes = tuple(p.strip() for p in raw.split(",") if p.strip())
+    if not prefixes:
+        raise ValueError("needs at least one URL prefix")
+    for p in prefixes:
+        _url(p)
+        if not p.endswith("/"):
+            raise ValueError(f"prefix {p!r} must end with '/' so it cannot match a longer host")
+    return prefixes
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        value = kind(raw)
+        if value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+# (field, environment variable, parser) for everything with a default.
+_OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("jwks_url", "FORGE_JWKS_URL", _url),
+    ("api_base_url_allowlist", "API_BASE_URL_ALLOWLIST", _allowlist),
+    ("graphql_url", "GRAPHQL_URL", _url),
+    ("database_url", "DATABASE_URL", str),
+    ("public_base_url", "PUBLIC_BASE_URL", lambda raw: _url(raw).rstrip("/")),
+    ("call_deadline_seconds", "CALL_DEADLINE_SECONDS", _positive(float)),
+    ("upstream_concurrency", "UPSTREAM_CONCURRENCY", _positive(int)),
+    ("upstream_timeout_seconds", "UPSTREAM_TIMEOUT_SECONDS", _positive(float)),
+    ("upstream_max_retries", "UPSTREAM_MAX_RETRIES", _non_negative_int),
+    ("admin_cache_seconds", "ADMIN_CACHE_SECONDS", _positive(float)),
+    ("fit_leeway_seconds", "FIT_LEEWAY_SECONDS", _positive(float)),
+    ("background_worker", "BACKGROUND_WORKER", _bool),
+    ("worker_poll_seconds", "WORKER_POLL_SECONDS", _positive(float)),
+    ("job_lease_seconds", "JOB_LEASE_SECONDS", _positive(float)),
+    ("job_step_seconds", "JOB_STEP_SECONDS", _positive(float)),
+    ("log_level", "LOG_LEVEL", _level),
+)
+
+assert {f.name for f in fields(Settings)} == {"app_id", "secret_key"} | {n for n, _, _ in _OPTIONAL}
