@@ -1,0 +1,125 @@
+"""``create_app(settings=None)``: the one place that wires Access Desk together.
+
+Production runs ``gunicorn 'app:create_app()'``; settings then come from the environment, and a
+missing or invalid variable raises ``SettingsError`` while the app loads, so gunicorn stops with
+"Worker failed to boot" instead of restarting workers forever (``gunicorn.conf.py`` checks the
+environment even before the workers fork). Each server process migrates the store (serialized
+between processes) and, unless ``BACKGROUND_WORKER=false``, starts its background job worker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import jwt
+import requests
+from flask import Flask
+from requests.adapters import HTTPAdapter
+
+import logs
+import metrics
+from atlassian import OfflineTokens
+from auth import Verifier
+from confluence import Client, Policy
+from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
+from jobs import JobRunner, Worker
+from resolvers.context import AdminCache
+from settings import Settings
+from store import Installation, Store, StoreGate
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session: requests.Session | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    jwk_client: jwt.PyJWKClient | None = None,
+) -> Flask:
+    settings = settings or Settings.from_env(os.environ)
+    logs.configure(settings.log_level)
+    session = session or _session(settings.upstream_concurrency)
+    metrics.instrument(session)
+    store = Store(settings.database_url, settings.secret_key)
+    store.migrate()
+    gate = StoreGate(store)
+    policy = Policy(
+        deadline_seconds=settings.call_deadline_seconds,
+        concurrency=settings.upstream_concurrency,
+        timeout_seconds=settings.upstream_timeout_seconds,
+        max_retries=settings.upstream_max_retries,
+    )
+    runner = JobRunner(store, clock, lease_seconds=settings.job_lease_seconds)
+    worker_policy = replace(policy, deadline_seconds=settings.job_step_seconds * 2)
+
+    def worker_client(installation: Installation, token: str) -> Client:
+        return Client(
+            session,
+            installation.api_base_url,
+            token,
+            policy=worker_policy,
+            allowlist=settings.api_base_url_allowlist,
+            sleep=metrics.metered(sleep),
+            clock=clock,
+            gate=gate,
+        )
+
+    worker = None
+    if settings.background_worker:
+        tokens = OfflineTokens(
+            session,
+            settings.graphql_url,
+            store,
+            allowlist_check=lambda url: url.startswith(settings.api_base_url_allowlist),
+            timeout_seconds=settings.upstream_timeout_seconds,
+        )
+        worker = Worker(
+            store,
+            runner,
+            worker_client,
+            tokens,
+            poll_seconds=settings.worker_poll_seconds,
+            lease_seconds=settings.job_lease_seconds,
+            step_seconds=settings.job_step_seconds,
+        )
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
+    app.extensions["access_desk"] = Services(
+        settings=settings,
+        verifier=Verifier(
+            settings.jwks_url,
+            settings.app_id,
+            settings.api_base_url_allowlist,
+            leeway=settings.fit_leeway_seconds,
+            jwk_client=jwk_client,
+        ),
+        session=session,
+        admins=AdminCache(settings.admin_cache_seconds, clock),
+        gate=gate,
+        policy=policy,
+        sleep=metrics.metered(sleep),
+        clock=clock,
+        store=store,
+        runner=runner,
+    )
+    errors.register(app)
+    panel.register(app)
+    observe.register(app)
+    for module in (observe, resolvers, forge, webhooks, panel):
+        app.register_blueprint(module.bp)
+    if worker is not None:
+        worker.start()
+        atexit.register(worker.stop, 5.0)
+    return app
+
+
+def _session(concurrency: int) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=max(32, concurrency * 8))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session

@@ -1,0 +1,177 @@
+"""Forge Invocation Tokens (FIT): verification into a typed ``Invocation``.
+
+Every call Forge makes to the remote carries ``authorization: Bearer <FIT>``, an RS256 JWT signed with a
+key from Forge's JWKS. ``Verifier.verify`` accepts RS256 only, checks the signature against the JWKS key
+named by ``kid``, ``iss == "forge/invocation-token"``, ``aud ==`` the app ARI, requires ``exp``, ``nbf``
+and ``iat`` (with a few seconds of leeway), and refuses a token whose ``app.apiBaseUrl`` lies outside the
+allowlist, so no token is ever sent to a host we do not trust.
+
+Keys come from one long-lived ``jwt.PyJWKClient``: the key set is cached, refetched once on an unknown
+``kid`` (at most every 30 s), and good keys are kept when a refresh fails.
+
+Errors::
+
+    AuthError
+     +-- InvalidToken       401 invalid_token: anything wrong with the FIT itself
+     +-- UntrustedSite      403 untrusted_site: a valid FIT for an apiBaseUrl not on the allowlist
+     +-- KeysUnavailable    503 keys_unavailable: the JWKS could not be fetched and no key is cached
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+FIT_ISSUER = "forge/invocation-token"
+_REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud"]
+
+
+class AuthError(Exception):
+    """Base of the errors raised while authenticating a Forge call."""
+
+
+class InvalidToken(AuthError):
+    """The FIT is missing, malformed, wrongly signed, expired, or not meant for this app."""
+
+
+class UntrustedSite(AuthError):
+    """The FIT is valid but names an ``apiBaseUrl`` outside ``API_BASE_URL_ALLOWLIST``."""
+
+
+class KeysUnavailable(AuthError):
+    """Forge's signing keys could not be fetched, so no FIT can be checked right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """The verified claims of one FIT: who calls, for which installation and site."""
+
+    installation_id: str
+    api_base_url: str
+    cloud_id: str | None
+    principal: str | None
+    app_id: str
+    environment_id: str | None
+    module_key: str | None
+    site_url: str | None
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Invocation:
+        app = claims.get("app")
+        if not isinstance(app, dict):
+            raise InvalidToken("the token has no app claim")
+        installation_id = app.get("installationId")
+        api_base_url = app.get("apiBaseUrl")
+        if not isinstance(installation_id, str) or not installation_id:
+            raise InvalidToken("the token has no app.installationId")
+        if not isinstance(api_base_url, str) or not api_base_url:
+            raise InvalidToken("the token has no app.apiBaseUrl")
+        context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
+        assert isinstance(context, dict)
+        principal = claims.get("principal")
+        environment = app.get("environment") if isinstance(app.get("environment"), dict) else {}
+        module = app.get("module") if isinstance(app.get("module"), dict) else {}
+        assert isinstance(environment, dict) and isinstance(module, dict)
+        return cls(
+            installation_id=installation_id,
+            api_base_url=api_base_url.rstrip("/"),
+            cloud_id=_cloud_id(app, context, api_base_url),
+            principal=principal if isinstance(principal, str) and principal else None,
+            app_id=str(app.get("id", "")),
+            environment_id=_str_or_none(environment.get("id")),
+            module_key=_str_or_none(module.get("key")),
+            site_url=_str_or_none(context.get("siteUrl")),
+        )
+
+
+class Verifier:
+    """Verifies FITs for one app. Build once and share: it holds the cached key set."""
+
+    def __init__(
+        self,
+        jwks_url: str,
+        app_id: str,
+        allowlist: tuple[str, ...],
+        *,
+        leeway: float = 5.0,
+        jwk_client: jwt.PyJWKClient | None = None,
+    ) -> None:
+        self._app_id = app_id
+        self._allowlist = allowlist
+        self._leeway = leeway
+        self._keys = jwk_client or jwt.PyJWKClient(jwks_url, lifespan=600, timeout=5)
+
+    def verify(self, authorization: str | None) -> Invocation:
+        """Check an ``Authorization`` header value and return the verified invocation."""
+        token = _bearer(authorization)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("the token is not a JWT") from exc
+        if header.get("alg") != "RS256":
+            raise InvalidToken("only RS256 tokens are accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("the token names no signing key")
+        try:
+            key = self._keys.get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError as exc:
+            raise KeysUnavailable("Forge's signing keys could not be fetched") from exc
+        except jwt.PyJWKClientError as exc:
+            raise InvalidToken("the token's signing key is not one of Forge's") from exc
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256"],
+                audience=self._app_id,
+                issuer=FIT_ISSUER,
+                leeway=self._leeway,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"the token was refused: {exc}") from exc
+        invocation = Invocation.from_claims(claims)
+        if not any(invocation.api_base_url.startswith(p) for p in self._allowlist):
+            raise UntrustedSite("the token's site is not on API_BASE_URL_ALLOWLIST")
+        return invocation
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise InvalidToken("the request has no Authorization header")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("the Authorization header is not a Bearer token")
+    return token.strip()
+
+
+def _cloud_id(app: Mapping[str, Any], context: Mapping[str, Any], api_base_url: str) -> str | None:
+    if isinstance(context.get("cloudId"), str):
+        return str(context["cloudId"])
+    installation = app.get("installation")
+    contexts = installation.get("contexts") if isinstance(installation, dict) else None
+    for ctx in contexts if isinstance(contexts, list) else []:
+        if isinstance(ctx, dict) and ctx.get("apiBaseUrl", "").rstrip("/") == api_base_url.rstrip(
+            "/"
+        ):
+            return _str_or_none(ctx.get("cloudId"))
+    tail = api_base_url.rstrip("/").rsplit("/", 1)[-1]
+    return tail or None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def strip_bearer(value: str | None) -> str | None:
+    """A Forge token header's raw value: no ``Bearer `` prefix, ``None`` when absent or blank."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.lower().startswith("bearer "):
+        value = value[7:].strip()
+    return value or None

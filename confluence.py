@@ -1,0 +1,455 @@
+"""The Confluence client: bulk user lookup, access check, invite and the admin check.
+
+One ``Client`` serves one call (one token, one site, one deadline counted from its construction).
+Inputs are chunked to the API limits (250 ids, 100 emails) and the chunks run on a small thread
+pool (``Policy.concurrency``), one at a time while the site reports it is near its rate limit.
+Results are merged in input order with exact accounting: every input lands in exactly one output
+list; a chunk that fails for good puts its own entries in ``failed`` and the rest stands.
+
+Retries follow Atlassian's rule: 429 and 503 are retried, honouring ``Retry-After`` (seconds) when
+present, else exponential backoff with jitter (``backoff_start`` doubling up to ``backoff_cap``,
+times 0.7-1.3), at most ``max_retries`` retries. Timeouts and connection errors are retried (with
+backoff) for the reads only; ``invite`` is retried only when the answer carried ``Retry-After``. A
+wait that would outlast the deadline is not slept: the chunk fails at once with ``retry_after`` set.
+Every request has a timeout no longer than the time left. A ``Gate`` shares ``Retry-After`` holds
+and the near-limit flag between threads, clients and (given a shared implementation) instances.
+
+Failure reasons: ``rate_limited``, ``unavailable``, ``timeout``, ``connection_error``,
+``not_permitted`` (401/403/404), ``rejected: <detail>`` (400 and other 4xx),
+``upstream_error <status>`` (other statuses), ``bad_response`` (a 2xx body we cannot read).
+
+Errors::
+
+    ConfluenceError
+     +-- UntrustedHost    the api_base_url starts with none of the allowlisted prefixes
+     +-- UpstreamError    a request failed for good: .reason, .status (None: no answer),
+                          .retry_after
+
+The token is never logged nor put in a repr or an exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+API_ID_LIMIT = 250
+API_EMAIL_LIMIT = 100
+V2 = "/wiki/api/v2"
+
+
+class ConfluenceError(Exception):
+    """Base of every error this module raises."""
+
+
+class UntrustedHost(ConfluenceError):
+    """The api_base_url is not under an allowlisted prefix; no request was made."""
+
+
+class UpstreamError(ConfluenceError):
+    """A request failed for good; ``reason`` is the short code reported in ``Failure.error``."""
+
+    def __init__(
+        self, reason: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason if status is None else f"{reason} (HTTP {status})")
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    deadline_seconds: float = 20.0
+    concurrency: int = 4
+    timeout_seconds: float = 10.0
+    max_retries: int = 4
+    backoff_start: float = 5.0
+    backoff_cap: float = 30.0
+    ids_per_chunk: int = API_ID_LIMIT
+    emails_per_chunk: int = API_EMAIL_LIMIT
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.max_retries < 0 or self.timeout_seconds <= 0:
+            raise ValueError("concurrency >= 1, max_retries >= 0 and timeout_seconds > 0")
+        if not 1 <= self.ids_per_chunk <= API_ID_LIMIT:
+            raise ValueError(f"ids_per_chunk must be 1..{API_ID_LIMIT}")
+        if not 1 <= self.emails_per_chunk <= API_EMAIL_LIMIT:
+            raise ValueError(f"emails_per_chunk must be 1..{API_EMAIL_LIMIT}")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    subject: str
+    error: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    users: list[dict[str, Any]] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessResult:
+    without_access: list[str] = field(default_factory=list)
+    with_access: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class InviteResult:
+    invited: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+
+
+class Gate(Protocol):
+    """Rate-limit state shared by everything that calls one site (key = the api_base_url)."""
+
+    def wait_seconds(self, key: str) -> float:
+        """How long calls for ``key`` must still wait (0 = go)."""
+        ...
+
+    def hold(self, key: str, seconds: float) -> None:
+        """A 429/503 ``Retry-After`` told us to wait this long."""
+        ...
+
+    def near_limit(self, key: str, near: bool) -> None:
+        """``X-RateLimit-NearLimit: true`` seen (True) or a normal answer (False)."""
+        ...
+
+    def is_near_limit(self, key: str) -> bool:
+        """Whether new chunks for ``key`` should run one at a time."""
+        ...
+
+
+class MemoryGate:
+    """A thread-safe in-process ``Gate``; holds only ever extend, never shorten."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._until: dict[str, float] = {}
+        self._near: dict[str, bool] = {}
+
+    def wait_seconds(self, key: str) -> float:
+        with self._lock:
+            return max(0.0, self._until.get(key, 0.0) - self._clock())
+
+    def hold(self, key: str, seconds: float) -> None:
+        with self._lock:
+            until = self._clock() + max(0.0, seconds)
+            self._until[key] = max(until, self._until.get(key, until))
+
+    def near_limit(self, key: str, near: bool) -> None:
+        with self._lock:
+            self._near[key] = near
+
+    def is_near_limit(self, key: str) -> bool:
+        with self._lock:
+            return self._near.get(key, False)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (None when absent or not a number; HTTP dates are not used)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return None if seconds is None or seconds != seconds else max(0.0, seconds)
+
+
+class Client:
+    """Confluence as one caller, for one call; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        api_base_url: str,
+        token: str,
+        *,
+        policy: Policy = Policy(),
+        allowlist: tuple[str, ...],
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        gate: Gate | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not any(_under(api_base_url, prefix) for prefix in allowlist):
+            raise UntrustedHost(f"{api_base_url!r} is not under an allowlisted API base URL")
+        self._session = session
+        self._key = api_base_url
+        self._base = api_base_url.rstrip("/")
+        self._token = token
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        self._policy = policy
+        self._sleep = sleep
+        self._clock = clock
+        self._gate: Gate = gate if gate is not None else MemoryGate(clock)
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self._deadline = clock() + policy.deadline_seconds
+
+    def __repr__(self) -> str:
+        return f"Client(api_base_url={self._key!r}, policy={self._policy!r})"
+
+    def lookup_users(self, account_ids: Sequence[str]) -> LookupResult:
+        """Users by account id (POST users-bulk); unknown ids go to ``not_found``."""
+        result = LookupResult()
+        chunks = _chunks(account_ids, self._policy.ids_per_chunk)
+        answers = self._run(chunks, lambda c: self._post("/users-bulk", {"accountIds": c}))
+        for chunk, answer in zip(chunks, answers, strict=True):
+            found = _users_by_id(answer) if not isinstance(answer, UpstreamError) else answer
+            if isinstance(found, UpstreamError):
+                result.failed.extend(_failures(chunk, found))
+                continue
+            for account_id in chunk:
+                user = found.get(account_id)
+                if user is None:
+                    result.not_found.append(account_id)
+                else:
+                    result.users.append(user)
+        return result
+
+    def check_access(self, emails: Sequence[str]) -> AccessResult:
+        """Which emails lack access (POST check-access-by-email); compared case-insensitively."""
+        result = AccessResult()
+        chunks = _chunks(emails, self._policy.emails_per_chunk)
+        path = "/user/access/check-access-by-email"
+        answers = self._run(chunks, lambda c: self._post(path, {"emails": c}))
+        for chunk, answer in zip(chunks, answers, strict=True):
+            sets = _access_sets(answer) if not isinstance(answer, UpstreamError) else answer
+            if isinstance(sets, UpstreamError):
+                result.failed.extend(_failures(chunk, sets))
+                continue
+            without, invalid = sets
+            for email in chunk:
+                folded = email.lower()
+                target = (
+                    result.invalid
+                    if folded in invalid
+                    else result.without_access
+                    if folded in without
+                    else result.with_access
+                )
+                target.append(email)
+        return result
+
+    def invite(self, emails: Sequence[str]) -> InviteResult:
+        """Invite by email (POST invite-by-email; asynchronous; retried only on Retry-After)."""
+        result = InviteResult()
+        chunks = _chunks(emails, self._policy.emails_per_chunk)
+        path = "/user/access/invite-by-email"
+        answers = self._run(chunks, lambda c: self._post(path, {"emails": c}, idempotent=False))
+        for chunk, answer in zip(chunks, answers, strict=True):
+            if isinstance(answer, UpstreamError):
+                result.failed.extend(_failures(chunk, answer))
+            else:
+                result.invited.extend(chunk)
+        return result
+
+    def is_admin(self) -> bool:
+        """True iff the caller holds Confluence's global administer permission.
+
+        Raises ``UpstreamError`` on any failure (also an unreadable answer): callers fail closed.
+        """
+        body = self._request("GET", "/wiki/rest/api/user/current?expand=operations", None, True)
+        operations = body.get("operations") if isinstance(body, dict) else None
+        if not isinstance(operations, list):
+            raise UpstreamError("bad_response", status=200)
+        return any(
+            isinstance(op, dict)
+            and op.get("operation") == "administer"
+            and op.get("targetType") == "application"
+            for op in operations
+        )
+
+    # -- running chunks ---------------------------------------------------------------------------
+
+    def _run(
+        self, chunks: list[list[str]], call: Callable[[list[str]], T]
+    ) -> list[T | UpstreamError]:
+        """``call`` on every chunk, at most ``concurrency`` in flight (1 while near the limit)."""
+
+        def one(chunk: list[str]) -> T | UpstreamError:
+            try:
+                return call(chunk)
+            except UpstreamError as exc:
+                return exc
+
+        if len(chunks) <= 1:
+            return [one(chunk) for chunk in chunks]
+        futures: list[Future[T | UpstreamError]] = []
+        with ThreadPoolExecutor(max_workers=min(self._policy.concurrency, len(chunks))) as pool:
+            pending: set[Future[T | UpstreamError]] = set()
+            for chunk in chunks:
+                limit = 1 if self._gate.is_near_limit(self._key) else self._policy.concurrency
+                while len(pending) >= limit:
+                    _, pending = wait(pending, return_when=FIRST_COMPLETED)
+                future = pool.submit(one, chunk)
+                futures.append(future)
+                pending.add(future)
+        return [future.result() for future in futures]
+
+    def _post(self, path: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
+        return self._request("POST", V2 + path, body, idempotent)
+
+    # -- one request with retries -----------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: Any, idempotent: bool) -> Any:
+        """The parsed JSON answer (None when empty) or ``UpstreamError`` once retries are spent."""
+        url = self._base + path
+        pause = 0.0
+        last: UpstreamError | None = None
+        for attempt in range(self._policy.max_retries + 1):
+            pause = max(pause, self._gate.wait_seconds(self._key))
+            if pause > 0:
+                if self._clock() + pause >= self._deadline:
+                    if last is None:
+                        raise UpstreamError("rate_limited", retry_after=pause)
+                    raise UpstreamError(last.reason, status=last.status, retry_after=pause)
+                self._sleep(pause)
+            left = self._deadline - self._clock()
+            if left <= 0:
+                raise UpstreamError("timeout")
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    json=body,
+                    headers=self._headers,
+                    timeout=min(self._policy.timeout_seconds, left),
+                    allow_redirects=False,
+                )
+            except requests.Timeout:
+                last = UpstreamError("timeout")
+            except requests.RequestException:
+                last = UpstreamError("connection_error")
+            else:
+                try:
+                    return self._answer(response)
+                except UpstreamError as exc:
+                    last = exc
+            retry = self._retry_pause(last, attempt, idempotent)
+            log.info("confluence %s %s: %s; retry in %s s", method, path, last, retry)
+            if retry is None:
+                raise last
+            pause = max(retry, 0.0)
+        assert last is not None
+        raise last
+
+    def _answer(self, response: requests.Response) -> Any:
+        near = response.headers.get("X-RateLimit-NearLimit", "").strip().lower() == "true"
+        status = response.status_code
+        if near or 200 <= status < 300:
+            self._gate.near_limit(self._key, near)
+        if 200 <= status < 300:
+            if not response.content.strip():
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise UpstreamError("bad_response", status=status) from None
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        if status in (429, 503):
+            if retry_after is not None:
+                self._gate.hold(self._key, retry_after)
+            reason = "rate_limited" if status == 429 else "unavailable"
+            raise UpstreamError(reason, status=status, retry_after=retry_after)
+        if status in (401, 403, 404):
+            raise UpstreamError("not_permitted", status=status)
+        if 400 <= status < 500:
+            raise UpstreamError(f"rejected: {self._detail(response)}", status=status)
+        raise UpstreamError(f"upstream_error {status}", status=status)
+
+    def _retry_pause(self, error: UpstreamError, attempt: int, idempotent: bool) -> float | None:
+        """Seconds to wait before retrying after ``error``, or None for no retry."""
+        if attempt >= self._policy.max_retries:
+            return None
+        if error.status in (429, 503) and error.retry_after is not None:
+            return error.retry_after
+        if not idempotent:
+            return None
+        if error.status in (429, 503) or error.reason in ("timeout", "connection_error"):
+            base = min(self._policy.backoff_cap, self._policy.backoff_start * 2**attempt)
+            with self._rng_lock:
+                jitter = self._rng.uniform(0.7, 1.3)
+            return float(base * jitter)
+        return None
+
+    def _detail(self, response: requests.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        detail: Any = None
+        if isinstance(body, dict):
+            errors = body.get("errors")
+            if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+                first = errors[0]
+                detail = first.get("detail") or first.get("title") or first.get("code")
+            detail = detail or body.get("message")
+        text = str(detail or response.reason or response.status_code)
+        return text.replace(self._token, "***")[:200] if self._token else text[:200]
+
+
+def _under(url: str, prefix: str) -> bool:
+    """``url`` starts with ``prefix`` and has exactly its scheme and host."""
+    if not prefix or not url.startswith(prefix):
+        return False
+    u, p = urlsplit(url), urlsplit(prefix)
+    return (u.scheme, u.netloc) == (p.scheme, p.netloc) and not u.username and not u.password
+
+
+def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _failures(chunk: list[str], error: UpstreamError) -> list[Failure]:
+    return [Failure(subject, error.reason, error.retry_after) for subject in chunk]
+
+
+def _users_by_id(body: Any) -> dict[str, dict[str, Any]] | UpstreamError:
+    """users-bulk answer keyed by accountId (first wins; order and duplicates are unverified)."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list) or not all(isinstance(u, dict) for u in results):
+        return UpstreamError("bad_response", status=200)
+    found: dict[str, dict[str, Any]] = {}
+    for user in results:
+        account_id = user.get("accountId")
+        if isinstance(account_id, str):
+            found.setdefault(account_id, user)
+    return found
+
+
+def _access_sets(body: Any) -> tuple[set[str], set[str]] | UpstreamError:
+    """check-access answer as lower-cased (without access, invalid); a missing key is empty."""
+    if not isinstance(body, dict):
+        return UpstreamError("bad_response", status=200)
+    sets: list[set[str]] = []
+    for key in ("emailsWithoutAccess", "invalidEmails"):
+        values = body.get(key)
+        values = [] if values is None else values
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            return UpstreamError("bad_response", status=200)
+        sets.append({v.strip().lower() for v in values})
+    return sets[0], sets[1]

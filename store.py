@@ -1,0 +1,1150 @@
+"""Store: everything Access Desk keeps, in SQLite (default) or PostgreSQL, through SQLAlchemy Core.
+
+``Store(url, secret_key)`` builds one engine; ``migrate()`` brings the schema to Alembic's head
+(``migrations/``), serialized between processes: a ``pg_advisory_lock`` on PostgreSQL, an exclusive
+``flock`` on ``<database>.migrate.lock`` on SQLite. SQLite connections run in WAL mode with a busy
+timeout and foreign keys on.
+
+Tenancy: every method that reads or writes tenant data takes ``installation_id`` first and scopes
+every query by it; another installation's job, audit entry or secret reads as ``None``/empty.
+Secrets (system tokens, offline user tokens, webhook secrets) are stored encrypted with
+``Fernet(secret_key)`` and kept out of every ``repr``; a value that no longer decrypts (the key
+changed) reads as absent.
+
+Jobs are claimed with leases: ``claim_job`` atomically takes one runnable job (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, a conditional ``UPDATE`` checked by rowcount on SQLite), and writes to a job
+(``record_outcomes``, ``finish_job``, ``renew_lease``) happen only while the caller's lease holds.
+Item outcomes never go back from final to ``pending``.
+
+Errors::
+
+    StoreError
+     +-- BadCursor             a ``before`` cursor that this store did not hand out
+     +-- UnknownInstallation   ``set_webhook_secret`` for an installation never stored
+
+Times are epoch seconds from ``clock`` (``time.time``); ``to_json`` renders ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATE_LOCK_KEY = 0x41636365_7373  # "Access": the pg_advisory_lock key held around migrations
+WEBHOOK_PREVIOUS_SECRET_SECONDS = 24 * 3600
+OUTCOMES = ("pending", "invited", "alreadyHasAccess", "invalid", "failed")
+FINAL_OUTCOMES = frozenset(OUTCOMES) - {"pending"}
+AUDIT_SUBJECTS = 100  # a finished job's audit entry names at most this many emails
+
+
+class StoreError(Exception):
+    """Base of every error this module raises (database errors are SQLAlchemy's own)."""
+
+
+class BadCursor(StoreError, ValueError):
+    """A paging cursor that is malformed or was not made by this store."""
+
+
+class UnknownInstallation(StoreError, LookupError):
+    """The installation has never been stored."""
+
+
+# -- schema (kept equal to migrations/versions; a test compares them) ------------------------------
+
+metadata = sa.MetaData()
+_ID = sa.String(255)
+_ACCOUNT = sa.String(128)
+_TIME: sa.Double[float] = sa.Double()
+_BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+installations = sa.Table(
+    "installations",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("uuid", _ID, nullable=False),
+    sa.Column("cloud_id", _ID, nullable=False),
+    sa.Column("api_base_url", sa.String(1024), nullable=False),
+    sa.Column("system_token_enc", sa.Text(), nullable=True),
+    sa.Column("system_token_expires_at", _TIME, nullable=True),
+    sa.Column("webhook_secret_enc", sa.Text(), nullable=True),
+    sa.Column("webhook_secret_prev_enc", sa.Text(), nullable=True),
+    sa.Column("webhook_admin", _ACCOUNT, nullable=True),
+    sa.Column("webhook_secret_rotated_at", _TIME, nullable=True),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.UniqueConstraint("uuid", name="uq_installations_uuid"),
+)
+offline_tokens = sa.Table(
+    "offline_tokens",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("account_id", _ACCOUNT, primary_key=True),
+    sa.Column("token_enc", sa.Text(), nullable=False),
+    sa.Column("expires_at", _TIME, nullable=False),
+)
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("installation_id", _ID, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("dry_run", sa.Boolean(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("created_by", _ACCOUNT, nullable=True),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.Column("total", sa.Integer(), nullable=False),
+    sa.Column("pending", sa.Integer(), nullable=False),
+    sa.Column("invited", sa.Integer(), nullable=False),
+    sa.Column("already_has_access", sa.Integer(), nullable=False),
+    sa.Column("invalid", sa.Integer(), nullable=False),
+    sa.Column("failed", sa.Integer(), nullable=False),
+    sa.Column("lease_owner", _ACCOUNT, nullable=True),
+    sa.Column("lease_until", _TIME, nullable=True),
+    sa.Column("not_before", _TIME, nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Index("ix_jobs_installation_created", "installation_id", "created_at", "id"),
+    sa.Index("ix_jobs_state_created", "state", "created_at"),
+)
+job_items = sa.Table(
+    "job_items",
+    metadata,
+    sa.Column(
+        "job_id",
+        sa.String(64),
+        sa.ForeignKey("jobs.id", ondelete="CASCADE", name="fk_job_items_job"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer(), primary_key=True),
+    sa.Column("email", sa.String(512), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("checked", sa.Boolean(), nullable=False),
+    sa.Index("ix_job_items_email", "job_id", "email"),
+    sa.Index("ix_job_items_pending", "job_id", "outcome", "checked", "position"),
+)
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", _BIGID, primary_key=True, autoincrement=True),
+    sa.Column("installation_id", _ID, nullable=False),
+    sa.Column("at", _TIME, nullable=False),
+    sa.Column("actor", _ACCOUNT, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("subjects", sa.JSON(), nullable=False),
+    sa.Column("outcome", sa.JSON(), nullable=False),
+    sa.Index("ix_audit_installation_id", "installation_id", "id"),
+)
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("webhook_id", _ID, primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("received_at", _TIME, nullable=False),
+)
+rate_holds = sa.Table(
+    "rate_holds",
+    metadata,
+    sa.Column("key", _ID, primary_key=True),
+    sa.Column("until", _TIME, nullable=False),
+    sa.Column("near_limit", sa.Boolean(), nullable=False),
+)
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. ``2025-11-29T03:40:00.000Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    installation_id: str
+    uuid: str
+    cloud_id: str
+    api_base_url: str
+    system_token: str | None = field(repr=False)
+    system_token_expires_at: float | None
+    webhook_admin: str | None
+    webhook_secret_rotated_at: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    pending: int = 0
+    invited: int = 0
+    already_has_access: int = 0
+    invalid: int = 0
+    failed: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "pending": self.pending,
+            "invited": self.invited,
+            "alreadyHasAccess": self.already_has_access,
+            "invalid": self.invalid,
+            "failed": self.failed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobItem:
+    position: int
+    email: str
+    outcome: str
+    error: str | None
+    checked: bool
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"email": self.email, "outcome": self.outcome}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    installation_id: str
+    kind: str
+    source: str
+    dry_run: bool
+    state: str
+    created_at: float
+    created_by: str | None
+    updated_at: float
+    total: int
+    counts: Counts
+    lease_owner: str | None
+    lease_until: float | None
+    not_before: float | None
+    error: str | None
+    items: tuple[JobItem, ...] | None = None  # None: not loaded
+
+    def to_json(self, items: bool = True) -> dict[str, Any]:
+        """The CONTRACT §4 ``Job``; ``items=True`` needs a job loaded with its items."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "source": self.source,
+            "dryRun": self.dry_run,
+            "state": self.state,
+            "createdAt": iso(self.created_at),
+            "createdBy": self.created_by,
+            "updatedAt": iso(self.updated_at),
+            "total": self.total,
+            "counts": self.counts.to_json(),
+        }
+        if items:
+            if self.items is None:
+                raise ValueError("this Job was loaded without its items")
+            out["items"] = [item.to_json() for item in self.items]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    installation_id: str
+    at: float
+    actor: str
+    action: str
+    source: str
+    subjects: tuple[str, ...]
+    outcome: dict[str, Any] | str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "actor": self.actor,
+            "action": self.action,
+            "source": self.source,
+            "subjects": list(self.subjects),
+            "outcome": self.outcome,
+        }
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+class Store:
+    """All persistent state; thread-safe (one engine, a connection per call). See the module doc."""
+
+    def __init__(self, url: str, secret_key: str, *, clock: Callable[[], float] = time.time):
+        self._url = sa.make_url(url)
+        self._fernet = Fernet(secret_key.encode())
+        self._clock = clock
+        self._sqlite = self._url.get_backend_name() == "sqlite"
+        self._db_file: Path | None = None
+        if self._sqlite:
+            database = self._url.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                self._db_file = Path(database)
+                self._db_file.parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = sa.create_engine(self._url, connect_args={"timeout": 30})
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(self._url, pool_pre_ping=True)
+
+    def __repr__(self) -> str:
+        return f"Store({self._url.render_as_string(hide_password=True)!r})"
+
+    def now(self) -> float:
+        """The store's clock (epoch seconds); leases and ``not_before`` are compared with it."""
+        return self._clock()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except sa.exc.SQLAlchemyError:
+            log.warning("store ping failed", exc_info=True)
+            return False
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Upgrade the schema to head; safe when several processes start at once."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("path_separator", "os")
+        with self._migration_lock(), self.engine.connect() as conn:
+            if not self._sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
+                conn.commit()
+            try:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+            finally:
+                if not self._sqlite:
+                    conn.rollback()
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATE_LOCK_KEY})
+                    conn.commit()
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self._db_file is None:
+            yield
+            return
+        with open(f"{self._db_file}.migrate.lock", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    # -- secrets -------------------------------------------------------------------------------
+
+    def _encrypt(self, value: str) -> str:
+        return self._fernet.encrypt(value.encode()).decode("ascii")
+
+    def _decrypt(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return self._fernet.decrypt(value.encode("ascii")).decode()
+        except (InvalidToken, ValueError):
+            log.warning("a stored secret does not decrypt with SECRET_KEY; treating it as absent")
+            return None
+
+    # -- installations -------------------------------------------------------------------------
+
+    def upsert_installation(
+        self,
+        installation_id: str,
+        *,
+        cloud_id: str,
+        api_base_url: str,
+        system_token: str | None = None,
+        system_token_expires_at: float | None = None,
+    ) -> None:
+        """Create or refresh an installation; idempotent.
+
+        A ``system_token`` replaces the stored one only when it expires later (a token without an
+        expiry only fills an empty or expired slot), so a late redelivery cannot go backwards.
+        """
+        now = self._clock()
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert(conn, installations)
+                .values(
+                    installation_id=installation_id,
+                    uuid=installation_uuid(installation_id),
+                    cloud_id=cloud_id,
+                    api_base_url=api_base_url,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["installation_id"])
+            )
+            conn.execute(
+                sa.update(installations)
+                .where(installations.c.installation_id == installation_id)
+                .values(cloud_id=cloud_id, api_base_url=api_base_url, updated_at=now)
+            )
+            if system_token:
+                stored = installations.c.system_token_expires_at
+                newer = sa.or_(installations.c.system_token_enc.is_(None), stored.is_(None))
+                if system_token_expires_at is not None:
+                    newer = sa.or_(newer, stored < system_token_expires_at)
+                else:
+                    newer = sa.or_(newer, stored <= now)
+                conn.execute(
+                    sa.update(installations)
+                    .where(installations.c.installation_id == installation_id, newer)
+                    .values(
+                        system_token_enc=self._encrypt(system_token),
+                        system_token_expires_at=system_token_expires_at,
+                    )
+                )
+
+    def installation(self, installation_id: str) -> Installation | None:
+        where = installations.c.installation_id == installation_id
+        return self._installation_where(where)
+
+    def installation_by_uuid(self, uuid: str) -> Installation | None:
+        """By the tail of ``ari:cloud:ecosystem::installation/<uuid>`` (webhook URLs carry it)."""
+        return self._installation_where(installations.c.uuid == uuid)
+
+    def _installation_where(self, where: sa.ColumnElement[bool]) -> Installation | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(installations).where(where)).first()
+        if row is None:
+            return None
+        return Installation(
+            installation_id=row.installation_id,
+            uuid=row.uuid,
+            cloud_id=row.cloud_id,
+            api_base_url=row.api_base_url,
+            system_token=self._decrypt(row.system_token_enc),
+            system_token_expires_at=row.system_token_expires_at,
+            webhook_admin=row.webhook_admin,
+            webhook_secret_rotated_at=row.webhook_secret_rotated_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    # -- webhook secrets -----------------------------------------------------------------------
+
+    def set_webhook_secret(self, installation_id: str, secret: str, admin_account_id: str) -> None:
+        """Make ``secret`` current; the one it replaces keeps verifying for 24 h."""
+        now = self._clock()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(installations)
+                .where(installations.c.installation_id == installation_id)
+                .values(
+                    webhook_secret_prev_enc=installations.c.webhook_secret_enc,
+                    webhook_secret_enc=self._encrypt(secret),
+                    webhook_admin=admin_account_id,
+                    webhook_secret_rotated_at=now,
+                    updated_at=now,
+                )
+            )
+            if done.rowcount != 1:
+                raise UnknownInstallation("store the installation before its webhook secret")
+
+    def webhook_secrets(self, installation_id: str) -> list[str]:
+        """The current secret, then the previous one while it is under 24 h old; [] if never set."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(
+                    installations.c.webhook_secret_enc,
+                    installations.c.webhook_secret_prev_enc,
+                    installations.c.webhook_secret_rotated_at,
+                ).where(installations.c.installation_id == installation_id)
+            ).first()
+        if row is None:
+            return []
+        found = [self._decrypt(row.webhook_secret_enc)]
+        rotated = row.webhook_secret_rotated_at or 0.0
+        if self._clock() < rotated + WEBHOOK_PREVIOUS_SECRET_SECONDS:
+            found.append(self._decrypt(row.webhook_secret_prev_enc))
+        return [s for s in found if s]
+
+    def webhook_admin(self, installation_id: str) -> str | None:
+        """The admin who last rotated the webhook secret: webhook jobs act as them."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(installations.c.webhook_admin).where(
+                    installations.c.installation_id == installation_id
+                )
+            ).scalar()
+
+    # -- offline user tokens -------------------------------------------------------------------
+
+    def offline_token(self, installation_id: str, account_id: str) -> tuple[str, float] | None:
+        """The stored offline token of the user and when it expires (it may have expired)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(offline_tokens.c.token_enc, offline_tokens.c.expires_at).where(
+                    offline_tokens.c.installation_id == installation_id,
+                    offline_tokens.c.account_id == account_id,
+                )
+            ).first()
+        token = self._decrypt(row.token_enc) if row is not None else None
+        return (token, row.expires_at) if row is not None and token else None
+
+    def save_offline_token(
+        self, installation_id: str, account_id: str, token: str, expires_at: float
+    ) -> None:
+        values = {"token_enc": self._encrypt(token), "expires_at": expires_at}
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert(conn, offline_tokens)
+                .values(installation_id=installation_id, account_id=account_id, **values)
+                .on_conflict_do_update(
+                    index_elements=["installation_id", "account_id"], set_=values
+                )
+            )
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        installation_id: str,
+        *,
+        source: str,
+        dry_run: bool,
+        created_by: str | None,
+        emails: Sequence[str],
+        kind: str = "invite",
+    ) -> Job:
+        """A queued job whose items are all ``pending`` and unchecked, in the given order."""
+        now = self._clock()
+        job_id = secrets.token_urlsafe(12)
+        row = {
+            "id": job_id,
+            "installation_id": installation_id,
+            "kind": kind,
+            "source": source,
+            "dry_run": dry_run,
+            "state": "queued",
+            "created_at": now,
+            "created_by": created_by,
+            "updated_at": now,
+            "total": len(emails),
+            "pending": len(emails),
+            "invited": 0,
+            "already_has_access": 0,
+            "invalid": 0,
+            "failed": 0,
+        }
+        items = [
+            {"job_id": job_id, "position": i, "email": e, "outcome": "pending", "checked": False}
+            for i, e in enumerate(emails)
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(jobs).values(row))
+            if items:
+                conn.execute(sa.insert(job_items), items)
+        return Job(
+            id=job_id,
+            installation_id=installation_id,
+            kind=kind,
+            source=source,
+            dry_run=dry_run,
+            state="queued",
+            created_at=now,
+            created_by=created_by,
+            updated_at=now,
+            total=len(emails),
+            counts=Counts(pending=len(emails)),
+            lease_owner=None,
+            lease_until=None,
+            not_before=None,
+            error=None,
+            items=tuple(JobItem(i, e, "pending", None, False) for i, e in enumerate(emails)),
+        )
+
+    def job(self, installation_id: str, job_id: str, *, items: bool = True) -> Job | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(jobs).where(
+                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
+                )
+            ).first()
+            if row is None:
+                return None
+            loaded: tuple[JobItem, ...] | None = None
+            if items:
+                rows = conn.execute(
+                    sa.select(job_items)
+                    .where(job_items.c.job_id == job_id)
+                    .order_by(job_items.c.position)
+                )
+                loaded = tuple(
+                    JobItem(r.position, r.email, r.outcome, r.error, bool(r.checked)) for r in rows
+                )
+        return _job(row, loaded)
+
+    def list_jobs(
+        self, installation_id: str, limit: int, before: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """Jobs without items, newest first; pass the returned cursor as ``before`` for more."""
+        query = sa.select(jobs).where(jobs.c.installation_id == installation_id)
+        if before is not None:
+            created_at, job_id = _uncursor(before, "j", (float, str))
+            query = query.where(
+                sa.or_(
+                    jobs.c.created_at < created_at,
+                    sa.and_(jobs.c.created_at == created_at, jobs.c.id < job_id),
+                )
+            )
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            found = [_job(r, None) for r in conn.execute(query)]
+        if len(found) <= limit:
+            return found, None
+        last = found[limit - 1]
+        return found[:limit], _cursor("j", last.created_at, last.id)
+
+    def delete_job(self, installation_id: str, job_id: str) -> bool:
+        """Remove a job and its items (e.g. one that lost a webhook-delivery race)."""
+        with self.engine.begin() as conn:
+            mine = sa.select(jobs.c.id).where(
+                jobs.c.id == job_id, jobs.c.installation_id == installation_id
+            )
+            conn.execute(sa.delete(job_items).where(job_items.c.job_id.in_(mine)))
+            done = conn.execute(
+                sa.delete(jobs).where(
+                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
+                )
+            )
+            return done.rowcount == 1
+
+    def claim_job(
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        installation_id: str | None = None,
+        job_id: str | None = None,
+    ) -> Job | None:
+        """Lease ONE runnable job to ``worker_id``, oldest first, and return it (without items).
+
+        Runnable: ``queued`` or ``running``, ``not_before`` passed, and no lease, an expired lease
+        (a crashed worker's), or a lease already held by ``worker_id`` (the claim renews it).
+        A ``queued`` job becomes ``running``. None when nothing is runnable.
+        """
+        now = self._clock()
+        runnable = sa.and_(
+            jobs.c.state.in_(("queued", "running")),
+            sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+            sa.or_(
+                jobs.c.lease_owner.is_(None),
+                jobs.c.lease_until.is_(None),
+                jobs.c.lease_until <= now,
+                jobs.c.lease_owner == worker_id,
+            ),
+        )
+        if installation_id is not None:
+            runnable = sa.and_(runnable, jobs.c.installation_id == installation_id)
+        if job_id is not None:
+            runnable = sa.and_(runnable, jobs.c.id == job_id)
+        candidates = (
+            sa.select(jobs.c.id, jobs.c.installation_id)
+            .where(runnable)
+            .order_by(jobs.c.created_at, jobs.c.id)
+        )
+        take = {
+            "lease_owner": worker_id,
+            "lease_until": now + lease_seconds,
+            "state": sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
+        }
+        claimed: tuple[str, str] | None = None
+        if not self._sqlite:
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    candidates.limit(1).with_for_update(skip_locked=True, of=jobs)
+                ).first()
+                if row is not None:
+                    conn.execute(sa.update(jobs).where(jobs.c.id == row.id).values(take))
+                    claimed = (row.installation_id, row.id)
+        else:
+            # Plain SELECTs run outside a transaction under pysqlite; the conditional UPDATE is
+            # the atomic step (SQLite serializes writers), and rowcount says whether we won.
+            with self.engine.connect() as conn:
+                rows = conn.execute(candidates.limit(8)).all()
+            for row in rows:
+                with self.engine.begin() as conn:
+                    won = conn.execute(
+                        sa.update(jobs).where(jobs.c.id == row.id, runnable).values(take)
+                    )
+                if won.rowcount == 1:
+                    claimed = (row.installation_id, row.id)
+                    break
+        if claimed is None:
+            return None
+        return self.job(claimed[0], claimed[1], items=False)
+
+    def _held(self, job_id: str, worker_id: str, now: float) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            jobs.c.id == job_id,
+            jobs.c.lease_owner == worker_id,
+            jobs.c.lease_until > now,
+        )
+
+    def renew_lease(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Extend a lease still held by ``worker_id``; False when it was lost (or expired)."""
+        now = self._clock()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(jobs)
+                .where(self._held(job_id, worker_id, now))
+                .values(lease_until=now + lease_seconds)
+            )
+            return done.rowcount == 1
+
+    def release_job(self, job_id: str, worker_id: str, *, not_before: float | None = None) -> bool:
+        """Give up ``worker_id``'s lease; ``not_before`` (epoch) delays the next claim."""
+        values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+        if not_before is not None:
+            values["not_before"] = not_before
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.lease_owner == worker_id)
+                .values(values)
+            )
+            return done.rowcount == 1
+
+    def next_items(
+        self, installation_id: str, job_id: str, *, checked: bool, limit: int = 100
+    ) -> list[str]:
+        """Emails of the first ``limit`` pending items that are (not) yet checked, in order."""
+        query = (
+            sa.select(job_items.c.email)
+            .join(jobs, jobs.c.id == job_items.c.job_id)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.installation_id == installation_id,
+                job_items.c.outcome == "pending",
+                job_items.c.checked == checked,
+            )
+            .order_by(job_items.c.position)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def record_outcomes(
+        self,
+        installation_id: str,
+        job_id: str,
+        worker_id: str,
+        outcomes: dict[str, tuple[str, str | None]],
+        *,
+        checked: bool | None = None,
+    ) -> bool:
+        """Set item outcomes (email -> (outcome, error)) and the job's counts in ONE transaction.
+
+        Only while ``worker_id`` holds the job's lease: otherwise nothing is written and False is
+        returned. Only ``pending`` items change; ``checked`` (when given) is set on all of them.
+        """
+        bad = {o for o, _ in outcomes.values()} - set(OUTCOMES)
+        if bad:
+            raise ValueError(f"unknown outcomes {sorted(bad)}")
+        now = self._clock()
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                sa.update(jobs)
+                .where(
+                    self._held(job_id, worker_id, now), jobs.c.installation_id == installation_id
+                )
+                .values(
+                    updated_at=now,
+                    state=sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
+                )
+            )
+            if held.rowcount != 1:
+                return False
+            if outcomes:
+                values: dict[str, Any] = {
+                    "outcome": sa.bindparam("b_outcome"),
+                    "error": sa.bindparam("b_error"),
+                }
+                if checked is not None:
+                    values["checked"] = checked
+                conn.execute(
+                    sa.update(job_items)
+                    .where(
+                        job_items.c.job_id == job_id,
+                        job_items.c.email == sa.bindparam("b_email"),
+                        job_items.c.outcome == "pending",
+                    )
+                    .values(values),
+                    [
+                        {"b_email": email, "b_outcome": outcome, "b_error": error}
+                        for email, (outcome, error) in outcomes.items()
+                    ],
+                )
+            self._recount(conn, job_id)
+        return True
+
+    def finish_job(
+        self,
+        installation_id: str,
+        job_id: str,
+        worker_id: str,
+        *,
+        state: str = "done",
+        error: str | None = None,
+    ) -> bool:
+        """End a job (``done`` or ``failed``) while holding its lease, and write its audit entry.
+
+        ``failed`` also fails every item still pending, with ``error``. Exactly one audit entry
+        per job: the state change and the entry share one transaction. False if the lease is lost.
+        """
+        if state not in ("done", "failed"):
+            raise ValueError("a job finishes 'done' or 'failed'")
+        now = self._clock()
+        with self.engine.begin() as conn:
+            ended = conn.execute(
+                sa.update(jobs)
+                .where(
+                    self._held(job_id, worker_id, now),
+                    jobs.c.installation_id == installation_id,
+                    jobs.c.state.in_(("queued", "running")),
+                )
+                .values(
+                    state=state, error=error, lease_owner=None, lease_until=None, updated_at=now
+                )
+            )
+            if ended.rowcount != 1:
+                return False
+            if state == "failed":
+                conn.execute(
+                    sa.update(job_items)
+                    .where(job_items.c.job_id == job_id, job_items.c.outcome == "pending")
+                    .values(outcome="failed", error=error or "failed")
+                )
+            counts = self._recount(conn, job_id)
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+            subjects = conn.execute(
+                sa.select(job_items.c.email)
+                .where(job_items.c.job_id == job_id)
+                .order_by(job_items.c.position)
+                .limit(AUDIT_SUBJECTS)
+            ).scalars()
+            outcome: dict[str, Any] = {"jobId": job_id, "state": state, **counts.to_json()}
+            if error is not None:
+                outcome["error"] = error
+            conn.execute(
+                sa.insert(audit).values(
+                    installation_id=installation_id,
+                    at=now,
+                    actor=row.created_by or row.source,
+                    action="invite.dryRun" if row.dry_run else "invite",
+                    source=row.source,
+                    subjects=list(subjects),
+                    outcome=outcome,
+                )
+            )
+        return True
+
+    def _recount(self, conn: Connection, job_id: str) -> Counts:
+        rows = conn.execute(
+            sa.select(job_items.c.outcome, sa.func.count())
+            .where(job_items.c.job_id == job_id)
+            .group_by(job_items.c.outcome)
+        )
+        by = {outcome: int(n) for outcome, n in rows}
+        counts = Counts(
+            pending=by.get("pending", 0),
+            invited=by.get("invited", 0),
+            already_has_access=by.get("alreadyHasAccess", 0),
+            invalid=by.get("invalid", 0),
+            failed=by.get("failed", 0),
+        )
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(
+                pending=counts.pending,
+                invited=counts.invited,
+                already_has_access=counts.already_has_access,
+                invalid=counts.invalid,
+                failed=counts.failed,
+            )
+        )
+        return counts
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def add_audit(
+        self,
+        installation_id: str,
+        *,
+        actor: str,
+        action: str,
+        source: str,
+        subjects: Sequence[str],
+        outcome: dict[str, Any] | str,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(audit).values(
+                    installation_id=installation_id,
+                    at=self._clock(),
+                    actor=actor,
+                    action=action,
+                    source=source,
+                    subjects=list(subjects),
+                    outcome=outcome,
+                )
+            )
+
+    def list_audit(
+        self, installation_id: str, limit: int, before: str | None = None
+    ) -> tuple[list[AuditEntry], str | None]:
+        """Entries newest first; pass the returned cursor as ``before`` for the next page."""
+        query = sa.select(audit).where(audit.c.installation_id == installation_id)
+        if before is not None:
+            (entry_id,) = _uncursor(before, "a", (int,))
+            query = query.where(audit.c.id < entry_id)
+        query = query.order_by(audit.c.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            found = [
+                AuditEntry(
+                    id=r.id,
+                    installation_id=r.installation_id,
+                    at=r.at,
+                    actor=r.actor,
+                    action=r.action,
+                    source=r.source,
+                    subjects=tuple(r.subjects or ()),
+                    outcome=r.outcome,
+                )
+                for r in conn.execute(query)
+            ]
+        if len(found) <= limit:
+            return found, None
+        return found[:limit], _cursor("a", found[limit - 1].id)
+
+    # -- webhook deliveries --------------------------------------------------------------------
+
+    def record_delivery(self, installation_id: str, webhook_id: str, job_id: str) -> str:
+        """Remember that ``webhook_id`` made ``job_id``; returns the job id stored FIRST, so a
+        replay (or a concurrent duplicate) gets the original job's id."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert(conn, webhook_deliveries)
+                .values(
+                    installation_id=installation_id,
+                    webhook_id=webhook_id,
+                    job_id=job_id,
+                    received_at=self._clock(),
+                )
+                .on_conflict_do_nothing(index_elements=["installation_id", "webhook_id"])
+            )
+            stored: str = conn.execute(
+                sa.select(webhook_deliveries.c.job_id).where(
+                    webhook_deliveries.c.installation_id == installation_id,
+                    webhook_deliveries.c.webhook_id == webhook_id,
+                )
+            ).scalar_one()
+        return stored
+
+    def delivery_job(self, installation_id: str, webhook_id: str) -> str | None:
+        """The job a webhook delivery made, if that ``webhook_id`` was seen."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(webhook_deliveries.c.job_id).where(
+                    webhook_deliveries.c.installation_id == installation_id,
+                    webhook_deliveries.c.webhook_id == webhook_id,
+                )
+            ).scalar()
+
+    # -- shared rate-limit state ---------------------------------------------------------------
+
+    def hold(self, key: str, until: float) -> None:
+        """Calls for ``key`` wait until ``until`` (epoch); a later hold already stored stays."""
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, rate_holds).values(key=key, until=until, near_limit=False)
+            later = sa.case(
+                (rate_holds.c.until < stmt.excluded.until, stmt.excluded.until),
+                else_=rate_holds.c.until,
+            )
+            conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"until": later}))
+
+    def held_until(self, key: str) -> float:
+        """Epoch until which calls for ``key`` must wait (0.0: no hold)."""
+        return self._rate(key)[0]
+
+    def set_near_limit(self, key: str, near: bool) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert(conn, rate_holds)
+                .values(key=key, until=0.0, near_limit=near)
+                .on_conflict_do_update(index_elements=["key"], set_={"near_limit": near})
+            )
+
+    def is_near_limit(self, key: str) -> bool:
+        return self._rate(key)[1]
+
+    def _rate(self, key: str) -> tuple[float, bool]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(rate_holds.c.until, rate_holds.c.near_limit).where(
+                    rate_holds.c.key == key
+                )
+            ).first()
+        return (0.0, False) if row is None else (float(row.until), bool(row.near_limit))
+
+
+class StoreGate:
+    """``confluence.Gate`` backed by the store, so holds are shared by every worker and instance.
+
+    Reads are cached in-process for ``cache_seconds`` (0.5 s) per key; a hold or a near-limit
+    change seen here updates the cache at once, and an unchanged near-limit flag is not rewritten.
+    Times are wall-clock epoch seconds (``clock``), since instances share them.
+    """
+
+    def __init__(
+        self, store: Store, *, clock: Callable[[], float] = time.time, cache_seconds: float = 0.5
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, float, bool]] = {}  # key -> (read at, until, near)
+
+    def _state(self, key: str) -> tuple[float, bool]:
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1], cached[2]
+        until, near = self._store._rate(key)
+        with self._lock:
+            self._cache[key] = (now, until, near)
+        return until, near
+
+    def wait_seconds(self, key: str) -> float:
+        return max(0.0, self._state(key)[0] - self._clock())
+
+    def hold(self, key: str, seconds: float) -> None:
+        until = self._clock() + max(0.0, seconds)
+        self._store.hold(key, until)
+        with self._lock:
+            read_at, cached_until, near = self._cache.get(key, (0.0, 0.0, False))
+            self._cache[key] = (read_at, max(until, cached_until), near)
+
+    def near_limit(self, key: str, near: bool) -> None:
+        if self._state(key)[1] == near:
+            return
+        self._store.set_near_limit(key, near)
+        with self._lock:
+            read_at, until, _ = self._cache.get(key, (0.0, 0.0, near))
+            self._cache[key] = (read_at, until, near)
+
+    def is_near_limit(self, key: str) -> bool:
+        return self._state(key)[1]
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def installation_uuid(installation_id: str) -> str:
+    """``ari:cloud:ecosystem::installation/<uuid>`` -> ``<uuid>`` (a bare id stays as it is)."""
+    return installation_id.rsplit("/", 1)[-1]
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing/do_update`` on both backends."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _job(row: Any, items: tuple[JobItem, ...] | None) -> Job:
+    return Job(
+        id=row.id,
+        installation_id=row.installation_id,
+        kind=row.kind,
+        source=row.source,
+        dry_run=bool(row.dry_run),
+        state=row.state,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        updated_at=row.updated_at,
+        total=row.total,
+        counts=Counts(
+            pending=row.pending,
+            invited=row.invited,
+            already_has_access=row.already_has_access,
+            invalid=row.invalid,
+            failed=row.failed,
+        ),
+        lease_owner=row.lease_owner,
+        lease_until=row.lease_until,
+        not_before=row.not_before,
+        error=row.error,
+        items=items,
+    )
+
+
+def _cursor(kind: str, *parts: Any) -> str:
+    raw = json.dumps([kind, *parts], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _uncursor(cursor: str, kind: str, types: tuple[type, ...]) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        parts = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadCursor("not a cursor from this list") from None
+    if not isinstance(parts, list) or len(parts) != len(types) + 1 or parts[0] != kind:
+        raise BadCursor("not a cursor from this list")
+    values = parts[1:]
+    for value, kind_of in zip(values, types, strict=True):
+        ok = isinstance(value, int | float) if kind_of is float else isinstance(value, kind_of)
+        if not ok or isinstance(value, bool):
+            raise BadCursor("not a cursor from this list")
+    return [float(v) if t is float else v for v, t in zip(values, types, strict=True)]

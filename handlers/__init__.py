@@ -1,0 +1,50 @@
+"""The HTTP edge: the only package that imports Flask.
+
+``Services`` holds the long-lived objects ``create_app`` builds once; handlers reach them through
+``services()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+from flask import current_app, request
+
+import logs
+
+from auth import Invocation, Verifier
+from confluence import Gate, Policy
+from jobs import JobRunner
+from resolvers.context import AdminCache
+from settings import Settings
+from store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    verifier: Verifier
+    session: requests.Session
+    admins: AdminCache
+    gate: Gate
+    policy: Policy
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    store: Store
+    runner: JobRunner
+    remembered: dict[str, float] = field(default_factory=dict)  # installation -> last refresh
+
+
+def services() -> Services:
+    found = current_app.extensions["access_desk"]
+    assert isinstance(found, Services)
+    return found
+
+
+def verified() -> Invocation:
+    """The request's verified FIT (raises ``auth.AuthError``); tags the log context with its tenant."""
+    invocation = services().verifier.verify(request.headers.get("Authorization"))
+    logs.installation.set(invocation.installation_id)
+    return invocation

@@ -1,0 +1,25 @@
+"""Business logic behind ``POST /resolvers/<functionKey>``: plain functions ``(ctx, payload) -> dict``.
+
+``RESOLVERS`` is the one explicit registry of function keys (CONTRACT.md §4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from resolvers import access, audit, jobs, users, webhooks
+from resolvers.context import Context
+
+Resolver = Callable[[Context, dict[str, Any]], dict[str, Any]]
+
+RESOLVERS: dict[str, Resolver] = {
+    "whoami": users.whoami,
+    "lookupUsers": users.lookup,
+    "checkAccess": access.check,
+    "inviteEmails": jobs.invite,
+    "getJob": jobs.get,
+    "listJobs": jobs.list_jobs,
+    "listAudit": audit.list_entries,
+    "rotateWebhookSecret": webhooks.rotate_secret,
+}

@@ -1,0 +1,68 @@
+"""ONE table from exception class to (HTTP status, error code); every error answer is JSON.
+
+Bodies are ``{"error": code, "message": text for a person, "details": optional}``. Anything not in the
+table is logged with its traceback and answered 500 ``internal_error`` with no detail.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from auth import InvalidToken, KeysUnavailable, UntrustedSite
+from resolvers.context import BadInput, MissingToken, NotAllowed, NotFound, TooMany
+
+log = logging.getLogger("access_desk.errors")
+
+ERRORS: dict[type[Exception], tuple[int, str]] = {
+    InvalidToken: (401, "invalid_token"),
+    UntrustedSite: (403, "untrusted_site"),
+    KeysUnavailable: (503, "keys_unavailable"),
+    BadInput: (400, "bad_input"),
+    MissingToken: (400, "missing_user_token"),
+    TooMany: (413, "too_many"),
+    NotAllowed: (403, "not_allowed"),
+    NotFound: (404, "not_found"),
+}
+
+
+class InvalidSignature(Exception):
+    """A webhook's signature could not be verified (for any reason: the answer is always the same)."""
+
+
+class UnknownResolver(Exception):
+    pass
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+ERRORS[UnknownResolver] = (404, "unknown_resolver")
+ERRORS[InvalidSignature] = (401, "invalid_signature")
+ERRORS[PayloadTooLarge] = (413, "too_large")
+
+
+def error_response(status: int, code: str, message: str, details: object = None) -> Response:
+    body: dict[str, object] = {"error": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(Exception)
+    def _handle(exc: Exception) -> Response:
+        for cls in type(exc).__mro__:
+            if cls in ERRORS:
+                status, code = ERRORS[cls]
+                return error_response(status, code, str(exc), getattr(exc, "details", None))
+        if isinstance(exc, HTTPException):
+            code = (exc.name or "error").lower().replace(" ", "_")
+            return error_response(exc.code or 500, code, exc.description or exc.name)
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on our side.")

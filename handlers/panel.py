@@ -1,0 +1,42 @@
+"""The admin panel's static files, security headers on every answer, and ``GET /healthz``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, jsonify, send_from_directory
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
+
+bp = Blueprint("panel", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/")
+def index() -> Response:
+    return send_from_directory(STATIC_DIR, "index.html", max_age=0)
+
+
+@bp.get("/<path:name>")
+def static_file(name: str) -> Response:
+    return send_from_directory(STATIC_DIR, name, max_age=0)
+
+
+def register(app: Flask) -> None:
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response

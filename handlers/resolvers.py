@@ -1,0 +1,91 @@
+"""``POST /resolvers/<functionKey>``: verify the FIT, build the Context, run the resolver, JSON out.
+
+Each call also keeps the installation's record (and the system token Forge sends along) fresh, at
+most every few minutes per process, so webhook jobs can act even before the first scheduled trigger.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from auth import Invocation, strip_bearer
+from confluence import Client
+from handlers import Services, services, verified
+from handlers.errors import PayloadTooLarge, UnknownResolver
+from resolvers import RESOLVERS
+from resolvers.context import BadInput, Context
+
+bp = Blueprint("resolvers", __name__)
+
+MAX_BODY = 500 * 1024  # Forge caps invokeRemote requests at 500 KB
+REMEMBER_EVERY = 300.0  # seconds between installation refreshes per process
+UI_SYSTEM_TOKEN_SECONDS = 30 * 60  # a UI call's system token: assume only this much is left
+
+@bp.post("/resolvers/<key>")
+def invoke(key: str) -> Response:
+    svc = services()
+    started = svc.clock()
+    invocation = verified()
+    resolver = RESOLVERS.get(key)
+    if resolver is None:
+        raise UnknownResolver(f"There is no resolver called {key!r}.", {"known": sorted(RESOLVERS)})
+    _remember(svc, invocation, strip_bearer(request.headers.get("x-forge-oauth-system")))
+    user_token = strip_bearer(request.headers.get("x-forge-oauth-user"))
+    client = None
+    if user_token is not None:
+        client = Client(
+            svc.session,
+            invocation.api_base_url,
+            user_token,
+            policy=svc.policy,
+            allowlist=svc.settings.api_base_url_allowlist,
+            sleep=svc.sleep,
+            clock=svc.clock,
+            gate=svc.gate,
+        )
+    ctx = Context(
+        invocation=invocation,
+        user_client=client,
+        admins=svc.admins,
+        store=svc.store,
+        runner=svc.runner,
+        public_base_url=svc.settings.public_base_url or request.host_url.rstrip("/"),
+        budget_seconds=max(1.0, svc.settings.call_deadline_seconds - (svc.clock() - started) - 2),
+    )
+    return jsonify(resolver(ctx, _payload()))
+
+
+def _remember(svc: Services, invocation: Invocation, system_token: str | None) -> None:
+    now = time.monotonic()
+    last = svc.remembered.get(invocation.installation_id)
+    if last is not None and now - last < REMEMBER_EVERY:
+        return
+    svc.remembered[invocation.installation_id] = now
+    svc.store.upsert_installation(
+        invocation.installation_id,
+        cloud_id=invocation.cloud_id,
+        api_base_url=invocation.api_base_url,
+        system_token=system_token,
+        system_token_expires_at=time.time() + UI_SYSTEM_TOKEN_SECONDS if system_token else None,
+    )
+
+
+def _payload() -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise PayloadTooLarge("The request body is larger than 500 KB.")
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge("The request body is larger than 500 KB.")
+    if not raw.strip():
+        return {}
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise BadInput("The request body is not valid JSON.", {"body": "invalid JSON"}) from exc
+    if not isinstance(payload, dict):
+        raise BadInput("The payload must be a JSON object.", {"body": "must be an object"})
+    return payload

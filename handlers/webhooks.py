@@ -1,0 +1,81 @@
+"""``POST /webhooks/<installation-uuid>``: Standard Webhooks signatures, dedupe by ``webhook-id``.
+
+The signature is ``v1,<base64 HMAC-SHA256>`` over ``"{webhook-id}.{webhook-timestamp}.{body}"`` keyed
+with the installation's ``whsec_`` secret; several space-separated signatures are allowed (rotation),
+and the previous secret still verifies for a while after a rotation. Every failure — missing or
+malformed headers, a stale timestamp (over 5 minutes off), a wrong signature, an unknown installation,
+no secret set — gets the same 401 ``invalid_signature``, so nothing is revealed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import Iterable
+
+from flask import Blueprint, Response, jsonify, request
+
+from handlers import services
+from handlers.errors import InvalidSignature, PayloadTooLarge
+from resolvers.context import BadInput
+from resolvers.webhooks import queue_invite
+
+bp = Blueprint("webhooks", __name__)
+
+MAX_BODY = 1024 * 1024
+TOLERANCE_SECONDS = 5 * 60
+
+
+@bp.post("/webhooks/<installation_uuid>")
+def receive(installation_uuid: str) -> tuple[Response, int]:
+    if (request.content_length or 0) > MAX_BODY:
+        raise PayloadTooLarge("The webhook body is larger than 1 MiB.")
+    body = request.get_data(cache=False)
+    if len(body) > MAX_BODY:
+        raise PayloadTooLarge("The webhook body is larger than 1 MiB.")
+    store = services().store
+    installation = store.installation_by_uuid(installation_uuid)
+    secrets = store.webhook_secrets(installation.installation_id) if installation else []
+    webhook_id = request.headers.get("webhook-id", "")
+    timestamp = request.headers.get("webhook-timestamp", "")
+    signature = request.headers.get("webhook-signature", "")
+    if installation is None or not verified(
+        secrets, webhook_id, timestamp, signature, body, now=time.time()
+    ):
+        raise InvalidSignature("The webhook signature could not be verified.")
+    try:
+        payload = request.get_json(force=True, silent=False, cache=False)
+    except Exception as exc:  # werkzeug raises BadRequest subclasses for bad JSON
+        raise BadInput("The body is not valid JSON.", {"body": "invalid JSON"}) from exc
+    if not isinstance(payload, dict):
+        raise BadInput("The body must be a JSON object.", {"body": "must be an object"})
+    job_id = queue_invite(store, installation.installation_id, webhook_id, payload)
+    return jsonify({"jobId": job_id}), 202
+
+
+def verified(
+    secrets: Iterable[str], msg_id: str, timestamp: str, signatures: str, body: bytes, *, now: float
+) -> bool:
+    """True when a fresh timestamp and one ``v1`` signature match one of ``secrets``."""
+    if not (msg_id and timestamp and signatures) or not timestamp.isdigit():
+        return False
+    if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
+        return False
+    given = []
+    for part in signatures.split():
+        version, _, sig = part.partition(",")
+        if version == "v1":
+            try:
+                given.append(base64.b64decode(sig, validate=True))
+            except (binascii.Error, ValueError):
+                continue
+    signed = msg_id.encode() + b"." + timestamp.encode() + b"." + body
+    for secret in secrets:
+        key = base64.b64decode(secret.removeprefix("whsec_"))
+        expected = hmac.new(key, signed, hashlib.sha256).digest()
+        if any(hmac.compare_digest(expected, g) for g in given):
+            return True
+    return False

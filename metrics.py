@@ -1,0 +1,91 @@
+"""Prometheus metrics: requests, upstream calls by status, retries and rate-limit waits, jobs.
+
+Under gunicorn with several workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``gunicorn.conf.py``)
+makes every worker write its samples there and ``/metrics`` adds them up, whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REQUESTS = Counter(
+    "access_desk_requests_total", "HTTP requests answered", ["endpoint", "method", "status"]
+)
+REQUEST_SECONDS = Histogram(
+    "access_desk_request_seconds", "Time to answer an HTTP request", ["endpoint"]
+)
+UPSTREAM = Counter(
+    "access_desk_upstream_calls_total", "Calls to Confluence and Atlassian", ["operation", "status"]
+)
+WAITS = Counter("access_desk_upstream_waits_total", "Retry and rate-limit waits before a call")
+WAIT_SECONDS = Counter("access_desk_upstream_wait_seconds_total", "Seconds spent in those waits")
+JOB_SECONDS = Histogram(
+    "access_desk_job_seconds",
+    "Time from a job's creation to its end",
+    ["state"],
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+)
+
+_OPERATIONS = (
+    ("/users-bulk", "users_bulk"),
+    ("/check-access-by-email", "check_access"),
+    ("/invite-by-email", "invite"),
+    ("/user/current", "user_current"),
+    ("/graphql", "graphql"),
+)
+
+
+def instrument(session: requests.Session) -> None:
+    """Count every upstream answer by operation and status (a response hook on the session)."""
+
+    def count(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        path = urlsplit(response.url).path
+        operation = next((op for suffix, op in _OPERATIONS if suffix in path), "other")
+        UPSTREAM.labels(operation, str(response.status_code)).inc()
+
+    if count not in session.hooks["response"]:
+        session.hooks["response"].append(count)
+
+
+def metered(sleep: Callable[[float], None]) -> Callable[[float], None]:
+    """``sleep`` that counts the waits the Confluence client makes (retries, Retry-After, holds)."""
+
+    def wait(seconds: float) -> None:
+        WAITS.inc()
+        WAIT_SECONDS.inc(max(0.0, seconds))
+        sleep(seconds)
+
+    return wait
+
+
+class QueueDepth(Collector):
+    """Jobs not yet finished, read from the store at scrape time."""
+
+    def __init__(self, count: Callable[[], dict[str, int]]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("access_desk_jobs", "Jobs by state", labels=["state"])
+        for state, n in sorted(self._count().items()):
+            family.add_metric([state], n)
+        yield family
+
+
+def exposition(queue: Callable[[], dict[str, int]]) -> bytes:
+    """The text exposition of every metric (all workers' when multiprocess mode is on)."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        for collector in (REQUESTS, REQUEST_SECONDS, UPSTREAM, WAITS, WAIT_SECONDS, JOB_SECONDS):
+            registry.register(collector)
+    registry.register(QueueDepth(queue))
+    return generate_latest(registry)

@@ -1,0 +1,116 @@
+"""What a resolver gets: the verified caller, its tokens and the services to act with.
+
+Errors raised by resolvers (mapped to HTTP in ``handlers/errors.py``)::
+
+    ResolverError
+     +-- BadInput        400 bad_input (``details`` names each bad field or index)
+     +-- TooMany         413 too_many
+     +-- MissingToken    400 missing_user_token (Forge sent no user token)
+     +-- NotAllowed      403 not_allowed (not a Confluence administrator, or it could not be confirmed)
+     +-- NotFound        404 not_found (absent, or another installation's)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from auth import Invocation
+from confluence import Client, ConfluenceError
+from jobs import JobRunner
+from store import Store
+
+
+class ResolverError(Exception):
+    details: Any = None
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class BadInput(ResolverError):
+    pass
+
+
+class TooMany(ResolverError):
+    pass
+
+
+class MissingToken(ResolverError):
+    pass
+
+
+class NotAllowed(ResolverError):
+    pass
+
+
+class NotFound(ResolverError):
+    pass
+
+
+class AdminCache:
+    """Remembers, per (installation, account), whether the user is a Confluence administrator.
+
+    Answers are kept for ``ttl`` seconds; a failed check is not cached and counts as "no" (fail closed).
+    """
+
+    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, str], tuple[bool, float]] = {}
+
+    def is_admin(self, installation_id: str, account_id: str, client: Client) -> bool:
+        key = (installation_id, account_id)
+        now = self._clock()
+        with self._lock:
+            cached = self._answers.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        try:
+            answer = client.is_admin()
+        except ConfluenceError:
+            return False
+        with self._lock:
+            if len(self._answers) > 10_000:
+                self._answers = {k: v for k, v in self._answers.items() if v[1] > now}
+            self._answers[key] = (answer, now + self._ttl)
+        return answer
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """One verified call: the invocation, the user's Confluence client, and shared services."""
+
+    invocation: Invocation
+    user_client: Client | None
+    admins: AdminCache
+    store: Store
+    runner: JobRunner
+    public_base_url: str
+    budget_seconds: float
+
+    @property
+    def account_id(self) -> str | None:
+        return self.invocation.principal
+
+    def confluence(self) -> Client:
+        """The Confluence client acting as the calling user."""
+        if self.user_client is None:
+            raise MissingToken("The call carried no user token (x-forge-oauth-user).")
+        return self.user_client
+
+    def is_admin(self) -> bool:
+        if self.account_id is None or self.user_client is None:
+            return False
+        return self.admins.is_admin(
+            self.invocation.installation_id, self.account_id, self.user_client
+        )
+
+    def require_admin(self) -> None:
+        if not self.is_admin():
+            raise NotAllowed("Only Confluence administrators can do this.")

@@ -1,0 +1,75 @@
+"""``rotateWebhookSecret`` and the work behind ``POST /webhooks/<installation>``.
+
+A webhook job runs as the administrator who last rotated the secret. The secret is shown once.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from resolvers.context import BadInput, Context
+from resolvers.inputs import email_key, only_fields, optional_bool, string_list
+from store import Store
+
+EVENT_TYPE = "access.invite"
+
+
+def rotate_secret(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    only_fields(payload, set())
+    ctx.require_admin()
+    inv = ctx.invocation
+    assert ctx.account_id is not None
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    ctx.store.upsert_installation(
+        inv.installation_id, cloud_id=inv.cloud_id, api_base_url=inv.api_base_url
+    )
+    ctx.store.set_webhook_secret(inv.installation_id, secret, ctx.account_id)
+    ctx.store.add_audit(
+        inv.installation_id,
+        actor=ctx.account_id,
+        action="webhook.rotateSecret",
+        source="panel",
+        subjects=[],
+        outcome="rotated",
+    )
+    uuid = inv.installation_id.rsplit("/", 1)[-1]
+    return {"url": f"{ctx.public_base_url}/webhooks/{uuid}", "secret": secret}
+
+
+def queue_invite(
+    store: Store, installation_id: str, webhook_id: str, body: Mapping[str, Any]
+) -> str:
+    """Queue the invite job a verified webhook asks for; a repeated ``webhook_id`` returns its job."""
+    existing = store.delivery_job(installation_id, webhook_id)
+    if existing is not None:
+        return existing
+    if body.get("type") != EVENT_TYPE:
+        raise BadInput(
+            f"Unknown event type; the only one is {EVENT_TYPE!r}.", {"type": "unknown type"}
+        )
+    only_fields(body, {"type", "data"})
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise BadInput("'data' must be an object.", {"data": "must be an object"})
+    only_fields(data, {"emails", "dryRun"})
+    emails = string_list(data, "emails", key=email_key)
+    dry_run = optional_bool(data, "dryRun")
+    admin = store.webhook_admin(installation_id)
+    job = store.create_job(
+        installation_id, source="webhook", dry_run=dry_run, created_by=admin, emails=emails
+    )
+    job_id = store.record_delivery(installation_id, webhook_id, job.id)
+    if job_id != job.id:
+        store.delete_job(installation_id, job.id)
+    store.add_audit(
+        installation_id,
+        actor=admin or "webhook",
+        action="webhook.delivery",
+        source="webhook",
+        subjects=emails[:100],
+        outcome={"jobId": job_id, "webhookId": webhook_id, "emails": len(emails)},
+    )
+    return job_id

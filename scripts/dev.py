@@ -1,0 +1,138 @@
+"""The embedded default behind ``./dev``: simulated platform + the real backend under gunicorn.
+
+The simulated Forge and Confluence listen on ``--port`` (default 8000: the admin panel's host page);
+the backend runs as a real ``gunicorn 'app:create_app()'`` on the next port, configured only through
+the environment, exactly as in production. State lives in ``var/`` (SQLite database and a dev
+``SECRET_KEY`` kept so the database stays readable across restarts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from simulator import Platform  # noqa: E402
+
+DEV_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000a11d"
+
+
+def dev_secret_key(var: Path) -> str:
+    path = var / "dev-secret-key"
+    if not path.exists():
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated upstream latency")
+    args = parser.parse_args()
+
+    var = ROOT / "var"
+    var.mkdir(exist_ok=True)
+    platform = Platform(app_id=DEV_APP_ID, seed=True, invite_delay=3.0, latency=args.latency_ms / 1000)
+    server = platform.serve(args.host, args.port)
+    backend_port = args.port + 1
+    backend_url = f"http://{args.host}:{backend_port}"
+    env = dict(os.environ)
+    env.update(
+        FORGE_APP_ID=DEV_APP_ID,
+        SECRET_KEY=dev_secret_key(var),
+        FORGE_JWKS_URL=platform.jwks_url,
+        API_BASE_URL_ALLOWLIST=platform.allowlist_prefix,
+        GRAPHQL_URL=platform.graphql_url,
+        DATABASE_URL=env.get("DATABASE_URL", f"sqlite:///{var / 'dev.sqlite3'}"),
+        PUBLIC_BASE_URL=backend_url,
+    )
+    backend = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{backend_port}",
+         "--workers", "2", "--threads", "4", "app:create_app()"],
+        cwd=ROOT, env=env, start_new_session=True,
+    )
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not wait_healthy(backend_url, backend):
+            print("The backend did not start; see its output above.", file=sys.stderr)
+            return 1
+        print_welcome(platform, server.url, backend_url)
+        while not stopping and backend.poll() is None:
+            time.sleep(0.3)
+        return 0 if stopping else (backend.returncode or 1)
+    finally:
+        if backend.poll() is None:
+            os.killpg(backend.pid, signal.SIGTERM)
+            try:
+                backend.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(backend.pid, signal.SIGKILL)
+        server.stop()
+        print("\nAccess Desk dev stopped.")
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if requests.get(url + "/healthz", timeout=1).ok:
+                return True
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def print_welcome(platform: Platform, platform_url: str, backend_url: str) -> None:
+    inst = platform.installation
+    site = inst.site
+    admin = site.admin_id
+    headers = platform.invocation_headers(inst, admin, lifetime=3600)
+    flags = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
+    some_ids = list(site.user_ids)[:3]
+    emails = [site.users[u]["email"] for u in some_ids if site.users[u]["email"]][:2]
+    emails += list(site.sample_new_emails)[:2]
+    print(f"""
+Access Desk is running (Ctrl-C stops everything).
+
+  admin panel          {platform_url}/
+  backend (gunicorn)   {backend_url}
+  simulated platform   {platform_url}  (Forge JWKS, Confluence site {inst.cloud_id})
+
+Try the resolvers as the site admin (tokens below are valid for one hour):
+""")
+    calls = {
+        "whoami": {},
+        "lookupUsers": {"accountIds": some_ids + ["unknown-account-id"]},
+        "checkAccess": {"emails": emails + ["not-an-email"]},
+    }
+    import json
+
+    for key, payload in calls.items():
+        print(f"curl -sS {flags} -H 'content-type: application/json' \\\n"
+              f"  -d {shlex.quote(json.dumps(payload))} {backend_url}/resolvers/{key}\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

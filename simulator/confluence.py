@@ -1,0 +1,164 @@
+"""Simulated Confluence under ``/ex/confluence/<cloudId>``: users-bulk, the two email endpoints and
+``user/current``, per PLATFORM.md and the OpenAPI document.
+
+Every call needs ``Authorization: Bearer <token>`` issued for the installation owning that cloudId:
+missing, unknown, expired or other-site tokens get 401. The app's system token acts as the app
+itself (it may call everything; ``user/current`` answers an app account). External collaborators
+get 404 from all three v2 endpoints. ``site.api_disabled`` makes the email endpoints answer 503.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, request
+
+from simulator.edge import Call, answer, error, json_response
+from simulator.site import Site, is_valid_email
+
+if TYPE_CHECKING:
+    from simulator.platform import Installation, Platform
+
+BASE = "/ex/confluence/<cloud_id>/wiki"
+MAX_IDS = 250
+MAX_EMAILS = 100
+
+
+def _strings(call: Call, key: str, limit: int) -> list[str] | Response:
+    if not call.body_ok or not isinstance(call.body, dict):
+        return error(400, "The request body must be a JSON object.")
+    values = call.body.get(key)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        return error(400, f"'{key}' must be a list of strings.")
+    if not 1 <= len(values) <= limit:
+        return error(400, f"'{key}' must hold between 1 and {limit} entries, not {len(values)}.")
+    return values
+
+
+def _unique(values: list[str], fold: bool) -> list[str]:
+    seen: set[str] = set()
+    kept = []
+    for value in values:
+        key = value.lower() if fold else value
+        if key not in seen:
+            seen.add(key)
+            kept.append(value)
+    return kept
+
+
+def make_confluence_blueprint(platform: Platform) -> Blueprint:
+    bp = Blueprint("simulated_confluence", __name__)
+
+    def site_of(cloud_id: str, call: Call) -> tuple[Installation, str] | Response:
+        """The installation and caller (account id or "system"), or a 401 answer."""
+        inst = platform.installation_for_cloud(cloud_id)
+        if call.grant is None or inst is None or call.grant.installation_id != inst.id:
+            return error(401, "The token is missing, unknown, expired or not valid for this site.")
+        return inst, call.grant.account_id
+
+    def external(site: Site, caller: str) -> bool:
+        return caller in site.external_ids
+
+    @bp.post(f"{BASE}/api/v2/users-bulk")
+    def users_bulk(cloud_id: str) -> Response:
+        def handle(call: Call) -> Response:
+            found = site_of(cloud_id, call)
+            if isinstance(found, Response):
+                return found
+            inst, caller = found
+            if external(inst.site, caller):
+                return error(404, "You do not have permission to view user profiles.")
+            ids = _strings(call, "accountIds", MAX_IDS)
+            if isinstance(ids, Response):
+                return ids
+            users = inst.site.users
+            results = [dict(users[i]) for i in _unique(ids, fold=False) if i in users]
+            base = f"{inst.site.url}/wiki"
+            links = {"Link": f'<{base}>; rel="base"'}
+            return json_response({"results": results, "_links": {"base": base}}, 200, links)
+
+        return answer(platform, "users-bulk", handle)
+
+    def email_endpoint(cloud_id: str, endpoint: str) -> Response:
+        def handle(call: Call) -> Response:
+            found = site_of(cloud_id, call)
+            if isinstance(found, Response):
+                return found
+            inst, caller = found
+            if external(inst.site, caller):
+                return error(404, "You do not have permission to manage access on this site.")
+            if inst.site.api_disabled:
+                return error(503, "This API is disabled on the site.")
+            emails = _strings(call, "emails", MAX_EMAILS)
+            if isinstance(emails, Response):
+                return emails
+            if endpoint == "invite":
+                for email in _unique(emails, fold=True):
+                    inst.site.invite(email)
+                return Response(b"", status=200)
+            return json_response(_access_report(platform, inst.site, _unique(emails, fold=True)))
+
+        return answer(platform, endpoint, handle)
+
+    @bp.post(f"{BASE}/api/v2/user/access/check-access-by-email")
+    def check_access(cloud_id: str) -> Response:
+        return email_endpoint(cloud_id, "check-access")
+
+    @bp.post(f"{BASE}/api/v2/user/access/invite-by-email")
+    def invite(cloud_id: str) -> Response:
+        return email_endpoint(cloud_id, "invite")
+
+    @bp.get(f"{BASE}/rest/api/user/current")
+    def user_current(cloud_id: str) -> Response:
+        def handle(call: Call) -> Response:
+            found = site_of(cloud_id, call)
+            if isinstance(found, Response):
+                return found
+            inst, caller = found
+            user = _current_user(platform, inst, caller)
+            expand = {e.strip() for e in request.args.get("expand", "").split(",")}
+            if "operations" in expand:
+                ops = [{"operation": "use", "targetType": "application"}]
+                if caller == inst.site.admin_id:
+                    ops.insert(0, {"operation": "administer", "targetType": "application"})
+                user["operations"] = ops
+            return json_response(user)
+
+        return answer(platform, "user-current", handle)
+
+    return bp
+
+
+def _access_report(platform: Platform, site: Site, emails: list[str]) -> dict[str, list[str]]:
+    """Which emails lack access and which are invalid; an empty list is left out every other
+    time (PLATFORM.md: either key may be missing), or always/never per ``platform.omit_empty``."""
+    invalid = [e for e in emails if not is_valid_email(e)]
+    without = [e for e in emails if is_valid_email(e) and not site.has_access(e)]
+    omit = platform.omit_empty
+    if omit is None:
+        omit = platform.next_sequence() % 2 == 1
+    report = {"emailsWithoutAccess": without, "invalidEmails": invalid}
+    return {k: v for k, v in report.items() if v or not omit}
+
+
+def _current_user(platform: Platform, inst: Installation, caller: str) -> dict[str, Any]:
+    """The v1 user object of the caller (the app's own account for the system token)."""
+    base = f"{inst.site.url}/wiki"
+    if caller in inst.site.users:
+        user: dict[str, Any] = {"type": "known", **inst.site.users[caller]}
+    else:
+        user = {
+            "type": "app",
+            "accountId": platform.app_account_id,
+            "accountType": "app",
+            "accountStatus": "active",
+            "displayName": "Access Desk",
+            "publicName": "Access Desk",
+            "email": "",
+            "timeZone": None,
+            "isExternalCollaborator": False,
+            "profilePicture": None,
+        }
+    user.pop("personalSpaceId", None)
+    user["_links"] = {"self": f"{base}/rest/api/user?accountId={user['accountId']}", "base": base}
+    return user

@@ -1,0 +1,125 @@
+"""What every simulated upstream request goes through: faults, latency, the request log.
+
+``answer(platform, endpoint, handler)`` parses the JSON body and the bearer token, applies the first
+matching fault (see ``simulator.faults``) and the platform's ``latency``, calls ``handler(call)``
+otherwise, adds ``X-RateLimit-NearLimit: true`` to 200 answers when ``platform.near_limit`` is set,
+and logs the request (the token's owner, never the token).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import Response, request
+
+from simulator.faults import Fault
+from simulator.journal import RequestRecord, now
+from simulator.tokens import Grant, bearer
+
+if TYPE_CHECKING:
+    from simulator.platform import Platform
+
+TITLES = {
+    400: ("INVALID_REQUEST_PARAMETER", "Bad Request"),
+    401: ("UNAUTHORIZED", "Unauthorized"),
+    404: ("NOT_FOUND", "Not Found"),
+    429: ("TOO_MANY_REQUESTS", "Too Many Requests"),
+    500: ("INTERNAL_SERVER_ERROR", "Internal Server Error"),
+    503: ("SERVICE_UNAVAILABLE", "Service Unavailable"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request as a handler sees it. ``grant`` is None for a missing/unknown/expired token."""
+
+    grant: Grant | None
+    body: Any
+    body_ok: bool  # False when a body was sent that is not JSON
+
+
+def error(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    """Confluence's error shape: ``{"errors": [{"status", "code", "title", "detail"}]}``."""
+    code, title = TITLES.get(status, ("ERROR", "Error"))
+    payload = {"errors": [{"status": status, "code": code, "title": title, "detail": detail}]}
+    return json_response(payload, status, headers)
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    response = Response(json.dumps(payload), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _parse_body() -> tuple[Any, bool]:
+    raw = request.get_data(cache=True)
+    if not raw:
+        return None, True
+    try:
+        return json.loads(raw), True
+    except ValueError:
+        return None, False
+
+
+def _drop() -> Response:
+    """Shut the connection down so the client sees it close without an answer."""
+    sock = request.environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    response = Response(b"", status=500)
+    response.headers["Connection"] = "close"
+    return response
+
+
+def _fault_answer(fault: Fault) -> Response:
+    detail = {
+        "429": "Rate limit exceeded (simulated).",
+        "503": "The service is unavailable (simulated).",
+        "500": "Something went wrong (simulated).",
+    }[fault.kind]
+    return error(int(fault.kind), detail, fault.answer_headers())
+
+
+def answer(platform: Platform, endpoint: str, handler: Callable[[Call], Response]) -> Response:
+    token = bearer(request.headers.get("Authorization"))
+    owner = platform.tokens.owner(token)
+    body, body_ok = _parse_body()
+    fault = platform.faults.take(endpoint)
+    if fault is not None and fault.delay > 0:
+        time.sleep(fault.delay)
+    if platform.latency > 0:
+        time.sleep(platform.latency)
+    if fault is not None and fault.kind == "drop":
+        response, status = _drop(), 0
+    elif fault is not None and fault.kind in ("429", "503", "500"):
+        response = _fault_answer(fault)
+        status = response.status_code
+    else:
+        response = handler(Call(platform.tokens.lookup(token), body, body_ok))
+        status = response.status_code
+        if status == 200 and platform.near_limit:
+            response.headers["X-RateLimit-NearLimit"] = "true"
+    platform.journal.add(
+        RequestRecord(
+            endpoint=endpoint,
+            method=request.method,
+            path=request.path,
+            account_id=owner.account_id if owner else None,
+            body=body,
+            status=status,
+            at=now(),
+            installation_id=owner.installation_id if owner else None,
+        )
+    )
+    return response

@@ -1,0 +1,70 @@
+"""Simulated Atlassian GraphQL gateway (``POST /graphql``): the ``offlineUserAuthToken`` mutation.
+
+Needs ``Authorization: Bearer <system token>`` (anything else: 401). The mutation takes
+``input.contextIds`` (``["ari:cloud:confluence::site/<cloudId>"]``, the system token's own site)
+and ``input.userId`` (a non-closed account of that site); it answers a fresh user token for that
+user with ``ttl`` = ``platform.offline_ttl`` seconds. A wrong site or unknown user gives
+``success: false`` with ``errors``. A query without that mutation gets GraphQL ``errors``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response
+
+from simulator.edge import Call, answer, json_response
+
+if TYPE_CHECKING:
+    from simulator.platform import Platform
+
+SITE_ARI = "ari:cloud:confluence::site/"
+
+
+def _graphql_error(message: str, status: int = 200) -> Response:
+    return json_response({"data": None, "errors": [{"message": message}]}, status)
+
+
+def _failure(message: str) -> dict[str, Any]:
+    return {"success": False, "errors": [{"message": message}], "authToken": None}
+
+
+def make_gateway_blueprint(platform: Platform) -> Blueprint:
+    bp = Blueprint("simulated_gateway", __name__)
+
+    def exchange(call: Call) -> Response:
+        if call.grant is None or not call.grant.is_system:
+            return json_response(
+                {"errors": [{"message": "Unauthorized", "extensions": {"statusCode": 401}}]}, 401
+            )
+        body = call.body
+        if not call.body_ok or not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return _graphql_error("The body must be a JSON object with a 'query' string.", 400)
+        if "offlineUserAuthToken" not in body["query"]:
+            return _graphql_error("This simulated gateway only knows offlineUserAuthToken.")
+        variables = body.get("variables") or {}
+        given = variables.get("input") if isinstance(variables, dict) else None
+        if not isinstance(given, dict):
+            return _graphql_error("Variable '$input' of type 'OfflineUserAuthTokenInput!' is null.")
+        return json_response({"data": {"offlineUserAuthToken": mint(call, given)}})
+
+    def mint(call: Call, given: dict[str, Any]) -> dict[str, Any]:
+        assert call.grant is not None
+        inst = platform.installation_by_id(call.grant.installation_id)
+        contexts, user_id = given.get("contextIds"), given.get("userId")
+        if inst is None:
+            return _failure("The installation is gone.")
+        if contexts != [SITE_ARI + inst.cloud_id]:
+            return _failure("contextIds must name this installation's site.")
+        user = inst.site.users.get(user_id) if isinstance(user_id, str) else None
+        if user is None or user["accountStatus"] == "closed":
+            return _failure("Unknown user for this site.")
+        ttl = platform.offline_ttl
+        token = platform.tokens.issue(inst.id, user["accountId"], ttl)
+        return {"success": True, "errors": None, "authToken": {"token": token, "ttl": ttl}}
+
+    @bp.post("/graphql")
+    def graphql() -> Response:
+        return answer(platform, "graphql", exchange)
+
+    return bp

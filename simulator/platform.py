@@ -1,0 +1,222 @@
+"""``Platform``: simulated Forge + Confluence + GraphQL gateway on one loopback port.
+
+``Platform(app_id)`` seeds one installation (``installation``); ``add_installation()`` adds tenants
+with their own sites. ``serve(host, port)`` starts a threaded werkzeug server in a daemon thread and
+returns a ``Server`` (``url``, ``stop()``); the URLs (``url``, ``jwks_url``, ``graphql_url``,
+``allowlist_prefix``, each installation's ``api_base_url``) are known from then on. Tokens, FITs and
+faults work before and after serving. The Flask app also mounts the control API (``/_sim/``) and,
+when ``simulator.host`` is present, the admin page host (``/``) that calls ``remote_url``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from simulator import forge
+from simulator.faults import Faults
+from simulator.journal import Journal, RequestRecord
+from simulator.site import Site, rng_uuid
+from simulator.tokens import SYSTEM, TokenBook
+
+
+@dataclass(eq=False)
+class Installation:
+    """One tenant: ``id`` is ``ari:cloud:ecosystem::installation/<uuid>``."""
+
+    uuid: str
+    site: Site
+    platform_url: str = ""
+    environment_id: str = field(default="")
+
+    @property
+    def id(self) -> str:
+        return f"ari:cloud:ecosystem::installation/{self.uuid}"
+
+    @property
+    def cloud_id(self) -> str:
+        return self.site.cloud_id
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self.platform_url}/ex/confluence/{self.cloud_id}"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+@dataclass
+class Server:
+    url: str
+    httpd: BaseWSGIServer
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+class Platform:
+    def __init__(
+        self,
+        app_id: str,
+        *,
+        seed: bool = True,
+        seed_users: int = 40,
+        invite_delay: float = 0.5,
+        latency: float = 0.0,
+        remote_url: str | None = None,
+    ) -> None:
+        self.app_id = app_id
+        self.seed_users = seed_users if seed else 0
+        self.invite_delay = invite_delay
+        self.latency = latency
+        self.near_limit = False
+        self.omit_empty: bool | None = None  # check-access empty lists: None alternates
+        self.offline_ttl = 3600
+        self.remote_url = remote_url  # the backend, for the admin page host
+        self.url = ""
+        self.app_account_id = f"557058:{app_id.rsplit('/', 1)[-1]}"
+        self.keys = forge.SigningKeys()
+        self.tokens = TokenBook()
+        self.faults = Faults()
+        self.journal = Journal()
+        self.installations: list[Installation] = []
+        self._lock = threading.Lock()
+        self._sequence = itertools.count()
+        self.installation = self.add_installation()
+
+    # -- tenants -------------------------------------------------------------------------------
+
+    def add_installation(self) -> Installation:
+        """A new tenant with its own deterministically seeded site (own cloudId and users)."""
+        with self._lock:
+            index = len(self.installations) + 1
+            site = Site.seeded(index, self.seed_users, self.invite_delay)
+            rng = random.Random(f"access-desk-simulated-installation-{index}")
+            inst = Installation(rng_uuid(rng), site, self.url, rng_uuid(rng))
+            self.installations.append(inst)
+            return inst
+
+    def installation_for_cloud(self, cloud_id: str) -> Installation | None:
+        return next((i for i in self.installations if i.cloud_id == cloud_id), None)
+
+    def installation_by_id(self, installation_id: str) -> Installation | None:
+        """By ARI or bare uuid."""
+        return next((i for i in self.installations if installation_id in (i.id, i.uuid)), None)
+
+    def next_sequence(self) -> int:
+        return next(self._sequence)
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def user_token(self, inst: Installation, account_id: str, ttl: float = 3600) -> str:
+        return self.tokens.issue(inst.id, account_id, ttl)
+
+    def system_token(self, inst: Installation, ttl: float = 7200) -> str:
+        return self.tokens.issue(inst.id, SYSTEM, ttl)
+
+    def new_key(self) -> rsa.RSAPrivateKey:
+        """An RSA private key that is not in the JWKS (for forged tokens)."""
+        return forge.new_rsa_key()
+
+    def rotate_key(self) -> str:
+        return self.keys.rotate()
+
+    def mint_fit(
+        self,
+        inst: Installation,
+        account_id: str | None = None,
+        *,
+        lifetime: int = 25,
+        module_key: str = "admin-page",
+        claims: dict[str, Any] | None = None,
+        headers: dict[str, Any] | None = None,
+        key: rsa.RSAPrivateKey | bytes | None = None,
+        algorithm: str = "RS256",
+    ) -> str:
+        """A FIT for ``inst`` (and ``account_id`` as principal); see ``simulator.forge``."""
+        base = forge.fit_claims(
+            app_id=self.app_id,
+            installation_id=inst.id,
+            api_base_url=inst.api_base_url,
+            cloud_id=inst.cloud_id,
+            site_url=inst.site.url,
+            environment_id=inst.environment_id,
+            account_id=account_id,
+            module_key=module_key,
+            lifetime=lifetime,
+        )
+        kid, current = self.keys.current
+        header = forge.deep_merge({"alg": "RS256", "kid": kid, "typ": "JWT"}, headers or {})
+        signer = current if key is None and algorithm == "RS256" else key
+        return forge.sign(forge.deep_merge(base, claims or {}), header, signer, algorithm)
+
+    def invocation_headers(
+        self,
+        inst: Installation,
+        account_id: str | None = None,
+        *,
+        system: bool = True,
+        lifetime: int = 25,
+    ) -> dict[str, str]:
+        """The headers Forge sends to the remote: FIT, user/system tokens, B3 trace ids."""
+        headers = {"authorization": f"Bearer {self.mint_fit(inst, account_id, lifetime=lifetime)}"}
+        if account_id:
+            headers["x-forge-oauth-user"] = self.user_token(inst, account_id, max(3600, lifetime))
+        if system:
+            headers["x-forge-oauth-system"] = self.system_token(inst, max(7200, lifetime))
+        return headers | forge.trace_headers()
+
+    # -- request log ---------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return self.journal.snapshot()
+
+    def clear_requests(self) -> None:
+        self.journal.clear()
+
+    # -- serving -------------------------------------------------------------------------------
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/.well-known/jwks.json"
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    @property
+    def allowlist_prefix(self) -> str:
+        return f"{self.url}/ex/"
+
+    def wsgi_app(self) -> Flask:
+        from simulator.wsgi import create_simulator_app
+
+        return create_simulator_app(self)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> Server:
+        """Serve on ``host:port`` (0: any free port) in a daemon thread."""
+        httpd = make_server(
+            host, port, self.wsgi_app(), threaded=True, request_handler=_QuietHandler
+        )
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{httpd.server_port}"
+        for inst in self.installations:
+            inst.platform_url = self.url
+        thread = threading.Thread(
+            target=httpd.serve_forever, args=(0.05,), name="simulator", daemon=True
+        )
+        thread.start()
+        return Server(self.url, httpd, thread)

@@ -1,0 +1,40 @@
+"""The simulator's Flask app: JWKS, Confluence, GraphQL gateway, control API and admin page host."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from simulator.confluence import make_confluence_blueprint
+from simulator.control import make_control_blueprint
+from simulator.edge import error, json_response
+from simulator.gateway import make_gateway_blueprint
+
+if TYPE_CHECKING:
+    from simulator.platform import Platform
+
+
+def create_simulator_app(platform: Platform) -> Flask:
+    app = Flask("access_desk_simulator")
+
+    @app.get("/.well-known/jwks.json")
+    def jwks() -> Response:
+        response = json_response(platform.keys.jwks())
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return error(exc.code or 500, exc.description or exc.name)
+
+    app.register_blueprint(make_confluence_blueprint(platform))
+    app.register_blueprint(make_gateway_blueprint(platform))
+    app.register_blueprint(make_control_blueprint(platform), url_prefix="/_sim")
+    try:
+        from simulator.host import make_host_blueprint
+    except ImportError:  # the admin page host is optional
+        return app
+    app.register_blueprint(make_host_blueprint(platform))
+    return app

@@ -1,0 +1,91 @@
+// Check which emails have access: checkAccess -> without access / with access / invalid / failed.
+import { call, failureText } from "./api.js";
+import { announce, busy, button, clear, copyText, count, download, h, lozenge, message, pagedTable, plural, spinner, toCsv } from "./dom.js";
+import { entryForm } from "./forms.js";
+
+export const BUCKETS = [
+  { key: "withoutAccess", label: "Without access", tone: "moved" },
+  { key: "withAccess", label: "With access", tone: "success" },
+  { key: "invalid", label: "Invalid", tone: "removed" },
+  { key: "failed", label: "Failed", tone: "default" },
+];
+
+export function mountAccess(panel, { inviteThese }) {
+  const results = h("div", { class: "results", "aria-busy": "false" });
+  const form = entryForm({
+    label: "Emails",
+    hint: "Paste email addresses separated by commas, spaces, semicolons or new lines, or load a CSV file (an “email” column, or every cell). Up to 10,000 at once.",
+    placeholder: "ada@example.com, grace@example.com",
+    header: /^e-?mail( address)?$/i,
+    caseless: true,
+    noun: "email",
+    submitLabel: "Check access",
+    onSubmit: (emails) => check(emails),
+  });
+  clear(panel, h("h2", { text: "Check access" }), form.el, results);
+
+  async function check(emails) {
+    clear(results, spinner(`Checking ${plural(emails.length, "email")}…`));
+    announce(`Checking ${plural(emails.length, "email")}.`);
+    await busy(results, async () => {
+      try {
+        render(await call("checkAccess", { emails }));
+      } catch (err) {
+        clear(results, message("error", err.message));
+        announce(err.message);
+      }
+    });
+  }
+
+  function render(answer) {
+    const rows = [];
+    for (const bucket of BUCKETS) {
+      for (const entry of answer[bucket.key] || []) {
+        const email = typeof entry === "string" ? entry : entry.email;
+        const detail = typeof entry === "string" ? "" : failureText(entry);
+        rows.push({ email, bucket, detail, entry });
+      }
+    }
+    const counts = Object.fromEntries(BUCKETS.map((b) => [b.key, (answer[b.key] || []).length]));
+    const summary = BUCKETS.map((b) => `${count(counts[b.key])} ${b.label.toLowerCase()}`).join(", ");
+    const csv = () => toCsv(["email", "result", "detail"], rows.map((r) => [r.email, r.bucket.key, r.detail]));
+    const without = (answer.withoutAccess || []).slice();
+    const table = h("div");
+    const filter = h("select", { id: "access-filter" },
+      h("option", { value: "", text: `All (${count(rows.length)})` }),
+      BUCKETS.map((b) => h("option", { value: b.key, text: `${b.label} (${count(counts[b.key])})` })));
+    const showRows = () => {
+      const chosen = filter.value;
+      clear(table, pagedTable({
+        caption: "Access check results",
+        rows: chosen ? rows.filter((r) => r.bucket.key === chosen) : rows,
+        empty: "No emails in this group.",
+        columns: [
+          { label: "Email", cell: (r) => r.email },
+          { label: "Result", cell: (r) => lozenge(r.bucket.label, r.bucket.tone) },
+          { label: "Detail", cell: (r) => r.detail },
+        ],
+      }));
+    };
+    filter.addEventListener("change", showRows);
+    showRows();
+    clear(
+      results,
+      h("ul", { class: "stat-cards", "aria-label": "Counts" },
+        BUCKETS.map((b) => h("li", { class: `stat stat-${b.tone}` },
+          h("span", { class: "stat-value", text: count(counts[b.key]) }),
+          h("span", { class: "stat-label", text: b.label })))),
+      counts.failed ? message("warning", "Some emails could not be checked this time; the rest of the answer stands.") : null,
+      h("div", { class: "block-head" },
+        h("div", { class: "inline-field" }, h("label", { for: "access-filter", text: "Show" }), filter),
+        h("div", { class: "actions" },
+          without.length && inviteThese
+            ? button(`Invite the ${plural(without.length, "email")} without access…`, () => inviteThese(without), { kind: "primary" })
+            : null,
+          button("Copy", () => copyText(csv(), `Copied ${plural(rows.length, "row")}`), { "aria-label": "Copy access results as CSV" }),
+          button("Download CSV", () => download("access-check.csv", csv()), { "aria-label": "Download CSV of access results" }))),
+      table,
+    );
+    announce(`Checked ${plural(rows.length, "email")}: ${summary}.`);
+  }
+}

@@ -1,0 +1,107 @@
+// Resolver calls (CONTRACT.md §4) and the words the panel uses for every way they can go wrong.
+import { BridgeUnavailable, invokeRemote } from "./bridge.js";
+
+export const MAX_ENTRIES = 10000;
+
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export async function call(key, payload = {}) {
+  let answer;
+  try {
+    answer = await invokeRemote({ path: `/resolvers/${key}`, method: "POST", body: payload });
+  } catch (err) {
+    if (err instanceof BridgeUnavailable) {
+      throw new ApiError(0, "no_bridge", err.message);
+    }
+    const text = String((err && err.message) || err);
+    if (/\b401\b|invocation token/i.test(text)) {
+      throw new ApiError(401, "invalid_token", "Your session has expired. Reload the page.");
+    }
+    throw new ApiError(0, "unreachable", `Access Desk could not be reached: ${text}`);
+  }
+  const { status, body } = answer;
+  if (status >= 200 && status < 300) {
+    return body && typeof body === "object" ? body : {};
+  }
+  const code = body && typeof body === "object" ? body.error : undefined;
+  const serverMessage = body && typeof body === "object" ? body.message : undefined;
+  const details = body && typeof body === "object" ? body.details : undefined;
+  throw new ApiError(status, code || `http_${status}`, describe(status, code, serverMessage, details), details);
+}
+
+export function describe(status, code, serverMessage, details) {
+  if (status === 401) {
+    return "Your session has expired. Reload the page.";
+  }
+  if (status === 403 && code === "not_allowed") {
+    return "Only Confluence administrators can do this.";
+  }
+  if (status === 413 && code === "too_many") {
+    return "At most 10,000 entries at once.";
+  }
+  if (status === 413) {
+    return "That is too much to send at once. Send fewer entries (each call is limited to 500 KB).";
+  }
+  if (status === 400) {
+    const fields = details && typeof details === "object" ? Object.entries(details) : [];
+    const extra = fields
+      .slice(0, 3)
+      .map(([field, why]) => `${field}: ${typeof why === "string" ? why : JSON.stringify(why)}`)
+      .join("; ");
+    const base = serverMessage || "Some of what was sent is not valid.";
+    return extra ? `${base} (${extra})` : base;
+  }
+  if (status === 404 && code === "not_found") {
+    return serverMessage || "That could not be found. It may belong to another installation.";
+  }
+  if (status >= 500 || status === 0) {
+    return `Access Desk could not finish this (error ${status || "unknown"}). Try again in a moment.`;
+  }
+  return serverMessage || `Something went wrong (error ${status}).`;
+}
+
+// A failed entry ({"error", "retryAfter"?}) in words.
+export function failureText(entry) {
+  const error = entry && entry.error;
+  const wait = entry && Number(entry.retryAfter);
+  if (error === "rate_limited") {
+    return Number.isFinite(wait) && wait > 0
+      ? `Confluence is busy; try again in ${Math.ceil(wait)} s`
+      : "Confluence is busy; try again shortly";
+  }
+  if (Number.isFinite(wait) && wait > 0) {
+    return `${humanize(error)}; try again in ${Math.ceil(wait)} s`;
+  }
+  return humanize(error);
+}
+
+function humanize(error) {
+  const known = {
+    timeout: "Confluence did not answer in time",
+    unavailable: "Confluence is unavailable right now",
+    connection_error: "Confluence could not be reached",
+    not_permitted: "Confluence refused this for your account",
+    bad_response: "Confluence sent an answer Access Desk could not read",
+  };
+  if (!error) {
+    return "Failed";
+  }
+  const text = String(error);
+  if (known[text]) {
+    return known[text];
+  }
+  if (text.startsWith("rejected")) {
+    return `Confluence rejected this${text.includes(":") ? `: ${text.split(":").slice(1).join(":").trim()}` : ""}`;
+  }
+  if (text.startsWith("upstream_error")) {
+    return `Confluence answered with an error${text.replace("upstream_error", "").trim() ? ` (${text.replace("upstream_error", "").trim()})` : ""}`;
+  }
+  return text.replaceAll("_", " ");
+}

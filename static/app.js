@@ -1,0 +1,137 @@
+// Access Desk's admin panel: who is signed in, then the tools they may use, as a keyboard-friendly
+// tablist. Every backend call goes through invokeRemote (bridge.js).
+import { mountAccess } from "./access.js";
+import { mountAudit, mountJobs } from "./activity.js";
+import { call } from "./api.js";
+import { announce, clear, h, message, spinner } from "./dom.js";
+import { mountInvite } from "./invite.js";
+import { mountLookup } from "./lookup.js";
+import { mountWebhook } from "./webhook.js";
+
+const TOOLS = [
+  { key: "lookup", label: "Look up users", admin: false },
+  { key: "access", label: "Check access", admin: true },
+  { key: "invite", label: "Invite", admin: true },
+  { key: "jobs", label: "Jobs", admin: true },
+  { key: "audit", label: "Audit log", admin: true },
+  { key: "webhook", label: "Webhook", admin: true },
+];
+
+async function start() {
+  const main = document.getElementById("main");
+  const who = document.getElementById("who");
+  main.setAttribute("aria-busy", "true");
+  clear(main, spinner("Loading Access Desk…"));
+  let me;
+  try {
+    me = await call("whoami", {});
+  } catch (err) {
+    main.setAttribute("aria-busy", "false");
+    clear(main, message("error", err.message));
+    announce(err.message);
+    return;
+  }
+  const role = me.isAdmin ? "Confluence administrator" : "Confluence user";
+  who.textContent = `Signed in as ${me.accountId} · ${role}`;
+  nameOf(me.accountId).then((name) => {
+    if (name) {
+      who.textContent = `Signed in as ${name} · ${role}`;
+    }
+  });
+  const tools = TOOLS.filter((t) => me.isAdmin || !t.admin);
+  const body = h("div");
+  clear(main,
+    me.isAdmin
+      ? null
+      : message("info", "You can look up users here. Checking access, inviting people, jobs, the audit log and webhooks are for Confluence administrators."),
+    body);
+  mountTabs(body, tools);
+  main.setAttribute("aria-busy", "false");
+  document.documentElement.dataset.ready = "true";
+  announce(me.isAdmin ? "Access Desk is ready." : "Access Desk is ready: you can look up users.");
+}
+
+async function nameOf(accountId) {
+  try {
+    const { users = [] } = await call("lookupUsers", { accountIds: [accountId] });
+    return users[0] && users[0].displayName;
+  } catch {
+    return null;
+  }
+}
+
+function mountTabs(root, tools) {
+  const tablist = h("div", { role: "tablist", "aria-label": "Access Desk tools", class: "tabs" });
+  const panels = {};
+  const tabs = {};
+  const views = {};
+  for (const tool of tools) {
+    const tab = h("button", {
+      type: "button",
+      role: "tab",
+      id: `tab-${tool.key}`,
+      "aria-controls": `panel-${tool.key}`,
+      "aria-selected": "false",
+      tabindex: "-1",
+      class: "tab",
+      text: tool.label,
+      onclick: () => select(tool.key, false),
+    });
+    tabs[tool.key] = tab;
+    tablist.append(tab);
+    panels[tool.key] = h("section", {
+      role: "tabpanel",
+      id: `panel-${tool.key}`,
+      "aria-labelledby": `tab-${tool.key}`,
+      tabindex: "0",
+      class: "tabpanel",
+      hidden: true,
+    });
+  }
+  tablist.addEventListener("keydown", (event) => {
+    const keys = tools.map((t) => t.key);
+    const at = keys.findIndex((k) => tabs[k] === document.activeElement);
+    if (at < 0) {
+      return;
+    }
+    const moves = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: keys.length - 1 };
+    if (!(event.key in moves)) {
+      return;
+    }
+    event.preventDefault();
+    const to = (moves[event.key] + keys.length) % keys.length;
+    select(keys[to], true);
+  });
+  clear(root, tablist, Object.values(panels));
+
+  const mounters = {
+    lookup: (p) => mountLookup(p),
+    access: (p) => mountAccess(p, { inviteThese: (emails) => { select("invite", true); views.invite.prefill(emails); } }),
+    invite: (p) => mountInvite(p),
+    jobs: (p) => mountJobs(p),
+    audit: (p) => mountAudit(p),
+    webhook: (p) => mountWebhook(p),
+  };
+
+  function select(key, focus) {
+    for (const t of tools) {
+      const on = t.key === key;
+      tabs[t.key].setAttribute("aria-selected", on ? "true" : "false");
+      tabs[t.key].tabIndex = on ? 0 : -1;
+      panels[t.key].hidden = !on;
+    }
+    if (!views[key]) {
+      views[key] = mounters[key](panels[key]) || {};
+    }
+    if (views[key].show) {
+      views[key].show();
+    }
+    if (focus) {
+      tabs[key].focus();
+    }
+  }
+
+  select(tools[0].key, false);
+}
+
+start();

@@ -1,0 +1,119 @@
+// Look up users by account id: lookupUsers -> found / not found / failed.
+import { call, failureText } from "./api.js";
+import {
+  announce, avatar, busy, button, clear, copyText, count, download, h, lozenge, message, pagedTable, plural, spinner, toCsv,
+} from "./dom.js";
+import { entryForm } from "./forms.js";
+
+const STATUS_TONE = { active: "success", inactive: "moved", closed: "removed", unknown: "default" };
+const USER_CSV = ["accountId", "displayName", "publicName", "email", "accountStatus", "accountType", "isExternalCollaborator"];
+
+export function mountLookup(panel) {
+  const results = h("div", { class: "results", "aria-busy": "false" });
+  const form = entryForm({
+    label: "Account ids",
+    hint: "Paste Atlassian account ids separated by commas, spaces, semicolons or new lines, or load a CSV file (an “accountId” column, or every cell). Up to 10,000 at once.",
+    placeholder: "5b10a2844c20165700ede21g\n712020:0b9e3c8e-…",
+    header: /^account[ _-]?id$/i,
+    noun: "account id",
+    submitLabel: "Look up",
+    onSubmit: (ids) => lookup(ids),
+  });
+  clear(panel, h("h2", { text: "Look up users" }), form.el, results);
+
+  async function lookup(ids) {
+    clear(results, spinner(`Looking up ${plural(ids.length, "account")}…`));
+    announce(`Looking up ${plural(ids.length, "account")}.`);
+    await busy(results, async () => {
+      try {
+        const answer = await call("lookupUsers", { accountIds: ids });
+        render(answer);
+      } catch (err) {
+        clear(results, message("error", err.message));
+        announce(err.message);
+      }
+    });
+  }
+
+  function render({ users = [], notFound = [], failed = [] }) {
+    const summary = `Found ${plural(users.length, "user")}, ${count(notFound.length)} not found, ${count(failed.length)} failed.`;
+    clear(
+      results,
+      h("p", { class: "summary", text: summary }),
+      usersSection(users),
+      notFound.length ? notFoundSection(notFound) : null,
+      failed.length ? failedSection(failed) : null,
+    );
+    announce(summary);
+  }
+}
+
+function usersSection(users) {
+  const rows = users.map((u) => [
+    u.accountId, u.displayName, u.publicName, u.email, u.accountStatus, u.accountType,
+    u.isExternalCollaborator ? "yes" : "no",
+  ]);
+  const csv = () => toCsv(USER_CSV, rows);
+  return h(
+    "section",
+    { class: "result-block", "aria-labelledby": "found-h" },
+    h("div", { class: "block-head" },
+      h("h3", { id: "found-h", text: `Found (${users.length.toLocaleString("en")})` }),
+      users.length ? h("div", { class: "actions" },
+        button("Copy", () => copyText(csv(), `Copied ${plural(users.length, "user")}`), { "aria-label": "Copy found users as CSV" }),
+        button("Download CSV", () => download("users.csv", csv()), { "aria-label": "Download CSV of found users" }),
+      ) : null),
+    pagedTable({
+      caption: "Found users",
+      rows: users,
+      empty: "None of these account ids belong to a user you can see.",
+      columns: [
+        { label: "User", cell: (u) => h("span", { class: "user-cell" }, avatar(u), h("span", { text: u.displayName || "" })) },
+        { label: "Public name", cell: (u) => u.publicName || "" },
+        { label: "Email", cell: (u) => (u.email ? u.email : h("span", { class: "subtle", text: "hidden" })) },
+        { label: "Status", cell: (u) => lozenge(u.accountStatus || "unknown", STATUS_TONE[u.accountStatus] || "default") },
+        { label: "Type", cell: (u) => u.accountType || "" },
+        { label: "External", cell: (u) => (u.isExternalCollaborator ? lozenge("external", "discovery") : h("span", { class: "subtle", text: "no" })) },
+        { label: "Account id", className: "mono", cell: (u) => u.accountId },
+      ],
+    }),
+  );
+}
+
+function notFoundSection(ids) {
+  const csv = () => toCsv(["accountId"], ids.map((id) => [id]));
+  return h(
+    "section",
+    { class: "result-block", "aria-labelledby": "notfound-h" },
+    h("div", { class: "block-head" },
+      h("h3", { id: "notfound-h", text: `Not found (${ids.length.toLocaleString("en")})` }),
+      h("div", { class: "actions" },
+        button("Copy", () => copyText(ids.join("\n"), `Copied ${plural(ids.length, "account id")}`), { "aria-label": "Copy account ids not found" }),
+        button("Download CSV", () => download("not-found.csv", csv()), { "aria-label": "Download CSV of account ids not found" }),
+      )),
+    h("p", { class: "field-hint", text: "No user with these ids, or their profiles are not visible to you." }),
+    pagedTable({ caption: "Account ids not found", rows: ids, columns: [{ label: "Account id", className: "mono", cell: (id) => id }] }),
+  );
+}
+
+function failedSection(failed) {
+  const csv = () => toCsv(["accountId", "error", "retryAfter"], failed.map((f) => [f.accountId, f.error, f.retryAfter ?? ""]));
+  return h(
+    "section",
+    { class: "result-block", "aria-labelledby": "failed-h" },
+    h("div", { class: "block-head" },
+      h("h3", { id: "failed-h", text: `Failed (${failed.length.toLocaleString("en")})` }),
+      h("div", { class: "actions" },
+        button("Download CSV", () => download("failed.csv", csv()), { "aria-label": "Download CSV of failed account ids" }),
+      )),
+    message("warning", "These could not be looked up this time; the rest of the answer stands. Try them again later."),
+    pagedTable({
+      caption: "Account ids that failed",
+      rows: failed,
+      columns: [
+        { label: "Account id", className: "mono", cell: (f) => f.accountId },
+        { label: "Reason", cell: (f) => failureText(f) },
+      ],
+    }),
+  );
+}

@@ -1,0 +1,161 @@
+"""Shared fixtures: the simulated platform on loopback, settings pointing at it, and the backend
+(in-process for unit tests, a real gunicorn for e2e tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+
+from app import create_app
+from settings import Settings
+from simulator import Platform
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_ID = "ari:cloud:ecosystem::app/6a3e6c5e-0d4b-4a8e-9d54-3b2c1f0e7a11"
+
+
+@pytest.fixture()
+def platform() -> Iterator[Platform]:
+    p = Platform(app_id=APP_ID, seed=True, invite_delay=0.05)
+    server = p.serve("127.0.0.1", 0)
+    try:
+        yield p
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def settings(platform: Platform, tmp_path: Path) -> Settings:
+    return Settings(
+        app_id=APP_ID,
+        secret_key=Fernet.generate_key().decode(),
+        jwks_url=platform.jwks_url,
+        api_base_url_allowlist=(platform.allowlist_prefix,),
+        graphql_url=platform.graphql_url,
+        database_url=f"sqlite:///{tmp_path / 'access-desk.sqlite3'}",
+        background_worker=False,
+        upstream_timeout_seconds=5.0,
+    )
+
+
+class Sleeps(list[float]):
+    """A ``sleep`` that records instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture()
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@dataclass
+class Backend:
+    """The app in-process; ``call`` sends a resolver call the way Forge would."""
+
+    client: Any
+    platform: Platform
+
+    def call(
+        self, key: str, payload: Any = None, *, account: str | None = None, installation: Any = None
+    ) -> Any:
+        inst = installation or self.platform.installation
+        account = account or inst.site.admin_id
+        headers = self.platform.invocation_headers(inst, account)
+        return self.client.post(f"/resolvers/{key}", json=payload or {}, headers=headers)
+
+
+@pytest.fixture()
+def backend(settings: Settings, platform: Platform, sleeps: Sleeps) -> Backend:
+    app = create_app(settings, sleep=sleeps)
+    return Backend(app.test_client(), platform)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def backend_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        FORGE_APP_ID=settings.app_id,
+        SECRET_KEY=settings.secret_key,
+        FORGE_JWKS_URL=settings.jwks_url,
+        API_BASE_URL_ALLOWLIST=",".join(settings.api_base_url_allowlist),
+        GRAPHQL_URL=settings.graphql_url,
+        DATABASE_URL=settings.database_url,
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_gunicorn(
+    env: dict[str, str], log: Path, *, workers: int = 2, port: int | None = None
+) -> LiveServer:
+    port = port or free_port()
+    out = log.open("ab")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--threads", "4", "--timeout", "60", "app:create_app()",
+        ],
+        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited early:\n{log.read_text()}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return LiveServer(url, proc, log)
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"gunicorn did not answer in time:\n{log.read_text()}")
+
+
+def stop_server(server: LiveServer, sig: int | None = None) -> None:
+    import signal
+
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, sig or signal.SIGTERM)
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=5)
+
+
+@pytest.fixture()
+def live_backend(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    live = replace(settings, background_worker=True)
+    server = start_gunicorn(backend_env(live), tmp_path / "gunicorn.log")
+    try:
+        yield server
+    finally:
+        stop_server(server)

@@ -1,0 +1,123 @@
+"""Helpers for the panel's browser tests: Chromium, the simulated Forge host, axe, screenshots."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+from flask import Flask
+from werkzeug.serving import make_server
+
+from simulator.host import make_host_blueprint
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-output" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    return os.environ.get("ACCESS_DESK_CHROMIUM", "/usr/bin/chromium")
+
+
+def axe_source() -> str:
+    modules = os.environ.get("ACCESS_DESK_NODE_MODULES") or str(ROOT / ".cache/node/node_modules")
+    return (Path(modules) / "axe-core" / "axe.min.js").read_text()
+
+
+@contextmanager
+def forge_host(platform: Any) -> Iterator[str]:
+    """The URL of the simulated Confluence page hosting the panel for ``platform``.
+
+    Uses the platform's own server when it already mounts the host blueprint; otherwise serves the
+    blueprint from a loopback server of its own for the test's duration."""
+    for attr in ("url", "base_url"):
+        url = getattr(platform, attr, None)
+        if isinstance(url, str) and _serves_host(url):
+            yield url.rstrip("/")
+            return
+    app = Flask("access_desk_test_host")
+    app.register_blueprint(make_host_blueprint(platform))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def _serves_host(url: str) -> bool:
+    try:
+        answer = requests.get(url.rstrip("/") + "/_host/forge-bridge.js", timeout=2)
+    except requests.RequestException:
+        return False
+    return answer.status_code == 200 and "__bridge" in answer.text
+
+
+class Screens:
+    """Screenshots of each screen, checked with axe-core: no serious or critical violations."""
+
+    def __init__(self, page: Any, prefix: str) -> None:
+        self.page = page
+        self.prefix = prefix
+        self.axe = axe_source()
+        self.taken: dict[str, Path] = {}
+        SHOTS.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def frame(self) -> Any:
+        return self.page.frame_locator("#host-panel")
+
+    def panel_frame(self) -> Any:
+        for frame in self.page.frames:
+            if "/panel/" in frame.url:
+                return frame
+        raise AssertionError("the panel frame is not there")
+
+    def check(self, name: str) -> Path:
+        frame = self.panel_frame()
+        if not frame.evaluate("() => typeof window.axe !== 'undefined'"):
+            frame.add_script_tag(content=self.axe)
+        violations = frame.evaluate(
+            """async () => {
+                const result = await axe.run(document, {resultTypes: ["violations"]});
+                return result.violations
+                    .filter((v) => v.impact === "serious" || v.impact === "critical")
+                    .map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                                  nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}));
+            }"""
+        )
+        path = SHOTS / f"{self.prefix}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.taken[name] = path
+        assert violations == [], f"axe on {name}: {violations}"
+        return path
+
+    def publish(self, name: str, target: Path) -> None:
+        """Copies a screenshot to the docs when ACCESS_DESK_UPDATE_DOCS=1."""
+        if os.environ.get("ACCESS_DESK_UPDATE_DOCS") == "1":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.taken[name], target)
+
+
+def lines(count: int, make: Any) -> str:
+    return "\n".join(make(i) for i in range(count))
+
+
+ROWS = re.compile(r"Rows ([\d,]+)–([\d,]+) of ([\d,]+)")

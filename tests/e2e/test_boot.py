@@ -1,0 +1,34 @@
+"""The server refuses to start on a bad environment: gunicorn stops instead of looping."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.e2e
+def test_gunicorn_stops_with_one_message_naming_every_problem(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"FORGE_APP_ID", "SECRET_KEY"}}
+    env["SECRET_KEY"] = "short"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "app:create_app()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert time.monotonic() - started < 30
+    output = proc.stdout + proc.stderr
+    assert "FORGE_APP_ID is required" in output
+    assert "SECRET_KEY is not a Fernet key" in output
+    assert output.count("Booting worker") <= 2

@@ -1,0 +1,348 @@
+"""The admin panel in Debian's Chromium, hosted by the simulated Forge, against a real gunicorn.
+
+Every screen is saved under test-output/screenshots/ and checked with axe-core (no serious or
+critical violations). ACCESS_DESK_UPDATE_DOCS=1 also copies the best admin screenshot to
+docs/panel.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from simulator.host import signed_in_choices
+from tests.e2e.panel_helpers import CHROMIUM_ARGS, ROOT, ROWS, Screens, chromium_path, forge_host
+
+pytestmark = pytest.mark.e2e
+expect.set_options(timeout=30_000)
+VIEWPORT = {"width": 1366, "height": 1000}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture()
+def host(platform, live_backend):
+    platform.remote_url = live_backend.url
+    with forge_host(platform) as url:
+        yield url
+
+
+def open_panel(browser, host_url, *, bypass_csp=True):
+    """A page on the simulated Confluence admin page, the panel loaded and ready."""
+    context = browser.new_context(viewport=VIEWPORT, bypass_csp=bypass_csp, accept_downloads=True)
+    page = context.new_page()
+    page.goto(host_url + "/")
+    panel = page.frame_locator("#host-panel")
+    expect(panel.locator("html[data-ready=true]")).to_have_count(1)
+    return page, panel
+
+
+def sign_in_as(page, account_id):
+    """Picks another account in the host page; the panel reloads as that user."""
+    panel = page.frame_locator("#host-panel")
+    panel.locator("html").evaluate("(root) => { root.dataset.stale = 'yes'; }")
+    page.select_option("#host-account", account_id)
+    expect(panel.locator("html[data-ready=true]:not([data-stale])")).to_have_count(1)
+    return panel
+
+
+def paste(textarea, text):
+    """Puts a large text in at once, as a paste does (fill() types it in, which takes long)."""
+    textarea.evaluate(
+        "(el, text) => { el.value = text; el.dispatchEvent(new Event('input', {bubbles: true})); }",
+        text,
+    )
+
+
+def downloaded_csv(page, button):
+    with page.expect_download() as info:
+        button.click()
+    text = open(info.value.path(), encoding="utf-8").read()
+    return list(csv.reader(io.StringIO(text)))
+
+
+def test_admin_uses_every_tool(browser, host, platform):
+    site = platform.installation.site
+    page, panel = open_panel(browser, host)
+    shots = Screens(page, "admin")
+    try:
+        expect(panel.locator("#who")).to_contain_text("Confluence administrator")
+        tabs = panel.get_by_role("tab")
+        expect(tabs).to_have_text(
+            ["Look up users", "Check access", "Invite", "Jobs", "Audit log", "Webhook"]
+        )
+        shots.check("start")
+
+        # Tabs: a proper tablist, arrow keys, Home and End.
+        panel.get_by_role("tab", name="Look up users").focus()
+        page.keyboard.press("ArrowRight")
+        expect(panel.get_by_role("tab", name="Check access")).to_be_focused()
+        expect(panel.get_by_role("tab", name="Check access")).to_have_attribute(
+            "aria-selected", "true"
+        )
+        page.keyboard.press("End")
+        expect(panel.get_by_role("tab", name="Webhook")).to_be_focused()
+        page.keyboard.press("ArrowRight")
+        expect(panel.get_by_role("tab", name="Look up users")).to_be_focused()
+        expect(panel.get_by_role("tabpanel", name="Look up users")).to_be_visible()
+
+        # Look up users: found, not found; copy and CSV export.
+        ids = [account for account, _ in signed_in_choices(platform)] + ["no-such-account-0001"]
+        lookup = panel.get_by_role("tabpanel", name="Look up users")
+        lookup.get_by_label("Account ids").fill(", ".join(ids[:3]) + ";\n" + " ".join(ids[3:]))
+        expect(lookup.locator(".field-count")).to_have_text("5 account ids")
+        lookup.get_by_role("button", name="Look up").click()
+        expect(lookup.get_by_role("heading", name="Found (4)")).to_be_visible()
+        expect(lookup.get_by_role("heading", name="Not found (1)")).to_be_visible()
+        found = lookup.get_by_role("region", name="Found users")
+        for account in ids[:4]:
+            expect(found).to_contain_text(site.users[account]["displayName"])
+        expect(found.locator(".lozenge", has_text="external")).to_have_count(1)
+        shots.check("lookup")
+        rows = downloaded_csv(
+            page, lookup.get_by_role("button", name="Download CSV of found users")
+        )
+        assert rows[0][:3] == ["accountId", "displayName", "publicName"]
+        assert [r[0] for r in rows[1:]] == ids[:4]
+        lookup.get_by_role("button", name="Copy found users as CSV").click()
+        expect(panel.locator("#status")).to_have_text("Copied 4 users.")
+
+        # Errors in words: an expired session (401 from the bridge), a busy Confluence.
+        page.route(
+            "**/_host/invoke",
+            lambda route: route.fulfill(
+                json={"status": 401, "headers": {}, "body": '{"error": "invalid_token"}'}
+            ),
+        )
+        lookup.get_by_role("button", name="Look up").click()
+        expect(lookup.get_by_role("alert")).to_have_text(
+            "Your session has expired. Reload the page."
+        )
+        page.unroute("**/_host/invoke")
+        platform.faults.add("users-bulk", "429", retry_after=1847)
+        lookup.get_by_role("button", name="Look up").click()
+        expect(lookup.get_by_role("region", name="Account ids that failed")).to_contain_text(
+            "Confluence is busy; try again in 1847 s"
+        )
+        shots.check("lookup-failed")
+
+        # Check access: four buckets with counts; CSV export.
+        with_access = [
+            user["email"]
+            for user in site.users.values()
+            if user.get("email") and user.get("accountStatus", "active") == "active"
+        ][:2]
+        new = list(site.sample_new_emails)[:2]
+        panel.get_by_role("tab", name="Check access").click()
+        access = panel.get_by_role("tabpanel", name="Check access")
+        access.get_by_label("Emails").fill("\n".join([*with_access, *new, "not-an-email"]))
+        access.get_by_role("button", name="Check access").click()
+        cards = access.get_by_role("list", name="Counts")
+        expect(cards).to_contain_text(f"{len(new)}Without access")
+        expect(cards).to_contain_text(f"{len(with_access)}With access")
+        expect(cards).to_contain_text("1Invalid")
+        expect(cards).to_contain_text("0Failed")
+        shots.check("access")
+        rows = downloaded_csv(
+            page, access.get_by_role("button", name="Download CSV of access results")
+        )
+        assert rows[0] == ["email", "result", "detail"]
+        assert {r[0] for r in rows[1:] if r[1] == "withoutAccess"} == set(new)
+        assert {r[0] for r in rows[1:] if r[1] == "invalid"} == {"not-an-email"}
+        access.get_by_role(
+            "button", name=re.compile(r"^Invite the \d+ emails? without access")
+        ).click()
+        invite = panel.get_by_role("tabpanel", name="Invite")
+        expect(panel.get_by_role("tab", name="Invite")).to_have_attribute("aria-selected", "true")
+        expect(invite.get_by_label("Emails to invite")).to_have_value("\n".join(new))
+
+        # Invite: a dry run first, a confirm step, then the job with a progress bar.
+        invite.get_by_label("Emails to invite").fill(
+            ", ".join([*new, *with_access[:1], "not-an-email-either"])
+        )
+        invite.get_by_role("button", name="Preview invitations").click()
+        expect(invite.get_by_role("heading", name=f"Would be invited ({len(new)})")).to_be_visible()
+        expect(invite.get_by_role("heading", name="Skipped (")).to_be_visible()
+        skipped = invite.get_by_role("region", name="Skipped", exact=True)
+        expect(skipped).to_contain_text("Already has access")
+        expect(skipped).to_contain_text("Invalid email")
+        confirm = invite.get_by_role("button", name=f"Invite {len(new)} people")
+        expect(confirm).to_be_visible()
+        shots.check("invite-preview")
+        confirm.click()
+        bar = invite.get_by_role("progressbar", name="Invitation progress")
+        expect(bar).to_have_attribute("aria-valuemax", str(len(new)))
+        expect(invite.locator(".msg-success")).to_contain_text(f"Done: {len(new)} invited")
+        expect(bar).to_have_attribute("aria-valuenow", str(len(new)))
+        outcomes = invite.get_by_role("region", name="Invitation outcomes")
+        expect(outcomes.locator("tbody tr")).to_have_count(len(new))
+        expect(outcomes).to_contain_text("Invited")
+        shots.check("invite-done")
+        rows = downloaded_csv(
+            page, invite.get_by_role("button", name="Download CSV of invitation outcomes")
+        )
+        assert sorted((r[0], r[1]) for r in rows[1:]) == sorted((e, "invited") for e in new)
+
+        # Webhook: confirm, rotate, show URL and secret once; a signed delivery starts a job.
+        panel.get_by_role("tab", name="Webhook").click()
+        hook = panel.get_by_role("tabpanel", name="Webhook")
+        hook.get_by_role("button", name="Rotate webhook secret…").click()
+        expect(hook.get_by_role("heading", name="Rotate the webhook secret?")).to_be_visible()
+        shots.check("webhook-confirm")
+        hook.get_by_role("button", name="Rotate secret").click()
+        url = hook.get_by_role("textbox", name="Webhook URL").input_value()
+        secret = hook.get_by_role("textbox", name="Signing secret").input_value()
+        assert secret.startswith("whsec_")
+        expect(hook.locator("pre").first).to_contain_text(url)
+        expect(hook.locator("pre").nth(1)).to_contain_text("openssl dgst -sha256 -mac HMAC")
+        shots.check("webhook-secret")
+        examples = {"Python": [sys.executable, "-"], "curl": ["bash", "-s"]}
+        for at, (language, runner) in enumerate(examples.items()):
+            example = hook.locator("pre").nth(at).inner_text()
+            sent = subprocess.run(
+                runner,
+                input=example,
+                env={**os.environ, "ACCESS_DESK_WEBHOOK_SECRET": secret},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert sent.returncode == 0, sent.stderr
+            assert "jobId" in sent.stdout, (language, sent.stdout, sent.stderr)
+
+        # Jobs: panel and webhook jobs; open one.
+        panel.get_by_role("tab", name="Jobs").click()
+        jobs = panel.get_by_role("tabpanel", name="Jobs")
+        table = jobs.get_by_role("region", name="Jobs")
+        expect(table.locator("tbody tr")).to_have_count(4)
+        expect(table).to_contain_text("Webhook")
+        expect(table).to_contain_text("Dry run")
+        shots.check("jobs")
+        table.get_by_role("button", name=re.compile("^Open job: Invite from the panel")).click()
+        detail = jobs.get_by_role("region", name="Job items")
+        expect(detail.locator("tbody tr")).to_have_count(len(new))
+        shots.check("job-detail")
+
+        # Audit log: entries with paging and CSV export.
+        panel.get_by_role("tab", name="Audit log").click()
+        audit = panel.get_by_role("tabpanel", name="Audit log")
+        entries = audit.get_by_role("region", name="Audit log")
+        expect(entries.locator("tbody tr").first).to_be_visible()
+        shots.check("audit")
+        rows = downloaded_csv(
+            page, audit.get_by_role("button", name="Download CSV of the loaded audit entries")
+        )
+        assert rows[0] == ["at", "actor", "action", "source", "subjects", "outcome"]
+        assert len(rows) > 3
+
+        # Dark mode, as Forge sets it with data-color-mode.
+        panel.get_by_role("tab", name="Look up users").click()
+        page.select_option("#host-theme", "dark")
+        expect(panel.locator("html[data-color-mode=dark]")).to_have_count(1)
+        shots.check("dark")
+    finally:
+        page.context.close()
+    shots.publish("lookup", ROOT / "docs" / "panel.png")
+    shots.publish("invite-preview", ROOT / "docs" / "panel-invite.png")
+
+
+def test_ordinary_users_get_lookup_and_a_polite_note(browser, host, platform):
+    site = platform.installation.site
+    page, panel = open_panel(browser, host)
+    shots = Screens(page, "user")
+    try:
+        options = page.locator("#host-account option")
+        expect(options).to_have_count(4)
+        ordinary = options.nth(1).get_attribute("value")
+        external = options.nth(3).get_attribute("value")
+        panel = sign_in_as(page, ordinary)
+        expect(panel.locator("#who")).to_contain_text("Confluence user")
+        expect(panel.get_by_role("tab")).to_have_text(["Look up users"])
+        expect(panel.locator(".msg-info")).to_contain_text("for Confluence administrators")
+        shots.check("start")
+        lookup = panel.get_by_role("tabpanel", name="Look up users")
+        lookup.get_by_label("Account ids").fill(f"{site.admin_id} {ordinary}")
+        lookup.get_by_role("button", name="Look up").click()
+        expect(lookup.get_by_role("heading", name="Found (2)")).to_be_visible()
+        shots.check("lookup")
+        refused = (
+            page.frame_locator("#host-panel")
+            .locator("html")
+            .evaluate(
+                """() => import("./api.js").then((api) =>
+                api.call("checkAccess", {emails: ["someone@example.com"]}).then(
+                    () => "allowed", (err) => err.message))"""
+            )
+        )
+        assert refused == "Only Confluence administrators can do this."
+
+        panel = sign_in_as(page, external)
+        expect(panel.get_by_role("tab")).to_have_text(["Look up users"])
+        shots.check("external")
+    finally:
+        page.context.close()
+
+
+def test_panel_runs_under_the_forge_content_security_policy(browser, host):
+    page, panel = open_panel(browser, host, bypass_csp=False)
+    refused = []
+    page.on("console", lambda m: refused.append(m.text) if "Security Policy" in m.text else None)
+    try:
+        for name in ["Check access", "Invite", "Jobs", "Audit log", "Webhook", "Look up users"]:
+            panel.get_by_role("tab", name=name).click()
+            expect(panel.get_by_role("tabpanel", name=name)).to_be_visible()
+        assert refused == []
+        frame = next(f for f in page.frames if "/panel/" in f.url)
+        assert frame.evaluate("() => document.querySelectorAll('script:not([src])').length") == 0
+    finally:
+        page.context.close()
+
+
+def test_ten_thousand_ids_stay_responsive(browser, host, platform):
+    site = platform.installation.site
+    page, panel = open_panel(browser, host)
+    shots = Screens(page, "large")
+    try:
+        unknown = [f"no-such-account-{i:05d}" for i in range(10_000 - 2)]
+        ids = [site.admin_id, *unknown, next(iter(site.external_ids))]
+        lookup = panel.get_by_role("tabpanel", name="Look up users")
+        paste(lookup.get_by_label("Account ids"), "\n".join(ids))
+        expect(lookup.locator(".field-count")).to_have_text("10,000 account ids")
+        lookup.get_by_role("button", name="Look up").click()
+        expect(lookup.get_by_role("heading", name="Not found (9,998)")).to_be_visible(
+            timeout=60_000
+        )
+        missing = lookup.get_by_role("region", name="Account ids not found")
+        expect(missing.locator("tbody tr")).to_have_count(100)
+        pager = lookup.locator(".pager-info").last
+        expect(pager).to_have_text("Rows 1–100 of 9,998")
+        lookup.get_by_role("button", name="Next page of account ids not found").click()
+        expect(pager).to_have_text("Rows 101–200 of 9,998")
+        shown = ROWS.match(pager.inner_text())
+        assert shown is not None
+        assert shown.groups() == ("101", "200", "9,998")
+        rendered = panel.locator("tr").count()
+        assert rendered < 300, rendered
+        shots.check("lookup")
+        paste(lookup.get_by_role("textbox", name="Account ids"), "\n".join([*ids, "one-more"]))
+        lookup.get_by_role("button", name="Look up").click()
+        expect(lookup.locator(".field-error")).to_contain_text("At most 10,000 entries at once")
+    finally:
+        page.context.close()

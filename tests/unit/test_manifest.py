@@ -1,0 +1,220 @@
+"""manifest.yml under @forge/manifest's full offline validation (tests/manifest/validate.mjs), plus
+the facts the backend relies on: trigger routes, token settings and the exact scopes.
+
+The validator runs in Node from ACCESS_DESK_NODE_MODULES (set by ./test), falling back to the repo's
+.cache/node/node_modules. Broken copies of the manifest must be rejected, so a validator that
+silently does nothing cannot pass. Compiling the schema takes seconds, so the copies are validated
+in one Node run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = ROOT / "manifest.yml"
+VALIDATOR = ROOT / "tests" / "manifest" / "validate.mjs"
+
+SCOPES = {
+    "read:app-user-token",
+    "read:app-system-token",
+    "read:user:confluence",
+    "read:configuration:confluence",
+    "read:content-details:confluence",
+}
+
+
+def node_modules() -> Path:
+    configured = os.environ.get("ACCESS_DESK_NODE_MODULES")
+    path = Path(configured) if configured else ROOT / ".cache" / "node" / "node_modules"
+    if not (path / "@forge" / "manifest" / "package.json").is_file():
+        pytest.fail(
+            f"@forge/manifest is not installed in {path}; run ./test (it installs it into "
+            ".cache/node) or point ACCESS_DESK_NODE_MODULES at a node_modules that has it"
+        )
+    return path
+
+
+def validate(*manifests: Path) -> tuple[int, list[dict[str, Any]]]:
+    """Run the validator once on `manifests`: (exit status, one JSON report per manifest)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH; Node.js 20+ is needed to validate manifest.yml")
+    proc = subprocess.run(
+        [node, str(VALIDATOR), *map(str, manifests)],
+        env={**os.environ, "ACCESS_DESK_NODE_MODULES": str(node_modules())},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if proc.returncode not in (0, 1):
+        pytest.fail(f"validator could not run (exit {proc.returncode}):\n{proc.stderr}")
+    try:
+        reports = [json.loads(line) for line in proc.stdout.splitlines()]
+    except json.JSONDecodeError:
+        pytest.fail(f"validator printed something other than JSON lines:\n{proc.stdout}")
+    assert [r["manifest"] for r in reports] == [str(m) for m in manifests], proc.stderr
+    return proc.returncode, reports
+
+
+def messages(report: dict[str, Any], level: str = "error") -> list[str]:
+    return [e["message"] for e in report["errors"] if e["level"] == level]
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    status, [result] = validate(MANIFEST)
+    assert messages(result) == []
+    assert status == 0 and result["ok"] is True
+    return result
+
+
+@pytest.fixture(scope="module")
+def parsed(report: dict[str, Any]) -> dict[str, Any]:
+    manifest: dict[str, Any] = report["parsed"]
+    return manifest
+
+
+def endpoints(parsed: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["key"]: e for e in parsed["modules"]["endpoint"]}
+
+
+def test_manifest_passes_full_validation(report: dict[str, Any]) -> None:
+    assert report["manifest"] == str(MANIFEST)
+    assert report["success"] is True
+    assert messages(report, "warning") == []
+
+
+def test_admin_page_is_custom_ui_with_remote_resolver(parsed: dict[str, Any]) -> None:
+    [page] = parsed["modules"]["confluence:globalSettings"]
+    assert page["key"] == "access-desk-admin"
+    assert page["title"] == "Access Desk"
+    [resource] = [r for r in parsed["resources"] if r["key"] == page["resource"]]
+    assert resource["path"] == "static"
+    assert (ROOT / "static" / "index.html").is_file()
+    ui = endpoints(parsed)[page["resolver"]["endpoint"]]
+    assert ui["remote"] == "access-desk-remote"
+    assert "route" not in ui  # UI calls give the path in invokeRemote
+    assert ui["auth"]["appUserToken"]["enabled"] is True
+    assert ui["auth"]["appSystemToken"]["enabled"] is True
+
+
+def test_trigger_routes_match_the_backend(parsed: dict[str, Any]) -> None:
+    by_key = endpoints(parsed)
+    [trigger] = parsed["modules"]["trigger"]
+    assert sorted(trigger["events"]) == ["avi:forge:installed:app", "avi:forge:upgraded:app"]
+    [scheduled] = parsed["modules"]["scheduledTrigger"]
+    assert scheduled["interval"] == "hour"
+    lifecycle, hourly = by_key[trigger["endpoint"]], by_key[scheduled["endpoint"]]
+    assert lifecycle["route"] == {"path": "/forge/lifecycle"}
+    assert hourly["route"] == {"path": "/forge/scheduled"}
+    for endpoint in (lifecycle, hourly):
+        assert endpoint["remote"] == "access-desk-remote"
+        assert endpoint["auth"] == {"appSystemToken": {"enabled": True}}
+
+
+def test_remote_and_scopes(parsed: dict[str, Any]) -> None:
+    [remote] = parsed["remotes"]
+    assert remote["key"] == "access-desk-remote"
+    assert remote["baseUrl"].startswith("https://")
+    assert "compute" in remote["operations"]  # required for invokeRemote
+    scopes = parsed["permissions"]["scopes"]
+    assert len(scopes) == len(set(scopes))
+    assert set(scopes) == SCOPES
+    assert parsed["app"]["id"].startswith("ari:cloud:ecosystem::app/")
+
+
+def replace(old: str, new: str) -> Callable[[str], str]:
+    def mutate(text: str) -> str:
+        assert old in text, f"manifest.yml changed shape; update this test's mutation: {old!r}"
+        return text.replace(old, new, 1)
+
+    return mutate
+
+
+LIFECYCLE_ENDPOINT = """\
+      route:
+        path: /forge/lifecycle
+      auth:
+        appSystemToken:
+          enabled: true
+"""
+
+BROKEN = {
+    # A trigger endpoint with no route that also asks for the user token: two rule violations
+    # that the bare JSON schema does not catch.
+    "trigger-endpoint-user-token-no-route": (
+        replace(
+            LIFECYCLE_ENDPOINT,
+            "      auth:\n        appUserToken:\n          enabled: true\n"
+            "        appSystemToken:\n          enabled: true\n",
+        ),
+        ["only supports appSystemToken", "requires 'route' parameter"],
+    ),
+    "unknown-scheduled-interval": (
+        replace("interval: hour", "interval: minute"),
+        ["allowed values are 'fiveMinute', 'hour', 'day', 'week'"],
+    ),
+    "unknown-scope": (
+        replace("- read:content-details:confluence", "- read:content-detail:confluence"),
+        ["Invalid 'scopes' permission"],
+    ),
+    "endpoint-to-missing-remote": (
+        replace("remote: access-desk-remote\n      route:", "remote: nowhere\n      route:"),
+        ["remote property 'nowhere' was not found"],
+    ),
+}
+
+
+def copy_manifest(directory: Path, mutate: Callable[[str], str]) -> Path:
+    """The manifest, mutated, beside a copy of the panel's entry page (resources resolve from it)."""
+    (directory / "static").mkdir(parents=True)
+    shutil.copy(ROOT / "static" / "index.html", directory / "static" / "index.html")
+    target = directory / "manifest.yml"
+    target.write_text(mutate(MANIFEST.read_text(encoding="utf-8")), encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Reports for the broken copies, an unchanged copy ("unchanged") and a copy with no static/
+    panel beside it ("no-panel"), keyed by case."""
+    root = tmp_path_factory.mktemp("manifests")
+    paths = {case: copy_manifest(root / case, mutate) for case, (mutate, _) in BROKEN.items()}
+    paths["unchanged"] = copy_manifest(root / "unchanged", lambda text: text)
+    (root / "no-panel").mkdir()
+    paths["no-panel"] = root / "no-panel" / "manifest.yml"
+    shutil.copy(MANIFEST, paths["no-panel"])
+    status, reports = validate(*paths.values())
+    assert status == 1  # some copy is invalid, so the run must fail
+    return dict(zip(paths, reports, strict=True))
+
+
+def test_unchanged_copy_is_valid(copies: dict[str, dict[str, Any]]) -> None:
+    # The control for the broken copies: relocating the manifest alone breaks nothing.
+    result = copies["unchanged"]
+    assert messages(result) == []
+    assert result["ok"] is True
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_copy_is_rejected(copies: dict[str, dict[str, Any]], case: str) -> None:
+    _, expected = BROKEN[case]
+    result = copies[case]
+    assert result["ok"] is False
+    errors = messages(result)
+    for fragment in expected:
+        assert any(fragment in message for message in errors), (fragment, errors)
+
+
+def test_missing_panel_is_rejected(copies: dict[str, dict[str, Any]]) -> None:
+    result = copies["no-panel"]
+    assert result["ok"] is False
+    assert any("static" in message for message in messages(result)), messages(result)

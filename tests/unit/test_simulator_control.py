@@ -1,0 +1,136 @@
+"""The simulator's control API (``/_sim/``) and ``python -m simulator``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+import requests
+
+from simulator import Platform
+
+APP_ID = "ari:cloud:ecosystem::app/0b7f3f0e-5d43-4c1a-9a55-1d2f3e4a5b6c"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def sim() -> Iterator[Platform]:
+    p = Platform(app_id=APP_ID, seed=True, seed_users=6, invite_delay=0.05)
+    server = p.serve("127.0.0.1", 0)
+    try:
+        yield p
+    finally:
+        server.stop()
+
+
+def control(p: Platform, method: str, path: str, body: object = None) -> requests.Response:
+    return requests.request(method, f"{p.url}/_sim{path}", json=body, timeout=5)
+
+
+def test_state_describes_urls_installations_and_sites(sim: Platform) -> None:
+    state = control(sim, "GET", "/state").json()
+    assert state["jwksUrl"] == sim.jwks_url and state["graphqlUrl"] == sim.graphql_url
+    assert state["allowlistPrefix"] == sim.allowlist_prefix and state["appId"] == APP_ID
+    (inst,) = state["installations"]
+    assert inst["id"] == sim.installation.id and inst["cloudId"] == sim.installation.cloud_id
+    assert inst["apiBaseUrl"] == sim.installation.api_base_url
+    site = inst["site"]
+    assert site["adminId"] == sim.installation.site.admin_id and site["userCount"] == 11
+    assert set(site["sampleNewEmails"]).isdisjoint(site["emailsWithAccess"])
+    added = control(sim, "POST", "/installations").json()
+    assert added["cloudId"] != inst["cloudId"] and len(sim.installations) == 2
+
+
+def test_tokens_work_against_the_simulated_platform(sim: Platform) -> None:
+    inst = sim.installation
+    admin = inst.site.admin_id
+    minted = control(sim, "POST", "/tokens", {"accountId": admin, "lifetime": 600}).json()
+    key = jwt.PyJWKClient(sim.jwks_url).get_signing_key_from_jwt(minted["fit"])
+    claims = jwt.decode(minted["fit"], key, algorithms=["RS256"], audience=APP_ID)
+    assert claims["principal"] == admin and claims["exp"] - claims["iat"] == 600
+    assert minted["headers"]["x-forge-oauth-user"] == minted["userToken"]
+    assert minted["headers"]["authorization"] == f"Bearer {minted['fit']}"
+    me = requests.get(
+        inst.api_base_url + "/wiki/rest/api/user/current",
+        timeout=5,
+        headers={"Authorization": f"Bearer {minted['userToken']}"},
+    )
+    assert me.json()["accountId"] == admin
+    other = sim.add_installation()
+    trigger = control(sim, "POST", "/tokens", {"installationId": other.uuid}).json()
+    assert trigger["userToken"] is None and trigger["systemToken"]
+    assert (
+        jwt.decode(trigger["fit"], options={"verify_signature": False})["app"]["installationId"]
+        == other.id
+    )
+    assert control(sim, "POST", "/tokens", {"installationId": "nope"}).status_code == 400
+
+
+def test_faults_latency_switches_and_request_log(sim: Platform) -> None:
+    inst = sim.installation
+    fault = {"endpoint": "users-bulk", "kind": "429", "times": 1, "retryAfter": 9, "delayMs": 10}
+    assert control(sim, "POST", "/faults", fault).status_code == 201
+    assert control(sim, "GET", "/faults").json()["faults"][0]["retryAfter"] == 9
+    token = sim.user_token(inst, inst.site.admin_id)
+    answer = requests.post(
+        inst.api_base_url + "/wiki/api/v2/users-bulk",
+        json={"accountIds": ["x"]},
+        timeout=5,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "9"
+    log = control(sim, "GET", "/requests").json()["requests"]
+    assert log[0]["accountId"] == inst.site.admin_id and log[0]["status"] == 429
+    assert token not in json.dumps(log)
+    assert control(sim, "DELETE", "/requests").ok and sim.requests == []
+    control(sim, "POST", "/faults", {"endpoint": "*", "kind": "500", "times": None})
+    assert control(sim, "DELETE", "/faults").json() == {"cleared": 1}
+    assert control(sim, "POST", "/faults", {"endpoint": "x", "kind": "429"}).status_code == 400
+    assert control(sim, "PUT", "/latency", {"ms": 25}).json() == {"ms": 25}
+    assert sim.latency == 0.025
+    assert control(sim, "PUT", "/latency", {"ms": "fast"}).status_code == 400
+    control(sim, "PUT", "/switches", {"nearLimit": True, "apiDisabled": True})
+    assert sim.near_limit and inst.site.api_disabled
+    assert control(sim, "PUT", "/switches", {"nearLimit": "yes"}).status_code == 400
+
+
+def test_python_m_simulator_serves_and_prints_its_urls() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--app-id",
+            APP_ID,
+            "--seed-users",
+            "3",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not lines or lines[-1] != "}\n":
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else "no output"
+            lines.append(line)
+        info = json.loads("".join(lines))
+        assert info["FORGE_JWKS_URL"].startswith("http://127.0.0.1:")
+        keys = requests.get(info["FORGE_JWKS_URL"], timeout=5).json()["keys"]
+        assert keys[0]["kty"] == "RSA"
+        assert requests.get(info["control"], timeout=5).json()["appId"] == APP_ID
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

@@ -1,0 +1,622 @@
+"""store.Store on SQLite (a temp file) and, when ``TEST_POSTGRES_URL`` is set, on PostgreSQL (a
+fresh database per test)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from cryptography.fernet import Fernet
+
+import store as store_module
+from store import BadCursor, Store, StoreGate, UnknownInstallation
+
+A = "ari:cloud:ecosystem::installation/aaaaaaaa-0000-4000-8000-000000000001"
+B = "ari:cloud:ecosystem::installation/bbbbbbbb-0000-4000-8000-000000000002"
+KEY = Fernet.generate_key().decode()
+
+BACKENDS = ["sqlite"]
+if os.environ.get("TEST_POSTGRES_URL"):
+    BACKENDS.append(pytest.param("postgres", marks=pytest.mark.postgres))  # type: ignore[arg-type]
+
+
+@contextmanager
+def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a temp SQLite file, or a new PostgreSQL database dropped after."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        return
+    admin_url = sa.make_url(os.environ["TEST_POSTGRES_URL"])
+    name = f"ad_test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_750_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+def store(db_url: str, clock: Clock) -> Iterator[Store]:
+    s = Store(db_url, KEY, clock=clock)
+    s.migrate()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def make_job(s: Store, installation: str = A, n: int = 3, **kw: object) -> str:
+    emails = [f"user{i}@example.com" for i in range(n)]
+    args: dict[str, object] = {"source": "panel", "dry_run": False, "created_by": "admin-1"}
+    args.update(kw)
+    return s.create_job(installation, emails=emails, **args).id  # type: ignore[arg-type]
+
+
+# -- migrations ------------------------------------------------------------------------------------
+
+
+def test_migrate_from_empty_then_again_is_a_no_op(db_url: str) -> None:
+    s = Store(db_url, KEY)
+    try:
+        s.migrate()
+        s.migrate()
+        with s.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), store_module.metadata) == []
+            versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+        assert [v for (v,) in versions] == ["0001"]
+        assert s.ping()
+    finally:
+        s.close()
+
+
+def test_migrate_from_several_processes_at_once(db_url: str) -> None:
+    stores = [Store(db_url, KEY) for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(stores))
+
+    def run(s: Store) -> None:
+        start.wait()
+        try:
+            s.migrate()
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert make_job(stores[0])
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_default_sqlite_url_creates_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = Store("sqlite:///var/access-desk.sqlite3", KEY)
+    try:
+        s.migrate()
+        assert (tmp_path / "var" / "access-desk.sqlite3").is_file()
+        with s.engine.connect() as conn:
+            assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        s.close()
+
+
+# -- installations and secrets ---------------------------------------------------------------------
+
+
+def test_secrets_are_encrypted_at_rest_and_kept_out_of_repr(store: Store, clock: Clock) -> None:
+    system, offline, webhook = (
+        "sys-TOKEN-123456",
+        "offline-TOKEN-7890",
+        "whsec_c2VjcmV0LXdlYmhvb2s=",
+    )
+    store.upsert_installation(
+        A,
+        cloud_id="cloud-a",
+        api_base_url="https://api.example/ex/confluence/cloud-a",
+        system_token=system,
+        system_token_expires_at=clock() + 3600,
+    )
+    store.set_webhook_secret(A, webhook, "admin-1")
+    store.save_offline_token(A, "admin-1", offline, clock() + 600)
+
+    with store.engine.connect() as conn:
+        raw = [
+            repr(tuple(row))
+            for table in ("installations", "offline_tokens")
+            for row in conn.execute(sa.text(f"SELECT * FROM {table}"))
+        ]
+    dump = "\n".join(raw)
+    for secret in (system, offline, webhook, "c2VjcmV0LXdlYmhvb2s"):
+        assert secret not in dump
+
+    inst = store.installation(A)
+    assert inst is not None and inst.system_token == system
+    assert system not in repr(inst)
+    assert store.offline_token(A, "admin-1") == (offline, clock() + 600)
+    assert store.webhook_secrets(A) == [webhook]
+
+    other_key = Store(
+        store.engine.url.render_as_string(hide_password=False), Fernet.generate_key().decode()
+    )
+    try:
+        assert other_key.webhook_secrets(A) == []
+        assert other_key.offline_token(A, "admin-1") is None
+        inst = other_key.installation(A)
+        assert inst is not None and inst.system_token is None
+    finally:
+        other_key.close()
+
+
+def test_upsert_installation_is_idempotent_and_keeps_the_later_token(
+    store: Store, clock: Clock
+) -> None:
+    base = "https://api.example/ex/confluence/cloud-a"
+    store.upsert_installation(A, cloud_id="cloud-a", api_base_url=base)
+    store.upsert_installation(A, cloud_id="cloud-a", api_base_url=base)
+    inst = store.installation(A)
+    assert inst is not None and inst.system_token is None and inst.uuid == A.rsplit("/", 1)[1]
+
+    store.upsert_installation(
+        A, cloud_id="cloud-a", api_base_url=base, system_token="t2", system_token_expires_at=2000.0
+    )
+    store.upsert_installation(  # a late redelivery of an older token changes nothing
+        A, cloud_id="cloud-a", api_base_url=base, system_token="t1", system_token_expires_at=1000.0
+    )
+    inst = store.installation(A)
+    assert inst is not None and (inst.system_token, inst.system_token_expires_at) == ("t2", 2000.0)
+
+    store.upsert_installation(
+        A,
+        cloud_id="cloud-a",
+        api_base_url=base + "/",
+        system_token="t3",
+        system_token_expires_at=3000.0,
+    )
+    inst = store.installation(A)
+    assert inst is not None and inst.system_token == "t3" and inst.api_base_url == base + "/"
+    assert store.installation_by_uuid(A.rsplit("/", 1)[1]) == inst
+    assert store.installation_by_uuid("no-such-uuid") is None
+
+
+def test_webhook_secret_rotation_keeps_the_previous_secret_for_a_day(
+    store: Store, clock: Clock
+) -> None:
+    with pytest.raises(UnknownInstallation):
+        store.set_webhook_secret(A, "whsec_a", "admin-1")
+    store.upsert_installation(A, cloud_id="c", api_base_url="https://api.example/")
+    assert store.webhook_secrets(A) == [] and store.webhook_admin(A) is None
+    store.set_webhook_secret(A, "whsec_one", "admin-1")
+    clock.advance(60)
+    store.set_webhook_secret(A, "whsec_two", "admin-2")
+    assert store.webhook_secrets(A) == ["whsec_two", "whsec_one"]
+    assert store.webhook_admin(A) == "admin-2"
+    clock.advance(24 * 3600 + 1)
+    assert store.webhook_secrets(A) == ["whsec_two"]
+
+
+def test_another_installation_sees_nothing(store: Store) -> None:
+    store.upsert_installation(A, cloud_id="c", api_base_url="https://api.example/")
+    store.upsert_installation(B, cloud_id="d", api_base_url="https://api.example/")
+    store.set_webhook_secret(A, "whsec_a", "admin-1")
+    store.save_offline_token(A, "admin-1", "tok", 10**10)
+    job_id = make_job(store, A)
+    store.add_audit(
+        A, actor="admin-1", action="checkAccess", source="panel", subjects=[], outcome="ok"
+    )
+    store.record_delivery(A, "msg-1", job_id)
+
+    assert store.job(B, job_id) is None
+    assert store.list_jobs(B, 10) == ([], None)
+    assert store.list_audit(B, 10) == ([], None)
+    assert store.webhook_secrets(B) == []
+    assert store.webhook_admin(B) is None
+    assert store.offline_token(B, "admin-1") is None
+    assert store.delivery_job(B, "msg-1") is None
+    assert store.next_items(B, job_id, checked=False) == []
+    assert store.claim_job("w", 60, installation_id=B) is None
+    assert store.claim_job("w", 60, installation_id=B, job_id=job_id) is None
+    assert store.delete_job(B, job_id) is False
+    claimed = store.claim_job("w", 60, installation_id=A, job_id=job_id)
+    assert claimed is not None and claimed.id == job_id
+    assert store.record_outcomes(B, job_id, "w", {"user0@example.com": ("invited", None)}) is False
+    assert store.finish_job(B, job_id, "w") is False
+    job = store.job(A, job_id)
+    assert job is not None and job.counts.pending == 3 and job.state == "running"
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+def test_create_job_gives_the_contract_shape(store: Store) -> None:
+    created = store.create_job(
+        A, source="webhook", dry_run=True, created_by="admin-1", emails=["a@x.io", "B@x.io"]
+    )
+    loaded = store.job(A, created.id)
+    assert loaded is not None
+    assert created.to_json() == loaded.to_json()
+    body = loaded.to_json()
+    assert set(body) == {
+        "id",
+        "kind",
+        "source",
+        "dryRun",
+        "state",
+        "createdAt",
+        "createdBy",
+        "updatedAt",
+        "total",
+        "counts",
+        "items",
+    }
+    assert body["kind"] == "invite" and body["source"] == "webhook" and body["dryRun"] is True
+    assert body["state"] == "queued" and body["total"] == 2
+    assert body["createdAt"] == "2025-06-15T15:06:40.000Z"
+    assert body["counts"] == {
+        "pending": 2,
+        "invited": 0,
+        "alreadyHasAccess": 0,
+        "invalid": 0,
+        "failed": 0,
+    }
+    assert body["items"] == [
+        {"email": "a@x.io", "outcome": "pending"},
+        {"email": "B@x.io", "outcome": "pending"},
+    ]
+    summary = store.job(A, created.id, items=False)
+    assert summary is not None and "items" not in summary.to_json(items=False)
+    with pytest.raises(ValueError):
+        summary.to_json(items=True)
+
+
+def test_record_outcomes_updates_items_counts_and_state(store: Store) -> None:
+    job_id = make_job(store, n=4)
+    assert store.claim_job("w1", 60) is not None
+    assert store.next_items(A, job_id, checked=False, limit=3) == [
+        "user0@example.com",
+        "user1@example.com",
+        "user2@example.com",
+    ]
+    ok = store.record_outcomes(
+        A,
+        job_id,
+        "w1",
+        {
+            "user0@example.com": ("alreadyHasAccess", None),
+            "user1@example.com": ("invalid", None),
+            "user2@example.com": ("pending", None),
+        },
+        checked=True,
+    )
+    assert ok
+    assert store.next_items(A, job_id, checked=False) == ["user3@example.com"]
+    assert store.next_items(A, job_id, checked=True) == ["user2@example.com"]
+    store.record_outcomes(A, job_id, "w1", {"user2@example.com": ("failed", "rejected: no")})
+    store.record_outcomes(A, job_id, "w1", {"user0@example.com": ("invited", None)})  # final stays
+    job = store.job(A, job_id)
+    assert job is not None and job.state == "running"
+    assert job.counts.to_json() == {
+        "pending": 1,
+        "invited": 0,
+        "alreadyHasAccess": 1,
+        "invalid": 1,
+        "failed": 1,
+    }
+    assert job.items is not None
+    assert [(i.outcome, i.error, i.checked) for i in job.items] == [
+        ("alreadyHasAccess", None, True),
+        ("invalid", None, True),
+        ("failed", "rejected: no", True),
+        ("pending", None, False),
+    ]
+    with pytest.raises(ValueError):
+        store.record_outcomes(A, job_id, "w1", {"user3@example.com": ("maybe", None)})
+
+
+def test_claim_is_oldest_first_and_respects_not_before(store: Store, clock: Clock) -> None:
+    first = make_job(store)
+    clock.advance(1)
+    second = make_job(store)
+    job = store.claim_job("w1", 60)
+    assert job is not None and job.id == first and job.state == "running"
+    assert job.lease_owner == "w1" and job.lease_until == clock() + 60
+    job = store.claim_job("w2", 60)
+    assert job is not None and job.id == second
+    assert store.claim_job("w3", 60) is None
+    again = store.claim_job("w1", 60, job_id=first)  # the holder may claim again (renews)
+    assert again is not None and again.id == first
+
+    assert store.release_job(first, "w1", not_before=clock() + 30)
+    assert store.release_job(first, "w1") is False
+    assert store.claim_job("w3", 60) is None
+    clock.advance(30)
+    job = store.claim_job("w3", 60)
+    assert job is not None and job.id == first
+
+
+def test_expired_lease_is_taken_over_and_the_old_holder_writes_nothing(
+    store: Store, clock: Clock
+) -> None:
+    job_id = make_job(store)
+    assert store.claim_job("w1", 60) is not None
+    assert store.claim_job("w2", 60) is None
+    clock.advance(30)
+    assert store.renew_lease(job_id, "w1", 60)
+    clock.advance(59)
+    assert store.claim_job("w2", 60) is None
+    clock.advance(2)
+    taken = store.claim_job("w2", 60)
+    assert taken is not None and taken.id == job_id and taken.lease_owner == "w2"
+
+    assert store.record_outcomes(A, job_id, "w1", {"user0@example.com": ("invited", None)}) is False
+    assert store.renew_lease(job_id, "w1", 60) is False
+    assert store.finish_job(A, job_id, "w1") is False
+    assert store.release_job(job_id, "w1") is False
+    job = store.job(A, job_id)
+    assert job is not None and job.counts.pending == 3 and job.lease_owner == "w2"
+    assert store.record_outcomes(A, job_id, "w2", {"user0@example.com": ("invited", None)})
+
+
+def test_a_lease_that_ran_out_cannot_write_even_before_a_takeover(
+    store: Store, clock: Clock
+) -> None:
+    job_id = make_job(store)
+    assert store.claim_job("w1", 10) is not None
+    clock.advance(11)
+    assert store.record_outcomes(A, job_id, "w1", {"user0@example.com": ("invited", None)}) is False
+
+
+@pytest.mark.parametrize("two_stores", [False, True], ids=["threads", "two-stores"])
+def test_claims_race_but_never_share_a_job(store: Store, db_url: str, two_stores: bool) -> None:
+    job_ids = {make_job(store, n=1) for _ in range(24)}
+    other = Store(db_url, KEY) if two_stores else store
+    claimed: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        s = other if n % 2 else store
+        start.wait()
+        while (job := s.claim_job(f"w{n}", 600)) is not None:
+            with lock:
+                claimed.append((job.id, f"w{n}"))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if two_stores:
+        other.close()
+    ids = [job_id for job_id, _ in claimed]
+    assert sorted(ids) == sorted(job_ids)  # each exactly once
+    for job_id, worker in claimed:
+        job = store.job(A, job_id, items=False)
+        assert job is not None and job.lease_owner == worker
+
+
+def test_finish_writes_exactly_one_audit_entry(store: Store, clock: Clock) -> None:
+    job_id = make_job(store, n=2, dry_run=True)
+    assert store.claim_job("w1", 60) is not None
+    store.record_outcomes(
+        A,
+        job_id,
+        "w1",
+        {"user0@example.com": ("pending", None), "user1@example.com": ("invalid", None)},
+        checked=True,
+    )
+    clock.advance(5)
+    assert store.finish_job(A, job_id, "w1")
+    assert store.finish_job(A, job_id, "w1") is False
+    assert store.claim_job("w1", 60) is None  # done jobs are never claimed
+    job = store.job(A, job_id)
+    assert job is not None and job.state == "done" and job.lease_owner is None
+    assert job.counts.pending == 1 and job.counts.invalid == 1
+    entries, _ = store.list_audit(A, 10)
+    assert [e.to_json() for e in entries] == [
+        {
+            "at": "2025-06-15T15:06:45.000Z",
+            "actor": "admin-1",
+            "action": "invite.dryRun",
+            "source": "panel",
+            "subjects": ["user0@example.com", "user1@example.com"],
+            "outcome": {
+                "jobId": job_id,
+                "state": "done",
+                "pending": 1,
+                "invited": 0,
+                "alreadyHasAccess": 0,
+                "invalid": 1,
+                "failed": 0,
+            },
+        }
+    ]
+
+
+def test_failing_a_job_fails_its_pending_items(store: Store) -> None:
+    job_id = make_job(store, n=3)
+    assert store.claim_job("w1", 60) is not None
+    store.record_outcomes(A, job_id, "w1", {"user0@example.com": ("invited", None)}, checked=True)
+    assert store.finish_job(A, job_id, "w1", state="failed", error="no_token")
+    job = store.job(A, job_id)
+    assert job is not None and job.state == "failed" and job.error == "no_token"
+    assert job.items is not None
+    assert [(i.outcome, i.error) for i in job.items] == [
+        ("invited", None),
+        ("failed", "no_token"),
+        ("failed", "no_token"),
+    ]
+    with pytest.raises(ValueError):
+        store.finish_job(A, job_id, "w1", state="running")
+
+
+def test_delete_job(store: Store) -> None:
+    job_id = make_job(store)
+    assert store.delete_job(A, job_id)
+    assert store.job(A, job_id) is None
+    assert store.delete_job(A, job_id) is False
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM job_items")).scalar() == 0
+
+
+# -- paging ----------------------------------------------------------------------------------------
+
+
+def test_list_jobs_pages_newest_first_even_with_equal_times(store: Store, clock: Clock) -> None:
+    made = []
+    for i in range(7):
+        if i % 3 == 0:
+            clock.advance(1)  # several jobs share a creation time
+        made.append(make_job(store, n=1))
+    make_job(store, B, n=1)
+    created = {j: store.job(A, j, items=False) for j in made}
+    expected = sorted(made, key=lambda j: (getattr(created[j], "created_at", 0.0), j), reverse=True)
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page, cursor = store.list_jobs(A, 3, before=cursor)
+        pages += 1
+        assert all(j.items is None for j in page)
+        seen.extend(j.id for j in page)
+        if cursor is None:
+            break
+    assert seen == expected and pages == 3
+    assert store.list_jobs(A, 7) == (store.list_jobs(A, 7)[0], None)
+    for bad in ("", "nonsense", "W1siYSIsMV0", store_module._cursor("a", 5)):
+        with pytest.raises(BadCursor):
+            store.list_jobs(A, 3, before=bad)
+
+
+def test_list_audit_pages_newest_first(store: Store, clock: Clock) -> None:
+    for i in range(5):
+        store.add_audit(
+            A,
+            actor="admin-1",
+            action=f"a{i}",
+            source="panel",
+            subjects=[f"s{i}"],
+            outcome={"n": i} if i % 2 else "ok",
+        )
+        clock.advance(1)
+    store.add_audit(B, actor="x", action="other", source="panel", subjects=[], outcome="ok")
+    first, cursor = store.list_audit(A, 2)
+    assert [e.action for e in first] == ["a4", "a3"] and cursor is not None
+    second, cursor = store.list_audit(A, 2, before=cursor)
+    assert [e.action for e in second] == ["a2", "a1"] and cursor is not None
+    third, cursor = store.list_audit(A, 2, before=cursor)
+    assert [e.action for e in third] == ["a0"] and cursor is None
+    assert first[1].to_json() == {
+        "at": "2025-06-15T15:06:43.000Z",
+        "actor": "admin-1",
+        "action": "a3",
+        "source": "panel",
+        "subjects": ["s3"],
+        "outcome": {"n": 3},
+    }
+    assert third[0].outcome == "ok"
+    with pytest.raises(BadCursor):
+        store.list_audit(A, 2, before=store_module._cursor("j", 1.0, "x"))
+
+
+# -- webhooks and rate limits ----------------------------------------------------------------------
+
+
+def test_a_replayed_delivery_returns_the_first_job(store: Store) -> None:
+    assert store.delivery_job(A, "msg-1") is None
+    assert store.record_delivery(A, "msg-1", "job-1") == "job-1"
+    assert store.record_delivery(A, "msg-1", "job-2") == "job-1"
+    assert store.delivery_job(A, "msg-1") == "job-1"
+    assert store.record_delivery(B, "msg-1", "job-3") == "job-3"
+
+
+def test_concurrent_deliveries_agree_on_one_job(store: Store) -> None:
+    results: list[str] = []
+    start = threading.Barrier(6)
+
+    def deliver(n: int) -> None:
+        start.wait()
+        results.append(store.record_delivery(A, "msg-race", f"job-{n}"))
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6 and len(set(results)) == 1
+
+
+def test_rate_holds_keep_the_later_time(store: Store) -> None:
+    assert store.held_until("site") == 0.0 and store.is_near_limit("site") is False
+    store.hold("site", 200.0)
+    store.hold("site", 100.0)
+    assert store.held_until("site") == 200.0
+    store.set_near_limit("site", True)
+    assert store.is_near_limit("site") and store.held_until("site") == 200.0
+    store.hold("site", 300.0)
+    assert store.held_until("site") == 300.0 and store.is_near_limit("site")
+    store.set_near_limit("site", False)
+    assert store.is_near_limit("site") is False
+    assert store.held_until("other") == 0.0
+
+
+def test_store_gate_shares_holds_between_instances(store: Store, clock: Clock) -> None:
+    one = StoreGate(store, clock=clock, cache_seconds=0.5)
+    two = StoreGate(store, clock=clock, cache_seconds=0.5)
+    assert two.wait_seconds("site") == 0.0  # now cached for 0.5 s
+    one.hold("site", 30)
+    assert one.wait_seconds("site") == 30.0  # the holder knows at once
+    assert two.wait_seconds("site") == 0.0  # still cached
+    clock.advance(0.5)
+    assert two.wait_seconds("site") == 29.5
+    one.hold("site", 5)  # shorter holds never shorten
+    assert one.wait_seconds("site") == 29.5
+    one.near_limit("site", True)
+    clock.advance(0.5)
+    assert two.is_near_limit("site")
+    clock.advance(30)
+    assert two.wait_seconds("site") == 0.0
