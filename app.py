@@ -105,6 +105,7 @@ def create_app(
         clock=clock,
         store=store,
         runner=runner,
+        worker=worker,
     )
     errors.register(app)
     panel.register(app)

@@ -310,7 +310,7 @@ class Store:
             if database and database != ":memory:" and not database.startswith("file:"):
                 self._db_file = Path(database)
                 self._db_file.parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = sa.create_engine(self._url, connect_args={"timeout": 30})
+            self.engine: Engine = sa.create_engine(self._url, connect_args={"timeout": 2})
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = sa.create_engine(self._url, pool_pre_ping=True)
@@ -633,6 +633,14 @@ class Store:
             return found, None
         last = found[limit - 1]
         return found[:limit], _cursor("j", last.created_at, last.id)
+
+    def count_jobs_by_state(self) -> dict[str, int]:
+        """Jobs per state across every installation (for the queue-depth metric)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+            ).all()
+        return {str(state): int(n) for state, n in rows}
 
     def delete_job(self, installation_id: str, job_id: str) -> bool:
         """Remove a job and its items (e.g. one that lost a webhook-delivery race)."""
@@ -1094,7 +1102,7 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA busy_timeout = 2000")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")

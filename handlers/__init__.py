@@ -16,7 +16,7 @@ import logs
 
 from auth import Invocation, Verifier
 from confluence import Gate, Policy
-from jobs import JobRunner
+from jobs import JobRunner, Worker
 from resolvers.context import AdminCache
 from settings import Settings
 from store import Store
@@ -34,6 +34,7 @@ class Services:
     clock: Callable[[], float]
     store: Store
     runner: JobRunner
+    worker: Worker | None
     remembered: dict[str, float] = field(default_factory=dict)  # installation -> last refresh
 
 

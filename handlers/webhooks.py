@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Iterable
 
@@ -47,8 +48,8 @@ def receive(installation_uuid: str) -> tuple[Response, int]:
     ):
         raise InvalidSignature("The webhook signature could not be verified.")
     try:
-        payload = request.get_json(force=True, silent=False, cache=False)
-    except Exception as exc:  # werkzeug raises BadRequest subclasses for bad JSON
+        payload = json.loads(body)
+    except ValueError as exc:
         raise BadInput("The body is not valid JSON.", {"body": "invalid JSON"}) from exc
     if not isinstance(payload, dict):
         raise BadInput("The body must be a JSON object.", {"body": "must be an object"})

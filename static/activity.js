@@ -55,7 +55,7 @@ export function mountJobs(panel) {
         rows: jobs,
         empty: "No jobs yet. Invitations started here or by a webhook show up here.",
         columns: [
-          { label: "Created", cell: (j) => formatDate(j.createdAt) },
+          { label: "Created", className: "nowrap", cell: (j) => formatDate(j.createdAt) },
           { label: "Source", cell: (j) => (j.source === "webhook" ? "Webhook" : "Panel") },
           { label: "Kind", cell: (j) => (j.dryRun ? "Dry run" : "Invite") },
           { label: "State", cell: (j) => stateLozenge(j) },
@@ -199,7 +199,7 @@ export function mountAudit(panel) {
         rows: entries,
         empty: "Nothing has been recorded yet.",
         columns: [
-          { label: "When", cell: (e) => formatDate(e.at) },
+          { label: "When", className: "nowrap", cell: (e) => formatDate(e.at) },
           { label: "Actor", className: "mono", cell: (e) => e.actor || "" },
           { label: "Action", cell: (e) => e.action || "" },
           { label: "Source", cell: (e) => e.source || "" },

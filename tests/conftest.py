@@ -129,13 +129,17 @@ def start_gunicorn(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            out.close()
             raise RuntimeError(f"gunicorn exited early:\n{log.read_text()}")
         try:
             if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                out.close()
                 return LiveServer(url, proc, log)
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
-    proc.kill()
+    os.killpg(proc.pid, 9)
+    proc.wait()
+    out.close()
     raise RuntimeError(f"gunicorn did not answer in time:\n{log.read_text()}")
 
 

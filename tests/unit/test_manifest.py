@@ -174,7 +174,7 @@ BROKEN = {
 
 
 def copy_manifest(directory: Path, mutate: Callable[[str], str]) -> Path:
-    """The manifest, mutated, beside a copy of the panel's entry page (resources resolve from it)."""
+    """The manifest, mutated, beside a copy of the panel entry page (resources resolve from it)."""
     (directory / "static").mkdir(parents=True)
     shutil.copy(ROOT / "static" / "index.html", directory / "static" / "index.html")
     target = directory / "manifest.yml"

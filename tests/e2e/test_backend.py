@@ -1,0 +1,114 @@
+"""The real server: gunicorn 'app:create_app()' against the simulated platform on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from standardwebhooks.webhooks import Webhook
+
+from tests.conftest import backend_env, start_gunicorn, stop_server
+
+pytestmark = pytest.mark.e2e
+
+
+def call(server_url, platform, key, payload, account=None, inst=None):
+    inst = inst or platform.installation
+    headers = platform.invocation_headers(inst, account or inst.site.admin_id)
+    return requests.post(f"{server_url}/resolvers/{key}", json=payload, headers=headers, timeout=30)
+
+
+def wait_job(server_url, platform, job_id, *, until=("done", "failed"), timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = call(server_url, platform, "getJob", {"jobId": job_id}).json()["job"]
+        if job["state"] in until:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job not finished: {job['state']} {job['counts']}")
+
+
+def test_resolvers_webhooks_and_no_secret_in_the_output(live_backend, platform):
+    url = live_backend.url
+    site = platform.installation.site
+    tokens: list[str] = []
+
+    def traced(key, payload, account=None):
+        inst = platform.installation
+        headers = platform.invocation_headers(inst, account or site.admin_id)
+        tokens.extend(v.removeprefix("Bearer ") for k, v in headers.items() if "b3" not in k)
+        return requests.post(f"{url}/resolvers/{key}", json=payload, headers=headers, timeout=30)
+
+    who = traced("whoami", {}).json()
+    assert who["isAdmin"] is True and who["accountId"] == site.admin_id
+    found = traced("lookupUsers", {"accountIds": site.user_ids[:5] + ["nobody"]}).json()
+    assert len(found["users"]) == 5 and found["notFound"] == ["nobody"]
+    assert traced("checkAccess", {"emails": ["a@b.co"]}, account=site.user_ids[0]).status_code == 403
+
+    rotated = traced("rotateWebhookSecret", {}).json()
+    secret = rotated["secret"]
+    body = json.dumps({"type": "access.invite", "data": {"emails": ["w1@newcomers.example"]}})
+    now = datetime.now(tz=UTC)
+    headers = {
+        "webhook-id": "msg_e2e_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign("msg_e2e_1", now, body),
+        "content-type": "application/json",
+    }
+    hook_url = url + "/webhooks/" + rotated["url"].rsplit("/", 1)[1]
+    answer = requests.post(hook_url, data=body, headers=headers, timeout=30)
+    assert answer.status_code == 202
+    job = wait_job(url, platform, answer.json()["jobId"])
+    assert job["state"] == "done" and job["counts"]["invited"] == 1
+    offline = [r for r in platform.requests if r.endpoint == "invite"]
+    assert offline and offline[0].account_id == site.admin_id
+
+    bad = requests.post(hook_url, data=body, headers={**headers, "webhook-id": "x"}, timeout=30)
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_signature"
+
+    metrics = requests.get(url + "/metrics", timeout=30).text
+    assert "access_desk_requests_total" in metrics
+    assert "access_desk_upstream_calls_total" in metrics
+
+    output = live_backend.output()
+    assert "request" in output
+    for secret_value in [*tokens, secret, secret.removeprefix("whsec_")]:
+        assert secret_value not in output
+
+
+def test_job_survives_sigkill_and_finishes_after_restart(platform, settings, tmp_path):
+    env = backend_env(settings, JOB_LEASE_SECONDS="3", WORKER_POLL_SECONDS="0.2")
+    log = tmp_path / "gunicorn.log"
+    new = [f"survivor{i}@newcomers.example" for i in range(1000)]
+    platform.faults.add("invite", "latency", times=None, delay=0.5)
+    server = start_gunicorn(env, log, workers=2)
+    try:
+        # Only the background worker advances the job here (getJob would advance it too).
+        created = call(server.url, platform, "inviteEmails", {"emails": new}).json()["job"]
+        deadline = time.monotonic() + 60
+        while len([r for r in platform.requests if r.endpoint == "invite"]) < 2:
+            assert time.monotonic() < deadline, "no invites were sent"
+            time.sleep(0.05)
+    finally:
+        stop_server(server, signal.SIGKILL)
+    sent_before_restart = len([r for r in platform.requests if r.endpoint == "invite"])
+    assert sent_before_restart < 10, "the job finished before the kill"
+    server = start_gunicorn(env, log, workers=2)
+    try:
+        job = wait_job(server.url, platform, created["id"], timeout=120)
+    finally:
+        stop_server(server)
+    assert job["state"] == "done"
+    assert job["counts"] == {
+        "pending": 0,
+        "invited": 1000,
+        "alreadyHasAccess": 0,
+        "invalid": 0,
+        "failed": 0,
+    }
+    invited = {e for r in platform.requests if r.endpoint == "invite" for e in r.body["emails"]}
+    assert invited == set(new)

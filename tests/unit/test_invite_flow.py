@@ -1,0 +1,312 @@
+"""Invite jobs, Forge triggers and webhooks through the HTTP edge, against the simulated platform."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from app import create_app
+from tests.conftest import Backend
+
+
+@pytest.fixture()
+def worker_backend(settings, platform, sleeps):
+    app = create_app(
+        replace(settings, background_worker=True, worker_poll_seconds=0.05), sleep=sleeps
+    )
+    worker = app.extensions["access_desk"].worker
+    try:
+        yield Backend(app.test_client(), platform)
+    finally:
+        worker.stop(10)
+
+
+def wait_for_job(backend, job_id, *, account=None, installation=None, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = backend.call("getJob", {"jobId": job_id}, account=account, installation=installation)
+        job = job.get_json()["job"]
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def mixed_emails(platform, n_new=150):
+    site = platform.installation.site
+    with_access = site.users_with_access_emails()[:20]
+    new = [f"person{i}@newcomers.example" for i in range(n_new)]
+    invalid = ["no-at-sign", "two@@example.com", "spaces in@example.com"]
+    return with_access, new, invalid
+
+
+def test_dry_run_sends_no_invites(backend, platform):
+    with_access, new, invalid = mixed_emails(platform, 30)
+    job = backend.call("inviteEmails", {"emails": with_access + new + invalid, "dryRun": True})
+    assert job.status_code == 200
+    job = wait_for_job(backend, job.get_json()["job"]["id"])
+    assert job["state"] == "done" and job["dryRun"] is True
+    assert job["counts"] == {
+        "pending": 30,
+        "invited": 0,
+        "alreadyHasAccess": len(with_access),
+        "invalid": 3,
+        "failed": 0,
+    }
+    assert not [r for r in platform.requests if r.endpoint == "invite"]
+    assert not platform.installation.site.invited
+
+
+def test_real_job_of_several_hundred_mixed_emails(backend, platform):
+    with_access, new, invalid = mixed_emails(platform, 330)
+    emails = with_access + new + invalid
+    created = backend.call("inviteEmails", {"emails": emails}).get_json()["job"]
+    assert created["state"] == "queued" and created["total"] == len(emails)
+    assert created["source"] == "panel" and created["createdBy"] == platform.installation.site.admin_id
+    job = wait_for_job(backend, created["id"])
+    outcomes = {item["email"]: item["outcome"] for item in job["items"]}
+    assert all(outcomes[e] == "invited" for e in new)
+    assert all(outcomes[e] == "alreadyHasAccess" for e in with_access)
+    assert all(outcomes[e] == "invalid" for e in invalid)
+    invited = [e for r in platform.requests if r.endpoint == "invite" for e in r.body["emails"]]
+    assert sorted(invited) == sorted(new)
+    assert all(len(r.body["emails"]) <= 100 for r in platform.requests if r.endpoint == "invite")
+    audit = backend.call("listAudit", {}).get_json()["entries"]
+    assert audit[0]["action"] == "invite" and audit[0]["source"] == "panel"
+
+
+def test_job_resolvers_are_for_admins_only(backend, platform):
+    user = platform.installation.site.user_ids[0]
+    for key, payload in [
+        ("inviteEmails", {"emails": ["a@example.com"]}),
+        ("getJob", {"jobId": "x"}),
+        ("listJobs", {}),
+        ("listAudit", {}),
+        ("rotateWebhookSecret", {}),
+    ]:
+        response = backend.call(key, payload, account=user)
+        assert response.status_code == 403, key
+        assert response.get_json()["error"] == "not_allowed"
+
+
+def test_another_installation_sees_404_and_nothing_of_ours(backend, platform):
+    job_id = backend.call("inviteEmails", {"emails": ["x@example.com"], "dryRun": True})
+    job_id = job_id.get_json()["job"]["id"]
+    backend.call("rotateWebhookSecret", {})
+    other = platform.add_installation()
+    admin_b = other.site.admin_id
+    response = backend.call("getJob", {"jobId": job_id}, account=admin_b, installation=other)
+    assert response.status_code == 404 and response.get_json()["error"] == "not_found"
+    assert backend.call("listJobs", {}, account=admin_b, installation=other).get_json() == {
+        "jobs": [],
+        "next": None,
+    }
+    entries = backend.call("listAudit", {}, account=admin_b, installation=other).get_json()
+    assert entries["entries"] == []
+
+
+def test_list_jobs_pages_newest_first(backend):
+    ids = [
+        backend.call("inviteEmails", {"emails": [f"p{i}@example.com"], "dryRun": True}).get_json()[
+            "job"
+        ]["id"]
+        for i in range(5)
+    ]
+    first = backend.call("listJobs", {"limit": 2}).get_json()
+    second = backend.call("listJobs", {"limit": 2, "before": first["next"]}).get_json()
+    third = backend.call("listJobs", {"limit": 2, "before": second["next"]}).get_json()
+    seen = [j["id"] for page in (first, second, third) for j in page["jobs"]]
+    assert seen == list(reversed(ids))
+    assert third["next"] is None
+    assert "items" not in first["jobs"][0]
+
+
+# -- Forge triggers ------------------------------------------------------------------------------
+
+
+def trigger(backend, platform, path, body, installation=None):
+    inst = installation or platform.installation
+    headers = platform.invocation_headers(inst, None, system=True)
+    return backend.client.post(path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_lifecycle_stores_the_installation_idempotently(backend, platform, wrapped):
+    inst = platform.installation
+    event = {
+        "eventType": "avi:forge:installed:app",
+        "id": inst.uuid,
+        "installerAccountId": inst.site.admin_id,
+    }
+    body = {"payload": event} if wrapped else event
+    assert trigger(backend, platform, "/forge/lifecycle", body).status_code == 200
+    retry = {"retryContext": {"retryCount": 1, "retryReason": "TIMEOUT"}}
+    redelivery = {"payload": {**event, **retry}} if wrapped else {**event, **retry}
+    for _ in range(2):
+        response = trigger(backend, platform, "/forge/lifecycle", redelivery)
+        assert response.status_code == 200
+    store = backend.client.application.extensions["access_desk"].store
+    stored = store.installation(inst.id)
+    assert stored.api_base_url == inst.api_base_url and stored.cloud_id == inst.cloud_id
+    assert stored.system_token
+    entries = backend.call("listAudit", {}).get_json()["entries"]
+    assert [e["action"] for e in entries].count("app.installed") == 1
+
+
+def test_scheduled_trigger_takes_the_tenant_from_the_token_only(backend, platform):
+    other = platform.add_installation()
+    body = {"installationId": other.id, "apiBaseUrl": "https://evil.example/"}
+    assert trigger(backend, platform, "/forge/scheduled", body).status_code == 200
+    store = backend.client.application.extensions["access_desk"].store
+    assert store.installation(platform.installation.id) is not None
+    assert store.installation(other.id) is None
+
+
+def test_triggers_need_a_valid_fit(backend):
+    for path in ("/forge/lifecycle", "/forge/scheduled"):
+        response = backend.client.post(path, json={})
+        assert response.status_code == 401
+        assert response.get_json()["error"] == "invalid_token"
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+
+
+def signed(secret, body, *, msg_id=None, at=None):
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    at = at or datetime.now(tz=UTC)
+    data = json.dumps(body)
+    signature = Webhook(secret).sign(msg_id, at, data)
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+    return data, headers
+
+
+def rotate(backend):
+    answer = backend.call("rotateWebhookSecret", {}).get_json()
+    assert answer["secret"].startswith("whsec_")
+    return answer["url"], answer["secret"]
+
+
+def path_of(url):
+    return "/webhooks/" + url.rsplit("/webhooks/", 1)[1]
+
+
+def test_webhook_queues_a_job_once_per_webhook_id(backend, platform):
+    url, secret = rotate(backend)
+    assert url.startswith("http") and platform.installation.uuid in url
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"], "dryRun": True}}
+    data, headers = signed(secret, body, msg_id="msg_replayed")
+    first = backend.client.post(path_of(url), data=data, headers=headers)
+    assert first.status_code == 202
+    again = backend.client.post(path_of(url), data=data, headers=headers)
+    assert again.status_code == 202 and again.get_json() == first.get_json()
+    jobs = backend.call("listJobs", {}).get_json()["jobs"]
+    assert [j["id"] for j in jobs] == [first.get_json()["jobId"]]
+    assert jobs[0]["source"] == "webhook"
+    assert jobs[0]["createdBy"] == platform.installation.site.admin_id
+
+
+def test_every_bad_signature_gets_the_same_401(backend, platform):
+    url, secret = rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"]}}
+    data, good = signed(secret, body)
+    stale_data, stale = signed(secret, body, at=datetime.now(tz=UTC) - timedelta(minutes=6))
+    future_data, future = signed(secret, body, at=datetime.now(tz=UTC) + timedelta(minutes=6))
+    _, wrong_key = signed("whsec_" + "QUJD" * 8, body)
+    other = platform.add_installation()
+    cases = {
+        "missing signature": (data, {k: v for k, v in good.items() if k != "webhook-signature"}),
+        "missing id": (data, {k: v for k, v in good.items() if k != "webhook-id"}),
+        "malformed signature": (data, {**good, "webhook-signature": "v1,not base64!"}),
+        "garbage signature header": (data, {**good, "webhook-signature": "nonsense"}),
+        "wrong key": (data, wrong_key),
+        "tampered body": (data.replace("newcomers", "evil"), good),
+        "stale": (stale_data, stale),
+        "from the future": (future_data, future),
+        "non-numeric timestamp": (data, {**good, "webhook-timestamp": "soon"}),
+    }
+    answers = set()
+    for name, (payload, headers) in cases.items():
+        response = backend.client.post(path_of(url), data=payload, headers=headers)
+        assert response.status_code == 401, name
+        answers.add(response.get_data())
+    for path in (f"/webhooks/{uuid.uuid4()}", f"/webhooks/{other.uuid}"):
+        response = backend.client.post(path, data=data, headers=good)
+        assert response.status_code == 401
+        answers.add(response.get_data())
+    assert len(answers) == 1
+    assert json.loads(answers.pop())["error"] == "invalid_signature"
+    assert backend.call("listJobs", {}).get_json()["jobs"] == []
+
+
+def test_several_signatures_and_the_previous_secret_during_rotation(backend):
+    url, old = rotate(backend)
+    _, new = rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"], "dryRun": True}}
+    data, headers = signed(old, body)
+    assert backend.client.post(path_of(url), data=data, headers=headers).status_code == 202
+    data, headers = signed(new, body)
+    _, wrong = signed("whsec_" + "QUJD" * 8, body, msg_id=headers["webhook-id"])
+    headers["webhook-signature"] = wrong["webhook-signature"] + " " + headers["webhook-signature"]
+    assert backend.client.post(path_of(url), data=data, headers=headers).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"type": "access.remove", "data": {"emails": ["a@b.co"]}}, 400),
+        ({"type": "access.invite", "data": {"emails": []}}, 400),
+        ({"type": "access.invite", "data": {"emails": "a@b.co"}}, 400),
+        ({"type": "access.invite"}, 400),
+        ([1, 2, 3], 400),
+    ],
+)
+def test_valid_signature_but_bad_body(backend, body, status):
+    url, secret = rotate(backend)
+    data, headers = signed(secret, body)
+    response = backend.client.post(path_of(url), data=data, headers=headers)
+    assert response.status_code == status
+    assert response.get_json()["error"] == "bad_input"
+
+
+def test_webhook_body_over_1_mib_is_413(backend):
+    url, secret = rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": ["x" * 1024] * 1100}}
+    data, headers = signed(secret, body)
+    response = backend.client.post(path_of(url), data=data, headers=headers)
+    assert response.status_code == 413
+
+
+def test_webhook_job_runs_as_the_admin_with_an_offline_token(worker_backend, platform):
+    backend = worker_backend
+    trigger(backend, platform, "/forge/lifecycle", {"eventType": "avi:forge:installed:app"})
+    url, secret = rotate(backend)
+    new = ["hire.one@newcomers.example", "hire.two@newcomers.example"]
+    body = {"type": "access.invite", "data": {"emails": new}}
+    data, headers = signed(secret, body)
+    platform.clear_requests()
+    job_id = backend.client.post(path_of(url), data=data, headers=headers).get_json()["jobId"]
+    deadline = time.monotonic() + 30
+    store = backend.client.application.extensions["access_desk"].store
+    while store.job(platform.installation.id, job_id, items=False).state != "done":
+        assert time.monotonic() < deadline, "webhook job did not finish"
+        time.sleep(0.05)
+    admin = platform.installation.site.admin_id
+    graphql = [r for r in platform.requests if r.endpoint == "graphql"]
+    assert graphql and graphql[0].account_id == "system"
+    confluence = [r for r in platform.requests if r.endpoint in ("check-access", "invite")]
+    assert {r.endpoint for r in confluence} == {"check-access", "invite"}
+    assert {r.account_id for r in confluence} == {admin}
+    job = backend.call("getJob", {"jobId": job_id}).get_json()["job"]
+    assert job["counts"]["invited"] == 2 and job["source"] == "webhook"
