@@ -51,7 +51,7 @@ class Invocation:
 
     installation_id: str
     api_base_url: str
-    cloud_id: str | None
+    cloud_id: str
     principal: str | None
     app_id: str
     environment_id: str | None
@@ -149,7 +149,7 @@ def _bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-def _cloud_id(app: Mapping[str, Any], context: Mapping[str, Any], api_base_url: str) -> str | None:
+def _cloud_id(app: Mapping[str, Any], context: Mapping[str, Any], api_base_url: str) -> str:
     if isinstance(context.get("cloudId"), str):
         return str(context["cloudId"])
     installation = app.get("installation")
@@ -158,9 +158,13 @@ def _cloud_id(app: Mapping[str, Any], context: Mapping[str, Any], api_base_url: 
         if isinstance(ctx, dict) and ctx.get("apiBaseUrl", "").rstrip("/") == api_base_url.rstrip(
             "/"
         ):
-            return _str_or_none(ctx.get("cloudId"))
+            found = _str_or_none(ctx.get("cloudId"))
+            if found:
+                return found
     tail = api_base_url.rstrip("/").rsplit("/", 1)[-1]
-    return tail or None
+    if not tail:
+        raise InvalidToken("the token names no site")
+    return tail
 
 
 def _str_or_none(value: object) -> str | None:

@@ -7,8 +7,8 @@ caller passes the mapping (``create_app`` passes ``os.environ``; tests pass a di
 
 from __future__ import annotations
 
-import binascii
 import base64
+import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -53,7 +53,9 @@ class Settings:
 
         app_id = environ.get("FORGE_APP_ID", "").strip()
         if not app_id:
-            problems.append("FORGE_APP_ID is required (ari:cloud:ecosystem::app/<uuid> or the uuid)")
+            problems.append(
+                "FORGE_APP_ID is required (ari:cloud:ecosystem::app/<uuid> or the uuid)"
+            )
         elif not app_id.startswith(APP_ARI_PREFIX):
             if ":" in app_id or "/" in app_id:
                 problems.append(f"FORGE_APP_ID must be {APP_ARI_PREFIX}<uuid> or a bare uuid")

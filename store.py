@@ -310,7 +310,7 @@ class Store:
             if database and database != ":memory:" and not database.startswith("file:"):
                 self._db_file = Path(database)
                 self._db_file.parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = sa.create_engine(self._url, connect_args={"timeout": 2})
+            self.engine: Engine = sa.create_engine(self._url, connect_args={"timeout": 30})
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = sa.create_engine(self._url, pool_pre_ping=True)
@@ -666,20 +666,21 @@ class Store:
     ) -> Job | None:
         """Lease ONE runnable job to ``worker_id``, oldest first, and return it (without items).
 
-        Runnable: ``queued`` or ``running``, ``not_before`` passed, and no lease, an expired lease
-        (a crashed worker's), or a lease already held by ``worker_id`` (the claim renews it).
+        Runnable: ``queued`` or ``running``, ``not_before`` passed, and no lease or an expired lease
+        (a crashed worker's); when ``job_id`` is given, also a lease already held by ``worker_id``
+        (the claim then renews it).
         A ``queued`` job becomes ``running``. None when nothing is runnable.
         """
         now = self._clock()
+        free = sa.or_(
+            jobs.c.lease_owner.is_(None), jobs.c.lease_until.is_(None), jobs.c.lease_until <= now
+        )
+        if job_id is not None:
+            free = sa.or_(free, jobs.c.lease_owner == worker_id)
         runnable = sa.and_(
             jobs.c.state.in_(("queued", "running")),
             sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
-            sa.or_(
-                jobs.c.lease_owner.is_(None),
-                jobs.c.lease_until.is_(None),
-                jobs.c.lease_until <= now,
-                jobs.c.lease_owner == worker_id,
-            ),
+            free,
         )
         if installation_id is not None:
             runnable = sa.and_(runnable, jobs.c.installation_id == installation_id)
@@ -1102,7 +1103,7 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA busy_timeout = 2000")
+        cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")

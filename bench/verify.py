@@ -39,7 +39,8 @@ def main() -> None:
     try:
         inst = platform.installation
         tokens = [
-            "Bearer " + platform.mint_fit(inst, inst.site.admin_id, lifetime=600) for _ in range(200)
+            "Bearer " + platform.mint_fit(inst, inst.site.admin_id, lifetime=600)
+            for _ in range(200)
         ]
         verifier = Verifier(
             platform.jwks_url,

@@ -13,7 +13,6 @@ import requests
 from flask import current_app, request
 
 import logs
-
 from auth import Invocation, Verifier
 from confluence import Gate, Policy
 from jobs import JobRunner, Worker

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, Response, jsonify, send_from_directory
 
+from handlers import services
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 CSP = (
@@ -18,8 +20,10 @@ bp = Blueprint("panel", __name__)
 
 
 @bp.get("/healthz")
-def healthz() -> Response:
-    return jsonify({"status": "ok"})
+def healthz() -> tuple[Response, int]:
+    if services().store.ping():
+        return jsonify({"status": "ok"}), 200
+    return jsonify({"status": "unavailable", "error": "store_unavailable"}), 503
 
 
 @bp.get("/")

@@ -25,6 +25,7 @@ MAX_BODY = 500 * 1024  # Forge caps invokeRemote requests at 500 KB
 REMEMBER_EVERY = 300.0  # seconds between installation refreshes per process
 UI_SYSTEM_TOKEN_SECONDS = 30 * 60  # a UI call's system token: assume only this much is left
 
+
 @bp.post("/resolvers/<key>")
 def invoke(key: str) -> Response:
     svc = services()

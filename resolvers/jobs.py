@@ -63,7 +63,5 @@ def list_jobs(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     limit = optional_int(payload, "limit", 50, low=1, high=200)
     before = optional_str(payload, "before")
     ctx.require_admin()
-    jobs, next_cursor = ctx.store.list_jobs(
-        ctx.invocation.installation_id, limit, before=before
-    )
+    jobs, next_cursor = ctx.store.list_jobs(ctx.invocation.installation_id, limit, before=before)
     return {"jobs": [j.to_json(items=False) for j in jobs], "next": next_cursor}

@@ -45,7 +45,9 @@ def main() -> int:
 
     var = ROOT / "var"
     var.mkdir(exist_ok=True)
-    platform = Platform(app_id=DEV_APP_ID, seed=True, invite_delay=3.0, latency=args.latency_ms / 1000)
+    platform = Platform(
+        app_id=DEV_APP_ID, seed=True, invite_delay=3.0, latency=args.latency_ms / 1000
+    )
     server = platform.serve(args.host, args.port)
     backend_port = args.port + 1
     backend_url = f"http://{args.host}:{backend_port}"
@@ -60,9 +62,21 @@ def main() -> int:
         PUBLIC_BASE_URL=backend_url,
     )
     backend = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{backend_port}",
-         "--workers", "2", "--threads", "4", "app:create_app()"],
-        cwd=ROOT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{args.host}:{backend_port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "app:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
     stopping = False
 
@@ -129,8 +143,10 @@ Try the resolvers as the site admin (tokens below are valid for one hour):
     import json
 
     for key, payload in calls.items():
-        print(f"curl -sS {flags} -H 'content-type: application/json' \\\n"
-              f"  -d {shlex.quote(json.dumps(payload))} {backend_url}/resolvers/{key}\n")
+        print(
+            f"curl -sS {flags} -H 'content-type: application/json' \\\n"
+            f"  -d {shlex.quote(json.dumps(payload))} {backend_url}/resolvers/{key}\n"
+        )
     sys.stdout.flush()
 
 

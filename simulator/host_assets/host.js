@@ -8,6 +8,11 @@
   var frame = document.getElementById("host-panel");
 
   function applyTheme() {
+    if (theme.value) {
+      document.documentElement.setAttribute("data-color-mode", theme.value);
+    } else {
+      document.documentElement.removeAttribute("data-color-mode");
+    }
     try {
       var root = frame.contentDocument && frame.contentDocument.documentElement;
       if (!root) {

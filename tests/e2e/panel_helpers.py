@@ -5,17 +5,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
-from flask import Flask
-from werkzeug.serving import make_server
-
-from simulator.host import make_host_blueprint
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -39,35 +32,13 @@ def axe_source() -> str:
     return (Path(modules) / "axe-core" / "axe.min.js").read_text()
 
 
-@contextmanager
-def forge_host(platform: Any) -> Iterator[str]:
-    """The URL of the simulated Confluence page hosting the panel for ``platform``.
-
-    Uses the platform's own server when it already mounts the host blueprint; otherwise serves the
-    blueprint from a loopback server of its own for the test's duration."""
-    for attr in ("url", "base_url"):
-        url = getattr(platform, attr, None)
-        if isinstance(url, str) and _serves_host(url):
-            yield url.rstrip("/")
-            return
-    app = Flask("access_desk_test_host")
-    app.register_blueprint(make_host_blueprint(platform))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-
-
-def _serves_host(url: str) -> bool:
-    try:
-        answer = requests.get(url.rstrip("/") + "/_host/forge-bridge.js", timeout=2)
-    except requests.RequestException:
-        return False
-    return answer.status_code == 200 and "__bridge" in answer.text
+def forge_host(platform: Any) -> str:
+    """The URL of the simulated Confluence admin page hosting the panel (the platform's own server,
+    which mounts ``simulator.host``)."""
+    url = str(platform.url).rstrip("/")
+    answer = requests.get(url + "/_host/forge-bridge.js", timeout=5)
+    assert answer.status_code == 200 and "__bridge" in answer.text, "the platform has no host"
+    return url
 
 
 class Screens:

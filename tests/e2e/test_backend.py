@@ -47,7 +47,9 @@ def test_resolvers_webhooks_and_no_secret_in_the_output(live_backend, platform):
     assert who["isAdmin"] is True and who["accountId"] == site.admin_id
     found = traced("lookupUsers", {"accountIds": site.user_ids[:5] + ["nobody"]}).json()
     assert len(found["users"]) == 5 and found["notFound"] == ["nobody"]
-    assert traced("checkAccess", {"emails": ["a@b.co"]}, account=site.user_ids[0]).status_code == 403
+    assert (
+        traced("checkAccess", {"emails": ["a@b.co"]}, account=site.user_ids[0]).status_code == 403
+    )
 
     rotated = traced("rotateWebhookSecret", {}).json()
     secret = rotated["secret"]

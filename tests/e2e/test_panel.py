@@ -83,8 +83,7 @@ def healthy(url):
 @pytest.fixture()
 def host(platform, live_backend):
     platform.remote_url = live_backend.url
-    with forge_host(platform) as url:
-        yield url
+    return forge_host(platform)
 
 
 def open_panel(browser, host_url, *, bypass_csp=True):
@@ -122,7 +121,7 @@ def downloaded_csv(page, button):
     return list(csv.reader(io.StringIO(text)))
 
 
-def test_admin_uses_every_tool(browser, host, platform):
+def test_admin_uses_every_tool(browser, host, platform, live_backend):
     site = platform.installation.site
     page, panel = open_panel(browser, host)
     shots = Screens(page, "admin")
@@ -278,17 +277,32 @@ def test_admin_uses_every_tool(browser, host, platform):
         expect(detail.locator("tbody tr")).to_have_count(len(new))
         shots.check("job-detail")
 
-        # Audit log: entries with paging and CSV export.
+        # Audit log: newest first, 100 at a time ("Older" pages back), CSV export.
+        headers = platform.invocation_headers(platform.installation, site.admin_id, lifetime=300)
+        with requests.Session() as session:
+            for n in range(100):
+                answer = session.post(
+                    f"{live_backend.url}/resolvers/checkAccess",
+                    json={"emails": [f"audit-filler-{n}@example.com"]},
+                    headers=headers,
+                    timeout=30,
+                )
+                assert answer.status_code == 200, answer.text
         panel.get_by_role("tab", name="Audit log").click()
         audit = panel.get_by_role("tabpanel", name="Audit log")
         entries = audit.get_by_role("region", name="Audit log")
-        expect(entries.locator("tbody tr").first).to_be_visible()
+        expect(entries.locator("tbody tr")).to_have_count(100)
+        expect(entries.locator("tbody tr").first).to_contain_text("audit-filler-99@example.com")
         shots.check("audit")
+        audit.get_by_role("button", name="Older audit entries").click()
+        expect(audit.locator(".pager-info")).to_have_text(re.compile(r"^Rows 1–100 of 10\d$"))
+        audit.get_by_role("button", name="Next page of audit log").click()
+        expect(entries).to_contain_text("webhook.rotateSecret")
         rows = downloaded_csv(
             page, audit.get_by_role("button", name="Download CSV of the loaded audit entries")
         )
         assert rows[0] == ["at", "actor", "action", "source", "subjects", "outcome"]
-        assert len(rows) > 3
+        assert len(rows) > 101
 
         # Confluence busy for longer than a call may wait: those entries fail, in words. (Last:
         # the backend then holds off that site for the Retry-After.)

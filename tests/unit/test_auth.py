@@ -12,9 +12,9 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.fernet import Fernet
 
 from app import create_app
 from auth import InvalidToken, Invocation, UntrustedSite, Verifier
@@ -126,8 +126,9 @@ HOSTILE = {
     "garbage": lambda k, o: "Bearer not.a.jwt",
     "alg none": lambda k, o: "Bearer " + alg_none(),
     "HS256 signed with the public key": lambda k, o: "Bearer " + hs256_with_public_key(k),
-    "expired": lambda k, o: "Bearer "
-    + sign(k, claims(exp=int(time.time()) - 60, iat=int(time.time()) - 90)),
+    "expired": lambda k, o: (
+        "Bearer " + sign(k, claims(exp=int(time.time()) - 60, iat=int(time.time()) - 90))
+    ),
     "not yet valid": lambda k, o: "Bearer " + sign(k, claims(nbf=int(time.time()) + 60)),
     "wrong aud": lambda k, o: "Bearer " + sign(k, claims(aud="ari:cloud:ecosystem::app/other")),
     "wrong iss": lambda k, o: "Bearer " + sign(k, claims(iss="someone-else")),
@@ -154,7 +155,9 @@ def test_hostile_tokens_get_401_invalid_token(client, key, other_key, case):
 
 
 def test_valid_token_is_accepted_and_typed(key):
-    verifier = Verifier("https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key}))
+    verifier = Verifier(
+        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
+    )
     inv = verifier.verify("Bearer " + sign(key, claims()))
     assert inv == Invocation(
         installation_id=INSTALLATION,
@@ -169,7 +172,9 @@ def test_valid_token_is_accepted_and_typed(key):
 
 
 def test_small_clock_skew_is_tolerated(key):
-    verifier = Verifier("https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key}))
+    verifier = Verifier(
+        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
+    )
     now = int(time.time())
     verifier.verify("Bearer " + sign(key, claims(nbf=now + 3, iat=now + 3)))
     with pytest.raises(InvalidToken):
@@ -177,15 +182,24 @@ def test_small_clock_skew_is_tolerated(key):
 
 
 def test_site_outside_allowlist_is_refused_with_403(client, key):
-    token = sign(key, claims(app={**claims()["app"], "apiBaseUrl": "https://evil.example/ex/confluence/1"}))
-    response = client.post("/resolvers/whoami", json={}, headers={"Authorization": "Bearer " + token})
+    token = sign(
+        key, claims(app={**claims()["app"], "apiBaseUrl": "https://evil.example/ex/confluence/1"})
+    )
+    response = client.post(
+        "/resolvers/whoami", json={}, headers={"Authorization": "Bearer " + token}
+    )
     assert response.status_code == 403
     assert response.get_json()["error"] == "untrusted_site"
 
 
 def test_allowlist_prefix_cannot_be_stretched_to_another_host(key):
-    verifier = Verifier("https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key}))
-    sneaky = {**claims()["app"], "apiBaseUrl": "https://api.atlassian.com.evil.example/ex/confluence/1"}
+    verifier = Verifier(
+        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
+    )
+    sneaky = {
+        **claims()["app"],
+        "apiBaseUrl": "https://api.atlassian.com.evil.example/ex/confluence/1",
+    }
     with pytest.raises(UntrustedSite):
         verifier.verify("Bearer " + sign(key, claims(app=sneaky)))
 

@@ -68,7 +68,9 @@ def test_real_job_of_several_hundred_mixed_emails(backend, platform):
     emails = with_access + new + invalid
     created = backend.call("inviteEmails", {"emails": emails}).get_json()["job"]
     assert created["state"] == "queued" and created["total"] == len(emails)
-    assert created["source"] == "panel" and created["createdBy"] == platform.installation.site.admin_id
+    assert (
+        created["source"] == "panel" and created["createdBy"] == platform.installation.site.admin_id
+    )
     job = wait_for_job(backend, created["id"])
     outcomes = {item["email"]: item["outcome"] for item in job["items"]}
     assert all(outcomes[e] == "invited" for e in new)

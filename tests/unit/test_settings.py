@@ -53,7 +53,9 @@ def test_every_problem_is_named_at_once():
 
 def test_missing_secret_key_and_bad_allowlist_prefix():
     with pytest.raises(SettingsError) as info:
-        Settings.from_env({"FORGE_APP_ID": UUID, "API_BASE_URL_ALLOWLIST": "https://api.atlassian.com"})
+        Settings.from_env(
+            {"FORGE_APP_ID": UUID, "API_BASE_URL_ALLOWLIST": "https://api.atlassian.com"}
+        )
     problems = info.value.problems
     assert any("SECRET_KEY is required" in p for p in problems)
     assert any("must end with '/'" in p for p in problems)

@@ -411,9 +411,11 @@ def test_a_lease_that_ran_out_cannot_write_even_before_a_takeover(
 
 
 @pytest.mark.parametrize("two_stores", [False, True], ids=["threads", "two-stores"])
-def test_claims_race_but_never_share_a_job(store: Store, db_url: str, two_stores: bool) -> None:
+def test_claims_race_but_never_share_a_job(
+    store: Store, db_url: str, clock: Clock, two_stores: bool
+) -> None:
     job_ids = {make_job(store, n=1) for _ in range(24)}
-    other = Store(db_url, KEY) if two_stores else store
+    other = Store(db_url, KEY, clock=clock) if two_stores else store
     claimed: list[tuple[str, str]] = []
     lock = threading.Lock()
     start = threading.Barrier(8)
