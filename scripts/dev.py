@@ -51,6 +51,7 @@ def main() -> int:
     server = platform.serve(args.host, args.port)
     backend_port = args.port + 1
     backend_url = f"http://{args.host}:{backend_port}"
+    platform.remote_url = backend_url
     env = dict(os.environ)
     env.update(
         FORGE_APP_ID=DEV_APP_ID,

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +171,7 @@ def stop_server(server: LiveServer, sig: int | None = None) -> None:
 
 @pytest.fixture()
 def live_backend(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
-    live = replace(settings, background_worker=True)
-    server = start_gunicorn(backend_env(live), tmp_path / "gunicorn.log")
+    server = start_gunicorn(backend_env(settings), tmp_path / "gunicorn.log")
     try:
         yield server
     finally:

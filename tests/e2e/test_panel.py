@@ -13,15 +13,12 @@ import os
 import re
 import subprocess
 import sys
-import time
-from dataclasses import replace
 
 import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
 from simulator.host import signed_in_choices
-from tests.conftest import LiveServer, backend_env, free_port, stop_server
 from tests.e2e.panel_helpers import CHROMIUM_ARGS, ROOT, ROWS, Screens, chromium_path, forge_host
 
 pytestmark = pytest.mark.e2e
@@ -39,45 +36,6 @@ def browser():
             yield browser
         finally:
             browser.close()
-
-
-@pytest.fixture()
-def live_backend(settings, tmp_path):
-    """conftest's live_backend, waiting out a /healthz read timeout while workers boot.
-
-    (conftest.start_gunicorn retries only on ConnectionError; a worker still importing makes the
-    first /healthz time out instead. Drop this override once conftest retries on any
-    RequestException.)"""
-    live = replace(settings, background_worker=True)
-    log = tmp_path / "gunicorn.log"
-    port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
-            + ["--threads", "4", "--timeout", "60", "app:create_app()"],
-            cwd=ROOT,
-            env=backend_env(live),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = LiveServer(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + 30
-        while not healthy(server.url):
-            assert proc.poll() is None, f"gunicorn exited early:\n{server.output()}"
-            assert time.monotonic() < deadline, f"gunicorn did not answer:\n{server.output()}"
-            time.sleep(0.2)
-        yield server
-    finally:
-        stop_server(server)
-
-
-def healthy(url):
-    try:
-        return requests.get(url + "/healthz", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @pytest.fixture()
