@@ -9,6 +9,7 @@ the environment, exactly as in production. State lives in ``var/`` (SQLite datab
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import signal
@@ -91,7 +92,7 @@ def main() -> int:
         if not wait_healthy(backend_url, backend):
             print("The backend did not start; see its output above.", file=sys.stderr)
             return 1
-        print_welcome(platform, server.url, backend_url)
+        print_welcome(platform, server.url, backend_url, var)
         while not stopping and backend.poll() is None:
             time.sleep(0.3)
         return 0 if stopping else (backend.returncode or 1)
@@ -112,43 +113,48 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> bool:
         try:
             if requests.get(url + "/healthz", timeout=1).ok:
                 return True
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.2)
     return False
 
 
-def print_welcome(platform: Platform, platform_url: str, backend_url: str) -> None:
+def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: Path) -> None:
     inst = platform.installation
     site = inst.site
-    admin = site.admin_id
-    headers = platform.invocation_headers(inst, admin, lifetime=3600)
-    flags = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
+    headers = platform.invocation_headers(inst, site.admin_id, lifetime=3600)
+    header_file = var / "dev-admin-headers.txt"
+    header_file.write_text("".join(f"{k}: {v}\n" for k, v in headers.items()))
+    header_file.chmod(0o600)
     some_ids = list(site.user_ids)[:3]
     emails = [site.users[u]["email"] for u in some_ids if site.users[u]["email"]][:2]
     emails += list(site.sample_new_emails)[:2]
-    print(f"""
-Access Desk is running (Ctrl-C stops everything).
-
-  admin panel          {platform_url}/
-  backend (gunicorn)   {backend_url}
-  simulated platform   {platform_url}  (Forge JWKS, Confluence site {inst.cloud_id})
-
-Try the resolvers as the site admin (tokens below are valid for one hour):
-""")
     calls = {
         "whoami": {},
-        "lookupUsers": {"accountIds": some_ids + ["unknown-account-id"]},
-        "checkAccess": {"emails": emails + ["not-an-email"]},
+        "lookupUsers": {"accountIds": [*some_ids, "unknown-account-id"]},
+        "checkAccess": {"emails": [*emails, "not-an-email"]},
+        "inviteEmails": {"emails": emails, "dryRun": True},
     }
-    import json
-
+    shown = os.path.relpath(header_file, ROOT)
+    lines = [
+        "",
+        "Access Desk is running (Ctrl-C stops everything).",
+        "",
+        f"  admin panel          {platform_url}/",
+        f"  backend (gunicorn)   {backend_url}",
+        f"  simulated platform   {platform_url}  (Forge JWKS, Confluence site {inst.cloud_id})",
+        "",
+        f"Call the resolvers as the site admin from another terminal in {ROOT}",
+        f"({shown} holds a Forge Invocation Token and tokens valid for one hour):",
+        "",
+    ]
     for key, payload in calls.items():
-        print(
-            f"curl -sS {flags} -H 'content-type: application/json' \\\n"
-            f"  -d {shlex.quote(json.dumps(payload))} {backend_url}/resolvers/{key}\n"
+        body = shlex.quote(json.dumps(payload))
+        lines.append(
+            f"curl -sS -H @{shown} -H 'content-type: application/json' -d {body} "
+            f"{backend_url}/resolvers/{key}"
         )
-    sys.stdout.flush()
+    print("\n".join(lines) + "\n", flush=True)
 
 
 if __name__ == "__main__":

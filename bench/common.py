@@ -1,0 +1,136 @@
+"""Helpers shared by the benchmarks: the simulated platform, backend settings, gunicorn, percentiles.
+
+Every benchmark binds only 127.0.0.1, cleans up the servers it starts and keeps its files in a
+temporary directory. Import with ``import common`` after ``bench/`` is on ``sys.path`` (it is when a
+benchmark runs as ``.venv/bin/python bench/<name>.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from settings import Settings  # noqa: E402
+from simulator import Platform  # noqa: E402
+from simulator.site import Site  # noqa: E402
+from tests.conftest import LiveServer, free_port  # noqa: E402
+
+APP_ID = "ari:cloud:ecosystem::app/6a3e6c5e-0d4b-4a8e-9d54-3b2c1f0e7a11"
+
+
+def max_seed_users(limit: int) -> int:
+    """The most ordinary users (<= ``limit``) the simulator can seed one site with."""
+    try:
+        Site.seeded(1, limit)
+        return limit
+    except IndexError:  # the seeded sites draw from a fixed list of first x last names
+        pass
+    low, high = 0, limit
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            Site.seeded(1, middle)
+            low = middle
+        except IndexError:
+            high = middle
+    return low
+
+
+def settings_for(platform: Platform, workdir: Path, **overrides: Any) -> Settings:
+    """Backend settings pointing at ``platform`` (as tests/conftest.py's ``settings`` fixture)."""
+    values: dict[str, Any] = {
+        "app_id": APP_ID,
+        "secret_key": Fernet.generate_key().decode(),
+        "jwks_url": platform.jwks_url,
+        "api_base_url_allowlist": (platform.allowlist_prefix,),
+        "graphql_url": platform.graphql_url,
+        "database_url": f"sqlite:///{workdir / 'access-desk.sqlite3'}",
+        "background_worker": False,
+        "upstream_timeout_seconds": 5.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def gunicorn_config(workers: int | None, threads: int | None) -> dict[str, Any]:
+    """The worker settings gunicorn will use: gunicorn.conf.py's values unless overridden."""
+    namespace: dict[str, Any] = {}
+    exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)
+    return {
+        "workers": workers if workers is not None else int(namespace["workers"]),
+        "threads": threads if threads is not None else int(namespace["threads"]),
+        "worker_class": str(namespace.get("worker_class", "sync")),
+        "from": "gunicorn.conf.py" if workers is None and threads is None else "command line",
+    }
+
+
+def start_backend(
+    env: dict[str, str], log: Path, *, workers: int | None = None, threads: int | None = None
+) -> LiveServer:
+    """gunicorn 'app:create_app()' on 127.0.0.1 like tests.conftest.start_gunicorn, except that
+    workers/threads left as None keep gunicorn.conf.py's production values."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    command.append("app:create_app()")
+    out = log.open("ab")
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early:\n{log.read_text()}")
+            try:
+                if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                    return LiveServer(url, proc, log)
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not answer in time:\n{log.read_text()}")
+    except BaseException:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        raise
+    finally:
+        out.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by the nearest-rank method; nan for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms"
+
+
+def warnings_in(log: Path) -> list[str]:
+    """Lines of the backend log at WARNING or worse (JSON lines or gunicorn's own)."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"level": "WARNING"' in line or '"level": "ERROR"' in line or "Traceback" in line:
+            found.append(line)
+    return found
