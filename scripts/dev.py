@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulator import Platform  # noqa: E402
+from simulator.triggers import Ticker  # noqa: E402
 
 DEV_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000a11d"
 
@@ -92,6 +93,8 @@ def main() -> int:
         if not wait_healthy(backend_url, backend):
             print("The backend did not start; see its output above.", file=sys.stderr)
             return 1
+        ticker = Ticker(platform, interval=60.0)  # installed now, then a scheduled tick a minute
+        ticker.start()
         print_welcome(platform, server.url, backend_url, var)
         while not stopping and backend.poll() is None:
             time.sleep(0.3)
@@ -154,6 +157,15 @@ def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: 
             f"curl -sS -H @{shown} -H 'content-type: application/json' -d {body} "
             f"{backend_url}/resolvers/{key}"
         )
+    lines += [
+        "",
+        "Forge's installed event was sent at start; a scheduled tick follows every minute. Fire them,",
+        "or send a signed webhook (use the secret from the panel's Webhook tab), through the simulator:",
+        "",
+        f"curl -sS -X POST {platform_url}/_sim/triggers/scheduled",
+        f"curl -sS {platform_url}/_sim/webhooks -H 'content-type: application/json' "
+        f"""-d '{{"secret": "whsec_...", "emails": ["new.hire3@example.com"]}}'""",
+    ]
     print("\n".join(lines) + "\n", flush=True)
 
 

@@ -11,6 +11,7 @@ from simulator.confluence import make_confluence_blueprint
 from simulator.control import make_control_blueprint
 from simulator.edge import error, json_response
 from simulator.gateway import make_gateway_blueprint
+from simulator.triggers import make_triggers_blueprint
 
 if TYPE_CHECKING:
     from simulator.platform import Platform
@@ -32,6 +33,7 @@ def create_simulator_app(platform: Platform) -> Flask:
     app.register_blueprint(make_confluence_blueprint(platform))
     app.register_blueprint(make_gateway_blueprint(platform))
     app.register_blueprint(make_control_blueprint(platform), url_prefix="/_sim")
+    app.register_blueprint(make_triggers_blueprint(platform), url_prefix="/_sim")
     try:
         from simulator.host import make_host_blueprint
     except ImportError:  # the admin page host is optional

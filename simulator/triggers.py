@@ -1,0 +1,157 @@
+"""Forge's trigger calls and external webhook senders, played against the backend (``remote_url``).
+
+- ``installed()`` / ``upgraded()``: ``POST {remote}/forge/lifecycle`` with the event (wrapped in
+  ``payload`` as Forge may do) and the headers Forge sends to a trigger endpoint (FIT + system token);
+- ``scheduled()``: ``POST {remote}/forge/scheduled`` (the hourly trigger);
+- ``Ticker``: ``installed`` once at start, then ``scheduled`` every ``interval`` seconds, in a daemon
+  thread (``./dev`` runs one with a one-minute tick);
+- ``send_webhook(secret, emails, dry_run)``: a Standard Webhooks delivery to
+  ``{remote}/webhooks/<installation uuid>``, signed with the ``whsec_`` secret the panel showed.
+
+Control API (mounted under ``/_sim``): ``POST /triggers/installed``, ``POST /triggers/scheduled``,
+``POST /webhooks`` ``{"secret", "emails", "dryRun"?, "webhookId"?}``; each answers the backend's
+``{"status", "body"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import requests
+from flask import Blueprint, Response, request
+
+from simulator.edge import error, json_response
+
+if TYPE_CHECKING:
+    from simulator.platform import Installation, Platform
+
+TIMEOUT = 5.0  # Forge's limit for trigger calls
+
+
+def _post(platform: Platform, path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
+    if not platform.remote_url:
+        return {"status": 0, "body": {"error": "no remote_url set"}}
+    try:
+        answer = requests.post(
+            platform.remote_url.rstrip("/") + path,
+            data=json.dumps(body),
+            headers={**headers, "content-type": "application/json"},
+            timeout=TIMEOUT,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        return {"status": 0, "body": {"error": type(exc).__name__}}
+    try:
+        parsed: Any = answer.json()
+    except ValueError:
+        parsed = answer.text
+    return {"status": answer.status_code, "body": parsed}
+
+
+def lifecycle(
+    platform: Platform, event_type: str, inst: Installation | None = None
+) -> dict[str, Any]:
+    inst = inst or platform.installation
+    event = {
+        "eventType": event_type,
+        "id": inst.uuid,
+        "installerAccountId": inst.site.admin_id,
+        "app": {"id": platform.app_id},
+        "environment": {"id": inst.environment_id},
+    }
+    headers = platform.invocation_headers(inst, None, system=True)
+    return _post(platform, "/forge/lifecycle", {"payload": event}, headers)
+
+
+def scheduled(platform: Platform, inst: Installation | None = None) -> dict[str, Any]:
+    inst = inst or platform.installation
+    headers = platform.invocation_headers(inst, None, system=True)
+    return _post(platform, "/forge/scheduled", {"payload": {}}, headers)
+
+
+def send_webhook(
+    platform: Platform,
+    secret: str,
+    emails: list[str],
+    *,
+    dry_run: bool = False,
+    webhook_id: str | None = None,
+    inst: Installation | None = None,
+) -> dict[str, Any]:
+    inst = inst or platform.installation
+    msg_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = str(int(time.time()))
+    body = json.dumps({"type": "access.invite", "data": {"emails": emails, "dryRun": dry_run}})
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }
+    return _post(platform, f"/webhooks/{inst.uuid}", json.loads(body), headers)
+
+
+class Ticker:
+    """``installed`` once, then ``scheduled`` every ``interval`` seconds, until ``stop()``."""
+
+    def __init__(self, platform: Platform, interval: float = 60.0) -> None:
+        self._platform = platform
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="forge-ticker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=TIMEOUT + 1)
+
+    def _run(self) -> None:
+        lifecycle(self._platform, "avi:forge:installed:app")
+        while not self._stop.wait(self._interval):
+            scheduled(self._platform)
+
+
+def make_triggers_blueprint(platform: Platform) -> Blueprint:
+    bp = Blueprint("sim_triggers", __name__)
+
+    @bp.post("/triggers/installed")
+    def fire_installed() -> Response:
+        return json_response(lifecycle(platform, "avi:forge:installed:app"))
+
+    @bp.post("/triggers/scheduled")
+    def fire_scheduled() -> Response:
+        return json_response(scheduled(platform))
+
+    @bp.post("/webhooks")
+    def fire_webhook() -> Response:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return error(400, "The body must be a JSON object.")
+        secret, emails = body.get("secret"), body.get("emails")
+        if not isinstance(secret, str) or not secret.startswith("whsec_"):
+            return error(400, "'secret' must be the whsec_ secret the panel showed.")
+        if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
+            return error(400, "'emails' must be a list of strings.")
+        try:
+            answer = send_webhook(
+                platform,
+                secret,
+                emails,
+                dry_run=bool(body.get("dryRun", False)),
+                webhook_id=body.get("webhookId"),
+            )
+        except (ValueError, TypeError):
+            return error(400, "'secret' is not valid base64 after whsec_.")
+        return json_response(answer)
+
+    return bp

@@ -1,0 +1,64 @@
+"""The simulator fires Forge's triggers and signed webhooks at a real (loopback) backend."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from app import create_app
+from simulator.triggers import Ticker, lifecycle, scheduled, send_webhook
+
+
+@pytest.fixture()
+def served(settings, platform):
+    app = create_app(settings)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    platform.remote_url = f"http://127.0.0.1:{httpd.server_port}"
+    try:
+        yield app
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_lifecycle_and_scheduled_reach_the_backend(served, platform):
+    store = served.extensions["access_desk"].store
+    assert lifecycle(platform, "avi:forge:installed:app") == {
+        "status": 200,
+        "body": {"status": "ok"},
+    }
+    assert store.installation(platform.installation.id).system_token
+    assert scheduled(platform)["status"] == 200
+
+
+def test_ticker_sends_installed_at_start(served, platform):
+    ticker = Ticker(platform, interval=3600)
+    ticker.start()
+    ticker.stop()
+    store = served.extensions["access_desk"].store
+    assert store.installation(platform.installation.id) is not None
+
+
+def test_signed_webhook_from_the_simulator_and_its_control_api(served, platform):
+    inst = platform.installation
+    headers = platform.invocation_headers(inst, inst.site.admin_id)
+    rotated = requests.post(
+        f"{platform.remote_url}/resolvers/rotateWebhookSecret", json={}, headers=headers, timeout=10
+    ).json()
+    answer = send_webhook(platform, rotated["secret"], ["a@newcomers.example"], dry_run=True)
+    assert answer["status"] == 202 and answer["body"]["jobId"]
+    via_api = requests.post(
+        f"{platform.url}/_sim/webhooks",
+        json={"secret": rotated["secret"], "emails": ["b@newcomers.example"]},
+        timeout=10,
+    ).json()
+    assert via_api["status"] == 202
+    wrong = send_webhook(platform, "whsec_" + "QUJD" * 8, ["c@newcomers.example"])
+    assert wrong["status"] == 401
+    bad = requests.post(f"{platform.url}/_sim/webhooks", json={"secret": "x"}, timeout=10)
+    assert bad.status_code == 400
