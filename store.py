@@ -64,7 +64,9 @@ class StoreError(Exception):
 
 
 class BadCursor(StoreError, ValueError):
-    """A paging cursor that is malformed or was not made by this store."""
+    """A paging cursor that is malformed or was not made by this store (answer 400 bad_input)."""
+
+    details = {"before": "not a cursor from this list"}
 
 
 class UnknownInstallation(StoreError, LookupError):

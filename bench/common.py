@@ -8,11 +8,15 @@ benchmark runs as ``.venv/bin/python bench/<name>.py``).
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,65 @@ def max_seed_users(limit: int) -> int:
         except IndexError:
             high = middle
     return low
+
+
+def serve_in_child(platform: Platform) -> tuple[Callable[[], None], int]:
+    """Serve ``platform`` from a forked child process (its own GIL, so a load generator in this
+    process does not slow the simulated upstream down); returns ``stop`` and the child's pid.
+    Tokens issued in this process after the fork are unknown to the child: use ``mint_headers``."""
+    context = multiprocessing.get_context("fork")
+    here, there = context.Pipe()
+
+    def run(conn: Connection) -> None:
+        server = platform.serve("127.0.0.1", 0)
+        conn.send(server.url)
+        try:
+            conn.recv()  # until told to stop, or the parent is gone (EOFError)
+        except EOFError:
+            pass
+        server.stop()
+
+    child = context.Process(target=run, args=(there,), name="simulator", daemon=True)
+    child.start()
+    there.close()
+    url = here.recv()
+    platform.url = url  # what Platform.serve sets, for the URL properties in this process
+    for inst in platform.installations:
+        inst.platform_url = url
+
+    def stop() -> None:
+        try:
+            here.send(None)
+        except OSError:
+            pass
+        child.join(10)
+        if child.is_alive():
+            child.terminate()
+            child.join(5)
+
+    assert child.pid is not None
+    return stop, child.pid
+
+
+def mint_headers(sim_url: str, account_id: str, lifetime: int) -> dict[str, str]:
+    """Forge's invocation headers from the simulator's control API (works across processes)."""
+    response = requests.post(
+        f"{sim_url}/_sim/tokens", json={"accountId": account_id, "lifetime": lifetime}, timeout=10
+    )
+    response.raise_for_status()
+    headers = response.json()["headers"]
+    assert isinstance(headers, dict)
+    return {str(k): str(v) for k, v in headers.items()}
+
+
+def upstream_counts(sim_url: str, *, clear: bool = False) -> Counter[str]:
+    """Requests the simulator saw, by endpoint (through its control API)."""
+    response = requests.get(f"{sim_url}/_sim/requests", timeout=30)
+    response.raise_for_status()
+    counts = Counter(str(r["endpoint"]) for r in response.json()["requests"])
+    if clear:
+        requests.delete(f"{sim_url}/_sim/requests", timeout=10).raise_for_status()
+    return counts
 
 
 def settings_for(platform: Platform, workdir: Path, **overrides: Any) -> Settings:
@@ -112,6 +175,33 @@ def start_backend(
         raise
     finally:
         out.close()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes and their reaped children."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:13]) / tick  # utime, stime
+    return total
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Processes of one process group (gunicorn's master and workers share it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                found.append(int(entry.name))
+    return found
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -26,6 +26,9 @@ def string_list(
     bad = {f"{field}[{i}]": "must be a string" for i, v in enumerate(raw) if not isinstance(v, str)}
     if bad:
         raise BadInput(f"Every entry of '{field}' must be a string.", bad)
+    broken = {f"{field}[{i}]": "is not valid text" for i, v in enumerate(raw) if not _encodable(v)}
+    if broken:
+        raise BadInput(f"Some entries of '{field}' are not valid text (lone surrogates).", broken)
     seen: set[str] = set()
     result: list[str] = []
     for value in raw:
@@ -42,6 +45,14 @@ def string_list(
             {field: len(result), "limit": MAX_ENTRIES},
         )
     return result
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def email_key(email: str) -> str:
@@ -75,6 +86,6 @@ def optional_int(
 
 def optional_str(payload: Mapping[str, Any], field: str) -> str | None:
     value = payload.get(field)
-    if value is not None and not isinstance(value, str):
+    if value is not None and not (isinstance(value, str) and _encodable(value)):
         raise BadInput(f"'{field}' must be a string.", {field: "must be a string"})
     return value

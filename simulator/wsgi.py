@@ -1,4 +1,6 @@
-"""The simulator's Flask app: JWKS, Confluence, GraphQL gateway, control API and admin page host."""
+"""The simulator's Flask app: JWKS, Confluence, GraphQL gateway, the control API (``/_sim/``), the
+trigger/webhook player (``simulator.triggers``, also under ``/_sim/``) and the admin page host
+(``simulator.host``, at ``/``)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from simulator.confluence import make_confluence_blueprint
 from simulator.control import make_control_blueprint
 from simulator.edge import error, json_response
 from simulator.gateway import make_gateway_blueprint
+from simulator.host import make_host_blueprint
 from simulator.triggers import make_triggers_blueprint
 
 if TYPE_CHECKING:
@@ -34,9 +37,5 @@ def create_simulator_app(platform: Platform) -> Flask:
     app.register_blueprint(make_gateway_blueprint(platform))
     app.register_blueprint(make_control_blueprint(platform), url_prefix="/_sim")
     app.register_blueprint(make_triggers_blueprint(platform), url_prefix="/_sim")
-    try:
-        from simulator.host import make_host_blueprint
-    except ImportError:  # the admin page host is optional
-        return app
     app.register_blueprint(make_host_blueprint(platform))
     return app

@@ -312,3 +312,14 @@ def test_webhook_job_runs_as_the_admin_with_an_offline_token(worker_backend, pla
     assert {r.account_id for r in confluence} == {admin}
     job = backend.call("getJob", {"jobId": job_id}).get_json()["job"]
     assert job["counts"]["invited"] == 2 and job["source"] == "webhook"
+
+
+def test_get_job_does_not_lend_the_callers_token_to_a_webhook_job(backend, platform):
+    url, secret = rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"]}}
+    data, headers = signed(secret, body)
+    job_id = backend.client.post(path_of(url), data=data, headers=headers).get_json()["jobId"]
+    platform.clear_requests()
+    job = backend.call("getJob", {"jobId": job_id}).get_json()["job"]
+    assert job["state"] == "queued"
+    assert not [r for r in platform.requests if r.endpoint in ("check-access", "invite")]

@@ -148,3 +148,16 @@ def test_unknown_resolver_is_404(backend):
 def test_healthz(backend):
     response = backend.client.get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_lone_surrogates_are_bad_input_not_a_crash(backend):
+    response = backend.client.post(
+        "/resolvers/checkAccess",
+        data=b'{"emails": ["ok@example.com", "bad\\udfff@example.com"]}',
+        headers=backend.platform.invocation_headers(
+            backend.platform.installation, backend.platform.installation.site.admin_id
+        ),
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.get_json()["details"] == {"emails[1]": "is not valid text"}

@@ -496,6 +496,14 @@ def test_failing_a_job_fails_its_pending_items(store: Store) -> None:
         store.finish_job(A, job_id, "w1", state="running")
 
 
+def test_count_jobs_by_state(store: Store) -> None:
+    assert store.count_jobs_by_state() == {}
+    first = make_job(store)
+    make_job(store, B)
+    assert store.claim_job("w1", 60, job_id=first) is not None
+    assert store.count_jobs_by_state() == {"running": 1, "queued": 1}
+
+
 def test_delete_job(store: Store) -> None:
     job_id = make_job(store)
     assert store.delete_job(A, job_id)
@@ -530,8 +538,9 @@ def test_list_jobs_pages_newest_first_even_with_equal_times(store: Store, clock:
     assert seen == expected and pages == 3
     assert store.list_jobs(A, 7) == (store.list_jobs(A, 7)[0], None)
     for bad in ("", "nonsense", "W1siYSIsMV0", store_module._cursor("a", 5)):
-        with pytest.raises(BadCursor):
+        with pytest.raises(BadCursor) as raised:
             store.list_jobs(A, 3, before=bad)
+        assert raised.value.details == {"before": "not a cursor from this list"}
 
 
 def test_list_audit_pages_newest_first(store: Store, clock: Clock) -> None:
