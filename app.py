@@ -27,9 +27,10 @@ from auth import Verifier
 from confluence import Client, Policy
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from jobs import JobRunner, Worker
+from records import Installation
 from resolvers.context import AdminCache
 from settings import Settings
-from store import Installation, Store, StoreGate
+from store import Store, StoreGate
 
 
 def create_app(

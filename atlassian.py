@@ -23,7 +23,8 @@ from typing import Any
 
 import requests
 
-from store import Installation, Store
+from records import Installation
+from store import Store
 
 log = logging.getLogger(__name__)
 

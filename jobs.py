@@ -34,7 +34,8 @@ from collections.abc import Callable, Sequence
 
 from atlassian import OfflineTokenError, OfflineTokens
 from confluence import Client, Failure
-from store import Installation, Job, Store
+from records import Installation, Job
+from store import Store
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,17 @@ from alembic.config import Config
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+
+from records import AuditEntry, Counts, Installation, Job, JobItem
+from tables import (
+    audit,
+    installations,
+    job_items,
+    jobs,
+    offline_tokens,
+    rate_holds,
+    webhook_deliveries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,228 +80,6 @@ class BadCursor(StoreError, ValueError):
 
 class UnknownInstallation(StoreError, LookupError):
     """The installation has never been stored."""
-
-
-# -- schema (kept equal to migrations/versions; a test compares them) ------------------------------
-
-metadata = sa.MetaData()
-_ID = sa.String(255)
-_ACCOUNT = sa.String(128)
-_TIME: sa.Double[float] = sa.Double()
-_BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-installations = sa.Table(
-    "installations",
-    metadata,
-    sa.Column("installation_id", _ID, primary_key=True),
-    sa.Column("uuid", _ID, nullable=False),
-    sa.Column("cloud_id", _ID, nullable=False),
-    sa.Column("api_base_url", sa.String(1024), nullable=False),
-    sa.Column("system_token_enc", sa.Text(), nullable=True),
-    sa.Column("system_token_expires_at", _TIME, nullable=True),
-    sa.Column("webhook_secret_enc", sa.Text(), nullable=True),
-    sa.Column("webhook_secret_prev_enc", sa.Text(), nullable=True),
-    sa.Column("webhook_admin", _ACCOUNT, nullable=True),
-    sa.Column("webhook_secret_rotated_at", _TIME, nullable=True),
-    sa.Column("created_at", _TIME, nullable=False),
-    sa.Column("updated_at", _TIME, nullable=False),
-    sa.UniqueConstraint("uuid", name="uq_installations_uuid"),
-)
-offline_tokens = sa.Table(
-    "offline_tokens",
-    metadata,
-    sa.Column("installation_id", _ID, primary_key=True),
-    sa.Column("account_id", _ACCOUNT, primary_key=True),
-    sa.Column("token_enc", sa.Text(), nullable=False),
-    sa.Column("expires_at", _TIME, nullable=False),
-)
-jobs = sa.Table(
-    "jobs",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("installation_id", _ID, nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("dry_run", sa.Boolean(), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("created_at", _TIME, nullable=False),
-    sa.Column("created_by", _ACCOUNT, nullable=True),
-    sa.Column("updated_at", _TIME, nullable=False),
-    sa.Column("total", sa.Integer(), nullable=False),
-    sa.Column("pending", sa.Integer(), nullable=False),
-    sa.Column("invited", sa.Integer(), nullable=False),
-    sa.Column("already_has_access", sa.Integer(), nullable=False),
-    sa.Column("invalid", sa.Integer(), nullable=False),
-    sa.Column("failed", sa.Integer(), nullable=False),
-    sa.Column("lease_owner", _ACCOUNT, nullable=True),
-    sa.Column("lease_until", _TIME, nullable=True),
-    sa.Column("not_before", _TIME, nullable=True),
-    sa.Column("error", sa.Text(), nullable=True),
-    sa.Index("ix_jobs_installation_created", "installation_id", "created_at", "id"),
-    sa.Index("ix_jobs_state_created", "state", "created_at"),
-)
-job_items = sa.Table(
-    "job_items",
-    metadata,
-    sa.Column(
-        "job_id",
-        sa.String(64),
-        sa.ForeignKey("jobs.id", ondelete="CASCADE", name="fk_job_items_job"),
-        primary_key=True,
-    ),
-    sa.Column("position", sa.Integer(), primary_key=True),
-    sa.Column("email", sa.String(512), nullable=False),
-    sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("error", sa.Text(), nullable=True),
-    sa.Column("checked", sa.Boolean(), nullable=False),
-    sa.Index("ix_job_items_email", "job_id", "email"),
-    sa.Index("ix_job_items_pending", "job_id", "outcome", "checked", "position"),
-)
-audit = sa.Table(
-    "audit",
-    metadata,
-    sa.Column("id", _BIGID, primary_key=True, autoincrement=True),
-    sa.Column("installation_id", _ID, nullable=False),
-    sa.Column("at", _TIME, nullable=False),
-    sa.Column("actor", _ACCOUNT, nullable=False),
-    sa.Column("action", sa.String(64), nullable=False),
-    sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("subjects", sa.JSON(), nullable=False),
-    sa.Column("outcome", sa.JSON(), nullable=False),
-    sa.Index("ix_audit_installation_id", "installation_id", "id"),
-)
-webhook_deliveries = sa.Table(
-    "webhook_deliveries",
-    metadata,
-    sa.Column("installation_id", _ID, primary_key=True),
-    sa.Column("webhook_id", _ID, primary_key=True),
-    sa.Column("job_id", sa.String(64), nullable=False),
-    sa.Column("received_at", _TIME, nullable=False),
-)
-rate_holds = sa.Table(
-    "rate_holds",
-    metadata,
-    sa.Column("key", _ID, primary_key=True),
-    sa.Column("until", _TIME, nullable=False),
-    sa.Column("near_limit", sa.Boolean(), nullable=False),
-)
-
-
-# -- results -------------------------------------------------------------------------------------
-
-
-def iso(ts: float) -> str:
-    """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. ``2025-11-29T03:40:00.000Z``."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class Installation:
-    installation_id: str
-    uuid: str
-    cloud_id: str
-    api_base_url: str
-    system_token: str | None = field(repr=False)
-    system_token_expires_at: float | None
-    webhook_admin: str | None
-    webhook_secret_rotated_at: float | None
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    pending: int = 0
-    invited: int = 0
-    already_has_access: int = 0
-    invalid: int = 0
-    failed: int = 0
-
-    def to_json(self) -> dict[str, int]:
-        return {
-            "pending": self.pending,
-            "invited": self.invited,
-            "alreadyHasAccess": self.already_has_access,
-            "invalid": self.invalid,
-            "failed": self.failed,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class JobItem:
-    position: int
-    email: str
-    outcome: str
-    error: str | None
-    checked: bool
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"email": self.email, "outcome": self.outcome}
-        if self.error is not None:
-            out["error"] = self.error
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    id: str
-    installation_id: str
-    kind: str
-    source: str
-    dry_run: bool
-    state: str
-    created_at: float
-    created_by: str | None
-    updated_at: float
-    total: int
-    counts: Counts
-    lease_owner: str | None
-    lease_until: float | None
-    not_before: float | None
-    error: str | None
-    items: tuple[JobItem, ...] | None = None  # None: not loaded
-
-    def to_json(self, items: bool = True) -> dict[str, Any]:
-        """The CONTRACT §4 ``Job``; ``items=True`` needs a job loaded with its items."""
-        out: dict[str, Any] = {
-            "id": self.id,
-            "kind": self.kind,
-            "source": self.source,
-            "dryRun": self.dry_run,
-            "state": self.state,
-            "createdAt": iso(self.created_at),
-            "createdBy": self.created_by,
-            "updatedAt": iso(self.updated_at),
-            "total": self.total,
-            "counts": self.counts.to_json(),
-        }
-        if items:
-            if self.items is None:
-                raise ValueError("this Job was loaded without its items")
-            out["items"] = [item.to_json() for item in self.items]
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    installation_id: str
-    at: float
-    actor: str
-    action: str
-    source: str
-    subjects: tuple[str, ...]
-    outcome: dict[str, Any] | str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "at": iso(self.at),
-            "actor": self.actor,
-            "action": self.action,
-            "source": self.source,
-            "subjects": list(self.subjects),
-            "outcome": self.outcome,
-        }
 
 
 # -- the store -----------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from auth import InvalidToken, KeysUnavailable, UntrustedSite
+from jobs import JobNotFound
 from resolvers.context import BadInput, MissingToken, NotAllowed, NotFound, TooMany
+from store import BadCursor
 
 log = logging.getLogger("access_desk.errors")
 
@@ -25,6 +27,8 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
     TooMany: (413, "too_many"),
     NotAllowed: (403, "not_allowed"),
     NotFound: (404, "not_found"),
+    JobNotFound: (404, "not_found"),
+    BadCursor: (400, "bad_input"),
 }
 
 

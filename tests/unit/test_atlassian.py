@@ -11,8 +11,9 @@ from cryptography.fernet import Fernet
 
 from atlassian import MUTATION, OfflineTokenError, OfflineTokens
 from confluence import Client
+from records import Installation
 from simulator import Platform, RequestRecord
-from store import Installation, Store
+from store import Store
 from tests.unit.test_store import Clock
 
 

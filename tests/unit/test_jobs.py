@@ -15,8 +15,9 @@ from cryptography.fernet import Fernet
 from atlassian import OfflineTokens
 from confluence import AccessResult, Client, InviteResult, MemoryGate, Policy
 from jobs import JobNotFound, JobRunner, Worker
+from records import Installation, Job
 from simulator import Platform
-from store import Installation, Job, Store
+from store import Store
 from tests.unit.test_store import BACKENDS, Clock, fresh_database
 
 KEY = Fernet.generate_key().decode()

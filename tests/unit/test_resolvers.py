@@ -106,6 +106,8 @@ def test_admin_answer_is_cached(backend, platform):
         ("lookupUsers", {"accountIds": ["a"], "extra": 1}, "extra"),
         ("inviteEmails", {"emails": ["a@b.co"], "dryRun": "yes"}, "dryRun"),
         ("listJobs", {"limit": 0}, "limit"),
+        ("listJobs", {"before": "not-a-cursor"}, "before"),
+        ("listAudit", {"before": "bm90LWEtY3Vyc29y"}, "before"),
     ],
 )
 def test_bad_input_names_the_field(backend, key, payload, field):

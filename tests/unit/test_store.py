@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
 
 import store as store_module
+import tables
 from store import BadCursor, Store, StoreGate, UnknownInstallation
 
 A = "ari:cloud:ecosystem::installation/aaaaaaaa-0000-4000-8000-000000000001"
@@ -97,7 +98,7 @@ def test_migrate_from_empty_then_again_is_a_no_op(db_url: str) -> None:
         s.migrate()
         s.migrate()
         with s.engine.connect() as conn:
-            assert compare_metadata(MigrationContext.configure(conn), store_module.metadata) == []
+            assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
         assert [v for (v,) in versions] == ["0001"]
         assert s.ping()

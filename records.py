@@ -1,0 +1,122 @@
+"""What the store hands out: frozen records of installations, jobs and audit entries, with their
+JSON shapes (CONTRACT.md §4). Times are epoch seconds; ``to_json`` renders ISO 8601 UTC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. ``2025-11-29T03:40:00.000Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    installation_id: str
+    uuid: str
+    cloud_id: str
+    api_base_url: str
+    system_token: str | None = field(repr=False)
+    system_token_expires_at: float | None
+    webhook_admin: str | None
+    webhook_secret_rotated_at: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    pending: int = 0
+    invited: int = 0
+    already_has_access: int = 0
+    invalid: int = 0
+    failed: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "pending": self.pending,
+            "invited": self.invited,
+            "alreadyHasAccess": self.already_has_access,
+            "invalid": self.invalid,
+            "failed": self.failed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobItem:
+    position: int
+    email: str
+    outcome: str
+    error: str | None
+    checked: bool
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"email": self.email, "outcome": self.outcome}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    installation_id: str
+    kind: str
+    source: str
+    dry_run: bool
+    state: str
+    created_at: float
+    created_by: str | None
+    updated_at: float
+    total: int
+    counts: Counts
+    lease_owner: str | None
+    lease_until: float | None
+    not_before: float | None
+    error: str | None
+    items: tuple[JobItem, ...] | None = None  # None: not loaded
+
+    def to_json(self, items: bool = True) -> dict[str, Any]:
+        """The CONTRACT §4 ``Job``; ``items=True`` needs a job loaded with its items."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "source": self.source,
+            "dryRun": self.dry_run,
+            "state": self.state,
+            "createdAt": iso(self.created_at),
+            "createdBy": self.created_by,
+            "updatedAt": iso(self.updated_at),
+            "total": self.total,
+            "counts": self.counts.to_json(),
+        }
+        if items:
+            if self.items is None:
+                raise ValueError("this Job was loaded without its items")
+            out["items"] = [item.to_json() for item in self.items]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    installation_id: str
+    at: float
+    actor: str
+    action: str
+    source: str
+    subjects: tuple[str, ...]
+    outcome: dict[str, Any] | str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "actor": self.actor,
+            "action": self.action,
+            "source": self.source,
+            "subjects": list(self.subjects),
+            "outcome": self.outcome,
+        }

@@ -1,0 +1,108 @@
+"""The database schema as SQLAlchemy Core tables (kept equal to ``migrations/versions``: a test
+compares them). Times are epoch seconds; secrets are stored Fernet-encrypted (``*_enc``)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+_ID = sa.String(255)
+_ACCOUNT = sa.String(128)
+_TIME: sa.Double[float] = sa.Double()
+_BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+installations = sa.Table(
+    "installations",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("uuid", _ID, nullable=False),
+    sa.Column("cloud_id", _ID, nullable=False),
+    sa.Column("api_base_url", sa.String(1024), nullable=False),
+    sa.Column("system_token_enc", sa.Text(), nullable=True),
+    sa.Column("system_token_expires_at", _TIME, nullable=True),
+    sa.Column("webhook_secret_enc", sa.Text(), nullable=True),
+    sa.Column("webhook_secret_prev_enc", sa.Text(), nullable=True),
+    sa.Column("webhook_admin", _ACCOUNT, nullable=True),
+    sa.Column("webhook_secret_rotated_at", _TIME, nullable=True),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.UniqueConstraint("uuid", name="uq_installations_uuid"),
+)
+offline_tokens = sa.Table(
+    "offline_tokens",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("account_id", _ACCOUNT, primary_key=True),
+    sa.Column("token_enc", sa.Text(), nullable=False),
+    sa.Column("expires_at", _TIME, nullable=False),
+)
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("installation_id", _ID, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("dry_run", sa.Boolean(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("created_by", _ACCOUNT, nullable=True),
+    sa.Column("updated_at", _TIME, nullable=False),
+    sa.Column("total", sa.Integer(), nullable=False),
+    sa.Column("pending", sa.Integer(), nullable=False),
+    sa.Column("invited", sa.Integer(), nullable=False),
+    sa.Column("already_has_access", sa.Integer(), nullable=False),
+    sa.Column("invalid", sa.Integer(), nullable=False),
+    sa.Column("failed", sa.Integer(), nullable=False),
+    sa.Column("lease_owner", _ACCOUNT, nullable=True),
+    sa.Column("lease_until", _TIME, nullable=True),
+    sa.Column("not_before", _TIME, nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Index("ix_jobs_installation_created", "installation_id", "created_at", "id"),
+    sa.Index("ix_jobs_state_created", "state", "created_at"),
+)
+job_items = sa.Table(
+    "job_items",
+    metadata,
+    sa.Column(
+        "job_id",
+        sa.String(64),
+        sa.ForeignKey("jobs.id", ondelete="CASCADE", name="fk_job_items_job"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer(), primary_key=True),
+    sa.Column("email", sa.String(512), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("checked", sa.Boolean(), nullable=False),
+    sa.Index("ix_job_items_email", "job_id", "email"),
+    sa.Index("ix_job_items_pending", "job_id", "outcome", "checked", "position"),
+)
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", _BIGID, primary_key=True, autoincrement=True),
+    sa.Column("installation_id", _ID, nullable=False),
+    sa.Column("at", _TIME, nullable=False),
+    sa.Column("actor", _ACCOUNT, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("subjects", sa.JSON(), nullable=False),
+    sa.Column("outcome", sa.JSON(), nullable=False),
+    sa.Index("ix_audit_installation_id", "installation_id", "id"),
+)
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("webhook_id", _ID, primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("received_at", _TIME, nullable=False),
+)
+rate_holds = sa.Table(
+    "rate_holds",
+    metadata,
+    sa.Column("key", _ID, primary_key=True),
+    sa.Column("until", _TIME, nullable=False),
+    sa.Column("near_limit", sa.Boolean(), nullable=False),
+)
