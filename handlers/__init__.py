@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -13,7 +14,7 @@ import requests
 from flask import current_app, request
 
 import logs
-from auth import Invocation, Verifier
+from auth import Invocation, Verifier, strip_bearer
 from confluence import Gate, Policy
 from jobs import JobRunner, Worker
 from resolvers.context import AdminCache
@@ -48,3 +49,15 @@ def verified() -> Invocation:
     invocation = services().verifier.verify(request.headers.get("Authorization"))
     logs.installation.set(invocation.installation_id)
     return invocation
+
+
+def remember_installation(invocation: Invocation, token_seconds: float) -> None:
+    """Store the installation and the system token Forge sent (assumed valid ``token_seconds``)."""
+    token = strip_bearer(request.headers.get("x-forge-oauth-system"))
+    services().store.upsert_installation(
+        invocation.installation_id,
+        cloud_id=invocation.cloud_id,
+        api_base_url=invocation.api_base_url,
+        system_token=token,
+        system_token_expires_at=time.time() + token_seconds if token else None,
+    )

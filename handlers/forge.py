@@ -7,13 +7,12 @@ itself (jobs) is done by the background worker. Both are idempotent under Forge'
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from auth import Invocation, strip_bearer
-from handlers import services, verified
+from auth import Invocation
+from handlers import remember_installation, services, verified
 
 bp = Blueprint("forge", __name__)
 
@@ -47,16 +46,8 @@ def scheduled() -> Response:
 
 
 def _remember_installation() -> Invocation:
-    svc = services()
     invocation = verified()
-    token = strip_bearer(request.headers.get("x-forge-oauth-system"))
-    svc.store.upsert_installation(
-        invocation.installation_id,
-        cloud_id=invocation.cloud_id,
-        api_base_url=invocation.api_base_url,
-        system_token=token,
-        system_token_expires_at=time.time() + TRIGGER_TOKEN_SECONDS if token else None,
-    )
+    remember_installation(invocation, TRIGGER_TOKEN_SECONDS)
     return invocation
 
 

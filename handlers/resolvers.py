@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from auth import Invocation, strip_bearer
 from confluence import Client
-from handlers import Services, services, verified
+from handlers import Services, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver
 from resolvers import RESOLVERS
 from resolvers.context import BadInput, Context
@@ -34,7 +34,7 @@ def invoke(key: str) -> Response:
     resolver = RESOLVERS.get(key)
     if resolver is None:
         raise UnknownResolver(f"There is no resolver called {key!r}.", {"known": sorted(RESOLVERS)})
-    _remember(svc, invocation, strip_bearer(request.headers.get("x-forge-oauth-system")))
+    _remember(svc, invocation)
     user_token = strip_bearer(request.headers.get("x-forge-oauth-user"))
     client = None
     if user_token is not None:
@@ -60,19 +60,13 @@ def invoke(key: str) -> Response:
     return jsonify(resolver(ctx, _payload()))
 
 
-def _remember(svc: Services, invocation: Invocation, system_token: str | None) -> None:
+def _remember(svc: Services, invocation: Invocation) -> None:
     now = time.monotonic()
     last = svc.remembered.get(invocation.installation_id)
     if last is not None and now - last < REMEMBER_EVERY:
         return
     svc.remembered[invocation.installation_id] = now
-    svc.store.upsert_installation(
-        invocation.installation_id,
-        cloud_id=invocation.cloud_id,
-        api_base_url=invocation.api_base_url,
-        system_token=system_token,
-        system_token_expires_at=time.time() + UI_SYSTEM_TOKEN_SECONDS if system_token else None,
-    )
+    remember_installation(invocation, UI_SYSTEM_TOKEN_SECONDS)
 
 
 def _payload() -> dict[str, Any]:
