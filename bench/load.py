@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -48,6 +49,7 @@ UPSTREAM = {"lookupUsers": "users-bulk", "checkAccess": "check-access"}
 class Samples:
     latencies: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
     errors: Counter[str] = field(default_factory=Counter)
+    made: int = 0  # every call, warm-up included
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, kind: str, seconds: float, error: str | None) -> None:
@@ -87,6 +89,8 @@ def run_clients(
                 except requests.RequestException as exc:
                     error = type(exc).__name__
                 ended = time.perf_counter()
+                with samples.lock:
+                    samples.made += 1
                 if began >= start:
                     samples.add(kind, ended - began, error)
 
@@ -103,6 +107,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured time of each phase")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured start of each phase")
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--probe", type=int, default=40, help="calls of each kind by one client alone, first"
+    )
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py)")
     parser.add_argument(
         "--threads", type=int, help="threads per worker (default: gunicorn.conf.py)"
@@ -126,7 +133,7 @@ def main() -> None:
         rng.sample(known_emails, 3) + [f"load.new{n}@example.com", f"load.other{n}@example.org"]
         for n in range(args.clients)
     ]
-    payloads = {
+    payloads: dict[str, list[dict[str, Any]]] = {
         "whoami": [{} for _ in range(args.clients)],
         "lookupUsers": [{"accountIds": ids} for ids in id_sets],
         "checkAccess": [{"emails": emails} for emails in email_sets],
@@ -164,7 +171,18 @@ def main() -> None:
                 )
                 return None if response.status_code == 200 else f"HTTP {response.status_code}"
 
-            # Direct first, then through the backend: the same clients, mix and duration.
+            # One client alone first (no contention), then the loaded phases: direct first, then
+            # through the backend, with the same clients, mix and duration.
+            alone: dict[str, dict[str, list[float]]] = {"backend": {}, "direct": {}}
+            with requests.Session() as one:
+                for side, send in (("backend", via_backend), ("direct", direct)):
+                    for kind in KINDS if side == "backend" else tuple(UPSTREAM):
+                        taken = alone[side].setdefault(kind, [])
+                        for i in range(args.probe + 5):
+                            began = time.perf_counter()
+                            error = send(one, kind, 0)
+                            if i >= 5 and error is None:  # the first few warm up
+                                taken.append(time.perf_counter() - began)
             common.upstream_counts(sim_url, clear=True)
             direct_cpu = time.process_time(), common.cpu_seconds(simulator_pids)
             direct_started = time.perf_counter()
@@ -247,6 +265,16 @@ def main() -> None:
         else:
             row += f"{'(no upstream call: all backend time)':>52}"
         print(row)
+    if args.probe:
+        single = alone["backend"]
+        cells = [f"whoami {ms(percentile(single['whoami'], 0.5))}"]
+        for kind in UPSTREAM:
+            added = percentile(single[kind], 0.5) - percentile(alone["direct"][kind], 0.5)
+            cells.append(
+                f"{kind} {ms(percentile(single[kind], 0.5))} (direct "
+                f"{ms(percentile(alone['direct'][kind], 0.5))}, added {ms(added)})"
+            )
+        print(f"one client alone, p50     {'; '.join(cells)}   ({args.probe} calls each)")
     added50 = percentile(pooled_backend, 0.5) - percentile(pooled_direct, 0.5)
     added99 = percentile(pooled_backend, 0.99) - percentile(pooled_direct, 0.99)
     print(
@@ -263,10 +291,10 @@ def main() -> None:
         f"direct phase {dict(direct_calls)}"
     )
     cores = os.cpu_count() or 1
-    served = backend_samples.count()
+    served = backend_samples.made
     print(
         f"CPU, backend phase        gunicorn {cpu_used[0]:.1f} s "
-        f"({cpu_used[0] / max(1, served) * 1000:.2f} ms per call), load generator "
+        f"({cpu_used[0] / max(1, served) * 1000:.2f} ms per call, warm-up included), load generator "
         f"{cpu_used[1]:.1f} s, simulator {cpu_used[2]:.1f} s, of {cores * backend_wall:.1f} "
         f"core-seconds ({cores} cores x {backend_wall:.1f} s)"
     )

@@ -8,10 +8,15 @@ from typing import Any
 from resolvers.context import BadInput, TooMany
 
 MAX_ENTRIES = 10_000
+MAX_LENGTH = 320  # longer than any email address (254) or account id (128)
 
 
 def string_list(
-    payload: Mapping[str, Any], field: str, *, key: Callable[[str], str] = lambda s: s
+    payload: Mapping[str, Any],
+    field: str,
+    *,
+    key: Callable[[str], str] = lambda s: s,
+    max_length: int = MAX_LENGTH,
 ) -> list[str]:
     """``payload[field]`` as distinct, trimmed, non-blank strings in first-seen order.
 
@@ -26,9 +31,16 @@ def string_list(
     bad = {f"{field}[{i}]": "must be a string" for i, v in enumerate(raw) if not isinstance(v, str)}
     if bad:
         raise BadInput(f"Every entry of '{field}' must be a string.", bad)
-    broken = {f"{field}[{i}]": "is not valid text" for i, v in enumerate(raw) if not _encodable(v)}
+    broken = {f"{field}[{i}]": "is not valid text" for i, v in enumerate(raw) if not _is_text(v)}
     if broken:
-        raise BadInput(f"Some entries of '{field}' are not valid text (lone surrogates).", broken)
+        raise BadInput(f"Some entries of '{field}' are not valid text.", broken)
+    long = {
+        f"{field}[{i}]": f"longer than {max_length} characters"
+        for i, v in enumerate(raw)
+        if len(v.strip()) > max_length
+    }
+    if long:
+        raise BadInput(f"Some entries of '{field}' are longer than {max_length} characters.", long)
     seen: set[str] = set()
     result: list[str] = []
     for value in raw:
@@ -47,7 +59,10 @@ def string_list(
     return result
 
 
-def _encodable(value: str) -> bool:
+def _is_text(value: str) -> bool:
+    """No NUL characters (databases refuse them) and no lone surrogates (not UTF-8)."""
+    if "\x00" in value:
+        return False
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -86,6 +101,6 @@ def optional_int(
 
 def optional_str(payload: Mapping[str, Any], field: str) -> str | None:
     value = payload.get(field)
-    if value is not None and not (isinstance(value, str) and _encodable(value)):
+    if value is not None and not (isinstance(value, str) and _is_text(value)):
         raise BadInput(f"'{field}' must be a string.", {field: "must be a string"})
     return value

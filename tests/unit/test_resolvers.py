@@ -163,3 +163,13 @@ def test_lone_surrogates_are_bad_input_not_a_crash(backend):
     )
     assert response.status_code == 400
     assert response.get_json()["details"] == {"emails[1]": "is not valid text"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [("nul\x00@example.com", "is not valid text"), ("x" * 600 + "@example.com", "longer than 320")],
+)
+def test_entries_a_database_cannot_hold_are_bad_input(backend, entry, problem):
+    response = backend.call("inviteEmails", {"emails": ["ok@example.com", entry]})
+    assert response.status_code == 400
+    assert problem in response.get_json()["details"]["emails[1]"]
