@@ -126,8 +126,8 @@ class Store:
 
     # -- schema --------------------------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Upgrade the schema to head; safe when several processes start at once."""
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision``; safe when several processes start at once."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.set_main_option("path_separator", "os")
@@ -137,7 +137,7 @@ class Store:
                 conn.commit()
             try:
                 config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                command.upgrade(config, revision)
                 conn.commit()
             finally:
                 if not self._sqlite:

@@ -75,7 +75,7 @@ job_items = sa.Table(
     sa.Column("outcome", sa.String(32), nullable=False),
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("checked", sa.Boolean(), nullable=False),
-    sa.Index("ix_job_items_email", "job_id", "email"),
+    sa.Index("uq_job_items_email", "job_id", "email", unique=True),
     sa.Index("ix_job_items_pending", "job_id", "outcome", "checked", "position"),
 )
 audit = sa.Table(

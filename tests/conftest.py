@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -113,6 +115,11 @@ class LiveServer:
         return self.log.read_text(errors="replace")
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies, so no server outlives its test run."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_gunicorn(
     env: dict[str, str], log: Path, *, workers: int = 2, port: int | None = None
 ) -> LiveServer:
@@ -138,6 +145,7 @@ def start_gunicorn(
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -158,8 +166,6 @@ def start_gunicorn(
 
 
 def stop_server(server: LiveServer, sig: int | None = None) -> None:
-    import signal
-
     if server.process.poll() is None:
         os.killpg(server.process.pid, sig or signal.SIGTERM)
         try:

@@ -214,3 +214,50 @@ def test_keys_are_fetched_once_and_refetched_for_a_new_kid(key, other_key):
     jwks.cooldown_duration = 0
     verifier.verify("Bearer " + sign(other_key, claims(), kid="k2"))
     assert jwks.fetches == 2
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingJWKS(LocalJWKS):
+    lookups = 0
+
+    def get_signing_key(self, kid: str) -> Any:
+        self.lookups += 1
+        return super().get_signing_key(kid)
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires(key):
+    clock = Clock()
+    jwks = CountingJWKS({"k1": key})
+    verifier = Verifier(
+        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=jwks, clock=clock
+    )
+    token = "Bearer " + sign(key, claims())
+    first = verifier.verify(token)
+    for _ in range(5):
+        assert verifier.verify(token) == first
+    assert jwks.lookups == 1  # repeats skipped the signature check
+    clock.now += 25 + 6  # past exp and the leeway: checked in full again
+    verifier.verify(token)
+    assert jwks.lookups == 2
+
+
+def test_a_refused_token_is_never_remembered(key):
+    verifier = Verifier(
+        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
+    )
+    token = "Bearer " + sign(key, claims(aud="ari:cloud:ecosystem::app/other"))
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
+    evil = {**claims()["app"], "apiBaseUrl": "https://evil.example/ex/confluence/1"}
+    untrusted = "Bearer " + sign(key, claims(app=evil))
+    for _ in range(2):
+        with pytest.raises(UntrustedSite):
+            verifier.verify(untrusted)

@@ -100,8 +100,32 @@ def test_migrate_from_empty_then_again_is_a_no_op(db_url: str) -> None:
         with s.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-        assert [v for (v,) in versions] == ["0001"]
+        assert [v for (v,) in versions] == ["0002"]
         assert s.ping()
+    finally:
+        s.close()
+
+
+def test_upgrading_an_older_schema_keeps_the_data(db_url: str) -> None:
+    s = Store(db_url, KEY)
+    try:
+        s.migrate("0001")
+        s.upsert_installation(
+            A,
+            cloud_id="c",
+            api_base_url="https://api.example/ex/confluence/c",
+            system_token="sys-token",
+        )
+        job = s.create_job(
+            A, source="panel", dry_run=False, created_by="admin", emails=["a@x.co", "b@x.co"]
+        )
+        s.migrate()
+        with s.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
+        kept = s.job(A, job.id)
+        assert kept is not None and [i.email for i in kept.items] == ["a@x.co", "b@x.co"]
+        installation = s.installation(A)
+        assert installation is not None and installation.system_token == "sys-token"
     finally:
         s.close()
 
