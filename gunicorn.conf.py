@@ -7,6 +7,7 @@ checked before any worker forks, so a bad configuration stops the server with on
 import multiprocessing
 import os
 import sys
+import tempfile
 
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)))
@@ -23,6 +24,10 @@ accesslog = None  # the app writes one JSON line per request instead
 errorlog = "-"
 preload_app = False  # each worker starts its own background job thread
 
+# Prometheus multiprocess mode: every worker writes its samples here and /metrics adds them up.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="access-desk-metrics-")
+
 
 def on_starting(server: object) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,3 +38,9 @@ def on_starting(server: object) -> None:
     except SettingsError as exc:
         print(str(exc), file=sys.stderr, flush=True)
         sys.exit(1)
+
+
+def child_exit(server: object, worker: object) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined,no-untyped-call]

@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
+import metrics
 from atlassian import OfflineTokenError, OfflineTokens
 from confluence import Client, Failure
 from records import Installation, Job
@@ -42,6 +43,12 @@ log = logging.getLogger(__name__)
 TRANSIENT = frozenset({"rate_limited", "unavailable", "timeout", "connection_error"})
 CHUNK = 100
 Outcomes = dict[str, tuple[str, str | None]]
+
+
+def finish(store: Store, job: Job, worker_id: str, state: str, error: str | None = None) -> None:
+    """End ``job`` (see ``Store.finish_job``) and record how long it took, creation to end."""
+    if store.finish_job(job.installation_id, job.id, worker_id, state=state, error=error):
+        metrics.JOB_SECONDS.labels(state).observe(max(0.0, store.now() - job.created_at))
 
 
 class JobNotFound(LookupError):
@@ -118,7 +125,7 @@ class JobRunner:
                 checking = False
                 emails = store.next_items(iid, job.id, checked=True, limit=self._chunk)
             if not emails:
-                store.finish_job(iid, job.id, worker_id, state="done")
+                finish(store, job, worker_id, "done")
                 log.info("job done", extra={"job": job.id, "installation": iid})
                 return None
             began = self._clock()
@@ -140,9 +147,7 @@ class JobRunner:
         now = self._store.now()
         if now - job.created_at >= self._give_up:
             error = f"gave up: {failure.error}"
-            self._store.finish_job(
-                job.installation_id, job.id, worker_id, state="failed", error=error
-            )
+            finish(self._store, job, worker_id, "failed", error)
             log.warning("job failed", extra={"job": job.id, "error": error})
             return None
         wait = failure.retry_after if failure.retry_after is not None else self._retry
@@ -280,8 +285,6 @@ class Worker:
         )
 
     def _fail(self, job: Job, error: str) -> None:
-        self._store.finish_job(
-            job.installation_id, job.id, self.worker_id, state="failed", error=error
-        )
+        finish(self._store, job, self.worker_id, "failed", error)
         self._store.release_job(job.id, self.worker_id)
         log.warning("job failed", extra={"job": job.id, "error": error})

@@ -75,6 +75,8 @@ def test_resolvers_webhooks_and_no_secret_in_the_output(live_backend, platform):
     metrics = requests.get(url + "/metrics", timeout=30).text
     assert "access_desk_requests_total" in metrics
     assert "access_desk_upstream_calls_total" in metrics
+    assert 'access_desk_job_seconds_count{state="done"}' in metrics
+    assert 'access_desk_jobs{state="done"}' in metrics
 
     output = live_backend.output()
     assert "request" in output
