@@ -160,7 +160,7 @@ export function mountAudit(panel) {
   clear(panel,
     h("div", { class: "block-head" }, h("h2", { text: "Audit log" }),
       h("div", { class: "actions" }, button("Refresh", () => load(true)), exportBtn)),
-    h("p", { class: "field-hint", text: "Every lookup, check, invitation and webhook change, newest first." }),
+    h("p", { class: "field-hint", text: "Every access check, invitation job, webhook delivery, secret rotation and app event, newest first." }),
     list);
 
   async function load(reset) {

@@ -6,6 +6,7 @@ import {
 import { entryForm } from "./forms.js";
 
 const STATUS_TONE = { active: "success", inactive: "moved", closed: "removed", unknown: "default" };
+const LOOKUP_BATCH = 2500; // ids per lookupUsers call
 const USER_CSV = ["accountId", "displayName", "publicName", "email", "accountStatus", "accountType", "isExternalCollaborator"];
 
 export function mountLookup(panel) {
@@ -21,13 +22,25 @@ export function mountLookup(panel) {
   });
   clear(panel, h("h2", { text: "Look up users" }), form.el, results);
 
-  async function lookup(ids) {
-    clear(results, spinner(`Looking up ${plural(ids.length, "account")}…`));
+  async function lookup(entries) {
+    const ids = [...new Set(entries)];
+    const progress = spinner(`Looking up ${plural(ids.length, "account")}…`);
+    clear(results, progress);
     announce(`Looking up ${plural(ids.length, "account")}.`);
     await busy(results, async () => {
       try {
-        const answer = await call("lookupUsers", { accountIds: ids });
-        render(answer);
+        // Batches keep each answer far below Forge's 5 MB response cap and show progress.
+        const merged = { users: [], notFound: [], failed: [] };
+        for (let start = 0; start < ids.length; start += LOOKUP_BATCH) {
+          if (start > 0) {
+            progress.lastChild.textContent = ` Looked up ${count(start)} of ${count(ids.length)}…`;
+          }
+          const answer = await call("lookupUsers", { accountIds: ids.slice(start, start + LOOKUP_BATCH) });
+          for (const key of Object.keys(merged)) {
+            merged[key] = merged[key].concat(answer[key] || []);
+          }
+        }
+        render(merged);
       } catch (err) {
         clear(results, message("error", err.message));
         announce(err.message);
