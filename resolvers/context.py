@@ -63,23 +63,35 @@ class AdminCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._answers: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._checking: dict[tuple[str, str], threading.Lock] = {}
 
     def is_admin(self, installation_id: str, account_id: str, client: Client) -> bool:
         key = (installation_id, account_id)
-        now = self._clock()
+        answer = self._cached(key)
+        if answer is not None:
+            return answer
+        with self._lock:
+            checking = self._checking.setdefault(key, threading.Lock())
+        with checking:  # concurrent first calls for one user make one upstream check
+            answer = self._cached(key)
+            if answer is not None:
+                return answer
+            try:
+                answer = client.is_admin()
+            except ConfluenceError:
+                return False
+            now = self._clock()
+            with self._lock:
+                if len(self._answers) > 10_000:
+                    self._answers = {k: v for k, v in self._answers.items() if v[1] > now}
+                    self._checking = {k: v for k, v in self._checking.items() if k in self._answers}
+                self._answers[key] = (answer, now + self._ttl)
+            return answer
+
+    def _cached(self, key: tuple[str, str]) -> bool | None:
         with self._lock:
             cached = self._answers.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        try:
-            answer = client.is_admin()
-        except ConfluenceError:
-            return False
-        with self._lock:
-            if len(self._answers) > 10_000:
-                self._answers = {k: v for k, v in self._answers.items() if v[1] > now}
-            self._answers[key] = (answer, now + self._ttl)
-        return answer
+        return cached[0] if cached is not None and cached[1] > self._clock() else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,3 +173,13 @@ def test_entries_a_database_cannot_hold_are_bad_input(backend, entry, problem):
     response = backend.call("inviteEmails", {"emails": ["ok@example.com", entry]})
     assert response.status_code == 400
     assert problem in response.get_json()["details"]["emails[1]"]
+
+
+def test_concurrent_first_calls_make_one_admin_check(backend, platform):
+    from concurrent.futures import ThreadPoolExecutor
+
+    platform.faults.add("user-current", "latency", times=None, delay=0.2)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: backend.call("whoami").get_json(), range(8)))
+    assert all(a["isAdmin"] for a in answers)
+    assert len([r for r in platform.requests if r.endpoint == "user-current"]) == 1
