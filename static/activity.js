@@ -6,6 +6,40 @@ import { countCards, finished, itemsCsv, itemsTable, jobTitle, pollJob, progress
 const JOBS_PAGE = 50;
 const AUDIT_PAGE = 100;
 
+// A newest-first list loaded a page at a time: load(true) starts over, load(false) ("Older")
+// follows the cursor `next`. Returns load; onPage receives every row so far and the cursor.
+function cursorPages({ list, older, resolver, key, pageSize, loading, listed, onReset, onPage }) {
+  let rows = [];
+  let next = null;
+  return async function load(reset) {
+    if (reset) {
+      rows = [];
+      next = null;
+      onReset();
+      clear(list, spinner(loading));
+    }
+    older.disabled = true;
+    await busy(list, async () => {
+      try {
+        const payload = { limit: pageSize };
+        if (!reset && next) {
+          payload.before = next;
+        }
+        const answer = await call(resolver, payload);
+        rows = rows.concat(answer[key] || []);
+        next = answer.next || null;
+        onPage(rows, next);
+        announce(listed(rows.length));
+      } catch (err) {
+        clear(list, message("error", err.message));
+        announce(err.message);
+      } finally {
+        older.disabled = false;
+      }
+    });
+  };
+}
+
 export function mountJobs(panel) {
   const list = h("div", { class: "results", "aria-busy": "false" });
   const detail = h("section", { class: "job-detail", "aria-live": "off", tabindex: "-1", "aria-label": "Job details" });
@@ -20,33 +54,12 @@ export function mountJobs(panel) {
     h("p", { class: "field-hint", text: "Invitation jobs started here or by a webhook, newest first." }),
     list, detail);
 
-  async function load(reset) {
-    if (reset) {
-      jobs = [];
-      next = null;
-      table = null;
-      clear(list, spinner("Loading jobs…"));
-    }
-    older.disabled = true;
-    await busy(list, async () => {
-      try {
-        const payload = { limit: JOBS_PAGE };
-        if (!reset && next) {
-          payload.before = next;
-        }
-        const answer = await call("listJobs", payload);
-        jobs = jobs.concat(answer.jobs || []);
-        next = answer.next || null;
-        render();
-        announce(`${plural(jobs.length, "job")} listed.`);
-      } catch (err) {
-        clear(list, message("error", err.message));
-        announce(err.message);
-      } finally {
-        older.disabled = false;
-      }
-    });
-  }
+  const load = cursorPages({
+    list, older, resolver: "listJobs", key: "jobs", pageSize: JOBS_PAGE, loading: "Loading jobs…",
+    listed: (n) => `${plural(n, "job")} listed.`,
+    onReset: () => { table = null; },
+    onPage: (rows, cursor) => { jobs = rows; next = cursor; render(); },
+  });
 
   function render() {
     if (!table) {
@@ -163,33 +176,12 @@ export function mountAudit(panel) {
     h("p", { class: "field-hint", text: "Every access check, invitation job, webhook delivery, secret rotation and app event, newest first." }),
     list);
 
-  async function load(reset) {
-    if (reset) {
-      entries = [];
-      next = null;
-      table = null;
-      clear(list, spinner("Loading the audit log…"));
-    }
-    older.disabled = true;
-    await busy(list, async () => {
-      try {
-        const payload = { limit: AUDIT_PAGE };
-        if (!reset && next) {
-          payload.before = next;
-        }
-        const answer = await call("listAudit", payload);
-        entries = entries.concat(answer.entries || []);
-        next = answer.next || null;
-        render();
-        announce(`${plural(entries.length, "audit entry", "audit entries")} listed.`);
-      } catch (err) {
-        clear(list, message("error", err.message));
-        announce(err.message);
-      } finally {
-        older.disabled = false;
-      }
-    });
-  }
+  const load = cursorPages({
+    list, older, resolver: "listAudit", key: "entries", pageSize: AUDIT_PAGE, loading: "Loading the audit log…",
+    listed: (n) => `${plural(n, "audit entry", "audit entries")} listed.`,
+    onReset: () => { table = null; },
+    onPage: (rows, cursor) => { entries = rows; next = cursor; render(); },
+  });
 
   function render() {
     exportBtn.disabled = entries.length === 0;
