@@ -18,35 +18,34 @@ from store import BadCursor
 
 log = logging.getLogger("access_desk.errors")
 
-ERRORS: dict[type[Exception], tuple[int, str]] = {
-    InvalidToken: (401, "invalid_token"),
-    UntrustedSite: (403, "untrusted_site"),
-    KeysUnavailable: (503, "keys_unavailable"),
-    BadInput: (400, "bad_input"),
-    MissingToken: (400, "missing_user_token"),
-    TooMany: (413, "too_many"),
-    NotAllowed: (403, "not_allowed"),
-    NotFound: (404, "not_found"),
-    JobNotFound: (404, "not_found"),
-    BadCursor: (400, "bad_input"),
-}
-
 
 class InvalidSignature(Exception):
     """A webhook's signature could not be verified (for any reason: the answer is always the same)."""
 
 
 class UnknownResolver(Exception):
-    pass
+    """No resolver has the requested function key."""
 
 
 class PayloadTooLarge(Exception):
-    pass
+    """The body is larger than the route accepts."""
 
 
-ERRORS[UnknownResolver] = (404, "unknown_resolver")
-ERRORS[InvalidSignature] = (401, "invalid_signature")
-ERRORS[PayloadTooLarge] = (413, "too_large")
+ERRORS: dict[type[Exception], tuple[int, str]] = {
+    InvalidToken: (401, "invalid_token"),
+    UntrustedSite: (403, "untrusted_site"),
+    KeysUnavailable: (503, "keys_unavailable"),
+    InvalidSignature: (401, "invalid_signature"),
+    BadInput: (400, "bad_input"),
+    BadCursor: (400, "bad_input"),
+    MissingToken: (400, "missing_user_token"),
+    NotAllowed: (403, "not_allowed"),
+    NotFound: (404, "not_found"),
+    JobNotFound: (404, "not_found"),
+    UnknownResolver: (404, "unknown_resolver"),
+    TooMany: (413, "too_many"),
+    PayloadTooLarge: (413, "too_large"),
+}
 
 
 def error_response(status: int, code: str, message: str, details: object = None) -> Response:

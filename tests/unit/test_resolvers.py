@@ -183,3 +183,13 @@ def test_concurrent_first_calls_make_one_admin_check(backend, platform):
         answers = list(pool.map(lambda _: backend.call("whoami").get_json(), range(8)))
     assert all(a["isAdmin"] for a in answers)
     assert len([r for r in platform.requests if r.endpoint == "user-current"]) == 1
+
+
+def test_http_errors_are_json_too(backend):
+    wrong_method = backend.client.get("/resolvers/whoami")
+    assert wrong_method.status_code == 405
+    assert wrong_method.get_json()["error"] == "method_not_allowed"
+    missing = backend.client.get("/no-such-file.js")
+    assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
+    escape = backend.client.get("/..%2fapp.py")
+    assert escape.status_code == 404
