@@ -186,7 +186,7 @@ def test_concurrent_first_calls_make_one_admin_check(backend, platform):
 
 
 def test_http_errors_are_json_too(backend):
-    wrong_method = backend.client.get("/resolvers/whoami")
+    wrong_method = backend.client.put("/resolvers/whoami")
     assert wrong_method.status_code == 405
     assert wrong_method.get_json()["error"] == "method_not_allowed"
     missing = backend.client.get("/no-such-file.js")
