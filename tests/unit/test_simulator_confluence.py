@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ import requests
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped,unused-ignore]
 
 from simulator import Installation, Platform
+from tests.conftest import APP_ID
 
-APP_ID = "ari:cloud:ecosystem::app/0b7f3f0e-5d43-4c1a-9a55-1d2f3e4a5b6c"
 SCHEMAS = json.loads((Path(__file__).parents[1] / "schemas" / "confluence.json").read_text())
 BULK = "/wiki/api/v2/users-bulk"
 CHECK = "/wiki/api/v2/user/access/check-access-by-email"
@@ -27,13 +26,9 @@ def validate(name: str, instance: Any) -> None:
 
 
 @pytest.fixture()
-def sim() -> Iterator[Platform]:
-    p = Platform(app_id=APP_ID, seed=True, seed_users=30, invite_delay=0.05)
-    server = p.serve("127.0.0.1", 0)
-    try:
-        yield p
-    finally:
-        server.stop()
+def sim(platform: Platform) -> Platform:
+    """The shared simulated platform (tests/conftest.py), served on 127.0.0.1."""
+    return platform
 
 
 def post(p: Platform, inst: Installation, path: str, body: Any, account: str | None = None):
@@ -44,13 +39,15 @@ def post(p: Platform, inst: Installation, path: str, body: Any, account: str | N
 
 def test_seeded_site_has_the_promised_population(sim: Platform) -> None:
     site = sim.installation.site
-    assert len(site.user_ids) == 30 and len(site.external_ids) == 2 and len(site.closed_ids) == 2
-    assert len(site.users) == 30 + 2 + 2 + 1
+    n = sim.seed_users
+    assert n == 40 and len(site.user_ids) == n
+    assert len(site.external_ids) == 2 and len(site.closed_ids) == 2
+    assert len(site.users) == n + 2 + 2 + 1
     assert site.hidden_email_ids and site.inactive_ids
     assert all(site.users[u]["email"] == "" for u in site.hidden_email_ids)
     assert all(site.users[u]["accountStatus"] == "closed" for u in site.closed_ids)
     assert all(site.users[u]["isExternalCollaborator"] for u in site.external_ids)
-    again = Platform(app_id=APP_ID, seed_users=30).installation
+    again = Platform(app_id=APP_ID, seed_users=n).installation
     assert again.site.users == site.users and again.id == sim.installation.id
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
@@ -13,19 +12,15 @@ import pytest
 import requests
 
 from simulator import Platform
+from tests.conftest import APP_ID
 
-APP_ID = "ari:cloud:ecosystem::app/0b7f3f0e-5d43-4c1a-9a55-1d2f3e4a5b6c"
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
-def sim() -> Iterator[Platform]:
-    p = Platform(app_id=APP_ID, seed=True, seed_users=6, invite_delay=0.05)
-    server = p.serve("127.0.0.1", 0)
-    try:
-        yield p
-    finally:
-        server.stop()
+def sim(platform: Platform) -> Platform:
+    """The shared simulated platform (tests/conftest.py), served on 127.0.0.1."""
+    return platform
 
 
 def control(p: Platform, method: str, path: str, body: object = None) -> requests.Response:
@@ -40,7 +35,10 @@ def test_state_describes_urls_installations_and_sites(sim: Platform) -> None:
     assert inst["id"] == sim.installation.id and inst["cloudId"] == sim.installation.cloud_id
     assert inst["apiBaseUrl"] == sim.installation.api_base_url
     site = inst["site"]
-    assert site["adminId"] == sim.installation.site.admin_id and site["userCount"] == 11
+    assert (
+        site["adminId"] == sim.installation.site.admin_id
+        and site["userCount"] == sim.seed_users + 5
+    )
     assert set(site["sampleNewEmails"]).isdisjoint(site["emailsWithAccess"])
     added = control(sim, "POST", "/installations").json()
     assert added["cloudId"] != inst["cloudId"] and len(sim.installations) == 2

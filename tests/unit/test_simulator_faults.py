@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
@@ -11,20 +10,15 @@ import requests
 
 from simulator import Platform
 
-APP_ID = "ari:cloud:ecosystem::app/0b7f3f0e-5d43-4c1a-9a55-1d2f3e4a5b6c"
 BULK = "/wiki/api/v2/users-bulk"
 CHECK = "/wiki/api/v2/user/access/check-access-by-email"
 INVITE = "/wiki/api/v2/user/access/invite-by-email"
 
 
 @pytest.fixture()
-def sim() -> Iterator[Platform]:
-    p = Platform(app_id=APP_ID, seed=True, seed_users=5)
-    server = p.serve("127.0.0.1", 0)
-    try:
-        yield p
-    finally:
-        server.stop()
+def sim(platform: Platform) -> Platform:
+    """The shared simulated platform (tests/conftest.py), served on 127.0.0.1."""
+    return platform
 
 
 def bulk(p: Platform, token: str | None = None) -> requests.Response:

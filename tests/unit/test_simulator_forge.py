@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -12,8 +11,8 @@ import requests
 
 from simulator import Platform
 from simulator.forge import b64url
+from tests.conftest import APP_ID
 
-APP_ID = "ari:cloud:ecosystem::app/0b7f3f0e-5d43-4c1a-9a55-1d2f3e4a5b6c"
 SECRET = b"a-shared-secret-of-32-bytes-or-more!"
 MUTATION = """mutation forge_remote_offlineUserAuthToken($input: OfflineUserAuthTokenInput!) {
   offlineUserAuthToken(input: $input) { success errors { message } authToken { token ttl } }
@@ -21,13 +20,9 @@ MUTATION = """mutation forge_remote_offlineUserAuthToken($input: OfflineUserAuth
 
 
 @pytest.fixture()
-def sim() -> Iterator[Platform]:
-    p = Platform(app_id=APP_ID, seed=True, seed_users=5)
-    server = p.serve("127.0.0.1", 0)
-    try:
-        yield p
-    finally:
-        server.stop()
+def sim(platform: Platform) -> Platform:
+    """The shared simulated platform (tests/conftest.py), served on 127.0.0.1."""
+    return platform
 
 
 def verify(p: Platform, token: str) -> dict[str, Any]:
