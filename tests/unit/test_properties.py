@@ -51,6 +51,7 @@ PROPERTIES = hypothesis.settings(
 WHITESPACE = ["", "", "", " ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u2003", " \t "]
 CASES: list[Callable[[str], str]] = [str, str, str.upper, str.lower, str.swapcase, str.title]
 TRICKY = "aAbBzZ09._-+@ßẞKkİıσςΣéÉ"
+UNSTORABLE = ["nul\x00inside", "\x00", "lone\ud800surrogate"]  # refused as "not valid text"
 FAILURE_REASONS = {"rate_limited", "unavailable", "upstream_error 500", "connection_error"}
 NON_STRINGS = st.one_of(
     st.integers(-5, 5),
@@ -151,6 +152,7 @@ def id_entries(site: Any) -> st.SearchStrategy[str]:
             st.text(max_size=14),
             st.text(alphabet=TRICKY, max_size=8),
             st.from_regex(r"[0-9a-f]{24}", fullmatch=True),
+            st.sampled_from(UNSTORABLE),
         )
     )
 
@@ -169,6 +171,7 @@ def email_entries(site: Any) -> st.SearchStrategy[str]:
                 st.sampled_from(["ünï.côdé@example.com", "名前@example.jp", "straße@example.com"]),
                 st.text(alphabet=TRICKY, max_size=10),
                 st.text(max_size=14),
+                st.sampled_from(UNSTORABLE),
             )
         )
     )
@@ -219,8 +222,15 @@ def settle(platform: Any, schedule: list[dict[str, Any]]) -> None:
 
 def check_bad_input(response: Any, field: str, values: list[Any], expected: list[str]) -> bool:
     """True when the input is bad and the answer says so properly; False for good input."""
+    # The rules in the order the contract applies them: non-strings, then text a database cannot
+    # hold (NUL, lone surrogates), then nothing left after normalising.
     bad = {f"{field}[{i}]" for i, v in enumerate(values) if not isinstance(v, str)}
-    if not bad and expected:
+    broken = {
+        f"{field}[{i}]"
+        for i, v in enumerate(values)
+        if isinstance(v, str) and ("\x00" in v or not is_utf8(v))
+    }
+    if not bad and not broken and expected:
         return False
     assert response.status_code == 400, (response.status_code, response.get_data(as_text=True))
     assert response.is_json
@@ -228,8 +238,18 @@ def check_bad_input(response: Any, field: str, values: list[Any], expected: list
     assert body["error"] == "bad_input" and isinstance(body["message"], str)
     if bad:
         assert set(body["details"]) == bad
+    elif broken:
+        assert body["details"] == dict.fromkeys(broken, "is not valid text")
     else:
         assert body["details"] == {field: "empty"}
+    return True
+
+
+def is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     return True
 
 
