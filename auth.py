@@ -36,6 +36,7 @@ import jwt
 FIT_ISSUER = "forge/invocation-token"
 CACHE_SIZE = 4096
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
 _REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud"]
 
 
@@ -97,6 +98,44 @@ class Invocation:
         )
 
 
+class _JWS(jwt.PyJWS):
+    """PyJWT's JWS with its base64url segment check done by one regular expression.
+
+    PyJWT 2.15 checks each byte of each segment against the alphabet in a Python loop, which costs
+    several times the RS256 signature check itself (bench/verify.py: 6,000 -> 13,000 verifications
+    per second). The rules are kept exactly (alphabet only, at most two ``=`` and only on a whole
+    quantum, canonical encoding); ``tests/unit/test_auth.py`` checks the two agree on arbitrary
+    segments. Should PyJWT rename the method, the stock check simply runs.
+    """
+
+    @staticmethod
+    def _decode_base64url_segment(segment: bytes, name: str) -> bytes:
+        stripped = segment.rstrip(b"=")
+        padding = len(segment) - len(stripped)
+        if (
+            padding > 2
+            or (padding and len(segment) % 4)
+            or len(stripped) % 4 == 1
+            or not _BASE64URL.fullmatch(stripped)
+        ):
+            raise jwt.DecodeError(f"Invalid {name} padding")
+        decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+            raise jwt.DecodeError(f"Invalid {name} padding")
+        return decoded
+
+
+class _JWT(jwt.PyJWT):
+    """``jwt.PyJWT`` on ``_JWS``: the same checks as ``jwt.decode``, in half the time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._jws = _JWS(options=self._get_sig_options())
+
+
+_DECODER = _JWT()
+
+
 class Verifier:
     """Verifies FITs for one app. Build once and share: it holds the cached key set."""
 
@@ -149,7 +188,7 @@ class Verifier:
         except jwt.PyJWKClientError as exc:
             raise InvalidToken("the token's signing key is not one of Forge's") from exc
         try:
-            claims = jwt.decode(
+            claims = _DECODER.decode(
                 token,
                 key.key,
                 algorithms=["RS256"],

@@ -10,14 +10,16 @@ import time
 import uuid
 from typing import Any
 
+import hypothesis
 import jwt
 import pytest
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import strategies as st
 
 from app import create_app
-from auth import InvalidToken, Invocation, UntrustedSite, Verifier
+from auth import _JWS, InvalidToken, Invocation, UntrustedSite, Verifier
 from settings import Settings
 
 APP_ID = "ari:cloud:ecosystem::app/" + str(uuid.UUID(int=1))
@@ -135,6 +137,8 @@ HOSTILE = {
     "unknown kid": lambda k, o: "Bearer " + sign(k, claims(), kid="nope"),
     "another key's signature": lambda k, o: "Bearer " + sign(o, claims()),
     "tampered payload": lambda k, o: "Bearer " + tampered(k),
+    "junk in the signature": lambda k, o: "Bearer " + sign(k, claims())[:-2] + "!!",
+    "padding in the signature": lambda k, o: "Bearer " + sign(k, claims()) + "===",
     "missing exp": lambda k, o: "Bearer " + sign(k, claims(exp=None)),
     "missing iat": lambda k, o: "Bearer " + sign(k, claims(iat=None)),
     "missing nbf": lambda k, o: "Bearer " + sign(k, claims(nbf=None)),
@@ -261,3 +265,38 @@ def test_a_refused_token_is_never_remembered(key):
     for _ in range(2):
         with pytest.raises(UntrustedSite):
             verifier.verify(untrusted)
+
+
+# PyJWT's own segment decoder is the reference; ours must accept and refuse exactly the same bytes.
+SEGMENT_BYTES = st.binary(max_size=40) | st.text(
+    alphabet="ABCXYZabcxyz0189-_=+/.! \n\u00e9", max_size=40
+).map(str.encode)
+
+
+@hypothesis.settings(max_examples=2000, deadline=None, database=None)
+@hypothesis.given(segment=SEGMENT_BYTES | st.binary(max_size=30).map(base64.urlsafe_b64encode))
+def test_fast_segment_decoder_agrees_with_pyjwt(segment):
+    def outcome(decode: Any) -> Any:
+        try:
+            return decode(segment, "payload")
+        except jwt.DecodeError as exc:
+            return ("refused", str(exc))
+
+    assert outcome(_JWS._decode_base64url_segment) == outcome(jwt.PyJWS._decode_base64url_segment)
+
+
+def test_verifier_decodes_through_the_fast_segment_decoder(key, monkeypatch):
+    seen: list[bytes] = []
+    original = _JWS._decode_base64url_segment
+
+    def counting(segment: bytes, name: str) -> bytes:
+        seen.append(segment)
+        return original(segment, name)
+
+    monkeypatch.setattr(_JWS, "_decode_base64url_segment", staticmethod(counting))
+    token = sign(key, claims())
+    verifier = Verifier(
+        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
+    )
+    verifier.verify(f"Bearer {token}")
+    assert seen and set(seen) <= set(token.encode().split(b"."))

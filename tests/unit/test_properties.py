@@ -38,7 +38,7 @@ from tests.conftest import Backend
 from tests.unit.test_store import fresh_database
 
 PROPERTIES = hypothesis.settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
     deadline=None,
     database=None,
     suppress_health_check=[
