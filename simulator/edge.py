@@ -100,26 +100,29 @@ def answer(platform: Platform, endpoint: str, handler: Callable[[Call], Response
         time.sleep(fault.delay)
     if platform.latency > 0:
         time.sleep(platform.latency)
+
+    def record(status: int) -> None:
+        platform.journal.add(
+            RequestRecord(
+                endpoint=endpoint,
+                method=request.method,
+                path=request.path,
+                account_id=owner.account_id if owner else None,
+                body=body,
+                status=status,
+                at=now(),
+                installation_id=owner.installation_id if owner else None,
+            )
+        )
+
     if fault is not None and fault.kind == "drop":
-        response, status = _drop(), 0
-    elif fault is not None and fault.kind in ("429", "503", "500"):
+        record(0)  # before the client sees the connection close, so the log keeps the order
+        return _drop()
+    if fault is not None and fault.kind in ("429", "503", "500"):
         response = _fault_answer(fault)
-        status = response.status_code
     else:
         response = handler(Call(platform.tokens.lookup(token), body, body_ok))
-        status = response.status_code
-        if status == 200 and platform.near_limit:
+        if response.status_code == 200 and platform.near_limit:
             response.headers["X-RateLimit-NearLimit"] = "true"
-    platform.journal.add(
-        RequestRecord(
-            endpoint=endpoint,
-            method=request.method,
-            path=request.path,
-            account_id=owner.account_id if owner else None,
-            body=body,
-            status=status,
-            at=now(),
-            installation_id=owner.installation_id if owner else None,
-        )
-    )
+    record(response.status_code)
     return response

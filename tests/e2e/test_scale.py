@@ -29,7 +29,7 @@ from cryptography.fernet import Fernet
 
 from store import Store
 from tests.conftest import LiveServer, backend_env, start_gunicorn, stop_server
-from tests.unit.test_store import fresh_database
+from tests.stores import fresh_database
 
 pytestmark = pytest.mark.e2e
 

@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
 from atlassian import MUTATION, OfflineTokenError, OfflineTokens
 from confluence import Client
 from records import Installation
 from simulator import Platform, RequestRecord
 from store import Store
-from tests.unit.test_store import Clock
-
-
-@pytest.fixture()
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture()
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    s = Store(
-        f"sqlite:///{tmp_path / 'store.sqlite3'}", Fernet.generate_key().decode(), clock=clock
-    )
-    s.migrate()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture()
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
+from tests.stores import Clock
 
 
 def stored(store: Store, platform: Platform, clock: Clock, *, token: bool = True) -> Installation:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
 from atlassian import OfflineTokens
 from confluence import AccessResult, Client, InviteResult, MemoryGate, Policy
@@ -18,36 +16,7 @@ from jobs import JobNotFound, JobRunner, Worker
 from records import Installation, Job
 from simulator import Platform
 from store import Store
-from tests.unit.test_store import BACKENDS, Clock, fresh_database
-
-KEY = Fernet.generate_key().decode()
-
-
-@pytest.fixture()
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture()
-def db_url(tmp_path: Path) -> Iterator[str]:
-    with fresh_database("sqlite", tmp_path) as url:
-        yield url
-
-
-@pytest.fixture()
-def store(db_url: str, clock: Clock) -> Iterator[Store]:
-    s = Store(db_url, KEY, clock=clock)
-    s.migrate()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture()
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
+from tests.stores import KEY, Clock
 
 
 @pytest.fixture()
@@ -135,30 +104,16 @@ def test_a_dry_run_checks_and_invites_nobody(
     assert [(e.action, e.actor) for e in entries] == [("invite.dryRun", admin)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_job_of_hundreds_ends_with_every_item_final(
-    platform: Platform,
-    session: requests.Session,
-    client_for: Callable[[str], Client],
-    tmp_path: Path,
-    clock: Clock,
-    backend: str,
+    platform: Platform, store: Store, client_for: Callable[[str], Client]
 ) -> None:
     admin = platform.installation.site.admin_id
     iid = platform.installation.id
     emails, expected = mixed_emails(platform, new=330, invalid=25)
     assert len(emails) > 350
-    with fresh_database(backend, tmp_path) as url:
-        store = Store(url, KEY, clock=clock)
-        try:
-            store.migrate()
-            job = store.create_job(
-                iid, source="panel", dry_run=False, created_by=admin, emails=emails
-            )
-            done = run_to_end(JobRunner(store), job, lambda: client_for(admin), worker_id="w")
-            loaded = store.job(iid, job.id)
-        finally:
-            store.close()
+    job = store.create_job(iid, source="panel", dry_run=False, created_by=admin, emails=emails)
+    done = run_to_end(JobRunner(store), job, lambda: client_for(admin), worker_id="w")
+    loaded = store.job(iid, job.id)
 
     assert done.state == "done" and loaded is not None and loaded.items is not None
     want_invites = {e for e, v in expected.items() if v == "invite"}

@@ -18,7 +18,6 @@ shared rate-limit state. Every time:
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -35,7 +34,7 @@ from app import create_app
 from confluence import API_EMAIL_LIMIT, API_ID_LIMIT
 from simulator.site import is_valid_email
 from tests.conftest import Backend
-from tests.unit.test_store import fresh_database
+from tests.stores import fresh_database
 
 PROPERTIES = hypothesis.settings(
     max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
@@ -212,14 +211,6 @@ def queue(platform: Any, endpoint: str, schedule: list[dict[str, Any]], near: bo
     platform.near_limit = near
 
 
-def settle(platform: Any, schedule: list[dict[str, Any]]) -> None:
-    """Clear the faults; after a dropped connection, give the simulator's handler thread a moment
-    to log that request, so it is not counted in the next example."""
-    platform.faults.clear()
-    if any(fault["kind"] == "drop" for fault in schedule):
-        time.sleep(0.1)
-
-
 def check_bad_input(response: Any, field: str, values: list[Any], expected: list[str]) -> bool:
     """True when the input is bad and the answer says so properly; False for good input."""
     # The rules in the order the contract applies them: non-strings, then text a database cannot
@@ -298,7 +289,7 @@ def test_lookup_accounts_for_every_id_under_any_fault_schedule(
     try:
         response = backend.call("lookupUsers", {"accountIds": values})
     finally:
-        settle(platform, schedule)
+        platform.faults.clear()
     expected = normalise([v for v in values if isinstance(v, str)], key=lambda s: s)
 
     assert response.status_code in (200, 400), response.get_data(as_text=True)
@@ -333,7 +324,7 @@ def test_check_access_accounts_for_every_email_under_any_fault_schedule(
     try:
         response = backend.call("checkAccess", {"emails": values})
     finally:
-        settle(platform, schedule)
+        platform.faults.clear()
     expected = normalise([v for v in values if isinstance(v, str)], key=email_key)
 
     assert response.status_code in (200, 400), response.get_data(as_text=True)

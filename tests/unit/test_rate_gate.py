@@ -23,7 +23,7 @@ import pytest
 
 from app import create_app
 from tests.conftest import Backend
-from tests.unit.test_store import fresh_database
+from tests.stores import fresh_database
 
 BACKENDS: list[Any] = ["sqlite"]
 if os.environ.get("TEST_POSTGRES_URL"):

@@ -3,11 +3,7 @@ fresh database per test)."""
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,67 +15,10 @@ from cryptography.fernet import Fernet
 import store as store_module
 import tables
 from store import BadCursor, Store, StoreGate, UnknownInstallation
+from tests.stores import KEY, Clock
 
 A = "ari:cloud:ecosystem::installation/aaaaaaaa-0000-4000-8000-000000000001"
 B = "ari:cloud:ecosystem::installation/bbbbbbbb-0000-4000-8000-000000000002"
-KEY = Fernet.generate_key().decode()
-
-BACKENDS = ["sqlite"]
-if os.environ.get("TEST_POSTGRES_URL"):
-    BACKENDS.append(pytest.param("postgres", marks=pytest.mark.postgres))  # type: ignore[arg-type]
-
-
-@contextmanager
-def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a temp SQLite file, or a new PostgreSQL database dropped after."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
-        return
-    admin_url = sa.make_url(os.environ["TEST_POSTGRES_URL"])
-    name = f"ad_test_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-class Clock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture()
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture()
-def store(db_url: str, clock: Clock) -> Iterator[Store]:
-    s = Store(db_url, KEY, clock=clock)
-    s.migrate()
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def make_job(s: Store, installation: str = A, n: int = 3, **kw: object) -> str:
