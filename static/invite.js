@@ -59,7 +59,7 @@ export function mountInvite(panel) {
           h("h3", { id: "invite-confirm-h", text: `Invite ${plural(invitees.length, "person", "people")}?` }),
           h("p", { text: "Confluence emails each of them an invitation to this site. This cannot be undone from here." }),
           h("div", { class: "actions" },
-            button(`Invite ${plural(invitees.length, "person", "people")}`, () => invite(invitees), { kind: "primary", id: "invite-confirm" }),
+            button(`Invite ${plural(invitees.length, "person", "people")}`, () => invite(invitees, skipped.length), { kind: "primary", id: "invite-confirm" }),
             button("Cancel", () => {
               run += 1;
               clear(stage);
@@ -96,7 +96,8 @@ export function mountInvite(panel) {
     announce(`Dry run finished: ${summary}`);
   }
 
-  async function invite(emails) {
+  // ``skipped``: how many the preview left out (already had access, invalid), named in the result.
+  async function invite(emails, skipped) {
     const mine = ++run;
     const bar = progressBar("Invitation progress");
     const cards = h("div");
@@ -104,7 +105,8 @@ export function mountInvite(panel) {
     const note = h("div");
     const actions = h("div", { class: "actions" });
     let items = null;
-    clear(stage, h("h3", { text: "Inviting" }), bar, cards, note, actions, table);
+    const heading = h("h3", { text: "Inviting" });
+    clear(stage, heading, bar, cards, note, actions, table);
     announce(`Inviting ${plural(emails.length, "person", "people")}.`);
     const describe = (job, done, total) => {
       const c = job.counts || {};
@@ -130,7 +132,9 @@ export function mountInvite(panel) {
         const c = job.counts || {};
         const words = job.state === "failed"
           ? `The invitation job stopped before it finished${typeof job.error === "string" ? ` (${job.error})` : ""}; the outcomes so far are listed below.`
-          : `Done: ${count(c.invited || 0)} invited, ${count(c.alreadyHasAccess || 0)} already had access, ${count(c.invalid || 0)} invalid, ${count(c.failed || 0)} failed.`;
+          : `Done: ${count(c.invited || 0)} invited, ${count(c.alreadyHasAccess || 0)} already had access, ${count(c.invalid || 0)} invalid, ${count(c.failed || 0)} failed.`
+            + (skipped ? ` The ${plural(skipped, "person", "people")} skipped in the preview ${skipped === 1 ? "was" : "were"} not invited.` : "");
+        heading.textContent = job.state === "failed" ? "Invitations stopped" : "Invitations finished";
         clear(note, message(job.state === "failed" ? "error" : "success", words));
         clear(actions,
           button("Copy", () => copyText(itemsCsv(job), "Copied the outcomes"), { "aria-label": "Copy invitation outcomes as CSV" }),

@@ -46,7 +46,9 @@ def host(platform, live_backend):
 
 def open_panel(browser, host_url, *, bypass_csp=True):
     """A page on the simulated Confluence admin page, the panel loaded and ready."""
-    context = browser.new_context(viewport=VIEWPORT, bypass_csp=bypass_csp, accept_downloads=True)
+    context = browser.new_context(  # reduced motion: the progress bar is final when captured
+        viewport=VIEWPORT, bypass_csp=bypass_csp, accept_downloads=True, reduced_motion="reduce"
+    )
     page = context.new_page()
     page.goto(host_url + "/")
     panel = page.frame_locator("#host-panel")
@@ -185,6 +187,10 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
         bar = invite.get_by_role("progressbar", name="Invitation progress")
         expect(bar).to_have_attribute("aria-valuemax", str(len(new)))
         expect(invite.locator(".msg-success")).to_contain_text(f"Done: {len(new)} invited")
+        expect(invite.locator(".msg-success")).to_contain_text(
+            "The 2 people skipped in the preview were not invited."
+        )
+        expect(invite.get_by_role("heading", name="Invitations finished")).to_be_visible()
         expect(bar).to_have_attribute("aria-valuenow", str(len(new)))
         outcomes = invite.get_by_role("region", name="Invitation outcomes")
         expect(outcomes.locator("tbody tr")).to_have_count(len(new))
