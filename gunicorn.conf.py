@@ -23,6 +23,9 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = None  # the app writes one JSON line per request instead
 errorlog = "-"
 preload_app = False  # each worker starts its own background job thread
+# gunicorn >= 24 opens an admin socket in $HOME/.gunicorn; nothing here uses it, container users
+# often have no writable home, and instances on one host would share the one path.
+control_socket_disable = True
 
 # Prometheus multiprocess mode: every worker writes its samples here and /metrics adds them up.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
