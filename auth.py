@@ -35,6 +35,7 @@ import jwt
 
 FIT_ISSUER = "forge/invocation-token"
 CACHE_SIZE = 4096
+MAX_HEADER = 1024  # characters of the JOSE header segment; Forge's is about 100
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
 _REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud"]
@@ -197,7 +198,7 @@ class Verifier:
                 leeway=self._leeway,
                 options={"require": _REQUIRED_CLAIMS},
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, RecursionError) as exc:
             raise InvalidToken(f"the token was refused: {exc}") from exc
         invocation = Invocation.from_claims(claims)
         if not any(invocation.api_base_url.startswith(p) for p in self._allowlist):
@@ -212,11 +213,11 @@ def _header(token: str) -> dict[str, Any]:
     as the signature check; reading the header segment alone halves the cost of a verification.)
     """
     segment = token.split(".", 1)[0]
-    if token.count(".") != 2 or not _SEGMENT.fullmatch(segment):
+    if token.count(".") != 2 or len(segment) > MAX_HEADER or not _SEGMENT.fullmatch(segment):
         raise InvalidToken("the token is not a JWT")
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error) as exc:
+    except (ValueError, binascii.Error, RecursionError) as exc:
         raise InvalidToken("the token is not a JWT") from exc
     if not isinstance(header, dict):
         raise InvalidToken("the token is not a JWT")
@@ -238,9 +239,8 @@ def _cloud_id(app: Mapping[str, Any], context: Mapping[str, Any], api_base_url: 
     installation = app.get("installation")
     contexts = installation.get("contexts") if isinstance(installation, dict) else None
     for ctx in contexts if isinstance(contexts, list) else []:
-        if isinstance(ctx, dict) and ctx.get("apiBaseUrl", "").rstrip("/") == api_base_url.rstrip(
-            "/"
-        ):
+        base = ctx.get("apiBaseUrl") if isinstance(ctx, dict) else None
+        if isinstance(base, str) and base.rstrip("/") == api_base_url.rstrip("/"):
             found = _str_or_none(ctx.get("cloudId"))
             if found:
                 return found

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 API_ID_LIMIT = 250
 API_EMAIL_LIMIT = 100
+MAX_RETRY_AFTER = 3600.0  # seconds; longer Retry-After answers are taken as one hour
 V2 = "/wiki/api/v2"
 
 
@@ -166,12 +167,15 @@ class MemoryGate:
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (None when absent or not a number; HTTP dates are not used)."""
+    """``Retry-After`` as seconds (None when absent or not a number; HTTP dates are not used),
+    at most ``MAX_RETRY_AFTER``: one wild header must not hold a site for ever."""
     try:
         seconds = float(value) if value is not None else None
     except ValueError:
         return None
-    return None if seconds is None or seconds != seconds else max(0.0, seconds)
+    if seconds is None or seconds != seconds:  # absent or NaN
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 class Client:

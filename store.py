@@ -32,6 +32,7 @@ import binascii
 import fcntl
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -65,6 +66,7 @@ MIGRATE_LOCK_KEY = 0x41636365_7373  # "Access": the pg_advisory_lock key held ar
 WEBHOOK_PREVIOUS_SECRET_SECONDS = 24 * 3600
 OUTCOMES = ("pending", "invited", "alreadyHasAccess", "invalid", "failed")
 FINAL_OUTCOMES = frozenset(OUTCOMES) - {"pending"}
+_CURSOR_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # job ids are secrets.token_urlsafe(12)
 AUDIT_SUBJECTS = 100  # a finished job's audit entry names at most this many emails
 
 
@@ -335,8 +337,75 @@ class Store:
         kind: str = "invite",
     ) -> Job:
         """A queued job whose items are all ``pending`` and unchecked, in the given order."""
-        now = self._clock()
+        with self.engine.begin() as conn:
+            return self._insert_job(
+                conn,
+                secrets.token_urlsafe(12),
+                installation_id,
+                source=source,
+                dry_run=dry_run,
+                created_by=created_by,
+                emails=emails,
+                kind=kind,
+            )
+
+    def create_webhook_job(
+        self,
+        installation_id: str,
+        webhook_id: str,
+        *,
+        dry_run: bool,
+        created_by: str | None,
+        emails: Sequence[str],
+    ) -> tuple[str, bool]:
+        """The job of a webhook delivery and whether it is new: the delivery is recorded and its job
+        created in one transaction, so a repeated (or concurrent) ``webhook_id`` gets the first
+        delivery's job and never leaves a second job behind."""
         job_id = secrets.token_urlsafe(12)
+        with self.engine.begin() as conn:
+            added = conn.execute(
+                _insert(conn, webhook_deliveries)
+                .values(
+                    installation_id=installation_id,
+                    webhook_id=webhook_id,
+                    job_id=job_id,
+                    received_at=self._clock(),
+                )
+                .on_conflict_do_nothing(index_elements=["installation_id", "webhook_id"])
+                .returning(webhook_deliveries.c.job_id)
+            ).first()
+            if added is None:  # the id was seen: its first delivery's job stands
+                stored: str = conn.execute(
+                    sa.select(webhook_deliveries.c.job_id).where(
+                        webhook_deliveries.c.installation_id == installation_id,
+                        webhook_deliveries.c.webhook_id == webhook_id,
+                    )
+                ).scalar_one()
+                return stored, False
+            self._insert_job(
+                conn,
+                job_id,
+                installation_id,
+                source="webhook",
+                dry_run=dry_run,
+                created_by=created_by,
+                emails=emails,
+            )
+        return job_id, True
+
+    def _insert_job(
+        self,
+        conn: sa.Connection,
+        job_id: str,
+        installation_id: str,
+        *,
+        source: str,
+        dry_run: bool,
+        created_by: str | None,
+        emails: Sequence[str],
+        kind: str = "invite",
+    ) -> Job:
+        now = self._clock()
         row = {
             "id": job_id,
             "installation_id": installation_id,
@@ -358,10 +427,9 @@ class Store:
             {"job_id": job_id, "position": i, "email": e, "outcome": "pending", "checked": False}
             for i, e in enumerate(emails)
         ]
-        with self.engine.begin() as conn:
-            conn.execute(sa.insert(jobs).values(row))
-            if items:
-                conn.execute(sa.insert(job_items), items)
+        conn.execute(sa.insert(jobs).values(row))
+        if items:
+            conn.execute(sa.insert(job_items), items)
         return Job(
             id=job_id,
             installation_id=installation_id,
@@ -408,7 +476,7 @@ class Store:
         """Jobs without items, newest first; pass the returned cursor as ``before`` for more."""
         query = sa.select(jobs).where(jobs.c.installation_id == installation_id)
         if before is not None:
-            created_at, job_id = _uncursor(before, "j", (float, str))
+            created_at, job_id = _uncursor(before, "j", (_cursor_time, _cursor_id))
             query = query.where(
                 sa.or_(
                     jobs.c.created_at < created_at,
@@ -430,20 +498,6 @@ class Store:
                 sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
             ).all()
         return {str(state): int(n) for state, n in rows}
-
-    def delete_job(self, installation_id: str, job_id: str) -> bool:
-        """Remove a job and its items (e.g. one that lost a webhook-delivery race)."""
-        with self.engine.begin() as conn:
-            mine = sa.select(jobs.c.id).where(
-                jobs.c.id == job_id, jobs.c.installation_id == installation_id
-            )
-            conn.execute(sa.delete(job_items).where(job_items.c.job_id.in_(mine)))
-            done = conn.execute(
-                sa.delete(jobs).where(
-                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
-                )
-            )
-            return done.rowcount == 1
 
     def claim_job(
         self,
@@ -734,7 +788,7 @@ class Store:
         """Entries newest first; pass the returned cursor as ``before`` for the next page."""
         query = sa.select(audit).where(audit.c.installation_id == installation_id)
         if before is not None:
-            (entry_id,) = _uncursor(before, "a", (int,))
+            (entry_id,) = _uncursor(before, "a", (_cursor_int,))
             query = query.where(audit.c.id < entry_id)
         query = query.order_by(audit.c.id.desc()).limit(limit + 1)
         with self.engine.connect() as conn:
@@ -756,28 +810,6 @@ class Store:
         return found[:limit], _cursor("a", found[limit - 1].id)
 
     # -- webhook deliveries --------------------------------------------------------------------
-
-    def record_delivery(self, installation_id: str, webhook_id: str, job_id: str) -> str:
-        """Remember that ``webhook_id`` made ``job_id``; returns the job id stored FIRST, so a
-        replay (or a concurrent duplicate) gets the original job's id."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                _insert(conn, webhook_deliveries)
-                .values(
-                    installation_id=installation_id,
-                    webhook_id=webhook_id,
-                    job_id=job_id,
-                    received_at=self._clock(),
-                )
-                .on_conflict_do_nothing(index_elements=["installation_id", "webhook_id"])
-            )
-            stored: str = conn.execute(
-                sa.select(webhook_deliveries.c.job_id).where(
-                    webhook_deliveries.c.installation_id == installation_id,
-                    webhook_deliveries.c.webhook_id == webhook_id,
-                )
-            ).scalar_one()
-        return stored
 
     def delivery_job(self, installation_id: str, webhook_id: str) -> str | None:
         """The job a webhook delivery made, if that ``webhook_id`` was seen."""
@@ -932,17 +964,34 @@ def _cursor(kind: str, *parts: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _uncursor(cursor: str, kind: str, types: tuple[type, ...]) -> list[Any]:
+def _uncursor(cursor: str, kind: str, parsers: tuple[Callable[[Any], Any], ...]) -> list[Any]:
+    """The values of a cursor ``_cursor`` made, each checked by its parser; anything else (a
+    tampered or foreign cursor) is ``BadCursor``, never a database error."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        parts = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(parts, list) or len(parts) != len(parsers) + 1 or parts[0] != kind:
+            raise ValueError(cursor)
+        return [parse(v) for parse, v in zip(parsers, parts[1:], strict=True)]
+    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
         raise BadCursor("not a cursor from this list") from None
-    if not isinstance(parts, list) or len(parts) != len(types) + 1 or parts[0] != kind:
-        raise BadCursor("not a cursor from this list")
-    values = parts[1:]
-    for value, kind_of in zip(values, types, strict=True):
-        ok = isinstance(value, int | float) if kind_of is float else isinstance(value, kind_of)
-        if not ok or isinstance(value, bool):
-            raise BadCursor("not a cursor from this list")
-    return [float(v) if t is float else v for v, t in zip(values, types, strict=True)]
+
+
+def _cursor_time(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(value)
+    seconds = float(value)
+    if not 0 <= seconds < 1e12:  # also refuses NaN and infinities
+        raise ValueError(value)
+    return seconds
+
+
+def _cursor_id(value: Any) -> str:
+    if not isinstance(value, str) or not _CURSOR_ID.fullmatch(value):
+        raise ValueError(value)
+    return value
+
+
+def _cursor_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(value)
+    return value

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 from flask import current_app, request
@@ -17,7 +19,7 @@ import logs
 from auth import Invocation, Verifier, strip_bearer
 from confluence import Gate, Policy
 from jobs import JobRunner, Worker
-from resolvers.context import AdminCache
+from resolvers.context import AdminCache, BadInput
 from settings import Settings
 from store import Store
 
@@ -61,3 +63,12 @@ def remember_installation(invocation: Invocation, token_seconds: float) -> None:
         system_token=token,
         system_token_expires_at=time.time() + token_seconds if token else None,
     )
+
+
+def json_body(raw: bytes) -> Any:
+    """``raw`` parsed as JSON; ``BadInput`` (400) when it is not JSON, however it fails (deep
+    nesting raises ``RecursionError``, not ``ValueError``)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BadInput("The request body is not valid JSON.", {"body": "invalid JSON"}) from exc

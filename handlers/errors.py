@@ -13,21 +13,28 @@ from werkzeug.exceptions import HTTPException
 
 from auth import InvalidToken, KeysUnavailable, UntrustedSite
 from jobs import JobNotFound
-from resolvers.context import BadInput, MissingToken, NotAllowed, NotFound, TooMany
+from resolvers.context import (
+    BadInput,
+    MissingToken,
+    NotAllowed,
+    NotFound,
+    ResolverError,
+    TooMany,
+)
 from store import BadCursor
 
 log = logging.getLogger("access_desk.errors")
 
 
-class InvalidSignature(Exception):
+class InvalidSignature(ResolverError):
     """A webhook's signature could not be verified (for any reason: the answer is always the same)."""
 
 
-class UnknownResolver(Exception):
+class UnknownResolver(ResolverError):
     """No resolver has the requested function key."""
 
 
-class PayloadTooLarge(Exception):
+class PayloadTooLarge(ResolverError):
     """The body is larger than the route accepts."""
 
 

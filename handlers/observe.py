@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from flask import Blueprint, Flask, Response, g, request
@@ -22,18 +23,24 @@ def metrics_text() -> Response:
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_TRACE_ID = re.compile(r"[0-9A-Za-z-]{1,64}")  # B3 ids are 16 or 32 hex digits
+
+
 def register(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        logs.trace_id.set(request.headers.get("x-b3-traceid"))
+        trace = request.headers.get("x-b3-traceid")
+        logs.trace_id.set(trace if trace and _TRACE_ID.fullmatch(trace) else None)
         logs.installation.set(None)
 
     @app.after_request
     def _finish(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        method = request.method if request.method in _METHODS else "other"  # bounded label values
+        metrics.REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
         metrics.REQUEST_SECONDS.labels(endpoint).observe(elapsed)
         if endpoint not in ("/healthz", "/metrics"):
             log.info(

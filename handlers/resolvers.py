@@ -6,7 +6,6 @@ most every few minutes per process, so webhook jobs can act even before the firs
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from auth import Invocation, strip_bearer
 from confluence import Client
-from handlers import Services, remember_installation, services, verified
+from handlers import Services, json_body, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver
 from resolvers import RESOLVERS
 from resolvers.context import BadInput, Context
@@ -77,10 +76,7 @@ def _payload() -> dict[str, Any]:
         raise PayloadTooLarge("The request body is larger than 500 KB.")
     if not raw.strip():
         return {}
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise BadInput("The request body is not valid JSON.", {"body": "invalid JSON"}) from exc
+    payload = json_body(raw)
     if not isinstance(payload, dict):
         raise BadInput("The payload must be a JSON object.", {"body": "must be an object"})
     return payload

@@ -58,18 +58,16 @@ def queue_invite(
     emails = string_list(data, "emails", key=email_key)
     dry_run = optional_bool(data, "dryRun")
     admin = store.webhook_admin(installation_id)
-    job = store.create_job(
-        installation_id, source="webhook", dry_run=dry_run, created_by=admin, emails=emails
+    job_id, new = store.create_webhook_job(
+        installation_id, webhook_id, dry_run=dry_run, created_by=admin, emails=emails
     )
-    job_id = store.record_delivery(installation_id, webhook_id, job.id)
-    if job_id != job.id:
-        store.delete_job(installation_id, job.id)
-    store.add_audit(
-        installation_id,
-        actor=admin or "webhook",
-        action="webhook.delivery",
-        source="webhook",
-        subjects=emails[:100],
-        outcome={"jobId": job_id, "webhookId": webhook_id, "emails": len(emails)},
-    )
+    if new:
+        store.add_audit(
+            installation_id,
+            actor=admin or "webhook",
+            action="webhook.delivery",
+            source="webhook",
+            subjects=emails[:100],
+            outcome={"jobId": job_id, "webhookId": webhook_id, "emails": len(emails)},
+        )
     return job_id

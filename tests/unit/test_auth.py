@@ -137,6 +137,13 @@ HOSTILE = {
     "unknown kid": lambda k, o: "Bearer " + sign(k, claims(), kid="nope"),
     "another key's signature": lambda k, o: "Bearer " + sign(o, claims()),
     "tampered payload": lambda k, o: "Bearer " + tampered(k),
+    "deeply nested header": lambda k, o: "Bearer " + _b64(b"[" * 2000) + ".e30.c2ln",
+    "oversized header": lambda k, o: (
+        "Bearer "
+        + _b64(b'{"alg":"RS256","x":"' + b"a" * 2000 + b'"}')
+        + "."
+        + sign(k, claims()).split(".", 1)[1]
+    ),
     "junk in the signature": lambda k, o: "Bearer " + sign(k, claims())[:-2] + "!!",
     "padding in the signature": lambda k, o: "Bearer " + sign(k, claims()) + "===",
     "missing exp": lambda k, o: "Bearer " + sign(k, claims(exp=None)),

@@ -19,6 +19,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from confluence import (
+    MAX_RETRY_AFTER,
     AccessResult,
     Client,
     ConfluenceError,
@@ -28,6 +29,7 @@ from confluence import (
     Policy,
     UntrustedHost,
     UpstreamError,
+    retry_after_seconds,
 )
 
 BASE = "https://api.atlassian.com/ex/confluence/c0ffee00-0000-0000-0000-000000000001"
@@ -429,6 +431,31 @@ def test_a_retry_after_past_the_deadline_is_not_slept() -> None:
     ]
     assert r.clock.sleeps == []
     assert len(r.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("0.5", 0.5),
+        ("-5", 0.0),
+        ("1e999", 3600.0),
+        ("inf", 3600.0),
+        ("86400", 3600.0),
+        ("nan", None),
+        ("soon", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+    ],
+)
+def test_retry_after_is_read_as_bounded_seconds(header: str, seconds: float | None) -> None:
+    assert retry_after_seconds(header) == seconds
+
+
+def test_a_wild_retry_after_holds_the_site_for_an_hour_at_most() -> None:
+    r = rig(scripted(Answer(429, headers={"Retry-After": "1e999"})))
+    result = r.client().lookup_users(["a"])
+    assert result.failed == [Failure("a", "rate_limited", MAX_RETRY_AFTER)]
+    assert r.gate.wait_seconds(BASE) <= MAX_RETRY_AFTER
 
 
 def test_a_503_retry_after_past_the_deadline_is_unavailable() -> None:

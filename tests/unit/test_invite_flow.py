@@ -161,6 +161,28 @@ def test_lifecycle_stores_the_installation_idempotently(backend, platform, wrapp
     assert [e["action"] for e in entries].count("app.installed") == 1
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [b"[1, 2]", b'"installed"', b"{not json", b"[" * 100_000, b""],
+)
+def test_lifecycle_answers_200_whatever_the_body(backend, platform, raw):
+    inst = platform.installation
+    headers = platform.invocation_headers(inst, None, system=True)
+    response = backend.client.post(
+        "/forge/lifecycle", data=raw, headers=headers, content_type="application/json"
+    )
+    assert response.status_code == 200
+    store = backend.client.application.extensions["access_desk"].store
+    assert store.installation(inst.id) is not None
+
+
+def test_lifecycle_audits_an_odd_installer_as_forge(backend, platform):
+    event = {"eventType": "avi:forge:installed:app", "installerAccountId": "x" * 300}
+    assert trigger(backend, platform, "/forge/lifecycle", event).status_code == 200
+    entries = backend.call("listAudit", {}).get_json()["entries"]
+    assert [(e["action"], e["actor"]) for e in entries] == [("app.installed", "forge")]
+
+
 def test_scheduled_trigger_takes_the_tenant_from_the_token_only(backend, platform):
     other = platform.add_installation()
     body = {"installationId": other.id, "apiBaseUrl": "https://evil.example/"}
@@ -237,6 +259,10 @@ def test_every_bad_signature_gets_the_same_401(backend, platform):
         "stale": (stale_data, stale),
         "from the future": (future_data, future),
         "non-numeric timestamp": (data, {**good, "webhook-timestamp": "soon"}),
+        "unicode digit timestamp": (data, {**good, "webhook-timestamp": "\u00b2"}),
+        "400-digit timestamp": (data, {**good, "webhook-timestamp": "9" * 400}),
+        "5000-digit timestamp": (data, {**good, "webhook-timestamp": "9" * 5000}),
+        "id over 255 characters": (data, {**good, "webhook-id": "m" * 300}),
     }
     answers = set()
     for name, (payload, headers) in cases.items():
@@ -280,6 +306,20 @@ def test_valid_signature_but_bad_body(backend, body, status):
     response = backend.client.post(path_of(url), data=data, headers=headers)
     assert response.status_code == status
     assert response.get_json()["error"] == "bad_input"
+
+
+def test_valid_signature_but_deeply_nested_json_is_400(backend):
+    url, secret = rotate(backend)
+    data = "[" * 100_000
+    msg_id, at = "msg_deep", datetime.now(tz=UTC)
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, data),
+    }
+    response = backend.client.post(path_of(url), data=data, headers=headers)
+    assert response.status_code == 400 and response.get_json()["error"] == "bad_input"
+    assert backend.call("listJobs", {}).get_json()["jobs"] == []
 
 
 def test_webhook_body_over_1_mib_is_413(backend):

@@ -118,7 +118,9 @@ def test_bad_input_names_the_field(backend, key, payload, field):
     assert field in body["details"]
 
 
-@pytest.mark.parametrize("raw", [b"[1, 2]", b'"text"', b"{not json", b"null"])
+@pytest.mark.parametrize(
+    "raw", [b"[1, 2]", b'"text"', b"{not json", b"null", b"[" * 100_000, b'{"a":' * 50_000]
+)
 def test_payload_must_be_a_json_object(backend, platform, raw):
     inst = platform.installation
     headers = platform.invocation_headers(inst, inst.site.admin_id)
@@ -144,7 +146,10 @@ def test_duplicates_do_not_count_towards_the_limit(backend, platform):
 def test_unknown_resolver_is_404(backend):
     response = backend.call("dropTables", {})
     assert response.status_code == 404
-    assert response.get_json()["error"] == "unknown_resolver"
+    body = response.get_json()
+    assert body["error"] == "unknown_resolver"
+    assert body["message"] == "There is no resolver called 'dropTables'."
+    assert "lookupUsers" in body["details"]["known"]
 
 
 def test_healthz(backend):
@@ -183,6 +188,12 @@ def test_concurrent_first_calls_make_one_admin_check(backend, platform):
         answers = list(pool.map(lambda _: backend.call("whoami").get_json(), range(8)))
     assert all(a["isAdmin"] for a in answers)
     assert len([r for r in platform.requests if r.endpoint == "user-current"]) == 1
+
+
+def test_metrics_label_made_up_methods_as_other(backend):
+    assert backend.client.open("/nothing", method="ZZ0QQ").status_code == 405
+    text = backend.client.get("/metrics").get_data(as_text=True)
+    assert 'method="other"' in text and "ZZ0QQ" not in text
 
 
 def test_http_errors_are_json_too(backend):

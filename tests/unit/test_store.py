@@ -3,6 +3,8 @@ fresh database per test)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from pathlib import Path
 
@@ -12,7 +14,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
 
-import store as store_module
 import tables
 from store import BadCursor, Store, StoreGate, UnknownInstallation
 from tests.stores import KEY, Clock
@@ -208,11 +209,16 @@ def test_another_installation_sees_nothing(store: Store) -> None:
     store.upsert_installation(B, cloud_id="d", api_base_url="https://api.example/")
     store.set_webhook_secret(A, "whsec_a", "admin-1")
     store.save_offline_token(A, "admin-1", "tok", 10**10)
-    job_id = make_job(store, A)
+    job_id, _ = store.create_webhook_job(
+        A,
+        "msg-1",
+        dry_run=False,
+        created_by="admin-1",
+        emails=[f"user{i}@example.com" for i in range(3)],
+    )
     store.add_audit(
         A, actor="admin-1", action="checkAccess", source="panel", subjects=[], outcome="ok"
     )
-    store.record_delivery(A, "msg-1", job_id)
 
     assert store.job(B, job_id) is None
     assert store.list_jobs(B, 10) == ([], None)
@@ -224,7 +230,6 @@ def test_another_installation_sees_nothing(store: Store) -> None:
     assert store.next_items(B, job_id, checked=False) == []
     assert store.claim_job("w", 60, installation_id=B) is None
     assert store.claim_job("w", 60, installation_id=B, job_id=job_id) is None
-    assert store.delete_job(B, job_id) is False
     claimed = store.claim_job("w", 60, installation_id=A, job_id=job_id)
     assert claimed is not None and claimed.id == job_id
     assert store.record_outcomes(B, job_id, "w", {"user0@example.com": ("invited", None)}) is False
@@ -468,101 +473,48 @@ def test_count_jobs_by_state(store: Store) -> None:
     assert store.count_jobs_by_state() == {"running": 1, "queued": 1}
 
 
-def test_delete_job(store: Store) -> None:
-    job_id = make_job(store)
-    assert store.delete_job(A, job_id)
-    assert store.job(A, job_id) is None
-    assert store.delete_job(A, job_id) is False
-    with store.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM job_items")).scalar() == 0
-
-
-# -- paging ----------------------------------------------------------------------------------------
-
-
-def test_list_jobs_pages_newest_first_even_with_equal_times(store: Store, clock: Clock) -> None:
-    made = []
-    for i in range(7):
-        if i % 3 == 0:
-            clock.advance(1)  # several jobs share a creation time
-        made.append(make_job(store, n=1))
-    make_job(store, B, n=1)
-    created = {j: store.job(A, j, items=False) for j in made}
-    expected = sorted(made, key=lambda j: (getattr(created[j], "created_at", 0.0), j), reverse=True)
-    seen: list[str] = []
-    cursor = None
-    pages = 0
-    while True:
-        page, cursor = store.list_jobs(A, 3, before=cursor)
-        pages += 1
-        assert all(j.items is None for j in page)
-        seen.extend(j.id for j in page)
-        if cursor is None:
-            break
-    assert seen == expected and pages == 3
-    assert store.list_jobs(A, 7) == (store.list_jobs(A, 7)[0], None)
-    for bad in ("", "nonsense", "W1siYSIsMV0", store_module._cursor("a", 5)):
-        with pytest.raises(BadCursor) as raised:
-            store.list_jobs(A, 3, before=bad)
-        assert raised.value.details == {"before": "not a cursor from this list"}
-
-
-def test_list_audit_pages_newest_first(store: Store, clock: Clock) -> None:
-    for i in range(5):
-        store.add_audit(
-            A,
-            actor="admin-1",
-            action=f"a{i}",
-            source="panel",
-            subjects=[f"s{i}"],
-            outcome={"n": i} if i % 2 else "ok",
-        )
-        clock.advance(1)
-    store.add_audit(B, actor="x", action="other", source="panel", subjects=[], outcome="ok")
-    first, cursor = store.list_audit(A, 2)
-    assert [e.action for e in first] == ["a4", "a3"] and cursor is not None
-    second, cursor = store.list_audit(A, 2, before=cursor)
-    assert [e.action for e in second] == ["a2", "a1"] and cursor is not None
-    third, cursor = store.list_audit(A, 2, before=cursor)
-    assert [e.action for e in third] == ["a0"] and cursor is None
-    assert first[1].to_json() == {
-        "at": "2025-06-15T15:06:43.000Z",
-        "actor": "admin-1",
-        "action": "a3",
-        "source": "panel",
-        "subjects": ["s3"],
-        "outcome": {"n": 3},
-    }
-    assert third[0].outcome == "ok"
-    with pytest.raises(BadCursor):
-        store.list_audit(A, 2, before=store_module._cursor("j", 1.0, "x"))
-
-
 # -- webhooks and rate limits ----------------------------------------------------------------------
 
 
-def test_a_replayed_delivery_returns_the_first_job(store: Store) -> None:
+def webhook_job(store: Store, installation: str, webhook_id: str) -> tuple[str, bool]:
+    return store.create_webhook_job(
+        installation, webhook_id, dry_run=False, created_by="admin-1", emails=["a@example.com"]
+    )
+
+
+def job_count(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT COUNT(*) FROM jobs")).scalar_one())
+
+
+def test_a_replayed_delivery_returns_the_first_job_and_makes_no_other(store: Store) -> None:
     assert store.delivery_job(A, "msg-1") is None
-    assert store.record_delivery(A, "msg-1", "job-1") == "job-1"
-    assert store.record_delivery(A, "msg-1", "job-2") == "job-1"
-    assert store.delivery_job(A, "msg-1") == "job-1"
-    assert store.record_delivery(B, "msg-1", "job-3") == "job-3"
+    first, new = webhook_job(store, A, "msg-1")
+    assert new is True and store.delivery_job(A, "msg-1") == first
+    assert webhook_job(store, A, "msg-1") == (first, False)
+    assert job_count(store) == 1
+    other, new = webhook_job(store, B, "msg-1")  # ids are per installation
+    assert new is True and other != first and job_count(store) == 2
+    job = store.job(A, first)
+    assert job is not None and job.source == "webhook" and job.total == 1
 
 
 def test_concurrent_deliveries_agree_on_one_job(store: Store) -> None:
-    results: list[str] = []
+    results: list[tuple[str, bool]] = []
     start = threading.Barrier(6)
 
-    def deliver(n: int) -> None:
+    def deliver() -> None:
         start.wait()
-        results.append(store.record_delivery(A, "msg-race", f"job-{n}"))
+        results.append(webhook_job(store, A, "msg-race"))
 
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(6)]
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(results) == 6 and len(set(results)) == 1
+    assert len(results) == 6 and len({job_id for job_id, _ in results}) == 1
+    assert [new for _, new in results].count(True) == 1
+    assert job_count(store) == 1
 
 
 def test_rate_holds_keep_the_later_time(store: Store) -> None:
@@ -595,3 +547,39 @@ def test_store_gate_shares_holds_between_instances(store: Store, clock: Clock) -
     assert two.is_near_limit("site")
     clock.advance(30)
     assert two.wait_seconds("site") == 0.0
+
+
+def _raw_cursor(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+HOSTILE_CURSORS = {
+    "audit id past 64 bits": ("audit", _raw_cursor(["a", 2**63])),
+    "audit id far past 64 bits": ("audit", _raw_cursor(["a", 10**30])),
+    "audit id negative": ("audit", _raw_cursor(["a", -1])),
+    "audit id as bool": ("audit", _raw_cursor(["a", True])),
+    "audit deep nesting": (
+        "audit",
+        base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("="),
+    ),
+    "job time overflow": ("jobs", _raw_cursor(["j", 10**400, "x"])),
+    "job time NaN": ("jobs", base64.urlsafe_b64encode(b'["j",NaN,"x"]').decode()),
+    "job time infinite": ("jobs", base64.urlsafe_b64encode(b'["j",Infinity,"x"]').decode()),
+    "job id lone surrogate": ("jobs", _raw_cursor(["j", 1.0, "\ud800"])),
+    "job id NUL": ("jobs", _raw_cursor(["j", 1.0, "\u0000"])),
+    "job id too long": ("jobs", _raw_cursor(["j", 1.0, "x" * 500])),
+    "job cursor for audit": ("audit", _raw_cursor(["j", 1.0, "x"])),
+    "not base64": ("jobs", "!!!"),
+    "not JSON": ("jobs", base64.urlsafe_b64encode(b"{").decode()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CURSORS))
+def test_hostile_cursors_are_bad_cursor_not_a_database_error(store: Store, case: str) -> None:
+    listing, cursor = HOSTILE_CURSORS[case]
+    make_job(store)
+    with pytest.raises(BadCursor):
+        if listing == "audit":
+            store.list_audit(A, 10, before=cursor)
+        else:
+            store.list_jobs(A, 10, before=cursor)
