@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -92,3 +95,43 @@ def lines(count: int, make: Any) -> str:
 
 
 ROWS = re.compile(r"Rows ([\d,]+)–([\d,]+) of ([\d,]+)")
+
+
+VIEWPORT = {"width": 1366, "height": 1000}
+
+
+def open_panel(browser, host_url, *, bypass_csp=True):
+    """A page on the simulated Confluence admin page, the panel loaded and ready."""
+    context = browser.new_context(  # reduced motion: the progress bar is final when captured
+        viewport=VIEWPORT, bypass_csp=bypass_csp, accept_downloads=True, reduced_motion="reduce"
+    )
+    page = context.new_page()
+    page.goto(host_url + "/")
+    panel = page.frame_locator("#host-panel")
+    expect(panel.locator("html[data-ready=true]")).to_have_count(1)
+    return page, panel
+
+
+def sign_in_as(page, account_id):
+    """Picks another account in the host page; the panel reloads as that user."""
+    panel = page.frame_locator("#host-panel")
+    panel.locator("html").evaluate("(root) => { root.dataset.stale = 'yes'; }")
+    page.select_option("#host-account", account_id)
+    expect(panel.locator("html[data-ready=true]:not([data-stale])")).to_have_count(1)
+    return panel
+
+
+def paste(textarea, text):
+    """Puts a large text in at once, as a paste does (fill() types it in, which takes long)."""
+    textarea.evaluate(
+        "(el, text) => { el.value = text; el.dispatchEvent(new Event('input', {bubbles: true})); }",
+        text,
+    )
+
+
+def downloaded_csv(page, button):
+    with page.expect_download() as info:
+        button.click()
+    with open(info.value.path(), encoding="utf-8") as file:
+        text = file.read()
+    return list(csv.reader(io.StringIO(text)))

@@ -7,8 +7,6 @@ docs/panel.png.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import subprocess
@@ -16,69 +14,20 @@ import sys
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from simulator.host import signed_in_choices
-from tests.e2e.panel_helpers import CHROMIUM_ARGS, ROOT, ROWS, Screens, chromium_path, forge_host
+from tests.e2e.panel_helpers import (
+    ROOT,
+    ROWS,
+    Screens,
+    downloaded_csv,
+    open_panel,
+    paste,
+    sign_in_as,
+)
 
 pytestmark = pytest.mark.e2e
-expect.set_options(timeout=30_000)
-VIEWPORT = {"width": 1366, "height": 1000}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture()
-def host(platform, live_backend):
-    platform.remote_url = live_backend.url
-    return forge_host(platform)
-
-
-def open_panel(browser, host_url, *, bypass_csp=True):
-    """A page on the simulated Confluence admin page, the panel loaded and ready."""
-    context = browser.new_context(  # reduced motion: the progress bar is final when captured
-        viewport=VIEWPORT, bypass_csp=bypass_csp, accept_downloads=True, reduced_motion="reduce"
-    )
-    page = context.new_page()
-    page.goto(host_url + "/")
-    panel = page.frame_locator("#host-panel")
-    expect(panel.locator("html[data-ready=true]")).to_have_count(1)
-    return page, panel
-
-
-def sign_in_as(page, account_id):
-    """Picks another account in the host page; the panel reloads as that user."""
-    panel = page.frame_locator("#host-panel")
-    panel.locator("html").evaluate("(root) => { root.dataset.stale = 'yes'; }")
-    page.select_option("#host-account", account_id)
-    expect(panel.locator("html[data-ready=true]:not([data-stale])")).to_have_count(1)
-    return panel
-
-
-def paste(textarea, text):
-    """Puts a large text in at once, as a paste does (fill() types it in, which takes long)."""
-    textarea.evaluate(
-        "(el, text) => { el.value = text; el.dispatchEvent(new Event('input', {bubbles: true})); }",
-        text,
-    )
-
-
-def downloaded_csv(page, button):
-    with page.expect_download() as info:
-        button.click()
-    with open(info.value.path(), encoding="utf-8") as file:
-        text = file.read()
-    return list(csv.reader(io.StringIO(text)))
 
 
 def test_admin_uses_every_tool(browser, host, platform, live_backend):
