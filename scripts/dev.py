@@ -2,8 +2,8 @@
 
 The simulated Forge and Confluence listen on ``--port`` (default 8000: the admin panel's host page);
 the backend runs as a real ``gunicorn 'app:create_app()'`` on the next port, configured only through
-the environment, exactly as in production. State lives in ``var/`` (SQLite database and a dev
-``SECRET_KEY`` kept so the database stays readable across restarts).
+the environment, exactly as in production. State lives in ``var/`` or ``--data-dir`` (SQLite
+database and a dev ``SECRET_KEY`` kept so the database stays readable across restarts).
 """
 
 from __future__ import annotations
@@ -43,10 +43,18 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated upstream latency")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=ROOT / "var",
+        help="where the dev store (dev.sqlite3), its key and the curl header file live "
+        "(default: var/); DATABASE_URL from the environment is ignored, so ./dev never touches "
+        "another database by accident",
+    )
     args = parser.parse_args()
 
-    var = ROOT / "var"
-    var.mkdir(exist_ok=True)
+    var = args.data_dir.resolve()
+    var.mkdir(parents=True, exist_ok=True)
     platform = Platform(
         app_id=DEV_APP_ID, seed=True, invite_delay=3.0, latency=args.latency_ms / 1000
     )
@@ -61,7 +69,7 @@ def main() -> int:
         FORGE_JWKS_URL=platform.jwks_url,
         API_BASE_URL_ALLOWLIST=platform.allowlist_prefix,
         GRAPHQL_URL=platform.graphql_url,
-        DATABASE_URL=env.get("DATABASE_URL", f"sqlite:///{var / 'dev.sqlite3'}"),
+        DATABASE_URL=f"sqlite:///{var / 'dev.sqlite3'}",
         PUBLIC_BASE_URL=backend_url,
     )
     backend = subprocess.Popen(
@@ -138,7 +146,7 @@ def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: 
         "checkAccess": {"emails": [*emails, "not-an-email"]},
         "inviteEmails": {"emails": emails, "dryRun": True},
     }
-    shown = os.path.relpath(header_file, ROOT)
+    shown = shlex.quote(os.path.relpath(header_file, ROOT))
     lines = [
         "",
         "Access Desk is running (Ctrl-C stops everything).",
