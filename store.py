@@ -375,12 +375,8 @@ class Store:
                 .returning(webhook_deliveries.c.job_id)
             ).first()
             if added is None:  # the id was seen: its first delivery's job stands
-                stored: str = conn.execute(
-                    sa.select(webhook_deliveries.c.job_id).where(
-                        webhook_deliveries.c.installation_id == installation_id,
-                        webhook_deliveries.c.webhook_id == webhook_id,
-                    )
-                ).scalar_one()
+                stored = _delivery_job(conn, installation_id, webhook_id)
+                assert stored is not None
                 return stored, False
             self._insert_job(
                 conn,
@@ -814,12 +810,7 @@ class Store:
     def delivery_job(self, installation_id: str, webhook_id: str) -> str | None:
         """The job a webhook delivery made, if that ``webhook_id`` was seen."""
         with self.engine.connect() as conn:
-            return conn.execute(
-                sa.select(webhook_deliveries.c.job_id).where(
-                    webhook_deliveries.c.installation_id == installation_id,
-                    webhook_deliveries.c.webhook_id == webhook_id,
-                )
-            ).scalar()
+            return _delivery_job(conn, installation_id, webhook_id)
 
     # -- shared rate-limit state ---------------------------------------------------------------
 
@@ -962,6 +953,16 @@ def _job(row: Any, items: tuple[JobItem, ...] | None) -> Job:
 def _cursor(kind: str, *parts: Any) -> str:
     raw = json.dumps([kind, *parts], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _delivery_job(conn: Connection, installation_id: str, webhook_id: str) -> str | None:
+    found: str | None = conn.execute(
+        sa.select(webhook_deliveries.c.job_id).where(
+            webhook_deliveries.c.installation_id == installation_id,
+            webhook_deliveries.c.webhook_id == webhook_id,
+        )
+    ).scalar()
+    return found
 
 
 def _uncursor(cursor: str, kind: str, parsers: tuple[Callable[[Any], Any], ...]) -> list[Any]:
