@@ -113,7 +113,11 @@ function mountTabs(root, tools) {
     webhook: (p) => mountWebhook(p),
   };
 
+  let selected = null;
   function select(key, focus) {
+    // The tab already shown, clicked again: nothing to reload (a list would load twice at once).
+    const again = key === selected && Boolean(views[key]);
+    selected = key;
     for (const t of tools) {
       const on = t.key === key;
       tabs[t.key].setAttribute("aria-selected", on ? "true" : "false");
@@ -123,7 +127,7 @@ function mountTabs(root, tools) {
     if (!views[key]) {
       views[key] = mounters[key](panels[key]) || {};
     }
-    if (views[key].show) {
+    if (views[key].show && !again) {
       views[key].show();
     }
     if (focus) {

@@ -180,12 +180,21 @@ export function entriesFromCsv(text, header) {
   return rows.flat().filter(Boolean);
 }
 
+// A value a spreadsheet would run as a formula (= + - @, or a tab or CR in front) gets a leading '.
+// Every export and every copied list goes through this, so a pasted id or email is never run.
+export function formulaSafe(value) {
+  const text = value === undefined || value === null ? "" : String(value);
+  return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
+}
+
 function csvCell(value) {
-  let text = value === undefined || value === null ? "" : String(value);
-  if (/^[=+\-@\t\r]/.test(text)) {
-    text = `'${text}`; // keep spreadsheets from running it as a formula
-  }
+  const text = formulaSafe(value);
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+// One value a line, for copying a list (the same formula guard as toCsv).
+export function toLines(values) {
+  return values.map(formulaSafe).join("\n");
 }
 
 export function toCsv(header, rows) {
@@ -202,18 +211,64 @@ export function download(filename, text, type = "text/csv") {
   announce(`Downloaded ${filename}.`);
 }
 
+// Copies text and says so, or says in words that it could not. Resolves to whether it was copied.
 export async function copyText(text, what = "Copied") {
+  const trigger = document.activeElement;
+  let copied = false;
   try {
+    if (!navigator.clipboard || typeof navigator.clipboard.writeText !== "function") {
+      throw new Error("no clipboard API");
+    }
     await navigator.clipboard.writeText(text);
+    copied = true;
   } catch {
-    const area = h("textarea", { class: "visually-hidden", "aria-hidden": "true" });
-    area.value = text;
-    document.body.append(area);
-    area.select();
-    document.execCommand("copy");
-    area.remove();
+    copied = fallbackCopy(text);
   }
-  announce(`${what}.`);
+  announce(copied ? `${what}.` : "Could not copy: the browser did not allow access to the clipboard.");
+  flash(trigger, copied ? "Copied" : "Could not copy");
+  return copied;
+}
+
+// Shows `word` on the button that was pressed for a moment, for sighted users (the live region
+// tells screen readers); its accessible name stays what it was.
+function flash(button, word) {
+  if (!(button instanceof HTMLButtonElement) || button.dataset.flashing) {
+    return;
+  }
+  const label = button.textContent;
+  button.dataset.flashing = "yes";
+  if (!button.hasAttribute("aria-label")) {
+    button.setAttribute("aria-label", label);
+    button.dataset.flashLabel = "yes";
+  }
+  button.textContent = word;
+  setTimeout(() => {
+    button.textContent = label;
+    delete button.dataset.flashing;
+    if (button.dataset.flashLabel) {
+      button.removeAttribute("aria-label");
+      delete button.dataset.flashLabel;
+    }
+  }, 1500);
+}
+
+// The older way (execCommand), which reports false, or throws, when the browser refuses.
+function fallbackCopy(text) {
+  const before = document.activeElement;
+  const area = h("textarea", { class: "visually-hidden", "aria-hidden": "true", tabindex: "-1", readonly: true });
+  area.value = text;
+  document.body.append(area);
+  try {
+    area.select();
+    return document.execCommand("copy") === true;
+  } catch {
+    return false;
+  } finally {
+    area.remove();
+    if (before && typeof before.focus === "function") {
+      before.focus();
+    }
+  }
 }
 
 // ---------------------------------------------------------------- tables

@@ -1,6 +1,8 @@
 // The input form the lookup, access and invite tools share: paste a list or load a CSV file.
 import { MAX_ENTRIES } from "./api.js";
-import { announce, append, count, distinct, entriesFromCsv, h, nextId, parseList, plural } from "./dom.js";
+import { announce, append, button, count, distinct, entriesFromCsv, h, nextId, parseList, plural } from "./dom.js";
+
+const MAX_FILE_BYTES = 5 * 1024 * 1024; // 10,000 entries are far less than this
 
 export function entryForm({ label, hint, placeholder, header, caseless = false, noun, submitLabel, onSubmit }) {
   const areaId = nextId("entries");
@@ -16,8 +18,17 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
     "aria-describedby": `${hintId} ${countId}`,
   });
   const counter = h("p", { id: countId, class: "field-count", "aria-live": "off" });
-  const file = h("input", { id: fileId, type: "file", accept: ".csv,.txt,text/csv,text/plain", class: "visually-hidden" });
-  const fileLabel = h("label", { for: fileId, class: "btn btn-default file-btn", text: "Load CSV file" });
+  // The file input is in the form (a browser opens a picker only for an input in the page) but out of
+  // sight and out of the tab order: the "Load CSV file" button is what people see, focus and press.
+  const file = h("input", {
+    id: fileId,
+    type: "file",
+    accept: ".csv,.txt,text/csv,text/plain",
+    class: "visually-hidden",
+    tabindex: "-1",
+    "aria-hidden": "true",
+  });
+  const fileButton = button("Load CSV file", () => file.click(), { class: "btn btn-default file-btn", "aria-describedby": hintId });
   const submit = h("button", { type: "submit", class: "btn btn-primary", text: submitLabel });
   const error = h("p", { class: "field-error", role: "alert" });
   const form = h(
@@ -28,7 +39,8 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
     area,
     counter,
     error,
-    h("div", { class: "actions" }, submit, fileLabel),
+    h("div", { class: "actions" }, submit, fileButton),
+    file,
   );
 
   function entries() {
@@ -54,17 +66,46 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
   area.addEventListener("input", refreshCount);
   file.addEventListener("change", async () => {
     const chosen = file.files && file.files[0];
-    if (!chosen) {
+    file.value = ""; // choosing the same file again is a change too
+    if (chosen) {
+      await load(chosen);
+    }
+  });
+
+  // Fills the text area from a CSV or text file: the column whose header names the entries, else
+  // every cell (entriesFromCsv). A file that cannot be read, or holds no entries, is said in words.
+  async function load(chosen) {
+    const fail = (text) => {
+      error.textContent = text; // role=alert: read out at once
+      fileButton.focus();
+    };
+    if (chosen.size > MAX_FILE_BYTES) {
+      fail(`${chosen.name} is too large to load (at most 5 MB). Save just the ${noun}s as a CSV file.`);
       return;
     }
-    const text = await chosen.text();
+    let text;
+    try {
+      text = decodeText(await chosen.arrayBuffer());
+    } catch {
+      fail(`${chosen.name} could not be read. Choose a CSV or text file.`);
+      return;
+    }
+    if (text.includes("\u0000")) {
+      fail(`${chosen.name} is not a CSV or text file. Save the spreadsheet as CSV first.`);
+      return;
+    }
     const found = entriesFromCsv(text, header);
+    if (!found.length) {
+      fail(text.trim() ? `No ${noun}s found in ${chosen.name}.` : `${chosen.name} is empty.`);
+      return;
+    }
+    error.textContent = "";
     area.value = found.join("\n");
-    file.value = "";
     refreshCount();
     announce(`Loaded ${plural(found.length, "entry", "entries")} from ${chosen.name}.`);
     area.focus();
-  });
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const list = entries();
@@ -98,4 +139,11 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
       append(form, nodes);
     },
   };
+}
+
+// UTF-8 unless the file starts with a UTF-16 byte order mark (spreadsheets' "Unicode text").
+function decodeText(buffer) {
+  const bytes = new Uint8Array(buffer, 0, Math.min(2, buffer.byteLength));
+  const encoding = bytes[0] === 0xff && bytes[1] === 0xfe ? "utf-16le" : bytes[0] === 0xfe && bytes[1] === 0xff ? "utf-16be" : "utf-8";
+  return new TextDecoder(encoding).decode(buffer);
 }

@@ -2,7 +2,7 @@
 // the real job with a progress bar, polled about once a second.
 import { call } from "./api.js";
 import {
-  announce, busy, button, clear, copyText, count, download, h, message, pagedTable, plural, spinner,
+  announce, button, clear, copyText, count, download, h, message, pagedTable, plural,
 } from "./dom.js";
 import { entryForm } from "./forms.js";
 import { countCards, finished, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pollJob, progressBar } from "./job.js";
@@ -20,28 +20,66 @@ export function mountInvite(panel) {
     onSubmit: (emails) => preview(emails),
   });
   clear(panel, h("h2", { text: "Invite to this site" }), form.el, stage);
+  // Each preview or invitation is a run; starting another, Cancel or a prefill ends the one before,
+  // whose late answers are then dropped.
   let run = 0;
+  let stopRun = () => {};
+
+  function cancelRun() {
+    run += 1;
+    stopRun();
+    stopRun = () => {};
+    stage.setAttribute("aria-busy", "false");
+  }
+
+  // A new run: current() holds until another starts or it is cancelled; `stopped` settles then.
+  function startRun() {
+    cancelRun();
+    const mine = run;
+    const stopped = new Promise((resolve) => {
+      stopRun = resolve;
+    });
+    return { current: () => mine === run, stopped };
+  }
+
+  // aria-busy only while a request is in flight; the progress bar and announcements tell the rest.
+  async function request(current, work) {
+    stage.setAttribute("aria-busy", "true");
+    try {
+      return await work();
+    } finally {
+      if (current()) {
+        stage.setAttribute("aria-busy", "false");
+      }
+    }
+  }
 
   async function preview(emails) {
-    const mine = ++run;
+    const { current, stopped } = startRun();
     const bar = progressBar("Dry run progress");
-    clear(stage, spinner(`Checking ${plural(emails.length, "email")} (dry run)…`), bar);
+    bar.pending(`Checking ${plural(emails.length, "email")} (dry run)…`);
+    clear(stage, h("h3", { text: "Dry run" }), bar);
     announce(`Checking ${plural(emails.length, "email")} before inviting.`);
-    await busy(stage, async () => {
+    const work = (async () => {
       try {
-        const { job } = await call("inviteEmails", { emails, dryRun: true });
+        const { job } = await request(current, () => call("inviteEmails", { emails, dryRun: true }));
+        if (!current()) {
+          return;
+        }
         bar.update(job);
-        const done = finished(job) ? job : await pollJob(job.id, (j) => bar.update(j), { isCancelled: () => mine !== run });
-        if (mine === run) {
+        const done = finished(job) ? job : await pollJob(job.id, (j) => bar.update(j), { isCancelled: () => !current() });
+        if (current()) {
           showPreview(done);
         }
       } catch (err) {
-        if (mine === run) {
+        if (current()) {
           clear(stage, message("error", err.message));
           announce(err.message);
         }
       }
-    });
+    })();
+    // A cancelled run lets the form go at once, without waiting for its last answer.
+    await Promise.race([work, stopped]);
   }
 
   function showPreview(job) {
@@ -59,9 +97,9 @@ export function mountInvite(panel) {
           h("h3", { id: "invite-confirm-h", text: `Invite ${plural(invitees.length, "person", "people")}?` }),
           h("p", { text: "Confluence emails each of them an invitation to this site. This cannot be undone from here." }),
           h("div", { class: "actions" },
-            button(`Invite ${plural(invitees.length, "person", "people")}`, () => invite(invitees, skipped.length), { kind: "primary", id: "invite-confirm" }),
+            button(`Invite ${plural(invitees.length, "person", "people")}`, () => invite(invitees, skipped.length, job), { kind: "primary", id: "invite-confirm" }),
             button("Cancel", () => {
-              run += 1;
+              cancelRun();
               clear(stage);
               announce("Invitation cancelled; nobody was invited.");
               form.area.focus();
@@ -96,17 +134,20 @@ export function mountInvite(panel) {
     announce(`Dry run finished: ${summary}`);
   }
 
-  // ``skipped``: how many the preview left out (already had access, invalid), named in the result.
-  async function invite(emails, skipped) {
-    const mine = ++run;
+  // ``skipped``: how many the preview left out (already had access, invalid), named in the result;
+  // ``previewJob``: the dry run, shown again when the invitations cannot start.
+  async function invite(emails, skipped, previewJob) {
+    const { current } = startRun();
     const bar = progressBar("Invitation progress");
+    bar.pending("Starting…");
     const cards = h("div");
     const table = h("div");
     const note = h("div");
     const actions = h("div", { class: "actions" });
     let items = null;
-    const heading = h("h3", { text: "Inviting" });
+    const heading = h("h3", { text: "Inviting", tabindex: "-1" });
     clear(stage, heading, bar, cards, note, actions, table);
+    heading.focus();
     announce(`Inviting ${plural(emails.length, "person", "people")}.`);
     const describe = (job, done, total) => {
       const c = job.counts || {};
@@ -125,8 +166,8 @@ export function mountInvite(panel) {
     const follow = async (jobId) => {
       clear(note);
       try {
-        const job = await pollJob(jobId, update, { isCancelled: () => mine !== run });
-        if (mine !== run) {
+        const job = await pollJob(jobId, update, { isCancelled: () => !current() });
+        if (!current()) {
           return;
         }
         const c = job.counts || {};
@@ -141,28 +182,61 @@ export function mountInvite(panel) {
           button("Download CSV", () => download("invitations.csv", itemsCsv(job)), { "aria-label": "Download CSV of invitation outcomes" }));
         announce(words);
       } catch (err) {
-        if (mine !== run) {
+        if (!current()) {
           return;
         }
         clear(note, message("error", `${err.message} The job keeps going on the server.`,
-          button("Check again", () => follow(jobId))));
+          button("Check again", () => {
+            heading.focus(); // the button goes away with the message
+            follow(jobId);
+          })));
         announce(err.message);
       }
     };
-    await busy(stage, async () => {
-      try {
-        const { job } = await call("inviteEmails", { emails, dryRun: false });
-        update(job);
-        await follow(job.id);
-      } catch (err) {
-        clear(note, message("error", err.message));
-        announce(err.message);
+
+    let job;
+    try {
+      ({ job } = await request(current, () => call("inviteEmails", { emails, dryRun: false })));
+    } catch (err) {
+      if (current()) {
+        startFailed(err, emails, skipped, previewJob);
       }
-    });
+      return;
+    }
+    if (!current()) {
+      return;
+    }
+    update(job);
+    await follow(job.id);
+  }
+
+  // The invitation job could not be started: nobody was invited. Try again, or back to the preview.
+  function startFailed(err, emails, skipped, previewJob) {
+    const heading = h("h3", { text: "The invitations were not sent", tabindex: "-1" });
+    const back = previewJob
+      ? button("Back to the preview", () => {
+          cancelRun();
+          showPreview(previewJob);
+          const confirm = stage.querySelector("#invite-confirm");
+          if (confirm) {
+            confirm.focus();
+          }
+        })
+      : null;
+    clear(stage,
+      heading,
+      message("error", `${err.message} Nobody was invited.`),
+      h("div", { class: "actions" },
+        button("Try again", () => invite(emails, skipped, previewJob), { kind: "primary" }),
+        back));
+    heading.focus();
+    announce(`The invitations were not sent: ${err.message} Nobody was invited.`);
   }
 
   return {
+    // The list from Check access: whatever ran here before (a slow dry run) is dropped.
     prefill(emails) {
+      cancelRun();
       form.setValue(emails.join("\n"));
       clear(stage);
     },

@@ -66,18 +66,41 @@ export function processed(job) {
   return Math.max(0, (job.total || 0) - (c.pending || 0));
 }
 
-// A progress bar with an accessible name; update(job) moves it.
+// A progress bar with an accessible name; update(job) moves it. A dry run keeps its would-be invites
+// pending, so "processed" says nothing until it is done: while it runs the bar is indeterminate
+// (no aria-valuenow; the text and aria-valuetext say it is checking), and full once it is done.
 export function progressBar(label) {
   const fill = h("div", { class: "progress-fill" });
   const text = h("p", { class: "progress-text" });
   const bar = h(
     "div",
-    { class: "progress", role: "progressbar", "aria-label": label, "aria-valuemin": "0", "aria-valuemax": "0", "aria-valuenow": "0" },
+    { class: "progress", role: "progressbar", "aria-label": label, "aria-valuemin": "0", "aria-valuetext": "Starting…" },
     fill,
   );
   const el = h("div", { class: "progress-block" }, bar, text);
+
+  function indeterminate(words) {
+    bar.removeAttribute("aria-valuenow");
+    bar.removeAttribute("aria-valuemax");
+    bar.setAttribute("aria-valuetext", words);
+    bar.dataset.state = "indeterminate"; // styles.css animates it (still under reduced motion)
+    fill.style.width = "";
+    text.textContent = words;
+  }
+
+  function determinate() {
+    delete bar.dataset.state;
+  }
+
+  // Before there is a job to show (the request that starts it is in flight).
+  el.pending = (words) => indeterminate(words);
   el.update = (job, describe) => {
     const total = job.total || 0;
+    if (job.dryRun && !finished(job)) {
+      indeterminate(`Checking ${count(total)} ${total === 1 ? "email" : "emails"}…`);
+      return;
+    }
+    determinate();
     const done = finished(job) ? total : processed(job);
     bar.setAttribute("aria-valuemax", String(total));
     bar.setAttribute("aria-valuenow", String(done));

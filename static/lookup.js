@@ -1,12 +1,14 @@
 // Look up users by account id: lookupUsers -> found / not found / failed.
 import { call, failureText } from "./api.js";
 import {
-  announce, avatar, busy, button, clear, copyText, count, download, h, lozenge, message, pagedTable, plural, spinner, toCsv,
+  announce, avatar, busy, button, clear, copyText, count, download, h, lozenge, message, pagedTable, plural, spinner, toCsv, toLines,
 } from "./dom.js";
 import { entryForm } from "./forms.js";
 
 const STATUS_TONE = { active: "success", inactive: "moved", closed: "removed", unknown: "default" };
 const LOOKUP_BATCH = 2500; // ids per lookupUsers call
+// Call errors that every later call would get too: stop there instead of asking again.
+const FINAL_ERRORS = new Set(["no_bridge", "invalid_token", "not_allowed"]);
 const USER_CSV = ["accountId", "displayName", "publicName", "email", "accountStatus", "accountType", "isExternalCollaborator"];
 
 export function mountLookup(panel) {
@@ -28,23 +30,40 @@ export function mountLookup(panel) {
     clear(results, progress);
     announce(`Looking up ${plural(ids.length, "account")}.`);
     await busy(results, async () => {
-      try {
-        // Batches keep each answer far below Forge's 5 MB response cap and show progress.
-        const merged = { users: [], notFound: [], failed: [] };
-        for (let start = 0; start < ids.length; start += LOOKUP_BATCH) {
-          if (start > 0) {
-            progress.lastChild.textContent = ` Looked up ${count(start)} of ${count(ids.length)}…`;
-          }
-          const answer = await call("lookupUsers", { accountIds: ids.slice(start, start + LOOKUP_BATCH) });
+      // Batches keep each answer far below Forge's 5 MB response cap and show progress. A batch whose
+      // call fails lists its ids under failed (the reason in words) and the batches that answered stand,
+      // so every id ends up in exactly one of found, not found and failed.
+      const merged = { users: [], notFound: [], failed: [] };
+      let answered = 0;
+      let lastError = null;
+      for (let start = 0; start < ids.length; start += LOOKUP_BATCH) {
+        if (start > 0) {
+          progress.lastChild.textContent = ` Looked up ${count(start)} of ${count(ids.length)}…`;
+        }
+        const batch = ids.slice(start, start + LOOKUP_BATCH);
+        try {
+          const answer = await call("lookupUsers", { accountIds: batch });
           for (const key of Object.keys(merged)) {
             merged[key] = merged[key].concat(answer[key] || []);
           }
+          answered += 1;
+        } catch (err) {
+          lastError = err;
+          const final = FINAL_ERRORS.has(err.code);
+          const unanswered = final ? ids.slice(start) : batch;
+          merged.failed = merged.failed.concat(unanswered.map((accountId) => callFailure(accountId, err)));
+          if (final) {
+            break;
+          }
         }
-        render(merged);
-      } catch (err) {
-        clear(results, message("error", err.message));
-        announce(err.message);
       }
+      if (!answered && lastError) {
+        // Nothing came back at all: one error says it better than a table of the same reason.
+        clear(results, message("error", lastError.message));
+        announce(lastError.message);
+        return;
+      }
+      render(merged);
     });
   }
 
@@ -101,7 +120,7 @@ function notFoundSection(ids) {
     h("div", { class: "block-head" },
       h("h3", { id: "notfound-h", text: `Not found (${ids.length.toLocaleString("en")})` }),
       h("div", { class: "actions" },
-        button("Copy", () => copyText(ids.join("\n"), `Copied ${plural(ids.length, "account id")}`), { "aria-label": "Copy account ids not found" }),
+        button("Copy", () => copyText(toLines(ids), `Copied ${plural(ids.length, "account id")}`), { "aria-label": "Copy account ids not found" }),
         button("Download CSV", () => download("not-found.csv", csv()), { "aria-label": "Download CSV of account ids not found" }),
       )),
     h("p", { class: "field-hint", text: "No user with these ids, or their profiles are not visible to you." }),
@@ -109,8 +128,18 @@ function notFoundSection(ids) {
   );
 }
 
+// An id whose batch call failed as a whole, shaped like the per-id failures lookupUsers answers.
+function callFailure(accountId, err) {
+  return { accountId, error: err.code || "failed", reason: err.message };
+}
+
+function failureReason(f) {
+  return f.reason || failureText(f);
+}
+
 function failedSection(failed) {
-  const csv = () => toCsv(["accountId", "error", "retryAfter"], failed.map((f) => [f.accountId, f.error, f.retryAfter ?? ""]));
+  const csv = () => toCsv(["accountId", "error", "retryAfter", "reason"],
+    failed.map((f) => [f.accountId, f.error, f.retryAfter ?? "", failureReason(f)]));
   return h(
     "section",
     { class: "result-block", "aria-labelledby": "failed-h" },
@@ -125,7 +154,7 @@ function failedSection(failed) {
       rows: failed,
       columns: [
         { label: "Account id", className: "mono", cell: (f) => f.accountId },
-        { label: "Reason", cell: (f) => failureText(f) },
+        { label: "Reason", cell: (f) => failureReason(f) },
       ],
     }),
   );

@@ -77,7 +77,7 @@ export function mountWebhook(panel) {
     start.disabled = true;
     clear(area, h("div", { class: "confirm", role: "group", "aria-labelledby": "rotate-h" },
       h("h3", { id: "rotate-h", text: "Rotate the webhook secret?" }),
-      h("p", { text: "A new secret replaces the current one at once: systems still signing with the old secret will be refused until you update them. Webhook jobs will run as you." }),
+      h("p", { text: "A new secret becomes the current one at once. Systems still signing with the current secret keep working for 24 hours, then they are refused: update them before then. A secret replaced by an earlier rotation stops working now. Webhook jobs will run as you." }),
       h("div", { class: "actions" },
         button("Rotate secret", () => rotate(), { kind: "danger", id: "rotate-confirm" }),
         button("Cancel", () => {
@@ -90,19 +90,27 @@ export function mountWebhook(panel) {
   }
 
   async function rotate() {
-    clear(area, spinner("Rotating the secret…"));
+    // The confirm box (and its focused button) goes away: keep focus in the area, not on <body>.
+    const waiting = h("div", { tabindex: "-1" }, spinner("Rotating the secret…"));
+    clear(area, waiting);
+    waiting.focus();
     await busy(area, async () => {
       try {
         const { url, secret } = await call("rotateWebhookSecret", {});
+        const urlField = copyField("Webhook URL", url);
         clear(area,
-          message("success", "New secret created. It is shown only this once: store it in your sender's secret store now."),
-          copyField("Webhook URL", url),
+          message("success", "New secret created. It is shown only this once: store it in your sender's secret store now. The secret it replaced keeps working for 24 hours."),
+          urlField,
           copyField("Signing secret", secret, true),
           codeBlock("Python", pythonExample(url)),
           codeBlock("curl and openssl", curlExample(url)));
+        start.disabled = false;
+        urlField.querySelector("input").focus();
         announce("New webhook secret created. It is shown only this once.");
       } catch (err) {
         clear(area, message("error", err.message));
+        start.disabled = false;
+        start.focus();
         announce(err.message);
       } finally {
         start.disabled = false;

@@ -2,8 +2,13 @@
 // callBridge('invoke', {path, method, headers, body, invokeType: 'ui-remote-fetch'}) sends the call to
 // the simulated Forge (/_host/invoke), which signs it as the account picked in the host page and
 // forwards it to the remote. The answer is {status, headers, body}, as @forge/bridge's invokeRemote gets.
+// callBridge('enableTheming') is @forge/bridge's view.theme.enable(): it asks the host page (host.js)
+// to put its theme on this frame's <html> as data-color-mode, which the host does only from then on.
 (function () {
   "use strict";
+
+  var THEMING_TIMEOUT_MS = 5000;
+  var asks = 0;
 
   function signedInAccount() {
     try {
@@ -39,10 +44,60 @@
     return answer;
   }
 
+  // The host page's script is deferred: a panel that loads first waits for it.
+  function hostReady() {
+    try {
+      var doc = window.parent.document;
+      if (window.parent.__forgeHost || doc.readyState === "complete") {
+        return Promise.resolve();
+      }
+      return new Promise(function (resolve) {
+        doc.addEventListener("DOMContentLoaded", resolve, { once: true });
+        window.parent.addEventListener("load", resolve, { once: true });
+      });
+    } catch (err) {
+      return Promise.resolve(); // a parent on another origin
+    }
+  }
+
+  // Like Forge's bridge, a message to the host page; the host answers once the theme is applied.
+  async function enableTheming() {
+    if (window.parent === window) {
+      throw new Error("No host page to take the theme from.");
+    }
+    await hostReady();
+    asks += 1;
+    var id = "enableTheming-" + asks;
+    return new Promise(function (resolve, reject) {
+      var timer = setTimeout(function () {
+        window.removeEventListener("message", onAnswer);
+        reject(new Error("The host page did not answer enableTheming."));
+      }, THEMING_TIMEOUT_MS);
+      function onAnswer(event) {
+        var data = event.data;
+        if (event.source !== window.parent || event.origin !== location.origin || !data || data.id !== id) {
+          return;
+        }
+        clearTimeout(timer);
+        window.removeEventListener("message", onAnswer);
+        if (data.type === "forge-host:theming-enabled") {
+          resolve(undefined);
+        } else {
+          reject(new Error(data.message || "The host page refused enableTheming."));
+        }
+      }
+      window.addEventListener("message", onAnswer);
+      window.parent.postMessage({ type: "forge-bridge:enable-theming", id: id }, location.origin);
+    });
+  }
+
   globalThis.__bridge = {
     callBridge: function (name, input) {
       if (name === "invoke") {
         return invoke(input);
+      }
+      if (name === "enableTheming") {
+        return enableTheming();
       }
       return Promise.reject(new Error("The simulated bridge does not implement " + name + "."));
     },

@@ -73,8 +73,11 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
         )
         assert rows[0][:3] == ["accountId", "displayName", "publicName"]
         assert [r[0] for r in rows[1:]] == ids[:4]
-        lookup.get_by_role("button", name="Copy found users as CSV").click()
+        copy = lookup.get_by_role("button", name="Copy found users as CSV")
+        copy.click()
         expect(panel.locator("#status")).to_have_text("Copied 4 users.")
+        expect(copy).to_have_text("Copied")  # seen on the button too, for a moment
+        expect(copy).to_have_text("Copy")
 
         # Errors in words: an expired session (401 from the bridge), a busy Confluence.
         page.route(
