@@ -67,17 +67,18 @@
   var observer = null;
   function fitToContent() {
     try {
-      var root = frame.contentDocument && frame.contentDocument.documentElement;
-      if (!root || typeof ResizeObserver === "undefined") {
+      // The body, not <html>: the root is never shorter than the frame, so the frame could only grow.
+      var body = frame.contentDocument && frame.contentDocument.body;
+      if (!body || typeof ResizeObserver === "undefined") {
         return;
       }
       if (observer) {
         observer.disconnect();
       }
       observer = new ResizeObserver(function () {
-        frame.style.height = Math.max(600, root.scrollHeight) + "px";
+        frame.style.height = Math.max(600, Math.ceil(body.getBoundingClientRect().height)) + "px";
       });
-      observer.observe(root);
+      observer.observe(body);
     } catch (err) {
       // Not reachable yet.
     }
