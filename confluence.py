@@ -30,6 +30,7 @@ The token is never logged nor put in a repr or an exception message.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import threading
@@ -215,6 +216,13 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(api_base_url={self._key!r}, policy={self._policy!r})"
+
+    def within(self, seconds: float) -> Client:
+        """This client with its deadline brought forward to at most ``seconds`` from now (a short
+        step inside a longer call: a ``Retry-After`` past it fails the chunk instead of sleeping)."""
+        clone = copy.copy(self)
+        clone._deadline = min(self._deadline, self._clock() + seconds)
+        return clone
 
     def lookup_users(self, account_ids: Sequence[str]) -> LookupResult:
         """Users by account id (POST users-bulk); unknown ids go to ``not_found``."""

@@ -51,12 +51,13 @@ def get(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     # A job acts as its creator: only the creator's own calls lend it their user token.
     mine = job.source == "panel" and job.created_by == ctx.account_id
     if job.state in ("queued", "running") and mine and ctx.user_client:
+        step = min(ctx.budget_seconds, POLL_STEP_SECONDS)
         ctx.runner.advance(
             installation_id,
             job_id,
-            ctx.user_client,
+            ctx.user_client.within(step),  # the panel polls again soon: no long Retry-After sleeps
             worker_id=f"call-{uuid.uuid4().hex[:12]}",
-            budget_seconds=min(ctx.budget_seconds, POLL_STEP_SECONDS),
+            budget_seconds=step,
         )
     job = ctx.store.job(installation_id, job_id, items=True)
     assert job is not None

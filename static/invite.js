@@ -5,7 +5,9 @@ import {
   announce, button, clear, copyText, count, download, h, message, pagedTable, plural,
 } from "./dom.js";
 import { entryForm } from "./forms.js";
-import { countCards, finished, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pollJob, progressBar } from "./job.js";
+import { countCards, finished, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pollJob, processed, progressBar } from "./job.js";
+
+const STALL_MS = 8000; // no progress for this long: say the job is waiting
 
 export function mountInvite(panel) {
   const stage = h("div", { class: "results", "aria-busy": "false" });
@@ -146,15 +148,29 @@ export function mountInvite(panel) {
     const actions = h("div", { class: "actions" });
     let items = null;
     const heading = h("h3", { text: "Inviting", tabindex: "-1" });
-    clear(stage, heading, bar, cards, note, actions, table);
+    const hint = h("p", { class: "progress-hint" });
+    clear(stage, heading, bar, hint, cards, note, actions, table);
     heading.focus();
     announce(`Inviting ${plural(emails.length, "person", "people")}.`);
     const describe = (job, done, total) => {
       const c = job.counts || {};
       return `${count(done)} of ${count(total)} processed: ${count(c.invited || 0)} invited, ${count(c.alreadyHasAccess || 0)} already had access, ${count(c.invalid || 0)} invalid, ${count(c.failed || 0)} failed`;
     };
+    // The job's JSON says nothing of waits: no progress for a while means Confluence is busy or
+    // asked us to slow down (Retry-After), and the job resumes by itself.
+    let lastDone = -1;
+    let lastMove = Date.now();
     const update = (job) => {
       bar.update(job, describe);
+      const done = processed(job);
+      if (done !== lastDone) {
+        lastDone = done;
+        lastMove = Date.now();
+      }
+      const waiting = Date.now() - lastMove >= STALL_MS
+        ? "Waiting for Confluence, which is busy or asked Access Desk to slow down; the job continues by itself. "
+        : "";
+      hint.textContent = finished(job) ? "" : `${waiting}You can leave this page: the job keeps running and is listed under Jobs.`;
       clear(cards, countCards(job));
       if (!items) {
         items = itemsTable(job, "Invitation outcomes");

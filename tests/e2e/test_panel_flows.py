@@ -343,3 +343,27 @@ def test_webhook_rotation_keeps_the_old_secret_a_day_and_moves_focus(browser, ho
         expect(hook.get_by_role("textbox", name="Webhook URL")).to_be_focused()
     finally:
         page.context.close()
+
+
+def test_a_rate_limited_invitation_says_it_waits_and_then_finishes(browser, host, platform):
+    new = list(platform.installation.site.sample_new_emails)[:2]
+    page, panel = open_panel(browser, host)
+    try:
+        panel.get_by_role("tab", name="Invite").click()
+        invite = panel.get_by_role("tabpanel", name="Invite")
+        invite.get_by_label("Emails to invite").fill("\n".join(new))
+        invite.get_by_role("button", name="Preview invitations").click()
+        confirm = invite.get_by_role("button", name="Invite 2 people")
+        expect(confirm).to_be_visible()
+        platform.faults.add("invite", "429", times=1, retry_after=12)
+        confirm.click()
+        hint = invite.locator(".progress-hint")
+        expect(hint).to_contain_text("You can leave this page")
+        expect(hint).to_contain_text("Waiting for Confluence", timeout=20_000)
+        expect(invite.get_by_role("heading", name="Invitations finished")).to_be_visible(
+            timeout=40_000
+        )
+        expect(invite.locator(".msg-success")).to_contain_text("Done: 2 invited")
+        expect(hint).to_be_empty()
+    finally:
+        page.context.close()

@@ -458,6 +458,15 @@ def test_a_wild_retry_after_holds_the_site_for_an_hour_at_most() -> None:
     assert r.gate.wait_seconds(BASE) <= MAX_RETRY_AFTER
 
 
+def test_a_short_step_does_not_sleep_a_retry_after_the_whole_call_could() -> None:
+    r = rig(scripted(Answer(429, headers={"Retry-After": "12"})))
+    result = r.client().within(5).lookup_users(["a"])
+    assert result.failed == [Failure("a", "rate_limited", 12.0)] and r.clock.sleeps == []
+    whole = rig(scripted(Answer(429, headers={"Retry-After": "12"})))
+    assert whole.client().lookup_users(["a"]).not_found == ["a"]  # 20 s deadline: it waits
+    assert whole.clock.sleeps == [12.0]
+
+
 def test_a_503_retry_after_past_the_deadline_is_unavailable() -> None:
     r = rig(scripted(Answer(503, headers={"Retry-After": "60"}), then=Answer(200)))
     result = r.client().invite(["a@x.io"])
