@@ -104,7 +104,7 @@ export function mountWebhook(panel) {
           copyField("Signing secret", secret, true),
           codeBlock("Python", pythonExample(url)),
           codeBlock("curl and openssl", curlExample(url)));
-        start.disabled = false;
+        start.disabled = false; // before any focus move: the catch below needs it enabled too
         urlField.querySelector("input").focus();
         announce("New webhook secret created. It is shown only this once.");
       } catch (err) {
@@ -112,8 +112,6 @@ export function mountWebhook(panel) {
         start.disabled = false;
         start.focus();
         announce(err.message);
-      } finally {
-        start.disabled = false;
       }
     });
   }

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
 from tests.e2e.panel_helpers import Screens, open_panel, paste
+from tests.e2e.test_backend import call
 
 pytestmark = pytest.mark.e2e
 
@@ -101,14 +101,21 @@ class Held:
 
 
 def admin_call(platform: Any, backend_url: str, key: str, payload: Any) -> Any:
-    site = platform.installation.site
-    headers = platform.invocation_headers(platform.installation, site.admin_id, lifetime=300)
-    with requests.Session() as session:
-        answer = session.post(
-            f"{backend_url}/resolvers/{key}", json=payload, headers=headers, timeout=30
-        )
+    answer = call(backend_url, platform, key, payload)
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+def preview_two_new(panel: Any, platform: Any) -> tuple[Any, Any]:
+    """The Invite tab with a dry run of two new addresses done: (tab panel, its confirm button)."""
+    new = list(platform.installation.site.sample_new_emails)[:2]
+    panel.get_by_role("tab", name="Invite").click()
+    invite = panel.get_by_role("tabpanel", name="Invite")
+    invite.get_by_label("Emails to invite").fill("\n".join(new))
+    invite.get_by_role("button", name="Preview invitations").click()
+    confirm = invite.get_by_role("button", name="Invite 2 people")
+    expect(confirm).to_be_visible()
+    return invite, confirm
 
 
 def test_check_access_invite_drops_a_slow_dry_run(browser, host, platform, live_backend):
@@ -232,16 +239,10 @@ def test_dry_run_progress_is_indeterminate_until_done(browser, host, platform):
 
 
 def test_an_invitation_that_cannot_start_says_so_and_can_be_retried(browser, host, platform):
-    new = list(platform.installation.site.sample_new_emails)[:2]
     page, panel = open_panel(browser, host)
     shots = Screens(page, "flows")
     try:
-        panel.get_by_role("tab", name="Invite").click()
-        invite = panel.get_by_role("tabpanel", name="Invite")
-        invite.get_by_label("Emails to invite").fill("\n".join(new))
-        invite.get_by_role("button", name="Preview invitations").click()
-        confirm = invite.get_by_role("button", name="Invite 2 people")
-        expect(confirm).to_be_visible()
+        invite, confirm = preview_two_new(panel, platform)
 
         def refuse_invites(route: Any) -> None:
             found = resolver_call(route.request)
@@ -283,17 +284,10 @@ def test_an_invitation_that_cannot_start_says_so_and_can_be_retried(browser, hos
 
 
 def test_a_failed_older_page_keeps_the_rows(browser, host, platform, live_backend):
-    site = platform.installation.site
-    headers = platform.invocation_headers(platform.installation, site.admin_id, lifetime=300)
-    with requests.Session() as session:
-        for n in range(101):
-            answer = session.post(
-                f"{live_backend.url}/resolvers/checkAccess",
-                json={"emails": [f"older-filler-{n}@example.com"]},
-                headers=headers,
-                timeout=30,
-            )
-            assert answer.status_code == 200, answer.text
+    for n in range(101):
+        admin_call(
+            platform, live_backend.url, "checkAccess", {"emails": [f"older-filler-{n}@example.com"]}
+        )
     page, panel = open_panel(browser, host)
     shots = Screens(page, "flows")
     try:
@@ -346,15 +340,9 @@ def test_webhook_rotation_keeps_the_old_secret_a_day_and_moves_focus(browser, ho
 
 
 def test_a_rate_limited_invitation_says_it_waits_and_then_finishes(browser, host, platform):
-    new = list(platform.installation.site.sample_new_emails)[:2]
     page, panel = open_panel(browser, host)
     try:
-        panel.get_by_role("tab", name="Invite").click()
-        invite = panel.get_by_role("tabpanel", name="Invite")
-        invite.get_by_label("Emails to invite").fill("\n".join(new))
-        invite.get_by_role("button", name="Preview invitations").click()
-        confirm = invite.get_by_role("button", name="Invite 2 people")
-        expect(confirm).to_be_visible()
+        invite, confirm = preview_two_new(panel, platform)
         platform.faults.add("invite", "429", times=1, retry_after=12)
         confirm.click()
         hint = invite.locator(".progress-hint")
