@@ -97,6 +97,7 @@ class Failure:
     subject: str
     error: str
     retry_after: float | None = None
+    status: int | None = field(default=None, compare=False)  # the HTTP status, when answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +425,11 @@ class Client:
         return text.replace(self._token, "***")[:200] if self._token else text[:200]
 
 
+def is_allowed(url: str, allowlist: Sequence[str]) -> bool:
+    """``url`` is under one of the allowlisted prefixes (same scheme and host, no user info)."""
+    return any(_under(url, prefix) for prefix in allowlist)
+
+
 def _under(url: str, prefix: str) -> bool:
     """``url`` starts with ``prefix`` and has exactly its scheme and host."""
     if not prefix or not url.startswith(prefix):
@@ -437,7 +443,7 @@ def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
 
 
 def _failures(chunk: list[str], error: UpstreamError) -> list[Failure]:
-    return [Failure(subject, error.reason, error.retry_after) for subject in chunk]
+    return [Failure(subject, error.reason, error.retry_after, error.status) for subject in chunk]
 
 
 def _users_by_id(body: Any) -> dict[str, dict[str, Any]] | UpstreamError:

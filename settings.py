@@ -45,6 +45,9 @@ class Settings:
     job_lease_seconds: float = 60.0
     job_step_seconds: float = 15.0
     log_level: str = "INFO"
+    personal_data_url: str = "https://api.atlassian.com/app/report-accounts/"
+    personal_data_report_days: int = 7
+    personal_data_retention_days: int = 90
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -162,6 +165,9 @@ _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("job_lease_seconds", "JOB_LEASE_SECONDS", _positive(float)),
     ("job_step_seconds", "JOB_STEP_SECONDS", _positive(float)),
     ("log_level", "LOG_LEVEL", _level),
+    ("personal_data_url", "PERSONAL_DATA_URL", _url),
+    ("personal_data_report_days", "PERSONAL_DATA_REPORT_DAYS", _non_negative_int),
+    ("personal_data_retention_days", "PERSONAL_DATA_RETENTION_DAYS", _positive(int)),
 )
 
 assert {f.name for f in fields(Settings)} == {"app_id", "secret_key"} | {n for n, _, _ in _OPTIONAL}

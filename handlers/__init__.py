@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,15 +55,19 @@ def verified() -> Invocation:
 
 
 def remember_installation(invocation: Invocation, token_seconds: float) -> None:
-    """Store the installation and the system token Forge sent (assumed valid ``token_seconds``)."""
+    """Store the installation and the system token Forge sent (assumed valid ``token_seconds``);
+    a dormant installation wakes up (a verified invocation is the sign it is in use again)."""
     token = strip_bearer(request.headers.get("x-forge-oauth-system"))
-    services().store.upsert_installation(
+    store = services().store
+    store.upsert_installation(
         invocation.installation_id,
         cloud_id=invocation.cloud_id,
         api_base_url=invocation.api_base_url,
         system_token=token,
         system_token_expires_at=time.time() + token_seconds if token else None,
     )
+    if store.resume_installation(invocation.installation_id):
+        logging.getLogger(__name__).info("installation resumed from dormancy")
 
 
 def json_body(raw: bytes) -> Any:

@@ -59,3 +59,31 @@ def test_missing_secret_key_and_bad_allowlist_prefix():
     problems = info.value.problems
     assert any("SECRET_KEY is required" in p for p in problems)
     assert any("must end with '/'" in p for p in problems)
+
+
+def test_personal_data_settings():
+    s = Settings.from_env({"FORGE_APP_ID": UUID, "SECRET_KEY": KEY})
+    assert s.personal_data_url == "https://api.atlassian.com/app/report-accounts/"
+    assert (s.personal_data_report_days, s.personal_data_retention_days) == (7, 90)
+    s = Settings.from_env(
+        {
+            "FORGE_APP_ID": UUID,
+            "SECRET_KEY": KEY,
+            "PERSONAL_DATA_URL": "http://127.0.0.1:8000/app/report-accounts/",
+            "PERSONAL_DATA_REPORT_DAYS": "0",
+            "PERSONAL_DATA_RETENTION_DAYS": "30",
+        }
+    )
+    assert s.personal_data_url == "http://127.0.0.1:8000/app/report-accounts/"
+    assert (s.personal_data_report_days, s.personal_data_retention_days) == (0, 30)
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(
+            {
+                "FORGE_APP_ID": UUID,
+                "SECRET_KEY": KEY,
+                "PERSONAL_DATA_URL": "ftp://x",
+                "PERSONAL_DATA_REPORT_DAYS": "-1",
+                "PERSONAL_DATA_RETENTION_DAYS": "0",
+            }
+        )
+    assert len(info.value.problems) == 3
