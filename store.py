@@ -1119,11 +1119,12 @@ class Store:
                 entries = sa.and_(entries, audit.c.at >= start)
             job_ids = list(conn.execute(sa.select(jobs.c.id).where(finished)).scalars())
             position = sa.cast(job_items.c.position, sa.String)
+            number = sa.cast(job_items.c.position + 1, sa.String)
             for i in range(0, len(job_ids), 500):
                 chunk = job_ids[i : i + 500]
                 # two passes keep (job_id, email) unique at every step: inputs are trimmed, so
                 # no stored email starts with a space
-                for value in (sa.literal(" ") + position, sa.literal("redacted-") + position):
+                for value in (sa.literal(" ") + position, sa.literal("redacted-") + number):
                     conn.execute(
                         sa.update(job_items)
                         .where(job_items.c.job_id.in_(chunk))
