@@ -16,6 +16,13 @@ LOCKED`` on PostgreSQL, a conditional ``UPDATE`` checked by rowcount on SQLite),
 (``record_outcomes``, ``finish_job``, ``renew_lease``) happen only while the caller's lease holds.
 Item outcomes never go back from final to ``pending``.
 
+Platform duties (one block of methods, see ``dormancy`` and ``privacy``): per installation, the
+offline token context form that worked and the last exchange error; dormancy (last scheduled
+trigger, consecutive refusals, dormant since: the worker's ``claim_job`` skips a dormant
+installation's jobs); the personal data duty (queued by a scheduled trigger, leased like a job),
+the reported account ids, their erasure and the retention watermark. ``installation_health`` reads
+all of it.
+
 Errors::
 
     StoreError
