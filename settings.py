@@ -154,7 +154,7 @@ def _is_fernet_key(key: str) -> bool:
 
 
 def _url(raw: str) -> str:
-    if not raw.startswith(("https://", "http://")):
+    if not raw.lower().startswith(("https://", "http://")):
         raise ValueError("must be an http(s) URL")
     return raw
 
