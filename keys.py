@@ -108,7 +108,11 @@ class KeySet:
                 start = self._claim(now)
             pending = self._in_flight
         if start is not None:
-            self._spawn(lambda: self._fetch(start))
+            try:
+                self._spawn(lambda: self._fetch(start))
+            except RuntimeError:  # no thread could be started: let a later call try again
+                log.exception("could not start the JWKS fetch")
+                self._finish(start)
         if key is not None:
             return key
         if pending is not None:
@@ -139,7 +143,7 @@ class KeySet:
     def _fetch(self, done: threading.Event) -> None:
         try:
             keys = self._download()
-        except (requests.RequestException, ValueError, RecursionError) as exc:
+        except Exception as exc:  # whatever went wrong, the fetch failed and the old keys stay
             with self._lock:
                 self.failures += 1
             log.warning("JWKS fetch failed; keeping the last good keys", extra={"error": str(exc)})
@@ -148,9 +152,12 @@ class KeySet:
                 self._keys = keys
                 self._fetched_at = self._clock()
         finally:
-            with self._lock:
-                self._in_flight = None
-            done.set()
+            self._finish(done)
+
+    def _finish(self, done: threading.Event) -> None:
+        with self._lock:
+            self._in_flight = None
+        done.set()
 
     def _download(self) -> dict[str, jwt.PyJWK]:
         deadline = self._clock() + self._timeout * 2

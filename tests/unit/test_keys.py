@@ -312,3 +312,18 @@ def test_keyset_uses_the_given_session(key):
     with pytest.raises(NoKeys):
         keys.get("k1")
     assert Recording.urls == ["https://keys.example/jwks.json"]
+
+
+def test_a_fetch_that_cannot_start_is_tried_again_after_the_cooldown():
+    def no_threads(work: Callable[[], None]) -> None:
+        raise RuntimeError("can't start new thread")
+
+    clock = Clock()
+    keys = KeySet("https://keys.invalid/jwks.json", clock=clock, spawn=no_threads)
+    with pytest.raises(NoKeys):
+        keys.get("k1")  # refused at once: nothing is left waiting for a fetch that never runs
+    assert keys.fetches == 1
+    clock.now += 30
+    with pytest.raises(NoKeys):
+        keys.get("k1")
+    assert keys.fetches == 2  # nothing was left "in flight"
