@@ -79,7 +79,7 @@ def test_bundle_is_forge_bridge_itself(built: bytes) -> None:
     # @forge/bridge's own modules, and the module interface the panel imports (static/bridge.js).
     for module in ["out/bridge.js", "out/invoke-endpoint/invoke-endpoint.js", "out/view/theme.js"]:
         assert f"// node_modules/@forge/bridge/{module}\n" in text
-    assert 'invokeType: `ui-${invokeType.toLowerCase()}-fetch`' in text
+    assert "invokeType: `ui-${invokeType.toLowerCase()}-fetch`" in text
     exports = re.search(r"export \{([^}]*)\};\s*$", text)
     assert exports is not None
     names = {part.split(" as ")[-1].strip() for part in exports.group(1).split(",")}
