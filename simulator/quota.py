@@ -1,4 +1,4 @@
-"""The simulated Confluence points quota (Confluence's rate limits since March 2026).
+"""The simulated Confluence points quota (Confluence's rate limits since March 2026; docs/quota.md).
 
 Off by default. When on (``Platform(quota=Quota(...))``, ``platform.meter.configure(...)``,
 ``PUT /_sim/quota`` or ``./dev --quota POINTS/SECONDS``), every answer of the simulated Confluence
