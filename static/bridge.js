@@ -25,7 +25,8 @@ function bridge() {
   if (forge) {
     return forge;
   }
-  throw new BridgeUnavailable(failure ? `The Forge bridge could not start: ${failure.message || failure}` : MISSING);
+  const why = failure ? `The Forge bridge could not start: ${failure.message || failure}` : MISSING;
+  throw new BridgeUnavailable(why);
 }
 
 // view.theme.enable(): the host then sets data-color-mode (light | dark) on <html>, which styles.css
