@@ -3,8 +3,8 @@
 ``OfflineTokens.token_for(installation, account_id)`` returns a user token for ``account_id`` on
 that installation's site. Tokens are cached in the store (encrypted) per (installation, user) and
 reused until 5 minutes before they expire; otherwise one is minted with Atlassian's GraphQL
-mutation ``offlineUserAuthToken`` (Forge Remote's "offline user token" exchange; see the README),
-authorized by the installation's latest system token. ``renew`` drops a cached token that
+mutation ``offlineUserAuthToken`` (docs/platform.md, "Offline user token"), authorized by the
+installation's latest system token. ``renew`` drops a cached token that
 Confluence refused (401) and mints a fresh one.
 
 The mutation's context ARI is unverified: the site form ``ari:cloud:confluence::site/<cloudId>``

@@ -2,7 +2,8 @@
 
 Access Desk stores account ids (admins, audit actors, job creators, the webhook's acting admin,
 offline-token users) and emails (job items, audit subjects). Atlassian's personal data reporting
-API (``PERSONAL_DATA_URL``) says which stored accounts were closed or changed since we stored them.
+API (``PERSONAL_DATA_URL``; docs/platform.md, "Personal data") says which stored accounts were
+closed or changed since we stored them.
 
 A scheduled trigger only queues this work (``Store.note_scheduled_trigger``: when the last report is
 ``PERSONAL_DATA_REPORT_DAYS`` old, or housekeeping last ran a day ago); the background worker does

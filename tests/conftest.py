@@ -49,6 +49,7 @@ def settings(platform: Platform, tmp_path: Path) -> Settings:
         database_url=f"sqlite:///{tmp_path / 'access-desk.sqlite3'}",
         background_worker=False,
         upstream_timeout_seconds=5.0,
+        allow_http=True,  # the simulator on loopback speaks http
     )
 
 
@@ -102,6 +103,7 @@ def backend_env(settings: Settings, **extra: str) -> dict[str, str]:
         GRAPHQL_URL=settings.graphql_url,
         PERSONAL_DATA_URL=settings.personal_data_url,
         DATABASE_URL=settings.database_url,
+        ALLOW_HTTP="1" if settings.allow_http else "0",
     )
     env.update(extra)
     return env
