@@ -28,10 +28,11 @@ from auth import Verifier
 from confluence import Client, Policy
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from jobs import JobRunner, Worker
+from ratelimit import StoreGate
 from records import Installation
 from resolvers.context import AdminCache
 from settings import Settings
-from store import Store, StoreGate
+from store import Store
 
 
 def create_app(
