@@ -17,8 +17,6 @@ from resolvers.context import BadInput
 
 bp = Blueprint("forge", __name__)
 
-# A system token sent to a trigger endpoint has at least 2 h left (PLATFORM.md).
-TRIGGER_TOKEN_SECONDS = 2 * 3600
 EVENTS = {"avi:forge:installed:app": "installed", "avi:forge:upgraded:app": "upgraded"}
 
 
@@ -52,7 +50,7 @@ def scheduled() -> Response:
 
 def _remember_installation() -> Invocation:
     invocation = verified()
-    remember_installation(invocation, TRIGGER_TOKEN_SECONDS)
+    remember_installation(invocation)
     return invocation
 
 
