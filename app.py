@@ -30,10 +30,11 @@ from handlers import Services, errors, forge, observe, panel, resolvers, webhook
 from jobs import JobRunner, Worker
 from keys import KeySet
 from privacy import PersonalData
+from ratelimit import StoreGate
 from records import Installation
 from resolvers.context import AdminCache
 from settings import Settings
-from store import Store, StoreGate
+from store import Store
 
 
 def create_app(

@@ -11,8 +11,9 @@ present, else exponential backoff with jitter (``backoff_start`` doubling up to 
 times 0.7-1.3), at most ``max_retries`` retries. Timeouts and connection errors are retried (with
 backoff) for the reads only; ``invite`` is retried only when the answer carried ``Retry-After``. A
 wait that would outlast the deadline is not slept: the chunk fails at once with ``retry_after`` set.
-Every request has a timeout no longer than the time left. A ``Gate`` shares ``Retry-After`` holds
-and the near-limit flag between threads, clients and (given a shared implementation) instances.
+Every request has a timeout no longer than the time left. A ``ratelimit.Gate`` shares
+``Retry-After`` holds and the near-limit flag between threads, clients and (given a shared
+implementation) instances.
 
 Failure reasons: ``rate_limited``, ``unavailable``, ``timeout``, ``connection_error``,
 ``not_permitted`` (401/403/404), ``rejected: <detail>`` (400 and other 4xx),
@@ -38,17 +39,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+
+from ratelimit import Gate, MemoryGate, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 API_ID_LIMIT = 250
 API_EMAIL_LIMIT = 100
-MAX_RETRY_AFTER = 3600.0  # seconds; longer Retry-After answers are taken as one hour
 V2 = "/wiki/api/v2"
 
 
@@ -119,65 +121,6 @@ class AccessResult:
 class InviteResult:
     invited: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
-
-
-class Gate(Protocol):
-    """Rate-limit state shared by everything that calls one site (key = the api_base_url)."""
-
-    def wait_seconds(self, key: str) -> float:
-        """How long calls for ``key`` must still wait (0 = go)."""
-        ...
-
-    def hold(self, key: str, seconds: float) -> None:
-        """A 429/503 ``Retry-After`` told us to wait this long."""
-        ...
-
-    def near_limit(self, key: str, near: bool) -> None:
-        """``X-RateLimit-NearLimit: true`` seen (True) or a normal answer (False)."""
-        ...
-
-    def is_near_limit(self, key: str) -> bool:
-        """Whether new chunks for ``key`` should run one at a time."""
-        ...
-
-
-class MemoryGate:
-    """A thread-safe in-process ``Gate``; holds only ever extend, never shorten."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._until: dict[str, float] = {}
-        self._near: dict[str, bool] = {}
-
-    def wait_seconds(self, key: str) -> float:
-        with self._lock:
-            return max(0.0, self._until.get(key, 0.0) - self._clock())
-
-    def hold(self, key: str, seconds: float) -> None:
-        with self._lock:
-            until = self._clock() + max(0.0, seconds)
-            self._until[key] = max(until, self._until.get(key, until))
-
-    def near_limit(self, key: str, near: bool) -> None:
-        with self._lock:
-            self._near[key] = near
-
-    def is_near_limit(self, key: str) -> bool:
-        with self._lock:
-            return self._near.get(key, False)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (None when absent or not a number; HTTP dates are not used),
-    at most ``MAX_RETRY_AFTER``: one wild header must not hold a site for ever."""
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    if seconds is None or seconds != seconds:  # absent or NaN
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 class Client:

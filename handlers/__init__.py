@@ -18,8 +18,9 @@ from flask import current_app, request
 
 import logs
 from auth import Invocation, Verifier, strip_bearer, token_expiry
-from confluence import Gate, Policy
+from confluence import Policy
 from jobs import JobRunner, Worker
+from ratelimit import Gate
 from resolvers.context import AdminCache, BadInput
 from settings import Settings
 from store import Store

@@ -7,9 +7,10 @@ from typing import Any
 import requests
 
 from atlassian import OfflineTokens
-from confluence import Client, MemoryGate, Policy
+from confluence import Client, Policy
 from dormancy import QUIET_SECONDS, REFUSAL_SPAN_SECONDS, REFUSALS_TO_DORMANT, Sweeper
 from jobs import JobRunner, Worker
+from ratelimit import MemoryGate
 from records import Installation
 from simulator import Platform
 from store import Store

@@ -17,7 +17,8 @@ from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 
 import tables
-from store import MIGRATIONS, BadCursor, Store, StoreGate, UnknownInstallation
+from store import BadCursor, RateHold, Store, UnknownInstallation
+from store.base import MIGRATIONS
 from tests.stores import KEY, Clock
 
 A = "ari:cloud:ecosystem::installation/aaaaaaaa-0000-4000-8000-000000000001"
@@ -551,27 +552,10 @@ def test_rate_holds_keep_the_later_time(store: Store) -> None:
     assert store.is_near_limit("site") and store.held_until("site") == 200.0
     store.hold("site", 300.0)
     assert store.held_until("site") == 300.0 and store.is_near_limit("site")
+    assert store.rate_hold("site") == RateHold(until=300.0, near_limit=True)
     store.set_near_limit("site", False)
     assert store.is_near_limit("site") is False
     assert store.held_until("other") == 0.0
-
-
-def test_store_gate_shares_holds_between_instances(store: Store, clock: Clock) -> None:
-    one = StoreGate(store, clock=clock, cache_seconds=0.5)
-    two = StoreGate(store, clock=clock, cache_seconds=0.5)
-    assert two.wait_seconds("site") == 0.0  # now cached for 0.5 s
-    one.hold("site", 30)
-    assert one.wait_seconds("site") == 30.0  # the holder knows at once
-    assert two.wait_seconds("site") == 0.0  # still cached
-    clock.advance(0.5)
-    assert two.wait_seconds("site") == 29.5
-    one.hold("site", 5)  # shorter holds never shorten
-    assert one.wait_seconds("site") == 29.5
-    one.near_limit("site", True)
-    clock.advance(0.5)
-    assert two.is_near_limit("site")
-    clock.advance(30)
-    assert two.wait_seconds("site") == 0.0
 
 
 def _raw_cursor(value: object) -> str:
