@@ -11,9 +11,15 @@ present, else exponential backoff with jitter (``backoff_start`` doubling up to 
 times 0.7-1.3), at most ``max_retries`` retries. Timeouts and connection errors are retried (with
 backoff) for the reads only; ``invite`` is retried only when the answer carried ``Retry-After``. A
 wait that would outlast the deadline is not slept: the chunk fails at once with ``retry_after`` set.
-Every request has a timeout no longer than the time left. A ``ratelimit.Gate`` shares
-``Retry-After`` holds and the near-limit flag between threads, clients and (given a shared
-implementation) instances.
+Every request has a timeout no longer than the time left.
+
+Confluence's points quota (docs/contract.md §6): a ``ratelimit.Ledger`` (the ``gate``) shared by
+threads, clients and (kept in the store) instances learns every answer's rate-limit headers and
+holds. Before each request the client waits out its site's hold (or fails the chunk at once with
+``retry_after`` when the hold outlasts the deadline: a held call is not sent), then takes the
+request's estimated points from the ledger (``ratelimit.points``). A ``background()`` client (job
+steps) is refused by the ledger rather than spend the reserve kept for panel calls: the chunk fails
+at once with ``rate_limited`` and ``retry_after`` = the seconds until the window resets.
 
 Failure reasons: ``rate_limited``, ``unavailable``, ``timeout``, ``connection_error``,
 ``not_permitted`` (401/403/404), ``rejected: <detail>`` (400 and other 4xx),
@@ -44,7 +50,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ratelimit import Gate, MemoryGate, retry_after_seconds
+import metrics
+from ratelimit import Gate, MemoryGate, points
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +164,7 @@ class Client:
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self._deadline = clock() + policy.deadline_seconds
+        self._background = False
 
     def __repr__(self) -> str:
         return f"Client(api_base_url={self._key!r}, policy={self._policy!r})"
@@ -168,11 +176,20 @@ class Client:
         clone._deadline = min(self._deadline, self._clock() + seconds)
         return clone
 
+    def background(self) -> Client:
+        """This client for background work (job steps): it never spends the reserve of the
+        quota kept for panel calls, and fails a chunk instead of waiting for the next window."""
+        clone = copy.copy(self)
+        clone._background = True
+        return clone
+
     def lookup_users(self, account_ids: Sequence[str]) -> LookupResult:
         """Users by account id (POST users-bulk); unknown ids go to ``not_found``."""
         result = LookupResult()
         chunks = _chunks(account_ids, self._policy.ids_per_chunk)
-        answers = self._run(chunks, lambda c: self._post("/users-bulk", {"accountIds": c}))
+        answers = self._run(
+            chunks, lambda c: self._post("/users-bulk", {"accountIds": c}, ("users_bulk", len(c)))
+        )
         for chunk, answer in zip(chunks, answers, strict=True):
             found = _users_by_id(answer) if not isinstance(answer, UpstreamError) else answer
             if isinstance(found, UpstreamError):
@@ -191,7 +208,9 @@ class Client:
         result = AccessResult()
         chunks = _chunks(emails, self._policy.emails_per_chunk)
         path = "/user/access/check-access-by-email"
-        answers = self._run(chunks, lambda c: self._post(path, {"emails": c}))
+        answers = self._run(
+            chunks, lambda c: self._post(path, {"emails": c}, ("check_access", len(c)))
+        )
         for chunk, answer in zip(chunks, answers, strict=True):
             sets = _access_sets(answer) if not isinstance(answer, UpstreamError) else answer
             if isinstance(sets, UpstreamError):
@@ -215,7 +234,9 @@ class Client:
         result = InviteResult()
         chunks = _chunks(emails, self._policy.emails_per_chunk)
         path = "/user/access/invite-by-email"
-        answers = self._run(chunks, lambda c: self._post(path, {"emails": c}, idempotent=False))
+        answers = self._run(
+            chunks, lambda c: self._post(path, {"emails": c}, ("invite", 0), idempotent=False)
+        )
         for chunk, answer in zip(chunks, answers, strict=True):
             if isinstance(answer, UpstreamError):
                 result.failed.extend(_failures(chunk, answer))
@@ -228,7 +249,8 @@ class Client:
 
         Raises ``UpstreamError`` on any failure (also an unreadable answer): callers fail closed.
         """
-        body = self._request("GET", "/wiki/rest/api/user/current?expand=operations", None, True)
+        path = "/wiki/rest/api/user/current?expand=operations"
+        body = self._request("GET", path, None, True, ("user_current", 1))
         operations = body.get("operations") if isinstance(body, dict) else None
         if not isinstance(operations, list):
             raise UpstreamError("bad_response", status=200)
@@ -266,13 +288,19 @@ class Client:
                 pending.add(future)
         return [future.result() for future in futures]
 
-    def _post(self, path: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
-        return self._request("POST", V2 + path, body, idempotent)
+    def _post(
+        self, path: str, body: dict[str, Any], cost: tuple[str, int], *, idempotent: bool = True
+    ) -> Any:
+        return self._request("POST", V2 + path, body, idempotent, cost)
 
     # -- one request with retries -----------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: Any, idempotent: bool) -> Any:
-        """The parsed JSON answer (None when empty) or ``UpstreamError`` once retries are spent."""
+    def _request(
+        self, method: str, path: str, body: Any, idempotent: bool, cost: tuple[str, int]
+    ) -> Any:
+        """The parsed JSON answer (None when empty) or ``UpstreamError`` once retries are spent.
+
+        ``cost``: (operation, objects) for the points estimate (``ratelimit.COSTS``)."""
         url = self._base + path
         pause = 0.0
         last: UpstreamError | None = None
@@ -287,6 +315,9 @@ class Client:
             left = self._deadline - self._clock()
             if left <= 0:
                 raise UpstreamError("timeout")
+            paced = self._gate.admit(self._key, points(*cost), background=self._background)
+            if paced > 0:  # background work waits for the next window (a job's notBefore)
+                raise UpstreamError("rate_limited", retry_after=paced)
             try:
                 response = self._session.request(
                     method,
@@ -302,7 +333,7 @@ class Client:
                 last = UpstreamError("connection_error")
             else:
                 try:
-                    return self._answer(response)
+                    return self._answer(response, cost)
                 except UpstreamError as exc:
                     last = exc
             retry = self._retry_pause(last, attempt, idempotent)
@@ -313,22 +344,22 @@ class Client:
         assert last is not None
         raise last
 
-    def _answer(self, response: requests.Response) -> Any:
-        near = response.headers.get("X-RateLimit-NearLimit", "").strip().lower() == "true"
+    def _answer(self, response: requests.Response, cost: tuple[str, int]) -> Any:
         status = response.status_code
-        if near or 200 <= status < 300:
-            self._gate.near_limit(self._key, near)
+        reading = self._gate.observe(self._key, status, response.headers)
+        retry_after = reading.retry_after
         if 200 <= status < 300:
             if not response.content.strip():
                 return None
             try:
-                return response.json()
+                answer = response.json()
             except ValueError:
                 raise UpstreamError("bad_response", status=status) from None
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            metrics.POINTS.inc(_spent(cost, answer))
+            return answer
         if status in (429, 503):
-            if retry_after is not None:
-                self._gate.hold(self._key, retry_after)
+            if status == 429:
+                metrics.RATE_LIMITED.inc()
             reason = "rate_limited" if status == 429 else "unavailable"
             raise UpstreamError(reason, status=status, retry_after=retry_after)
         if status in (401, 403, 404):
@@ -379,6 +410,15 @@ def _under(url: str, prefix: str) -> bool:
         return False
     u, p = urlsplit(url), urlsplit(prefix)
     return (u.scheme, u.netloc) == (p.scheme, p.netloc) and not u.username and not u.password
+
+
+def _spent(cost: tuple[str, int], answer: Any) -> int:
+    """The points a 2xx answer cost by the cost model: a lookup pays for the users it returned."""
+    operation, objects = cost
+    if operation == "users_bulk":
+        results = answer.get("results") if isinstance(answer, dict) else None
+        objects = len(results) if isinstance(results, list) else objects
+    return points(operation, objects)
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:

@@ -20,6 +20,13 @@ A job ends ``failed`` (its pending items too) when it cannot get on for ``give_u
 items' error then carries the token exchange's reason), or no admin at all (a webhook job before
 anyone rotated the secret, or a job whose creator's account was erased: that fails at once).
 
+Quota (docs/contract.md §6): chunks go through ``client.background()``, so a step spends only what
+the shared ledger says is left above the reserve kept for panel calls; a chunk the ledger refuses
+is not sent, keeps its items pending and the job waits (``not_before``) for the window's reset. With
+``fair=True`` (the background worker) a step also ends after any chunk when another installation's
+job is waiting to be claimed, so turns on a shared pool go chunk by chunk (claims prefer the
+installation served longest ago, ``store.claim_job``).
+
 After each chunk the runner tells ``dormancy`` whether the site refused it (every entry answered
 401/403/404) or answered; an installation that turns dormant ends the step at once.
 
@@ -116,6 +123,7 @@ class JobRunner:
         worker_id: str,
         budget_seconds: float,
         keep_401: bool = False,
+        fair: bool = False,
     ) -> Job:
         """One step of at most ``budget_seconds``; returns the job (without items) afterwards.
 
@@ -130,7 +138,9 @@ class JobRunner:
         if job is not None:
             not_before: float | None = None
             try:
-                not_before = self._work(job, client, worker_id, start, budget_seconds, keep_401)
+                not_before = self._work(
+                    job, client.background(), worker_id, start, budget_seconds, keep_401, fair
+                )
             finally:
                 self._store.release_job(job.id, worker_id, not_before=not_before)
         current = self._store.job(installation_id, job_id, items=False)
@@ -146,6 +156,7 @@ class JobRunner:
         start: float,
         budget: float,
         keep_401: bool,
+        fair: bool = False,
     ) -> float | None:
         """Chunks until done, out of time, lease lost, dormant, or a transient failure (its
         not_before)."""
@@ -185,6 +196,8 @@ class JobRunner:
                 raise TokenRefused(job.id)
             if chunk.transient is not None:
                 return self._later(job, worker_id, chunk.transient)
+            if fair and store.waiting_elsewhere(iid):
+                return None  # another installation's turn
         return None
 
     def _later(self, job: Job, worker_id: str, failure: Failure) -> float | None:
@@ -349,6 +362,7 @@ class Worker:
                 worker_id=self.worker_id,
                 budget_seconds=self._step,
                 keep_401=True,
+                fair=True,
             )
         except TokenRefused:
             log.info("offline token refused; minting a new one", extra={"job": job.id})
@@ -363,6 +377,7 @@ class Worker:
                 self._make_client(installation, token),
                 worker_id=self.worker_id,
                 budget_seconds=self._step,
+                fair=True,
             )
         log.info(
             "job advanced",

@@ -1,5 +1,6 @@
 """Prometheus metrics: requests, upstream calls by status, retries and rate-limit waits, jobs,
-dormant installations.
+dormant installations, and Confluence's points quota (points spent, 429s received, and each pool's
+limit, remaining points and hold read from the ledger at scrape time).
 
 Under gunicorn with several workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``gunicorn.conf.py``)
 makes every worker write its samples there and ``/metrics`` adds them up, whichever worker answers.
@@ -28,6 +29,13 @@ UPSTREAM = Counter(
 )
 WAITS = Counter("access_desk_upstream_waits_total", "Retry and rate-limit waits before a call")
 WAIT_SECONDS = Counter("access_desk_upstream_wait_seconds_total", "Seconds spent in those waits")
+POINTS = Counter(
+    "access_desk_quota_points_spent_total",
+    "Confluence quota points spent by answered calls (by the cost model in ratelimit.COSTS)",
+)
+RATE_LIMITED = Counter(
+    "access_desk_quota_429_total", "429 (rate limited) answers received from Confluence"
+)
 JOB_SECONDS = Histogram(
     "access_desk_job_seconds",
     "Time from a job's creation to its end",
@@ -96,17 +104,65 @@ class Dormant(Collector):
         )
 
 
+class QuotaPools(Collector):
+    """Each known quota pool (``pool`` = ``app``, or a site's api_base_url for a site's own pool):
+    its points per window, what is left, and the seconds its hold still runs, read at scrape time
+    as ``(pool, limit, remaining, held seconds)`` rows (None: not known)."""
+
+    def __init__(
+        self, pools: Callable[[], list[tuple[str, int | None, int | None, float]]]
+    ) -> None:
+        self._pools = pools
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        limit = GaugeMetricFamily(
+            "access_desk_quota_limit_points", "A quota pool's points per window", labels=["pool"]
+        )
+        remaining = GaugeMetricFamily(
+            "access_desk_quota_remaining_points",
+            "Points a quota pool has left in its window, as last reported",
+            labels=["pool"],
+        )
+        held = GaugeMetricFamily(
+            "access_desk_quota_held_seconds",
+            "Seconds a quota pool's hold (429 or spent window) still runs",
+            labels=["pool"],
+        )
+        for pool, points_limit, left, seconds in self._pools():
+            if points_limit is not None:
+                limit.add_metric([pool], points_limit)
+            if left is not None:
+                remaining.add_metric([pool], left)
+            held.add_metric([pool], seconds)
+        yield limit
+        yield remaining
+        yield held
+
+
 def exposition(
-    queue: Callable[[], dict[str, int]], dormant: Callable[[], int] | None = None
+    queue: Callable[[], dict[str, int]],
+    dormant: Callable[[], int] | None = None,
+    pools: Callable[[], list[tuple[str, int | None, int | None, float]]] | None = None,
 ) -> bytes:
     """The text exposition of every metric (all workers' when multiprocess mode is on)."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
-        for collector in (REQUESTS, REQUEST_SECONDS, UPSTREAM, WAITS, WAIT_SECONDS, JOB_SECONDS):
+        for collector in (
+            REQUESTS,
+            REQUEST_SECONDS,
+            UPSTREAM,
+            WAITS,
+            WAIT_SECONDS,
+            POINTS,
+            RATE_LIMITED,
+            JOB_SECONDS,
+        ):
             registry.register(collector)
     registry.register(QueueDepth(queue))
     if dormant is not None:
         registry.register(Dormant(dormant))
+    if pools is not None:
+        registry.register(QuotaPools(pools))
     return generate_latest(registry)

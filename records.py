@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ratelimit import invite_job_points
+
 
 def iso(ts: float) -> str:
     """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. ``2025-11-29T03:40:00.000Z``."""
@@ -79,8 +81,16 @@ class Job:
     error: str | None
     items: tuple[JobItem, ...] | None = None  # None: not loaded
 
+    @property
+    def estimated_points(self) -> int:
+        """What the job is expected to cost in Confluence's points (``ratelimit`` cost model):
+        checking every email, then inviting those not already settled (unless a dry run)."""
+        settled = self.counts.already_has_access + self.counts.invalid
+        return invite_job_points(self.total, dry_run=self.dry_run, settled=settled)
+
     def to_json(self, items: bool = True) -> dict[str, Any]:
-        """The CONTRACT §4 ``Job``; ``items=True`` needs a job loaded with its items."""
+        """The docs/contract.md §4 ``Job``; ``items=True`` needs a job loaded with its items.
+        ``notBefore``: until when the job waits (a claim clears it), null while it may run."""
         out: dict[str, Any] = {
             "id": self.id,
             "kind": self.kind,
@@ -91,6 +101,8 @@ class Job:
             "createdBy": self.created_by,
             "updatedAt": iso(self.updated_at),
             "total": self.total,
+            "estimatedPoints": self.estimated_points,
+            "notBefore": None if self.not_before is None else iso(self.not_before),
             "counts": self.counts.to_json(),
         }
         if items:

@@ -55,6 +55,7 @@ class Settings:
     upstream_timeout_seconds: float = 10.0
     upstream_max_retries: int = 4
     admin_cache_seconds: float = 60.0
+    lookup_cache_seconds: float = 300.0
     fit_leeway_seconds: float = 5.0
     background_worker: bool = True
     worker_poll_seconds: float = 2.0
@@ -209,6 +210,13 @@ def _level(raw: str) -> str:
     return level
 
 
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a number, 0 or more")
+    return value
+
+
 def _non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -228,6 +236,7 @@ _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("upstream_timeout_seconds", "UPSTREAM_TIMEOUT_SECONDS", _positive(float)),
     ("upstream_max_retries", "UPSTREAM_MAX_RETRIES", _non_negative_int),
     ("admin_cache_seconds", "ADMIN_CACHE_SECONDS", _positive(float)),
+    ("lookup_cache_seconds", "LOOKUP_CACHE_SECONDS", _non_negative_float),
     ("fit_leeway_seconds", "FIT_LEEWAY_SECONDS", _positive(float)),
     ("background_worker", "BACKGROUND_WORKER", _bool),
     ("worker_poll_seconds", "WORKER_POLL_SECONDS", _positive(float)),

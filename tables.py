@@ -117,10 +117,35 @@ webhook_deliveries = sa.Table(
     sa.Column("job_id", sa.String(64), nullable=False),
     sa.Column("received_at", _TIME, nullable=False),
 )
-rate_holds = sa.Table(
-    "rate_holds",
+# the quota ledger (migration 0004): Confluence's points pools, holds, turns, the lookup cache
+quota_pools = sa.Table(
+    "quota_pools",
     metadata,
-    sa.Column("key", _ID, primary_key=True),
-    sa.Column("until", _TIME, nullable=False),
+    sa.Column("key", sa.String(1024), primary_key=True),
+    sa.Column("scope", sa.String(8), nullable=True),
+    sa.Column("policy", sa.String(128), nullable=True),
+    sa.Column("limit", sa.Integer(), nullable=True),
+    sa.Column("remaining", sa.Integer(), nullable=True),
+    sa.Column("reset_at", _TIME, nullable=True),
+    sa.Column("window", _TIME, nullable=True),
     sa.Column("near_limit", sa.Boolean(), nullable=False),
+    sa.Column("held_until", _TIME, nullable=False),
+    sa.Column("updated_at", _TIME, nullable=False),
+)
+quota_turns = sa.Table(
+    "quota_turns",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("served_at", _TIME, nullable=False),
+)
+lookup_cache = sa.Table(
+    "lookup_cache",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("caller", _ACCOUNT, primary_key=True),
+    sa.Column("account_id", _ACCOUNT, primary_key=True),
+    sa.Column("user", sa.JSON(), nullable=True),
+    sa.Column("cached_at", _TIME, nullable=False),
+    sa.Index("ix_lookup_cache_cached_at", "cached_at"),
+    sa.Index("ix_lookup_cache_account", "installation_id", "account_id"),
 )

@@ -18,8 +18,11 @@ bp = Blueprint("observe", __name__)
 
 @bp.get("/metrics")
 def metrics_text() -> Response:
-    store = services().store
-    body = metrics.exposition(store.count_jobs_by_state, store.count_dormant_installations)
+    svc = services()
+    store = svc.store
+    body = metrics.exposition(
+        store.count_jobs_by_state, store.count_dormant_installations, svc.gate.pool_gauges
+    )
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -54,6 +54,7 @@ def invoke(key: str) -> Response:
         runner=svc.runner,
         public_base_url=svc.settings.public_base_url or request.host_url.rstrip("/"),
         budget_seconds=max(1.0, svc.settings.call_deadline_seconds - (svc.clock() - started) - 2),
+        lookup_cache_seconds=svc.settings.lookup_cache_seconds,
     )
     return jsonify(resolver(ctx, _payload()))
 

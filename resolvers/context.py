@@ -105,6 +105,7 @@ class Context:
     runner: JobRunner
     public_base_url: str
     budget_seconds: float
+    lookup_cache_seconds: float = 0.0  # LOOKUP_CACHE_SECONDS (0: lookups are not cached)
 
     @property
     def account_id(self) -> str | None:

@@ -1,10 +1,16 @@
-"""``whoami`` and ``lookupUsers``: who is calling, and Confluence users in bulk by account id."""
+"""``whoami`` and ``lookupUsers``: who is calling, and Confluence users in bulk by account id.
+
+``lookupUsers`` answers ids the same caller (installation + account) looked up in the last
+``LOOKUP_CACHE_SECONDS`` from the store's lookup cache, without asking Confluence (it costs no
+points), and asks Confluence only for the rest; what Confluence answered is cached for that caller
+alone (``store.lookups``). Failed ids are not cached.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from confluence import Failure
+from confluence import Failure, LookupResult
 from resolvers.context import Context
 from resolvers.inputs import only_fields, string_list
 
@@ -23,10 +29,27 @@ def lookup(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     """Users for the given ids: each distinct id in exactly one of users / notFound / failed."""
     only_fields(payload, {"accountIds"})
     ids = string_list(payload, "accountIds")
-    result = ctx.confluence().lookup_users(ids)
+    client = ctx.confluence()
+    caller, ttl = ctx.account_id, ctx.lookup_cache_seconds
+    iid = ctx.invocation.installation_id
+    cached = ctx.store.cached_users(iid, caller, ids, ttl) if caller and ttl > 0 else {}
+    missing = [i for i in ids if i not in cached]
+    result = client.lookup_users(missing) if missing else LookupResult()
+    if caller and ttl > 0 and (result.users or result.not_found):
+        ctx.store.cache_users(iid, caller, result.users, result.not_found, ttl)
+    fresh = {u.get("accountId"): u for u in result.users}
+    absent = set(result.not_found)
+    users: list[dict[str, Any]] = []
+    not_found: list[str] = []
+    for account_id in ids:
+        user = cached[account_id] if account_id in cached else fresh.get(account_id)
+        if user is not None:
+            users.append(user)
+        elif account_id in cached or account_id in absent:
+            not_found.append(account_id)
     return {
-        "users": result.users,
-        "notFound": result.not_found,
+        "users": users,
+        "notFound": not_found,
         "failed": [failure_json(f, "accountId") for f in result.failed],
     }
 

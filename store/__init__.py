@@ -8,7 +8,8 @@ engine, one clock and one Fernet key (``store.base``):
 - ``store.queue``: leases on jobs and the worker's lease-guarded writes;
 - ``store.deliveries``: webhook deliveries and the jobs they make;
 - ``store.audit``: the audit log;
-- ``store.quota``: rate-limit holds and near-limit flags (the quota ledger);
+- ``store.quota``: the quota ledger (Confluence's points pools, holds, installations' turns);
+- ``store.lookups``: the lookup cache (user objects per installation and caller);
 - ``store.duties``: platform duties: offline token context form, dormancy, personal data;
 - ``store.paging``: the cursors of the paged lists; ``store.errors``: the errors below.
 
@@ -44,8 +45,9 @@ from store.duties import ERASED, NON_ACCOUNTS, PlatformDuties
 from store.errors import BadCursor, StoreError, UnknownInstallation
 from store.installations import Installations, installation_uuid
 from store.jobs import FINAL_OUTCOMES, OUTCOMES
+from store.lookups import LookupCache
 from store.queue import Queue
-from store.quota import QuotaLedger, RateHold
+from store.quota import QuotaLedger
 
 __all__ = [
     "FINAL_OUTCOMES",
@@ -53,7 +55,6 @@ __all__ = [
     "ERASED",
     "NON_ACCOUNTS",
     "BadCursor",
-    "RateHold",
     "Store",
     "StoreError",
     "UnknownInstallation",
@@ -61,5 +62,5 @@ __all__ = [
 ]
 
 
-class Store(Installations, Deliveries, Queue, Audit, QuotaLedger, PlatformDuties):
+class Store(Installations, Deliveries, Queue, Audit, QuotaLedger, LookupCache, PlatformDuties):
     """All persistent state; thread-safe (one engine, a connection per call). See the module doc."""

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from records import InstallationHealth
 from store.base import StoreBase
-from tables import audit, installations, job_items, jobs, offline_tokens
+from tables import audit, installations, job_items, jobs, lookup_cache, offline_tokens
 
 ERASED = "erased"  # what an erased (closed) account id reads as
 # audit actors that are not account ids: never reported, never erased
@@ -198,8 +198,9 @@ class PlatformDuties(StoreBase):
 
         Audit actors become ``"erased"``, and so does the id wherever it appears in an entry's
         subjects or outcome; jobs lose their creator (an unfinished one then fails: nobody can
-        act for it), the webhook loses its acting admin, offline tokens are deleted. One audit
-        entry (``personalData.erase``, counts only) records it. Returns how many ids were erased.
+        act for it), the webhook loses its acting admin, offline tokens and cached user
+        objects (as the looked-up user or as the caller) are deleted. One audit entry
+        (``personalData.erase``, counts only) records it. Returns how many ids were erased.
         """
         ids = sorted({a for a in account_ids if a and a not in NON_ACCOUNTS})
         if not ids:
@@ -247,6 +248,12 @@ class PlatformDuties(StoreBase):
                 sa.delete(offline_tokens).where(
                     offline_tokens.c.installation_id == installation_id,
                     offline_tokens.c.account_id.in_(ids),
+                )
+            )
+            conn.execute(
+                sa.delete(lookup_cache).where(
+                    lookup_cache.c.installation_id == installation_id,
+                    sa.or_(lookup_cache.c.account_id.in_(ids), lookup_cache.c.caller.in_(ids)),
                 )
             )
             conn.execute(

@@ -123,7 +123,7 @@ class Jobs(StoreBase):
                 loaded = tuple(
                     JobItem(r.position, r.email, r.outcome, r.error, bool(r.checked)) for r in rows
                 )
-        return _job(row, loaded)
+        return _job(row, loaded, self._clock())
 
     def list_jobs(
         self, installation_id: str, limit: int, before: str | None = None
@@ -140,7 +140,8 @@ class Jobs(StoreBase):
             )
         query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
         with self.engine.connect() as conn:
-            found = [_job(r, None) for r in conn.execute(query)]
+            now = self._clock()
+            found = [_job(r, None, now) for r in conn.execute(query)]
         if len(found) <= limit:
             return found, None
         last = found[limit - 1]
@@ -155,7 +156,8 @@ class Jobs(StoreBase):
         return {str(state): int(n) for state, n in rows}
 
 
-def _job(row: Any, items: tuple[JobItem, ...] | None) -> Job:
+def _job(row: Any, items: tuple[JobItem, ...] | None, now: float) -> Job:
+    """The record of a job row; a ``not_before`` already passed reads as None (it may run)."""
     return Job(
         id=row.id,
         installation_id=row.installation_id,
@@ -176,7 +178,7 @@ def _job(row: Any, items: tuple[JobItem, ...] | None) -> Job:
         ),
         lease_owner=row.lease_owner,
         lease_until=row.lease_until,
-        not_before=row.not_before,
+        not_before=row.not_before if row.not_before and row.not_before > now else None,
         error=row.error,
         items=items,
     )

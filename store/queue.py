@@ -15,8 +15,9 @@ from sqlalchemy.engine import Connection
 
 from records import Counts, Job
 from store.audit import write_audit
+from store.base import dialect_insert
 from store.jobs import OUTCOMES, Jobs
-from tables import installations, job_items, jobs
+from tables import installations, job_items, jobs, quota_turns
 
 AUDIT_SUBJECTS = 100  # a finished job's audit entry names at most this many emails
 
@@ -41,13 +42,16 @@ class Queue(Jobs):
         installation_id: str | None = None,
         job_id: str | None = None,
     ) -> Job | None:
-        """Lease ONE runnable job to ``worker_id``, oldest first, and return it (without items).
+        """Lease ONE runnable job to ``worker_id`` and return it (without items): the job of the
+        installation served longest ago (``quota_turns``: fair turns on a shared quota pool), then
+        oldest first.
 
         Runnable: ``queued`` or ``running``, ``not_before`` passed, and no lease or an expired lease
         (a crashed worker's); when ``job_id`` is given, also a lease already held by ``worker_id``
         (the claim then renews it). Without ``job_id`` (the background worker), jobs of a dormant
         installation are not runnable.
-        A ``queued`` job becomes ``running``. None when nothing is runnable.
+        A ``queued`` job becomes ``running``, its ``not_before`` is cleared, and its installation is
+        marked served now. None when nothing is runnable.
         """
         now = self._clock()
         free = sa.or_(
@@ -69,15 +73,20 @@ class Queue(Jobs):
                 installations.c.dormant_since.is_not(None)
             )
             runnable = sa.and_(runnable, jobs.c.installation_id.not_in(dormant))
+        # Fair turns: the installation whose job work was served longest ago goes first.
         candidates = (
             sa.select(jobs.c.id, jobs.c.installation_id)
+            .select_from(
+                jobs.outerjoin(quota_turns, quota_turns.c.installation_id == jobs.c.installation_id)
+            )
             .where(runnable)
-            .order_by(jobs.c.created_at, jobs.c.id)
+            .order_by(sa.func.coalesce(quota_turns.c.served_at, 0.0), jobs.c.created_at, jobs.c.id)
         )
         take = {
             "lease_owner": worker_id,
             "lease_until": now + lease_seconds,
             "state": sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
+            "not_before": None,
         }
         claimed: tuple[str, str] | None = None
         if not self._sqlite:
@@ -103,7 +112,37 @@ class Queue(Jobs):
                     break
         if claimed is None:
             return None
+        self._served(claimed[0], now)
         return self.job(claimed[0], claimed[1], items=False)
+
+    def waiting_elsewhere(self, installation_id: str) -> bool:
+        """Whether another installation has a job the background worker could claim now (the
+        worker then ends its step after the chunk in flight: turns go chunk by chunk)."""
+        now = self._clock()
+        dormant = sa.select(installations.c.installation_id).where(
+            installations.c.dormant_since.is_not(None)
+        )
+        query = (
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.installation_id != installation_id,
+                jobs.c.state.in_(("queued", "running")),
+                sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+                sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
+                jobs.c.installation_id.not_in(dormant),
+            )
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def _served(self, installation_id: str, now: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                dialect_insert(conn, quota_turns)
+                .values(installation_id=installation_id, served_at=now)
+                .on_conflict_do_update(index_elements=["installation_id"], set_={"served_at": now})
+            )
 
     def renew_lease(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend a lease still held by ``worker_id``; False when it was lost (or expired)."""

@@ -208,6 +208,9 @@ class CrashingClient:
         self.invites = 0
         self.crash_on = crash_on
 
+    def background(self) -> CrashingClient:
+        return self
+
     def check_access(self, emails: Sequence[str]) -> AccessResult:
         return self.real.check_access(emails)
 
@@ -279,6 +282,9 @@ def test_a_worker_whose_lease_ran_out_mid_chunk_writes_nothing(
     real = client_for(admin)
 
     class Slow:
+        def background(self) -> Slow:
+            return self
+
         def check_access(self, emails: Sequence[str]) -> AccessResult:
             clock.advance(61)  # the lease runs out while this chunk is in flight
             return real.check_access(emails)

@@ -68,7 +68,10 @@ def instances(settings, platform, db_url) -> Iterator[tuple[Instance, Instance]]
         def sleep(seconds: float, recorded: list[tuple[float, int]] = recorded) -> None:
             recorded.append((seconds, len(lookups(platform))))
 
-        app = create_app(replace(settings, database_url=db_url), sleep=sleep)
+        # no lookup cache here: these tests are about what reaches Confluence
+        app = create_app(
+            replace(settings, database_url=db_url, lookup_cache_seconds=0.0), sleep=sleep
+        )
         made.append(Instance(Backend(app.test_client(), platform), app, recorded))
     try:
         yield made[0], made[1]
@@ -131,11 +134,12 @@ def test_a_long_hold_fails_the_other_instance_at_once_without_a_request(instance
     assert len(lookups(platform)) == before and b.sleeps == []
 
 
-def test_another_installation_is_not_held(instances, platform):
+def test_another_installation_is_not_held_by_a_site_pool(instances, platform):
     a, b = instances
     other = platform.add_installation()
     user = platform.installation.site.user_ids[0]
-    platform.faults.add("users-bulk", "429", times=1, retry_after=1847)
+    tenant = {"RateLimit-Reason": "confluence-quota-tenant-based"}
+    platform.faults.add("users-bulk", "429", times=1, retry_after=1847, headers=tenant)
     a.call("lookupUsers", {"accountIds": [user]})
     before = len(lookups(platform))
 
@@ -197,3 +201,30 @@ def test_near_limit_holds_while_the_header_keeps_coming(instances, platform):
     assert found["notFound"] == ids
     sent = lookups(platform)[before:]
     assert len(sent) == 4 and max_in_flight(sent, LATENCY) == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"RateLimit-Reason": "confluence-quota-global-based"},
+        {"Beta-RateLimit-Policy": '"global-app-quota";q=65000;w=3600'},
+        {},  # nothing said: the app's pool, Confluence's default
+    ],
+)
+def test_an_app_pool_hold_learnt_by_one_instance_holds_every_installation_on_the_other(
+    instances, platform, headers
+):
+    a, b = instances
+    other = platform.add_installation()
+    user = platform.installation.site.user_ids[0]
+    platform.faults.add("users-bulk", "429", times=1, retry_after=1847, headers=headers)
+    a.call("lookupUsers", {"accountIds": [user]})
+    before = len(lookups(platform))
+
+    theirs = other.site.user_ids[:2]
+    held = b.call("lookupUsers", {"accountIds": theirs}, installation=other)
+    assert held["users"] == [] and [f["accountId"] for f in held["failed"]] == theirs
+    assert all(
+        f["error"] == "rate_limited" and 1800 < f["retryAfter"] <= 1847 for f in held["failed"]
+    )
+    assert len(lookups(platform)) == before and b.sleeps == []

@@ -17,7 +17,8 @@ from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 
 import tables
-from store import BadCursor, RateHold, Store, UnknownInstallation
+from ratelimit import Pool
+from store import BadCursor, Store, UnknownInstallation
 from store.base import MIGRATIONS
 from tests.stores import KEY, Clock
 
@@ -285,9 +286,13 @@ def test_create_job_gives_the_contract_shape(store: Store) -> None:
         "createdBy",
         "updatedAt",
         "total",
+        "estimatedPoints",
+        "notBefore",
         "counts",
         "items",
     }
+    # a dry run checks 2 emails in one request: 1 + 2 * 2 points; it is not held
+    assert body["estimatedPoints"] == 5 and body["notBefore"] is None
     assert body["kind"] == "invite" and body["source"] == "webhook" and body["dryRun"] is True
     assert body["state"] == "queued" and body["total"] == 2
     assert body["createdAt"] == "2025-06-15T15:06:40.000Z"
@@ -543,19 +548,31 @@ def test_concurrent_deliveries_agree_on_one_job(store: Store) -> None:
     assert job_count(store) == 1
 
 
-def test_rate_holds_keep_the_later_time(store: Store) -> None:
-    assert store.held_until("site") == 0.0 and store.is_near_limit("site") is False
-    store.hold("site", 200.0)
-    store.hold("site", 100.0)
-    assert store.held_until("site") == 200.0
-    store.set_near_limit("site", True)
-    assert store.is_near_limit("site") and store.held_until("site") == 200.0
-    store.hold("site", 300.0)
-    assert store.held_until("site") == 300.0 and store.is_near_limit("site")
-    assert store.rate_hold("site") == RateHold(until=300.0, near_limit=True)
-    store.set_near_limit("site", False)
-    assert store.is_near_limit("site") is False
-    assert store.held_until("other") == 0.0
+def test_quota_rows_keep_the_later_hold_and_only_what_was_said(store: Store) -> None:
+    assert store.quota_pools(["app", "site"]) == {}
+    store.record_quota(Pool("app", scope="app", limit=100, remaining=80, held_until=200.0))
+    store.record_quota(Pool("app", remaining=60, held_until=100.0, near_limit=True))
+    app = store.quota_pools(["app"])["app"]
+    assert (app.limit, app.remaining, app.held_until, app.near_limit) == (100, 60, 200.0, True)
+    store.record_quota(Pool("app", held_until=300.0), site="site", scope="app")
+    rows = store.quota_pools(["app", "site", "other"])
+    assert rows["app"].held_until == 300.0 and rows["app"].near_limit is False
+    assert rows["site"].scope == "app" and rows["site"].held_until == 0.0 and "other" not in rows
+    assert [p.key for p in store.all_quota_pools()] == ["app"]
+
+
+def test_quota_points_are_taken_above_the_floor_only(store: Store) -> None:
+    assert store.take_points("app", 50, 10)  # nothing known: go
+    store.record_quota(Pool("app", limit=100, remaining=60, reset_at=500.0))
+    assert store.take_points("app", 40, 20)
+    assert not store.take_points("app", 1, 20)  # 20 left: the floor
+    assert store.take_points("app", 50, None)  # a panel call: never below 0
+    assert store.quota_pools(["app"])["app"].remaining == 0
+    store.roll_quota_window("app", 400.0, 900.0)  # someone else's window: no-op
+    assert store.quota_pools(["app"])["app"].remaining == 0
+    store.roll_quota_window("app", 500.0, 1100.0)
+    rolled = store.quota_pools(["app"])["app"]
+    assert (rolled.remaining, rolled.reset_at) == (100, 1100.0)
 
 
 def _raw_cursor(value: object) -> str:
