@@ -51,14 +51,16 @@ def reset_header(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def headers(clock: Clock, *, remaining: int, limit: int = 1000, **extra: str) -> dict[str, str]:
+def headers(
+    clock: Clock, *, remaining: int, limit: int = 1000, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     found = {
         "X-RateLimit-Limit": str(limit),
         "X-RateLimit-Remaining": str(remaining),
         "X-RateLimit-Reset": reset_header(clock() + 600),
         "Beta-RateLimit-Policy": f'"global-app-quota";q={limit};w=3600',
     }
-    found.update(extra)
+    found.update(extra or {})
     return {k: v for k, v in found.items() if v != ""}
 
 
@@ -89,7 +91,7 @@ def test_every_answer_feeds_one_ledger_shared_by_instances(
     assert (seen.scope, seen.limit, seen.remaining) == (APP, 1000, 900)
     assert seen.reset_at == pytest.approx(clock() + 600, abs=1) and seen.held_until is None
     assert not seen.near_limit
-    a.observe(SITE, 200, headers(clock, remaining=150, **{"X-RateLimit-NearLimit": "true"}))
+    a.observe(SITE, 200, headers(clock, remaining=150, extra={"X-RateLimit-NearLimit": "true"}))
     assert b.view(OTHER).remaining == 150 and b.view(OTHER).near_limit
     assert b.is_near_limit(OTHER)
 
@@ -111,7 +113,7 @@ def test_a_tenant_policy_gives_the_site_its_own_pool(store: Store, clock: Clock)
     ledger.observe(OTHER, 200, headers(clock, remaining=800))
     tenant = '"tenant-app-quota";q=500;w=60'
     ledger.observe(
-        SITE, 200, headers(clock, remaining=40, limit=500, **{"Beta-RateLimit-Policy": tenant})
+        SITE, 200, headers(clock, remaining=40, limit=500, extra={"Beta-RateLimit-Policy": tenant})
     )
     assert (ledger.view(SITE).scope, ledger.view(SITE).limit, ledger.view(SITE).remaining) == (
         "site",
@@ -208,7 +210,7 @@ def test_background_work_never_spends_the_reserve_and_waits_for_the_reset(
 def test_background_work_waits_while_the_pool_is_near_its_limit(store: Store, clock: Clock) -> None:
     ledger = Ledger(store, clock=clock, cache_seconds=0.0)
     near = {"X-RateLimit-NearLimit": "true"}
-    ledger.observe(SITE, 200, headers(clock, remaining=900, **near))
+    ledger.observe(SITE, 200, headers(clock, remaining=900, extra=near))
     assert ledger.admit(SITE, 10, background=True) == pytest.approx(600, abs=1)
     assert ledger.admit(SITE, 10, background=False) == 0.0
 
