@@ -7,6 +7,7 @@ import { announce, clear, h, message, spinner } from "./dom.js";
 import { mountInvite } from "./invite.js";
 import { mountLookup } from "./lookup.js";
 import { mountWebhook } from "./webhook.js";
+import { quotaMeter } from "./quota.js";
 
 const TOOLS = [
   { key: "lookup", label: "Look up users", admin: false },
@@ -46,6 +47,12 @@ async function start() {
       : message("info", "You can look up users here. Checking access, inviting people, jobs, the audit log and webhooks are for Confluence administrators."),
     body);
   mountTabs(body, tools);
+  if (me.isAdmin) {
+    const meter = quotaMeter(); // the points pool: refreshed now and every 30 s
+    who.after(meter.el);
+    meter.refresh();
+    setInterval(meter.refresh, 30000);
+  }
   main.setAttribute("aria-busy", "false");
   document.documentElement.dataset.ready = "true";
   announce(me.isAdmin ? "Access Desk is ready." : "Access Desk is ready: you can look up users.");

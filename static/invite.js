@@ -6,6 +6,7 @@ import {
 } from "./dom.js";
 import { entryForm } from "./forms.js";
 import { countCards, finished, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pollJob, processed, progressBar } from "./job.js";
+import { costLine, invitePoints, lastPool } from "./quota.js";
 
 const STALL_MS = 8000; // no progress for this long: say the job is waiting
 
@@ -59,7 +60,7 @@ export function mountInvite(panel) {
   async function preview(emails) {
     const { current, stopped } = startRun();
     const bar = progressBar("Dry run progress");
-    bar.pending(`Checking ${plural(emails.length, "email")} (dry run)…`);
+    bar.pending(`Checking ${plural(emails.length, "email")} (dry run: ${costLine(invitePoints(emails.length, true), lastPool())})…`);
     clear(stage, h("h3", { text: "Dry run" }), bar);
     announce(`Checking ${plural(emails.length, "email")} before inviting.`);
     const work = (async () => {
@@ -141,7 +142,7 @@ export function mountInvite(panel) {
   async function invite(emails, skipped, previewJob) {
     const { current } = startRun();
     const bar = progressBar("Invitation progress");
-    bar.pending("Starting…");
+    bar.pending(`Starting… (${costLine(invitePoints(emails.length), lastPool())})`);
     const cards = h("div");
     const table = h("div");
     const note = h("div");

@@ -4,6 +4,7 @@ import {
   announce, avatar, busy, button, clear, copyText, count, download, h, lozenge, message, pagedTable, plural, spinner, toCsv, toLines,
 } from "./dom.js";
 import { entryForm } from "./forms.js";
+import { costLine, lastPool, lookupPoints } from "./quota.js";
 
 const STATUS_TONE = { active: "success", inactive: "moved", closed: "removed", unknown: "default" };
 const LOOKUP_BATCH = 2500; // ids per lookupUsers call
@@ -26,7 +27,7 @@ export function mountLookup(panel) {
 
   async function lookup(entries) {
     const ids = [...new Set(entries)];
-    const progress = spinner(`Looking up ${plural(ids.length, "account")}…`);
+    const progress = spinner(`Looking up ${plural(ids.length, "account")} (${costLine(lookupPoints(ids.length), lastPool())})…`);
     clear(results, progress);
     announce(`Looking up ${plural(ids.length, "account")}.`);
     await busy(results, async () => {
