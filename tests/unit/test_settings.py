@@ -201,3 +201,13 @@ def test_personal_data_settings():
             }
         )
     assert len(info.value.problems) == 3
+
+
+def test_lookup_cache_seconds():
+    assert Settings.from_env({"FORGE_APP_ID": UUID, "SECRET_KEY": KEY}).lookup_cache_seconds == 300
+    env = {"FORGE_APP_ID": UUID, "SECRET_KEY": KEY, "LOOKUP_CACHE_SECONDS": "0"}
+    assert Settings.from_env(env).lookup_cache_seconds == 0  # off
+    for raw in ("-1", "soon", "nan", "inf"):
+        with pytest.raises(SettingsError) as info:
+            Settings.from_env({**env, "LOOKUP_CACHE_SECONDS": raw})
+        assert info.value.problems[0].startswith("LOOKUP_CACHE_SECONDS=")
