@@ -218,9 +218,7 @@ class JobRunner:
         log.info("job follow-up waits", extra={"job": job.id, "error": error, "seconds": wait})
         return now + max(wait, 1.0)
 
-    def cancel(
-        self, installation_id: str, job_id: str, actor: str, *, wait_seconds: float
-    ) -> Job:
+    def cancel(self, installation_id: str, job_id: str, actor: str, *, wait_seconds: float) -> Job:
         """Cancel a queued or running job (see the module doc) and return it without items, ended
         unless a worker's chunk in flight outlasts ``wait_seconds``. A finished job is returned
         unchanged. Raises ``JobNotFound`` if the installation has no such job."""

@@ -34,6 +34,7 @@ import json
 import logging
 import re
 import secrets
+import string
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,9 +49,19 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from records import AuditEntry, Counts, Installation, Job, JobItem
+from records import (
+    AuditEntry,
+    Counts,
+    Delivery,
+    FollowUp,
+    Installation,
+    Job,
+    JobItem,
+    WebhookState,
+)
 from tables import (
     audit,
+    audit_subjects,
     installations,
     job_items,
     jobs,
@@ -68,6 +79,16 @@ OUTCOMES = ("pending", "invited", "alreadyHasAccess", "invalid", "failed")
 FINAL_OUTCOMES = frozenset(OUTCOMES) - {"pending"}
 _CURSOR_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # job ids are secrets.token_urlsafe(12)
 AUDIT_SUBJECTS = 100  # a finished job's audit entry names at most this many emails
+ACTIVE = ("queued", "running")
+CANCELLED = "cancelled"  # the error of items a cancel stopped before they started
+# A real invite job that invited anyone follows up this long after it ended: about an hour, about a day.
+FOLLOW_UP_AFTER = (3600.0, 24 * 3600.0)
+_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def subject_key(subject: str) -> str:
+    """How ``audit_subjects`` keeps a subject: ASCII letters lower-cased (emails compare so)."""
+    return subject.translate(_LOWER)
 
 
 class StoreError(Exception):
@@ -297,6 +318,32 @@ class Store:
                 )
             ).scalar()
 
+    def webhook_state(self, installation_id: str) -> WebhookState:
+        """Whether a current secret is set (and decrypts), when and by whom it was last rotated,
+        and until when the previous one still verifies (None once it stopped or was revoked)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(
+                    installations.c.webhook_secret_enc,
+                    installations.c.webhook_secret_prev_enc,
+                    installations.c.webhook_secret_rotated_at,
+                    installations.c.webhook_admin,
+                ).where(installations.c.installation_id == installation_id)
+            ).first()
+        if row is None:
+            return WebhookState(False, None, None, None)
+        until = None
+        if row.webhook_secret_prev_enc is not None and row.webhook_secret_rotated_at is not None:
+            until = row.webhook_secret_rotated_at + WEBHOOK_PREVIOUS_SECRET_SECONDS
+            if until <= self._clock():
+                until = None
+        return WebhookState(
+            configured=self._decrypt(row.webhook_secret_enc) is not None,
+            rotated_at=row.webhook_secret_rotated_at,
+            acting_as=row.webhook_admin,
+            previous_valid_until=until,
+        )
+
     # -- offline user tokens -------------------------------------------------------------------
 
     def offline_token(self, installation_id: str, account_id: str) -> tuple[str, float] | None:
@@ -349,6 +396,48 @@ class Store:
                 kind=kind,
             )
 
+    def create_retry_job(self, installation_id: str, job_id: str, *, created_by: str) -> Job | None:
+        """A new queued job (same source and dry-run setting, acting as ``created_by``) of the items
+        of ``job_id`` that ended ``failed``, with a ``job.retry`` audit entry naming both jobs, in
+        one transaction. None when there is no such job or nothing failed."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(jobs.c.source, jobs.c.dry_run).where(
+                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
+                )
+            ).first()
+            if row is None:
+                return None
+            emails = list(
+                conn.execute(
+                    sa.select(job_items.c.email)
+                    .where(job_items.c.job_id == job_id, job_items.c.outcome == "failed")
+                    .order_by(job_items.c.position)
+                ).scalars()
+            )
+            if not emails:
+                return None
+            job = self._insert_job(
+                conn,
+                secrets.token_urlsafe(12),
+                installation_id,
+                source=row.source,
+                dry_run=bool(row.dry_run),
+                created_by=created_by,
+                emails=emails,
+            )
+            _write_audit(
+                conn,
+                installation_id,
+                at=job.created_at,
+                actor=created_by,
+                action="job.retry",
+                source="panel",
+                subjects=emails[:AUDIT_SUBJECTS],
+                outcome={"jobId": job.id, "retryOf": job_id, "emails": len(emails)},
+            )
+        return job
+
     def create_webhook_job(
         self,
         installation_id: str,
@@ -375,7 +464,7 @@ class Store:
                 .returning(webhook_deliveries.c.job_id)
             ).first()
             if added is None:  # the id was seen: its first delivery's job stands
-                stored = _delivery_job(conn, installation_id, webhook_id)
+                stored = self._replayed(conn, installation_id, webhook_id)
                 assert stored is not None
                 return stored, False
             self._insert_job(
@@ -462,7 +551,15 @@ class Store:
                     .order_by(job_items.c.position)
                 )
                 loaded = tuple(
-                    JobItem(r.position, r.email, r.outcome, r.error, bool(r.checked)) for r in rows
+                    JobItem(
+                        r.position,
+                        r.email,
+                        r.outcome,
+                        r.error,
+                        bool(r.checked),
+                        None if r.joined is None else bool(r.joined),
+                    )
+                    for r in rows
                 )
         return _job(row, loaded)
 
@@ -505,9 +602,9 @@ class Store:
     ) -> Job | None:
         """Lease ONE runnable job to ``worker_id``, oldest first, and return it (without items).
 
-        Runnable: ``queued`` or ``running``, ``not_before`` passed, and no lease or an expired lease
-        (a crashed worker's); when ``job_id`` is given, also a lease already held by ``worker_id``
-        (the claim then renews it).
+        Runnable: ``queued`` or ``running`` or a follow-up due, ``not_before`` passed, and no lease or
+        an expired lease (a crashed worker's); when ``job_id`` is given, also a lease already held by
+        ``worker_id`` (the claim then renews it).
         A ``queued`` job becomes ``running``. None when nothing is runnable.
         """
         now = self._clock()
@@ -517,7 +614,7 @@ class Store:
         if job_id is not None:
             free = sa.or_(free, jobs.c.lease_owner == worker_id)
         runnable = sa.and_(
-            jobs.c.state.in_(("queued", "running")),
+            sa.or_(jobs.c.state.in_(ACTIVE), jobs.c.follow_up_at <= now),  # work, or a follow-up
             sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
             free,
         )
@@ -580,7 +677,8 @@ class Store:
             return done.rowcount == 1
 
     def release_job(self, job_id: str, worker_id: str, *, not_before: float | None = None) -> bool:
-        """Give up ``worker_id``'s lease; ``not_before`` (epoch) delays the next claim."""
+        """Give up ``worker_id``'s lease; ``not_before`` (epoch) delays the next claim. A job whose
+        cancel was asked for ends now (see ``request_cancel``)."""
         values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
         if not_before is not None:
             values["not_before"] = not_before
@@ -590,7 +688,100 @@ class Store:
                 .where(jobs.c.id == job_id, jobs.c.lease_owner == worker_id)
                 .values(values)
             )
-            return done.rowcount == 1
+            if done.rowcount != 1:
+                return False
+            self._end_cancelled(conn, job_id, self._clock(), sa.true())
+            return True
+
+    # -- cancelling --------------------------------------------------------------------------------
+
+    def request_cancel(self, installation_id: str, job_id: str, actor: str) -> Job | None:
+        """Ask a queued or running job to stop, with one ``job.cancel`` audit entry by ``actor``;
+        return the job (without items) afterwards, None if there is no such job.
+
+        When nobody holds its lease the job ends at once; otherwise it ends when its holder lets go
+        (``release_job``), which a worker does at its next chunk boundary (``cancel_requested``).
+        Ending: items not started (every pending item; for a dry run, the unchecked ones) become
+        ``failed`` with error ``cancelled`` and the job ends ``failed`` with that error, or
+        ``done`` when nothing was left to cancel. A finished job is left as it is.
+        """
+        now = self._clock()
+        with self.engine.begin() as conn:
+            asked = conn.execute(
+                sa.update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.installation_id == installation_id,
+                    jobs.c.state.in_(ACTIVE),
+                    jobs.c.cancel_requested_at.is_(None),
+                )
+                .values(cancel_requested_at=now, cancelled_by=actor)
+            )
+            if asked.rowcount == 1:
+                _write_audit(
+                    conn,
+                    installation_id,
+                    at=now,
+                    actor=actor,
+                    action="job.cancel",
+                    source="panel",
+                    subjects=[],
+                    outcome={"jobId": job_id},
+                )
+            free = sa.or_(
+                jobs.c.lease_owner.is_(None),
+                jobs.c.lease_until.is_(None),
+                jobs.c.lease_until <= now,
+            )
+            self._end_cancelled(
+                conn, job_id, now, sa.and_(free, jobs.c.installation_id == installation_id)
+            )
+        return self.job(installation_id, job_id, items=False)
+
+    def cancel_requested(self, installation_id: str, job_id: str) -> bool:
+        """Whether ``request_cancel`` asked this job to stop (a worker looks between chunks)."""
+        with self.engine.connect() as conn:
+            asked = conn.execute(
+                sa.select(jobs.c.cancel_requested_at).where(
+                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
+                )
+            ).scalar()
+        return asked is not None
+
+    def _end_cancelled(
+        self, conn: Connection, job_id: str, now: float, when: sa.ColumnElement[bool]
+    ) -> bool:
+        """End a job whose cancel was asked for, if it is still active and ``when`` holds."""
+        ended = conn.execute(
+            sa.update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.state.in_(ACTIVE),
+                jobs.c.cancel_requested_at.is_not(None),
+                when,
+            )
+            .values(
+                state="failed",
+                error=CANCELLED,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
+            .returning(jobs.c.installation_id, jobs.c.dry_run)
+        ).first()
+        if ended is None:
+            return False
+        not_started = sa.and_(job_items.c.job_id == job_id, job_items.c.outcome == "pending")
+        if ended.dry_run:  # a dry run's checked items are finished: would-be invites
+            not_started = sa.and_(not_started, job_items.c.checked == sa.false())
+        stopped = conn.execute(
+            sa.update(job_items).where(not_started).values(outcome="failed", error=CANCELLED)
+        )
+        state, error = ("failed", CANCELLED) if stopped.rowcount else ("done", None)
+        if state == "done":
+            conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(state=state, error=None))
+        self._ended(conn, ended.installation_id, job_id, state, error, now)
+        return True
 
     def next_items(
         self, installation_id: str, job_id: str, *, checked: bool, limit: int = 100
@@ -702,28 +893,142 @@ class Store:
                     .where(job_items.c.job_id == job_id, job_items.c.outcome == "pending")
                     .values(outcome="failed", error=error or "failed")
                 )
-            counts = self._recount(conn, job_id)
-            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
-            subjects = conn.execute(
-                sa.select(job_items.c.email)
-                .where(job_items.c.job_id == job_id)
-                .order_by(job_items.c.position)
-                .limit(AUDIT_SUBJECTS)
-            ).scalars()
-            outcome: dict[str, Any] = {"jobId": job_id, "state": state, **counts.to_json()}
-            if error is not None:
-                outcome["error"] = error
+            self._ended(conn, installation_id, job_id, state, error, now)
+        return True
+
+    def _ended(
+        self,
+        conn: Connection,
+        installation_id: str,
+        job_id: str,
+        state: str,
+        error: str | None,
+        now: float,
+    ) -> None:
+        """After a job ended (inside that transaction): its counts, its first follow-up if it
+        invited anyone (not for dry runs), and its one audit entry."""
+        counts = self._recount(conn, job_id)
+        row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+        if counts.invited and not row.dry_run:
             conn.execute(
-                sa.insert(audit).values(
-                    installation_id=installation_id,
-                    at=now,
-                    actor=row.created_by or row.source,
-                    action="invite.dryRun" if row.dry_run else "invite",
-                    source=row.source,
-                    subjects=list(subjects),
-                    outcome=outcome,
-                )
+                sa.update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(follow_up_at=now + FOLLOW_UP_AFTER[0], follow_up_round=0)
             )
+        subjects = conn.execute(
+            sa.select(job_items.c.email)
+            .where(job_items.c.job_id == job_id)
+            .order_by(job_items.c.position)
+            .limit(AUDIT_SUBJECTS)
+        ).scalars()
+        outcome: dict[str, Any] = {"jobId": job_id, "state": state, **counts.to_json()}
+        if error is not None:
+            outcome["error"] = error
+        _write_audit(
+            conn,
+            installation_id,
+            at=now,
+            actor=row.created_by or row.source,
+            action="invite.dryRun" if row.dry_run else "invite",
+            source=row.source,
+            subjects=list(subjects),
+            outcome=outcome,
+        )
+
+    # -- follow-ups --------------------------------------------------------------------------------
+
+    def follow_up_items(self, installation_id: str, job_id: str, *, limit: int = 100) -> list[str]:
+        """Emails of the first ``limit`` invitees the due follow-up has yet to check (those seen to
+        have joined before are not checked again), in order."""
+        query = (
+            sa.select(job_items.c.email)
+            .join(jobs, jobs.c.id == job_items.c.job_id)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.installation_id == installation_id,
+                job_items.c.outcome == "invited",
+                sa.or_(job_items.c.joined.is_(None), job_items.c.joined == sa.false()),
+                job_items.c.follow_up_round <= jobs.c.follow_up_round,
+            )
+            .order_by(job_items.c.position)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def record_joined(
+        self, installation_id: str, job_id: str, worker_id: str, joined: dict[str, bool]
+    ) -> bool:
+        """Record whether each invitee (email -> joined) has joined, as checked by the due
+        follow-up, in ONE transaction while ``worker_id`` holds the lease (else False)."""
+        now = self._clock()
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                sa.update(jobs)
+                .where(
+                    self._held(job_id, worker_id, now), jobs.c.installation_id == installation_id
+                )
+                .values(updated_at=now)
+                .returning(jobs.c.follow_up_round)
+            ).first()
+            if held is None:
+                return False
+            if joined:
+                conn.execute(
+                    sa.update(job_items)
+                    .where(
+                        job_items.c.job_id == job_id,
+                        job_items.c.email == sa.bindparam("b_email"),
+                        job_items.c.outcome == "invited",
+                    )
+                    .values(
+                        joined=sa.bindparam("b_joined"), follow_up_round=held.follow_up_round + 1
+                    ),
+                    [{"b_email": e, "b_joined": j} for e, j in joined.items()],
+                )
+        return True
+
+    def complete_follow_up(self, installation_id: str, job_id: str, worker_id: str) -> bool:
+        """Close the due follow-up while ``worker_id`` holds the lease: the job's ``followUp`` (now,
+        invitees joined) and when the next one is due (None after the last)."""
+        return self._next_follow_up(installation_id, job_id, worker_id, checked=True)
+
+    def skip_follow_up(self, installation_id: str, job_id: str, worker_id: str) -> bool:
+        """Give up the due follow-up (nobody could check) and schedule the next, if any."""
+        return self._next_follow_up(installation_id, job_id, worker_id, checked=False)
+
+    def _next_follow_up(
+        self, installation_id: str, job_id: str, worker_id: str, *, checked: bool
+    ) -> bool:
+        now = self._clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.update(jobs)
+                .where(
+                    self._held(job_id, worker_id, now),
+                    jobs.c.installation_id == installation_id,
+                    jobs.c.follow_up_at.is_not(None),
+                )
+                .values(updated_at=now)
+                .returning(jobs.c.follow_up_round, jobs.c.follow_up_at)
+            ).first()
+            if row is None:
+                return False
+            done = row.follow_up_round + 1
+            due = None
+            if done < len(FOLLOW_UP_AFTER):
+                due = row.follow_up_at + FOLLOW_UP_AFTER[done] - FOLLOW_UP_AFTER[done - 1]
+            values: dict[str, Any] = {"follow_up_round": done, "follow_up_at": due}
+            if checked:
+                values["follow_up_checked_at"] = now
+                values["follow_up_joined"] = conn.execute(
+                    sa.select(sa.func.count()).where(
+                        job_items.c.job_id == job_id,
+                        job_items.c.outcome == "invited",
+                        job_items.c.joined == sa.true(),
+                    )
+                ).scalar_one()
+            conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(values))
         return True
 
     def _recount(self, conn: Connection, job_id: str) -> Counts:
@@ -766,26 +1071,53 @@ class Store:
         outcome: dict[str, Any] | str,
     ) -> None:
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.insert(audit).values(
-                    installation_id=installation_id,
-                    at=self._clock(),
-                    actor=actor,
-                    action=action,
-                    source=source,
-                    subjects=list(subjects),
-                    outcome=outcome,
-                )
+            _write_audit(
+                conn,
+                installation_id,
+                at=self._clock(),
+                actor=actor,
+                action=action,
+                source=source,
+                subjects=subjects,
+                outcome=outcome,
             )
 
     def list_audit(
-        self, installation_id: str, limit: int, before: str | None = None
+        self,
+        installation_id: str,
+        limit: int,
+        before: str | None = None,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        subject: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> tuple[list[AuditEntry], str | None]:
-        """Entries newest first; pass the returned cursor as ``before`` for the next page."""
+        """Entries newest first; pass the returned cursor as ``before`` for the next page (with the
+        same filters). Filters combine: ``action`` and ``actor`` exactly, ``subject`` among the
+        entry's subjects (ASCII letters case-insensitively), ``since`` <= at < ``until``."""
         query = sa.select(audit).where(audit.c.installation_id == installation_id)
         if before is not None:
             (entry_id,) = _uncursor(before, "a", (_cursor_int,))
             query = query.where(audit.c.id < entry_id)
+        if action is not None:
+            query = query.where(audit.c.action == action)
+        if actor is not None:
+            query = query.where(audit.c.actor == actor)
+        if subject is not None:
+            query = query.where(
+                audit.c.id.in_(
+                    sa.select(audit_subjects.c.audit_id).where(
+                        audit_subjects.c.installation_id == installation_id,
+                        audit_subjects.c.subject == subject_key(subject),
+                    )
+                )
+            )
+        if since is not None:
+            query = query.where(audit.c.at >= since)
+        if until is not None:
+            query = query.where(audit.c.at < until)
         query = query.order_by(audit.c.id.desc()).limit(limit + 1)
         with self.engine.connect() as conn:
             found = [
@@ -811,6 +1143,47 @@ class Store:
         """The job a webhook delivery made, if that ``webhook_id`` was seen."""
         with self.engine.connect() as conn:
             return _delivery_job(conn, installation_id, webhook_id)
+
+    def replay_delivery(self, installation_id: str, webhook_id: str) -> str | None:
+        """The job of a ``webhook_id`` seen before, noting this repeat as its latest replay (one
+        row per delivery, however often it is repeated); None for a new ``webhook_id``."""
+        with self.engine.begin() as conn:
+            return self._replayed(conn, installation_id, webhook_id)
+
+    def _replayed(self, conn: Connection, installation_id: str, webhook_id: str) -> str | None:
+        found: str | None = conn.execute(
+            sa.update(webhook_deliveries)
+            .where(
+                webhook_deliveries.c.installation_id == installation_id,
+                webhook_deliveries.c.webhook_id == webhook_id,
+            )
+            .values(replayed_at=self._clock(), replays=webhook_deliveries.c.replays + 1)
+            .returning(webhook_deliveries.c.job_id)
+        ).scalar()
+        return found
+
+    def recent_deliveries(self, installation_id: str, limit: int) -> list[Delivery]:
+        """The latest ``limit`` deliveries, newest first: each accepted one at its arrival, and
+        each repeated one again at its latest replay."""
+        d = webhook_deliveries
+        mine = d.c.installation_id == installation_id
+        with self.engine.connect() as conn:
+            accepted = conn.execute(
+                sa.select(d.c.received_at.label("at"), d.c.webhook_id, d.c.job_id)
+                .where(mine)
+                .order_by(d.c.received_at.desc())
+                .limit(limit)
+            ).all()
+            replayed = conn.execute(
+                sa.select(d.c.replayed_at.label("at"), d.c.webhook_id, d.c.job_id)
+                .where(mine, d.c.replayed_at.is_not(None))
+                .order_by(d.c.replayed_at.desc())
+                .limit(limit)
+            ).all()
+        found = [Delivery(r.at, r.webhook_id, "accepted", r.job_id) for r in accepted]
+        found += [Delivery(r.at, r.webhook_id, "replayed", r.job_id) for r in replayed]
+        found.sort(key=lambda e: (e.at, e.status == "replayed"), reverse=True)
+        return found[:limit]
 
     # -- shared rate-limit state ---------------------------------------------------------------
 
@@ -947,7 +1320,48 @@ def _job(row: Any, items: tuple[JobItem, ...] | None) -> Job:
         not_before=row.not_before,
         error=row.error,
         items=items,
+        follow_up=None
+        if row.follow_up_checked_at is None
+        else FollowUp(row.follow_up_checked_at, row.follow_up_joined or 0),
+        follow_up_due=row.follow_up_at,
+        cancel_requested=row.cancel_requested_at is not None,
     )
+
+
+def _write_audit(
+    conn: Connection,
+    installation_id: str,
+    *,
+    at: float,
+    actor: str,
+    action: str,
+    source: str,
+    subjects: Sequence[str],
+    outcome: dict[str, Any] | str,
+) -> None:
+    """Insert one audit entry, and its subjects' keys for the ``subject`` filter."""
+    entry_id = conn.execute(
+        sa.insert(audit)
+        .values(
+            installation_id=installation_id,
+            at=at,
+            actor=actor,
+            action=action,
+            source=source,
+            subjects=list(subjects),
+            outcome=outcome,
+        )
+        .returning(audit.c.id)
+    ).scalar_one()
+    keys = sorted({subject_key(s) for s in subjects if s})
+    if keys:
+        conn.execute(
+            sa.insert(audit_subjects),
+            [
+                {"audit_id": entry_id, "subject": k, "installation_id": installation_id}
+                for k in keys
+            ],
+        )
 
 
 def _cursor(kind: str, *parts: Any) -> str:

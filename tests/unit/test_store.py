@@ -40,7 +40,7 @@ def test_migrate_from_empty_then_again_is_a_no_op(db_url: str) -> None:
         with s.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-        assert [v for (v,) in versions] == ["0002"]
+        assert [v for (v,) in versions] == ["0005"]
         assert s.ping()
     finally:
         s.close()
