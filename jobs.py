@@ -190,13 +190,19 @@ class JobRunner:
             joined = {e: True for e in result.with_access}
             joined.update((e, False) for e in [*result.without_access, *result.invalid])
             transient: Failure | None = None
+            later: set[str] = set()
             for failure in result.failed:
                 if failure.error not in TRANSIENT:
                     joined[failure.subject] = False  # not seen to have joined
-                elif transient is None or (failure.retry_after or 0.0) > (
+                    continue
+                later.add(failure.subject)
+                if transient is None or (failure.retry_after or 0.0) > (
                     transient.retry_after or 0.0
                 ):
                     transient = failure
+            for email in emails:  # the client accounts exactly; this is only a safety net
+                if email not in joined and email not in later:
+                    joined[email] = False
             if not store.record_joined(iid, job.id, worker_id, joined):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None
