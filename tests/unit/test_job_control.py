@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from atlassian import OfflineTokens
-from confluence import AccessResult, Client, InviteResult, MemoryGate, Policy
+from confluence import AccessResult, Client, InviteResult, Policy
 from jobs import JobNotFound, JobRunner, Worker
+from ratelimit import MemoryGate
 from records import Installation, Job
 from simulator import Platform
 from store import Store

@@ -185,3 +185,21 @@ def test_replays_are_noted_once_per_delivery(store: Store, clock: Clock) -> None
     with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT COUNT(*) FROM webhook_deliveries")).scalar()
     assert rows == 2
+
+
+def test_erasure_and_retention_take_the_subject_keys_too(store: Store, clock: Clock) -> None:
+    entry(store, "user.looked.up", "admin", ["557058:Closed-One", "kept@example.com"])
+    clock.advance(100)
+    entry(store, "invite", "admin", ["late@example.com"])
+    assert actions(store, subject="557058:closed-one") == ["user.looked.up"]
+
+    assert store.erase_accounts(A, ["557058:Closed-One"]) == 1
+    assert actions(store, subject="557058:Closed-One") == []
+    assert actions(store, subject="kept@example.com") == ["user.looked.up"]
+
+    store.apply_retention(A, clock() - 50)
+    assert actions(store, subject="kept@example.com") == []
+    assert actions(store, subject="late@example.com") == ["invite"]
+    with store.engine.connect() as conn:
+        keys = conn.execute(sa.select(audit_subjects.c.subject)).scalars().all()
+    assert keys == ["late@example.com"]
