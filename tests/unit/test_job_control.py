@@ -500,3 +500,28 @@ def test_a_follow_up_nobody_can_act_for_is_skipped_after_a_day(
     assert gone is not None and gone.follow_up_due is None
     clock.advance(DAY)
     assert worker.run_once() is False
+
+
+def test_a_follow_up_with_a_stale_token_mints_a_new_one_and_goes_on(
+    platform: Platform, store: Store, session: requests.Session, clock: Clock
+) -> None:
+    site = platform.installation.site
+    iid = platform.installation.id
+    site.invite_delay = 10 * DAY
+    job = store.create_job(
+        iid, source="webhook", dry_run=False, created_by=site.admin_id, emails=new_emails(3)
+    )
+    worker = make_worker(platform, store, session, clock)
+    drain(worker)
+    store.save_offline_token(iid, site.admin_id, "usr.from-before-a-restart", clock() + DAY)
+    clock.advance(HOUR)
+    platform.clear_requests()
+
+    drain(worker)
+
+    checks = [r for r in platform.requests if r.endpoint == "check-access"]
+    assert [(r.status, r.account_id) for r in checks] == [(401, None), (200, site.admin_id)]
+    followed = store.job(iid, job.id)
+    assert followed is not None and followed.follow_up is not None
+    assert followed.follow_up.joined == 0
+    assert [i.joined for i in followed.items or ()] == [False, False, False]
