@@ -50,7 +50,9 @@ def test_every_screen_fits_and_reads_as_an_admin_page(
         # Signed in as a person (the id on hover), not as an account id.
         who = panel.locator("#who .person-name")
         expect(who).to_have_text(admin_name)
-        expect(panel.locator("#who .person")).to_have_attribute("title", f"Account id: {site.admin_id}")
+        expect(panel.locator("#who .person")).to_have_attribute(
+            "title", f"Account id: {site.admin_id}"
+        )
         expect(panel.locator("#who")).to_contain_text("Confluence administrator")
         assert overflow(panel) == FITS
         shots.check("start")
@@ -106,7 +108,9 @@ def test_every_screen_fits_and_reads_as_an_admin_page(
         panel.get_by_role("tab", name="Audit log").click()
         audit = panel.get_by_role("tabpanel", name="Audit log")
         entries = audit.get_by_role("region", name="Audit log")
-        expect(entries).to_contain_text(f"{admin_name} invited 3 people: 1 invited, 1 has access, 1 invalid.")
+        expect(entries).to_contain_text(
+            f"{admin_name} invited 3 people: 1 invited, 1 has access, 1 invalid."
+        )
         expect(entries).to_contain_text(f"{admin_name} checked access for 2 emails")
         expect(entries).to_contain_text(f"{admin_name} created a new webhook secret.")
         expect(audit).to_contain_text("After 90 days")
