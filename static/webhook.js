@@ -124,7 +124,7 @@ export function mountWebhook(panel, go = {}) {
       copyField("Webhook URL", status.url || ""),
       h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", { text: term }), h("dd", {}, value)])),
       h("div", { class: "actions" }, startButton()),
-      h("section", { class: "result-block", "aria-labelledby": "deliveries-h" },
+      h("div", { class: "result-block" },
         h("h3", { id: "deliveries-h", text: "Recent deliveries" }),
         pagedTable({
           caption: "Recent deliveries",
