@@ -177,7 +177,7 @@ export function etaText(job, pace) {
     const left = (job.counts || {}).pending || 0;
     parts.push(`${count(Math.round(rate * 60))} a minute`);
     if (left) {
-      parts.push(`about ${duration(left / rate)} left`);
+      parts.push(`${duration(left / rate)} left`);
     }
   }
   if (Number.isFinite(job.estimatedPoints) && job.estimatedPoints > 0) {
@@ -192,10 +192,10 @@ export function duration(seconds) {
   }
   const minutes = Math.round(seconds / 60);
   if (minutes < 90) {
-    return minutes === 1 ? "1 minute" : `${minutes} minutes`;
+    return minutes === 1 ? "about 1 minute" : `about ${minutes} minutes`;
   }
   const hours = Math.round(minutes / 6) / 10;
-  return `${hours} hours`;
+  return `about ${hours} hours`;
 }
 
 // Items done per second over the last minute of polls: add(job) after each poll, rate() to read.
@@ -214,7 +214,8 @@ export function pacer(now = () => Date.now()) {
       }
       const [t0, n0] = samples[0];
       const [t1, n1] = samples[samples.length - 1];
-      return t1 > t0 && n1 > n0 ? ((n1 - n0) * 1000) / (t1 - t0) : 0;
+      // Less than 3 s of polls says nothing about the pace yet.
+      return t1 - t0 >= 3000 && n1 > n0 ? ((n1 - n0) * 1000) / (t1 - t0) : 0;
     },
   };
 }

@@ -79,13 +79,12 @@ export function mountWebhook(panel, go = {}) {
   clear(panel,
     h("h2", { text: "Webhook" }),
     h("p", { text: "HR and identity tools can start invitation jobs by sending a signed webhook (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature). Jobs from the webhook run as the administrator who last created or rotated the secret, and show up under Jobs and in the audit log." }),
-    statusArea,
-    area);
+    statusArea);
 
   async function refresh() {
     statusArea.setAttribute("aria-busy", "true");
     if (!status) {
-      clear(statusArea, spinner("Loading the webhook's state…"));
+      clear(statusArea, spinner("Loading the webhook's state…"), area);
     }
     status = await optional("webhookStatus", {});
     statusArea.setAttribute("aria-busy", "false");
@@ -104,7 +103,7 @@ export function mountWebhook(panel, go = {}) {
 
   function renderStatus() {
     if (!status) {
-      clear(statusArea, h("div", { class: "actions" }, startButton()));
+      clear(statusArea, h("div", { class: "actions" }, startButton()), area);
       return;
     }
     const facts = [
@@ -124,6 +123,7 @@ export function mountWebhook(panel, go = {}) {
       copyField("Webhook URL", status.url || ""),
       h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", { text: term }), h("dd", {}, value)])),
       h("div", { class: "actions" }, startButton()),
+      area, // the confirm, then the new secret, right under the button that asked for them
       h("div", { class: "result-block" },
         h("h3", { id: "deliveries-h", text: "Recent deliveries" }),
         pagedTable({
@@ -194,13 +194,13 @@ export function mountWebhook(panel, go = {}) {
           secretField,
           status ? null : codeBlock("Python", pythonExample(url)),
           status ? null : codeBlock("curl and openssl", curlExample(url)));
-        (urlField || secretField).querySelector("input").focus();
-        announce("New webhook secret created. It is shown only this once.");
         if (status) {
-          await refresh();
+          await refresh(); // moves `area` with the new secret into the new state's page
         } else {
           renderStatus();
         }
+        (urlField || secretField).querySelector("input").focus();
+        announce("New webhook secret created. It is shown only this once.");
       } catch (err) {
         clear(area, message("error", { title: "The secret was not changed", text: err.message }));
         renderStatus();
