@@ -258,7 +258,7 @@ def test_an_invitation_that_cannot_start_says_so_and_can_be_retried(browser, hos
         stage = invite.locator(".results")
         alert = stage.get_by_role("alert")
         expect(alert).to_contain_text("error 500")
-        expect(alert).to_contain_text("Nobody was invited.")
+        expect(alert).to_contain_text("Nobody was invited")
         expect(invite.get_by_role("progressbar")).to_have_count(0)
         expect(invite.get_by_role("heading", name="Inviting")).to_have_count(0)
         expect(stage).to_have_attribute("aria-busy", "false")
