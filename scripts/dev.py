@@ -24,10 +24,13 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from auth import MAX_LIFETIME  # noqa: E402
 from simulator import Platform  # noqa: E402
+from simulator.quota import quota_from_flags  # noqa: E402
 from simulator.triggers import Ticker  # noqa: E402
 
 DEV_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000a11d"
+HEADERS_RENEW_SECONDS = 60.0  # the curl header file's FIT lives MAX_LIFETIME (5 minutes)
 
 
 def dev_secret_key(var: Path) -> str:
@@ -51,12 +54,33 @@ def main() -> int:
         "(default: var/); DATABASE_URL from the environment is ignored, so ./dev never touches "
         "another database by accident",
     )
+    parser.add_argument(
+        "--quota",
+        nargs="?",
+        const="",
+        metavar="POINTS/SECONDS",
+        help="meter Confluence's points quota like Confluence does (e.g. 6500/60; alone: "
+        "65000/3600); off by default; see docs/quota.md",
+    )
+    parser.add_argument(
+        "--quota-mode",
+        choices=("app", "site"),
+        help="one pool for the app (default) or one per site; implies --quota",
+    )
     args = parser.parse_args()
+    try:
+        quota = quota_from_flags(args.quota, args.quota_mode)
+    except ValueError as exc:
+        parser.error(f"--quota: {exc}")
 
     var = args.data_dir.resolve()
     var.mkdir(parents=True, exist_ok=True)
     platform = Platform(
-        app_id=DEV_APP_ID, seed=True, invite_delay=3.0, latency=args.latency_ms / 1000
+        app_id=DEV_APP_ID,
+        seed=True,
+        invite_delay=3.0,
+        latency=args.latency_ms / 1000,
+        quota=quota,
     )
     server = platform.serve(args.host, args.port)
     backend_port = args.port + 1
@@ -69,8 +93,10 @@ def main() -> int:
         FORGE_JWKS_URL=platform.jwks_url,
         API_BASE_URL_ALLOWLIST=platform.allowlist_prefix,
         GRAPHQL_URL=platform.graphql_url,
+        PERSONAL_DATA_URL=platform.personal_data_url,
         DATABASE_URL=f"sqlite:///{var / 'dev.sqlite3'}",
         PUBLIC_BASE_URL=backend_url,
+        ALLOW_HTTP="1",  # the simulator on loopback speaks http; production refuses it
     )
     backend = subprocess.Popen(
         [
@@ -104,8 +130,18 @@ def main() -> int:
         ticker = Ticker(platform, interval=60.0)  # installed now, then a scheduled tick a minute
         ticker.start()
         print_welcome(platform, server.url, backend_url, var)
+        if quota:
+            print(
+                f"Confluence meters {quota.points} points per {quota.seconds} s "
+                f"({quota.mode} pool): curl -sS {server.url}/_sim/quota\n",
+                flush=True,
+            )
+        renewed = time.monotonic()
         while not stopping and backend.poll() is None:
             time.sleep(0.3)
+            if time.monotonic() - renewed >= HEADERS_RENEW_SECONDS:
+                write_headers(platform, var)
+                renewed = time.monotonic()
         return 0 if stopping else (backend.returncode or 1)
     finally:
         if backend.poll() is None:
@@ -130,13 +166,23 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> bool:
     return False
 
 
+def write_headers(platform: Platform, var: Path) -> Path:
+    """The site admin's Forge headers for curl, in ``var/``: a FIT as long-lived as the backend
+    accepts (auth.MAX_LIFETIME), so the main loop renews the file every minute."""
+    inst = platform.installation
+    headers = platform.invocation_headers(inst, inst.site.admin_id, lifetime=MAX_LIFETIME)
+    header_file = var / "dev-admin-headers.txt"
+    partial = header_file.with_suffix(".tmp")
+    partial.write_text("".join(f"{k}: {v}\n" for k, v in headers.items()))
+    partial.chmod(0o600)
+    partial.replace(header_file)
+    return header_file
+
+
 def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: Path) -> None:
     inst = platform.installation
     site = inst.site
-    headers = platform.invocation_headers(inst, site.admin_id, lifetime=3600)
-    header_file = var / "dev-admin-headers.txt"
-    header_file.write_text("".join(f"{k}: {v}\n" for k, v in headers.items()))
-    header_file.chmod(0o600)
+    header_file = write_headers(platform, var)
     some_ids = list(site.user_ids)[:3]
     emails = [site.users[u]["email"] for u in some_ids if site.users[u]["email"]][:2]
     emails += list(site.sample_new_emails)[:2]
@@ -156,7 +202,7 @@ def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: 
         f"  simulated platform   {platform_url}  (Forge JWKS, Confluence site {inst.cloud_id})",
         "",
         f"Call the resolvers as the site admin from another terminal in {ROOT}",
-        f"({shown} holds a Forge Invocation Token and tokens valid for one hour):",
+        f"({shown} holds a Forge Invocation Token and tokens, renewed every minute):",
         "",
     ]
     for key, payload in calls.items():
