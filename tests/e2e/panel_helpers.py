@@ -147,7 +147,8 @@ FITS = {"page": 0, "tabsDown": 0, "tabsAcross": 0, "tables": 0}
 
 def overflow(panel) -> dict[str, int]:
     """OVERFLOW measured in the panel's frame."""
-    return panel.locator("html").evaluate(OVERFLOW)
+    measured: dict[str, int] = panel.locator("html").evaluate(OVERFLOW)
+    return measured
 
 
 def sign_in_as(page, account_id):
