@@ -9,9 +9,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
+import tables
 from app import create_app
+from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER
 from tests.conftest import Backend
 
 
@@ -132,9 +135,12 @@ def test_list_jobs_pages_newest_first(backend):
 # -- Forge triggers ------------------------------------------------------------------------------
 
 
+TRIGGERS = {"/forge/lifecycle": LIFECYCLE_TRIGGER, "/forge/scheduled": SCHEDULED_TRIGGER}
+
+
 def trigger(backend, platform, path, body, installation=None):
     inst = installation or platform.installation
-    headers = platform.invocation_headers(inst, None, system=True)
+    headers = platform.trigger_headers(inst, *TRIGGERS[path])
     return backend.client.post(path, json=body, headers=headers)
 
 
@@ -167,7 +173,7 @@ def test_lifecycle_stores_the_installation_idempotently(backend, platform, wrapp
 )
 def test_lifecycle_answers_200_whatever_the_body(backend, platform, raw):
     inst = platform.installation
-    headers = platform.invocation_headers(inst, None, system=True)
+    headers = platform.trigger_headers(inst, *LIFECYCLE_TRIGGER)
     response = backend.client.post(
         "/forge/lifecycle", data=raw, headers=headers, content_type="application/json"
     )
@@ -176,11 +182,59 @@ def test_lifecycle_answers_200_whatever_the_body(backend, platform, raw):
     assert store.installation(inst.id) is not None
 
 
-def test_lifecycle_audits_an_odd_installer_as_forge(backend, platform):
-    event = {"eventType": "avi:forge:installed:app", "installerAccountId": "x" * 300}
-    assert trigger(backend, platform, "/forge/lifecycle", event).status_code == 200
+def test_lifecycle_audits_forge_as_the_actor_and_the_installer_as_its_subject(backend, platform):
+    installer = platform.installation.site.user_ids[0]
+    events = [
+        {"eventType": "avi:forge:installed:app", "installerAccountId": installer},
+        {"eventType": "avi:forge:upgraded:app", "upgraderAccountId": installer},
+        {"eventType": "avi:forge:installed:app", "installerAccountId": "x" * 300},
+        {"eventType": "avi:forge:installed:app", "installerAccountId": "a b<script>"},
+    ]
+    for event in events:
+        assert trigger(backend, platform, "/forge/lifecycle", event).status_code == 200
     entries = backend.call("listAudit", {}).get_json()["entries"]
-    assert [(e["action"], e["actor"]) for e in entries] == [("app.installed", "forge")]
+    assert [(e["action"], e["actor"], e["subjects"]) for e in reversed(entries)] == [
+        ("app.installed", "forge", [installer]),
+        ("app.upgraded", "forge", [installer]),
+        ("app.installed", "forge", []),
+        ("app.installed", "forge", []),
+    ]
+
+
+def audit_rows(backend):
+    store = backend.client.application.extensions["access_desk"].store
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(tables.audit)).scalar()
+
+
+@pytest.mark.parametrize("path", ["/forge/lifecycle", "/forge/scheduled"])
+def test_trigger_routes_refuse_a_users_call_and_write_nothing(backend, platform, path):
+    inst = platform.installation
+    event = {"eventType": "avi:forge:installed:app", "installerAccountId": "712020:forged"}
+    ui_call = platform.invocation_headers(inst, inst.site.user_ids[0])
+    admin_call = platform.invocation_headers(inst, inst.site.admin_id)
+    other_route = TRIGGERS["/forge/scheduled" if path == "/forge/lifecycle" else "/forge/lifecycle"]
+    wrong_module = platform.trigger_headers(inst, *other_route)
+    no_module = platform.trigger_headers(inst, *TRIGGERS[path])
+    no_module["authorization"] = "Bearer " + platform.mint_fit(
+        inst, claims={"app": {"module": None}}
+    )
+    principal_on_trigger = platform.trigger_headers(inst, *TRIGGERS[path])
+    principal_on_trigger["authorization"] = "Bearer " + platform.mint_fit(
+        inst,
+        module_key=TRIGGERS[path][0],
+        module_type=TRIGGERS[path][1],
+        claims={"principal": inst.site.admin_id},
+    )
+    for headers in (ui_call, admin_call, wrong_module, no_module, principal_on_trigger):
+        response = backend.client.post(path, json={"payload": event}, headers=headers)
+        assert response.status_code == 403
+        assert response.get_json()["error"] == "not_allowed"
+    store = backend.client.application.extensions["access_desk"].store
+    assert store.installation(inst.id) is None
+    assert audit_rows(backend) == 0
+    assert trigger(backend, platform, path, {"payload": event}).status_code == 200
+    assert store.installation(inst.id) is not None
 
 
 def test_scheduled_trigger_takes_the_tenant_from_the_token_only(backend, platform):
