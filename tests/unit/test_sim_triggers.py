@@ -47,7 +47,11 @@ def test_lifecycle_and_scheduled_reach_the_backend(served, platform):
 
 def test_trigger_calls_carry_a_fit_as_forge_mints_it(served, platform):
     seen = []
-    served.before_request(lambda: seen.append(dict(request.headers)) and None)
+
+    @served.before_request
+    def _record() -> None:
+        seen.append(dict(request.headers))
+
     lifecycle(platform, "avi:forge:installed:app")
     scheduled(platform)
     claims = [
