@@ -46,12 +46,12 @@ def test_lifecycle_and_scheduled_reach_the_backend(served, platform):
 
 
 def test_trigger_calls_carry_a_fit_as_forge_mints_it(served, platform):
-    seen = []
+    seen: list[dict[str, str]] = []
 
-    @served.before_request
-    def _record() -> None:
+    def record() -> None:
         seen.append(dict(request.headers))
 
+    served.before_request(record)
     lifecycle(platform, "avi:forge:installed:app")
     scheduled(platform)
     claims = [
