@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from app import create_app
+from tests.conftest import Backend
+from tests.stores import Clock
+
 
 def test_whoami_for_admin_and_ordinary_user(backend, platform):
     site = platform.installation.site
@@ -204,3 +208,63 @@ def test_http_errors_are_json_too(backend):
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
     escape = backend.client.get("/..%2fapp.py")
     assert escape.status_code == 404
+
+
+# -- the admin check: holds and the principal ------------------------------------------------------
+
+
+@pytest.fixture()
+def timed(settings, platform, sleeps):
+    """The backend with a monotonic clock the test moves (the admin cache's ``ttl`` is 60 s)."""
+    clock = Clock(1000.0)
+    app = create_app(settings, sleep=sleeps, clock=clock)
+    return Backend(app.test_client(), platform), clock
+
+
+def admin_checks(platform):
+    return len([r for r in platform.requests if r.endpoint == "user-current"])
+
+
+def test_a_hold_does_not_lock_a_confirmed_admin_out_for_up_to_an_hour(timed, platform):
+    backend, clock = timed
+    site = platform.installation.site
+    user = site.user_ids[0]
+    assert backend.call("whoami").get_json()["isAdmin"] is True
+    assert backend.call("whoami", account=user).get_json()["isAdmin"] is False
+    clock.advance(600)  # both answers are past the 60 s cache
+    platform.faults.add("user-current", "429", times=None, retry_after=3600)
+    checks = admin_checks(platform)
+    assert backend.call("listJobs").status_code == 200  # a "yes" 10 minutes old stands
+    assert admin_checks(platform) == checks + 1  # the check was tried (and made the hold)
+    assert backend.call("whoami").get_json()["isAdmin"] is True
+    assert backend.call("listJobs", account=user).status_code == 403  # a "no" is never extended
+    newcomer = site.user_ids[1]  # never confirmed: fails closed
+    assert backend.call("whoami", account=newcomer).get_json()["isAdmin"] is False
+    clock.advance(3000)  # 1 h after the admin was confirmed
+    assert backend.call("listJobs").status_code == 403
+    assert backend.call("whoami").get_json()["isAdmin"] is False
+
+
+def test_only_a_hold_extends_a_confirmed_admin(timed, platform):
+    backend, clock = timed
+    assert backend.call("listJobs").status_code == 200
+    clock.advance(61)
+    platform.faults.add("user-current", "500", times=None)
+    assert backend.call("listJobs").status_code == 403
+
+
+def test_a_user_token_of_another_account_is_refused_and_nothing_cached(backend, platform):
+    inst = platform.installation
+    site = inst.site
+    user = site.user_ids[0]
+    headers = platform.invocation_headers(inst, user)
+    headers["x-forge-oauth-user"] = platform.user_token(inst, site.admin_id)
+    for key in ("whoami", "listJobs", "checkAccess"):
+        payload = {"emails": ["a@example.com"]} if key == "checkAccess" else {}
+        response = backend.client.post(f"/resolvers/{key}", json=payload, headers=headers)
+        assert response.status_code == 403, key
+        assert response.get_json()["error"] == "not_allowed"
+    assert admin_checks(platform) == 3  # nothing was cached: each call asked again
+    assert not [r for r in platform.requests if r.endpoint == "check-access"]
+    assert backend.call("listJobs", account=user).status_code == 403
+    assert backend.call("whoami", account=user).get_json()["isAdmin"] is False
