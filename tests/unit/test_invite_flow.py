@@ -417,3 +417,35 @@ def test_get_job_does_not_lend_the_callers_token_to_a_webhook_job(backend, platf
     job = backend.call("getJob", {"jobId": job_id}).get_json()["job"]
     assert job["state"] == "queued"
     assert not [r for r in platform.requests if r.endpoint in ("check-access", "invite")]
+
+
+# -- case-insensitive means ASCII letters only ------------------------------------------------------
+
+LOOKALIKES = [
+    "Straße@Example.com",
+    "strasse@example.com",
+    "STRASSE@EXAMPLE.COM",  # the same as the one before: dropped
+    "straße@example.com",  # the same as the first: dropped
+    "\u212aelvin@example.com",  # KELVIN SIGN, not K
+    "kelvin@example.com",
+    "Kelvin@example.com",  # dropped
+    "\u0130stanbul@example.com",  # dotted capital I: not i
+    "istanbul@example.com",
+]
+DISTINCT = [LOOKALIKES[i] for i in (0, 1, 4, 5, 7, 8)]
+
+
+def test_emails_are_deduplicated_ignoring_ascii_case_only(backend_on_each_db, platform):
+    backend = backend_on_each_db
+    job = backend.call("inviteEmails", {"emails": LOOKALIKES, "dryRun": True}).get_json()["job"]
+    assert [item["email"] for item in job["items"]] == DISTINCT
+    checked = backend.call("checkAccess", {"emails": LOOKALIKES}).get_json()
+    assert sorted(sum((checked[k] for k in ("withoutAccess", "withAccess", "invalid")), [])) == (
+        sorted(DISTINCT)
+    )
+    url, secret = rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": LOOKALIKES, "dryRun": True}}
+    data, headers = signed(secret, body)
+    job_id = backend.client.post(path_of(url), data=data, headers=headers).get_json()["jobId"]
+    stored = backend.call("getJob", {"jobId": job_id}).get_json()["job"]
+    assert [item["email"] for item in stored["items"]] == DISTINCT
