@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from app import create_app
@@ -268,3 +270,43 @@ def test_a_user_token_of_another_account_is_refused_and_nothing_cached(backend, 
     assert not [r for r in platform.requests if r.endpoint == "check-access"]
     assert backend.call("listJobs", account=user).status_code == 403
     assert backend.call("whoami", account=user).get_json()["isAdmin"] is False
+
+
+# -- error answers stay small -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "count"),
+    [
+        ({"emails": [0] * 250_000}, 250_000),  # every entry not a string
+        ({"emails": ["x" * 330] * 1_500}, 1_500),  # every entry too long
+        (
+            {f"{i:06d}" + "f" * 90_000: 1 for i in range(5)} | {"emails": ["a@b.co"]},
+            5,
+        ),  # long names
+    ],
+)
+def test_error_details_are_bounded_for_a_500_kb_request(backend, payload, count):
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    assert 400_000 < len(raw) <= 500 * 1024
+    inst = backend.platform.installation
+    headers = backend.platform.invocation_headers(inst, inst.site.admin_id)
+    response = backend.client.post(
+        "/resolvers/inviteEmails", data=raw, headers=headers, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert len(response.get_data()) < 64 * 1024
+    body = response.get_json()
+    assert body["error"] == "bad_input"
+    details = body["details"]
+    shown = {k: v for k, v in details.items() if k != "more"}
+    assert len(shown) == min(count, 20)
+    assert details.get("more", 0) == count - len(shown)
+    assert all(len(k) <= 300 and len(str(v)) <= 300 for k, v in shown.items())
+
+
+def test_long_names_in_messages_are_cut_short(backend):
+    response = backend.call("n" * 100_000)
+    assert response.status_code == 404
+    assert len(response.get_data()) < 64 * 1024
+    assert len(response.get_json()["message"]) <= 300
