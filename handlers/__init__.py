@@ -18,6 +18,7 @@ from flask import current_app, request
 import logs
 from auth import Invocation, Verifier, strip_bearer
 from confluence import Gate, Policy
+from handlers.inflight import InFlight
 from jobs import JobRunner, Worker
 from resolvers.context import AdminCache, BadInput
 from settings import Settings
@@ -37,6 +38,7 @@ class Services:
     store: Store
     runner: JobRunner
     worker: Worker | None
+    inflight: InFlight = field(default_factory=InFlight)  # resolver calls per installation, user
     remembered: dict[str, float] = field(default_factory=dict)  # installation -> last refresh
 
 

@@ -42,6 +42,12 @@ class PayloadTooLarge(ResolverError):
     """The body is larger than the route accepts."""
 
 
+class Busy(ResolverError):
+    """Too many calls of this installation or user are in flight; try again in ``retry_after`` s."""
+
+    retry_after = 1
+
+
 ERRORS: dict[type[Exception], tuple[int, str]] = {
     InvalidToken: (401, "invalid_token"),
     UntrustedSite: (403, "untrusted_site"),
@@ -56,6 +62,7 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
     UnknownResolver: (404, "unknown_resolver"),
     TooMany: (413, "too_many"),
     PayloadTooLarge: (413, "too_large"),
+    Busy: (429, "busy"),
 }
 
 
@@ -108,7 +115,10 @@ def register(app: Flask) -> None:
         for cls in type(exc).__mro__:
             if cls in ERRORS:
                 status, code = ERRORS[cls]
-                return error_response(status, code, str(exc), getattr(exc, "details", None))
+                response = error_response(status, code, str(exc), getattr(exc, "details", None))
+                if isinstance(exc, Busy):
+                    response.headers["Retry-After"] = str(exc.retry_after)
+                return response
         if isinstance(exc, HTTPException):
             code = (exc.name or "error").lower().replace(" ", "_")
             return error_response(exc.code or 500, code, exc.description or exc.name)
