@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 import uuid
 from dataclasses import replace
@@ -14,6 +15,7 @@ from standardwebhooks.webhooks import Webhook
 
 import tables
 from app import create_app
+from handlers.webhooks import verified
 from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER
 from tests.conftest import Backend
 
@@ -332,6 +334,15 @@ def test_every_bad_signature_gets_the_same_401(backend, platform):
     assert backend.call("listJobs", {}).get_json()["jobs"] == []
 
 
+def test_a_webhook_id_is_printable_ascii_even_when_validly_signed():
+    secret = "whsec_" + "QUJD" * 8
+    at = datetime.now(tz=UTC)
+    for msg_id, expected in (("msg_1", True), ("msg\x00x", False), ("msg x", False)):
+        signature = Webhook(secret).sign(msg_id, at, "{}")
+        ok = verified([secret], msg_id, str(int(at.timestamp())), signature, b"{}", now=time.time())
+        assert ok is expected, msg_id
+
+
 def test_several_signatures_and_the_previous_secret_during_rotation(backend):
     url, old = rotate(backend)
     _, new = rotate(backend)
@@ -449,3 +460,95 @@ def test_emails_are_deduplicated_ignoring_ascii_case_only(backend_on_each_db, pl
     job_id = backend.client.post(path_of(url), data=data, headers=headers).get_json()["jobId"]
     stored = backend.call("getJob", {"jobId": job_id}).get_json()["job"]
     assert [item["email"] for item in stored["items"]] == DISTINCT
+
+
+# -- revoking a leaked secret, odd input on both databases ------------------------------------------
+
+
+def test_a_revoking_rotation_ends_the_previous_secret_at_once(backend_on_each_db, platform):
+    backend = backend_on_each_db
+    url, leaked = rotate(backend)
+    _, kept = rotate(backend)  # the default keeps the previous secret for 24 h
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"], "dryRun": True}}
+    for secret in (leaked, kept):
+        data, headers = signed(secret, body)
+        assert backend.client.post(path_of(url), data=data, headers=headers).status_code == 202
+    answer = backend.call("rotateWebhookSecret", {"revokePrevious": True}).get_json()
+    new = answer["secret"]
+    for secret, status in ((kept, 401), (leaked, 401), (new, 202)):
+        data, headers = signed(secret, body)
+        response = backend.client.post(path_of(url), data=data, headers=headers)
+        assert response.status_code == status, secret
+    entries = backend.call("listAudit", {}).get_json()["entries"]
+    rotations = [e["outcome"] for e in entries if e["action"] == "webhook.rotateSecret"]
+    assert rotations == [
+        {"revokedPrevious": True},
+        {"revokedPrevious": False},
+        {"revokedPrevious": False},
+    ]
+
+
+@pytest.mark.parametrize(
+    "payload", [{"revokePrevious": "yes"}, {"revokePrevious": 1}, {"revoke": True}]
+)
+def test_rotation_payload_is_checked(backend, payload):
+    response = backend.call("rotateWebhookSecret", payload)
+    assert response.status_code == 400 and response.get_json()["error"] == "bad_input"
+    store = backend.client.application.extensions["access_desk"].store
+    assert store.webhook_secrets(backend.platform.installation.id) == []
+
+
+def test_nul_in_a_webhook_path_is_the_usual_401(backend_on_each_db, caplog):
+    backend = backend_on_each_db
+    url, secret = rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"]}}
+    data, headers = signed(secret, body)
+    uuid_part = path_of(url).rsplit("/", 1)[1]
+    for path in ("/webhooks/%00", f"/webhooks/{uuid_part}%00", f"/webhooks/%00{uuid_part}"):
+        response = backend.client.post(path, data=data, headers=headers)
+        assert response.status_code == 401, path
+        assert response.get_json()["error"] == "invalid_signature"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"payload": {"eventType": "avi:forge:installed:app", "installerAccountId": "a\x00b"}},
+        {"eventType": "avi:forge:installed:\x00app", "installerAccountId": "\x00"},
+        {"payload": {"eventType": "avi:forge:upgraded:app", "upgraderAccountId": "\x00" * 200}},
+        {"payload": {"eventType": "avi:forge:installed:app", "id": "\x00", "app": {"\x00": 1}}},
+        {"\x00": "\x00", "retryContext": {"retryReason": "\x00"}},
+    ],
+)
+def test_nul_anywhere_in_a_lifecycle_body_is_still_200(backend_on_each_db, platform, body, caplog):
+    backend = backend_on_each_db
+    response = trigger(backend, platform, "/forge/lifecycle", body)
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
+    entries = backend.call("listAudit", {}).get_json()["entries"]
+    assert all(e["actor"] == "forge" and "\x00" not in json.dumps(e) for e in entries)
+
+
+def refusal_medians(backend, platform, rounds=400):
+    """Median seconds of a refused delivery to a known installation (two stored secrets, a system
+    token) and to an unknown one, measured in alternating pairs so both see the same noise."""
+    backend.call("whoami")  # stores the installation with its system token
+    url, _ = rotate(backend)
+    rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"]}}
+    data, headers = signed("whsec_" + "QUJD" * 8, body)
+    paths = {"known": path_of(url), "unknown": f"/webhooks/{uuid.uuid4()}"}
+    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    for n in range(rounds):
+        for name in ("known", "unknown") if n % 2 else ("unknown", "known"):
+            began = time.perf_counter()
+            response = backend.client.post(paths[name], data=data, headers=headers)
+            times[name].append(time.perf_counter() - began)
+            assert response.status_code == 401
+    return statistics.median(times["known"]), statistics.median(times["unknown"])
+
+
+def test_refusals_take_as_long_for_known_and_unknown_installations(backend_on_each_db, platform):
+    known, unknown = refusal_medians(backend_on_each_db, platform)
+    assert 0.93 < known / unknown < 1.07, (known, unknown)
