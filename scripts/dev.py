@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulator import Platform  # noqa: E402
+from simulator.quota import quota_from_flags  # noqa: E402
 from simulator.triggers import Ticker  # noqa: E402
 
 DEV_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000a11d"
@@ -51,12 +52,33 @@ def main() -> int:
         "(default: var/); DATABASE_URL from the environment is ignored, so ./dev never touches "
         "another database by accident",
     )
+    parser.add_argument(
+        "--quota",
+        nargs="?",
+        const="",
+        metavar="POINTS/SECONDS",
+        help="meter Confluence's points quota like Confluence does (e.g. 6500/60; alone: "
+        "65000/3600); off by default; see docs/quota.md",
+    )
+    parser.add_argument(
+        "--quota-mode",
+        choices=("app", "site"),
+        help="one pool for the app (default) or one per site; implies --quota",
+    )
     args = parser.parse_args()
+    try:
+        quota = quota_from_flags(args.quota, args.quota_mode)
+    except ValueError as exc:
+        parser.error(f"--quota: {exc}")
 
     var = args.data_dir.resolve()
     var.mkdir(parents=True, exist_ok=True)
     platform = Platform(
-        app_id=DEV_APP_ID, seed=True, invite_delay=3.0, latency=args.latency_ms / 1000
+        app_id=DEV_APP_ID,
+        seed=True,
+        invite_delay=3.0,
+        latency=args.latency_ms / 1000,
+        quota=quota,
     )
     server = platform.serve(args.host, args.port)
     backend_port = args.port + 1
@@ -104,6 +126,12 @@ def main() -> int:
         ticker = Ticker(platform, interval=60.0)  # installed now, then a scheduled tick a minute
         ticker.start()
         print_welcome(platform, server.url, backend_url, var)
+        if quota:
+            print(
+                f"Confluence meters {quota.points} points per {quota.seconds} s "
+                f"({quota.mode} pool): curl -sS {server.url}/_sim/quota\n",
+                flush=True,
+            )
         while not stopping and backend.poll() is None:
             time.sleep(0.3)
         return 0 if stopping else (backend.returncode or 1)

@@ -13,6 +13,9 @@ A ``Fault`` applies to one endpoint (``users-bulk``, ``check-access``, ``invite`
 ``delay`` also delays the error kinds. ``headers`` are merged into the fault's answer; a header
 given as ``""`` is removed (``{"X-RateLimit-Limit": "", ...}`` gives a bare 429). The first matching
 fault, in the order added, is used up by each request. ``Faults`` is thread-safe.
+
+A fault's answer is not metered by the points quota (``simulator.quota``): it spends nothing and is
+not counted among the meter's 429s.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ returns a ``Server`` (``url``, ``stop()``); the URLs (``url``, ``jwks_url``, ``g
 ``allowlist_prefix``, each installation's ``api_base_url``) are known from then on. Tokens, FITs and
 faults work before and after serving. The Flask app also mounts the control API (``/_sim/``) and,
 when ``simulator.host`` is present, the admin page host (``/``) that calls ``remote_url``.
+``quota`` turns on the points meter of the simulated Confluence (``meter``, see ``simulator.quota``;
+off by default); ``quota_clock`` is its clock (seconds since the epoch), for tests.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +27,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from simulator import forge
 from simulator.faults import Faults
 from simulator.journal import Journal, RequestRecord
+from simulator.quota import Meter, Quota
 from simulator.site import Site, rng_uuid
 from simulator.tokens import SYSTEM, TokenBook
 
@@ -76,6 +81,8 @@ class Platform:
         invite_delay: float = 0.5,
         latency: float = 0.0,
         remote_url: str | None = None,
+        quota: Quota | None = None,
+        quota_clock: Callable[[], float] = time.time,
     ) -> None:
         self.app_id = app_id
         self.seed_users = seed_users if seed else 0
@@ -91,6 +98,7 @@ class Platform:
         self.tokens = TokenBook()
         self.faults = Faults()
         self.journal = Journal()
+        self.meter = Meter(quota, quota_clock)
         self.installations: list[Installation] = []
         self._lock = threading.Lock()
         self._sequence = itertools.count()
