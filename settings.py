@@ -40,7 +40,7 @@ class Settings:
     upstream_max_retries: int = 4
     admin_cache_seconds: float = 60.0
     max_calls_per_installation: int = 4  # half of gunicorn.conf.py's 8 threads per process
-    max_calls_per_user: int = 2
+    max_calls_per_user: int = 3
     fit_leeway_seconds: float = 5.0
     background_worker: bool = True
     worker_poll_seconds: float = 2.0

@@ -21,7 +21,7 @@ from handlers.errors import Busy
 class InFlight:
     """Counts of calls in flight (see the module docstring); thread-safe."""
 
-    def __init__(self, per_installation: int = 4, per_user: int = 2) -> None:
+    def __init__(self, per_installation: int = 4, per_user: int = 3) -> None:
         if per_installation < 1 or per_user < 1:
             raise ValueError("the bounds must be at least 1")
         self._per_installation = per_installation
