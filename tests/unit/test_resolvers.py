@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -186,9 +187,11 @@ def test_entries_a_database_cannot_hold_are_bad_input(backend, entry, problem):
     assert problem in response.get_json()["details"]["emails[1]"]
 
 
-def test_concurrent_first_calls_make_one_admin_check(backend, platform):
+def test_concurrent_first_calls_make_one_admin_check(settings, platform):
     from concurrent.futures import ThreadPoolExecutor
 
+    roomy = replace(settings, max_calls_per_installation=8, max_calls_per_user=8)
+    backend = Backend(create_app(roomy).test_client(), platform)
     platform.faults.add("user-current", "latency", times=None, delay=0.2)
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: backend.call("whoami").get_json(), range(8)))
