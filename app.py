@@ -16,7 +16,6 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 
-import jwt
 import requests
 from flask import Flask
 from requests.adapters import HTTPAdapter
@@ -29,6 +28,7 @@ from confluence import Client, Policy
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from handlers.inflight import InFlight
 from jobs import JobRunner, Worker
+from keys import KeySet
 from records import Installation
 from resolvers.context import AdminCache
 from settings import Settings
@@ -41,7 +41,7 @@ def create_app(
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    jwk_client: jwt.PyJWKClient | None = None,
+    keys: KeySet | None = None,
 ) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     logs.configure(settings.log_level)
@@ -94,11 +94,13 @@ def create_app(
     app.extensions["access_desk"] = Services(
         settings=settings,
         verifier=Verifier(
-            settings.jwks_url,
+            keys
+            or KeySet(
+                settings.jwks_url, session=session, fresh_seconds=settings.jwks_cache_seconds
+            ),
             settings.app_id,
             settings.api_base_url_allowlist,
             leeway=settings.fit_leeway_seconds,
-            jwk_client=jwk_client,
         ),
         session=session,
         admins=AdminCache(settings.admin_cache_seconds, clock),

@@ -93,7 +93,7 @@ def main() -> None:
         store = Store(settings.database_url, settings.secret_key)
         try:
             platform.clear_requests()
-            headers = platform.invocation_headers(inst, admin, lifetime=600)
+            headers = platform.invocation_headers(inst, admin, lifetime=300)
             queued_at = time.time()
             response = requests.post(
                 server.url + "/resolvers/inviteEmails",

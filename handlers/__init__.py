@@ -16,7 +16,7 @@ import requests
 from flask import current_app, request
 
 import logs
-from auth import Invocation, Verifier, strip_bearer
+from auth import Invocation, Verifier, strip_bearer, token_expiry
 from confluence import Gate, Policy
 from handlers.inflight import InFlight
 from jobs import JobRunner, Worker
@@ -55,15 +55,15 @@ def verified() -> Invocation:
     return invocation
 
 
-def remember_installation(invocation: Invocation, token_seconds: float) -> None:
-    """Store the installation and the system token Forge sent (assumed valid ``token_seconds``)."""
+def remember_installation(invocation: Invocation) -> None:
+    """Store the installation and the system token Forge sent (expiring per ``auth.token_expiry``)."""
     token = strip_bearer(request.headers.get("x-forge-oauth-system"))
     services().store.upsert_installation(
         invocation.installation_id,
         cloud_id=invocation.cloud_id,
         api_base_url=invocation.api_base_url,
         system_token=token,
-        system_token_expires_at=time.time() + token_seconds if token else None,
+        system_token_expires_at=token_expiry(token, time.time()),
     )
 
 

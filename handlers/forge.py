@@ -28,8 +28,6 @@ bp = Blueprint("forge", __name__)
 # The trigger modules of manifest.yml (tests/unit/test_manifest.py checks they match it).
 LIFECYCLE_TRIGGER_KEY = "access-desk-lifecycle-events"
 SCHEDULED_TRIGGER_KEY = "access-desk-hourly"
-# How long a system token sent to a trigger endpoint is assumed to stay valid.
-TRIGGER_TOKEN_SECONDS = 2 * 3600
 EVENTS = {"avi:forge:installed:app": "installed", "avi:forge:upgraded:app": "upgraded"}
 # Atlassian account ids: "557058:<uuid>", 24 hex digits, "qm:<uuid>:<uuid>" and the like.
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
@@ -69,7 +67,7 @@ def _trigger_invocation(module_key: str) -> Invocation:
     invocation = verified()
     if invocation.principal is not None or invocation.module_key != module_key:
         raise NotAllowed("Only Forge's trigger for this route may call it.")
-    remember_installation(invocation, TRIGGER_TOKEN_SECONDS)
+    remember_installation(invocation)
     return invocation
 
 

@@ -24,11 +24,13 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from auth import MAX_LIFETIME  # noqa: E402
 from simulator import Platform  # noqa: E402
 from simulator.quota import quota_from_flags  # noqa: E402
 from simulator.triggers import Ticker  # noqa: E402
 
 DEV_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000a11d"
+HEADERS_RENEW_SECONDS = 60.0  # the curl header file's FIT lives MAX_LIFETIME (5 minutes)
 
 
 def dev_secret_key(var: Path) -> str:
@@ -93,6 +95,7 @@ def main() -> int:
         GRAPHQL_URL=platform.graphql_url,
         DATABASE_URL=f"sqlite:///{var / 'dev.sqlite3'}",
         PUBLIC_BASE_URL=backend_url,
+        ALLOW_HTTP="1",  # the simulator on loopback speaks http; production refuses it
     )
     backend = subprocess.Popen(
         [
@@ -132,8 +135,12 @@ def main() -> int:
                 f"({quota.mode} pool): curl -sS {server.url}/_sim/quota\n",
                 flush=True,
             )
+        renewed = time.monotonic()
         while not stopping and backend.poll() is None:
             time.sleep(0.3)
+            if time.monotonic() - renewed >= HEADERS_RENEW_SECONDS:
+                write_headers(platform, var)
+                renewed = time.monotonic()
         return 0 if stopping else (backend.returncode or 1)
     finally:
         if backend.poll() is None:
@@ -158,13 +165,23 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> bool:
     return False
 
 
+def write_headers(platform: Platform, var: Path) -> Path:
+    """The site admin's Forge headers for curl, in ``var/``: a FIT as long-lived as the backend
+    accepts (auth.MAX_LIFETIME), so the main loop renews the file every minute."""
+    inst = platform.installation
+    headers = platform.invocation_headers(inst, inst.site.admin_id, lifetime=MAX_LIFETIME)
+    header_file = var / "dev-admin-headers.txt"
+    partial = header_file.with_suffix(".tmp")
+    partial.write_text("".join(f"{k}: {v}\n" for k, v in headers.items()))
+    partial.chmod(0o600)
+    partial.replace(header_file)
+    return header_file
+
+
 def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: Path) -> None:
     inst = platform.installation
     site = inst.site
-    headers = platform.invocation_headers(inst, site.admin_id, lifetime=3600)
-    header_file = var / "dev-admin-headers.txt"
-    header_file.write_text("".join(f"{k}: {v}\n" for k, v in headers.items()))
-    header_file.chmod(0o600)
+    header_file = write_headers(platform, var)
     some_ids = list(site.user_ids)[:3]
     emails = [site.users[u]["email"] for u in some_ids if site.users[u]["email"]][:2]
     emails += list(site.sample_new_emails)[:2]
@@ -184,7 +201,7 @@ def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: 
         f"  simulated platform   {platform_url}  (Forge JWKS, Confluence site {inst.cloud_id})",
         "",
         f"Call the resolvers as the site admin from another terminal in {ROOT}",
-        f"({shown} holds a Forge Invocation Token and tokens valid for one hour):",
+        f"({shown} holds a Forge Invocation Token and tokens, renewed every minute):",
         "",
     ]
     for key, payload in calls.items():

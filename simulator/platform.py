@@ -131,7 +131,7 @@ class Platform:
     def user_token(self, inst: Installation, account_id: str, ttl: float = 3600) -> str:
         return self.tokens.issue(inst.id, account_id, ttl)
 
-    def system_token(self, inst: Installation, ttl: float = 7200) -> str:
+    def system_token(self, inst: Installation, ttl: float = 3600) -> str:
         return self.tokens.issue(inst.id, SYSTEM, ttl)
 
     def new_key(self) -> rsa.RSAPrivateKey:
@@ -185,7 +185,7 @@ class Platform:
         if account_id:
             headers["x-forge-oauth-user"] = self.user_token(inst, account_id, max(3600, lifetime))
         if system:
-            headers["x-forge-oauth-system"] = self.system_token(inst, max(7200, lifetime))
+            headers["x-forge-oauth-system"] = self.system_token(inst, max(3600, lifetime))
         return headers | forge.trace_headers()
 
     def trigger_headers(

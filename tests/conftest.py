@@ -48,6 +48,7 @@ def settings(platform: Platform, tmp_path: Path) -> Settings:
         database_url=f"sqlite:///{tmp_path / 'access-desk.sqlite3'}",
         background_worker=False,
         upstream_timeout_seconds=5.0,
+        allow_http=True,  # the simulator on loopback speaks http
     )
 
 
@@ -100,6 +101,7 @@ def backend_env(settings: Settings, **extra: str) -> dict[str, str]:
         API_BASE_URL_ALLOWLIST=",".join(settings.api_base_url_allowlist),
         GRAPHQL_URL=settings.graphql_url,
         DATABASE_URL=settings.database_url,
+        ALLOW_HTTP="1" if settings.allow_http else "0",
     )
     env.update(extra)
     return env
