@@ -20,6 +20,7 @@ import requests
 from flask import Flask
 from requests.adapters import HTTPAdapter
 
+import dormancy
 import logs
 import metrics
 from atlassian import OfflineTokens
@@ -29,10 +30,12 @@ from handlers import Services, errors, forge, observe, panel, resolvers, webhook
 from handlers.inflight import InFlight
 from jobs import JobRunner, Worker
 from keys import KeySet
+from privacy import PersonalData
+from ratelimit import StoreGate
 from records import Installation
 from resolvers.context import AdminCache
 from settings import Settings
-from store import Store, StoreGate
+from store import Store
 
 
 def create_app(
@@ -77,7 +80,16 @@ def create_app(
             session,
             settings.graphql_url,
             store,
-            allowlist_check=lambda url: url.startswith(settings.api_base_url_allowlist),
+            allowlist=settings.api_base_url_allowlist,
+            timeout_seconds=settings.upstream_timeout_seconds,
+        )
+        personal_data = PersonalData(
+            session,
+            settings.personal_data_url,
+            store,
+            allowlist=settings.api_base_url_allowlist,
+            report_days=settings.personal_data_report_days,
+            retention_days=settings.personal_data_retention_days,
             timeout_seconds=settings.upstream_timeout_seconds,
         )
         worker = Worker(
@@ -88,6 +100,7 @@ def create_app(
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.job_lease_seconds,
             step_seconds=settings.job_step_seconds,
+            chores=(dormancy.Sweeper(store).chore, personal_data.run_due),
         )
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024

@@ -10,8 +10,8 @@ Checks beyond parsing, made by ``from_env`` and again when a ``Settings`` is bui
 - ``API_BASE_URL_ALLOWLIST`` prefixes are kept in canonical form (``urls.canonical_base``: scheme
   and host lowercased, default port dropped) and each ends with ``/``;
 - no ``http://`` URL where tokens or signing keys travel (``API_BASE_URL_ALLOWLIST``,
-  ``GRAPHQL_URL``, ``FORGE_JWKS_URL``) unless ``ALLOW_HTTP=1``, which ``./dev`` and the tests set
-  for the simulator on loopback.
+  ``GRAPHQL_URL``, ``FORGE_JWKS_URL``, ``PERSONAL_DATA_URL``) unless ``ALLOW_HTTP=1``, which
+  ``./dev`` and the tests set for the simulator on loopback.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ class Settings:
     log_level: str = "INFO"
     jwks_cache_seconds: float = 600.0
     allow_http: bool = False
+    personal_data_url: str = "https://api.atlassian.com/app/report-accounts/"
+    personal_data_report_days: int = 7
+    personal_data_retention_days: int = 90
 
     def __post_init__(self) -> None:
         problems = _app_id_problems(self.app_id) + _http_problems(
@@ -72,6 +75,7 @@ class Settings:
             API_BASE_URL_ALLOWLIST=self.api_base_url_allowlist,
             GRAPHQL_URL=(self.graphql_url,),
             FORGE_JWKS_URL=(self.jwks_url,),
+            PERSONAL_DATA_URL=(self.personal_data_url,),
         )
         if problems:
             raise SettingsError(problems)
@@ -121,6 +125,7 @@ class Settings:
             API_BASE_URL_ALLOWLIST=current("api_base_url_allowlist"),
             GRAPHQL_URL=(current("graphql_url"),),
             FORGE_JWKS_URL=(current("jwks_url"),),
+            PERSONAL_DATA_URL=(current("personal_data_url"),),
         )
         if problems:
             raise SettingsError(problems)
@@ -235,6 +240,9 @@ _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("log_level", "LOG_LEVEL", _level),
     ("jwks_cache_seconds", "FORGE_JWKS_CACHE_SECONDS", _positive(float)),
     ("allow_http", "ALLOW_HTTP", _bool),
+    ("personal_data_url", "PERSONAL_DATA_URL", _url),
+    ("personal_data_report_days", "PERSONAL_DATA_REPORT_DAYS", _non_negative_int),
+    ("personal_data_retention_days", "PERSONAL_DATA_RETENTION_DAYS", _positive(int)),
 )
 
 assert {f.name for f in fields(Settings)} == {"app_id", "secret_key"} | {n for n, _, _ in _OPTIONAL}

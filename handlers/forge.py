@@ -57,7 +57,12 @@ def lifecycle() -> Response:
 
 @bp.post("/forge/scheduled")
 def scheduled() -> Response:
-    _trigger_invocation(SCHEDULED_TRIGGER_KEY)
+    invocation = _trigger_invocation(SCHEDULED_TRIGGER_KEY)
+    svc = services()
+    svc.store.note_scheduled_trigger(  # queues the personal data duty for the worker when due
+        invocation.installation_id,
+        report_every_seconds=svc.settings.personal_data_report_days * 24 * 3600.0,
+    )
     return jsonify({"status": "ok"})
 
 

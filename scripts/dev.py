@@ -93,6 +93,7 @@ def main() -> int:
         FORGE_JWKS_URL=platform.jwks_url,
         API_BASE_URL_ALLOWLIST=platform.allowlist_prefix,
         GRAPHQL_URL=platform.graphql_url,
+        PERSONAL_DATA_URL=platform.personal_data_url,
         DATABASE_URL=f"sqlite:///{var / 'dev.sqlite3'}",
         PUBLIC_BASE_URL=backend_url,
         ALLOW_HTTP="1",  # the simulator on loopback speaks http; production refuses it

@@ -7,7 +7,9 @@
 - ``POST /faults`` ``{"endpoint", "kind", "times"?, "retryAfter"?, "delayMs"?, "headers"?}``,
   ``GET /faults``, ``DELETE /faults``;
 - ``PUT /latency`` ``{"ms"}``;
-- ``PUT /switches`` ``{"nearLimit"?, "apiDisabled"?, "installationId"?}``;
+- ``PUT /switches`` ``{"nearLimit"?, "apiDisabled"?, "installationId"?, "contextAri"?}``
+  (``contextAri``: which offline token context ARI form the gateway accepts, see
+  ``simulator.gateway``);
 - ``GET /requests`` (account ids only, never tokens), ``DELETE /requests``;
 - ``GET /quota``: the points meter (``simulator.quota``): its quota (null when off), each pool
   now, points spent / requests charged / 429s sent per installation and in total;
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, request
 
 from simulator.edge import json_response
+from simulator.gateway import CONTEXT_ARI_MODES
 from simulator.quota import DEFAULT_POINTS, DEFAULT_SECONDS, Quota
 
 if TYPE_CHECKING:
@@ -104,6 +107,8 @@ def make_control_blueprint(platform: Platform) -> Blueprint:
                 "allowlistPrefix": platform.allowlist_prefix,
                 "latencyMs": round(platform.latency * 1000, 3),
                 "nearLimit": platform.near_limit,
+                "contextAri": platform.context_ari,
+                "personalDataUrl": platform.personal_data_url,
                 "installations": [describe(i) for i in platform.installations],
                 "faults": [f.to_json() for f in platform.faults.pending()],
                 "quota": platform.meter.quota.to_json() if platform.meter.quota else None,
@@ -178,7 +183,11 @@ def make_control_blueprint(platform: Platform) -> Blueprint:
             platform.near_limit = body["nearLimit"]
         if "apiDisabled" in body:
             installation(body).site.api_disabled = body["apiDisabled"]
-        return json_response({"nearLimit": platform.near_limit})
+        if "contextAri" in body:
+            if body["contextAri"] not in CONTEXT_ARI_MODES:
+                raise BadInput(f"'contextAri' must be one of {CONTEXT_ARI_MODES}.")
+            platform.context_ari = body["contextAri"]
+        return json_response({"nearLimit": platform.near_limit, "contextAri": platform.context_ari})
 
     @bp.get("/quota")
     def quota() -> Response:

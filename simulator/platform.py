@@ -3,7 +3,9 @@
 ``Platform(app_id)`` seeds one installation (``installation``); ``add_installation()`` adds tenants
 with their own sites. ``serve(host, port)`` starts a threaded werkzeug server in a daemon thread and
 returns a ``Server`` (``url``, ``stop()``); the URLs (``url``, ``jwks_url``, ``graphql_url``,
-``allowlist_prefix``, each installation's ``api_base_url``) are known from then on. Tokens, FITs and
+``personal_data_url``, ``allowlist_prefix``, each installation's ``api_base_url``) are known from
+then on. The personal data reporting API (``simulator.privacy``) keeps its state in
+``account_reports``. Tokens, FITs and
 faults work before and after serving. The Flask app also mounts the control API (``/_sim/``) and,
 when ``simulator.host`` is present, the admin page host (``/``) that calls ``remote_url``.
 ``quota`` turns on the points meter of the simulated Confluence (``meter``, see ``simulator.quota``;
@@ -27,6 +29,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from simulator import forge
 from simulator.faults import Faults
 from simulator.journal import Journal, RequestRecord
+from simulator.privacy import AccountReports
 from simulator.quota import Meter, Quota
 from simulator.site import Site, rng_uuid
 from simulator.tokens import SYSTEM, TokenBook
@@ -91,6 +94,8 @@ class Platform:
         self.near_limit = False
         self.omit_empty: bool | None = None  # check-access empty lists: None alternates
         self.offline_ttl = 3600
+        self.context_ari = "any"  # which offline token context ARI form works: see gateway
+        self.account_reports = AccountReports()
         self.remote_url = remote_url  # the backend, for the admin page host
         self.url = ""
         self.app_account_id = f"557058:{app_id.rsplit('/', 1)[-1]}"
@@ -219,6 +224,10 @@ class Platform:
     @property
     def graphql_url(self) -> str:
         return f"{self.url}/graphql"
+
+    @property
+    def personal_data_url(self) -> str:
+        return f"{self.url}/app/report-accounts/"
 
     @property
     def allowlist_prefix(self) -> str:

@@ -93,7 +93,9 @@ def test_an_upper_case_uuid_is_an_app_id_too():
     assert s.app_id == APP_ARI_PREFIX + UUID.upper()
 
 
-@pytest.mark.parametrize("variable", ["API_BASE_URL_ALLOWLIST", "GRAPHQL_URL", "FORGE_JWKS_URL"])
+@pytest.mark.parametrize(
+    "variable", ["API_BASE_URL_ALLOWLIST", "GRAPHQL_URL", "FORGE_JWKS_URL", "PERSONAL_DATA_URL"]
+)
 def test_http_urls_need_the_explicit_opt_in(variable):
     url = (
         "http://127.0.0.1:8001/ex/"
@@ -171,3 +173,31 @@ def test_jwks_cache_seconds_must_be_positive(raw):
             {"FORGE_APP_ID": UUID, "SECRET_KEY": KEY, "FORGE_JWKS_CACHE_SECONDS": raw}
         )
     assert info.value.problems[0].startswith("FORGE_JWKS_CACHE_SECONDS=")
+
+
+def test_personal_data_settings():
+    s = Settings.from_env({"FORGE_APP_ID": UUID, "SECRET_KEY": KEY})
+    assert s.personal_data_url == "https://api.atlassian.com/app/report-accounts/"
+    assert (s.personal_data_report_days, s.personal_data_retention_days) == (7, 90)
+    s = Settings.from_env(
+        {
+            "FORGE_APP_ID": UUID,
+            "SECRET_KEY": KEY,
+            "PERSONAL_DATA_URL": "https://privacy.example/app/report-accounts/",
+            "PERSONAL_DATA_REPORT_DAYS": "0",
+            "PERSONAL_DATA_RETENTION_DAYS": "30",
+        }
+    )
+    assert s.personal_data_url == "https://privacy.example/app/report-accounts/"
+    assert (s.personal_data_report_days, s.personal_data_retention_days) == (0, 30)
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(
+            {
+                "FORGE_APP_ID": UUID,
+                "SECRET_KEY": KEY,
+                "PERSONAL_DATA_URL": "ftp://x",
+                "PERSONAL_DATA_REPORT_DAYS": "-1",
+                "PERSONAL_DATA_RETENTION_DAYS": "0",
+            }
+        )
+    assert len(info.value.problems) == 3
