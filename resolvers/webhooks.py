@@ -1,6 +1,7 @@
 """``rotateWebhookSecret`` and the work behind ``POST /webhooks/<installation>``.
 
-A webhook job runs as the administrator who last rotated the secret. The secret is shown once.
+A webhook job runs as the administrator who last rotated the secret. The secret is shown once; the
+one it replaces keeps working for 24 h unless the rotation revokes it (``revokePrevious``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ EVENT_TYPE = "access.invite"
 
 
 def rotate_secret(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
-    only_fields(payload, set())
+    """A new secret; the previous one keeps verifying for 24 h, or stops at once with
+    ``revokePrevious`` (a leaked secret)."""
+    only_fields(payload, {"revokePrevious"})
+    revoke = optional_bool(payload, "revokePrevious")
     ctx.require_admin()
     inv = ctx.invocation
     assert ctx.account_id is not None
@@ -26,14 +30,16 @@ def rotate_secret(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     ctx.store.upsert_installation(
         inv.installation_id, cloud_id=inv.cloud_id, api_base_url=inv.api_base_url
     )
-    ctx.store.set_webhook_secret(inv.installation_id, secret, ctx.account_id)
+    ctx.store.set_webhook_secret(
+        inv.installation_id, secret, ctx.account_id, revoke_previous=revoke
+    )
     ctx.store.add_audit(
         inv.installation_id,
         actor=ctx.account_id,
         action="webhook.rotateSecret",
         source="panel",
         subjects=[],
-        outcome="rotated",
+        outcome={"revokedPrevious": revoke},
     )
     uuid = inv.installation_id.rsplit("/", 1)[-1]
     return {"url": f"{ctx.public_base_url}/webhooks/{uuid}", "secret": secret}

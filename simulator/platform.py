@@ -153,6 +153,7 @@ class Platform:
         *,
         lifetime: int = 25,
         module_key: str = "admin-page",
+        module_type: str | None = None,
         claims: dict[str, Any] | None = None,
         headers: dict[str, Any] | None = None,
         key: rsa.RSAPrivateKey | bytes | None = None,
@@ -169,6 +170,7 @@ class Platform:
             account_id=account_id,
             module_key=module_key,
             lifetime=lifetime,
+            module_type=module_type,
         )
         kid, current = self.keys.current
         header = forge.deep_merge({"alg": "RS256", "kid": kid, "typ": "JWT"}, headers or {})
@@ -190,6 +192,19 @@ class Platform:
         if system:
             headers["x-forge-oauth-system"] = self.system_token(inst, max(3600, lifetime))
         return headers | forge.trace_headers()
+
+    def trigger_headers(
+        self, inst: Installation, module_key: str, module_type: str, *, lifetime: int = 25
+    ) -> dict[str, str]:
+        """The headers of a trigger call as Forge sends them: a FIT with no principal naming the
+        trigger module (``module_key``, ``module_type``), the system token, B3 trace ids."""
+        fit = self.mint_fit(
+            inst, None, lifetime=lifetime, module_key=module_key, module_type=module_type
+        )
+        return {
+            "authorization": f"Bearer {fit}",
+            "x-forge-oauth-system": self.system_token(inst, max(7200, lifetime)),
+        } | forge.trace_headers()
 
     # -- request log ---------------------------------------------------------------------------
 
