@@ -25,9 +25,14 @@ from resolvers.context import BadInput, NotAllowed
 
 bp = Blueprint("forge", __name__)
 
-# The trigger modules of manifest.yml (tests/unit/test_manifest.py checks they match it).
+# The trigger modules of manifest.yml (tests/unit/test_manifest.py checks they match it). Which key a
+# trigger's FIT names in ``app.module.key`` is not settled by Atlassian's docs (the trigger module's,
+# or the endpoint module it routes to; docs/platform.md): each route accepts exactly those two of its
+# own trigger, and nothing else.
 LIFECYCLE_TRIGGER_KEY = "access-desk-lifecycle-events"
+LIFECYCLE_ENDPOINT_KEY = "access-desk-lifecycle"
 SCHEDULED_TRIGGER_KEY = "access-desk-hourly"
+SCHEDULED_ENDPOINT_KEY = "access-desk-scheduled"
 EVENTS = {"avi:forge:installed:app": "installed", "avi:forge:upgraded:app": "upgraded"}
 # Atlassian account ids: "557058:<uuid>", 24 hex digits, "qm:<uuid>:<uuid>" and the like.
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
@@ -35,11 +40,13 @@ _ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 
 @bp.post("/forge/lifecycle")
 def lifecycle() -> Response:
-    invocation = _trigger_invocation(LIFECYCLE_TRIGGER_KEY)
+    invocation = _trigger_invocation(LIFECYCLE_TRIGGER_KEY, LIFECYCLE_ENDPOINT_KEY)
     body = _body()
     event = body.get("payload") if isinstance(body.get("payload"), dict) else body
     assert isinstance(event, dict)
-    action = EVENTS.get(str(event.get("eventType", "")), "lifecycle")
+    action = EVENTS.get(str(event.get("eventType", "")), "")
+    if not action:  # no eventType is documented: the account field tells the two events apart
+        action = "upgraded" if "upgraderAccountId" in event else "installed"
     if not (event.get("retryContext") or body.get("retryContext")):
         account = event.get("installerAccountId") or event.get("upgraderAccountId")
         services().store.add_audit(
@@ -57,7 +64,7 @@ def lifecycle() -> Response:
 
 @bp.post("/forge/scheduled")
 def scheduled() -> Response:
-    invocation = _trigger_invocation(SCHEDULED_TRIGGER_KEY)
+    invocation = _trigger_invocation(SCHEDULED_TRIGGER_KEY, SCHEDULED_ENDPOINT_KEY)
     svc = services()
     svc.store.note_scheduled_trigger(  # queues the personal data duty for the worker when due
         invocation.installation_id,
@@ -66,11 +73,11 @@ def scheduled() -> Response:
     return jsonify({"status": "ok"})
 
 
-def _trigger_invocation(module_key: str) -> Invocation:
-    """The verified FIT of a trigger call for ``module_key``, its installation stored; raises
-    ``NotAllowed`` (nothing stored) for a user's call or another module's."""
+def _trigger_invocation(*module_keys: str) -> Invocation:
+    """The verified FIT of a trigger call naming one of ``module_keys``, its installation stored;
+    raises ``NotAllowed`` (nothing stored) for a user's call or another module's."""
     invocation = verified()
-    if invocation.principal is not None or invocation.module_key != module_key:
+    if invocation.principal is not None or invocation.module_key not in module_keys:
         raise NotAllowed("Only Forge's trigger for this route may call it.")
     remember_installation(invocation)
     return invocation

@@ -203,7 +203,7 @@ class Platform:
         )
         return {
             "authorization": f"Bearer {fit}",
-            "x-forge-oauth-system": self.system_token(inst, max(7200, lifetime)),
+            "x-forge-oauth-system": self.system_token(inst, max(3600, lifetime)),
         } | forge.trace_headers()
 
     # -- request log ---------------------------------------------------------------------------

@@ -239,6 +239,42 @@ def test_trigger_routes_refuse_a_users_call_and_write_nothing(backend, platform,
     assert store.installation(inst.id) is not None
 
 
+@pytest.mark.parametrize(
+    ("path", "endpoint_key"),
+    [("/forge/lifecycle", "access-desk-lifecycle"), ("/forge/scheduled", "access-desk-scheduled")],
+)
+def test_a_trigger_fit_naming_its_endpoint_module_is_accepted_too(
+    backend, platform, path, endpoint_key
+):
+    # Atlassian's docs leave open whether a trigger's FIT names the trigger or its endpoint
+    # module; both are this route's own, any other module (the UI endpoint) is refused.
+    inst = platform.installation
+    headers = platform.trigger_headers(inst, endpoint_key, "core:endpoint")
+    assert backend.client.post(path, json={}, headers=headers).status_code == 200
+    ui_endpoint = platform.trigger_headers(inst, "access-desk-ui", "core:endpoint")
+    refused = backend.client.post(path, json={}, headers=ui_endpoint)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"] == "not_allowed"
+
+
+def test_lifecycle_names_the_event_from_its_account_field_when_no_event_type(backend, platform):
+    installer, upgrader = "712020:installer", "712020:upgrader"
+    assert (
+        trigger(
+            backend, platform, "/forge/lifecycle", {"installerAccountId": installer}
+        ).status_code
+        == 200
+    )
+    upgrade = {"payload": {"upgraderAccountId": upgrader}}
+    assert trigger(backend, platform, "/forge/lifecycle", upgrade).status_code == 200
+    store = backend.client.application.extensions["access_desk"].store
+    entries = store.list_audit(platform.installation.id, limit=10)[0]
+    assert [(e.action, list(e.subjects)) for e in reversed(entries)] == [
+        ("app.installed", [installer]),
+        ("app.upgraded", [upgrader]),
+    ]
+
+
 def test_scheduled_trigger_takes_the_tenant_from_the_token_only(backend, platform):
     other = platform.add_installation()
     body = {"installationId": other.id, "apiBaseUrl": "https://evil.example/"}

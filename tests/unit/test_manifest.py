@@ -128,6 +128,8 @@ def test_trigger_module_keys_match_the_backend_and_the_simulator(parsed: dict[st
     [scheduled] = parsed["modules"]["scheduledTrigger"]
     assert forge.LIFECYCLE_TRIGGER_KEY == LIFECYCLE_TRIGGER[0] == trigger["key"]
     assert forge.SCHEDULED_TRIGGER_KEY == SCHEDULED_TRIGGER[0] == scheduled["key"]
+    assert forge.LIFECYCLE_ENDPOINT_KEY == trigger["endpoint"]
+    assert forge.SCHEDULED_ENDPOINT_KEY == scheduled["endpoint"]
 
 
 def test_remote_and_scopes(parsed: dict[str, Any]) -> None:
