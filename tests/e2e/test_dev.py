@@ -4,14 +4,18 @@ which port is taken, and its printed commands work; Ctrl-C stops all."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import re
 import signal
 import socket
 import sqlite3
 import stat
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -274,12 +278,32 @@ def test_a_restart_on_an_old_data_folder_runs_webhook_jobs(tmp_path: Path) -> No
 
 
 def fake_python(venv: Path) -> Path:
-    """A virtualenv whose python only records how it was called (for the install logic)."""
+    """A virtualenv whose python records how it was called and answers an install as pip would
+    (exit status ``$FAKE_PIP_STATUS``, default 0); for the install logic."""
     (venv / "bin").mkdir(parents=True)
     python = venv / "bin" / "python"
-    python.write_text(f'#!/bin/sh\necho "$*" >> {venv / "calls"}\n')
+    python.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {venv / "calls"}\n'
+        'case "$*" in *" -e "*) ;; *) exit 0 ;; esac\n'
+        "echo 'Collecting flask>=3.0'\n"
+        "echo '  Downloading flask-3.1.3-py3-none-any.whl (103 kB)'\n"
+        'if [ "${FAKE_PIP_STATUS:-0}" != 0 ]; then echo "ERROR: no space left" >&2; exit 1; fi\n'
+        "echo 'Successfully installed flask-3.1.3'\n"
+    )
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     return venv / "calls"
+
+
+def source_venv_sh(venv: Path, mode: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", f"source scripts/venv.sh {mode}"],
+        cwd=ROOT,
+        env={**os.environ, "ACCESS_DESK_VENV": str(venv), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_run_and_test_installs_share_one_virtualenv(tmp_path: Path) -> None:
@@ -287,33 +311,66 @@ def test_run_and_test_installs_share_one_virtualenv(tmp_path: Path) -> None:
     calls = fake_python(venv)
     (venv / ".installed-0123456789abcdef").touch()  # an older script's stamp
 
-    def source(mode: str) -> list[str]:
+    def installs(mode: str) -> list[str]:
         before = calls.read_text().splitlines() if calls.exists() else []
-        run = subprocess.run(
-            ["bash", "-c", f"source scripts/venv.sh {mode}"],
-            cwd=ROOT,
-            env={**os.environ, "ACCESS_DESK_VENV": str(venv)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        run = source_venv_sh(venv, mode)
         assert run.returncode == 0, run.stderr
-        return calls.read_text().splitlines()[len(before) :] if calls.exists() else []
+        new = calls.read_text().splitlines()[len(before) :] if calls.exists() else []
+        return [c for c in new if c.startswith("-m pip install") and " -e " in c]
 
-    def installs(calls: list[str]) -> list[str]:
-        return [c for c in calls if c.startswith("-m pip install") and " -e " in c]
-
-    assert installs(source("run")) == ["-m pip install --progress-bar on -e ."]
-    assert source("run") == []  # installed: nothing to do
-    assert installs(source("test")) == ["-m pip install --progress-bar on -e .[dev]"]
-    assert source("test") == [] and source("run") == []  # ./dev after ./test keeps the tools
+    assert installs("run") == ["-m pip install -e ."]
+    assert installs("run") == []  # installed: nothing to do
+    assert installs("test") == ["-m pip install -e .[dev]"]
+    assert installs("test") == [] and installs("run") == []  # ./dev after ./test keeps the tools
     stamps = sorted(p.name for p in venv.glob(".installed-*"))
     assert [s.rsplit("-", 1)[0] for s in stamps] == [".installed-run", ".installed-test"]
 
     for stamp in venv.glob(".installed-*"):  # pyproject.toml changed since
         stamp.rename(stamp.with_name(stamp.name.rsplit("-", 1)[0] + "-fedcba9876543210"))
-    assert installs(source("run")) == ["-m pip install --progress-bar on -e ."]
+    assert installs("run") == ["-m pip install -e ."]
     assert [p.name.startswith(".installed-run-") for p in venv.glob(".installed-*")] == [True]
+
+
+def on_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``command`` with a 60-column pseudo-terminal as stdout and stderr: (status, output)."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=follower, stderr=follower)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    return proc.wait(timeout=60), out.decode()
+
+
+def test_on_a_terminal_the_install_shows_one_live_line_and_pip_log_on_failure(
+    tmp_path: Path,
+) -> None:
+    venv = tmp_path / "venv"
+    fake_python(venv)
+    env = {**os.environ, "ACCESS_DESK_VENV": str(venv)}
+    command = ["bash", "-c", "source scripts/venv.sh run"]
+
+    status, out = on_a_terminal(command, {**env, "FAKE_PIP_STATUS": "1"})
+    assert status != 0
+    assert "pip failed; its output" in out and "ERROR: no space left" in out
+    assert not list(venv.glob(".installed-run-*"))
+
+    status, out = on_a_terminal(command, env)
+    assert status == 0, out
+    assert "==> [2/2] installing Access Desk and what it needs to run" in out
+    assert "\r\x1b[K    Collecting flask>=3.0\r\x1b[K    Downloading flask-3.1.3-py3" in out
+    assert "\r\x1b[K    Successfully installed flask-3.1.3\r\x1b[K==> installed in" in out
+    assert "\nCollecting" not in out.replace("\r\n", "\n")  # pip's lines are not scrolled by
+    assert "Successfully installed flask-3.1.3" in (venv / "pip.log").read_text()
+    assert list(venv.glob(".installed-run-*"))
 
 
 @pytest.mark.timeout(900)
@@ -326,7 +383,7 @@ def test_a_fresh_virtualenv_holds_no_test_tools_and_reaches_the_panel(tmp_path: 
     shown = dev.welcome
     assert f"==> creating the virtualenv {venv}" in shown
     assert "==> [2/2] installing Access Desk and what it needs to run" in shown
-    assert "Successfully installed" in shown  # pip's own progress is shown
+    assert "Successfully installed" in shown  # pip's own output, as stderr is not a terminal here
     assert "BuildBackendWarning" not in shown and "!!" not in shown  # no setuptools warning
     probe = "import importlib.util as u, sys; print([m for m in sys.argv[1:] if u.find_spec(m)])"
     run = subprocess.run(
