@@ -143,15 +143,18 @@ def open_log(var: Path) -> IO[str]:
     return open(path, "a", buffering=1, encoding="utf-8")
 
 
-def log_to(streams: list[IO[str]]) -> None:
+def log_to(streams: list[IO[str]]) -> list[logging.Handler]:
     """Send this process's log records (the simulator's request lines among them) to ``streams``."""
     root = logging.getLogger()
+    handlers: list[logging.Handler] = []
     for stream in streams:
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("simulator %(message)s"))
         root.addHandler(handler)
+        handlers.append(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    return handlers
 
 
 def copy_lines(source: IO[str], targets: list[IO[str]]) -> None:
@@ -201,7 +204,7 @@ def main() -> int:
     var = args.data_dir.resolve()
     var.mkdir(parents=True, exist_ok=True)
     log = open_log(var)
-    log_to([log, sys.stderr] if args.verbose else [log])
+    handlers = log_to([log, sys.stderr] if args.verbose else [log])
     forget_old_tokens(var / "dev.sqlite3")
     platform = Platform(
         app_id=DEV_APP_ID, seed=True, invite_delay=3.0, latency=args.latency_ms / 1000
@@ -248,10 +251,11 @@ def main() -> int:
         text=args.verbose,
         start_new_session=True,
     )
+    copier = threading.Thread(
+        target=copy_lines, args=(backend.stdout, [log, sys.stderr]), daemon=True
+    )
     if backend.stdout is not None:  # --verbose: to the log and the terminal
-        threading.Thread(
-            target=copy_lines, args=(backend.stdout, [log, sys.stderr]), daemon=True
-        ).start()
+        copier.start()
     try:
         if not wait_healthy(backend_url, backend, lambda: stopping):
             if not stopping:
@@ -273,6 +277,10 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(backend.pid, signal.SIGKILL)
         server.stop()
+        if copier.is_alive():
+            copier.join(timeout=5)  # the backend's last lines
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
         log.close()
         print("\nAccess Desk dev stopped.")
 
