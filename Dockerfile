@@ -6,6 +6,7 @@ COPY pyproject.toml ./
 COPY *.py ./
 COPY handlers ./handlers
 COPY resolvers ./resolvers
+COPY store ./store
 COPY simulator ./simulator
 COPY migrations ./migrations
 COPY static ./static

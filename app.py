@@ -16,11 +16,11 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 
-import jwt
 import requests
 from flask import Flask
 from requests.adapters import HTTPAdapter
 
+import dormancy
 import logs
 import metrics
 from atlassian import OfflineTokens
@@ -28,10 +28,13 @@ from auth import Verifier
 from confluence import Client, Policy
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from jobs import JobRunner, Worker
+from keys import KeySet
+from privacy import PersonalData
+from ratelimit import StoreGate
 from records import Installation
 from resolvers.context import AdminCache
 from settings import Settings
-from store import Store, StoreGate
+from store import Store
 
 
 def create_app(
@@ -40,7 +43,7 @@ def create_app(
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    jwk_client: jwt.PyJWKClient | None = None,
+    keys: KeySet | None = None,
 ) -> Flask:
     settings = settings or Settings.from_env(os.environ)
     logs.configure(settings.log_level)
@@ -76,7 +79,16 @@ def create_app(
             session,
             settings.graphql_url,
             store,
-            allowlist_check=lambda url: url.startswith(settings.api_base_url_allowlist),
+            allowlist=settings.api_base_url_allowlist,
+            timeout_seconds=settings.upstream_timeout_seconds,
+        )
+        personal_data = PersonalData(
+            session,
+            settings.personal_data_url,
+            store,
+            allowlist=settings.api_base_url_allowlist,
+            report_days=settings.personal_data_report_days,
+            retention_days=settings.personal_data_retention_days,
             timeout_seconds=settings.upstream_timeout_seconds,
         )
         worker = Worker(
@@ -87,17 +99,20 @@ def create_app(
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.job_lease_seconds,
             step_seconds=settings.job_step_seconds,
+            chores=(dormancy.Sweeper(store).chore, personal_data.run_due),
         )
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
     app.extensions["access_desk"] = Services(
         settings=settings,
         verifier=Verifier(
-            settings.jwks_url,
+            keys
+            or KeySet(
+                settings.jwks_url, session=session, fresh_seconds=settings.jwks_cache_seconds
+            ),
             settings.app_id,
             settings.api_base_url_allowlist,
             leeway=settings.fit_leeway_seconds,
-            jwk_client=jwk_client,
         ),
         session=session,
         admins=AdminCache(settings.admin_cache_seconds, clock),

@@ -3,13 +3,23 @@
 ``OfflineTokens.token_for(installation, account_id)`` returns a user token for ``account_id`` on
 that installation's site. Tokens are cached in the store (encrypted) per (installation, user) and
 reused until 5 minutes before they expire; otherwise one is minted with Atlassian's GraphQL
-mutation ``offlineUserAuthToken`` (PLATFORM.md), authorized by the installation's latest system
-token. Nothing is retried here: the job worker tries again later.
+mutation ``offlineUserAuthToken`` (docs/platform.md, "Offline user token"), authorized by the
+installation's latest system token. ``renew`` drops a cached token that
+Confluence refused (401) and mints a fresh one.
+
+The mutation's context ARI is unverified: the site form ``ari:cloud:confluence::site/<cloudId>``
+is tried first, then the workspace form ``ari:cloud:confluence:<cloudId>:workspace/<cloudId>``
+when the gateway refuses the first (``success: false`` or GraphQL ``errors``, or HTTP 400). The
+form that worked is remembered per installation and tried first next time; the gateway's
+``errors[].message`` of each refused form is kept in the error (job items show it) and stored as
+the installation's last offline token error (``diagnose`` shows it), cleared by the next success.
+Nothing is retried otherwise: the job worker tries again later.
 
 Errors::
 
-    OfflineTokenError   no system token stored, it expired, the API base URL is not allowed,
-                        or the exchange failed (HTTP error, timeout, ``success: false``, bad body)
+    OfflineTokenError        no system token stored, it expired, a URL is not allowlisted, or the
+     |                       exchange failed (HTTP error, timeout, bad body)
+     +-- OfflineTokenRefused the gateway refused the exchange; ``.reason`` holds its messages
 
 No token ever appears in a message, a log line or a repr.
 """
@@ -18,17 +28,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
+from confluence import is_allowed
 from records import Installation
 from store import Store
 
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN_SECONDS = 5 * 60
+FORMS = ("site", "workspace")
 MUTATION = """
 mutation forge_remote_offlineUserAuthToken($input: OfflineUserAuthTokenInput!) {
   offlineUserAuthToken(input: $input) { success errors { message } authToken { token ttl } }
@@ -36,8 +49,34 @@ mutation forge_remote_offlineUserAuthToken($input: OfflineUserAuthTokenInput!) {
 """.strip()
 
 
+def context_ari(form: str, cloud_id: str) -> str:
+    """The installation's context ARI in ``form`` (``site`` or ``workspace``)."""
+    if form == "site":
+        return f"ari:cloud:confluence::site/{cloud_id}"
+    if form == "workspace":
+        return f"ari:cloud:confluence:{cloud_id}:workspace/{cloud_id}"
+    raise ValueError(f"unknown context ARI form {form!r}")
+
+
+def on_allowlisted_host(url: str, allowlist: Sequence[str]) -> bool:
+    """``url`` has exactly the scheme and host of an allowlisted prefix (and no user info): where
+    the app's own system token may go (the GraphQL gateway, the personal data reporting API)."""
+    u = urlsplit(url)
+    if u.username or u.password or u.scheme not in ("https", "http"):
+        return False
+    return any((u.scheme, u.netloc) == urlsplit(p)[:2] for p in allowlist)
+
+
 class OfflineTokenError(Exception):
     """No offline user token can be had right now; the message never contains a token."""
+
+
+class OfflineTokenRefused(OfflineTokenError):
+    """The gateway refused the exchange; ``reason`` is its ``errors[].message`` (or a status)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the token exchange was refused: {reason}")
+        self.reason = reason
 
 
 class OfflineTokens:
@@ -49,14 +88,14 @@ class OfflineTokens:
         graphql_url: str,
         store: Store,
         *,
-        allowlist_check: Callable[[str], bool] | None = None,
+        allowlist: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
         timeout_seconds: float = 10.0,
     ) -> None:
         self._session = session
         self._url = graphql_url
         self._store = store
-        self._allowed = allowlist_check
+        self._allowlist = tuple(allowlist) if allowlist is not None else None
         self._clock = clock
         self._timeout = timeout_seconds
 
@@ -66,38 +105,81 @@ class OfflineTokens:
     def token_for(self, installation: Installation, account_id: str) -> str:
         """A user token for ``account_id``, cached until 5 minutes before it expires.
 
-        ``allowlist_check`` (when given) must accept ``installation.api_base_url``, where the token
-        will be sent; otherwise no token is minted.
+        With an ``allowlist``, ``installation.api_base_url`` (where the token will be sent) must be
+        under one of its prefixes and the GraphQL URL (where the system token goes) on one of its
+        hosts; otherwise no token is minted.
         """
-        if self._allowed is not None and not self._allowed(installation.api_base_url):
-            raise OfflineTokenError("the installation's API base URL is not allowlisted")
-        now = self._clock()
+        self._guard(installation)
         cached = self._store.offline_token(installation.installation_id, account_id)
-        if cached is not None and cached[1] - REFRESH_MARGIN_SECONDS > now:
+        if cached is not None and cached[1] - REFRESH_MARGIN_SECONDS > self._clock():
             return cached[0]
+        return self._fresh(installation, account_id)
+
+    def renew(self, installation: Installation, account_id: str) -> str:
+        """Drop the cached token of ``account_id`` (Confluence refused it) and mint a new one."""
+        self._guard(installation)
+        self._store.drop_offline_token(installation.installation_id, account_id)
+        log.info(
+            "offline token dropped after a refusal",
+            extra={"installation": installation.installation_id, "account": account_id},
+        )
+        return self._fresh(installation, account_id)
+
+    def _guard(self, installation: Installation) -> None:
+        """Refuse (and record why) when a token would go outside the allowlist."""
+        problem = None
+        if self._allowlist is None:
+            return
+        if not is_allowed(installation.api_base_url, self._allowlist):
+            problem = "the installation's API base URL is not allowlisted"
+        elif not on_allowlisted_host(self._url, self._allowlist):
+            problem = "GRAPHQL_URL is not on an API_BASE_URL_ALLOWLIST host"
+        if problem is not None:
+            self._store.offline_token_failed(installation.installation_id, problem)
+            raise OfflineTokenError(problem)
+
+    def _fresh(self, installation: Installation, account_id: str) -> str:
+        iid = installation.installation_id
+        try:
+            token, ttl, form = self._mint_any(installation, account_id)
+        except OfflineTokenError as exc:
+            self._store.offline_token_failed(iid, str(exc))
+            raise
+        now = self._clock()
+        self._store.save_offline_token(iid, account_id, token, now + ttl)
+        self._store.offline_token_minted(iid, form)
+        log.info(
+            "offline token minted",
+            extra={"installation": iid, "account": account_id, "contextForm": form},
+        )
+        return token
+
+    def _mint_any(self, installation: Installation, account_id: str) -> tuple[str, float, str]:
+        """(token, ttl, form): the remembered form first, then the other one if it is refused."""
         system = installation.system_token
         expires = installation.system_token_expires_at
         if not system:
             raise OfflineTokenError("no system token is stored for this installation yet")
-        if expires is not None and expires <= now:
+        if expires is not None and expires <= self._clock():
             raise OfflineTokenError("the stored system token has expired")
-        token, ttl = self._mint(system, installation.cloud_id, account_id)
-        self._store.save_offline_token(installation.installation_id, account_id, token, now + ttl)
-        log.info(
-            "offline token minted",
-            extra={"installation": installation.installation_id, "account": account_id},
-        )
-        return token
+        remembered = self._store.context_form(installation.installation_id)
+        order = sorted(FORMS, key=lambda f: f != remembered)
+        refused: list[str] = []
+        for form in order:
+            try:
+                token, ttl = self._mint(
+                    system, context_ari(form, installation.cloud_id), account_id
+                )
+            except OfflineTokenRefused as exc:
+                refused.append(f"{form} form: {exc.reason}")
+                continue
+            return token, ttl, form
+        raise OfflineTokenRefused("; ".join(refused))
 
-    def _mint(self, system_token: str, cloud_id: str, account_id: str) -> tuple[str, float]:
+    def _mint(self, system_token: str, context: str, account_id: str) -> tuple[str, float]:
         body = {
             "query": MUTATION,
-            "variables": {
-                "input": {
-                    "contextIds": [f"ari:cloud:confluence::site/{cloud_id}"],
-                    "userId": account_id,
-                }
-            },
+            "variables": {"input": {"contextIds": [context], "userId": account_id}},
         }
         try:
             response = self._session.post(
@@ -111,12 +193,17 @@ class OfflineTokens:
             raise OfflineTokenError("the token exchange timed out") from None
         except requests.RequestException as exc:
             raise OfflineTokenError(f"the token exchange failed: {type(exc).__name__}") from None
+        answer: Any
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code == 400:
+            raise OfflineTokenRefused(f"HTTP 400: {_messages(answer, system_token)}")
         if response.status_code != 200:
             raise OfflineTokenError(f"the token exchange answered HTTP {response.status_code}")
-        try:
-            answer: Any = response.json()
-        except ValueError:
-            raise OfflineTokenError("the token exchange answered no JSON") from None
+        if answer is None:
+            raise OfflineTokenError("the token exchange answered no JSON")
         return _token(answer, system_token)
 
 
@@ -125,13 +212,9 @@ def _token(answer: Any, system_token: str) -> tuple[str, float]:
     data = answer.get("data") if isinstance(answer, dict) else None
     result = data.get("offlineUserAuthToken") if isinstance(data, dict) else None
     if not isinstance(result, dict):
-        raise OfflineTokenError(
-            f"the token exchange was refused: {_messages(answer, system_token)}"
-        )
+        raise OfflineTokenRefused(_messages(answer, system_token))
     if result.get("success") is not True:
-        raise OfflineTokenError(
-            f"the token exchange was refused: {_messages(result, system_token)}"
-        )
+        raise OfflineTokenRefused(_messages(result, system_token))
     auth = result.get("authToken")
     token = auth.get("token") if isinstance(auth, dict) else None
     ttl = auth.get("ttl") if isinstance(auth, dict) else None

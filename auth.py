@@ -1,22 +1,36 @@
 """Forge Invocation Tokens (FIT): verification into a typed ``Invocation``.
 
 Every call Forge makes to the remote carries ``authorization: Bearer <FIT>``, an RS256 JWT signed with a
-key from Forge's JWKS. ``Verifier.verify`` accepts RS256 only, checks the signature against the JWKS key
-named by ``kid``, ``iss == "forge/invocation-token"``, ``aud ==`` the app ARI, requires ``exp``, ``nbf``
-and ``iat`` (with a few seconds of leeway), and refuses a token whose ``app.apiBaseUrl`` lies outside the
-allowlist, so no token is ever sent to a host we do not trust.
+key from Forge's JWKS. ``Verifier.verify`` accepts RS256 only and checks:
 
-Keys come from one long-lived ``jwt.PyJWKClient``: the key set is cached, refetched once on an unknown
-``kid`` (at most every 30 s), and good keys are kept when a refresh fails. Forge's bridge sends the same
-FIT several times; a token that passed every check is remembered until it expires (at most
-``CACHE_SIZE`` of them), so a repeat costs a dictionary look-up instead of a signature check.
+- the signature, against the key named by ``kid`` (``keys.KeySet``: cached, never waits on a fetch
+  for a known ``kid``);
+- ``iss == "forge/invocation-token"``; ``aud`` is exactly the app ARI, as a string (PyJWT's
+  ``strict_aud``: an array is refused even when it holds only the app, since Forge sends a string and
+  RFC 7519 lets a single audience be either, so the stricter reading is the safe one);
+- ``exp``, ``nbf`` and ``iat`` are present (with ``leeway`` seconds of clock skew) and the lifetime
+  ``exp - iat`` is at most ``MAX_LIFETIME`` (Forge's FITs live about 25 s);
+- ``app.id`` equals the app ARI;
+- ``app.apiBaseUrl``, in canonical form (``urls.canonical_base``: scheme and host lowercased, default
+  port dropped, dot segments resolved; userinfo and other tricks refused), starts with an
+  ``API_BASE_URL_ALLOWLIST`` prefix, so no token is ever sent to a host we do not trust. The
+  invocation carries the canonical form, so the URL checked is the URL used.
+
+Forge's bridge sends the same FIT several times; a token that passed every check is remembered until
+it expires (at most ``CACHE_SIZE`` of them), so a repeat costs a dictionary look-up instead of a
+signature check.
+
+``token_expiry`` reads when a system or user token Forge sent expires: its ``exp`` claim when it
+decodes as a JWT (read without verifying: it is Forge's token for Atlassian's APIs, not ours to check),
+otherwise ``FALLBACK_TOKEN_SECONDS`` (55 minutes, Atlassian's "valid for at least 55 minutes") after
+it was received.
 
 Errors::
 
     AuthError
      +-- InvalidToken       401 invalid_token: anything wrong with the FIT itself
      +-- UntrustedSite      403 untrusted_site: a valid FIT for an apiBaseUrl not on the allowlist
-     +-- KeysUnavailable    503 keys_unavailable: the JWKS could not be fetched and no key is cached
+     +-- KeysUnavailable    503 keys_unavailable: the JWKS could not be fetched and no key is usable
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import threading
 import time
@@ -33,8 +48,14 @@ from typing import Any
 
 import jwt
 
+from keys import KeySet, NoKeys, UnknownKid
+from urls import canonical_base
+
 FIT_ISSUER = "forge/invocation-token"
 CACHE_SIZE = 4096
+MAX_LIFETIME = 300  # seconds between a FIT's iat and exp
+FALLBACK_TOKEN_SECONDS = 55 * 60  # a system token that is not a JWT: Atlassian's minimum lifetime
+MAX_TOKEN_SECONDS = 24 * 3600  # an exp further away than this is taken as this
 MAX_HEADER = 1024  # characters of the JOSE header segment; Forge's is about 100
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
@@ -81,6 +102,9 @@ class Invocation:
             raise InvalidToken("the token has no app.installationId")
         if not isinstance(api_base_url, str) or not api_base_url:
             raise InvalidToken("the token has no app.apiBaseUrl")
+        canonical = canonical_base(api_base_url)
+        if canonical is None:
+            raise UntrustedSite("the token's apiBaseUrl is not a plain http(s) base URL")
         context = claims.get("context") if isinstance(claims.get("context"), dict) else {}
         assert isinstance(context, dict)
         principal = claims.get("principal")
@@ -89,8 +113,8 @@ class Invocation:
         assert isinstance(environment, dict) and isinstance(module, dict)
         return cls(
             installation_id=installation_id,
-            api_base_url=api_base_url.rstrip("/"),
-            cloud_id=_cloud_id(app, context, api_base_url),
+            api_base_url=canonical,
+            cloud_id=_cloud_id(app, context, canonical),
             principal=principal if isinstance(principal, str) and principal else None,
             app_id=str(app.get("id", "")),
             environment_id=_str_or_none(environment.get("id")),
@@ -138,22 +162,22 @@ _DECODER = _JWT()
 
 
 class Verifier:
-    """Verifies FITs for one app. Build once and share: it holds the cached key set."""
+    """Verifies FITs for one app. Build once and share: it remembers verified tokens."""
 
     def __init__(
         self,
-        jwks_url: str,
+        keys: KeySet,
         app_id: str,
         allowlist: tuple[str, ...],
         *,
         leeway: float = 5.0,
-        jwk_client: jwt.PyJWKClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._app_id = app_id
+        self._app_uuid = app_id.rsplit("/", 1)[-1]
         self._allowlist = allowlist
         self._leeway = leeway
-        self._keys = jwk_client or jwt.PyJWKClient(jwks_url, lifespan=600, timeout=5)
+        self._keys = keys
         self._clock = clock
         self._verified: dict[str, tuple[Invocation, float]] = {}  # token -> (invocation, exp)
         self._lock = threading.Lock()
@@ -183,10 +207,10 @@ class Verifier:
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("the token names no signing key")
         try:
-            key = self._keys.get_signing_key(kid)
-        except jwt.PyJWKClientConnectionError as exc:
+            key = self._keys.get(kid)
+        except NoKeys as exc:
             raise KeysUnavailable("Forge's signing keys could not be fetched") from exc
-        except jwt.PyJWKClientError as exc:
+        except UnknownKid as exc:
             raise InvalidToken("the token's signing key is not one of Forge's") from exc
         try:
             claims = _DECODER.decode(
@@ -196,14 +220,51 @@ class Verifier:
                 audience=self._app_id,
                 issuer=FIT_ISSUER,
                 leeway=self._leeway,
-                options={"require": _REQUIRED_CLAIMS},
+                options={"require": _REQUIRED_CLAIMS, "strict_aud": True},
             )
         except (jwt.PyJWTError, RecursionError) as exc:
             raise InvalidToken(f"the token was refused: {exc}") from exc
+        expires, issued = _number(claims["exp"]), _number(claims["iat"])
+        if expires is None or issued is None or expires - issued > MAX_LIFETIME:
+            raise InvalidToken(f"the token lives longer than {MAX_LIFETIME} seconds")
+        app = claims.get("app")
+        app_id = app.get("id") if isinstance(app, dict) else None
+        if app_id not in (self._app_id, self._app_uuid):
+            raise InvalidToken("the token's app.id is not this app")
         invocation = Invocation.from_claims(claims)
-        if not any(invocation.api_base_url.startswith(p) for p in self._allowlist):
+        if not (invocation.api_base_url + "/").startswith(self._allowlist):
             raise UntrustedSite("the token's site is not on API_BASE_URL_ALLOWLIST")
-        return invocation, float(claims["exp"])
+        return invocation, expires
+
+
+def token_expiry(token: str | None, received_at: float) -> float | None:
+    """When a token Forge sent (``x-forge-oauth-system`` or ``-user``) expires, in epoch seconds.
+
+    Its ``exp`` claim when the token decodes as a JWT (read without verifying; capped at
+    ``MAX_TOKEN_SECONDS`` after ``received_at``), otherwise ``FALLBACK_TOKEN_SECONDS`` after
+    ``received_at``. ``None`` when there is no token.
+    """
+    if not token:
+        return None
+    fallback = received_at + FALLBACK_TOKEN_SECONDS
+    if token.count(".") != 2 or len(token) > 16 * 1024:
+        return fallback
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (jwt.PyJWTError, RecursionError, ValueError):
+        return fallback
+    expires = _number(claims.get("exp"))
+    if expires is None:
+        return fallback
+    return min(expires, received_at + MAX_TOKEN_SECONDS)
+
+
+def _number(value: object) -> float | None:
+    """A finite JSON number as a float (``True`` is not a number here), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -240,7 +301,7 @@ def _cloud_id(app: Mapping[str, Any], context: Mapping[str, Any], api_base_url: 
     contexts = installation.get("contexts") if isinstance(installation, dict) else None
     for ctx in contexts if isinstance(contexts, list) else []:
         base = ctx.get("apiBaseUrl") if isinstance(ctx, dict) else None
-        if isinstance(base, str) and base.rstrip("/") == api_base_url.rstrip("/"):
+        if isinstance(base, str) and canonical_base(base) == api_base_url:
             found = _str_or_none(ctx.get("cloudId"))
             if found:
                 return found

@@ -11,8 +11,9 @@ present, else exponential backoff with jitter (``backoff_start`` doubling up to 
 times 0.7-1.3), at most ``max_retries`` retries. Timeouts and connection errors are retried (with
 backoff) for the reads only; ``invite`` is retried only when the answer carried ``Retry-After``. A
 wait that would outlast the deadline is not slept: the chunk fails at once with ``retry_after`` set.
-Every request has a timeout no longer than the time left. A ``Gate`` shares ``Retry-After`` holds
-and the near-limit flag between threads, clients and (given a shared implementation) instances.
+Every request has a timeout no longer than the time left. A ``ratelimit.Gate`` shares
+``Retry-After`` holds and the near-limit flag between threads, clients and (given a shared
+implementation) instances.
 
 Failure reasons: ``rate_limited``, ``unavailable``, ``timeout``, ``connection_error``,
 ``not_permitted`` (401/403/404), ``rejected: <detail>`` (400 and other 4xx),
@@ -38,17 +39,18 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+
+from ratelimit import Gate, MemoryGate, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 API_ID_LIMIT = 250
 API_EMAIL_LIMIT = 100
-MAX_RETRY_AFTER = 3600.0  # seconds; longer Retry-After answers are taken as one hour
 V2 = "/wiki/api/v2"
 
 
@@ -97,6 +99,7 @@ class Failure:
     subject: str
     error: str
     retry_after: float | None = None
+    status: int | None = field(default=None, compare=False)  # the HTTP status, when answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,65 +121,6 @@ class AccessResult:
 class InviteResult:
     invited: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
-
-
-class Gate(Protocol):
-    """Rate-limit state shared by everything that calls one site (key = the api_base_url)."""
-
-    def wait_seconds(self, key: str) -> float:
-        """How long calls for ``key`` must still wait (0 = go)."""
-        ...
-
-    def hold(self, key: str, seconds: float) -> None:
-        """A 429/503 ``Retry-After`` told us to wait this long."""
-        ...
-
-    def near_limit(self, key: str, near: bool) -> None:
-        """``X-RateLimit-NearLimit: true`` seen (True) or a normal answer (False)."""
-        ...
-
-    def is_near_limit(self, key: str) -> bool:
-        """Whether new chunks for ``key`` should run one at a time."""
-        ...
-
-
-class MemoryGate:
-    """A thread-safe in-process ``Gate``; holds only ever extend, never shorten."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._until: dict[str, float] = {}
-        self._near: dict[str, bool] = {}
-
-    def wait_seconds(self, key: str) -> float:
-        with self._lock:
-            return max(0.0, self._until.get(key, 0.0) - self._clock())
-
-    def hold(self, key: str, seconds: float) -> None:
-        with self._lock:
-            until = self._clock() + max(0.0, seconds)
-            self._until[key] = max(until, self._until.get(key, until))
-
-    def near_limit(self, key: str, near: bool) -> None:
-        with self._lock:
-            self._near[key] = near
-
-    def is_near_limit(self, key: str) -> bool:
-        with self._lock:
-            return self._near.get(key, False)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (None when absent or not a number; HTTP dates are not used),
-    at most ``MAX_RETRY_AFTER``: one wild header must not hold a site for ever."""
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    if seconds is None or seconds != seconds:  # absent or NaN
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 class Client:
@@ -424,6 +368,11 @@ class Client:
         return text.replace(self._token, "***")[:200] if self._token else text[:200]
 
 
+def is_allowed(url: str, allowlist: Sequence[str]) -> bool:
+    """``url`` is under one of the allowlisted prefixes (same scheme and host, no user info)."""
+    return any(_under(url, prefix) for prefix in allowlist)
+
+
 def _under(url: str, prefix: str) -> bool:
     """``url`` starts with ``prefix`` and has exactly its scheme and host."""
     if not prefix or not url.startswith(prefix):
@@ -437,7 +386,7 @@ def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
 
 
 def _failures(chunk: list[str], error: UpstreamError) -> list[Failure]:
-    return [Failure(subject, error.reason, error.retry_after) for subject in chunk]
+    return [Failure(subject, error.reason, error.retry_after, error.status) for subject in chunk]
 
 
 def _users_by_id(body: Any) -> dict[str, dict[str, Any]] | UpstreamError:

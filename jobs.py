@@ -16,12 +16,20 @@ not fit in what is left of ``budget_seconds``. When nothing is left to do the jo
 dry run keeps would-be invites ``pending``) with one audit entry (``store.finish_job``).
 
 A job ends ``failed`` (its pending items too) when it cannot get on for ``give_up_seconds``
-(24 h) after it was created: transient failures all that time, no offline token for its admin, or
-no admin at all (a webhook job before anyone rotated the secret: that fails at once).
+(24 h) after it was created: transient failures all that time, no offline token for its admin (the
+items' error then carries the token exchange's reason), or no admin at all (a webhook job before
+anyone rotated the secret, or a job whose creator's account was erased: that fails at once).
+
+After each chunk the runner tells ``dormancy`` whether the site refused it (every entry answered
+401/403/404) or answered; an installation that turns dormant ends the step at once.
 
 ``Worker`` runs a daemon thread: claim a runnable job (oldest first; an expired lease of a crashed
-worker is taken over), get the acting admin's offline user token (``job.created_by``), build a
-client with it, advance the job by one step, release it; sleep ``poll_seconds`` when idle.
+worker is taken over; a dormant installation's jobs are not claimed), get the acting admin's
+offline user token (``job.created_by``), build a client with it, advance the job by one step,
+release it; then run its ``chores`` (housekeeping such as the dormancy sweep and the personal data
+duty); sleep ``poll_seconds`` when idle. When Confluence answers the offline token with 401 (a
+stale cached token, e.g. after the platform restarted), the chunk's entries stay pending, the token
+is dropped and minted again, and the step goes on once with the new token (a 401 then is final).
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import dormancy
 import metrics
 from atlassian import OfflineTokenError, OfflineTokens
 from confluence import Client, Failure
@@ -41,6 +51,7 @@ from store import Store
 log = logging.getLogger(__name__)
 
 TRANSIENT = frozenset({"rate_limited", "unavailable", "timeout", "connection_error"})
+REFUSED = frozenset({401, 403, 404})
 CHUNK = 100
 Outcomes = dict[str, tuple[str, str | None]]
 
@@ -53,6 +64,21 @@ def finish(store: Store, job: Job, worker_id: str, state: str, error: str | None
 
 class JobNotFound(LookupError):
     """No such job in this installation."""
+
+
+class TokenRefused(Exception):
+    """Confluence answered the step's token with 401; the chunk's refused entries stay pending."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """What one chunk's answer means for its items and for the site's standing."""
+
+    outcomes: Outcomes
+    transient: Failure | None  # the longest transient failure (its items stay pending)
+    unauthorized: bool  # entries answered 401 were kept pending (``keep_401``)
+    refused: bool  # every entry was answered 401/403/404
+    answered: bool  # at least one entry got a real answer
 
 
 class JobRunner:
@@ -89,10 +115,13 @@ class JobRunner:
         *,
         worker_id: str,
         budget_seconds: float,
+        keep_401: bool = False,
     ) -> Job:
         """One step of at most ``budget_seconds``; returns the job (without items) afterwards.
 
-        Raises ``JobNotFound`` if the installation has no such job.
+        Raises ``JobNotFound`` if the installation has no such job. With ``keep_401``, entries
+        Confluence answers with 401 stay pending and the step ends with ``TokenRefused`` (the
+        caller renews its token and tries again); otherwise they fail ``not_permitted``.
         """
         start = self._clock()
         job = self._store.claim_job(
@@ -101,7 +130,7 @@ class JobRunner:
         if job is not None:
             not_before: float | None = None
             try:
-                not_before = self._work(job, client, worker_id, start, budget_seconds)
+                not_before = self._work(job, client, worker_id, start, budget_seconds, keep_401)
             finally:
                 self._store.release_job(job.id, worker_id, not_before=not_before)
         current = self._store.job(installation_id, job_id, items=False)
@@ -110,11 +139,19 @@ class JobRunner:
         return current
 
     def _work(
-        self, job: Job, client: Client, worker_id: str, start: float, budget: float
+        self,
+        job: Job,
+        client: Client,
+        worker_id: str,
+        start: float,
+        budget: float,
+        keep_401: bool,
     ) -> float | None:
-        """Chunks until done, out of time, lease lost or a transient failure (its not_before)."""
+        """Chunks until done, out of time, lease lost, dormant, or a transient failure (its
+        not_before)."""
         store, iid = self._store, job.installation_id
         slowest = 0.0
+        answered = False  # the site's refusal count is reset once per step
         while self._clock() - start + slowest <= budget:
             if not store.renew_lease(job.id, worker_id, self._lease):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
@@ -129,18 +166,25 @@ class JobRunner:
                 log.info("job done", extra={"job": job.id, "installation": iid})
                 return None
             began = self._clock()
-            if checking:
-                outcomes, transient = _check(client, emails)
-            else:
-                outcomes, transient = _invite(client, emails)
+            chunk = (
+                _check(client, emails, keep_401) if checking else _invite(client, emails, keep_401)
+            )
             slowest = max(slowest, self._clock() - began)
             if not store.record_outcomes(
-                iid, job.id, worker_id, outcomes, checked=True if checking else None
+                iid, job.id, worker_id, chunk.outcomes, checked=True if checking else None
             ):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None
-            if transient is not None:
-                return self._later(job, worker_id, transient)
+            if chunk.refused:
+                if dormancy.note_answer(store, iid, refused=True):
+                    return None
+            elif chunk.answered and not answered:
+                answered = True
+                dormancy.note_answer(store, iid, refused=False)
+            if chunk.unauthorized:
+                raise TokenRefused(job.id)
+            if chunk.transient is not None:
+                return self._later(job, worker_id, chunk.transient)
         return None
 
     def _later(self, job: Job, worker_id: str, failure: Failure) -> float | None:
@@ -155,36 +199,48 @@ class JobRunner:
         return now + max(wait, 1.0)
 
 
-def _check(client: Client, emails: Sequence[str]) -> tuple[Outcomes, Failure | None]:
+def _check(client: Client, emails: Sequence[str], keep_401: bool) -> Chunk:
     result = client.check_access(emails)
     outcomes: Outcomes = {e: ("alreadyHasAccess", None) for e in result.with_access}
     outcomes.update((e, ("invalid", None)) for e in result.invalid)
     outcomes.update((e, ("pending", None)) for e in result.without_access)
-    return _failures(emails, outcomes, result.failed)
+    return _failures(emails, outcomes, result.failed, keep_401)
 
 
-def _invite(client: Client, emails: Sequence[str]) -> tuple[Outcomes, Failure | None]:
+def _invite(client: Client, emails: Sequence[str], keep_401: bool) -> Chunk:
     result = client.invite(emails)
     outcomes: Outcomes = {e: ("invited", None) for e in result.invited}
-    return _failures(emails, outcomes, result.failed)
+    return _failures(emails, outcomes, result.failed, keep_401)
 
 
 def _failures(
-    emails: Sequence[str], outcomes: Outcomes, failed: Sequence[Failure]
-) -> tuple[Outcomes, Failure | None]:
-    """Final failures join ``outcomes``; transient ones stay pending (the longest wait wins)."""
+    emails: Sequence[str], outcomes: Outcomes, failed: Sequence[Failure], keep_401: bool
+) -> Chunk:
+    """Final failures join ``outcomes``; transient ones stay pending (the longest wait wins), and
+    so do 401s with ``keep_401``."""
     transient: Failure | None = None
+    unauthorized = False
+    refusals = 0
     for failure in failed:
+        refusals += failure.status in REFUSED
         if failure.error in TRANSIENT:
             if transient is None or (failure.retry_after or 0.0) > (transient.retry_after or 0.0):
                 transient = failure
+        elif keep_401 and failure.status == 401:
+            unauthorized = True
         else:
             outcomes[failure.subject] = ("failed", failure.error)
     answered = set(outcomes) | {f.subject for f in failed}
     for email in emails:
         if email not in answered:  # the client accounts exactly; this is only a safety net
             outcomes[email] = ("failed", "bad_response")
-    return outcomes, transient
+    return Chunk(
+        outcomes,
+        transient,
+        unauthorized,
+        refused=bool(emails) and refusals >= len(emails),
+        answered=len(failed) < len(emails),
+    )
 
 
 class Worker:
@@ -203,6 +259,7 @@ class Worker:
         step_seconds: float = 15.0,
         token_retry_seconds: float = 60.0,
         stop_event: threading.Event | None = None,
+        chores: Sequence[Callable[[], bool]] = (),
     ) -> None:
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self._store = store
@@ -214,6 +271,7 @@ class Worker:
         self._step = step_seconds
         self._token_retry = token_retry_seconds
         self._stop = stop_event or threading.Event()
+        self._chores = tuple(chores)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -239,8 +297,19 @@ class Worker:
             except Exception:
                 log.exception("job worker error", extra={"worker": self.worker_id})
                 busy = False
+            busy = self.run_chores() or busy
             if not busy:
                 self._stop.wait(self._poll)
+
+    def run_chores(self) -> bool:
+        """Run each chore once (an error is logged, not raised); True if any had work."""
+        busy = False
+        for chore in self._chores:
+            try:
+                busy = chore() or busy
+            except Exception:
+                log.exception("worker chore error", extra={"worker": self.worker_id})
+        return busy
 
     def run_once(self) -> bool:
         """Claim one runnable job and advance it by one step; False when there was none."""
@@ -259,7 +328,10 @@ class Worker:
     def _advance(self, job: Job) -> None:
         iid = job.installation_id
         if job.created_by is None:
-            self._fail(job, "no acting admin: rotate the webhook secret to choose one")
+            if job.source == "webhook":
+                self._fail(job, "no acting admin: rotate the webhook secret to choose one")
+            else:
+                self._fail(job, "no acting admin: the account that created the job is gone")
             return
         installation = self._store.installation(iid)
         try:
@@ -267,21 +339,44 @@ class Worker:
                 raise OfflineTokenError("the installation is not stored yet")
             token = self._tokens.token_for(installation, job.created_by)
         except OfflineTokenError as exc:
-            if self._store.now() - job.created_at >= self._runner.give_up_seconds:
-                self._fail(job, f"no_token: {exc}")
-            else:
-                log.info("job waits for a token", extra={"job": job.id, "error": str(exc)})
-                self._store.release_job(
-                    job.id, self.worker_id, not_before=self._store.now() + self._token_retry
-                )
+            self._wait_for_token(job, exc)
             return
-        client = self._make_client(installation, token)
-        after = self._runner.advance(
-            iid, job.id, client, worker_id=self.worker_id, budget_seconds=self._step
-        )
+        try:
+            after = self._runner.advance(
+                iid,
+                job.id,
+                self._make_client(installation, token),
+                worker_id=self.worker_id,
+                budget_seconds=self._step,
+                keep_401=True,
+            )
+        except TokenRefused:
+            log.info("offline token refused; minting a new one", extra={"job": job.id})
+            try:
+                token = self._tokens.renew(installation, job.created_by)
+            except OfflineTokenError as exc:
+                self._wait_for_token(job, exc)
+                return
+            after = self._runner.advance(
+                iid,
+                job.id,
+                self._make_client(installation, token),
+                worker_id=self.worker_id,
+                budget_seconds=self._step,
+            )
         log.info(
             "job advanced",
             extra={"job": job.id, "state": after.state, "counts": after.counts.to_json()},
+        )
+
+    def _wait_for_token(self, job: Job, exc: OfflineTokenError) -> None:
+        """Try again in ``token_retry_seconds``, or give up 24 h after the job was created."""
+        if self._store.now() - job.created_at >= self._runner.give_up_seconds:
+            self._fail(job, f"no_token: {exc}")
+            return
+        log.info("job waits for a token", extra={"job": job.id, "error": str(exc)})
+        self._store.release_job(
+            job.id, self.worker_id, not_before=self._store.now() + self._token_retry
         )
 
     def _fail(self, job: Job, error: str) -> None:

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests, upstream calls by status, retries and rate-limit waits, jobs.
+"""Prometheus metrics: requests, upstream calls by status, retries and rate-limit waits, jobs,
+dormant installations.
 
 Under gunicorn with several workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``gunicorn.conf.py``)
 makes every worker write its samples there and ``/metrics`` adds them up, whichever worker answers.
@@ -40,6 +41,7 @@ _OPERATIONS = (
     ("/invite-by-email", "invite"),
     ("/user/current", "user_current"),
     ("/graphql", "graphql"),
+    ("/report-accounts", "report_accounts"),
 )
 
 
@@ -79,7 +81,24 @@ class QueueDepth(Collector):
         yield family
 
 
-def exposition(queue: Callable[[], dict[str, int]]) -> bytes:
+class Dormant(Collector):
+    """Dormant installations (no scheduled trigger for 72 h, or a site refusing every call),
+    read from the store at scrape time."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "access_desk_dormant_installations",
+            "Installations whose jobs are paused (dormant)",
+            value=self._count(),
+        )
+
+
+def exposition(
+    queue: Callable[[], dict[str, int]], dormant: Callable[[], int] | None = None
+) -> bytes:
     """The text exposition of every metric (all workers' when multiprocess mode is on)."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -88,4 +107,6 @@ def exposition(queue: Callable[[], dict[str, int]]) -> bytes:
         for collector in (REQUESTS, REQUEST_SECONDS, UPSTREAM, WAITS, WAIT_SECONDS, JOB_SECONDS):
             registry.register(collector)
     registry.register(QueueDepth(queue))
+    if dormant is not None:
+        registry.register(Dormant(dormant))
     return generate_latest(registry)

@@ -120,3 +120,55 @@ class AuditEntry:
             "subjects": list(self.subjects),
             "outcome": self.outcome,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationHealth:
+    """What the platform duties know about an installation (for ``diagnose`` and operators).
+
+    ``context_form``: the offline token context ARI that worked last (``"site"``/``"workspace"``);
+    ``dormant_reason``: ``"quiet"`` (no scheduled trigger for 72 h) or ``"refused"`` (the site
+    refused every call); ``refusals``: consecutive 401/403/404 answers since the last success.
+    """
+
+    installation_id: str
+    last_scheduled_at: float | None
+    dormant_since: float | None
+    dormant_reason: str | None
+    resumed_at: float | None
+    refusals: int
+    first_refusal_at: float | None
+    context_form: str | None
+    offline_token_error: str | None
+    offline_token_error_at: float | None
+    last_report_at: float | None
+    report_error: str | None
+    report_error_at: float | None
+    duty_due_at: float | None
+    housekept_at: float | None
+
+    @property
+    def dormant(self) -> bool:
+        return self.dormant_since is not None
+
+    def to_json(self) -> dict[str, Any]:
+        def at(ts: float | None) -> str | None:
+            return None if ts is None else iso(ts)
+
+        return {
+            "lastScheduledAt": at(self.last_scheduled_at),
+            "dormant": self.dormant,
+            "dormantSince": at(self.dormant_since),
+            "dormantReason": self.dormant_reason,
+            "resumedAt": at(self.resumed_at),
+            "refusals": self.refusals,
+            "firstRefusalAt": at(self.first_refusal_at),
+            "contextForm": self.context_form,
+            "offlineTokenError": self.offline_token_error,
+            "offlineTokenErrorAt": at(self.offline_token_error_at),
+            "lastReportAt": at(self.last_report_at),
+            "reportError": self.report_error,
+            "reportErrorAt": at(self.report_error_at),
+            "reportQueuedAt": at(self.duty_due_at),
+            "housekeptAt": at(self.housekept_at),
+        }

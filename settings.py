@@ -1,19 +1,35 @@
-"""Settings: the environment of CONTRACT.md §2 read once into a frozen dataclass.
+"""Settings: the environment (README "Configuration") read once into a frozen dataclass.
 
 ``Settings.from_env(environ)`` checks every variable and raises one ``SettingsError`` naming every
 problem, so an operator fixes them all in one go. Nothing here reads ``os.environ`` by itself: the
 caller passes the mapping (``create_app`` passes ``os.environ``; tests pass a dict).
+
+Checks beyond parsing, made by ``from_env`` and again when a ``Settings`` is built directly:
+
+- ``FORGE_APP_ID`` is ``ari:cloud:ecosystem::app/<uuid>`` (a bare uuid is prefixed);
+- ``API_BASE_URL_ALLOWLIST`` prefixes are kept in canonical form (``urls.canonical_base``: scheme
+  and host lowercased, default port dropped) and each ends with ``/``;
+- no ``http://`` URL where tokens or signing keys travel (``API_BASE_URL_ALLOWLIST``,
+  ``GRAPHQL_URL``, ``FORGE_JWKS_URL``, ``PERSONAL_DATA_URL``) unless ``ALLOW_HTTP=1``, which
+  ``./dev`` and the tests set for the simulator on loopback.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from urls import canonical_base
+
 APP_ARI_PREFIX = "ari:cloud:ecosystem::app/"
+_APP_ARI = re.compile(
+    re.escape(APP_ARI_PREFIX)
+    + r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 class SettingsError(ValueError):
@@ -45,6 +61,22 @@ class Settings:
     job_lease_seconds: float = 60.0
     job_step_seconds: float = 15.0
     log_level: str = "INFO"
+    jwks_cache_seconds: float = 600.0
+    allow_http: bool = False
+    personal_data_url: str = "https://api.atlassian.com/app/report-accounts/"
+    personal_data_report_days: int = 7
+    personal_data_retention_days: int = 90
+
+    def __post_init__(self) -> None:
+        problems = _app_id_problems(self.app_id) + _http_problems(
+            self.allow_http,
+            API_BASE_URL_ALLOWLIST=self.api_base_url_allowlist,
+            GRAPHQL_URL=(self.graphql_url,),
+            FORGE_JWKS_URL=(self.jwks_url,),
+            PERSONAL_DATA_URL=(self.personal_data_url,),
+        )
+        if problems:
+            raise SettingsError(problems)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -56,11 +88,12 @@ class Settings:
             problems.append(
                 "FORGE_APP_ID is required (ari:cloud:ecosystem::app/<uuid> or the uuid)"
             )
-        elif not app_id.startswith(APP_ARI_PREFIX):
-            if ":" in app_id or "/" in app_id:
-                problems.append(f"FORGE_APP_ID must be {APP_ARI_PREFIX}<uuid> or a bare uuid")
-            else:
+        else:
+            if not app_id.startswith(APP_ARI_PREFIX) and _APP_ARI.fullmatch(
+                APP_ARI_PREFIX + app_id
+            ):
                 app_id = APP_ARI_PREFIX + app_id
+            problems += _app_id_problems(app_id)
         values["app_id"] = app_id
 
         secret_key = environ.get("SECRET_KEY", "").strip()
@@ -82,9 +115,40 @@ class Settings:
             except ValueError as exc:
                 problems.append(f"{var}={raw!r} is invalid: {exc}")
 
+        def current(name: str) -> Any:
+            return values.get(name, cls.__dataclass_fields__[name].default)
+
+        problems += _http_problems(
+            bool(current("allow_http")),
+            API_BASE_URL_ALLOWLIST=current("api_base_url_allowlist"),
+            GRAPHQL_URL=(current("graphql_url"),),
+            FORGE_JWKS_URL=(current("jwks_url"),),
+            PERSONAL_DATA_URL=(current("personal_data_url"),),
+        )
         if problems:
             raise SettingsError(problems)
         return cls(**values)
+
+
+def _app_id_problems(app_id: str) -> list[str]:
+    if _APP_ARI.fullmatch(app_id):
+        return []
+    return [
+        f"FORGE_APP_ID={app_id!r} is invalid: it must be the app ARI {APP_ARI_PREFIX}<uuid> "
+        "(from manifest.yml app.id after `forge register`) or the bare uuid"
+    ]
+
+
+def _http_problems(allow_http: bool, **urls: tuple[str, ...]) -> list[str]:
+    """One problem per variable that has an ``http://`` URL, unless ``allow_http``."""
+    if allow_http:
+        return []
+    return [
+        f"{var} has an http:// URL ({plain[0]!r}): tokens and signing keys must travel over "
+        "https; only ./dev and the tests may set ALLOW_HTTP=1 for the simulator on loopback"
+        for var, values in urls.items()
+        if (plain := [u for u in values if u.lower().startswith("http://")])
+    ]
 
 
 def _is_fernet_key(key: str) -> bool:
@@ -95,20 +159,28 @@ def _is_fernet_key(key: str) -> bool:
 
 
 def _url(raw: str) -> str:
-    if not raw.startswith(("https://", "http://")):
+    if not raw.lower().startswith(("https://", "http://")):
         raise ValueError("must be an http(s) URL")
     return raw
 
 
 def _allowlist(raw: str) -> tuple[str, ...]:
-    prefixes = tuple(p.strip() for p in raw.split(",") if p.strip())
+    """Comma-separated URL prefixes, each in canonical form and ending with ``/``."""
+    prefixes = [p.strip() for p in raw.split(",") if p.strip()]
     if not prefixes:
         raise ValueError("needs at least one URL prefix")
+    canonical = []
     for p in prefixes:
         _url(p)
         if not p.endswith("/"):
             raise ValueError(f"prefix {p!r} must end with '/' so it cannot match a longer host")
-    return prefixes
+        base = canonical_base(p)
+        if base is None:
+            raise ValueError(
+                f"prefix {p!r} is not a plain URL (no user@, '..', '%', query or fragment)"
+            )
+        canonical.append(base + "/")
+    return tuple(canonical)
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -162,6 +234,11 @@ _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("job_lease_seconds", "JOB_LEASE_SECONDS", _positive(float)),
     ("job_step_seconds", "JOB_STEP_SECONDS", _positive(float)),
     ("log_level", "LOG_LEVEL", _level),
+    ("jwks_cache_seconds", "FORGE_JWKS_CACHE_SECONDS", _positive(float)),
+    ("allow_http", "ALLOW_HTTP", _bool),
+    ("personal_data_url", "PERSONAL_DATA_URL", _url),
+    ("personal_data_report_days", "PERSONAL_DATA_REPORT_DAYS", _non_negative_int),
+    ("personal_data_retention_days", "PERSONAL_DATA_RETENTION_DAYS", _positive(int)),
 )
 
 assert {f.name for f in fields(Settings)} == {"app_id", "secret_key"} | {n for n, _, _ in _OPTIONAL}

@@ -123,6 +123,7 @@ def settings_for(platform: Platform, workdir: Path, **overrides: Any) -> Setting
         "database_url": f"sqlite:///{workdir / 'access-desk.sqlite3'}",
         "background_worker": False,
         "upstream_timeout_seconds": 5.0,
+        "allow_http": True,
     }
     values.update(overrides)
     return Settings(**values)

@@ -169,7 +169,7 @@ def main() -> None:
         try:
             # Warm both workers (JWKS, installation record, connection pool) before measuring.
             for _ in range(6):
-                warm = platform.invocation_headers(inst, admin, lifetime=600)
+                warm = platform.invocation_headers(inst, admin, lifetime=300)
                 requests.post(
                     server.url + "/resolvers/lookupUsers",
                     json={"accountIds": ids[:300]},
@@ -181,7 +181,7 @@ def main() -> None:
             concurrent_runs: list[float] = []
             token = platform.user_token(inst, admin)
             for _ in range(args.runs):  # interleaved, so both sides see the same machine noise
-                headers = platform.invocation_headers(inst, admin, lifetime=600)
+                headers = platform.invocation_headers(inst, admin, lifetime=300)
                 backend_runs.append(through_backend(platform, server.url, ids, headers))
                 sequential_runs.append(sequential(platform, ids, token))
                 concurrent_runs.append(concurrent(platform, ids, token))

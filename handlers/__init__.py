@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ import requests
 from flask import current_app, request
 
 import logs
-from auth import Invocation, Verifier, strip_bearer
-from confluence import Gate, Policy
+from auth import Invocation, Verifier, strip_bearer, token_expiry
+from confluence import Policy
 from jobs import JobRunner, Worker
+from ratelimit import Gate
 from resolvers.context import AdminCache, BadInput
 from settings import Settings
 from store import Store
@@ -53,16 +55,20 @@ def verified() -> Invocation:
     return invocation
 
 
-def remember_installation(invocation: Invocation, token_seconds: float) -> None:
-    """Store the installation and the system token Forge sent (assumed valid ``token_seconds``)."""
+def remember_installation(invocation: Invocation) -> None:
+    """Store the installation and the system token Forge sent (expiring per ``auth.token_expiry``);
+    a dormant installation wakes up (a verified invocation is the sign it is in use again)."""
     token = strip_bearer(request.headers.get("x-forge-oauth-system"))
-    services().store.upsert_installation(
+    store = services().store
+    store.upsert_installation(
         invocation.installation_id,
         cloud_id=invocation.cloud_id,
         api_base_url=invocation.api_base_url,
         system_token=token,
-        system_token_expires_at=time.time() + token_seconds if token else None,
+        system_token_expires_at=token_expiry(token, time.time()),
     )
+    if store.resume_installation(invocation.installation_id):
+        logging.getLogger(__name__).info("installation resumed from dormancy")
 
 
 def json_body(raw: bytes) -> Any:

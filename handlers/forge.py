@@ -17,8 +17,6 @@ from resolvers.context import BadInput
 
 bp = Blueprint("forge", __name__)
 
-# A system token sent to a trigger endpoint has at least 2 h left (PLATFORM.md).
-TRIGGER_TOKEN_SECONDS = 2 * 3600
 EVENTS = {"avi:forge:installed:app": "installed", "avi:forge:upgraded:app": "upgraded"}
 
 
@@ -46,13 +44,18 @@ def lifecycle() -> Response:
 
 @bp.post("/forge/scheduled")
 def scheduled() -> Response:
-    _remember_installation()
+    invocation = _remember_installation()
+    svc = services()
+    svc.store.note_scheduled_trigger(  # queues the personal data duty for the worker when due
+        invocation.installation_id,
+        report_every_seconds=svc.settings.personal_data_report_days * 24 * 3600.0,
+    )
     return jsonify({"status": "ok"})
 
 
 def _remember_installation() -> Invocation:
     invocation = verified()
-    remember_installation(invocation, TRIGGER_TOKEN_SECONDS)
+    remember_installation(invocation)
     return invocation
 
 

@@ -19,7 +19,7 @@ bp = Blueprint("observe", __name__)
 @bp.get("/metrics")
 def metrics_text() -> Response:
     store = services().store
-    body = metrics.exposition(store.count_jobs_by_state)
+    body = metrics.exposition(store.count_jobs_by_state, store.count_dormant_installations)
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
 
 

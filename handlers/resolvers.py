@@ -22,7 +22,6 @@ bp = Blueprint("resolvers", __name__)
 
 MAX_BODY = 500 * 1024  # Forge caps invokeRemote requests at 500 KB
 REMEMBER_EVERY = 300.0  # seconds between installation refreshes per process
-UI_SYSTEM_TOKEN_SECONDS = 30 * 60  # a UI call's system token: assume only this much is left
 
 
 @bp.post("/resolvers/<key>")
@@ -65,7 +64,7 @@ def _remember(svc: Services, invocation: Invocation) -> None:
     if last is not None and now - last < REMEMBER_EVERY:
         return
     svc.remembered[invocation.installation_id] = now
-    remember_installation(invocation, UI_SYSTEM_TOKEN_SECONDS)
+    remember_installation(invocation)
 
 
 def _payload() -> dict[str, Any]:

@@ -37,11 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import tables  # noqa: E402
+from auth import MAX_LIFETIME  # noqa: E402
 from simulator import Platform  # noqa: E402
+from simulator.quota import quota_from_flags  # noqa: E402
 from simulator.triggers import Ticker  # noqa: E402
 
 DEV_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000a11d"
 LOG_NAME = "dev.log"
+HEADERS_RENEW_SECONDS = 60.0  # the curl header file's FIT lives MAX_LIFETIME (5 minutes)
 
 
 def dev_secret_key(var: Path) -> str:
@@ -183,11 +186,28 @@ def main() -> int:
         "another database by accident",
     )
     parser.add_argument(
+        "--quota",
+        nargs="?",
+        const="",
+        metavar="POINTS/SECONDS",
+        help="meter Confluence's points quota like Confluence does (e.g. 6500/60; alone: "
+        "65000/3600); off by default; see docs/quota.md",
+    )
+    parser.add_argument(
+        "--quota-mode",
+        choices=("app", "site"),
+        help="one pool for the app (default) or one per site; implies --quota",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="print the backend's log and the simulator's requests here too, not only in dev.log",
     )
     args = parser.parse_args()
+    try:
+        quota = quota_from_flags(args.quota, args.quota_mode)
+    except ValueError as exc:
+        parser.error(f"--quota: {exc}")
     stopping = False
 
     def stop(*_: object) -> None:
@@ -207,7 +227,11 @@ def main() -> int:
     handlers = log_to([log, sys.stderr] if args.verbose else [log])
     forget_old_tokens(var / "dev.sqlite3")
     platform = Platform(
-        app_id=DEV_APP_ID, seed=True, invite_delay=3.0, latency=args.latency_ms / 1000
+        app_id=DEV_APP_ID,
+        seed=True,
+        invite_delay=3.0,
+        latency=args.latency_ms / 1000,
+        quota=quota,
     )
     try:
         server = platform.serve(args.host, args.port, log_requests=True)
@@ -227,8 +251,10 @@ def main() -> int:
         FORGE_JWKS_URL=platform.jwks_url,
         API_BASE_URL_ALLOWLIST=platform.allowlist_prefix,
         GRAPHQL_URL=platform.graphql_url,
+        PERSONAL_DATA_URL=platform.personal_data_url,
         DATABASE_URL=f"sqlite:///{var / 'dev.sqlite3'}",
         PUBLIC_BASE_URL=backend_url,
+        ALLOW_HTTP="1",  # the simulator on loopback speaks http; production refuses it
         PYTHONUNBUFFERED="1",
     )
     backend = subprocess.Popen(
@@ -264,8 +290,18 @@ def main() -> int:
         ticker = Ticker(platform, interval=60.0)  # installed now, then a scheduled tick a minute
         ticker.start()
         print_welcome(platform, server.url, backend_url, var)
+        if quota:
+            print(
+                f"Confluence meters {quota.points} points per {quota.seconds} s "
+                f"({quota.mode} pool): curl -sS {server.url}/_sim/quota\n",
+                flush=True,
+            )
+        renewed = time.monotonic()
         while not stopping and backend.poll() is None:
             time.sleep(0.3)
+            if time.monotonic() - renewed >= HEADERS_RENEW_SECONDS:
+                write_headers(platform, var)
+                renewed = time.monotonic()
         if not stopping:
             print(f"\nThe backend stopped. {tail(var / LOG_NAME)}", file=sys.stderr)
         return 0 if stopping else (backend.returncode or 1)
@@ -314,13 +350,23 @@ def shown_path(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def write_headers(platform: Platform, var: Path) -> Path:
+    """The site admin's Forge headers for curl, in ``var/``: a FIT as long-lived as the backend
+    accepts (auth.MAX_LIFETIME), so the main loop renews the file every minute."""
+    inst = platform.installation
+    headers = platform.invocation_headers(inst, inst.site.admin_id, lifetime=MAX_LIFETIME)
+    header_file = var / "dev-admin-headers.txt"
+    partial = header_file.with_suffix(".tmp")
+    partial.write_text("".join(f"{k}: {v}\n" for k, v in headers.items()))
+    partial.chmod(0o600)
+    partial.replace(header_file)
+    return header_file
+
+
 def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: Path) -> None:
     inst = platform.installation
     site = inst.site
-    headers = platform.invocation_headers(inst, site.admin_id, lifetime=3600)
-    header_file = var / "dev-admin-headers.txt"
-    header_file.write_text("".join(f"{k}: {v}\n" for k, v in headers.items()))
-    header_file.chmod(0o600)
+    header_file = write_headers(platform, var)
     some_ids = list(site.user_ids)[:3]
     emails = [site.users[u]["email"] for u in some_ids if site.users[u]["email"]][:2]
     emails += list(site.sample_new_emails)[:2]
@@ -341,7 +387,7 @@ def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: 
         f"  request logs         {shown_path(var / LOG_NAME)}  (./dev --verbose prints them here)",
         "",
         f"Call the resolvers as the site admin from another terminal in {ROOT}",
-        f"({shown} holds a Forge Invocation Token and tokens valid for one hour):",
+        f"({shown} holds a Forge Invocation Token and tokens, renewed every minute):",
         "",
     ]
     for key, payload in calls.items():

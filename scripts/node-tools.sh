@@ -1,5 +1,6 @@
 # Sourced by ./test: npm packages the tests use (@forge/manifest to validate manifest.yml, axe-core for
 # accessibility checks; tslib, which @forge/manifest needs but does not declare), installed into .cache/node (ignored by git) when missing.
+# Also the pinned tools that build static/vendor/forge-bridge.js (scripts/bridge/, npm ci), for the build check.
 set -euo pipefail
 node_dir="$root/.cache/node"
 if [ ! -f "$node_dir/.installed-v2" ]; then
@@ -11,3 +12,4 @@ if [ ! -f "$node_dir/.installed-v2" ]; then
   touch "$node_dir/.installed-v2"
 fi
 export ACCESS_DESK_NODE_MODULES="$node_dir/node_modules"
+"$root/scripts/build-bridge.sh" --install

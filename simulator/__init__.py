@@ -7,6 +7,17 @@ Written from PLATFORM.md and Atlassian's OpenAPI document; never imports the app
 from simulator.faults import Fault, Faults
 from simulator.journal import RequestRecord
 from simulator.platform import Installation, Platform, Server
+from simulator.quota import Meter, Quota
 from simulator.site import Site
 
-__all__ = ["Fault", "Faults", "Installation", "Platform", "RequestRecord", "Server", "Site"]
+__all__ = [
+    "Fault",
+    "Faults",
+    "Installation",
+    "Meter",
+    "Platform",
+    "Quota",
+    "RequestRecord",
+    "Server",
+    "Site",
+]

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                 "FORGE_JWKS_URL": platform.jwks_url,
                 "API_BASE_URL_ALLOWLIST": platform.allowlist_prefix,
                 "GRAPHQL_URL": platform.graphql_url,
+                "PERSONAL_DATA_URL": platform.personal_data_url,
+                "ALLOW_HTTP": "1",
                 "installationId": inst.id,
                 "apiBaseUrl": inst.api_base_url,
                 "adminAccountId": inst.site.admin_id,

@@ -5,15 +5,22 @@ Every call needs ``Authorization: Bearer <token>`` issued for the installation o
 missing, unknown, expired or other-site tokens get 401. The app's system token acts as the app
 itself (it may call everything; ``user/current`` answers an app account). External collaborators
 get 404 from all three v2 endpoints. ``site.api_disabled`` makes the email endpoints answer 503.
+
+When ``platform.meter`` is on, each answer to a known installation is metered (``simulator.quota``):
+it spends points of the installation's pool and carries the rate-limit headers, or is refused with
+429 when the pool cannot pay for it.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
 from simulator.edge import Call, answer, error, json_response
+from simulator.quota import Refusal
 from simulator.site import Site, is_valid_email
 
 if TYPE_CHECKING:
@@ -77,7 +84,7 @@ def make_confluence_blueprint(platform: Platform) -> Blueprint:
             links = {"Link": f'<{base}>; rel="base"'}
             return json_response({"results": results, "_links": {"base": base}}, 200, links)
 
-        return answer(platform, "users-bulk", handle)
+        return answer(platform, "users-bulk", metered(platform, cloud_id, "users-bulk", handle))
 
     def email_endpoint(cloud_id: str, endpoint: str) -> Response:
         def handle(call: Call) -> Response:
@@ -98,7 +105,7 @@ def make_confluence_blueprint(platform: Platform) -> Blueprint:
                 return Response(b"", status=200)
             return json_response(_access_report(platform, inst.site, _unique(emails, fold=True)))
 
-        return answer(platform, endpoint, handle)
+        return answer(platform, endpoint, metered(platform, cloud_id, endpoint, handle))
 
     @bp.post(f"{BASE}/api/v2/user/access/check-access-by-email")
     def check_access(cloud_id: str) -> Response:
@@ -124,9 +131,55 @@ def make_confluence_blueprint(platform: Platform) -> Blueprint:
                 user["operations"] = ops
             return json_response(user)
 
-        return answer(platform, "user-current", handle)
+        return answer(platform, "user-current", metered(platform, cloud_id, "user-current", handle))
 
     return bp
+
+
+def _objects(endpoint: str, call: Call, response: Response) -> int:
+    """The objects a 2xx answer involves (see ``simulator.quota.COSTS``)."""
+    if endpoint == "users-bulk":
+        return len(json.loads(response.get_data())["results"])
+    if endpoint == "check-access":
+        return len(_unique(call.body["emails"], fold=True))
+    return 1 if endpoint == "user-current" else 0
+
+
+def metered(
+    platform: Platform, cloud_id: str, endpoint: str, handle: Callable[[Call], Response]
+) -> Callable[[Call], Response]:
+    """``handle`` behind the points meter: the base point is reserved first (a spent pool refuses
+    before any side effect), the rest is charged once the answer is known; a refused call is free.
+    Calls without a valid token for this site, and every call while metering is off, pass as is."""
+
+    def run(call: Call) -> Response:
+        if not platform.meter.enabled:
+            return handle(call)
+        inst = platform.installation_for_cloud(cloud_id)
+        if inst is None or call.grant is None or call.grant.installation_id != inst.id:
+            return handle(call)
+        ticket = platform.meter.admit(inst.id, inst.cloud_id, endpoint)
+        if ticket is None:
+            return handle(call)
+        if isinstance(ticket, Refusal):
+            return _refused(ticket)
+        response = handle(call)
+        if 200 <= response.status_code < 300:
+            reading = platform.meter.settle(ticket, _objects(endpoint, call, response))
+        else:
+            reading = platform.meter.release(ticket)
+        if isinstance(reading, Refusal):
+            return _refused(reading)
+        for name, value in reading.headers().items() if reading else ():
+            response.headers[name] = value
+        return response
+
+    return run
+
+
+def _refused(refusal: Refusal) -> Response:
+    detail = "Rate limit exceeded: the call costs more points than the pool has left (simulated)."
+    return error(429, detail, refusal.headers())
 
 
 def _access_report(platform: Platform, site: Site, emails: list[str]) -> dict[str, list[str]]:

@@ -7,8 +7,17 @@
 - ``POST /faults`` ``{"endpoint", "kind", "times"?, "retryAfter"?, "delayMs"?, "headers"?}``,
   ``GET /faults``, ``DELETE /faults``;
 - ``PUT /latency`` ``{"ms"}``;
-- ``PUT /switches`` ``{"nearLimit"?, "apiDisabled"?, "installationId"?}``;
-- ``GET /requests`` (account ids only, never tokens), ``DELETE /requests``.
+- ``PUT /switches`` ``{"nearLimit"?, "apiDisabled"?, "installationId"?, "contextAri"?}``
+  (``contextAri``: which offline token context ARI form the gateway accepts, see
+  ``simulator.gateway``);
+- ``GET /requests`` (account ids only, never tokens), ``DELETE /requests``;
+- ``GET /quota``: the points meter (``simulator.quota``): its quota (null when off), each pool
+  now, points spent / requests charged / 429s sent per installation and in total;
+- ``PUT /quota`` ``{"points"?, "seconds"?, "mode"?}`` (65000, 3600, ``"app"`` or ``"site"``): meter
+  from now on, with full pools and counts at zero; answers as ``GET``;
+- ``DELETE /quota``: stop metering; answers the meter as it was just before;
+- ``POST /quota/spend`` ``{"points", "installationId"?}``: spend up to ``points`` of that
+  installation's pool as the app's tenants outside the simulator would; answers the pool.
 
 Bad input answers 400 ``{"error", "message"}``.
 """
@@ -20,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, request
 
 from simulator.edge import json_response
+from simulator.gateway import CONTEXT_ARI_MODES
+from simulator.quota import DEFAULT_POINTS, DEFAULT_SECONDS, Quota
 
 if TYPE_CHECKING:
     from simulator.platform import Installation, Platform
@@ -96,8 +107,11 @@ def make_control_blueprint(platform: Platform) -> Blueprint:
                 "allowlistPrefix": platform.allowlist_prefix,
                 "latencyMs": round(platform.latency * 1000, 3),
                 "nearLimit": platform.near_limit,
+                "contextAri": platform.context_ari,
+                "personalDataUrl": platform.personal_data_url,
                 "installations": [describe(i) for i in platform.installations],
                 "faults": [f.to_json() for f in platform.faults.pending()],
+                "quota": platform.meter.quota.to_json() if platform.meter.quota else None,
             }
         )
 
@@ -169,7 +183,46 @@ def make_control_blueprint(platform: Platform) -> Blueprint:
             platform.near_limit = body["nearLimit"]
         if "apiDisabled" in body:
             installation(body).site.api_disabled = body["apiDisabled"]
-        return json_response({"nearLimit": platform.near_limit})
+        if "contextAri" in body:
+            if body["contextAri"] not in CONTEXT_ARI_MODES:
+                raise BadInput(f"'contextAri' must be one of {CONTEXT_ARI_MODES}.")
+            platform.context_ari = body["contextAri"]
+        return json_response({"nearLimit": platform.near_limit, "contextAri": platform.context_ari})
+
+    @bp.get("/quota")
+    def quota() -> Response:
+        return json_response(platform.meter.snapshot())
+
+    @bp.put("/quota")
+    def set_quota() -> Response:
+        body = _body()
+        try:
+            chosen = Quota(
+                body.get("points", DEFAULT_POINTS),
+                body.get("seconds", DEFAULT_SECONDS),
+                body.get("mode", "app"),
+            )
+        except ValueError as exc:
+            raise BadInput(str(exc)) from exc
+        platform.meter.configure(chosen)
+        return json_response(platform.meter.snapshot())
+
+    @bp.delete("/quota")
+    def stop_quota() -> Response:
+        last = platform.meter.snapshot()
+        platform.meter.configure(None)
+        return json_response(last)
+
+    @bp.post("/quota/spend")
+    def spend() -> Response:
+        body = _body()
+        points = body.get("points")
+        if isinstance(points, bool) or not isinstance(points, int) or points < 0:
+            raise BadInput("'points' must be a whole number >= 0.")
+        reading = platform.meter.spend(installation(body).cloud_id, points)
+        if reading is None:
+            raise BadInput("Metering is off: PUT /_sim/quota first.")
+        return json_response(reading.to_json())
 
     @bp.get("/requests")
     def requests_log() -> Response:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 TITLES = {
     400: ("INVALID_REQUEST_PARAMETER", "Bad Request"),
     401: ("UNAUTHORIZED", "Unauthorized"),
+    403: ("FORBIDDEN", "Forbidden"),
     404: ("NOT_FOUND", "Not Found"),
     429: ("TOO_MANY_REQUESTS", "Too Many Requests"),
     500: ("INTERNAL_SERVER_ERROR", "Internal Server Error"),
@@ -87,6 +88,9 @@ def _fault_answer(fault: Fault) -> Response:
         "429": "Rate limit exceeded (simulated).",
         "503": "The service is unavailable (simulated).",
         "500": "Something went wrong (simulated).",
+        "401": "The token is not valid for this site (simulated).",
+        "403": "The app may not do this on this site (simulated).",
+        "404": "Not found (simulated).",
     }[fault.kind]
     return error(int(fault.kind), detail, fault.answer_headers())
 
@@ -118,7 +122,7 @@ def answer(platform: Platform, endpoint: str, handler: Callable[[Call], Response
     if fault is not None and fault.kind == "drop":
         record(0)  # before the client sees the connection close, so the log keeps the order
         return _drop()
-    if fault is not None and fault.kind in ("429", "503", "500"):
+    if fault is not None and fault.kind in ("429", "503", "500", "401", "403", "404"):
         response = _fault_answer(fault)
     else:
         response = handler(Call(platform.tokens.lookup(token), body, body_ok))

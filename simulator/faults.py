@@ -1,18 +1,22 @@
 """Fault injection for the simulated Confluence and GraphQL endpoints.
 
 A ``Fault`` applies to one endpoint (``users-bulk``, ``check-access``, ``invite``, ``user-current``,
-``graphql``) or to all (``*``), ``times`` times (None: until cleared). Kinds:
+``graphql``, ``report-accounts``) or to all (``*``), ``times`` times (None: until cleared). Kinds:
 
 - ``429``: Too Many Requests with ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``,
   ``X-RateLimit-Reset`` (ISO 8601), ``RateLimit-Reason`` and, when ``retry_after`` is set,
   ``Retry-After``;
 - ``503`` (``Retry-After`` when ``retry_after`` is set) and ``500``;
+- ``401``, ``403``, ``404``: the site refuses the call (as when the app lost its access);
 - ``latency``: waits ``delay`` seconds, then answers normally;
 - ``drop``: closes the connection without any answer.
 
 ``delay`` also delays the error kinds. ``headers`` are merged into the fault's answer; a header
 given as ``""`` is removed (``{"X-RateLimit-Limit": "", ...}`` gives a bare 429). The first matching
 fault, in the order added, is used up by each request. ``Faults`` is thread-safe.
+
+A fault's answer is not metered by the points quota (``simulator.quota``): it spends nothing and is
+not counted among the meter's 429s.
 """
 
 from __future__ import annotations
@@ -22,8 +26,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-ENDPOINTS = ("users-bulk", "check-access", "invite", "user-current", "graphql", "*")
-KINDS = ("429", "503", "500", "latency", "drop")
+ENDPOINTS = (
+    "users-bulk",
+    "check-access",
+    "invite",
+    "user-current",
+    "graphql",
+    "report-accounts",
+    "*",
+)
+KINDS = ("429", "503", "500", "401", "403", "404", "latency", "drop")
 RATE_LIMIT = 65000
 
 

@@ -1,10 +1,17 @@
 """Simulated Atlassian GraphQL gateway (``POST /graphql``): the ``offlineUserAuthToken`` mutation.
 
 Needs ``Authorization: Bearer <system token>`` (anything else: 401). The mutation takes
-``input.contextIds`` (``["ari:cloud:confluence::site/<cloudId>"]``, the system token's own site)
+``input.contextIds`` (one context ARI of the system token's own site, in either form:
+``ari:cloud:confluence::site/<cloudId>`` or ``ari:cloud:confluence:<cloudId>:workspace/<cloudId>``)
 and ``input.userId`` (a non-closed account of that site); it answers a fresh user token for that
 user with ``ttl`` = ``platform.offline_ttl`` seconds. A wrong site or unknown user gives
 ``success: false`` with ``errors``. A query without that mutation gets GraphQL ``errors``.
+
+Which form works is unverified on the real platform, so ``platform.context_ari`` picks one of
+``CONTEXT_ARI_MODES``: ``any`` (both forms work; the default), ``site`` or ``workspace`` (only
+that form works), ``none`` (neither). A refused form fails as a developer-community thread reports
+for the site form: ``success: false`` with "Could not load permissions for app user". The control
+API sets it: ``PUT /_sim/switches {"contextAri": mode}``.
 """
 
 from __future__ import annotations
@@ -19,6 +26,19 @@ if TYPE_CHECKING:
     from simulator.platform import Platform
 
 SITE_ARI = "ari:cloud:confluence::site/"
+CONTEXT_ARI_MODES = ("any", "site", "workspace", "none")
+REFUSED_CONTEXT = "Could not load permissions for app user"
+
+
+def context_form(contexts: Any, cloud_id: str) -> str | None:
+    """``site`` or ``workspace`` when ``contexts`` is one context ARI of that site, else None."""
+    if not isinstance(contexts, list) or len(contexts) != 1:
+        return None
+    forms = {
+        SITE_ARI + cloud_id: "site",
+        f"ari:cloud:confluence:{cloud_id}:workspace/{cloud_id}": "workspace",
+    }
+    return forms.get(contexts[0]) if isinstance(contexts[0], str) else None
 
 
 def _graphql_error(message: str, status: int = 200) -> Response:
@@ -54,8 +74,11 @@ def make_gateway_blueprint(platform: Platform) -> Blueprint:
         contexts, user_id = given.get("contextIds"), given.get("userId")
         if inst is None:
             return _failure("The installation is gone.")
-        if contexts != [SITE_ARI + inst.cloud_id]:
+        form = context_form(contexts, inst.cloud_id)
+        if form is None:
             return _failure("contextIds must name this installation's site.")
+        if platform.context_ari not in ("any", form):
+            return _failure(REFUSED_CONTEXT)
         user = inst.site.users.get(user_id) if isinstance(user_id, str) else None
         if user is None or user["accountStatus"] == "closed":
             return _failure("Unknown user for this site.")

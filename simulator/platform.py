@@ -3,9 +3,13 @@
 ``Platform(app_id)`` seeds one installation (``installation``); ``add_installation()`` adds tenants
 with their own sites. ``serve(host, port)`` starts a threaded werkzeug server in a daemon thread and
 returns a ``Server`` (``url``, ``stop()``); the URLs (``url``, ``jwks_url``, ``graphql_url``,
-``allowlist_prefix``, each installation's ``api_base_url``) are known from then on. Tokens, FITs and
+``personal_data_url``, ``allowlist_prefix``, each installation's ``api_base_url``) are known from
+then on. The personal data reporting API (``simulator.privacy``) keeps its state in
+``account_reports``. Tokens, FITs and
 faults work before and after serving. The Flask app also mounts the control API (``/_sim/``) and,
 when ``simulator.host`` is present, the admin page host (``/``) that calls ``remote_url``.
+``quota`` turns on the points meter of the simulated Confluence (``meter``, see ``simulator.quota``;
+off by default); ``quota_clock`` is its clock (seconds since the epoch), for tests.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +29,8 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from simulator import forge
 from simulator.faults import Faults
 from simulator.journal import Journal, RequestRecord
+from simulator.privacy import AccountReports
+from simulator.quota import Meter, Quota
 from simulator.site import Site, rng_uuid
 from simulator.tokens import SYSTEM, TokenBook
 
@@ -83,6 +91,8 @@ class Platform:
         invite_delay: float = 0.5,
         latency: float = 0.0,
         remote_url: str | None = None,
+        quota: Quota | None = None,
+        quota_clock: Callable[[], float] = time.time,
     ) -> None:
         self.app_id = app_id
         self.seed_users = seed_users if seed else 0
@@ -91,6 +101,8 @@ class Platform:
         self.near_limit = False
         self.omit_empty: bool | None = None  # check-access empty lists: None alternates
         self.offline_ttl = 3600
+        self.context_ari = "any"  # which offline token context ARI form works: see gateway
+        self.account_reports = AccountReports()
         self.remote_url = remote_url  # the backend, for the admin page host
         self.url = ""
         self.app_account_id = f"557058:{app_id.rsplit('/', 1)[-1]}"
@@ -98,6 +110,7 @@ class Platform:
         self.tokens = TokenBook()
         self.faults = Faults()
         self.journal = Journal()
+        self.meter = Meter(quota, quota_clock)
         self.installations: list[Installation] = []
         self._lock = threading.Lock()
         self._sequence = itertools.count()
@@ -130,7 +143,7 @@ class Platform:
     def user_token(self, inst: Installation, account_id: str, ttl: float = 3600) -> str:
         return self.tokens.issue(inst.id, account_id, ttl)
 
-    def system_token(self, inst: Installation, ttl: float = 7200) -> str:
+    def system_token(self, inst: Installation, ttl: float = 3600) -> str:
         return self.tokens.issue(inst.id, SYSTEM, ttl)
 
     def new_key(self) -> rsa.RSAPrivateKey:
@@ -182,7 +195,7 @@ class Platform:
         if account_id:
             headers["x-forge-oauth-user"] = self.user_token(inst, account_id, max(3600, lifetime))
         if system:
-            headers["x-forge-oauth-system"] = self.system_token(inst, max(7200, lifetime))
+            headers["x-forge-oauth-system"] = self.system_token(inst, max(3600, lifetime))
         return headers | forge.trace_headers()
 
     # -- request log ---------------------------------------------------------------------------
@@ -203,6 +216,10 @@ class Platform:
     @property
     def graphql_url(self) -> str:
         return f"{self.url}/graphql"
+
+    @property
+    def personal_data_url(self) -> str:
+        return f"{self.url}/app/report-accounts/"
 
     @property
     def allowlist_prefix(self) -> str:

@@ -1,8 +1,11 @@
-"""Opaque bearer tokens the simulated platform issues and accepts.
+"""Bearer tokens the simulated platform issues and accepts.
 
 A token maps to a ``Grant``: the installation it belongs to, the account it acts as (an account id,
-or ``"system"`` for the app's system token) and when it expires (wall-clock seconds). Tokens are
-random strings with no structure a client could read. ``TokenBook`` is thread-safe.
+or ``"system"`` for the app's system token) and when it expires (wall-clock seconds). As Atlassian
+documents its tokens, each is a JWT (HS256 under a secret of the book) whose ``exp`` claim is its
+expiry, rounded down to the second; ``TokenBook(opaque=True)`` issues random strings with no
+structure instead, the other reading of the docs. Either way the token string itself is the key:
+the claims are for the client to read, the book decides. ``TokenBook`` is thread-safe.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import jwt
 
 SYSTEM = "system"
 
@@ -30,16 +35,29 @@ class Grant:
 class TokenBook:
     """Issues tokens and looks them up; ``lookup`` returns None for unknown or expired tokens."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, *, opaque: bool = False) -> None:
         self._clock = clock
+        self._secret = secrets.token_bytes(32)
+        self.opaque = opaque
         self._grants: dict[str, Grant] = {}
         self._lock = threading.Lock()
 
     def issue(self, installation_id: str, account_id: str, ttl: float) -> str:
-        prefix = "sys" if account_id == SYSTEM else "usr"
-        token = f"{prefix}.{secrets.token_urlsafe(32)}"
+        now = self._clock()
+        if self.opaque:
+            prefix = "sys" if account_id == SYSTEM else "usr"
+            token = f"{prefix}.{secrets.token_urlsafe(32)}"
+        else:
+            claims = {
+                "iss": "access-desk-simulator",
+                "sub": account_id,
+                "iat": int(now),
+                "exp": int(now + ttl),
+                "jti": secrets.token_hex(16),
+            }
+            token = jwt.encode(claims, self._secret, algorithm="HS256")
         with self._lock:
-            self._grants[token] = Grant(installation_id, account_id, self._clock() + ttl)
+            self._grants[token] = Grant(installation_id, account_id, now + ttl)
         return token
 
     def owner(self, token: str | None) -> Grant | None:

@@ -1,4 +1,5 @@
-"""The simulator's Flask app: JWKS, Confluence, GraphQL gateway, the control API (``/_sim/``), the
+"""The simulator's Flask app: JWKS, Confluence, GraphQL gateway, the personal data reporting API,
+the control API (``/_sim/``), the
 trigger/webhook player (``simulator.triggers``, also under ``/_sim/``) and the admin page host
 (``simulator.host``, at ``/``)."""
 
@@ -14,6 +15,7 @@ from simulator.control import make_control_blueprint
 from simulator.edge import error, json_response
 from simulator.gateway import make_gateway_blueprint
 from simulator.host import make_host_blueprint
+from simulator.privacy import make_privacy_blueprint
 from simulator.triggers import make_triggers_blueprint
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ def create_simulator_app(platform: Platform) -> Flask:
 
     app.register_blueprint(make_confluence_blueprint(platform))
     app.register_blueprint(make_gateway_blueprint(platform))
+    app.register_blueprint(make_privacy_blueprint(platform))
     app.register_blueprint(make_control_blueprint(platform), url_prefix="/_sim")
     app.register_blueprint(make_triggers_blueprint(platform), url_prefix="/_sim")
     app.register_blueprint(make_host_blueprint(platform))

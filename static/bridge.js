@@ -1,27 +1,44 @@
-// invokeRemote as @forge/bridge defines it, without a build step: the call goes through the bridge
-// Forge injects into the frame (globalThis.__bridge), which signs it and sends it to the remote.
-// Resolves to {status, headers, body}; body is parsed when it is a JSON string.
+// The panel's door to Forge: @forge/bridge's own invokeRemote and view.theme, from the pinned build in
+// vendor/forge-bridge.js (made by scripts/build-bridge.sh; docs/panel.md says how to update it). The
+// messages to the host are @forge/bridge's business, not ours.
+//
+// Forge injects globalThis.__bridge into the frame before the panel's scripts (the simulated host in
+// ./dev does the same), and @forge/bridge reads it as soon as it loads, throwing when it is missing.
+// So the build is imported only when the bridge is there; without it every call fails with
+// BridgeUnavailable, which the panel shows as a message instead of never starting.
 
 export class BridgeUnavailable extends Error {}
 
-export function hasBridge() {
-  return Boolean(globalThis.__bridge && typeof globalThis.__bridge.callBridge === "function");
+const MISSING = "The Forge bridge is missing: open Access Desk from Confluence.";
+
+let forge = null;
+let failure = null;
+if (globalThis.__bridge) {
+  try {
+    forge = await import("./vendor/forge-bridge.js");
+  } catch (err) {
+    failure = err;
+  }
 }
 
-// view.theme.enable() of @forge/bridge: the host then sets data-color-mode (light | dark) on <html>,
-// which styles.css follows; without it Confluence leaves the panel on the OS theme. Called once, when
-// this module loads, before the panel mounts (Forge's advice, so the first paint has the right
-// colours). It never stops the panel: a refusal, a missing bridge or no answer in time leaves the OS
-// theme in place.
+function bridge() {
+  if (forge) {
+    return forge;
+  }
+  const why = failure ? `The Forge bridge could not start: ${failure.message || failure}` : MISSING;
+  throw new BridgeUnavailable(why);
+}
+
+// view.theme.enable(): the host then sets data-color-mode (light | dark) on <html>, which styles.css
+// follows; without it Confluence leaves the panel on the OS theme. Called once, when this module
+// loads, before the panel mounts (Forge's advice, so the first paint has the right colours). It never
+// stops the panel: a refusal, a missing bridge or no answer in time leaves the OS theme in place.
 const THEMING_WAIT_MS = 2000;
 
 export async function enableTheming() {
-  if (!hasBridge()) {
-    return false;
-  }
   let timer;
   try {
-    const asked = Promise.resolve(globalThis.__bridge.callBridge("enableTheming")).then(() => true);
+    const asked = Promise.resolve(bridge().view.theme.enable()).then(() => true);
     const late = new Promise((resolve) => {
       timer = setTimeout(() => resolve(false), THEMING_WAIT_MS);
     });
@@ -35,22 +52,10 @@ export async function enableTheming() {
 
 await enableTheming();
 
+// @forge/bridge's invokeRemote, answered as {status, headers, body}: body parsed when it is a JSON
+// string (Forge's docs do not say whether it hands over the text or the parsed value).
 export async function invokeRemote({ path, method = "POST", headers = {}, body } = {}) {
-  if (!hasBridge()) {
-    throw new BridgeUnavailable("The Forge bridge is missing: open Access Desk from Confluence.");
-  }
-  let answer = await globalThis.__bridge.callBridge("invoke", {
-    path,
-    method,
-    headers,
-    body,
-    invokeType: "ui-remote-fetch",
-  });
-  // Some bridge versions wrap the answer as {success, payload | error}.
-  if (answer && typeof answer === "object" && !("status" in answer) && "success" in answer) {
-    answer = answer.success ? answer.payload : answer.error;
-  }
-  answer = answer || {};
+  const answer = (await bridge().invokeRemote({ path, method, headers, body })) || {};
   return {
     status: Number(answer.status) || 0,
     headers: answer.headers || {},

@@ -45,9 +45,11 @@ def settings(platform: Platform, tmp_path: Path) -> Settings:
         jwks_url=platform.jwks_url,
         api_base_url_allowlist=(platform.allowlist_prefix,),
         graphql_url=platform.graphql_url,
+        personal_data_url=platform.personal_data_url,
         database_url=f"sqlite:///{tmp_path / 'access-desk.sqlite3'}",
         background_worker=False,
         upstream_timeout_seconds=5.0,
+        allow_http=True,  # the simulator on loopback speaks http
     )
 
 
@@ -99,7 +101,9 @@ def backend_env(settings: Settings, **extra: str) -> dict[str, str]:
         FORGE_JWKS_URL=settings.jwks_url,
         API_BASE_URL_ALLOWLIST=",".join(settings.api_base_url_allowlist),
         GRAPHQL_URL=settings.graphql_url,
+        PERSONAL_DATA_URL=settings.personal_data_url,
         DATABASE_URL=settings.database_url,
+        ALLOW_HTTP="1" if settings.allow_http else "0",
     )
     env.update(extra)
     return env

@@ -1,7 +1,11 @@
-// The simulated Forge bridge: what Confluence injects into a Custom UI frame as globalThis.__bridge.
-// callBridge('invoke', {path, method, headers, body, invokeType: 'ui-remote-fetch'}) sends the call to
-// the simulated Forge (/_host/invoke), which signs it as the account picked in the host page and
-// forwards it to the remote. The answer is {status, headers, body}, as @forge/bridge's invokeRemote gets.
+// The simulated Forge bridge: what Confluence injects into a Custom UI frame as globalThis.__bridge,
+// answering the messages of the pinned @forge/bridge build the panel loads (static/vendor/).
+// callBridge('invoke', {path, method, headers, body, invokeType: 'ui-remote-fetch'}) is invokeRemote:
+// the call goes to the simulated Forge (/_host/invoke), which signs it as the account picked in the
+// host page and forwards it to the remote. The answer is @forge/bridge's envelope: {success: true,
+// payload} for a 2xx, else {success: false, error}, each {status, headers, body} with every header
+// value a list (@forge/bridge's RemoteInvokeResponse type; it joins them with ","). A call the host
+// could not make at all (bad input, remote unreachable) rejects.
 // callBridge('enableTheming') is @forge/bridge's view.theme.enable(): it asks the host page (host.js)
 // to put its theme on this frame's <html> as data-color-mode, which the host does only from then on.
 (function () {
@@ -41,7 +45,20 @@
     if (!response.ok) {
       throw new Error(answer.message || "The Forge bridge call failed (" + response.status + ").");
     }
-    return answer;
+    var relayed = { status: answer.status, headers: listed(answer.headers), body: answer.body };
+    if (answer.status >= 200 && answer.status < 300) {
+      return { success: true, payload: relayed };
+    }
+    return { success: false, error: relayed };
+  }
+
+  function listed(headers) {
+    var out = {};
+    Object.keys(headers || {}).forEach(function (name) {
+      var value = headers[name];
+      out[name] = Array.isArray(value) ? value : [String(value)];
+    });
+    return out;
   }
 
   // The host page's script is deferred: a panel that loads first waits for it.

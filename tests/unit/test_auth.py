@@ -1,4 +1,5 @@
-"""FIT verification: every hostile class of token gets 401 invalid_token with a JSON body."""
+"""FIT verification: every hostile class of token gets 401 invalid_token with a JSON body; the
+apiBaseUrl is checked in canonical form; token_expiry reads when Forge's tokens expire."""
 
 from __future__ import annotations
 
@@ -19,34 +20,32 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import strategies as st
 
 from app import create_app
-from auth import _JWS, InvalidToken, Invocation, UntrustedSite, Verifier
+from auth import (
+    _JWS,
+    FALLBACK_TOKEN_SECONDS,
+    MAX_TOKEN_SECONDS,
+    InvalidToken,
+    Invocation,
+    UntrustedSite,
+    Verifier,
+    token_expiry,
+)
+from keys import KeySet
 from settings import Settings
+from tests.jwks import local_keys
 
 APP_ID = "ari:cloud:ecosystem::app/" + str(uuid.UUID(int=1))
 INSTALLATION = "ari:cloud:ecosystem::installation/" + str(uuid.UUID(int=2))
 API_BASE = "https://api.atlassian.com/ex/confluence/c0ffee00-0000-0000-0000-000000000001"
+ALLOW = ("https://api.atlassian.com/",)
+OTHER_APP = "ari:cloud:ecosystem::app/" + str(uuid.UUID(int=9))
 
 
-class LocalJWKS(jwt.PyJWKClient):
-    """A real PyJWKClient whose key set comes from a plain function instead of the network."""
-
-    def __init__(self, keys: dict[str, rsa.RSAPrivateKey]) -> None:
-        super().__init__("https://keys.invalid/jwks.json")
-        self.keys = keys
-        self.fetches = 0
-
-    def fetch_data(self) -> Any:
-        self.fetches += 1
-        data = {"keys": [_jwk(kid, key) for kid, key in self.keys.items()]}
-        assert self.jwk_set_cache is not None
-        self.jwk_set_cache.put(data)
-        self._last_successful_fetch = time.monotonic()
-        return data
-
-
-def _jwk(kid: str, key: rsa.RSAPrivateKey) -> dict[str, Any]:
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    return {**jwk, "kid": kid, "alg": "RS256", "use": "sig"}
+def verifier_for(
+    key: rsa.RSAPrivateKey, allowlist: tuple[str, ...] = ALLOW, **options: Any
+) -> Verifier:
+    keys, _ = local_keys({"k1": key})
+    return Verifier(keys, APP_ID, allowlist, **options)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +117,8 @@ def tampered(key: rsa.RSAPrivateKey) -> str:
 @pytest.fixture()
 def client(key: rsa.RSAPrivateKey):
     settings = Settings(app_id=APP_ID, secret_key=Fernet.generate_key().decode())
-    app = create_app(settings, jwk_client=LocalJWKS({"k1": key}))
+    keys, _ = local_keys({"k1": key})
+    app = create_app(settings, keys=keys)
     return app.test_client()
 
 
@@ -150,6 +150,20 @@ HOSTILE = {
     "missing iat": lambda k, o: "Bearer " + sign(k, claims(iat=None)),
     "missing nbf": lambda k, o: "Bearer " + sign(k, claims(nbf=None)),
     "no installation": lambda k, o: "Bearer " + sign(k, claims(app={"apiBaseUrl": API_BASE})),
+    # aud must be the app ARI itself (PyJWT strict_aud): never an array, not even [app]
+    "aud array with the app and another": lambda k, o: (
+        "Bearer " + sign(k, claims(aud=[APP_ID, "ari:cloud:ecosystem::app/other"]))
+    ),
+    "aud array of the app alone": lambda k, o: "Bearer " + sign(k, claims(aud=[APP_ID])),
+    "empty aud array": lambda k, o: "Bearer " + sign(k, claims(aud=[])),
+    "lifetime over 5 minutes": lambda k, o: "Bearer " + sign(k, claims(exp=int(time.time()) + 301)),
+    "issued long ago, not yet expired": lambda k, o: (
+        "Bearer " + sign(k, claims(iat=int(time.time()) - 3600, nbf=int(time.time()) - 3600))
+    ),
+    "another app.id": lambda k, o: (
+        "Bearer " + sign(k, claims(app={**claims()["app"], "id": OTHER_APP}))
+    ),
+    "no app.id": lambda k, o: "Bearer " + sign(k, claims(app={**claims()["app"], "id": None})),
 }
 
 
@@ -166,9 +180,7 @@ def test_hostile_tokens_get_401_invalid_token(client, key, other_key, case):
 
 
 def test_valid_token_is_accepted_and_typed(key):
-    verifier = Verifier(
-        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
-    )
+    verifier = verifier_for(key)
     inv = verifier.verify("Bearer " + sign(key, claims()))
     assert inv == Invocation(
         installation_id=INSTALLATION,
@@ -183,13 +195,80 @@ def test_valid_token_is_accepted_and_typed(key):
 
 
 def test_small_clock_skew_is_tolerated(key):
-    verifier = Verifier(
-        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
-    )
+    verifier = verifier_for(key)
     now = int(time.time())
     verifier.verify("Bearer " + sign(key, claims(nbf=now + 3, iat=now + 3)))
     with pytest.raises(InvalidToken):
         verifier.verify("Bearer " + sign(key, claims(nbf=now + 30, iat=now + 30)))
+
+
+def test_a_lifetime_of_five_minutes_and_a_bare_uuid_app_id_are_accepted(key):
+    verifier = verifier_for(key)
+    now = int(time.time())
+    verifier.verify("Bearer " + sign(key, claims(iat=now - 250, nbf=now - 250, exp=now + 50)))
+    bare = {**claims()["app"], "id": APP_ID.rsplit("/", 1)[1]}
+    assert verifier.verify("Bearer " + sign(key, claims(app=bare))).app_id == bare["id"]
+
+
+def with_base(api_base_url: str) -> dict[str, Any]:
+    return claims(app={**claims()["app"], "apiBaseUrl": api_base_url})
+
+
+@pytest.mark.parametrize(
+    "api_base_url",
+    [
+        "https://api.atlassian.com@evil.example/",
+        "https://api.atlassian.com:443@evil.example/ex/confluence/1",
+        "https://user@api.atlassian.com/ex/confluence/1",
+        "https://api.atlassian.com/../evil",
+        "https://api.atlassian.com/ex/../../evil.example/x",
+        "https://api.atlassian.com/%2e%2e/evil",
+        "https://api.atlassian.com\\@evil.example/",
+        "https://api.atlassian.com/ex/confluence/1?x=@evil.example",
+        "https://api.atlassian.com:8443/ex/confluence/1",
+        "https://api.atlassian.com:notaport/ex/confluence/1",
+        "ftp://api.atlassian.com/ex/confluence/1",
+        "https://api.atlassian.com\nevil/",
+        "https://xn--pi-6ka.atlassian.com/ex/confluence/1",
+        "https://\u0430pi.atlassian.com/ex/confluence/1",
+    ],
+)
+def test_api_base_urls_that_could_fool_a_prefix_check_are_refused(key, api_base_url):
+    with pytest.raises(UntrustedSite):
+        verifier_for(key).verify("Bearer " + sign(key, with_base(api_base_url)))
+
+
+@pytest.mark.parametrize(
+    ("api_base_url", "canonical"),
+    [
+        (
+            "HTTPS://API.Atlassian.COM/ex/confluence/c1",
+            "https://api.atlassian.com/ex/confluence/c1",
+        ),
+        (
+            "https://api.atlassian.com:443/ex/confluence/c1/",
+            "https://api.atlassian.com/ex/confluence/c1",
+        ),
+        (
+            "https://api.atlassian.com/ex/jira/../confluence/./c1",
+            "https://api.atlassian.com/ex/confluence/c1",
+        ),
+    ],
+)
+def test_the_invocation_carries_the_canonical_api_base_url(key, api_base_url, canonical):
+    invocation = verifier_for(key).verify("Bearer " + sign(key, with_base(api_base_url)))
+    assert invocation.api_base_url == canonical
+
+
+def test_dot_segments_cannot_climb_out_of_a_narrow_prefix(key):
+    verifier = verifier_for(key, ("https://api.atlassian.com/ex/confluence/",))
+    verifier.verify("Bearer " + sign(key, with_base("https://api.atlassian.com/ex/confluence/c1")))
+    for sneaky in (
+        "https://api.atlassian.com/ex/confluence/../../evil",
+        "https://api.atlassian.com/ex/confluence/../jira/c1",
+    ):
+        with pytest.raises(UntrustedSite):
+            verifier.verify("Bearer " + sign(key, with_base(sneaky)))
 
 
 def test_site_outside_allowlist_is_refused_with_403(client, key):
@@ -204,9 +283,7 @@ def test_site_outside_allowlist_is_refused_with_403(client, key):
 
 
 def test_allowlist_prefix_cannot_be_stretched_to_another_host(key):
-    verifier = Verifier(
-        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
-    )
+    verifier = verifier_for(key)
     sneaky = {
         **claims()["app"],
         "apiBaseUrl": "https://api.atlassian.com.evil.example/ex/confluence/1",
@@ -216,13 +293,14 @@ def test_allowlist_prefix_cannot_be_stretched_to_another_host(key):
 
 
 def test_keys_are_fetched_once_and_refetched_for_a_new_kid(key, other_key):
-    jwks = LocalJWKS({"k1": key})
-    verifier = Verifier("https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=jwks)
+    keys_clock = Clock()
+    keys, jwks = local_keys({"k1": key}, clock=keys_clock)
+    verifier = Verifier(keys, APP_ID, ALLOW)
     for _ in range(50):
         verifier.verify("Bearer " + sign(key, claims()))
     assert jwks.fetches == 1
     jwks.keys["k2"] = other_key
-    jwks.cooldown_duration = 0
+    keys_clock.now += 30  # the cooldown after a fetch
     verifier.verify("Bearer " + sign(other_key, claims(), kid="k2"))
     assert jwks.fetches == 2
 
@@ -235,34 +313,29 @@ class Clock:
         return self.now
 
 
-class CountingJWKS(LocalJWKS):
-    lookups = 0
-
-    def get_signing_key(self, kid: str) -> Any:
-        self.lookups += 1
-        return super().get_signing_key(kid)
-
-
-def test_a_verified_token_is_remembered_only_until_it_expires(key):
+def test_a_verified_token_is_remembered_only_until_it_expires(key, monkeypatch):
     clock = Clock()
-    jwks = CountingJWKS({"k1": key})
-    verifier = Verifier(
-        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=jwks, clock=clock
-    )
+    verifier = verifier_for(key, clock=clock)
+    lookups: list[str] = []
+    original = KeySet.get
+
+    def counting(self: KeySet, kid: str) -> Any:
+        lookups.append(kid)
+        return original(self, kid)
+
+    monkeypatch.setattr(KeySet, "get", counting)
     token = "Bearer " + sign(key, claims())
     first = verifier.verify(token)
     for _ in range(5):
         assert verifier.verify(token) == first
-    assert jwks.lookups == 1  # repeats skipped the signature check
+    assert lookups == ["k1"]  # repeats skipped the signature check
     clock.now += 25 + 6  # past exp and the leeway: checked in full again
     verifier.verify(token)
-    assert jwks.lookups == 2
+    assert lookups == ["k1", "k1"]
 
 
 def test_a_refused_token_is_never_remembered(key):
-    verifier = Verifier(
-        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
-    )
+    verifier = verifier_for(key)
     token = "Bearer " + sign(key, claims(aud="ari:cloud:ecosystem::app/other"))
     for _ in range(2):
         with pytest.raises(InvalidToken):
@@ -302,8 +375,74 @@ def test_verifier_decodes_through_the_fast_segment_decoder(key, monkeypatch):
 
     monkeypatch.setattr(_JWS, "_decode_base64url_segment", staticmethod(counting))
     token = sign(key, claims())
-    verifier = Verifier(
-        "https://unused", APP_ID, ("https://api.atlassian.com/",), jwk_client=LocalJWKS({"k1": key})
-    )
+    verifier = verifier_for(key)
     verifier.verify(f"Bearer {token}")
     assert seen and set(seen) <= set(token.encode().split(b"."))
+
+
+# -- token_expiry --------------------------------------------------------------------------------
+
+
+def test_a_jwt_token_expires_at_its_exp_claim():
+    received = 1_700_000_000.0
+    token = jwt.encode({"exp": 1_700_003_000, "sub": "system"}, "k" * 32, algorithm="HS256")
+    assert token_expiry(token, received) == 1_700_003_000
+    expired = jwt.encode({"exp": 1_600_000_000}, "k" * 32, algorithm="HS256")
+    assert token_expiry(expired, received) == 1_600_000_000  # read as it is, even when past
+    far = jwt.encode({"exp": 4_000_000_000}, "k" * 32, algorithm="HS256")
+    assert token_expiry(far, received) == received + MAX_TOKEN_SECONDS
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "sys.opaque-random-string",
+        "a.b.c",
+        jwt.encode({"sub": "no exp"}, "k" * 32, algorithm="HS256"),
+        jwt.encode({"exp": "tomorrow"}, "k" * 32, algorithm="HS256"),
+        jwt.encode({"exp": True}, "k" * 32, algorithm="HS256"),
+        _b64(b'{"alg":"none"}') + "." + _b64(b"[1]") + ".",
+        _b64(b'{"alg":"none"}') + "." + _b64(b"[" * 5000) + ".",
+    ],
+    ids=["opaque", "three junk segments", "no exp", "string exp", "bool exp", "array", "nested"],
+)
+def test_a_token_without_a_readable_exp_lasts_55_minutes_from_receipt(token):
+    assert FALLBACK_TOKEN_SECONDS == 55 * 60
+    assert token_expiry(token, 1_000.0) == 1_000.0 + 55 * 60
+
+
+def test_no_token_has_no_expiry():
+    assert token_expiry(None, 1_000.0) is None
+    assert token_expiry("", 1_000.0) is None
+
+
+def stored_expiry(backend: Any, installation_id: str) -> float | None:
+    store = backend.client.application.extensions["access_desk"].store
+    installation = store.installation(installation_id)
+    assert installation is not None
+    expires: float | None = installation.system_token_expires_at
+    return expires
+
+
+@pytest.mark.parametrize("path", ["/forge/scheduled", "/resolvers/whoami"])
+def test_the_backend_stores_the_system_tokens_own_expiry(backend, platform, path):
+    inst = platform.installation
+    account = inst.site.admin_id if path.startswith("/resolvers") else None
+    headers = platform.invocation_headers(inst, account)
+    assert backend.client.post(path, json={}, headers=headers).status_code == 200
+    exp = jwt.decode(headers["x-forge-oauth-system"], options={"verify_signature": False})["exp"]
+    grant = platform.tokens.lookup(headers["x-forge-oauth-system"])
+    assert grant is not None and exp == int(grant.expires_at)  # the simulator's 1 hour
+    assert stored_expiry(backend, inst.id) == exp
+
+
+def test_an_opaque_system_token_is_assumed_to_last_55_minutes(backend, platform):
+    platform.tokens.opaque = True
+    inst = platform.installation
+    headers = platform.invocation_headers(inst)
+    assert headers["x-forge-oauth-system"].count(".") == 1  # "sys.<random>": not a JWT
+    before = time.time()
+    assert backend.client.post("/forge/scheduled", json={}, headers=headers).status_code == 200
+    after = time.time()
+    stored = stored_expiry(backend, inst.id)
+    assert stored is not None and before + 55 * 60 <= stored <= after + 55 * 60

@@ -19,18 +19,16 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from confluence import (
-    MAX_RETRY_AFTER,
     AccessResult,
     Client,
     ConfluenceError,
     Failure,
     LookupResult,
-    MemoryGate,
     Policy,
     UntrustedHost,
     UpstreamError,
-    retry_after_seconds,
 )
+from ratelimit import MAX_RETRY_AFTER, MemoryGate
 
 BASE = "https://api.atlassian.com/ex/confluence/c0ffee00-0000-0000-0000-000000000001"
 ALLOW = ("https://api.atlassian.com/",)
@@ -433,24 +431,6 @@ def test_a_retry_after_past_the_deadline_is_not_slept() -> None:
     assert len(r.calls) == 1
 
 
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [
-        ("120", 120.0),
-        ("0.5", 0.5),
-        ("-5", 0.0),
-        ("1e999", 3600.0),
-        ("inf", 3600.0),
-        ("86400", 3600.0),
-        ("nan", None),
-        ("soon", None),
-        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
-    ],
-)
-def test_retry_after_is_read_as_bounded_seconds(header: str, seconds: float | None) -> None:
-    assert retry_after_seconds(header) == seconds
-
-
 def test_a_wild_retry_after_holds_the_site_for_an_hour_at_most() -> None:
     r = rig(scripted(Answer(429, headers={"Retry-After": "1e999"})))
     result = r.client().lookup_users(["a"])
@@ -554,17 +534,6 @@ def test_a_gate_hold_past_the_deadline_fails_without_a_request() -> None:
     result = r.client().check_access(["a@x.io"])
     assert result.failed == [Failure("a@x.io", "rate_limited", 600.0)]
     assert r.calls == [] and r.clock.sleeps == []
-
-
-def test_gate_holds_are_per_site_and_only_extend() -> None:
-    clock = FakeClock()
-    gate = MemoryGate(clock)
-    gate.hold("x", 10)
-    gate.hold("x", 3)
-    assert gate.wait_seconds("x") == 10 and gate.wait_seconds("y") == 0
-    clock.sleep(4)
-    assert gate.wait_seconds("x") == 6
-    assert not gate.is_near_limit("x")
 
 
 # -- trust and secrecy -----------------------------------------------------------------------------

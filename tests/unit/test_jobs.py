@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from atlassian import OfflineTokens
-from confluence import AccessResult, Client, InviteResult, MemoryGate, Policy
+from confluence import AccessResult, Client, InviteResult, Policy
 from jobs import JobNotFound, JobRunner, Worker
+from ratelimit import MemoryGate
 from records import Installation, Job
 from simulator import Platform
 from store import Store
@@ -423,3 +424,75 @@ def test_the_worker_thread_finishes_jobs_and_stops(
         worker.stop()
     done = store.job(iid, job.id, items=False)
     assert done is not None and done.state == "done" and done.counts.invited == 1
+
+
+def test_a_stale_cached_token_is_dropped_and_minted_again_once(
+    platform: Platform, store: Store, session: requests.Session, clock: Clock
+) -> None:
+    """After a ./dev restart the cached offline token is unknown to the platform: Confluence
+    answers 401, the worker mints a new token and the job goes on in the same step."""
+    site = platform.installation.site
+    iid = platform.installation.id
+    install(platform, store, clock)
+    store.save_offline_token(iid, site.admin_id, "usr.from-before-a-restart", clock() + 3000)
+    new = [f"stale.hire{n}@example.com" for n in range(3)]
+    job = store.create_job(
+        iid, source="webhook", dry_run=False, created_by=site.admin_id, emails=new
+    )
+
+    assert make_worker(platform, store, session, clock).run_once()
+    done = store.job(iid, job.id)
+    assert done is not None and done.state == "done" and done.counts.invited == 3
+    assert done.items is not None and all(i.error is None for i in done.items)
+    checks = [r for r in platform.requests if r.endpoint == "check-access"]
+    assert [(r.status, r.account_id) for r in checks] == [(401, None), (200, site.admin_id)]
+    assert [r.account_id for r in platform.requests if r.endpoint == "graphql"] == ["system"]
+    cached = store.offline_token(iid, site.admin_id)
+    assert cached is not None and cached[0] != "usr.from-before-a-restart"
+    health = store.installation_health(iid)
+    assert health is not None and health.refusals == 0  # the success reset the count
+
+
+def test_a_token_refused_again_after_renewal_fails_the_items(
+    platform: Platform, store: Store, session: requests.Session, clock: Clock
+) -> None:
+    site = platform.installation.site
+    iid = platform.installation.id
+    install(platform, store, clock)
+    platform.faults.add("check-access", "401", times=None)
+    job = store.create_job(
+        iid, source="panel", dry_run=False, created_by=site.admin_id, emails=["a@example.com"]
+    )
+    assert make_worker(platform, store, session, clock).run_once()
+    done = store.job(iid, job.id)
+    assert done is not None and done.state == "done" and done.items is not None
+    assert [(i.outcome, i.error) for i in done.items] == [("failed", "not_permitted")]
+    assert len([r for r in platform.requests if r.endpoint == "check-access"]) == 2
+    assert len([r for r in platform.requests if r.endpoint == "graphql"]) == 2  # mint + renew
+
+
+def test_a_job_whose_tokens_are_refused_in_both_forms_fails_with_the_gateways_reason(
+    platform: Platform, store: Store, session: requests.Session, clock: Clock
+) -> None:
+    platform.context_ari = "none"
+    site = platform.installation.site
+    iid = platform.installation.id
+    install(platform, store, clock)
+    worker = make_worker(platform, store, session, clock)
+    job = store.create_job(
+        iid, source="webhook", dry_run=False, created_by=site.admin_id, emails=["a@example.com"]
+    )
+    assert worker.run_once()
+    clock.advance(24 * 3600)
+    install(platform, store, clock)  # a scheduled trigger brought a fresh system token
+    assert worker.run_once()
+    failed = store.job(iid, job.id)
+    assert failed is not None and failed.state == "failed" and failed.items is not None
+    (item,) = failed.items
+    assert item.error is not None and item.error.startswith("no_token: ")
+    assert "site form: Could not load permissions for app user" in item.error
+    assert "workspace form: Could not load permissions for app user" in item.error
+    health = store.installation_health(iid)
+    assert health is not None and health.offline_token_error == item.error.removeprefix(
+        "no_token: "
+    )

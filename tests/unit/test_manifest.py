@@ -124,7 +124,9 @@ def test_remote_and_scopes(parsed: dict[str, Any]) -> None:
     [remote] = parsed["remotes"]
     assert remote["key"] == "access-desk-remote"
     assert remote["baseUrl"].startswith("https://")
-    assert "compute" in remote["operations"]  # required for invokeRemote
+    # compute: required for invokeRemote; storage: the remote stores emails and account ids
+    assert remote["operations"] == ["compute", "storage"]
+    assert remote["storage"] == {"inScopeEUD": True}
     scopes = parsed["permissions"]["scopes"]
     assert len(scopes) == len(set(scopes))
     assert set(scopes) == SCOPES
@@ -165,6 +167,10 @@ BROKEN = {
     "unknown-scope": (
         replace("- read:content-details:confluence", "- read:content-detail:confluence"),
         ["Invalid 'scopes' permission"],
+    ),
+    "storage-without-in-scope-eud": (
+        replace("    storage:\n      inScopeEUD: true\n", ""),
+        ["storage.inScopeEUD is required if storage is present in operations"],
     ),
     "endpoint-to-missing-remote": (
         replace("remote: access-desk-remote\n      route:", "remote: nowhere\n      route:"),

@@ -11,15 +11,26 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 
 import tables
-from store import BadCursor, Store, StoreGate, UnknownInstallation
+from store import BadCursor, RateHold, Store, UnknownInstallation
+from store.base import MIGRATIONS
 from tests.stores import KEY, Clock
 
 A = "ari:cloud:ecosystem::installation/aaaaaaaa-0000-4000-8000-000000000001"
 B = "ari:cloud:ecosystem::installation/bbbbbbbb-0000-4000-8000-000000000002"
+
+
+def head() -> str | None:
+    """The newest revision in migrations/."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def make_job(s: Store, installation: str = A, n: int = 3, **kw: object) -> str:
@@ -40,7 +51,7 @@ def test_migrate_from_empty_then_again_is_a_no_op(db_url: str) -> None:
         with s.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
             versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-        assert [v for (v,) in versions] == ["0002"]
+        assert [v for (v,) in versions] == [head()]
         assert s.ping()
     finally:
         s.close()
@@ -66,6 +77,21 @@ def test_upgrading_an_older_schema_keeps_the_data(db_url: str) -> None:
         assert kept is not None and [i.email for i in kept.items or ()] == ["a@x.co", "b@x.co"]
         installation = s.installation(A)
         assert installation is not None and installation.system_token == "sys-token"
+    finally:
+        s.close()
+
+
+def test_upgrading_to_platform_duties_counts_the_last_refresh_as_the_last_trigger(
+    db_url: str, clock: Clock
+) -> None:
+    s = Store(db_url, KEY, clock=clock)
+    try:
+        s.migrate("0002")
+        s.upsert_installation(A, cloud_id="c", api_base_url="https://api.example/ex/confluence/c")
+        s.migrate()
+        health = s.installation_health(A)
+        assert health is not None and health.last_scheduled_at == clock()
+        assert (health.dormant, health.refusals, health.context_form) == (False, 0, None)
     finally:
         s.close()
 
@@ -526,27 +552,10 @@ def test_rate_holds_keep_the_later_time(store: Store) -> None:
     assert store.is_near_limit("site") and store.held_until("site") == 200.0
     store.hold("site", 300.0)
     assert store.held_until("site") == 300.0 and store.is_near_limit("site")
+    assert store.rate_hold("site") == RateHold(until=300.0, near_limit=True)
     store.set_near_limit("site", False)
     assert store.is_near_limit("site") is False
     assert store.held_until("other") == 0.0
-
-
-def test_store_gate_shares_holds_between_instances(store: Store, clock: Clock) -> None:
-    one = StoreGate(store, clock=clock, cache_seconds=0.5)
-    two = StoreGate(store, clock=clock, cache_seconds=0.5)
-    assert two.wait_seconds("site") == 0.0  # now cached for 0.5 s
-    one.hold("site", 30)
-    assert one.wait_seconds("site") == 30.0  # the holder knows at once
-    assert two.wait_seconds("site") == 0.0  # still cached
-    clock.advance(0.5)
-    assert two.wait_seconds("site") == 29.5
-    one.hold("site", 5)  # shorter holds never shorten
-    assert one.wait_seconds("site") == 29.5
-    one.near_limit("site", True)
-    clock.advance(0.5)
-    assert two.is_near_limit("site")
-    clock.advance(30)
-    assert two.wait_seconds("site") == 0.0
 
 
 def _raw_cursor(value: object) -> str:

@@ -14,7 +14,7 @@ works one chunk at a time, so the holds cannot overlap. Hence the minimums:
 - upstream requests: 20 check chunks + 20 invite chunks (2,000 / 100) + every 429 of the storm;
 - time: the sum of those holds (429s x 2 s) + one 50 ms round trip per minimum request.
 
-Run: .venv/bin/python bench/ratelimit.py [--emails 2000] [--retry-after 2]
+Run: .venv/bin/python bench/retry_storm.py [--emails 2000] [--retry-after 2]
 Targets: job time <= 1.1 x the minimum; upstream requests <= 1.1 x the minimum.
 """
 
@@ -82,7 +82,7 @@ def main() -> None:
     admin = inst.site.admin_id
     emails = [f"storm.hire{n:05d}@example.com" for n in range(args.emails)]
     assert not any(inst.site.has_access(e) for e in emails)
-    with tempfile.TemporaryDirectory(prefix="bench-ratelimit-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-retry-storm-") as tmp:
         workdir = Path(tmp)
         settings = common.settings_for(platform, workdir, background_worker=True)
         log = workdir / "gunicorn.log"
@@ -93,7 +93,7 @@ def main() -> None:
         store = Store(settings.database_url, settings.secret_key)
         try:
             platform.clear_requests()
-            headers = platform.invocation_headers(inst, admin, lifetime=600)
+            headers = platform.invocation_headers(inst, admin, lifetime=300)
             queued_at = time.time()
             response = requests.post(
                 server.url + "/resolvers/inviteEmails",

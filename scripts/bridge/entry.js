@@ -1,0 +1,9 @@
+// What the panel takes from @forge/bridge, straight from the package's own modules (files under
+// out/, unchanged). Its index would bring ~220 KB (lodash, iframe-resizer, @forge/i18n) for the two
+// calls the panel makes. `view` holds only `theme` here, so panel code reads as @forge/bridge's
+// documented API: `invokeRemote(...)`, `view.theme.enable()`.
+import { theme } from "./node_modules/@forge/bridge/out/view/theme.js";
+
+export { BridgeAPIError } from "./node_modules/@forge/bridge/out/errors.js";
+export { invokeRemote } from "./node_modules/@forge/bridge/out/invoke-endpoint/invoke-remote.js";
+export const view = { theme };

@@ -1,0 +1,152 @@
+"""Simulated personal data reporting API (``POST /app/report-accounts/``) and its controls.
+
+As documented for apps that store personal data: called as the app (``Authorization: Bearer
+<system token>``; anything else: 401) with ``{"accounts": [{"accountId", "updatedAt"}]}``, 1 to 90
+accounts (else 400). It answers 204 when none of them changed, or 200 ``{"accounts": [{"accountId",
+"status"}]}`` naming each that is ``closed`` (closed on the caller's site, or marked closed) or
+``updated`` (marked updated after the ``updatedAt`` it was given).
+
+Control API (under ``/_sim``): ``GET /privacy`` -> ``{"reports": [...], "marks": {...}}`` (each
+report: installation, the account ids sent, what was answered); ``PUT /privacy/accounts``
+``{"accountId", "status": "closed" | "updated" | null}`` marks (null: unmarks) an account;
+``DELETE /privacy`` forgets the reports. Faults apply as endpoint ``report-accounts``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, request
+
+from simulator.edge import Call, answer, error, json_response
+
+if TYPE_CHECKING:
+    from simulator.platform import Platform
+
+MAX_ACCOUNTS = 90
+STATUSES = ("closed", "updated")
+
+
+class AccountReports:
+    """The accounts marked closed/updated and the reports received; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._marks: dict[str, tuple[str, float]] = {}  # account id -> (status, marked at)
+        self._reports: list[dict[str, Any]] = []
+
+    def mark(self, account_id: str, status: str | None) -> None:
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES} or null")
+        with self._lock:
+            if status is None:
+                self._marks.pop(account_id, None)
+            else:
+                self._marks[account_id] = (status, time.time())
+
+    def statuses(
+        self, accounts: list[tuple[str, float]], closed_on_site: set[str]
+    ) -> list[dict[str, str]]:
+        """What to answer for (account id, updatedAt epoch) pairs, in the order given."""
+        found = []
+        with self._lock:
+            for account_id, updated_at in accounts:
+                status, at = self._marks.get(account_id, ("", 0.0))
+                if account_id in closed_on_site or status == "closed":
+                    found.append({"accountId": account_id, "status": "closed"})
+                elif status == "updated" and at > updated_at:
+                    found.append({"accountId": account_id, "status": "updated"})
+        return found
+
+    def record(self, installation_id: str, account_ids: list[str], answered: Any) -> None:
+        with self._lock:
+            self._reports.append(
+                {"installationId": installation_id, "accountIds": account_ids, "answer": answered}
+            )
+
+    @property
+    def reports(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._reports)
+
+    def to_json(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "reports": list(self._reports),
+                "marks": {a: s for a, (s, _) in self._marks.items()},
+            }
+
+    def clear(self) -> None:
+        with self._lock:
+            self._reports.clear()
+
+
+def _accounts(body: Any) -> list[tuple[str, float]] | str:
+    """(account id, updatedAt epoch) pairs, or what is wrong with the body."""
+    given = body.get("accounts") if isinstance(body, dict) else None
+    if not isinstance(given, list) or not 1 <= len(given) <= MAX_ACCOUNTS:
+        return f"'accounts' must be a list of 1 to {MAX_ACCOUNTS} entries."
+    pairs = []
+    for entry in given:
+        account_id = entry.get("accountId") if isinstance(entry, dict) else None
+        updated = entry.get("updatedAt") if isinstance(entry, dict) else None
+        if not isinstance(account_id, str) or not account_id or not isinstance(updated, str):
+            return "Each account needs a string 'accountId' and 'updatedAt'."
+        try:
+            pairs.append((account_id, datetime.fromisoformat(updated).timestamp()))
+        except ValueError:
+            return f"'updatedAt' {updated!r} is not an ISO 8601 time."
+    return pairs
+
+
+def make_privacy_blueprint(platform: Platform) -> Blueprint:
+    bp = Blueprint("simulated_privacy", __name__)
+
+    def report(call: Call) -> Response:
+        if call.grant is None or not call.grant.is_system:
+            return error(401, "The app's system token is required.")
+        if not call.body_ok:
+            return error(400, "The body is not JSON.")
+        pairs = _accounts(call.body)
+        if isinstance(pairs, str):
+            return error(400, pairs)
+        inst = platform.installation_by_id(call.grant.installation_id)
+        closed = set(inst.site.closed_ids) if inst is not None else set()
+        found = platform.account_reports.statuses(pairs, closed)
+        platform.account_reports.record(
+            call.grant.installation_id, [a for a, _ in pairs], found or None
+        )
+        if not found:
+            return Response(b"", status=204)
+        return json_response({"accounts": found})
+
+    @bp.post("/app/report-accounts/")
+    @bp.post("/app/report-accounts")
+    def report_accounts() -> Response:
+        return answer(platform, "report-accounts", report)
+
+    @bp.get("/_sim/privacy")
+    def state() -> Response:
+        return json_response(platform.account_reports.to_json())
+
+    @bp.delete("/_sim/privacy")
+    def clear() -> Response:
+        platform.account_reports.clear()
+        return json_response({"cleared": True})
+
+    @bp.put("/_sim/privacy/accounts")
+    def mark() -> Response:
+        body = request.get_json(silent=True)
+        account_id = body.get("accountId") if isinstance(body, dict) else None
+        if not isinstance(account_id, str) or not account_id:
+            return json_response({"error": "bad_input", "message": "'accountId' is required."}, 400)
+        try:
+            platform.account_reports.mark(account_id, body.get("status"))  # type: ignore[union-attr]
+        except ValueError as exc:
+            return json_response({"error": "bad_input", "message": str(exc)}, 400)
+        return json_response(platform.account_reports.to_json())
+
+    return bp

@@ -1,0 +1,374 @@
+"""The simulated Confluence points quota (Confluence's rate limits since March 2026; docs/quota.md).
+
+Off by default. When on (``Platform(quota=Quota(...))``, ``platform.meter.configure(...)``,
+``PUT /_sim/quota`` or ``./dev --quota POINTS/SECONDS``), every answer of the simulated Confluence
+to a known installation spends points from a pool and carries the headers Confluence sends.
+
+**Cost of a call**: a base point plus points per object involved; writes cost the base only. Every
+identity object a read involves costs 2 points (``COSTS``):
+
+============== ==== ============ ===================================================
+endpoint       base per object   objects
+============== ==== ============ ===================================================
+users-bulk     1    2            user objects returned (unknown ids are free)
+check-access   1    2            distinct emails checked (case-insensitive)
+invite         1    0            none: a write costs the base only
+user-current   1    2            the one user object answered
+============== ==== ============ ===================================================
+
+So a 250-id users-bulk call that finds every user costs 501 points, and 10,000 ids about 20,040.
+Only 2xx answers spend points; other answers (400, 404, 503, ...) are free, and so is a 401 (no
+installation to charge). The GraphQL gateway is not metered.
+
+**Pools**: ``mode="app"`` (the default, Confluence's Tier 1): one pool for the app, shared by every
+installation (policy ``"global-app-quota"``, reason ``confluence-quota-global-based``).
+``mode="site"`` (Tier 2): one pool per site (policy ``"tenant-app-quota"``, reason
+``confluence-quota-tenant-based``). A pool holds ``points`` per window of ``seconds``; windows are
+fixed and aligned on multiples of ``seconds`` since the Unix epoch (an hourly pool resets on the
+hour), and a new window starts with the whole pool.
+
+**Headers** on every metered answer: ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` (after this
+call), ``X-RateLimit-Reset`` (the window's end, ISO 8601 UTC), ``X-RateLimit-NearLimit: true`` when
+under 20% of the pool is left, ``Beta-RateLimit-Policy: "global-app-quota";q=65000;w=3600`` and
+``Beta-RateLimit: "global-app-quota";r=<remaining>;t=<seconds to reset>``.
+
+**Refusal**: a call whose cost does not fit in what is left answers 429 with those headers,
+``Retry-After`` (whole seconds until the window resets, at least 1) and ``RateLimit-Reason``; a
+refused call costs nothing. The base point is reserved before the handler runs (``admit``), so a
+pool without it refuses before any side effect (an invite); the per-object points are charged once
+the answer is known (``settle``), and when they do not fit the base is given back and the call is
+refused. Per-second burst limits are not simulated.
+
+``Meter`` counts, per installation, the points spent, the requests charged and the 429s sent
+(``snapshot()``, ``GET /_sim/quota``). It is thread-safe; its clock (seconds since the epoch) is
+injectable for tests.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+MODES = ("app", "site")
+DEFAULT_POINTS = 65000
+DEFAULT_SECONDS = 3600
+NEAR_LIMIT_SHARE = 0.2
+POLICY_NAMES = {"app": "global-app-quota", "site": "tenant-app-quota"}
+REASONS = {"app": "confluence-quota-global-based", "site": "confluence-quota-tenant-based"}
+APP_POOL = "app"
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    base: int
+    per_object: int
+
+
+COSTS = {
+    "users-bulk": Cost(1, 2),
+    "check-access": Cost(1, 2),
+    "invite": Cost(1, 0),
+    "user-current": Cost(1, 2),
+}
+
+
+def cost_of(endpoint: str, objects: int) -> int:
+    """The points a 2xx answer of ``endpoint`` involving ``objects`` objects costs."""
+    cost = COSTS[endpoint]
+    return cost.base + cost.per_object * objects
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A pool size (``points`` per ``seconds``) and whether there is one for the app or per site."""
+
+    points: int = DEFAULT_POINTS
+    seconds: int = DEFAULT_SECONDS
+    mode: str = "app"
+
+    def __post_init__(self) -> None:
+        for name in ("points", "seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+
+    @classmethod
+    def parse(cls, text: str, mode: str = "app") -> Quota:
+        """``"6500/60"``: 6,500 points per 60 seconds (``"65000"`` alone: per hour)."""
+        points, _, seconds = text.strip().partition("/")
+        try:
+            return cls(int(points), int(seconds) if seconds else DEFAULT_SECONDS, mode)
+        except ValueError as exc:
+            raise ValueError(
+                f"expected POINTS/SECONDS with whole numbers of at least 1 (e.g. 6500/60), "
+                f"not {text!r}: {exc}"
+            ) from None
+
+    @property
+    def policy_name(self) -> str:
+        return POLICY_NAMES[self.mode]
+
+    @property
+    def reason(self) -> str:
+        return REASONS[self.mode]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"points": self.points, "seconds": self.seconds, "mode": self.mode}
+
+
+def quota_from_flags(text: str | None, mode: str | None) -> Quota | None:
+    """The quota of ``--quota [POINTS/SECONDS]`` (``""``: the flag alone) and ``--quota-mode``:
+    None (metering off) without either; the default 65000/3600 when only a mode is given."""
+    if text is None and mode is None:
+        return None
+    return Quota.parse(text or f"{DEFAULT_POINTS}/{DEFAULT_SECONDS}", mode or "app")
+
+
+def iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A pool as one answer reports it."""
+
+    quota: Quota
+    pool: str
+    remaining: int
+    reset: float  # the window's end, seconds since the epoch
+    now: float
+
+    @property
+    def near_limit(self) -> bool:
+        return self.remaining < self.quota.points * NEAR_LIMIT_SHARE
+
+    @property
+    def seconds_left(self) -> int:
+        return max(1, math.ceil(self.reset - self.now))
+
+    def headers(self) -> dict[str, str]:
+        q, name = self.quota, self.quota.policy_name
+        found = {
+            "X-RateLimit-Limit": str(q.points),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": iso(self.reset),
+            "Beta-RateLimit-Policy": f'"{name}";q={q.points};w={q.seconds}',
+            "Beta-RateLimit": f'"{name}";r={self.remaining};t={self.seconds_left}',
+        }
+        if self.near_limit:
+            found["X-RateLimit-NearLimit"] = "true"
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool,
+            "policy": self.quota.policy_name,
+            "limit": self.quota.points,
+            "remaining": self.remaining,
+            "spent": self.quota.points - self.remaining,
+            "reset": iso(self.reset),
+            "nearLimit": self.near_limit,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A call that does not fit: answer 429 with ``headers()``."""
+
+    reading: Reading
+
+    def headers(self) -> dict[str, str]:
+        return self.reading.headers() | {
+            "Retry-After": str(self.reading.seconds_left),
+            "RateLimit-Reason": self.reading.quota.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """The base point reserved by ``admit`` for one call, settled or released once answered."""
+
+    installation_id: str
+    pool: str
+    window: float
+    endpoint: str
+    points: int
+
+
+@dataclass
+class _Pool:
+    window: float = 0.0
+    spent: int = 0
+
+
+@dataclass
+class _Tally:
+    points: int = 0
+    requests: int = 0
+    refused: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {"points": self.points, "requests": self.requests, "refused": self.refused}
+
+
+@dataclass
+class _State:
+    pools: dict[str, _Pool] = field(default_factory=dict)
+    tallies: dict[str, _Tally] = field(default_factory=dict)
+    outside: int = 0  # points spent through ``spend`` (the app's tenants outside the simulator)
+
+
+class Meter:
+    """The pools and what each installation spent; ``quota`` None means metering is off."""
+
+    def __init__(self, quota: Quota | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._quota = quota
+        self._state = _State()
+
+    @property
+    def quota(self) -> Quota | None:
+        return self._quota
+
+    @property
+    def enabled(self) -> bool:
+        return self._quota is not None
+
+    def configure(self, quota: Quota | None) -> None:
+        """Meter with ``quota`` from now on (None: stop metering), with full pools and no counts."""
+        with self._lock:
+            self._quota = quota
+            self._state = _State()
+
+    def pool_of(self, site: str) -> str:
+        """The pool key of a site (its cloudId): the app's pool unless in per-site mode."""
+        quota = self._quota
+        return site if quota is not None and quota.mode == "site" else APP_POOL
+
+    # -- charging (each takes the lock once) -----------------------------------------------------
+
+    def admit(self, installation_id: str, site: str, endpoint: str) -> Ticket | Refusal | None:
+        """Reserve the base cost of a call; None when metering is off."""
+        with self._lock:
+            quota = self._quota
+            if quota is None:
+                return None
+            key = self.pool_of(site)
+            pool, now = self._pool(quota, key)
+            base = COSTS[endpoint].base
+            if base > quota.points - pool.spent:
+                self._tally(installation_id).refused += 1
+                return Refusal(self._reading(quota, key, pool, now))
+            pool.spent += base
+            return Ticket(installation_id, key, pool.window, endpoint, base)
+
+    def settle(self, ticket: Ticket, objects: int) -> Reading | Refusal | None:
+        """Charge the rest of a 2xx answer's cost, or give the base back and refuse it."""
+        with self._lock:
+            quota = self._quota
+            if quota is None:
+                return None
+            pool, now = self._pool(quota, ticket.pool)
+            same_window = pool.window == ticket.window
+            held = ticket.points if same_window else 0
+            extra = cost_of(ticket.endpoint, objects) - held
+            tally = self._tally(ticket.installation_id)
+            if extra > quota.points - pool.spent:
+                pool.spent -= held
+                tally.refused += 1
+                return Refusal(self._reading(quota, ticket.pool, pool, now))
+            pool.spent += extra
+            tally.points += held + extra
+            tally.requests += 1
+            return self._reading(quota, ticket.pool, pool, now)
+
+    def release(self, ticket: Ticket) -> Reading | None:
+        """Give the base back (an answer that costs nothing)."""
+        with self._lock:
+            quota = self._quota
+            if quota is None:
+                return None
+            pool, now = self._pool(quota, ticket.pool)
+            if pool.window == ticket.window:
+                pool.spent -= ticket.points
+            return self._reading(quota, ticket.pool, pool, now)
+
+    def spend(self, site: str, points: int) -> Reading | None:
+        """Spend up to ``points`` of a site's pool as the app's other tenants would."""
+        with self._lock:
+            quota = self._quota
+            if quota is None:
+                return None
+            key = self.pool_of(site)
+            pool, now = self._pool(quota, key)
+            taken = max(0, min(points, quota.points - pool.spent))
+            pool.spent += taken
+            self._state.outside += taken
+            return self._reading(quota, key, pool, now)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def reading(self, site: str) -> Reading | None:
+        """The pool of a site (its cloudId) as an answer would report it now."""
+        with self._lock:
+            quota = self._quota
+            if quota is None:
+                return None
+            key = self.pool_of(site)
+            pool, now = self._pool(quota, key)
+            return self._reading(quota, key, pool, now)
+
+    def spent_by(self, installation_id: str) -> int:
+        with self._lock:
+            tally = self._state.tallies.get(installation_id)
+            return tally.points if tally else 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``GET /_sim/quota`` answers: the policy, each pool now, and the counts."""
+        with self._lock:
+            quota = self._quota
+            tallies = self._state.tallies
+            total = _Tally(
+                sum(t.points for t in tallies.values()),
+                sum(t.requests for t in tallies.values()),
+                sum(t.refused for t in tallies.values()),
+            )
+            pools = []
+            if quota is not None:
+                for key in sorted(self._state.pools):
+                    pool, now = self._pool(quota, key)
+                    pools.append(self._reading(quota, key, pool, now).to_json())
+            return {
+                "enabled": quota is not None,
+                "quota": quota.to_json() if quota else None,
+                "pools": pools,
+                "installations": {k: t.to_json() for k, t in sorted(tallies.items())},
+                "total": total.to_json(),
+                "outside": self._state.outside,
+            }
+
+    # -- inside the lock -------------------------------------------------------------------------
+
+    def _pool(self, quota: Quota, key: str) -> tuple[_Pool, float]:
+        now = self._clock()
+        window = math.floor(now / quota.seconds) * quota.seconds
+        pool = self._state.pools.setdefault(key, _Pool(window))
+        if pool.window != window:
+            pool.window, pool.spent = window, 0
+        return pool, now
+
+    def _tally(self, installation_id: str) -> _Tally:
+        return self._state.tallies.setdefault(installation_id, _Tally())
+
+    @staticmethod
+    def _reading(quota: Quota, key: str, pool: _Pool, now: float) -> Reading:
+        remaining = max(0, quota.points - pool.spent)
+        return Reading(quota, key, remaining, pool.window + quota.seconds, now)

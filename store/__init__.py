@@ -1,0 +1,65 @@
+"""Store: everything Access Desk keeps, in SQLite (default) or PostgreSQL, through SQLAlchemy Core.
+
+``Store(url, secret_key)`` is one object composed of one mixin per aggregate, all sharing one
+engine, one clock and one Fernet key (``store.base``):
+
+- ``store.installations``: installations, system tokens, webhook secrets, offline user tokens;
+- ``store.jobs``: jobs and their items as records (create, read, list, count);
+- ``store.queue``: leases on jobs and the worker's lease-guarded writes;
+- ``store.deliveries``: webhook deliveries and the jobs they make;
+- ``store.audit``: the audit log;
+- ``store.quota``: rate-limit holds and near-limit flags (the quota ledger);
+- ``store.duties``: platform duties: offline token context form, dormancy, personal data;
+- ``store.paging``: the cursors of the paged lists; ``store.errors``: the errors below.
+
+``migrate()`` brings the schema to Alembic's head (``migrations/``), serialized between processes:
+a ``pg_advisory_lock`` on PostgreSQL, an exclusive ``flock`` on ``<database>.migrate.lock`` on
+SQLite. SQLite connections run in WAL mode with a busy timeout and foreign keys on.
+
+Tenancy: every method that reads or writes tenant data takes ``installation_id`` first and scopes
+every query by it; another installation's job, audit entry or secret reads as ``None``/empty.
+Secrets (system tokens, offline user tokens, webhook secrets) are stored encrypted with
+``Fernet(secret_key)`` and kept out of every ``repr``; a value that no longer decrypts (the key
+changed) reads as absent.
+
+Jobs are claimed with leases: ``claim_job`` atomically takes one runnable job (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, a conditional ``UPDATE`` checked by rowcount on SQLite), and writes to a job
+(``record_outcomes``, ``finish_job``, ``renew_lease``) happen only while the caller's lease holds.
+Item outcomes never go back from final to ``pending``.
+
+Errors::
+
+    StoreError
+     +-- BadCursor             a ``before`` cursor that this store did not hand out
+     +-- UnknownInstallation   ``set_webhook_secret`` for an installation never stored
+
+Times are epoch seconds from ``clock`` (``time.time``); ``to_json`` renders ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+from store.audit import Audit
+from store.deliveries import Deliveries
+from store.duties import ERASED, NON_ACCOUNTS, PlatformDuties
+from store.errors import BadCursor, StoreError, UnknownInstallation
+from store.installations import Installations, installation_uuid
+from store.jobs import FINAL_OUTCOMES, OUTCOMES
+from store.queue import Queue
+from store.quota import QuotaLedger, RateHold
+
+__all__ = [
+    "FINAL_OUTCOMES",
+    "OUTCOMES",
+    "ERASED",
+    "NON_ACCOUNTS",
+    "BadCursor",
+    "RateHold",
+    "Store",
+    "StoreError",
+    "UnknownInstallation",
+    "installation_uuid",
+]
+
+
+class Store(Installations, Deliveries, Queue, Audit, QuotaLedger, PlatformDuties):
+    """All persistent state; thread-safe (one engine, a connection per call). See the module doc."""

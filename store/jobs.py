@@ -1,0 +1,182 @@
+"""Jobs and their items as records: create, read, list (paged, newest first) and count.
+
+A new job is ``queued`` with every item ``pending`` and unchecked, in the given order. Working on
+a job (leases, outcomes, finishing) is ``store.queue``; a webhook's job is made with its delivery
+record in ``store.deliveries``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from records import Counts, Job, JobItem
+from store.base import StoreBase
+from store.paging import cursor, cursor_id, cursor_time, uncursor
+from tables import job_items, jobs
+
+OUTCOMES = ("pending", "invited", "alreadyHasAccess", "invalid", "failed")
+FINAL_OUTCOMES = frozenset(OUTCOMES) - {"pending"}
+
+
+class Jobs(StoreBase):
+    """Job records and their items, scoped by installation."""
+
+    def create_job(
+        self,
+        installation_id: str,
+        *,
+        source: str,
+        dry_run: bool,
+        created_by: str | None,
+        emails: Sequence[str],
+        kind: str = "invite",
+    ) -> Job:
+        """A queued job whose items are all ``pending`` and unchecked, in the given order."""
+        with self.engine.begin() as conn:
+            return self._insert_job(
+                conn,
+                secrets.token_urlsafe(12),
+                installation_id,
+                source=source,
+                dry_run=dry_run,
+                created_by=created_by,
+                emails=emails,
+                kind=kind,
+            )
+
+    def _insert_job(
+        self,
+        conn: sa.Connection,
+        job_id: str,
+        installation_id: str,
+        *,
+        source: str,
+        dry_run: bool,
+        created_by: str | None,
+        emails: Sequence[str],
+        kind: str = "invite",
+    ) -> Job:
+        now = self._clock()
+        row = {
+            "id": job_id,
+            "installation_id": installation_id,
+            "kind": kind,
+            "source": source,
+            "dry_run": dry_run,
+            "state": "queued",
+            "created_at": now,
+            "created_by": created_by,
+            "updated_at": now,
+            "total": len(emails),
+            "pending": len(emails),
+            "invited": 0,
+            "already_has_access": 0,
+            "invalid": 0,
+            "failed": 0,
+        }
+        items = [
+            {"job_id": job_id, "position": i, "email": e, "outcome": "pending", "checked": False}
+            for i, e in enumerate(emails)
+        ]
+        conn.execute(sa.insert(jobs).values(row))
+        if items:
+            conn.execute(sa.insert(job_items), items)
+        return Job(
+            id=job_id,
+            installation_id=installation_id,
+            kind=kind,
+            source=source,
+            dry_run=dry_run,
+            state="queued",
+            created_at=now,
+            created_by=created_by,
+            updated_at=now,
+            total=len(emails),
+            counts=Counts(pending=len(emails)),
+            lease_owner=None,
+            lease_until=None,
+            not_before=None,
+            error=None,
+            items=tuple(JobItem(i, e, "pending", None, False) for i, e in enumerate(emails)),
+        )
+
+    def job(self, installation_id: str, job_id: str, *, items: bool = True) -> Job | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(jobs).where(
+                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
+                )
+            ).first()
+            if row is None:
+                return None
+            loaded: tuple[JobItem, ...] | None = None
+            if items:
+                rows = conn.execute(
+                    sa.select(job_items)
+                    .where(job_items.c.job_id == job_id)
+                    .order_by(job_items.c.position)
+                )
+                loaded = tuple(
+                    JobItem(r.position, r.email, r.outcome, r.error, bool(r.checked)) for r in rows
+                )
+        return _job(row, loaded)
+
+    def list_jobs(
+        self, installation_id: str, limit: int, before: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """Jobs without items, newest first; pass the returned cursor as ``before`` for more."""
+        query = sa.select(jobs).where(jobs.c.installation_id == installation_id)
+        if before is not None:
+            created_at, job_id = uncursor(before, "j", (cursor_time, cursor_id))
+            query = query.where(
+                sa.or_(
+                    jobs.c.created_at < created_at,
+                    sa.and_(jobs.c.created_at == created_at, jobs.c.id < job_id),
+                )
+            )
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            found = [_job(r, None) for r in conn.execute(query)]
+        if len(found) <= limit:
+            return found, None
+        last = found[limit - 1]
+        return found[:limit], cursor("j", last.created_at, last.id)
+
+    def count_jobs_by_state(self) -> dict[str, int]:
+        """Jobs per state across every installation (for the queue-depth metric)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+            ).all()
+        return {str(state): int(n) for state, n in rows}
+
+
+def _job(row: Any, items: tuple[JobItem, ...] | None) -> Job:
+    return Job(
+        id=row.id,
+        installation_id=row.installation_id,
+        kind=row.kind,
+        source=row.source,
+        dry_run=bool(row.dry_run),
+        state=row.state,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        updated_at=row.updated_at,
+        total=row.total,
+        counts=Counts(
+            pending=row.pending,
+            invited=row.invited,
+            already_has_access=row.already_has_access,
+            invalid=row.invalid,
+            failed=row.failed,
+        ),
+        lease_owner=row.lease_owner,
+        lease_until=row.lease_until,
+        not_before=row.not_before,
+        error=row.error,
+        items=items,
+    )

@@ -1,0 +1,221 @@
+"""Dormant installations: quiet for 72 hours or refused by their site; paused jobs; waking up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from atlassian import OfflineTokens
+from confluence import Client, Policy
+from dormancy import QUIET_SECONDS, REFUSAL_SPAN_SECONDS, REFUSALS_TO_DORMANT, Sweeper
+from jobs import JobRunner, Worker
+from ratelimit import MemoryGate
+from records import Installation
+from simulator import Platform
+from store import Store
+from tests.conftest import Backend
+from tests.stores import Clock
+
+
+def install(platform: Platform, store: Store, clock: Clock) -> str:
+    inst = platform.installation
+    store.upsert_installation(
+        inst.id,
+        cloud_id=inst.cloud_id,
+        api_base_url=inst.api_base_url,
+        system_token=platform.system_token(inst),
+        system_token_expires_at=clock() + 10 * 24 * 3600,
+    )
+    return inst.id
+
+
+def worker(platform: Platform, store: Store, session: requests.Session, clock: Clock) -> Worker:
+    def make_client(installation: Installation, token: str) -> Client:
+        return Client(
+            session,
+            installation.api_base_url,
+            token,
+            policy=Policy(deadline_seconds=10, timeout_seconds=5, max_retries=0),
+            allowlist=(platform.allowlist_prefix,),
+            sleep=lambda seconds: None,
+            gate=MemoryGate(),
+        )
+
+    tokens = OfflineTokens(session, platform.graphql_url, store, clock=clock)
+    return Worker(store, JobRunner(store), make_client, tokens, worker_id="bg")
+
+
+def job(platform: Platform, store: Store, n: int = 1, prefix: str = "hire") -> str:
+    emails = [f"{prefix}{i}@example.com" for i in range(n)]
+    admin = platform.installation.site.admin_id
+    created = store.create_job(
+        platform.installation.id, source="webhook", dry_run=True, created_by=admin, emails=emails
+    )
+    return created.id
+
+
+def test_no_scheduled_trigger_for_72_hours_makes_an_installation_dormant(
+    platform: Platform, store: Store, clock: Clock
+) -> None:
+    iid = install(platform, store, clock)
+    other = "ari:cloud:ecosystem::installation/other"
+    store.upsert_installation(other, cloud_id="c2", api_base_url="https://x/ex/confluence/c2")
+    sweeper = Sweeper(store, every_seconds=0, clock=clock)
+    store.note_scheduled_trigger(iid, report_every_seconds=7 * 86400)
+    clock.advance(QUIET_SECONDS - 1)
+    store.note_scheduled_trigger(other, report_every_seconds=7 * 86400)
+    sweeper.chore()
+    assert store.count_dormant_installations() == 0
+    clock.advance(2)
+    sweeper.chore()
+    assert store.count_dormant_installations() == 1
+    health = store.installation_health(iid)
+    assert health is not None and health.dormant and health.dormant_reason == "quiet"
+    assert (
+        health.dormant_since == clock() and health.last_scheduled_at == clock() - QUIET_SECONDS - 1
+    )
+    assert store.installation_health(other).dormant is False  # type: ignore[union-attr]
+
+    assert store.resume_installation(iid) is True
+    assert store.resume_installation(iid) is False
+    sweeper.chore()  # woken by an invocation: quiet again only 72 h after that
+    assert store.count_dormant_installations() == 0
+    clock.advance(QUIET_SECONDS + 1)
+    store.note_scheduled_trigger(other, report_every_seconds=7 * 86400)
+    sweeper.chore()
+    assert store.mark_quiet_installations_dormant(QUIET_SECONDS) == []  # already marked
+    assert store.count_dormant_installations() == 1
+
+
+def test_the_sweeper_runs_at_most_every_few_minutes(store: Store, clock: Clock) -> None:
+    calls: list[float] = []
+
+    class Counting(Store):
+        def mark_quiet_installations_dormant(self, quiet_seconds: float) -> list[str]:
+            calls.append(quiet_seconds)
+            return []
+
+    counting: Any = Counting.__new__(Counting)
+    sweeper = Sweeper(counting, every_seconds=300, clock=clock)
+    for _ in range(3):
+        assert sweeper.chore() is False
+    clock.advance(300)
+    sweeper.chore()
+    assert calls == [QUIET_SECONDS, QUIET_SECONDS]
+
+
+def test_a_dormant_installations_jobs_are_not_claimed_until_it_wakes(
+    platform: Platform, store: Store, session: requests.Session, clock: Clock
+) -> None:
+    iid = install(platform, store, clock)
+    first = job(platform, store)
+    clock.advance(QUIET_SECONDS + 1)
+    assert store.mark_quiet_installations_dormant(QUIET_SECONDS) == [iid]
+    background = worker(platform, store, session, clock)
+    assert background.run_once() is False
+    assert store.claim_job("other", 60) is None
+    assert platform.requests == []  # no token minted, no quota spent
+    paused = store.job(iid, first, items=False)
+    assert paused is not None and paused.state == "queued"
+    # a panel's getJob may still advance its own job (the caller is there, with a token)
+    assert store.claim_job("panel", 60, installation_id=iid, job_id=first) is not None
+    store.release_job(first, "panel")
+
+    store.resume_installation(iid)
+    assert background.run_once() is True
+    done = store.job(iid, first, items=False)
+    assert done is not None and done.state == "done"
+
+
+def test_a_site_refusing_every_call_for_an_hour_makes_the_installation_dormant(
+    platform: Platform, store: Store, session: requests.Session, clock: Clock
+) -> None:
+    iid = install(platform, store, clock)
+    background = worker(platform, store, session, clock)
+    platform.faults.add("check-access", "403", times=None)
+    big = job(platform, store, n=100 * REFUSALS_TO_DORMANT, prefix="big")
+    assert background.run_once()
+    health = store.installation_health(iid)
+    assert health is not None and health.refusals == REFUSALS_TO_DORMANT
+    assert not health.dormant  # refused ten times, but all within a moment
+    finished = store.job(iid, big, items=False)
+    assert finished is not None and finished.counts.failed == 100 * REFUSALS_TO_DORMANT
+
+    clock.advance(REFUSAL_SPAN_SECONDS)
+    job(platform, store, prefix="second")
+    assert background.run_once()
+    health = store.installation_health(iid)
+    assert health is not None and health.dormant and health.dormant_reason == "refused"
+    assert health.refusals == REFUSALS_TO_DORMANT + 1
+
+    third = job(platform, store, prefix="third")
+    checks = len([r for r in platform.requests if r.endpoint == "check-access"])
+    assert background.run_once() is False  # paused: nothing spent
+    assert len([r for r in platform.requests if r.endpoint == "check-access"]) == checks
+
+    store.resume_installation(iid)  # woken, but the site still refuses: one probe, asleep again
+    for _ in range(5):
+        if not background.run_once():
+            break
+    assert store.installation_health(iid).dormant is True  # type: ignore[union-attr]
+    assert len([r for r in platform.requests if r.endpoint == "check-access"]) == checks + 1
+
+    platform.faults.clear()
+    store.resume_installation(iid)
+    fourth = job(platform, store, prefix="fourth")
+    for _ in range(5):
+        if not background.run_once():
+            break
+    assert store.job(iid, fourth, items=False).state == "done"  # type: ignore[union-attr]
+    health = store.installation_health(iid)
+    assert health is not None and not health.dormant and health.refusals == 0
+    assert health.first_refusal_at is None
+    assert store.job(iid, third, items=False).state == "done"  # type: ignore[union-attr]
+
+
+def test_answers_in_between_reset_the_count(store: Store, clock: Clock) -> None:
+    iid = "ari:cloud:ecosystem::installation/a"
+    store.upsert_installation(iid, cloud_id="c", api_base_url="https://x/ex/confluence/c")
+    args: dict[str, Any] = {"refusals_to_dormant": 3, "span_seconds": 60}
+    for _ in range(5):
+        assert store.note_site_answer(iid, refused=True, **args) is False
+        clock.advance(20)
+        assert store.note_site_answer(iid, refused=True, **args) is False
+        clock.advance(20)
+        store.note_site_answer(iid, refused=False, **args)
+    assert store.installation_health(iid).refusals == 0  # type: ignore[union-attr]
+    for step in (0, 30, 29):  # three refusals, but over 59 s only
+        clock.advance(step)
+        assert store.note_site_answer(iid, refused=True, **args) is False
+    clock.advance(1)
+    assert store.note_site_answer(iid, refused=True, **args) is True
+    assert store.note_site_answer(iid, refused=True, **args) is False  # already dormant
+
+
+def test_a_verified_invocation_wakes_the_installation_and_metrics_count_dormant_ones(
+    backend: Backend, platform: Platform
+) -> None:
+    app: Any = backend.client.application
+    store: Store = app.extensions["access_desk"].store
+    inst = platform.installation
+    headers = platform.invocation_headers(inst, None)
+    assert backend.client.post("/forge/scheduled", json={}, headers=headers).status_code == 200
+    assert store.mark_quiet_installations_dormant(-60) == [inst.id]  # as if 72 h had passed
+    text = backend.client.get("/metrics").get_data(as_text=True)
+    assert "access_desk_dormant_installations 1.0" in text
+
+    forged = dict(headers, authorization="Bearer not-a-fit")
+    assert backend.client.post("/forge/scheduled", json={}, headers=forged).status_code == 401
+    assert store.installation_health(inst.id).dormant is True  # type: ignore[union-attr]
+
+    assert backend.call("whoami").status_code == 200
+    health = store.installation_health(inst.id)
+    assert health is not None and not health.dormant and health.resumed_at is not None
+    assert "access_desk_dormant_installations 0.0" in backend.client.get("/metrics").get_data(
+        as_text=True
+    )
+    store.mark_quiet_installations_dormant(-60)
+    headers = platform.invocation_headers(inst, None)
+    assert backend.client.post("/forge/scheduled", json={}, headers=headers).status_code == 200
+    assert store.installation_health(inst.id).dormant is False  # type: ignore[union-attr]
