@@ -132,16 +132,16 @@ def running_dev(
     try:
         dev = Dev(proc, port, var, read_until(proc, "Access Desk is running", timeout))
         yield dev
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.stdout is not None
-        dev.rest = proc.stdout.read()
-        assert proc.wait(timeout=30) == 0, dev.rest
-    finally:
+    finally:  # also when the block failed: Ctrl-C, so that ./dev stops its backend itself
         if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            rest, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+            rest, _ = proc.communicate()
+    dev.rest = rest
+    assert proc.returncode == 0, rest
 
 
 def test_dev_serves_the_panel_and_its_printed_commands_work(tmp_path: Path) -> None:
@@ -212,7 +212,6 @@ def test_verbose_prints_the_request_logs_and_keeps_dev_log(tmp_path: Path) -> No
     with running_dev(var, "--verbose") as dev:
         dev.resolver("whoami", {})
         assert requests.get(f"{dev.url}/panel/", timeout=10).status_code == 200
-        time.sleep(0.5)  # let the lines through the pipe before Ctrl-C
     printed = dev.welcome + dev.rest
     assert "Booting worker" in printed  # the backend starts before the welcome
     assert re.search(r'"path": "/resolvers/whoami", "status": 200', dev.rest)
