@@ -62,6 +62,13 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _PlainLogHandler(WSGIRequestHandler):
+    """One uncoloured line per request on the ``werkzeug`` logger (for a log file)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.log("info", '"%s" %s %s', self.requestline, code, size)
+
+
 @dataclass
 class Server:
     url: str
@@ -238,11 +245,15 @@ class Platform:
 
         return create_simulator_app(self)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> Server:
-        """Serve on ``host:port`` (0: any free port) in a daemon thread."""
-        httpd = make_server(
-            host, port, self.wsgi_app(), threaded=True, request_handler=_QuietHandler
-        )
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 0, *, log_requests: bool = False
+    ) -> Server:
+        """Serve on ``host:port`` (0: any free port) in a daemon thread.
+
+        Requests are logged (one line each on the ``werkzeug`` logger) only with ``log_requests``.
+        """
+        handler = _PlainLogHandler if log_requests else _QuietHandler
+        httpd = make_server(host, port, self.wsgi_app(), threaded=True, request_handler=handler)
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{httpd.server_port}"
         for inst in self.installations:
