@@ -1,8 +1,9 @@
 """``rotateWebhookSecret``, ``webhookStatus`` and the work behind ``POST /webhooks/<installation>``.
 
-A webhook job runs as the administrator who last rotated the secret. The secret is shown once.
-Every delivery is recorded with its job: a repeated ``webhook-id`` does nothing new but is noted as
-a replay (its latest one), so ``webhookStatus`` can list the recent ones.
+A webhook job runs as the administrator who last rotated the secret. The secret is shown once; the
+one it replaces keeps working for 24 h unless the rotation revokes it (``revokePrevious``). Every
+delivery is recorded with its job: a repeated ``webhook-id`` does nothing new but is noted as a
+replay (its latest one), so ``webhookStatus`` can list the recent ones.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ RECENT_DELIVERIES = 20
 
 
 def rotate_secret(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
-    only_fields(payload, set())
+    """A new secret; the previous one keeps verifying for 24 h, or stops at once with
+    ``revokePrevious`` (a leaked secret)."""
+    only_fields(payload, {"revokePrevious"})
+    revoke = optional_bool(payload, "revokePrevious")
     ctx.require_admin()
     inv = ctx.invocation
     assert ctx.account_id is not None
@@ -30,14 +34,16 @@ def rotate_secret(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     ctx.store.upsert_installation(
         inv.installation_id, cloud_id=inv.cloud_id, api_base_url=inv.api_base_url
     )
-    ctx.store.set_webhook_secret(inv.installation_id, secret, ctx.account_id)
+    ctx.store.set_webhook_secret(
+        inv.installation_id, secret, ctx.account_id, revoke_previous=revoke
+    )
     ctx.store.add_audit(
         inv.installation_id,
         actor=ctx.account_id,
         action="webhook.rotateSecret",
         source="panel",
         subjects=[],
-        outcome="rotated",
+        outcome={"revokedPrevious": revoke},
     )
     uuid = inv.installation_id.rsplit("/", 1)[-1]
     return {"url": f"{ctx.public_base_url}/webhooks/{uuid}", "secret": secret}
