@@ -1,5 +1,5 @@
 """What the store hands out: frozen records of installations, jobs and audit entries, with their
-JSON shapes (CONTRACT.md §4). Times are epoch seconds; ``to_json`` renders ISO 8601 UTC."""
+JSON shapes (docs/contract.md §4). Times are epoch seconds; ``to_json`` renders ISO 8601 UTC."""
 
 from __future__ import annotations
 
@@ -54,12 +54,26 @@ class JobItem:
     outcome: str
     error: str | None
     checked: bool
+    joined: bool | None = None  # an invitee seen with access by a follow-up; None: not followed up
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"email": self.email, "outcome": self.outcome}
         if self.error is not None:
             out["error"] = self.error
+        if self.outcome == "invited" and self.joined is not None:
+            out["joined"] = self.joined
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """The latest follow-up of an invite job: when it checked, and how many invitees had joined."""
+
+    checked_at: float
+    joined: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checkedAt": iso(self.checked_at), "joined": self.joined}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +94,14 @@ class Job:
     not_before: float | None
     error: str | None
     items: tuple[JobItem, ...] | None = None  # None: not loaded
+    follow_up: FollowUp | None = None  # None before the first follow-up
+    follow_up_due: float | None = None  # when the next follow-up is due; None: no more
+    cancel_requested: bool = False  # cancelJob asked; the job ends when its holder lets go
+
+    @property
+    def active(self) -> bool:
+        """Still has invite work (``queued`` or ``running``); a finished job may still follow up."""
+        return self.state in ("queued", "running")
 
     @property
     def estimated_points(self) -> int:
@@ -89,7 +111,7 @@ class Job:
         return invite_job_points(self.total, dry_run=self.dry_run, settled=settled)
 
     def to_json(self, items: bool = True) -> dict[str, Any]:
-        """The docs/contract.md §4 ``Job``; ``items=True`` needs a job loaded with its items.
+        """The ``Job`` of docs/contract.md §4; ``items=True`` needs a job loaded with its items.
         ``notBefore``: until when the job waits (a claim clears it), null while it may run."""
         out: dict[str, Any] = {
             "id": self.id,
@@ -105,6 +127,8 @@ class Job:
             "notBefore": None if self.not_before is None else iso(self.not_before),
             "counts": self.counts.to_json(),
         }
+        if self.follow_up is not None:
+            out["followUp"] = self.follow_up.to_json()
         if items:
             if self.items is None:
                 raise ValueError("this Job was loaded without its items")
@@ -131,6 +155,34 @@ class AuditEntry:
             "source": self.source,
             "subjects": list(self.subjects),
             "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookState:
+    """What ``webhookStatus`` shows of an installation's webhook secret (never the secret)."""
+
+    configured: bool
+    rotated_at: float | None
+    acting_as: str | None
+    previous_valid_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A webhook delivery accepted (its first arrival) or replayed (its latest repeat)."""
+
+    at: float
+    webhook_id: str
+    status: str  # "accepted" | "replayed"
+    job_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "webhookId": self.webhook_id,
+            "status": self.status,
+            "jobId": self.job_id,
         }
 
 
