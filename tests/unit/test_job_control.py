@@ -132,6 +132,9 @@ def test_a_worker_stops_after_its_chunk_in_flight(
     class CancelledDuringSecondInvite:
         invites = 0
 
+        def background(self) -> CancelledDuringSecondInvite:
+            return self
+
         def check_access(self, chunk: Sequence[str]) -> AccessResult:
             return real.check_access(chunk)
 
@@ -224,6 +227,9 @@ def test_cancelling_a_dry_run_keeps_what_it_checked(
     real = admin_client()
 
     class CancelledDuringFirstCheck:
+        def background(self) -> CancelledDuringFirstCheck:
+            return self
+
         def check_access(self, chunk: Sequence[str]) -> AccessResult:
             runner.cancel(iid, job.id, admin, wait_seconds=0)
             return real.check_access(chunk)
@@ -419,6 +425,9 @@ def test_a_follow_up_resumes_after_a_crash_without_checking_anyone_twice(
 
     class CrashesOnSecondCheck:
         checks = 0
+
+        def background(self) -> CrashesOnSecondCheck:
+            return self
 
         def check_access(self, chunk: Sequence[str]) -> AccessResult:
             self.checks += 1
