@@ -3,6 +3,7 @@
 import { mountAccess } from "./access.js";
 import { mountAudit, mountJobs } from "./activity.js";
 import { call } from "./api.js";
+import { adminCheckHint, mountDiagnose } from "./diagnose.js";
 import { announce, clear, h, message, spinner } from "./dom.js";
 import { mountInvite } from "./invite.js";
 import { mountLookup } from "./lookup.js";
@@ -15,6 +16,7 @@ const TOOLS = [
   { key: "jobs", label: "Jobs", admin: true },
   { key: "audit", label: "Audit log", admin: true },
   { key: "webhook", label: "Webhook", admin: true },
+  { key: "diagnose", label: "Diagnose", admin: true },
 ];
 
 async function start() {
@@ -43,7 +45,7 @@ async function start() {
   clear(main,
     me.isAdmin
       ? null
-      : message("info", "You can look up users here. Checking access, inviting people, jobs, the audit log and webhooks are for Confluence administrators."),
+      : message("info", "You can look up users here. Checking access, inviting people, jobs, the audit log, webhooks and the diagnosis are for Confluence administrators.", adminCheckHint()),
     body);
   mountTabs(body, tools);
   main.setAttribute("aria-busy", "false");
@@ -111,6 +113,7 @@ function mountTabs(root, tools) {
     jobs: (p) => mountJobs(p),
     audit: (p) => mountAudit(p),
     webhook: (p) => mountWebhook(p),
+    diagnose: (p) => mountDiagnose(p),
   };
 
   let selected = null;
