@@ -629,6 +629,13 @@ def _quota(ctx: Context, probes: list[Probe], now: float) -> Check:
     seen = [p for p in probes if "X-RateLimit-Remaining" in p.rate_limit]
     latest = min(seen, key=lambda p: _int(p.rate_limit["X-RateLimit-Remaining"])) if seen else None
     pool = _points(latest).strip() if latest else "Confluence sent no rate-limit headers."
+    policies = {
+        p.rate_limit["Beta-RateLimit-Policy"]
+        for p in probes
+        if "Beta-RateLimit-Policy" in p.rate_limit
+    }
+    if policies:
+        pool += f" Policy: {', '.join(sorted(policies))}."
     if hold.until > now:
         return Check(
             name,

@@ -4,6 +4,7 @@ simulated platform (faults, switches, opaque tokens), on SQLite and PostgreSQL."
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -33,10 +34,15 @@ NAMES = [
 
 
 @pytest.fixture()
-def backend(settings: Settings, platform: Platform, sleeps: Sleeps, db_url: str) -> Backend:
+def backend(
+    settings: Settings, platform: Platform, sleeps: Sleeps, db_url: str
+) -> Iterator[Backend]:
     """The in-process app on each database of ``tests.stores.BACKENDS``."""
     app = create_app(replace(settings, database_url=db_url), sleep=sleeps)
-    return Backend(app.test_client(), platform)
+    try:
+        yield Backend(app.test_client(), platform)
+    finally:
+        app.extensions["access_desk"].store.close()
 
 
 def store_of(backend: Backend) -> Store:
@@ -107,6 +113,7 @@ def test_points_are_shown_when_confluence_reports_them(backend, platform):
     assert " of 1000" in found["Check access (check-access-by-email)"]["detail"]
     assert found["Quota"]["status"] == "ok"
     assert "of 1000" in found["Quota"]["detail"]
+    assert 'Policy: "global-app-quota";q=1000;w=3600.' in found["Quota"]["detail"]
 
 
 def test_a_non_admin_is_refused_and_sees_the_operations_confluence_reported(backend, platform):
@@ -183,12 +190,16 @@ def test_a_disabled_email_api_is_a_warning(backend, platform):
 
 def test_a_slow_confluence_times_out_within_the_deadline(settings, platform, sleeps, db_url):
     fast = replace(settings, database_url=db_url, call_deadline_seconds=3.0)
-    backend = Backend(create_app(fast, sleep=sleeps).test_client(), platform)
-    healthy(backend, platform)
-    platform.faults.add("users-bulk", "latency", delay=2.5)
-    started = time.monotonic()
-    found = checks(backend)
-    took = time.monotonic() - started
+    app = create_app(fast, sleep=sleeps)
+    backend = Backend(app.test_client(), platform)
+    try:
+        healthy(backend, platform)
+        platform.faults.add("users-bulk", "latency", delay=2.5)
+        started = time.monotonic()
+        found = checks(backend)
+        took = time.monotonic() - started
+    finally:
+        app.extensions["access_desk"].store.close()
     assert found["Look up users (users-bulk)"]["status"] == "warn"
     assert "Timed out" in found["Look up users (users-bulk)"]["detail"]
     assert found["Check access (check-access-by-email)"]["status"] == "ok"
