@@ -104,7 +104,9 @@ def diagnose(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
         probe_check("admin", lambda p: _admin(ctx, p), "Admin check"),
         probe_check("users", lambda p: _users(ctx, p), "Look up users (users-bulk)"),
         probe_check("access", _access, "Check access (check-access-by-email)"),
-        probe_check("invite", _invite, "Invite (invite-by-email)"),
+        probe_check(
+            "invite", lambda p: _invite(p, results.get("access")), "Invite (invite-by-email)"
+        ),
         _offline_check(results.get("offline")),
         _trigger(health, now),
         _report(health, kit, now),
@@ -327,23 +329,34 @@ def _access(probe: Probe) -> Check:
     )
 
 
-def _invite(probe: Probe) -> Check:
+def _invite(probe: Probe, access: Any) -> Check:
+    """The empty-list probe; read together with the check-access probe, which needs the same
+    scope: a 400 here while check-access was refused for scope or permission is inconclusive."""
     name = "Invite (invite-by-email)"
+    refused = isinstance(access, Probe) and access.status in (401, 403)
+    if probe.status == 400 and refused:
+        return Check(
+            name,
+            "warn",
+            "Probed with an empty list, which invites nobody: Confluence answered 400, but "
+            f"check-access-by-email, which needs the same scope ({CONFIG_SCOPE}), was refused: "
+            "this site may read the body before the scope, so inviting is probably refused too. "
+            "Fix the Check access row first.",
+        )
     if probe.status == 400:
         return Check(
             name,
             "ok",
-            f"Probed with an empty list, which invites nobody: Confluence "
-            f"answered 400 (the list must not be empty) past the scope check, so "
-            f"{CONFIG_SCOPE} is granted for inviting too.{_points(probe)}",
+            "Probed with an empty list, which invites nobody: Confluence answered 400 (the list "
+            f"must hold 1 to 100 emails) past the scope check, so {CONFIG_SCOPE} is granted for "
+            f"inviting too.{_points(probe)}",
         )
     if probe.status is not None and 200 <= probe.status < 300:
         return Check(
             name,
             "ok",
-            f"Probed with an empty list, which invites nobody: Confluence "
-            f"accepted it (HTTP {probe.status}); scope {CONFIG_SCOPE} works."
-            f"{_points(probe)}",
+            "Probed with an empty list, which invites nobody: Confluence accepted it "
+            f"(HTTP {probe.status}); scope {CONFIG_SCOPE} works.{_points(probe)}",
         )
     return _refused(name, probe, CONFIG_SCOPE, "invite-by-email")
 
