@@ -30,6 +30,7 @@ read as a non-administrator (a missing scope, a refused token) can see why.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from records import iso
 from resolvers.context import Context, Diagnostics, NotAllowed
 from resolvers.inputs import only_fields
 from store import RateHold
+
+log = logging.getLogger(__name__)
 
 WORKERS = 4
 PROBE_EMAIL = "access-desk-diagnose@example.com"  # example.com is reserved (RFC 2606)
@@ -69,12 +72,11 @@ def diagnose(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     only_fields(payload, set())
     kit = ctx.diagnostics or Diagnostics()
     now = kit.clock()
-    admin_probe: Probe | None = None
     if not ctx.is_admin():
         detail = "This call carried no user token (x-forge-oauth-user)."
         if ctx.user_client is not None:
-            admin_probe = ctx.user_client.within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
-            detail = _admin(ctx, admin_probe).detail
+            answer = ctx.user_client.within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
+            detail = _admin(ctx, answer).detail
         raise NotAllowed("Only Confluence administrators can run diagnose.", {"adminCheck": detail})
     client = ctx.confluence().within(ctx.budget_seconds)
     me = ctx.account_id or ""
@@ -133,6 +135,7 @@ def _run(calls: dict[str, Callable[[], Any]], budget: float) -> dict[str, Any]:
 
 def _unfinished(name: str, found: Any) -> Check:
     if isinstance(found, BaseException):
+        log.warning("diagnose: the %s check failed", name, exc_info=found)
         return Check(name, "fail", f"The check itself failed ({type(found).__name__}).")
     return Check(
         name,
