@@ -27,6 +27,7 @@ from atlassian import OfflineTokens
 from auth import Verifier
 from confluence import Client, Policy
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
+from handlers.inflight import InFlight
 from jobs import JobRunner, Worker
 from keys import KeySet
 from privacy import PersonalData
@@ -123,6 +124,7 @@ def create_app(
         store=store,
         runner=runner,
         worker=worker,
+        inflight=InFlight(settings.max_calls_per_installation, settings.max_calls_per_user),
     )
     errors.register(app)
     panel.register(app)

@@ -152,6 +152,12 @@ class InviteResult:
     failed: list[Failure] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class AdminStatus:
+    account_id: str | None
+    is_admin: bool
+
+
 class Client:
     """Confluence as one caller, for one call; see the module docstring for the rules."""
 
@@ -253,7 +259,13 @@ class Client:
         return result
 
     def is_admin(self) -> bool:
-        """True iff the caller holds Confluence's global administer permission.
+        """True iff the caller holds Confluence's global administer permission (see
+        ``admin_status``, which also says whose token this is)."""
+        return self.admin_status().is_admin
+
+    def admin_status(self) -> AdminStatus:
+        """Who the token belongs to (``user/current``'s ``accountId``, None when absent) and
+        whether they hold Confluence's global administer permission.
 
         Raises ``UpstreamError`` on any failure (also an unreadable answer): callers fail closed.
         """
@@ -261,11 +273,15 @@ class Client:
         operations = body.get("operations") if isinstance(body, dict) else None
         if not isinstance(operations, list):
             raise UpstreamError("bad_response", status=200)
-        return any(
-            isinstance(op, dict)
-            and op.get("operation") == "administer"
-            and op.get("targetType") == "application"
-            for op in operations
+        account_id = body.get("accountId")
+        return AdminStatus(
+            account_id=account_id if isinstance(account_id, str) and account_id else None,
+            is_admin=any(
+                isinstance(op, dict)
+                and op.get("operation") == "administer"
+                and op.get("targetType") == "application"
+                for op in operations
+            ),
         )
 
     def probe(self, method: str, path: str, body: Any = None) -> Probe:

@@ -23,8 +23,26 @@ anyone rotated the secret, or a job whose creator's account was erased: that fai
 After each chunk the runner tells ``dormancy`` whether the site refused it (every entry answered
 401/403/404) or answered; an installation that turns dormant ends the step at once.
 
-``Worker`` runs a daemon thread: claim a runnable job (oldest first; an expired lease of a crashed
-worker is taken over; a dormant installation's jobs are not claimed), get the acting admin's
+Cancelling (``JobRunner.cancel``, for ``cancelJob``): ``store.request_cancel`` marks the job and,
+when nobody holds its lease, ends it at once: items not started (every pending item of a real job,
+the unchecked ones of a dry run) become ``failed`` with error ``cancelled`` and the job ends
+``failed`` (it did not do all it was asked; ``done`` only when nothing was left to cancel). When a
+worker holds the lease, its chunk in flight is recorded as usual; at the next chunk boundary
+``_work`` sees the mark and stops, and the release of the lease ends the job the same way (so does
+any later release, e.g. after a rate-limit wait, or the next claim once a crashed holder's lease runs
+out). ``cancel`` waits up to ``wait_seconds`` for that, then answers the job as it stands.
+
+Follow-ups: a real invite job that invited anyone follows up once about an hour and once about a
+day after it ended (``store.jobs.FOLLOW_UP_AFTER``): the store makes it claimable again when one is
+due, and ``advance`` then checks access for its ``invited`` items (those not yet seen to have
+joined), chunk by chunk like a job step (``store.record_joined`` under the lease, 401s and refusals
+handled the same way), and completes the round (``store.complete_follow_up``: the job's
+``followUp`` and the next due time). Transient failures wait like job steps; a round that cannot
+get on for ``give_up_seconds`` after it was due (no token for its admin, say) is skipped.
+
+``Worker`` runs a daemon thread: claim a runnable job or a due follow-up (oldest first; an expired
+lease of a crashed worker is taken over; a dormant installation's jobs are not claimed), get the
+acting admin's
 offline user token (``job.created_by``), build a client with it, advance the job by one step,
 release it; then run its ``chores`` (housekeeping such as the dormancy sweep and the personal data
 duty); sleep ``poll_seconds`` when idle. When Confluence answers the offline token with 401 (a
@@ -53,6 +71,7 @@ log = logging.getLogger(__name__)
 TRANSIENT = frozenset({"rate_limited", "unavailable", "timeout", "connection_error"})
 REFUSED = frozenset({401, 403, 404})
 CHUNK = 100
+CANCEL_POLL_SECONDS = 0.1  # how often ``cancel`` looks whether the holder has let go
 Outcomes = dict[str, tuple[str, str | None]]
 
 
@@ -93,11 +112,13 @@ class JobRunner:
         chunk_size: int = CHUNK,
         retry_seconds: float = 30.0,
         give_up_seconds: float = 24 * 3600.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not 1 <= chunk_size <= CHUNK:
             raise ValueError(f"chunk_size must be 1..{CHUNK}")
         self._store = store
         self._clock = clock
+        self._sleep = sleep
         self._lease = lease_seconds
         self._chunk = chunk_size
         self._retry = retry_seconds
@@ -130,7 +151,8 @@ class JobRunner:
         if job is not None:
             not_before: float | None = None
             try:
-                not_before = self._work(job, client, worker_id, start, budget_seconds, keep_401)
+                work = self._work if job.active else self._follow_up
+                not_before = work(job, client, worker_id, start, budget_seconds, keep_401)
             finally:
                 self._store.release_job(job.id, worker_id, not_before=not_before)
         current = self._store.job(installation_id, job_id, items=False)
@@ -165,6 +187,9 @@ class JobRunner:
                 finish(store, job, worker_id, "done")
                 log.info("job done", extra={"job": job.id, "installation": iid})
                 return None
+            if store.cancel_requested(iid, job.id):  # the release ends it (see the module doc)
+                log.info("job cancelled", extra={"job": job.id, "installation": iid})
+                return None
             began = self._clock()
             chunk = (
                 _check(client, emails, keep_401) if checking else _invite(client, emails, keep_401)
@@ -186,6 +211,81 @@ class JobRunner:
             if chunk.transient is not None:
                 return self._later(job, worker_id, chunk.transient)
         return None
+
+    def _follow_up(
+        self,
+        job: Job,
+        client: Client,
+        worker_id: str,
+        start: float,
+        budget: float,
+        keep_401: bool,
+    ) -> float | None:
+        """Check the invitees of a due follow-up chunk by chunk; complete the round when all are
+        checked. Ends like ``_work``: out of time, lease lost, dormant, 401 or a transient wait."""
+        store, iid = self._store, job.installation_id
+        slowest = 0.0
+        answered = False
+        while self._clock() - start + slowest <= budget:
+            if not store.renew_lease(job.id, worker_id, self._lease):
+                log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
+                return None
+            emails = store.follow_up_items(iid, job.id, limit=self._chunk)
+            if not emails:
+                store.complete_follow_up(iid, job.id, worker_id)
+                log.info("job followed up", extra={"job": job.id, "installation": iid})
+                return None
+            began = self._clock()
+            chunk = _check(client, emails, keep_401)
+            slowest = max(slowest, self._clock() - began)
+            joined = {
+                email: outcome == "alreadyHasAccess"  # failed, invalid: not seen to have joined
+                for email, (outcome, _) in chunk.outcomes.items()
+            }
+            if not store.record_joined(iid, job.id, worker_id, joined):
+                log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
+                return None
+            if chunk.refused:
+                if dormancy.note_answer(store, iid, refused=True):
+                    return None
+            elif chunk.answered and not answered:
+                answered = True
+                dormancy.note_answer(store, iid, refused=False)
+            if chunk.unauthorized:
+                raise TokenRefused(job.id)
+            if chunk.transient is not None:
+                wait = chunk.transient.retry_after
+                return self.follow_up_later(
+                    job, worker_id, chunk.transient.error, self._retry if wait is None else wait
+                )
+        return None
+
+    def follow_up_later(self, job: Job, worker_id: str, error: str, wait: float) -> float | None:
+        """The ``not_before`` (now + ``wait``) of a follow-up that cannot get on now; None when the
+        round is skipped instead (it has been due for ``give_up_seconds``)."""
+        now = self._store.now()
+        if now - (job.follow_up_due or now) >= self._give_up:
+            self._store.skip_follow_up(job.installation_id, job.id, worker_id)
+            log.warning("job follow-up skipped", extra={"job": job.id, "error": error})
+            return None
+        log.info("job follow-up waits", extra={"job": job.id, "error": error, "seconds": wait})
+        return now + max(wait, 1.0)
+
+    def cancel(self, installation_id: str, job_id: str, actor: str, *, wait_seconds: float) -> Job:
+        """Cancel a queued or running job (see the module doc) and return it without items, ended
+        unless a worker's chunk in flight outlasts ``wait_seconds``. A finished job is returned
+        unchanged. Raises ``JobNotFound`` if the installation has no such job."""
+        job = self._store.request_cancel(installation_id, job_id, actor)
+        if job is None:
+            raise JobNotFound(job_id)
+        deadline = self._clock() + wait_seconds
+        while job.active and self._clock() < deadline:
+            self._sleep(CANCEL_POLL_SECONDS)
+            found = self._store.job(installation_id, job_id, items=False)
+            if found is None:
+                raise JobNotFound(job_id)
+            job = found
+        return job
 
     def _later(self, job: Job, worker_id: str, failure: Failure) -> float | None:
         now = self._store.now()
@@ -370,7 +470,13 @@ class Worker:
         )
 
     def _wait_for_token(self, job: Job, exc: OfflineTokenError) -> None:
-        """Try again in ``token_retry_seconds``, or give up 24 h after the job was created."""
+        """Try again in ``token_retry_seconds``, or give up 24 h after the job was created (a
+        follow-up: 24 h after it was due)."""
+        if not job.active:
+            error = f"no_token: {exc}"
+            retry = self._runner.follow_up_later(job, self.worker_id, error, self._token_retry)
+            self._store.release_job(job.id, self.worker_id, not_before=retry)
+            return
         if self._store.now() - job.created_at >= self._runner.give_up_seconds:
             self._fail(job, f"no_token: {exc}")
             return
@@ -380,6 +486,9 @@ class Worker:
         )
 
     def _fail(self, job: Job, error: str) -> None:
-        finish(self._store, job, self.worker_id, "failed", error)
+        if job.active:
+            finish(self._store, job, self.worker_id, "failed", error)
+        else:  # a follow-up nobody can act for
+            self._store.skip_follow_up(job.installation_id, job.id, self.worker_id)
         self._store.release_job(job.id, self.worker_id)
         log.warning("job failed", extra={"job": job.id, "error": error})

@@ -1,5 +1,5 @@
 """What the store hands out: frozen records of installations, jobs and audit entries, with their
-JSON shapes (CONTRACT.md §4). Times are epoch seconds; ``to_json`` renders ISO 8601 UTC."""
+JSON shapes (docs/contract.md §4). Times are epoch seconds; ``to_json`` renders ISO 8601 UTC."""
 
 from __future__ import annotations
 
@@ -52,12 +52,26 @@ class JobItem:
     outcome: str
     error: str | None
     checked: bool
+    joined: bool | None = None  # an invitee seen with access by a follow-up; None: not followed up
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"email": self.email, "outcome": self.outcome}
         if self.error is not None:
             out["error"] = self.error
+        if self.outcome == "invited" and self.joined is not None:
+            out["joined"] = self.joined
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """The latest follow-up of an invite job: when it checked, and how many invitees had joined."""
+
+    checked_at: float
+    joined: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checkedAt": iso(self.checked_at), "joined": self.joined}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +92,17 @@ class Job:
     not_before: float | None
     error: str | None
     items: tuple[JobItem, ...] | None = None  # None: not loaded
+    follow_up: FollowUp | None = None  # None before the first follow-up
+    follow_up_due: float | None = None  # when the next follow-up is due; None: no more
+    cancel_requested: bool = False  # cancelJob asked; the job ends when its holder lets go
+
+    @property
+    def active(self) -> bool:
+        """Still has invite work (``queued`` or ``running``); a finished job may still follow up."""
+        return self.state in ("queued", "running")
 
     def to_json(self, items: bool = True) -> dict[str, Any]:
-        """The CONTRACT §4 ``Job``; ``items=True`` needs a job loaded with its items."""
+        """The ``Job`` of docs/contract.md §4; ``items=True`` needs a job loaded with its items."""
         out: dict[str, Any] = {
             "id": self.id,
             "kind": self.kind,
@@ -93,6 +115,8 @@ class Job:
             "total": self.total,
             "counts": self.counts.to_json(),
         }
+        if self.follow_up is not None:
+            out["followUp"] = self.follow_up.to_json()
         if items:
             if self.items is None:
                 raise ValueError("this Job was loaded without its items")
@@ -119,6 +143,34 @@ class AuditEntry:
             "source": self.source,
             "subjects": list(self.subjects),
             "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookState:
+    """What ``webhookStatus`` shows of an installation's webhook secret (never the secret)."""
+
+    configured: bool
+    rotated_at: float | None
+    acting_as: str | None
+    previous_valid_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A webhook delivery accepted (its first arrival) or replayed (its latest repeat)."""
+
+    at: float
+    webhook_id: str
+    status: str  # "accepted" | "replayed"
+    job_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "webhookId": self.webhook_id,
+            "status": self.status,
+            "jobId": self.job_id,
         }
 
 

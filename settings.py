@@ -55,6 +55,8 @@ class Settings:
     upstream_timeout_seconds: float = 10.0
     upstream_max_retries: int = 4
     admin_cache_seconds: float = 60.0
+    max_calls_per_installation: int = 4  # half of gunicorn.conf.py's 8 threads per process
+    max_calls_per_user: int = 3
     fit_leeway_seconds: float = 5.0
     background_worker: bool = True
     worker_poll_seconds: float = 2.0
@@ -228,6 +230,8 @@ _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("upstream_timeout_seconds", "UPSTREAM_TIMEOUT_SECONDS", _positive(float)),
     ("upstream_max_retries", "UPSTREAM_MAX_RETRIES", _non_negative_int),
     ("admin_cache_seconds", "ADMIN_CACHE_SECONDS", _positive(float)),
+    ("max_calls_per_installation", "MAX_CALLS_PER_INSTALLATION", _positive(int)),
+    ("max_calls_per_user", "MAX_CALLS_PER_USER", _positive(int)),
     ("fit_leeway_seconds", "FIT_LEEWAY_SECONDS", _positive(float)),
     ("background_worker", "BACKGROUND_WORKER", _bool),
     ("worker_poll_seconds", "WORKER_POLL_SECONDS", _positive(float)),

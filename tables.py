@@ -76,8 +76,17 @@ jobs = sa.Table(
     sa.Column("lease_until", _TIME, nullable=True),
     sa.Column("not_before", _TIME, nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
+    # cancelJob: when and by whom; the job ends when its lease holder lets go (jobs.py)
+    sa.Column("cancel_requested_at", _TIME, nullable=True),
+    sa.Column("cancelled_by", _ACCOUNT, nullable=True),
+    # invitation follow-ups: the next one due (None: no more), rounds done, the latest result
+    sa.Column("follow_up_at", _TIME, nullable=True),
+    sa.Column("follow_up_round", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("follow_up_checked_at", _TIME, nullable=True),
+    sa.Column("follow_up_joined", sa.Integer(), nullable=True),
     sa.Index("ix_jobs_installation_created", "installation_id", "created_at", "id"),
     sa.Index("ix_jobs_state_created", "state", "created_at"),
+    sa.Index("ix_jobs_follow_up_at", "follow_up_at"),
 )
 job_items = sa.Table(
     "job_items",
@@ -93,6 +102,8 @@ job_items = sa.Table(
     sa.Column("outcome", sa.String(32), nullable=False),
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("checked", sa.Boolean(), nullable=False),
+    sa.Column("joined", sa.Boolean(), nullable=True),  # an invitee seen with access by a follow-up
+    sa.Column("follow_up_round", sa.Integer(), nullable=False, server_default="0"),  # last checked
     sa.Index("uq_job_items_email", "job_id", "email", unique=True),
     sa.Index("ix_job_items_pending", "job_id", "outcome", "checked", "position"),
 )
@@ -108,6 +119,24 @@ audit = sa.Table(
     sa.Column("subjects", sa.JSON(), nullable=False),
     sa.Column("outcome", sa.JSON(), nullable=False),
     sa.Index("ix_audit_installation_id", "installation_id", "id"),
+    sa.Index("ix_audit_installation_action", "installation_id", "action", "id"),
+    sa.Index("ix_audit_installation_actor", "installation_id", "actor", "id"),
+    sa.Index("ix_audit_installation_at", "installation_id", "at"),
+)
+# Each audit entry's subjects, ASCII-lower-cased, for listAudit's ``subject`` filter; an entry's
+# rows go with it (and must go when its subjects are redacted).
+audit_subjects = sa.Table(
+    "audit_subjects",
+    metadata,
+    sa.Column(
+        "audit_id",
+        _BIGID,
+        sa.ForeignKey("audit.id", ondelete="CASCADE", name="fk_audit_subjects_audit"),
+        primary_key=True,
+    ),
+    sa.Column("subject", sa.String(512), primary_key=True),
+    sa.Column("installation_id", _ID, nullable=False),
+    sa.Index("ix_audit_subjects_lookup", "installation_id", "subject", "audit_id"),
 )
 webhook_deliveries = sa.Table(
     "webhook_deliveries",
@@ -116,6 +145,10 @@ webhook_deliveries = sa.Table(
     sa.Column("webhook_id", _ID, primary_key=True),
     sa.Column("job_id", sa.String(64), nullable=False),
     sa.Column("received_at", _TIME, nullable=False),
+    sa.Column("replayed_at", _TIME, nullable=True),  # the latest repeat of this webhook-id
+    sa.Column("replays", sa.Integer(), nullable=False, server_default="0"),
+    sa.Index("ix_webhook_deliveries_received", "installation_id", "received_at"),
+    sa.Index("ix_webhook_deliveries_replayed", "installation_id", "replayed_at"),
 )
 rate_holds = sa.Table(
     "rate_holds",

@@ -144,7 +144,15 @@ def main() -> None:
         workdir = Path(tmp)
         settings = common.settings_for(platform, workdir)
         log = workdir / "gunicorn.log"
-        env = backend_env(settings, BACKGROUND_WORKER="false", LOG_LEVEL="INFO")
+        # Fifty panels of one admin on one site: lift the per-installation and per-user bounds of
+        # calls in flight, which would answer most of them 429 busy (that is what they are for).
+        env = backend_env(
+            settings,
+            BACKGROUND_WORKER="false",
+            LOG_LEVEL="INFO",
+            MAX_CALLS_PER_INSTALLATION="1000",
+            MAX_CALLS_PER_USER="1000",
+        )
         server = common.start_backend(env, log, workers=args.workers, threads=args.threads)
         booted = log.read_text(errors="replace").count("Booting worker")
         try:

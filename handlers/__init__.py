@@ -19,6 +19,7 @@ from flask import current_app, request
 import logs
 from auth import Invocation, Verifier, strip_bearer, token_expiry
 from confluence import Policy
+from handlers.inflight import InFlight
 from jobs import JobRunner, Worker
 from ratelimit import Gate
 from resolvers.context import AdminCache, BadInput
@@ -39,6 +40,7 @@ class Services:
     store: Store
     runner: JobRunner
     worker: Worker | None
+    inflight: InFlight = field(default_factory=InFlight)  # resolver calls per installation, user
     remembered: dict[str, float] = field(default_factory=dict)  # installation -> last refresh
 
 

@@ -1,42 +1,62 @@
 """``POST /forge/lifecycle`` and ``POST /forge/scheduled``: Forge's trigger calls.
 
-Both verify the FIT, take the tenant from it (never from the body, which may or may not be wrapped in
+Both accept only trigger invocations: a verified FIT that names no ``principal`` (every UI call names
+one: the UI endpoint has no route, so a panel could ``invokeRemote`` these paths) and whose
+``app.module.key`` is the route's own trigger module from ``manifest.yml``. Anything else is refused
+with 403 ``not_allowed`` before anything is written.
+
+Both then take the tenant from the FIT (never from the body, which may or may not be wrapped in
 ``payload``), store the installation with its fresh system token, and answer 200 at once: the work
 itself (jobs) is done by the background worker. Both are idempotent under Forge's redeliveries.
+A lifecycle event leaves one audit entry (not for redeliveries): actor ``forge``, the installing (or
+upgrading) account as its subject when the body names a well-formed account id.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from auth import Invocation
 from handlers import json_body, remember_installation, services, verified
-from resolvers.context import BadInput
+from resolvers.context import BadInput, NotAllowed
 
 bp = Blueprint("forge", __name__)
 
+# The trigger modules of manifest.yml (tests/unit/test_manifest.py checks they match it). Which key a
+# trigger's FIT names in ``app.module.key`` is not settled by Atlassian's docs (the trigger module's,
+# or the endpoint module it routes to; docs/platform.md): each route accepts exactly those two of its
+# own trigger, and nothing else.
+LIFECYCLE_TRIGGER_KEY = "access-desk-lifecycle-events"
+LIFECYCLE_ENDPOINT_KEY = "access-desk-lifecycle"
+SCHEDULED_TRIGGER_KEY = "access-desk-hourly"
+SCHEDULED_ENDPOINT_KEY = "access-desk-scheduled"
 EVENTS = {"avi:forge:installed:app": "installed", "avi:forge:upgraded:app": "upgraded"}
+# Atlassian account ids: "557058:<uuid>", 24 hex digits, "qm:<uuid>:<uuid>" and the like.
+_ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 
 
 @bp.post("/forge/lifecycle")
 def lifecycle() -> Response:
-    invocation = _remember_installation()
+    invocation = _trigger_invocation(LIFECYCLE_TRIGGER_KEY, LIFECYCLE_ENDPOINT_KEY)
     body = _body()
     event = body.get("payload") if isinstance(body.get("payload"), dict) else body
     assert isinstance(event, dict)
-    action = EVENTS.get(str(event.get("eventType", "")), "lifecycle")
+    action = EVENTS.get(str(event.get("eventType", "")), "")
+    if not action:  # no eventType is documented: the account field tells the two events apart
+        action = "upgraded" if "upgraderAccountId" in event else "installed"
     if not (event.get("retryContext") or body.get("retryContext")):
-        installer = event.get("installerAccountId")
+        account = event.get("installerAccountId") or event.get("upgraderAccountId")
         services().store.add_audit(
             invocation.installation_id,
-            actor=installer
-            if isinstance(installer, str) and 0 < len(installer) <= 128
-            else "forge",
+            actor="forge",
             action=f"app.{action}",
             source="forge",
-            subjects=[],
+            subjects=[account]
+            if isinstance(account, str) and _ACCOUNT_ID.fullmatch(account)
+            else [],
             outcome="ok",
         )
     return jsonify({"status": "ok"})
@@ -44,7 +64,7 @@ def lifecycle() -> Response:
 
 @bp.post("/forge/scheduled")
 def scheduled() -> Response:
-    invocation = _remember_installation()
+    invocation = _trigger_invocation(SCHEDULED_TRIGGER_KEY, SCHEDULED_ENDPOINT_KEY)
     svc = services()
     svc.store.note_scheduled_trigger(  # queues the personal data duty for the worker when due
         invocation.installation_id,
@@ -53,8 +73,12 @@ def scheduled() -> Response:
     return jsonify({"status": "ok"})
 
 
-def _remember_installation() -> Invocation:
+def _trigger_invocation(*module_keys: str) -> Invocation:
+    """The verified FIT of a trigger call naming one of ``module_keys``, its installation stored;
+    raises ``NotAllowed`` (nothing stored) for a user's call or another module's."""
     invocation = verified()
+    if invocation.principal is not None or invocation.module_key not in module_keys:
+        raise NotAllowed("Only Forge's trigger for this route may call it.")
     remember_installation(invocation)
     return invocation
 

@@ -1,5 +1,8 @@
 """``POST /resolvers/<functionKey>``: verify the FIT, build the Context, run the resolver, JSON out.
 
+Calls in flight are bounded per installation and per user (``handlers.inflight``): over the bound the
+answer is 429 ``busy`` at once.
+
 Each call also keeps the installation's record (and the system token Forge sends along) fresh, at
 most every few minutes per process, so webhook jobs can act even before the first scheduled trigger.
 """
@@ -17,7 +20,7 @@ from auth import Invocation, strip_bearer
 from confluence import Client
 from handlers import Services, json_body, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver
-from resolvers import RESOLVERS
+from resolvers import RESOLVERS, Resolver
 from resolvers.context import BadInput, Context, Diagnostics
 
 bp = Blueprint("resolvers", __name__)
@@ -34,6 +37,13 @@ def invoke(key: str) -> Response:
     resolver = RESOLVERS.get(key)
     if resolver is None:
         raise UnknownResolver(f"There is no resolver called {key!r}.", {"known": sorted(RESOLVERS)})
+    with svc.inflight.slot(invocation.installation_id, invocation.principal):
+        return _run(svc, invocation, key, resolver, started)
+
+
+def _run(
+    svc: Services, invocation: Invocation, key: str, resolver: Resolver, started: float
+) -> Response:
     _remember(svc, invocation)
     user_token = strip_bearer(request.headers.get("x-forge-oauth-user"))
 

@@ -1,6 +1,6 @@
 """Business logic behind ``POST /resolvers/<functionKey>``: plain functions ``(ctx, payload) -> dict``.
 
-``RESOLVERS`` is the one explicit registry of function keys (CONTRACT.md §4).
+``RESOLVERS`` is the one explicit registry of function keys (docs/contract.md §4).
 """
 
 from __future__ import annotations
@@ -22,5 +22,8 @@ RESOLVERS: dict[str, Resolver] = {
     "listJobs": jobs.list_jobs,
     "listAudit": audit.list_entries,
     "rotateWebhookSecret": webhooks.rotate_secret,
+    "cancelJob": jobs.cancel,
+    "retryJob": jobs.retry,
+    "webhookStatus": webhooks.status,
     "diagnose": diagnose.diagnose,
 }

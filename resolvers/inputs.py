@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -70,8 +71,13 @@ def _is_text(value: str) -> bool:
     return True
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def email_key(email: str) -> str:
-    return email.casefold()
+    """What makes two emails the same entry: equal after lower-casing ``A``-``Z`` only (``ß`` is not
+    ``ss``, the Kelvin sign is not ``K``: those are different addresses)."""
+    return email.translate(_ASCII_LOWER)
 
 
 def only_fields(payload: Mapping[str, Any], allowed: set[str]) -> None:

@@ -1,7 +1,10 @@
-"""``inviteEmails``, ``getJob``, ``listJobs``: invite jobs started from the panel (administrators only).
+"""Invite jobs (administrators only): ``inviteEmails``, ``getJob``, ``listJobs``, ``cancelJob``,
+``retryJob``.
 
 ``inviteEmails`` only queues the job; it then advances in the background worker and during every
-``getJob`` call (with that call's fresh user token, inside the call's time budget).
+``getJob`` call (with that call's fresh user token, inside the call's time budget). ``cancelJob``
+stops a queued or running job after its chunk in flight (``jobs.JobRunner.cancel``); ``retryJob``
+makes a new job of a finished job's ``failed`` items.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from resolvers.inputs import (
 
 # A getJob call works on its job at most this long, so a polling panel sees progress often.
 POLL_STEP_SECONDS = 5.0
+# A cancelJob call waits at most this long for a worker to finish its chunk in flight.
+CANCEL_WAIT_SECONDS = 5.0
 
 
 def invite(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
@@ -38,11 +43,16 @@ def invite(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     return {"job": job.to_json(items=True)}
 
 
-def get(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+def _job_id(payload: dict[str, Any]) -> str:
     only_fields(payload, {"jobId"})
     job_id = optional_str(payload, "jobId")
     if not job_id:
         raise BadInput("'jobId' is required.", {"jobId": "required"})
+    return job_id
+
+
+def get(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    job_id = _job_id(payload)
     ctx.require_admin()
     installation_id = ctx.invocation.installation_id
     job = ctx.store.job(installation_id, job_id, items=False)
@@ -71,3 +81,45 @@ def list_jobs(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     ctx.require_admin()
     jobs, next_cursor = ctx.store.list_jobs(ctx.invocation.installation_id, limit, before=before)
     return {"jobs": [j.to_json(items=False) for j in jobs], "next": next_cursor}
+
+
+def cancel(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    """Stop a queued or running job after its chunk in flight; its items not started become
+    ``failed`` with error ``cancelled`` and the job ends ``failed``. A finished job is answered as
+    it is. The answer waits a few seconds for a worker's chunk in flight; should that take longer,
+    the job is still ``running`` and ends right after it."""
+    job_id = _job_id(payload)
+    ctx.require_admin()
+    assert ctx.account_id is not None
+    iid = ctx.invocation.installation_id
+    wait = min(ctx.budget_seconds, CANCEL_WAIT_SECONDS)
+    ctx.runner.cancel(iid, job_id, ctx.account_id, wait_seconds=wait)  # JobNotFound: 404
+    job = ctx.store.job(iid, job_id, items=True)
+    if job is None:
+        raise NotFound("There is no such job.")
+    return {"job": job.to_json(items=True)}
+
+
+def retry(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    """A new job (same source and dry-run setting, acting as the caller) of the items of a finished
+    job that ended ``failed``, cancelled ones included."""
+    job_id = _job_id(payload)
+    ctx.require_admin()
+    assert ctx.account_id is not None
+    iid = ctx.invocation.installation_id
+    job = ctx.store.job(iid, job_id, items=False)
+    if job is None:
+        raise NotFound("There is no such job.")
+    if job.active:
+        raise BadInput(
+            "This job is still running: cancel it or wait for it to end, then retry its failed "
+            "items.",
+            {"jobId": "still running"},
+        )
+    new = ctx.store.create_retry_job(iid, job_id, created_by=ctx.account_id)
+    if new is None:
+        raise BadInput(
+            "This job has no failed items, so there is nothing to retry.",
+            {"jobId": "no failed items"},
+        )
+    return {"job": new.to_json(items=True)}

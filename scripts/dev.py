@@ -4,32 +4,46 @@ The simulated Forge and Confluence listen on ``--port`` (default 8000: the admin
 the backend runs as a real ``gunicorn 'app:create_app()'`` on the next port, configured only through
 the environment, exactly as in production. State lives in ``var/`` or ``--data-dir`` (SQLite
 database and a dev ``SECRET_KEY`` kept so the database stays readable across restarts).
+
+The terminal shows the welcome (URLs and curl commands) and little else: the backend's output and
+the simulator's request lines go to ``dev.log`` in the data folder (the previous run's is kept as
+``dev.log.1``); ``--verbose`` prints them on the terminal too. Each start forgets the tokens the
+previous run's simulator issued (it knows none of them), so an old data folder keeps working.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import logging
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import requests
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import tables  # noqa: E402
 from auth import MAX_LIFETIME  # noqa: E402
 from simulator import Platform  # noqa: E402
 from simulator.quota import quota_from_flags  # noqa: E402
 from simulator.triggers import Ticker  # noqa: E402
 
 DEV_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000a11d"
+LOG_NAME = "dev.log"
 HEADERS_RENEW_SECONDS = 60.0  # the curl header file's FIT lives MAX_LIFETIME (5 minutes)
 
 
@@ -41,16 +55,133 @@ def dev_secret_key(var: Path) -> str:
     return path.read_text().strip()
 
 
+def forget_old_tokens(database: Path) -> None:
+    """Drop the stored system token and offline user tokens of a previous run, if any.
+
+    They came from that run's simulator, which this run's does not know: reusing them would fail
+    with 401 until they expire. Forge's installed event at start brings a new system token, and
+    offline tokens are minted again on demand. Nothing else in the database changes.
+    """
+    if not database.is_file():
+        return
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        with engine.begin() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+            if tables.offline_tokens.name in present:
+                conn.execute(sa.delete(tables.offline_tokens))
+            if tables.installations.name in present:
+                conn.execute(
+                    sa.update(tables.installations).values(
+                        system_token_enc=None, system_token_expires_at=None
+                    )
+                )
+    finally:
+        engine.dispose()
+
+
+def port_error(host: str, port: int) -> OSError | None:
+    """Why nothing can listen on ``host:port`` now (as the servers bind: address reuse on)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def ports_problem(host: str, port: int) -> str | None:
+    """A message for the terminal when ``port`` or ``port + 1`` cannot be used, else None."""
+    roles = {
+        port: "the admin panel and simulated platform: --port",
+        port + 1: "the backend: --port + 1",
+    }
+    errors = {p: port_error(host, p) for p in roles}
+    taken = [p for p, e in errors.items() if e is not None and e.errno == errno.EADDRINUSE]
+    other = [(p, e) for p, e in errors.items() if e is not None and e.errno != errno.EADDRINUSE]
+    if other:
+        p, e = other[0]
+        return (
+            f"./dev cannot listen on {host}:{p} ({roles[p]}): {e.strerror or e}. "
+            "Choose another --host or --port."
+        )
+    if not taken:
+        return None
+    which = " and ".join(f"{p} ({roles[p]})" for p in taken)
+    ports, verb, them = ("ports", "are", "them") if len(taken) > 1 else ("port", "is", "it")
+    lines = [
+        f"./dev needs two ports in a row on {host}, and {ports} {which} {verb} already in use.",
+        f"Stop what is using {them} (another ./dev?), or pick two other ports with --port:",
+    ]
+    spare = next(
+        (
+            p
+            for p in range(port + 2, min(port + 200, 65534), 2)
+            if not any(port_error(host, q) for q in (p, p + 1))
+        ),
+        None,
+    )
+    if spare is not None:
+        lines.append(f"  ./dev --port {spare}    (uses {spare} and {spare + 1})")
+    return "\n".join(lines)
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65534:
+        raise argparse.ArgumentTypeError("must be 1 to 65534 (the backend takes the next port)")
+    return port
+
+
+def open_log(var: Path) -> IO[str]:
+    """``dev.log`` in the data folder, new for this run; the previous one becomes ``dev.log.1``."""
+    path = var / LOG_NAME
+    if path.exists():
+        path.replace(var / f"{LOG_NAME}.1")
+    return open(path, "a", buffering=1, encoding="utf-8")
+
+
+def log_to(streams: list[IO[str]]) -> list[logging.Handler]:
+    """Send this process's log records (the simulator's request lines among them) to ``streams``."""
+    root = logging.getLogger()
+    handlers: list[logging.Handler] = []
+    for stream in streams:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("simulator %(message)s"))
+        root.addHandler(handler)
+        handlers.append(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    return handlers
+
+
+def copy_lines(source: IO[str], targets: list[IO[str]]) -> None:
+    for line in source:
+        for target in targets:
+            target.write(line)
+            target.flush()
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="./dev", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=os.environ.get("PORT", "8000"),
+        help="the admin panel and simulated platform (default 8000); the backend takes the next one",
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated upstream latency")
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=ROOT / "var",
-        help="where the dev store (dev.sqlite3), its key and the curl header file live "
+        help="where the dev store (dev.sqlite3), its key, the curl header file and dev.log live "
         "(default: var/); DATABASE_URL from the environment is ignored, so ./dev never touches "
         "another database by accident",
     )
@@ -67,14 +198,34 @@ def main() -> int:
         choices=("app", "site"),
         help="one pool for the app (default) or one per site; implies --quota",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the backend's log and the simulator's requests here too, not only in dev.log",
+    )
     args = parser.parse_args()
     try:
         quota = quota_from_flags(args.quota, args.quota_mode)
     except ValueError as exc:
         parser.error(f"--quota: {exc}")
+    stopping = False
 
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)  # the backend has its own session: this process stops it
+    signal.signal(signal.SIGTERM, stop)
+
+    problem = ports_problem(args.host, args.port)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     var = args.data_dir.resolve()
     var.mkdir(parents=True, exist_ok=True)
+    log = open_log(var)
+    handlers = log_to([log, sys.stderr] if args.verbose else [log])
+    forget_old_tokens(var / "dev.sqlite3")
     platform = Platform(
         app_id=DEV_APP_ID,
         seed=True,
@@ -82,7 +233,14 @@ def main() -> int:
         latency=args.latency_ms / 1000,
         quota=quota,
     )
-    server = platform.serve(args.host, args.port)
+    try:
+        server = platform.serve(args.host, args.port, log_requests=True)
+    except OSError as exc:  # taken since the check above
+        print(
+            f"./dev cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
     backend_port = args.port + 1
     backend_url = f"http://{args.host}:{backend_port}"
     platform.remote_url = backend_url
@@ -97,6 +255,7 @@ def main() -> int:
         DATABASE_URL=f"sqlite:///{var / 'dev.sqlite3'}",
         PUBLIC_BASE_URL=backend_url,
         ALLOW_HTTP="1",  # the simulator on loopback speaks http; production refuses it
+        PYTHONUNBUFFERED="1",
     )
     backend = subprocess.Popen(
         [
@@ -113,20 +272,21 @@ def main() -> int:
         ],
         cwd=ROOT,
         env=env,
+        stdout=subprocess.PIPE if args.verbose else log,
+        stderr=subprocess.STDOUT,
+        text=args.verbose,
         start_new_session=True,
     )
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    copier = threading.Thread(
+        target=copy_lines, args=(backend.stdout, [log, sys.stderr]), daemon=True
+    )
+    if backend.stdout is not None:  # --verbose: to the log and the terminal
+        copier.start()
     try:
-        if not wait_healthy(backend_url, backend):
-            print("The backend did not start; see its output above.", file=sys.stderr)
-            return 1
+        if not wait_healthy(backend_url, backend, lambda: stopping):
+            if not stopping:
+                print(f"The backend did not start. {tail(var / LOG_NAME)}", file=sys.stderr)
+            return 0 if stopping else 1
         ticker = Ticker(platform, interval=60.0)  # installed now, then a scheduled tick a minute
         ticker.start()
         print_welcome(platform, server.url, backend_url, var)
@@ -142,6 +302,8 @@ def main() -> int:
             if time.monotonic() - renewed >= HEADERS_RENEW_SECONDS:
                 write_headers(platform, var)
                 renewed = time.monotonic()
+        if not stopping:
+            print(f"\nThe backend stopped. {tail(var / LOG_NAME)}", file=sys.stderr)
         return 0 if stopping else (backend.returncode or 1)
     finally:
         if backend.poll() is None:
@@ -151,12 +313,20 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(backend.pid, signal.SIGKILL)
         server.stop()
+        if copier.is_alive():
+            copier.join(timeout=5)  # the backend's last lines
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
+        log.close()
         print("\nAccess Desk dev stopped.")
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> bool:
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes] | subprocess.Popen[str], stopped: Callable[[], bool]
+) -> bool:
+    """True once ``/healthz`` answers; False when the backend exits, ``stopped()`` or after 30 s."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and proc.poll() is None and not stopped():
         try:
             if requests.get(url + "/healthz", timeout=1).ok:
                 return True
@@ -164,6 +334,20 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> bool:
             pass
         time.sleep(0.2)
     return False
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` lines of the log, introduced, for a message on the terminal."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return f"The end of {shown_path(path)}:\n" + "\n".join(text)
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (as the README's commands run)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def write_headers(platform: Platform, var: Path) -> Path:
@@ -192,7 +376,7 @@ def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: 
         "checkAccess": {"emails": [*emails, "not-an-email"]},
         "inviteEmails": {"emails": emails, "dryRun": True},
     }
-    shown = shlex.quote(os.path.relpath(header_file, ROOT))
+    shown = shlex.quote(shown_path(header_file))
     lines = [
         "",
         "Access Desk is running (Ctrl-C stops everything).",
@@ -200,6 +384,7 @@ def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: 
         f"  admin panel          {platform_url}/",
         f"  backend (gunicorn)   {backend_url}",
         f"  simulated platform   {platform_url}  (Forge JWKS, Confluence site {inst.cloud_id})",
+        f"  request logs         {shown_path(var / LOG_NAME)}  (./dev --verbose prints them here)",
         "",
         f"Call the resolvers as the site admin from another terminal in {ROOT}",
         f"({shown} holds a Forge Invocation Token and tokens, renewed every minute):",

@@ -101,11 +101,17 @@ def fit_claims(
     module_key: str,
     lifetime: int,
     now: float | None = None,
+    module_type: str | None = None,
 ) -> dict[str, Any]:
-    """The claims of a FIT; ``context`` and ``principal`` only for UI calls (an account given)."""
+    """The claims of a FIT; ``context`` and ``principal`` only for UI calls (an account given).
+
+    A trigger call names no principal and its module is the trigger (``module_key`` and
+    ``module_type`` of the trigger module in the manifest).
+    """
     issued = int(time.time() if now is None else now)
     context_ari = f"ari:cloud:confluence::site/{cloud_id}"
-    module_type = "confluence:globalSettings" if account_id else "core:endpoint"
+    if module_type is None:
+        module_type = "confluence:globalSettings" if account_id else "core:endpoint"
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": app_id,

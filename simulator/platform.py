@@ -62,6 +62,13 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _PlainLogHandler(WSGIRequestHandler):
+    """One uncoloured line per request on the ``werkzeug`` logger (for a log file)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.log("info", '"%s" %s %s', self.requestline, code, size)
+
+
 @dataclass
 class Server:
     url: str
@@ -153,6 +160,7 @@ class Platform:
         *,
         lifetime: int = 25,
         module_key: str = "admin-page",
+        module_type: str | None = None,
         claims: dict[str, Any] | None = None,
         headers: dict[str, Any] | None = None,
         key: rsa.RSAPrivateKey | bytes | None = None,
@@ -169,6 +177,7 @@ class Platform:
             account_id=account_id,
             module_key=module_key,
             lifetime=lifetime,
+            module_type=module_type,
         )
         kid, current = self.keys.current
         header = forge.deep_merge({"alg": "RS256", "kid": kid, "typ": "JWT"}, headers or {})
@@ -190,6 +199,19 @@ class Platform:
         if system:
             headers["x-forge-oauth-system"] = self.system_token(inst, max(3600, lifetime))
         return headers | forge.trace_headers()
+
+    def trigger_headers(
+        self, inst: Installation, module_key: str, module_type: str, *, lifetime: int = 25
+    ) -> dict[str, str]:
+        """The headers of a trigger call as Forge sends them: a FIT with no principal naming the
+        trigger module (``module_key``, ``module_type``), the system token, B3 trace ids."""
+        fit = self.mint_fit(
+            inst, None, lifetime=lifetime, module_key=module_key, module_type=module_type
+        )
+        return {
+            "authorization": f"Bearer {fit}",
+            "x-forge-oauth-system": self.system_token(inst, max(3600, lifetime)),
+        } | forge.trace_headers()
 
     # -- request log ---------------------------------------------------------------------------
 
@@ -223,11 +245,15 @@ class Platform:
 
         return create_simulator_app(self)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> Server:
-        """Serve on ``host:port`` (0: any free port) in a daemon thread."""
-        httpd = make_server(
-            host, port, self.wsgi_app(), threaded=True, request_handler=_QuietHandler
-        )
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 0, *, log_requests: bool = False
+    ) -> Server:
+        """Serve on ``host:port`` (0: any free port) in a daemon thread.
+
+        Requests are logged (one line each on the ``werkzeug`` logger) only with ``log_requests``.
+        """
+        handler = _PlainLogHandler if log_requests else _QuietHandler
+        httpd = make_server(host, port, self.wsgi_app(), threaded=True, request_handler=handler)
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{httpd.server_port}"
         for inst in self.installations:

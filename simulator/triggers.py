@@ -1,8 +1,9 @@
 """Forge's trigger calls and external webhook senders, played against the backend (``remote_url``).
 
-- ``installed()`` / ``upgraded()``: ``POST {remote}/forge/lifecycle`` with the event (wrapped in
-  ``payload`` as Forge may do) and the headers Forge sends to a trigger endpoint (FIT + system token);
-- ``scheduled()``: ``POST {remote}/forge/scheduled`` (the hourly trigger);
+- ``lifecycle(event_type)``: ``POST {remote}/forge/lifecycle`` with the event (wrapped in ``payload``
+  as Forge may do) and the headers Forge sends to a trigger endpoint: a FIT with no principal that
+  names the trigger module of ``manifest.yml`` (``LIFECYCLE_TRIGGER``), and the system token;
+- ``scheduled()``: ``POST {remote}/forge/scheduled`` (the hourly trigger, ``SCHEDULED_TRIGGER``);
 - ``Ticker``: ``installed`` once at start, then ``scheduled`` every ``interval`` seconds, in a daemon
   thread (``./dev`` runs one with a one-minute tick);
 - ``send_webhook(secret, emails, dry_run)``: a Standard Webhooks delivery to
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from simulator.platform import Installation, Platform
 
 TIMEOUT = 5.0  # Forge's limit for trigger calls
+# (module key, module type) of manifest.yml's trigger modules, as a trigger call's FIT names them
+# (tests/unit/test_manifest.py checks the keys against manifest.yml).
+LIFECYCLE_TRIGGER = ("access-desk-lifecycle-events", "core:trigger")
+SCHEDULED_TRIGGER = ("access-desk-hourly", "core:scheduledTrigger")
 
 
 def _post(platform: Platform, path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
@@ -66,13 +71,13 @@ def lifecycle(
         "app": {"id": platform.app_id},
         "environment": {"id": inst.environment_id},
     }
-    headers = platform.invocation_headers(inst, None, system=True)
+    headers = platform.trigger_headers(inst, *LIFECYCLE_TRIGGER)
     return _post(platform, "/forge/lifecycle", {"payload": event}, headers)
 
 
 def scheduled(platform: Platform, inst: Installation | None = None) -> dict[str, Any]:
     inst = inst or platform.installation
-    headers = platform.invocation_headers(inst, None, system=True)
+    headers = platform.trigger_headers(inst, *SCHEDULED_TRIGGER)
     return _post(platform, "/forge/scheduled", {"payload": {}}, headers)
 
 

@@ -3,11 +3,14 @@ import { call, failureText } from "./api.js";
 import { announce, busy, button, clear, copyText, count, download, h, lozenge, message, pagedTable, plural, spinner, toCsv } from "./dom.js";
 import { entryForm } from "./forms.js";
 
+// The same words and colours as an invitation's outcomes (job.js OUTCOMES): "Has access" is blue
+// wherever it shows, "No access" (who an invitation would reach) purple, "Invalid email" red,
+// "Failed" yellow.
 export const BUCKETS = [
-  { key: "withoutAccess", label: "Without access", tone: "moved" },
-  { key: "withAccess", label: "With access", tone: "success" },
-  { key: "invalid", label: "Invalid", tone: "removed" },
-  { key: "failed", label: "Failed", tone: "default" },
+  { key: "withoutAccess", label: "No access", tone: "discovery" },
+  { key: "withAccess", label: "Has access", tone: "info" },
+  { key: "invalid", label: "Invalid email", tone: "removed" },
+  { key: "failed", label: "Failed", tone: "moved" },
 ];
 
 export function mountAccess(panel, { inviteThese }) {
@@ -31,8 +34,7 @@ export function mountAccess(panel, { inviteThese }) {
       try {
         render(await call("checkAccess", { emails }));
       } catch (err) {
-        clear(results, message("error", err.message));
-        announce(err.message);
+        clear(results, message("error", { title: "The emails could not be checked", text: err.message }));
       }
     });
   }
@@ -60,9 +62,10 @@ export function mountAccess(panel, { inviteThese }) {
         caption: "Access check results",
         rows: chosen ? rows.filter((r) => r.bucket.key === chosen) : rows,
         empty: "No emails in this group.",
+        search: (r) => `${r.email} ${r.bucket.label} ${r.detail}`,
         columns: [
-          { label: "Email", cell: (r) => r.email },
-          { label: "Result", cell: (r) => lozenge(r.bucket.label, r.bucket.tone) },
+          { label: "Email", cell: (r) => r.email, sort: (r) => r.email },
+          { label: "Result", cell: (r) => lozenge(r.bucket.label, r.bucket.tone), sort: (r) => r.bucket.label },
           { label: "Detail", cell: (r) => r.detail },
         ],
       }));
@@ -75,12 +78,12 @@ export function mountAccess(panel, { inviteThese }) {
         BUCKETS.map((b) => h("li", { class: `stat stat-${b.tone}` },
           h("span", { class: "stat-value", text: count(counts[b.key]) }),
           h("span", { class: "stat-label", text: b.label })))),
-      counts.failed ? message("warning", "Some emails could not be checked this time; the rest of the answer stands.") : null,
+      counts.failed ? message("warning", { title: `${plural(counts.failed, "email")} could not be checked`, text: "Confluence did not answer for them this time; the rest of the answer stands. Check them again in a few minutes." }) : null,
       h("div", { class: "block-head" },
         h("div", { class: "inline-field" }, h("label", { for: "access-filter", text: "Show" }), filter),
         h("div", { class: "actions" },
           without.length && inviteThese
-            ? button(`Invite the ${plural(without.length, "email")} without access…`, () => inviteThese(without), { kind: "primary" })
+            ? button(`Invite the ${plural(without.length, "person", "people")} with no access…`, () => inviteThese(without), { kind: "primary" })
             : null,
           button("Copy", () => copyText(csv(), `Copied ${plural(rows.length, "row")}`), { "aria-label": "Copy access results as CSV" }),
           button("Download CSV", () => download("access-check.csv", csv()), { "aria-label": "Download CSV of access results" }))),

@@ -1,4 +1,4 @@
-// Resolver calls (CONTRACT.md §4) and the words the panel uses for every way they can go wrong.
+// Resolver calls (the README's resolver table) and the words the panel uses for every way they can go wrong.
 import { BridgeUnavailable, invokeRemote } from "./bridge.js";
 
 export const MAX_ENTRIES = 10000;
@@ -22,7 +22,7 @@ export async function call(key, payload = {}) {
     }
     const text = String((err && err.message) || err);
     if (/\b401\b|invocation token/i.test(text)) {
-      throw new ApiError(401, "invalid_token", "Your session has expired. Reload the page.");
+      throw new ApiError(401, "invalid_token", NOT_VERIFIED);
     }
     throw new ApiError(0, "unreachable", `Access Desk could not be reached: ${text}`);
   }
@@ -36,12 +36,23 @@ export async function call(key, payload = {}) {
   throw new ApiError(status, code || `http_${status}`, describe(status, code, serverMessage, details), details);
 }
 
+// 401 is only ever a Forge invocation token Access Desk could not verify: a page open for very long,
+// or (when it keeps happening) a server set up for another app. Say what to do about either.
+const NOT_VERIFIED = "Access Desk could not verify this request from Confluence. Reload the page and try again. "
+  + "If it happens again, the Access Desk server is not set up for this app: ask whoever runs it to check its FORGE_APP_ID.";
+
 export function describe(status, code, serverMessage, details) {
   if (status === 401) {
-    return "Your session has expired. Reload the page.";
+    return NOT_VERIFIED;
   }
   if (status === 403 && code === "not_allowed") {
     return "Only Confluence administrators can do this.";
+  }
+  if (status === 403 && code === "untrusted_site") {
+    return "The Access Desk server does not accept calls for this Confluence site. Ask whoever runs it to add this site to API_BASE_URL_ALLOWLIST.";
+  }
+  if (status === 404 && code === "unknown_resolver") {
+    return "This Access Desk server does not offer this yet. Ask whoever runs it to update it.";
   }
   if (status === 413 && code === "too_many") {
     return "At most 10,000 entries at once.";
@@ -53,7 +64,7 @@ export function describe(status, code, serverMessage, details) {
     const fields = details && typeof details === "object" ? Object.entries(details) : [];
     const extra = fields
       .slice(0, 3)
-      .map(([field, why]) => `${field}: ${typeof why === "string" ? why : JSON.stringify(why)}`)
+      .map(([field, why]) => `${fieldName(field)}: ${typeof why === "string" ? why : JSON.stringify(why)}`)
       .join("; ");
     const base = serverMessage || "Some of what was sent is not valid.";
     return extra ? `${base} (${extra})` : base;
@@ -65,6 +76,16 @@ export function describe(status, code, serverMessage, details) {
     return `Access Desk could not finish this (error ${status || "unknown"}). Try again in a moment.`;
   }
   return serverMessage || `Something went wrong (error ${status}).`;
+}
+
+// A field the backend names ("emails[3]", "accountIds", "limit") as a person would: "entry 4".
+function fieldName(field) {
+  const at = /^[A-Za-z]+\[(\d+)\]$/.exec(field);
+  if (at) {
+    return `entry ${Number(at[1]) + 1}`;
+  }
+  const names = { emails: "the list", accountIds: "the list", jobId: "the job", limit: "the page size", before: "the page" };
+  return names[field] || field;
 }
 
 // A failed entry ({"error", "retryAfter"?}) in words.

@@ -1,12 +1,14 @@
 // Access Desk's admin panel: who is signed in, then the tools they may use, as a keyboard-friendly
 // tablist. Every backend call goes through invokeRemote (bridge.js).
 import { mountAccess } from "./access.js";
-import { mountAudit, mountJobs } from "./activity.js";
 import { call } from "./api.js";
+import { mountAudit } from "./audit.js";
 import { adminCheckHint, mountDiagnose } from "./diagnose.js";
 import { announce, clear, h, message, spinner } from "./dom.js";
 import { mountInvite } from "./invite.js";
+import { mountJobs } from "./jobs.js";
 import { mountLookup } from "./lookup.js";
+import { person } from "./people.js";
 import { mountWebhook } from "./webhook.js";
 
 const TOOLS = [
@@ -34,12 +36,7 @@ async function start() {
     return;
   }
   const role = me.isAdmin ? "Confluence administrator" : "Confluence user";
-  who.textContent = `Signed in as ${me.accountId} · ${role}`;
-  nameOf(me.accountId).then((name) => {
-    if (name) {
-      who.textContent = `Signed in as ${name} · ${role}`;
-    }
-  });
+  clear(who, "Signed in as ", person(me.accountId), ` · ${role}`);
   const tools = TOOLS.filter((t) => me.isAdmin || !t.admin);
   const body = h("div");
   clear(main,
@@ -47,19 +44,33 @@ async function start() {
       ? null
       : message("info", "You can look up users here. Checking access, inviting people, jobs, the audit log, webhooks and the diagnosis are for Confluence administrators.", adminCheckHint()),
     body);
-  mountTabs(body, tools);
+  if (tools.length === 1) {
+    // One tool: no tab strip, just the tool under its own heading.
+    const only = h("section", { id: `panel-${tools[0].key}`, class: "tabpanel", "aria-label": tools[0].label });
+    clear(body, only);
+    const view = mounters({})[tools[0].key](only) || {};
+    if (view.show) {
+      view.show();
+    }
+  } else {
+    mountTabs(body, tools);
+  }
   main.setAttribute("aria-busy", "false");
   document.documentElement.dataset.ready = "true";
   announce(me.isAdmin ? "Access Desk is ready." : "Access Desk is ready: you can look up users.");
 }
 
-async function nameOf(accountId) {
-  try {
-    const { users = [] } = await call("lookupUsers", { accountIds: [accountId] });
-    return users[0] && users[0].displayName;
-  } catch {
-    return null;
-  }
+// Each tool's mount function; `go` lets one tool open another (a job from the audit log, say).
+function mounters(go) {
+  return {
+    lookup: (p) => mountLookup(p),
+    access: (p) => mountAccess(p, { inviteThese: go.inviteThese }),
+    invite: (p) => mountInvite(p, go),
+    jobs: (p) => mountJobs(p, go),
+    audit: (p) => mountAudit(p, go),
+    webhook: (p) => mountWebhook(p, go),
+    diagnose: (p) => mountDiagnose(p),
+  };
 }
 
 function mountTabs(root, tools) {
@@ -106,15 +117,11 @@ function mountTabs(root, tools) {
   });
   clear(root, tablist, Object.values(panels));
 
-  const mounters = {
-    lookup: (p) => mountLookup(p),
-    access: (p) => mountAccess(p, { inviteThese: (emails) => { select("invite", true); views.invite.prefill(emails); } }),
-    invite: (p) => mountInvite(p),
-    jobs: (p) => mountJobs(p),
-    audit: (p) => mountAudit(p),
-    webhook: (p) => mountWebhook(p),
-    diagnose: (p) => mountDiagnose(p),
-  };
+  const mount = mounters({
+    inviteThese: (emails) => { select("invite", true); views.invite.prefill(emails); },
+    openJob: (jobId) => { select("jobs", true); views.jobs.open(jobId); },
+    showTab: (key) => select(key, true),
+  });
 
   let selected = null;
   function select(key, focus) {
@@ -128,7 +135,7 @@ function mountTabs(root, tools) {
       panels[t.key].hidden = !on;
     }
     if (!views[key]) {
-      views[key] = mounters[key](panels[key]) || {};
+      views[key] = mount[key](panels[key]) || {};
     }
     if (views[key].show && !again) {
       views[key].show();

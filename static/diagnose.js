@@ -1,12 +1,12 @@
 // Diagnose: a live check of this installation (the `diagnose` resolver, docs/contract.md §4 and §7).
 // Each check is shown with its status and, when it is not OK, what to do.
 import { call } from "./api.js";
-import { announce, busy, button, clear, h, lozenge, message, plural, spinner } from "./dom.js";
+import { announce, busy, button, clear, h, icon, lozenge, message, plural, spinner } from "./dom.js";
 
 const TONES = {
-  ok: { lozenge: "success", label: "OK", icon: "✓" },
-  warn: { lozenge: "moved", label: "Warning", icon: "!" },
-  fail: { lozenge: "removed", label: "Failed", icon: "✕" },
+  ok: { lozenge: "success", label: "OK", icon: "success" },
+  warn: { lozenge: "moved", label: "Warning", icon: "warning" },
+  fail: { lozenge: "removed", label: "Failed", icon: "error" },
 };
 
 export function mountDiagnose(panel) {
@@ -46,7 +46,7 @@ export function mountDiagnose(panel) {
       checks.map((check) => {
         const tone = TONES[check.status] || TONES.warn;
         return h("li", { class: `diag-check diag-${check.status}` },
-          h("span", { class: "diag-icon", "aria-hidden": "true", text: tone.icon }),
+          icon(tone.icon, "icon diag-icon"),
           h("div", { class: "diag-body" },
             h("h3", { class: "diag-name" }, check.name, " ", lozenge(tone.label, tone.lozenge)),
             h("p", { class: "diag-detail", text: check.detail })));

@@ -84,10 +84,89 @@ export function button(label, onClick, { kind = "default", ...attrs } = {}) {
   return h("button", { type: "button", class: `btn btn-${kind}`, onclick: onClick, ...attrs }, label);
 }
 
-// A message box: tone is info | success | warning | error.
-export function message(tone, text, ...extra) {
+// ---------------------------------------------------------------- icons, section messages, flags
+
+const SVG = "http://www.w3.org/2000/svg";
+// 24 px glyphs in the shape of the Atlassian Design System's status icons, filled with currentColor.
+const ICON_PATHS = {
+  info: "M12 20a8 8 0 1 1 0-16 8 8 0 0 1 0 16Zm0-9.5a1 1 0 0 0-1 1V16a1 1 0 1 0 2 0v-4.5a1 1 0 0 0-1-1ZM12 9a1.25 1.25 0 1 0 0-2.5A1.25 1.25 0 0 0 12 9Z",
+  success: "M12 20a8 8 0 1 1 0-16 8 8 0 0 1 0 16Zm3.7-10.7a1 1 0 0 0-1.4 0L11 12.6l-1.3-1.3a1 1 0 1 0-1.4 1.4l2 2a1 1 0 0 0 1.4 0l4-4a1 1 0 0 0 0-1.4Z",
+  warning: "M13.5 4.9 20.6 17.5A1.7 1.7 0 0 1 19.1 20H4.9a1.7 1.7 0 0 1-1.5-2.5l7.1-12.6a1.7 1.7 0 0 1 3 0ZM12 8a1 1 0 0 0-1 1v4.5a1 1 0 1 0 2 0V9a1 1 0 0 0-1-1Zm0 9.5A1.25 1.25 0 1 0 12 15a1.25 1.25 0 0 0 0 2.5Z",
+  error: "M12 20a8 8 0 1 1 0-16 8 8 0 0 1 0 16Zm0-12a1 1 0 0 0-1 1v4a1 1 0 1 0 2 0V9a1 1 0 0 0-1-1Zm0 9a1.25 1.25 0 1 0 0-2.5A1.25 1.25 0 0 0 12 17Z",
+  discovery: "M12 20a8 8 0 1 1 0-16 8 8 0 0 1 0 16Zm0-13a1 1 0 0 0-1 1v5a1 1 0 1 0 2 0V8a1 1 0 0 0-1-1Zm0 10a1.25 1.25 0 1 0 0-2.5A1.25 1.25 0 0 0 12 17Z",
+  close: "M12 10.6 7.8 6.4a1 1 0 0 0-1.4 1.4l4.2 4.2-4.2 4.2a1 1 0 1 0 1.4 1.4l4.2-4.2 4.2 4.2a1 1 0 0 0 1.4-1.4L13.4 12l4.2-4.2a1 1 0 0 0-1.4-1.4L12 10.6Z",
+};
+
+export function icon(name, className = "icon") {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "24");
+  svg.setAttribute("height", "24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  svg.setAttribute("class", className);
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", ICON_PATHS[name] || ICON_PATHS.info);
+  path.setAttribute("fill", "currentColor");
+  path.setAttribute("fill-rule", "evenodd");
+  svg.append(path);
+  return svg;
+}
+
+// A section message (ADS): an icon, an optional title, the text, then any actions.
+// tone is info | success | warning | error | discovery. message(tone, text, ...extra) or
+// message(tone, {title, text}, ...extra). Errors are role=alert (read out at once).
+export function message(tone, content, ...extra) {
   const role = tone === "error" ? "alert" : null;
-  return h("div", { class: `msg msg-${tone}`, role }, h("p", { text }), extra);
+  const { title, text } = typeof content === "object" && content !== null ? content : { title: null, text: content };
+  return h("div", { class: `msg msg-${tone}`, role },
+    icon(tone === "error" ? "error" : tone, `icon msg-icon msg-icon-${tone}`),
+    h("div", { class: "msg-body" },
+      title ? h("h3", { class: "msg-title", text: title }) : null,
+      text ? h("p", { text }) : null,
+      extra));
+}
+
+// An empty state (ADS): a heading, what it means, and the next action (a button or nothing).
+export function emptyState(title, text, action = null) {
+  return h("div", { class: "empty-state" },
+    h("h3", { class: "empty-title", text: title }),
+    text ? h("p", { text }) : null,
+    action ? h("div", { class: "actions" }, action) : null);
+}
+
+// Flags (ADS): short notes in the bottom corner that go away by themselves (success and info after
+// 8 s) or stay until dismissed (warnings and errors). The live region reads them out.
+// actions: [{label, onClick}].
+export function flag(tone, title, text = "", actions = []) {
+  let stack = document.getElementById("flags");
+  if (!stack) {
+    stack = h("div", { id: "flags", class: "flags" });
+    document.body.append(stack);
+  }
+  const dismiss = () => {
+    el.remove();
+  };
+  const el = h("div", { class: `flag flag-${tone}`, role: "group", "aria-label": title },
+    icon(tone === "error" ? "error" : tone, `icon flag-icon msg-icon-${tone}`),
+    h("div", { class: "flag-body" },
+      h("p", { class: "flag-title", text: title }),
+      text ? h("p", { class: "flag-text", text }) : null,
+      actions.length
+        ? h("div", { class: "flag-actions" }, actions.map((a) => h("button", {
+            type: "button", class: "link-btn", text: a.label, onclick: () => { dismiss(); a.onClick(); },
+          })))
+        : null),
+    h("button", { type: "button", class: "icon-btn flag-close", "aria-label": `Dismiss: ${title}`, onclick: dismiss }, icon("close", "icon icon-small")));
+  stack.prepend(el);
+  while (stack.children.length > 3) {
+    stack.lastChild.remove();
+  }
+  if (tone === "success" || tone === "info") {
+    setTimeout(dismiss, 8000);
+  }
+  announce(text ? `${title} ${text}` : title);
+  return el;
 }
 
 export function spinner(label = "Loading…") {
@@ -113,11 +192,17 @@ export function parseList(text) {
     .filter(Boolean);
 }
 
+// Lower-cases ASCII letters only (A-Z), as the backend compares emails: "straße@" is not "strasse@"
+// and the Kelvin sign (U+212A) is not "K", so neither pair collapses into one entry.
+export function asciiLower(text) {
+  return String(text).replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+}
+
 export function distinct(entries, caseless = false) {
   const seen = new Set();
   const out = [];
   for (const entry of entries) {
-    const key = caseless ? entry.toLowerCase() : entry;
+    const key = caseless ? asciiLower(entry) : entry;
     if (!seen.has(key)) {
       seen.add(key);
       out.push(entry);
@@ -180,16 +265,19 @@ export function entriesFromCsv(text, header) {
   return rows.flat().filter(Boolean);
 }
 
-// A value a spreadsheet would run as a formula (= + - @, or a tab or CR in front) gets a leading '.
-// Every export and every copied list goes through this, so a pasted id or email is never run.
+// A value a spreadsheet would run as a formula gets a ' in front: at its start (= + - @, or a tab or
+// CR there) and after every separator a spreadsheet may split on (, ; tab CR LF |), so a cell such as
+// "x;=1+1;" or "x<TAB>=cmd|' /C calc'!A0" cannot become a formula in a column of its own. Every export
+// and every copied list goes through this, so a pasted id or email is never run.
+const FORMULA_START = /(^|[,;\t\r\n|])(\s*)([=+\-@])/g;
 export function formulaSafe(value) {
   const text = value === undefined || value === null ? "" : String(value);
-  return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
+  return text.replace(/^[\t\r]/, "'$&").replace(FORMULA_START, "$1$2'$3");
 }
 
+// Every cell quoted, whatever it holds: a reader splitting on ; or a tab keeps it whole.
 function csvCell(value) {
-  const text = formulaSafe(value);
-  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  return `"${formulaSafe(value).replaceAll('"', '""')}"`;
 }
 
 // One value a line, for copying a list (the same formula guard as toCsv).
@@ -208,7 +296,7 @@ export function download(filename, text, type = "text/csv") {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
-  announce(`Downloaded ${filename}.`);
+  flag("success", `Downloaded ${filename}`);
 }
 
 // Copies text and says so, or says in words that it could not. Resolves to whether it was copied.
@@ -224,7 +312,11 @@ export async function copyText(text, what = "Copied") {
   } catch {
     copied = fallbackCopy(text);
   }
-  announce(copied ? `${what}.` : "Could not copy: the browser did not allow access to the clipboard.");
+  if (copied) {
+    flag("success", `${what}.`);
+  } else {
+    flag("error", "Could not copy", "The browser did not allow access to the clipboard. Use Download CSV instead.");
+  }
   flash(trigger, copied ? "Copied" : "Could not copy");
   return copied;
 }
@@ -274,42 +366,98 @@ function fallbackCopy(text) {
 // ---------------------------------------------------------------- tables
 
 // A table rendering one page of `rows` at a time (pageSize rows), so 10,000 rows stay responsive.
-// columns: [{label, cell(row) -> Node|string, className?}]. The returned element has update(rows),
-// which swaps in new rows (e.g. a job's items while it runs) and stays on the same page.
-export function pagedTable({ caption, columns, rows, pageSize = 100, empty = "Nothing to show." }) {
+// columns: [{label, cell(row) -> Node|string, className?, sort?(row) -> string|number}]: a column
+// with `sort` has a header button that sorts ascending, then descending (aria-sort says which).
+// `search(row) -> string` adds a filter box once there are more than `searchFrom` rows.
+// `rowAttrs(row)` adds attributes to a row (a class, data-*). `empty` is a string or a Node.
+// The returned element has update(rows), which swaps in new rows (e.g. a job's items while it runs)
+// and stays on the same page, and the same sort and filter.
+export function pagedTable({ caption, columns, rows, pageSize = 100, empty = "Nothing to show.", search = null, searchFrom = 20, rowAttrs = null }) {
   const tbody = h("tbody");
+  let sortBy = -1;
+  let sortDir = 1;
+  const heads = columns.map((c, i) => {
+    const th = h("th", { scope: "col", class: c.className === "num" ? "num" : c.headClass || null });
+    if (c.sort) {
+      th.setAttribute("aria-sort", "none");
+      th.append(h("button", { type: "button", class: "sort-btn", onclick: () => sortOn(i) },
+        c.label, h("span", { class: "sort-mark", "aria-hidden": "true" })));
+    } else {
+      th.textContent = c.label;
+    }
+    return th;
+  });
   const table = h(
     "table",
     { class: "data" },
     h("caption", { class: "visually-hidden", text: caption }),
-    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.className === "num" ? "num" : null, text: c.label })))),
+    h("thead", {}, h("tr", {}, heads)),
     tbody,
   );
   const scroll = h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": caption }, table);
-  const emptyNote = h("p", { class: "empty", text: empty });
+  const emptyNote = typeof empty === "string" ? h("p", { class: "empty", text: empty }) : h("div", {}, empty);
+  const noMatch = h("p", { class: "empty", text: "Nothing matches the filter." });
   const info = h("span", { class: "pager-info" });
   const prev = button("Previous", () => show(page - 1), { "aria-label": `Previous page of ${caption.toLowerCase()}` });
   const next = button("Next", () => show(page + 1), { "aria-label": `Next page of ${caption.toLowerCase()}` });
   const pager = h("div", { class: "pager" }, prev, info, next);
-  const wrap = h("div", { class: "table-wrap" }, emptyNote, scroll, pager);
+  const filterId = nextId("filter");
+  const filterBox = h("input", { id: filterId, type: "search", class: "filter-box", placeholder: "Filter", autocomplete: "off", spellcheck: "false" });
+  const filterField = h("div", { class: "inline-field table-filter" },
+    h("label", { for: filterId, text: `Filter ${caption.toLowerCase()}` }), filterBox);
+  const wrap = h("div", { class: "table-wrap" }, filterField, emptyNote, noMatch, scroll, pager);
   let page = 0;
   let pages = 1;
+  let shown = rows;
+  filterBox.addEventListener("input", () => show(0));
+
+  function sortOn(i) {
+    sortDir = sortBy === i ? -sortDir : 1;
+    sortBy = i;
+    heads.forEach((th, j) => {
+      if (columns[j].sort) {
+        th.setAttribute("aria-sort", j === i ? (sortDir > 0 ? "ascending" : "descending") : "none");
+      }
+    });
+    show(0);
+    announce(`Sorted by ${columns[i].label.toLowerCase()}, ${sortDir > 0 ? "ascending" : "descending"}.`);
+  }
+
+  function visible() {
+    let out = rows;
+    const needle = asciiLower(filterBox.value.trim());
+    if (search && needle) {
+      out = out.filter((r) => asciiLower(search(r)).includes(needle));
+    }
+    if (sortBy >= 0) {
+      const key = columns[sortBy].sort;
+      const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
+      out = out.map((r, i) => [key(r), i, r]).sort((a, b) => {
+        const order = typeof a[0] === "number" && typeof b[0] === "number" ? a[0] - b[0] : collator.compare(String(a[0] ?? ""), String(b[0] ?? ""));
+        return order * sortDir || a[1] - b[1];
+      }).map((x) => x[2]);
+    }
+    return out;
+  }
 
   function show(n) {
-    pages = Math.max(1, Math.ceil(rows.length / pageSize));
+    shown = visible();
+    pages = Math.max(1, Math.ceil(shown.length / pageSize));
     page = Math.max(0, Math.min(pages - 1, n));
     const start = page * pageSize;
-    const slice = rows.slice(start, start + pageSize);
+    const slice = shown.slice(start, start + pageSize);
     const frag = document.createDocumentFragment();
     for (const row of slice) {
-      frag.append(h("tr", {}, columns.map((c) => h("td", { class: c.className }, c.cell(row)))));
+      frag.append(h("tr", rowAttrs ? rowAttrs(row) : {}, columns.map((c) => h("td", { class: c.className }, c.cell(row)))));
     }
     tbody.replaceChildren(frag);
-    info.textContent = `Rows ${count(start + 1)}–${count(start + slice.length)} of ${count(rows.length)}`;
+    info.textContent = `Rows ${count(slice.length ? start + 1 : 0)}–${count(start + slice.length)} of ${count(shown.length)}`;
     prev.disabled = page === 0;
     next.disabled = page >= pages - 1;
+    filterField.hidden = !search || (rows.length <= searchFrom && !filterBox.value);
     emptyNote.hidden = rows.length > 0;
-    scroll.hidden = rows.length === 0;
+    noMatch.hidden = rows.length === 0 || shown.length > 0;
+    scroll.hidden = shown.length === 0;
     pager.hidden = pages <= 1;
   }
 

@@ -4,7 +4,9 @@ import { announce, append, button, count, distinct, entriesFromCsv, h, nextId, p
 
 const MAX_FILE_BYTES = 5 * 1024 * 1024; // 10,000 entries are far less than this
 
-export function entryForm({ label, hint, placeholder, header, caseless = false, noun, submitLabel, onSubmit }) {
+// onRefused() runs when the form refuses a list itself (empty, over 10,000), so the page can drop
+// results that belong to an earlier list.
+export function entryForm({ label, hint, placeholder, header, caseless = false, noun, submitLabel, onSubmit, onRefused = () => {} }) {
   const areaId = nextId("entries");
   const hintId = nextId("hint");
   const countId = nextId("count");
@@ -112,11 +114,13 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
     if (!list.length) {
       error.textContent = `Enter at least one ${noun}.`;
       area.focus();
+      onRefused();
       return;
     }
     if (list.length > MAX_ENTRIES) {
-      error.textContent = `At most 10,000 entries at once (this list has ${count(list.length)}).`;
+      error.textContent = `At most 10,000 entries at once (this list has ${count(list.length)}). Split the list and send the rest afterwards.`;
       area.focus();
+      onRefused();
       return;
     }
     error.textContent = "";
@@ -133,7 +137,12 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
     area,
     setValue(text) {
       area.value = text;
+      error.textContent = "";
       refreshCount();
+    },
+    // The page's one primary action is elsewhere (a confirm bar): the submit button steps back.
+    setPrimary(on) {
+      submit.className = on ? "btn btn-primary" : "btn btn-default";
     },
     append(...nodes) {
       append(form, nodes);

@@ -1,25 +1,34 @@
-// Invite emails: a dry run first (who would be invited, who is skipped and why), a confirm step, then
-// the real job with a progress bar, polled about once a second.
+// Invite emails: a preview first (a dry run: who would be invited, who is skipped and why), with the
+// one primary action on top of it ("Invite N people"), then the real job with a progress bar, polled
+// about once a second. A finished invitation clears the form; a new list, even one the form or the
+// backend refuses, replaces what was shown at once. A job that finishes while another tab is open
+// raises a flag.
 import { call } from "./api.js";
 import {
-  announce, button, clear, copyText, count, download, h, message, pagedTable, plural,
+  announce, button, clear, copyText, count, download, flag, h, message, pagedTable, plural,
 } from "./dom.js";
 import { entryForm } from "./forms.js";
-import { countCards, finished, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pollJob, processed, progressBar } from "./job.js";
+import {
+  countCards, countsText, etaText, finished, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pacer, pollJob, processed, progressBar,
+} from "./job.js";
 
 const STALL_MS = 8000; // no progress for this long: say the job is waiting
 
-export function mountInvite(panel) {
+export function mountInvite(panel, go = {}) {
   const stage = h("div", { class: "results", "aria-busy": "false" });
   const form = entryForm({
     label: "Emails to invite",
-    hint: "Paste email addresses separated by commas, spaces, semicolons or new lines, or load a CSV file. A dry run shows who would be invited before anyone is.",
+    hint: "Paste email addresses separated by commas, spaces, semicolons or new lines, or load a CSV file. The preview shows who would be invited before anyone is.",
     placeholder: "new.person@example.com",
     header: /^e-?mail( address)?$/i,
     caseless: true,
     noun: "email",
     submitLabel: "Preview invitations",
     onSubmit: (emails) => preview(emails),
+    onRefused: () => {
+      cancelRun();
+      clear(stage);
+    },
   });
   clear(panel, h("h2", { text: "Invite to this site" }), form.el, stage);
   // Each preview or invitation is a run; starting another, Cancel or a prefill ends the one before,
@@ -32,6 +41,7 @@ export function mountInvite(panel) {
     stopRun();
     stopRun = () => {};
     stage.setAttribute("aria-busy", "false");
+    form.setPrimary(true);
   }
 
   // A new run: current() holds until another starts or it is cancelled; `stopped` settles then.
@@ -58,9 +68,9 @@ export function mountInvite(panel) {
 
   async function preview(emails) {
     const { current, stopped } = startRun();
-    const bar = progressBar("Dry run progress");
-    bar.pending(`Checking ${plural(emails.length, "email")} (dry run)…`);
-    clear(stage, h("h3", { text: "Dry run" }), bar);
+    const bar = progressBar("Preview progress");
+    bar.pending(`Checking ${plural(emails.length, "email")}…`);
+    clear(stage, h("h3", { text: "Preview" }), bar);
     announce(`Checking ${plural(emails.length, "email")} before inviting.`);
     const work = (async () => {
       try {
@@ -75,8 +85,7 @@ export function mountInvite(panel) {
         }
       } catch (err) {
         if (current()) {
-          clear(stage, message("error", err.message));
-          announce(err.message);
+          clear(stage, message("error", { title: "The preview could not be made", text: err.message }));
         }
       }
     })();
@@ -86,18 +95,28 @@ export function mountInvite(panel) {
 
   function showPreview(job) {
     if (job.state === "failed") {
-      clear(stage, message("error", "The dry run could not finish. Try again in a moment."));
-      announce("The dry run could not finish.");
+      clear(stage, message("error", { title: "The preview could not finish", text: "Confluence did not answer for every email. Try again in a few minutes." }));
       return;
     }
     const items = job.items || [];
     const invitees = items.filter((it) => it.outcome === "pending").map((it) => it.email);
     const skipped = items.filter((it) => it.outcome !== "pending");
-    const summary = `${plural(invitees.length, "person", "people")} would be invited; ${count(skipped.length)} skipped.`;
-    const confirmBox = invitees.length
-      ? h("div", { class: "confirm", role: "group", "aria-labelledby": "invite-confirm-h" },
-          h("h3", { id: "invite-confirm-h", text: `Invite ${plural(invitees.length, "person", "people")}?` }),
-          h("p", { text: "Confluence emails each of them an invitation to this site. This cannot be undone from here." }),
+    const c = job.counts || {};
+    const skippedWords = [
+      c.alreadyHasAccess ? `${count(c.alreadyHasAccess)} ${c.alreadyHasAccess === 1 ? "has" : "have"} access` : "",
+      c.invalid ? `${count(c.invalid)} invalid` : "",
+      c.failed ? `${count(c.failed)} could not be checked` : "",
+    ].filter(Boolean);
+    const skippedText = skippedWords.length ? `Skipped: ${skippedWords.join(", ")}.` : "Nobody is skipped.";
+    const cost = Number.isFinite(job.estimatedPoints) && job.estimatedPoints > 0
+      ? ` Costs about ${count(job.estimatedPoints)} Confluence points.`
+      : "";
+    const summary = `Would invite ${plural(invitees.length, "person", "people")}. ${skippedText}`;
+    const top = invitees.length
+      ? h("div", { class: "confirm-bar", role: "group", "aria-labelledby": "invite-confirm-h" },
+          h("div", {},
+            h("h3", { id: "invite-confirm-h", text: `Invite ${plural(invitees.length, "person", "people")}?` }),
+            h("p", { text: `${skippedText} Confluence emails each invitee; this cannot be undone from here.${cost}` })),
           h("div", { class: "actions" },
             button(`Invite ${plural(invitees.length, "person", "people")}`, () => invite(invitees, skipped.length, job), { kind: "primary", id: "invite-confirm" }),
             button("Cancel", () => {
@@ -106,11 +125,11 @@ export function mountInvite(panel) {
               announce("Invitation cancelled; nobody was invited.");
               form.area.focus();
             })))
-      : message("info", "Nobody to invite: everyone on the list already has access, is invalid or could not be checked.");
+      : message("info", { title: "Nobody to invite", text: `Everyone on the list already has access, is invalid or could not be checked. ${skippedText}` });
     clear(
       stage,
       h("h3", { text: "Preview" }),
-      h("p", { class: "summary", text: summary }),
+      top,
       countCards(job),
       h("section", { class: "result-block", "aria-labelledby": "would-h" },
         h("h4", { id: "would-h", text: `Would be invited (${count(invitees.length)})` }),
@@ -118,7 +137,8 @@ export function mountInvite(panel) {
           caption: "Would be invited",
           rows: invitees,
           empty: "Nobody.",
-          columns: [{ label: "Email", cell: (e) => e }],
+          search: (e) => e,
+          columns: [{ label: "Email", cell: (e) => e, sort: (e) => e }],
         })),
       h("section", { class: "result-block", "aria-labelledby": "skipped-h" },
         h("h4", { id: "skipped-h", text: `Skipped (${count(skipped.length)})` }),
@@ -126,20 +146,22 @@ export function mountInvite(panel) {
           caption: "Skipped",
           rows: skipped,
           empty: "Nobody is skipped.",
+          search: (it) => `${it.email} ${outcomeLabel(it, true)}`,
           columns: [
-            { label: "Email", cell: (it) => it.email },
-            { label: "Why", cell: (it) => [outcomeLabel(it, true), outcomeDetail(it) ? `: ${outcomeDetail(it)}` : ""].join("") },
+            { label: "Email", cell: (it) => it.email, sort: (it) => it.email },
+            { label: "Why", cell: (it) => [outcomeLabel(it, true), outcomeDetail(it) ? `: ${outcomeDetail(it)}` : ""].join(""), sort: (it) => outcomeLabel(it, true) },
           ],
         })),
-      confirmBox,
     );
-    announce(`Dry run finished: ${summary}`);
+    form.setPrimary(invitees.length === 0);
+    announce(`Preview ready: ${summary}`);
   }
 
   // ``skipped``: how many the preview left out (already had access, invalid), named in the result;
   // ``previewJob``: the dry run, shown again when the invitations cannot start.
   async function invite(emails, skipped, previewJob) {
     const { current } = startRun();
+    form.setPrimary(false);
     const bar = progressBar("Invitation progress");
     bar.pending("Starting…");
     const cards = h("div");
@@ -154,13 +176,15 @@ export function mountInvite(panel) {
     announce(`Inviting ${plural(emails.length, "person", "people")}.`);
     const describe = (job, done, total) => {
       const c = job.counts || {};
-      return `${count(done)} of ${count(total)} processed: ${count(c.invited || 0)} invited, ${count(c.alreadyHasAccess || 0)} already had access, ${count(c.invalid || 0)} invalid, ${count(c.failed || 0)} failed`;
+      return `${count(done)} of ${count(total)} processed: ${count(c.invited || 0)} invited, ${count(c.alreadyHasAccess || 0)} have access, ${count(c.invalid || 0)} invalid, ${count(c.failed || 0)} failed`;
     };
     // The job's JSON says nothing of waits: no progress for a while means Confluence is busy or
     // asked us to slow down (Retry-After), and the job resumes by itself.
     let lastDone = -1;
     let lastMove = Date.now();
+    const pace = pacer();
     const update = (job) => {
+      pace.add(job);
       bar.update(job, describe);
       const done = processed(job);
       if (done !== lastDone) {
@@ -170,7 +194,8 @@ export function mountInvite(panel) {
       const waiting = Date.now() - lastMove >= STALL_MS
         ? "Waiting for Confluence, which is busy or asked Access Desk to slow down; the job continues by itself. "
         : "";
-      hint.textContent = finished(job) ? "" : `${waiting}You can leave this page: the job keeps running and is listed under Jobs.`;
+      const eta = etaText(job, pace);
+      hint.textContent = finished(job) ? "" : `${eta ? `${eta}. ` : ""}${waiting}You can leave this page: the job keeps running and is listed under Jobs.`;
       clear(cards, countCards(job));
       if (!items) {
         items = itemsTable(job, "Invitation outcomes");
@@ -189,14 +214,25 @@ export function mountInvite(panel) {
         const c = job.counts || {};
         const words = job.state === "failed"
           ? `The invitation job stopped before it finished${typeof job.error === "string" ? ` (${job.error})` : ""}; the outcomes so far are listed below.`
-          : `Done: ${count(c.invited || 0)} invited, ${count(c.alreadyHasAccess || 0)} already had access, ${count(c.invalid || 0)} invalid, ${count(c.failed || 0)} failed.`
+          : `Done: ${count(c.invited || 0)} invited, ${count(c.alreadyHasAccess || 0)} have access, ${count(c.invalid || 0)} invalid, ${count(c.failed || 0)} failed.`
             + (skipped ? ` The ${plural(skipped, "person", "people")} skipped in the preview ${skipped === 1 ? "was" : "were"} not invited.` : "");
         heading.textContent = job.state === "failed" ? "Invitations stopped" : "Invitations finished";
         clear(note, message(job.state === "failed" ? "error" : "success", words));
         clear(actions,
           button("Copy", () => copyText(itemsCsv(job), "Copied the outcomes"), { "aria-label": "Copy invitation outcomes as CSV" }),
-          button("Download CSV", () => download("invitations.csv", itemsCsv(job)), { "aria-label": "Download CSV of invitation outcomes" }));
-        announce(words);
+          button("Download CSV", () => download("invitations.csv", itemsCsv(job)), { "aria-label": "Download CSV of invitation outcomes" }),
+          go.openJob ? button("Open in Jobs", () => go.openJob(job.id)) : null);
+        if (job.state !== "failed") {
+          form.setValue(""); // this list is done: the form is ready for the next one
+        }
+        if (panel.hidden) {
+          // Finished while the admin is on another tab: say so there.
+          flag(job.state === "failed" ? "warning" : "success",
+            job.state === "failed" ? "Invitations stopped" : "Invitations finished", countsText(job),
+            go.openJob ? [{ label: "View job", onClick: () => go.openJob(job.id) }] : []);
+        } else {
+          announce(words);
+        }
       } catch (err) {
         if (!current()) {
           return;
@@ -241,7 +277,7 @@ export function mountInvite(panel) {
       : null;
     clear(stage,
       heading,
-      message("error", `${err.message} Nobody was invited.`),
+      message("error", { title: "Nobody was invited", text: err.message }),
       h("div", { class: "actions" },
         button("Try again", () => invite(emails, skipped, previewJob), { kind: "primary" }),
         back));
@@ -256,5 +292,6 @@ export function mountInvite(panel) {
       form.setValue(emails.join("\n"));
       clear(stage);
     },
+    show() {},
   };
 }

@@ -1,20 +1,22 @@
-// Invite jobs (CONTRACT.md §4 Job): polling, counts, progress and per-row outcomes.
+// Invite jobs (the Job of the README's resolver table): polling, counts, progress, pace and per-row outcomes.
 import { call, failureText } from "./api.js";
 import { count, formatDate, h, lozenge, pagedTable, toCsv } from "./dom.js";
 
+// One word and one colour per outcome, on every tab (access.js BUCKETS uses the same).
 export const OUTCOMES = {
   pending: { label: "Pending", tone: "default" },
   invited: { label: "Invited", tone: "success" },
-  alreadyHasAccess: { label: "Already has access", tone: "info" },
+  alreadyHasAccess: { label: "Has access", tone: "info" },
   invalid: { label: "Invalid email", tone: "removed" },
   failed: { label: "Failed", tone: "moved" },
 };
+const WOULD_INVITE = { label: "Would be invited", tone: "discovery" };
 
 export const STATES = {
   queued: { label: "Queued", tone: "default" },
-  running: { label: "Running", tone: "info" },
+  running: { label: "In progress", tone: "info" },
   done: { label: "Done", tone: "success" },
-  failed: { label: "Failed", tone: "removed" },
+  failed: { label: "Stopped", tone: "removed" },
 };
 
 export function finished(job) {
@@ -27,15 +29,22 @@ export function stateLozenge(job) {
 }
 
 export function outcomeLabel(item, dryRun) {
+  return outcomeOf(item, dryRun).label;
+}
+
+export function outcomeOf(item, dryRun) {
   if (item.outcome === "pending" && dryRun) {
-    return "Would be invited";
+    return WOULD_INVITE;
   }
-  return (OUTCOMES[item.outcome] || { label: item.outcome }).label;
+  if (item.outcome === "failed" && item.error === "cancelled") {
+    return { label: "Cancelled", tone: "default" };
+  }
+  return OUTCOMES[item.outcome] || { label: String(item.outcome), tone: "default" };
 }
 
 export function outcomeDetail(item) {
-  if (!item.error) {
-    return "";
+  if (!item.error || item.error === "cancelled") {
+    return item.outcome === "invited" && item.joined === true ? "Has joined the site" : "";
   }
   return failureText(typeof item.error === "object" ? item.error : { error: item.error, retryAfter: item.retryAfter });
 }
@@ -115,9 +124,100 @@ export function countCards(job) {
   const c = job.counts || {};
   const keys = job.dryRun ? ["pending", "alreadyHasAccess", "invalid", "failed"] : ["invited", "alreadyHasAccess", "invalid", "failed", "pending"];
   return h("ul", { class: "stat-cards", "aria-label": "Counts" },
-    keys.map((k) => h("li", { class: `stat stat-${OUTCOMES[k].tone}` },
-      h("span", { class: "stat-value", text: count(c[k] || 0) }),
-      h("span", { class: "stat-label", text: k === "pending" && job.dryRun ? "Would be invited" : OUTCOMES[k].label }))));
+    keys.map((k) => {
+      const o = k === "pending" && job.dryRun ? WOULD_INVITE : OUTCOMES[k];
+      return h("li", { class: `stat stat-${o.tone}` },
+        h("span", { class: "stat-value", text: count(c[k] || 0) }),
+        h("span", { class: "stat-label", text: o.label }));
+    }));
+}
+
+// The counts in a few words: "Would invite 3 · 1 has access · 1 invalid" for a preview,
+// "236 invited · 4 invalid" for an invitation; zero counts left out.
+export function countsText(job) {
+  const c = job.counts || {};
+  const parts = [];
+  if (job.dryRun) {
+    parts.push(finished(job) ? `Would invite ${count(c.pending || 0)}` : `Checking ${count(job.total || 0)}`);
+  } else if (c.invited) {
+    parts.push(`${count(c.invited)} invited`);
+  }
+  if (c.alreadyHasAccess) {
+    parts.push(`${count(c.alreadyHasAccess)} ${c.alreadyHasAccess === 1 ? "has" : "have"} access`);
+  }
+  if (c.invalid) {
+    parts.push(`${count(c.invalid)} invalid`);
+  }
+  if (c.failed) {
+    parts.push(`${count(c.failed)} failed`);
+  }
+  if (!job.dryRun && c.pending && !finished(job)) {
+    parts.push(`${count(c.pending)} to go`);
+  }
+  if (job.followUp && typeof job.followUp.joined === "number") {
+    parts.push(`${count(job.followUp.joined)} joined`);
+  }
+  return parts.join(" · ") || (job.dryRun ? "Would invite 0" : "Nothing to do");
+}
+
+// Time left and pace while a job runs, from its progress over the last polls, its notBefore (a
+// wait Confluence asked for) and estimatedPoints (what it costs). Fields the backend leaves out are
+// simply not mentioned. `pace` is a pacer() following this job.
+export function etaText(job, pace) {
+  if (finished(job)) {
+    return "";
+  }
+  const parts = [];
+  const until = job.notBefore ? new Date(job.notBefore) : null;
+  if (until && !Number.isNaN(until.getTime()) && until.getTime() > Date.now()) {
+    parts.push(`Waiting for Confluence until ${until.toLocaleTimeString("en", { hour: "numeric", minute: "2-digit" })}`);
+  }
+  const rate = pace ? pace.rate() : 0;
+  if (rate > 0 && !job.dryRun) {
+    const left = (job.counts || {}).pending || 0;
+    parts.push(`${count(Math.round(rate * 60))} a minute`);
+    if (left) {
+      parts.push(`${duration(left / rate)} left`);
+    }
+  }
+  if (Number.isFinite(job.estimatedPoints) && job.estimatedPoints > 0) {
+    parts.push(`about ${count(job.estimatedPoints)} Confluence points`);
+  }
+  return parts.join(" · ");
+}
+
+export function duration(seconds) {
+  if (seconds < 60) {
+    return "less than a minute";
+  }
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) {
+    return minutes === 1 ? "about 1 minute" : `about ${minutes} minutes`;
+  }
+  const hours = Math.round(minutes / 6) / 10;
+  return `about ${hours} hours`;
+}
+
+// Items done per second over the last minute of polls: add(job) after each poll, rate() to read.
+export function pacer(now = () => Date.now()) {
+  const samples = [];
+  return {
+    add(job) {
+      samples.push([now(), processed(job)]);
+      while (samples.length > 2 && samples[0][0] < now() - 60000) {
+        samples.shift();
+      }
+    },
+    rate() {
+      if (samples.length < 2) {
+        return 0;
+      }
+      const [t0, n0] = samples[0];
+      const [t1, n1] = samples[samples.length - 1];
+      // Less than 3 s of polls says nothing about the pace yet.
+      return t1 - t0 >= 3000 && n1 > n0 ? ((n1 - n0) * 1000) / (t1 - t0) : 0;
+    },
+  };
 }
 
 export function itemsTable(job, caption = "Job items") {
@@ -126,10 +226,11 @@ export function itemsTable(job, caption = "Job items") {
     rows: job.items || [],
     empty: "This job has no items.",
     columns: [
-      { label: "Email", cell: (it) => it.email },
-      { label: "Outcome", cell: (it) => lozenge(outcomeLabel(it, job.dryRun), (OUTCOMES[it.outcome] || OUTCOMES.pending).tone) },
+      { label: "Email", cell: (it) => it.email, sort: (it) => it.email },
+      { label: "Outcome", cell: (it) => { const o = outcomeOf(it, job.dryRun); return lozenge(o.label, o.tone); }, sort: (it) => outcomeLabel(it, job.dryRun) },
       { label: "Detail", cell: (it) => outcomeDetail(it) },
     ],
+    search: (it) => `${it.email} ${outcomeLabel(it, job.dryRun)} ${outcomeDetail(it)}`,
   });
 }
 
@@ -138,7 +239,8 @@ export function itemsCsv(job) {
 }
 
 export function jobTitle(job) {
-  const mode = job.dryRun ? "Dry run" : "Invite";
-  const source = job.source === "webhook" ? "webhook" : "panel";
-  return `${mode} from the ${source}, ${formatDate(job.createdAt)}`;
+  const total = job.total || 0;
+  const mode = job.dryRun ? `Preview of ${count(total)} ${total === 1 ? "email" : "emails"}` : `Invitation of ${count(total)} ${total === 1 ? "person" : "people"}`;
+  const source = job.source === "webhook" ? "by webhook" : "from the panel";
+  return `${mode} ${source}, ${formatDate(job.createdAt)}`;
 }

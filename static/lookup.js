@@ -59,8 +59,7 @@ export function mountLookup(panel) {
       }
       if (!answered && lastError) {
         // Nothing came back at all: one error says it better than a table of the same reason.
-        clear(results, message("error", lastError.message));
-        announce(lastError.message);
+        clear(results, message("error", { title: "Nobody could be looked up", text: lastError.message }));
         return;
       }
       render(merged);
@@ -100,14 +99,23 @@ function usersSection(users) {
       rows: users,
       empty: "None of these account ids belong to a user you can see.",
       columns: [
-        { label: "User", cell: (u) => h("span", { class: "user-cell" }, avatar(u), h("span", { text: u.displayName || "" })) },
-        { label: "Public name", cell: (u) => u.publicName || "" },
-        { label: "Email", cell: (u) => (u.email ? u.email : h("span", { class: "subtle", text: "hidden" })) },
-        { label: "Status", cell: (u) => lozenge(u.accountStatus || "unknown", STATUS_TONE[u.accountStatus] || "default") },
-        { label: "Type", cell: (u) => u.accountType || "" },
-        { label: "External", cell: (u) => (u.isExternalCollaborator ? lozenge("external", "discovery") : h("span", { class: "subtle", text: "no" })) },
-        { label: "Account id", className: "mono", cell: (u) => u.accountId },
+        {
+          label: "User",
+          cell: (u) => h("span", { class: "user-cell" }, avatar(u), h("span", {},
+            h("span", { text: u.displayName || "" }),
+            u.publicName && u.publicName !== u.displayName ? h("span", { class: "cell-sub", text: u.publicName }) : null)),
+          sort: (u) => u.displayName || "",
+        },
+        { label: "Email", cell: (u) => (u.email ? u.email : h("span", { class: "subtle", text: "Hidden by their profile settings" })), sort: (u) => u.email || "" },
+        { label: "Status", cell: (u) => lozenge(u.accountStatus || "unknown", STATUS_TONE[u.accountStatus] || "default"), sort: (u) => u.accountStatus || "" },
+        {
+          label: "Type",
+          cell: (u) => [u.accountType || "", u.isExternalCollaborator ? [" ", lozenge("external", "discovery")] : null],
+          sort: (u) => `${u.accountType || ""}${u.isExternalCollaborator ? " external" : ""}`,
+        },
+        { label: "Account id", className: "mono", cell: (u) => u.accountId, sort: (u) => u.accountId },
       ],
+      search: (u) => `${u.displayName || ""} ${u.publicName || ""} ${u.email || ""} ${u.accountId} ${u.accountStatus || ""}`,
     }),
   );
 }
@@ -124,7 +132,7 @@ function notFoundSection(ids) {
         button("Download CSV", () => download("not-found.csv", csv()), { "aria-label": "Download CSV of account ids not found" }),
       )),
     h("p", { class: "field-hint", text: "No user with these ids, or their profiles are not visible to you." }),
-    pagedTable({ caption: "Account ids not found", rows: ids, columns: [{ label: "Account id", className: "mono", cell: (id) => id }] }),
+    pagedTable({ caption: "Account ids not found", rows: ids, search: (id) => id, columns: [{ label: "Account id", className: "mono", cell: (id) => id, sort: (id) => id }] }),
   );
 }
 
@@ -148,7 +156,7 @@ function failedSection(failed) {
       h("div", { class: "actions" },
         button("Download CSV", () => download("failed.csv", csv()), { "aria-label": "Download CSV of failed account ids" }),
       )),
-    message("warning", "These could not be looked up this time; the rest of the answer stands. Try them again later."),
+    message("warning", { title: "Some account ids could not be looked up", text: "Confluence did not answer for them this time; the rest of the answer stands. Look them up again in a few minutes." }),
     pagedTable({
       caption: "Account ids that failed",
       rows: failed,

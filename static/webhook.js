@@ -1,7 +1,14 @@
-// Webhook set-up: rotate the signing secret (after a confirm), show URL and secret once, with signing
-// examples for the Standard Webhooks headers (CONTRACT.md §5).
+// The webhook tab: its state (webhookStatus: the URL, whether a secret is set, since when and by
+// whom, who webhook jobs act as, how long the previous secret still works, recent deliveries), the
+// first "Create secret" or a later rotation (optionally revoking the previous secret at once), the
+// new secret shown once, and signed test commands (Standard Webhooks headers, README "Webhooks").
+// Against a backend without webhookStatus, the tab offers the rotation alone, as before.
 import { call } from "./api.js";
-import { announce, busy, button, clear, copyText, h, message, nextId, spinner } from "./dom.js";
+import {
+  announce, busy, button, clear, copyText, emptyState, formatDate, h, lozenge, message, nextId, pagedTable, spinner,
+} from "./dom.js";
+import { optional } from "./pages.js";
+import { person } from "./people.js";
 
 export function pythonExample(url) {
   return `# pip install standardwebhooks requests
@@ -15,7 +22,7 @@ URL = "${url}"
 SECRET = os.environ["ACCESS_DESK_WEBHOOK_SECRET"]  # the whsec_… secret shown once
 
 body = json.dumps({"type": "access.invite",
-                   "data": {"emails": ["new.person@example.com"], "dryRun": False}})
+                   "data": {"emails": ["new.person@example.com"], "dryRun": True}})
 msg_id = f"msg_{uuid.uuid4().hex}"  # reuse the same id when you retry a delivery
 now = datetime.now(tz=timezone.utc)
 signature = Webhook(SECRET).sign(msg_id, now, body)
@@ -26,14 +33,15 @@ answer = requests.post(URL, data=body, timeout=30, headers={
     "webhook-timestamp": str(int(now.timestamp())),
     "webhook-signature": signature,
 })
-print(answer.status_code, answer.json())  # 202 {"jobId": "…"}
+print(answer.status_code, answer.json())  # 202 {"jobId": "…"}: a preview job (dryRun), nobody invited
 `;
 }
 
 export function curlExample(url) {
-  return `# needs curl, openssl, base64 and od; the secret comes from the environment
+  return `# A signed test delivery: a preview (dryRun) job, nobody is invited. Needs curl, openssl, base64 and od;
+# the secret comes from the environment: export ACCESS_DESK_WEBHOOK_SECRET='whsec_…' first.
 URL='${url}'
-BODY='{"type":"access.invite","data":{"emails":["new.person@example.com"],"dryRun":false}}'
+BODY='{"type":"access.invite","data":{"emails":["new.person@example.com"],"dryRun":true}}'
 ID="msg_$(openssl rand -hex 16)"
 TS="$(date +%s)"
 KEY="$(printf '%s' "\${ACCESS_DESK_WEBHOOK_SECRET#whsec_}" | base64 -d | od -An -v -tx1 | tr -d ' \\n')"
@@ -64,55 +72,145 @@ function codeBlock(title, code) {
     h("pre", { tabindex: "0", "aria-labelledby": id }, h("code", { text: code })));
 }
 
-export function mountWebhook(panel) {
-  const area = h("div", { class: "results", "aria-busy": "false" });
-  const start = button("Rotate webhook secret…", () => confirm(), { kind: "primary", id: "rotate-start" });
+export function mountWebhook(panel, go = {}) {
+  const statusArea = h("div", { class: "results", "aria-busy": "false" });
+  const area = h("div", { "aria-busy": "false" });
+  let status = null; // webhookStatus's answer, or null when the backend has none
   clear(panel,
     h("h2", { text: "Webhook" }),
-    h("p", { text: "HR and identity tools can start invitation jobs by sending a signed webhook (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature). Jobs from the webhook run as the administrator who last rotated the secret, and show up under Jobs and in the audit log." }),
-    h("div", { class: "actions" }, start),
-    area);
+    h("p", { text: "HR and identity tools can start invitation jobs by sending a signed webhook (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature). Jobs from the webhook run as the administrator who last created or rotated the secret, and show up under Jobs and in the audit log." }),
+    statusArea);
 
-  function confirm() {
-    start.disabled = true;
+  async function refresh() {
+    statusArea.setAttribute("aria-busy", "true");
+    if (!status) {
+      clear(statusArea, spinner("Loading the webhook's state…"), area);
+    }
+    status = await optional("webhookStatus", {});
+    statusArea.setAttribute("aria-busy", "false");
+    renderStatus();
+  }
+
+  function startButton() {
+    if (status && !status.configured) {
+      return button("Create secret…", () => confirm(false), { kind: "primary", id: "rotate-start" });
+    }
+    if (status) {
+      return button("Rotate secret…", () => confirm(false), { kind: "primary", id: "rotate-start" });
+    }
+    return button("Create or rotate the secret…", () => confirm(false), { kind: "primary", id: "rotate-start" });
+  }
+
+  function renderStatus() {
+    if (!status) {
+      clear(statusArea, h("div", { class: "actions" }, startButton()), area);
+      return;
+    }
+    const facts = [
+      ["Secret", status.configured
+        ? [lozenge("Set", "success"), status.rotatedAt ? ` since ${formatDate(status.rotatedAt)}` : "", status.actingAs ? [" by ", person(status.actingAs, { plain: true })] : ""]
+        : [lozenge("Not set", "default"), " Deliveries are refused until a secret is created."]],
+    ];
+    if (status.configured) {
+      facts.push(["Jobs run as", status.actingAs ? person(status.actingAs) : "Nobody yet"]);
+    }
+    if (status.previousValidUntil && new Date(status.previousValidUntil).getTime() > Date.now()) {
+      facts.push(["Previous secret", [`Still works until ${formatDate(status.previousValidUntil)}. `,
+        h("button", { type: "button", class: "link-btn", id: "revoke-now", text: "Revoke it now…", onclick: () => confirm(true) })]]);
+    }
+    const deliveries = status.recentDeliveries || [];
+    clear(statusArea,
+      copyField("Webhook URL", status.url || ""),
+      h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", { text: term }), h("dd", {}, value)])),
+      h("div", { class: "actions" }, startButton()),
+      area, // the confirm, then the new secret, right under the button that asked for them
+      h("div", { class: "result-block" },
+        h("h3", { id: "deliveries-h", text: "Recent deliveries" }),
+        pagedTable({
+          caption: "Recent deliveries",
+          rows: deliveries,
+          pageSize: 20,
+          empty: emptyState("No deliveries yet",
+            status.configured ? "Send the signed test command below to see one here." : "Create a secret, then send the signed test command below."),
+          columns: [
+            { label: "When", className: "nowrap", cell: (d) => formatDate(d.at) },
+            { label: "Webhook id", className: "mono", cell: (d) => d.webhookId || "" },
+            { label: "Result", cell: (d) => (d.status === "replayed" ? lozenge("Repeat, ignored", "default") : lozenge("Accepted", "success")) },
+            { label: "Job", cell: (d) => (d.jobId && go.openJob ? h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job of delivery ${d.webhookId || ""}`, onclick: () => go.openJob(d.jobId) }) : "") },
+          ],
+        })),
+      status.url ? h("section", { "aria-labelledby": "test-h" },
+        h("h3", { id: "test-h", text: "Send a signed test" }),
+        h("p", { class: "field-hint", text: "Each command sends a preview job for one address (nobody is invited) signed with the secret in ACCESS_DESK_WEBHOOK_SECRET." }),
+        codeBlock("curl and openssl", curlExample(status.url)),
+        codeBlock("Python", pythonExample(status.url))) : null);
+  }
+
+  function confirm(revoke) {
+    const first = Boolean(status && !status.configured);
+    const canRevoke = Boolean(status && status.configured);
+    statusArea.querySelectorAll("#rotate-start, #revoke-now").forEach((b) => { b.disabled = true; });
+    const boxId = nextId("revoke");
+    const box = canRevoke ? h("input", { type: "checkbox", id: boxId, checked: revoke }) : null;
+    const title = first ? "Create the webhook secret?" : "Rotate the webhook secret?";
     clear(area, h("div", { class: "confirm", role: "group", "aria-labelledby": "rotate-h" },
-      h("h3", { id: "rotate-h", text: "Rotate the webhook secret?" }),
-      h("p", { text: "A new secret becomes the current one at once. Systems still signing with the current secret keep working for 24 hours, then they are refused: update them before then. A secret replaced by an earlier rotation stops working now. Webhook jobs will run as you." }),
+      h("h3", { id: "rotate-h", text: title }),
+      h("p", {
+        text: first
+          ? "Senders sign each delivery with this secret. It is shown once; webhook jobs will run as you."
+          : "A new secret becomes the current one at once. Systems still signing with the current secret keep working for 24 hours, then they are refused: update them before then. A secret replaced by an earlier rotation stops working now. Webhook jobs will run as you.",
+      }),
+      box ? h("div", { class: "check-row" }, box, h("label", { for: boxId, text: "Revoke the current secret now (it leaked): senders still using it are refused at once" })) : null,
       h("div", { class: "actions" },
-        button("Rotate secret", () => rotate(), { kind: "danger", id: "rotate-confirm" }),
+        button(first ? "Create secret" : "Rotate secret", () => rotate(Boolean(box && box.checked)), { kind: first ? "primary" : "danger", id: "rotate-confirm" }),
         button("Cancel", () => {
           clear(area);
-          start.disabled = false;
-          start.focus();
+          renderStatus();
+          const start = statusArea.querySelector("#rotate-start");
+          if (start) {
+            start.focus();
+          }
           announce("The secret was not changed.");
         }))));
     area.querySelector("#rotate-confirm").focus();
   }
 
-  async function rotate() {
+  async function rotate(revokePrevious) {
     // The confirm box (and its focused button) goes away: keep focus in the area, not on <body>.
-    const waiting = h("div", { tabindex: "-1" }, spinner("Rotating the secret…"));
+    const waiting = h("div", { tabindex: "-1" }, spinner("Creating the secret…"));
     clear(area, waiting);
     waiting.focus();
     await busy(area, async () => {
       try {
-        const { url, secret } = await call("rotateWebhookSecret", {});
-        const urlField = copyField("Webhook URL", url);
+        const { url, secret } = await call("rotateWebhookSecret", revokePrevious ? { revokePrevious: true } : {});
+        const urlField = status ? null : copyField("Webhook URL", url);
+        const secretField = copyField("Signing secret", secret, true);
         clear(area,
-          message("success", "New secret created. It is shown only this once: store it in your sender's secret store now. The secret it replaced keeps working for 24 hours."),
+          message("success", {
+            title: "New secret created",
+            text: `It is shown only this once: store it in your sender's secret store now. ${revokePrevious ? "The previous secret no longer works." : "The secret it replaced keeps working for 24 hours."}`,
+          }),
           urlField,
-          copyField("Signing secret", secret, true),
-          codeBlock("Python", pythonExample(url)),
-          codeBlock("curl and openssl", curlExample(url)));
-        start.disabled = false; // before any focus move: the catch below needs it enabled too
-        urlField.querySelector("input").focus();
+          secretField,
+          status ? null : codeBlock("Python", pythonExample(url)),
+          status ? null : codeBlock("curl and openssl", curlExample(url)));
+        if (status) {
+          await refresh(); // moves `area` with the new secret into the new state's page
+        } else {
+          renderStatus();
+        }
+        (urlField || secretField).querySelector("input").focus();
         announce("New webhook secret created. It is shown only this once.");
       } catch (err) {
-        clear(area, message("error", err.message));
-        start.disabled = false;
-        start.focus();
-        announce(err.message);
+        clear(area, message("error", { title: "The secret was not changed", text: err.message }));
+        renderStatus();
+        const start = statusArea.querySelector("#rotate-start");
+        if (start) {
+          start.focus();
+        }
       }
     });
   }
+
+  return { show: () => refresh() };
 }

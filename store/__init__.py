@@ -5,7 +5,8 @@ engine, one clock and one Fernet key (``store.base``):
 
 - ``store.installations``: installations, system tokens, webhook secrets, offline user tokens;
 - ``store.jobs``: jobs and their items as records (create, read, list, count);
-- ``store.queue``: leases on jobs and the worker's lease-guarded writes;
+- ``store.queue``: leases on jobs and the worker's lease-guarded writes, and cancelling;
+- ``store.followups``: invitation follow-ups of finished invite jobs (under the same leases);
 - ``store.deliveries``: webhook deliveries and the jobs they make;
 - ``store.audit``: the audit log;
 - ``store.quota``: rate-limit holds and near-limit flags (the quota ledger);
@@ -42,6 +43,7 @@ from store.audit import Audit
 from store.deliveries import Deliveries
 from store.duties import ERASED, NON_ACCOUNTS, PlatformDuties
 from store.errors import BadCursor, StoreError, UnknownInstallation
+from store.followups import FollowUps
 from store.installations import Installations, installation_uuid
 from store.jobs import FINAL_OUTCOMES, OUTCOMES
 from store.queue import Queue
@@ -61,5 +63,5 @@ __all__ = [
 ]
 
 
-class Store(Installations, Deliveries, Queue, Audit, QuotaLedger, PlatformDuties):
+class Store(Installations, Deliveries, Queue, FollowUps, Audit, QuotaLedger, PlatformDuties):
     """All persistent state; thread-safe (one engine, a connection per call). See the module doc."""

@@ -1,7 +1,9 @@
 """Webhook deliveries: each ``webhook-id`` seen per installation and the job it made.
 
 A delivery and its job are written in one transaction, so a repeated (or concurrent) delivery of
-the same ``webhook-id`` gets the first delivery's job and never leaves a second job behind.
+the same ``webhook-id`` gets the first delivery's job and never leaves a second job behind. A
+repeat is noted on its delivery's row (the latest replay's time and a count: nothing grows with
+repeats), so ``recent_deliveries`` lists accepted and replayed ones.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from records import Delivery
 from store.base import dialect_insert
 from store.jobs import Jobs
 from tables import webhook_deliveries
@@ -46,7 +49,7 @@ class Deliveries(Jobs):
                 .returning(webhook_deliveries.c.job_id)
             ).first()
             if added is None:  # the id was seen: its first delivery's job stands
-                stored = _delivery_job(conn, installation_id, webhook_id)
+                stored = self._replayed(conn, installation_id, webhook_id)
                 assert stored is not None
                 return stored, False
             self._insert_job(
@@ -64,6 +67,47 @@ class Deliveries(Jobs):
         """The job a webhook delivery made, if that ``webhook_id`` was seen."""
         with self.engine.connect() as conn:
             return _delivery_job(conn, installation_id, webhook_id)
+
+    def replay_delivery(self, installation_id: str, webhook_id: str) -> str | None:
+        """The job of a ``webhook_id`` seen before, noting this repeat as its latest replay (one
+        row per delivery, however often it is repeated); None for a new ``webhook_id``."""
+        with self.engine.begin() as conn:
+            return self._replayed(conn, installation_id, webhook_id)
+
+    def _replayed(self, conn: Connection, installation_id: str, webhook_id: str) -> str | None:
+        found: str | None = conn.execute(
+            sa.update(webhook_deliveries)
+            .where(
+                webhook_deliveries.c.installation_id == installation_id,
+                webhook_deliveries.c.webhook_id == webhook_id,
+            )
+            .values(replayed_at=self._clock(), replays=webhook_deliveries.c.replays + 1)
+            .returning(webhook_deliveries.c.job_id)
+        ).scalar()
+        return found
+
+    def recent_deliveries(self, installation_id: str, limit: int) -> list[Delivery]:
+        """The latest ``limit`` deliveries, newest first: each accepted one at its arrival, and
+        each repeated one again at its latest replay."""
+        d = webhook_deliveries
+        mine = d.c.installation_id == installation_id
+        with self.engine.connect() as conn:
+            accepted = conn.execute(
+                sa.select(d.c.received_at.label("at"), d.c.webhook_id, d.c.job_id)
+                .where(mine)
+                .order_by(d.c.received_at.desc())
+                .limit(limit)
+            ).all()
+            replayed = conn.execute(
+                sa.select(d.c.replayed_at.label("at"), d.c.webhook_id, d.c.job_id)
+                .where(mine, d.c.replayed_at.is_not(None))
+                .order_by(d.c.replayed_at.desc())
+                .limit(limit)
+            ).all()
+        found = [Delivery(r.at, r.webhook_id, "accepted", r.job_id) for r in accepted]
+        found += [Delivery(r.at, r.webhook_id, "replayed", r.job_id) for r in replayed]
+        found.sort(key=lambda e: (e.at, e.status == "replayed"), reverse=True)
+        return found[:limit]
 
 
 def _delivery_job(conn: Connection, installation_id: str, webhook_id: str) -> str | None:

@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from records import InstallationHealth
+from store.audit import subject_key
 from store.base import StoreBase
-from tables import audit, installations, job_items, jobs, offline_tokens
+from tables import audit, audit_subjects, installations, job_items, jobs, offline_tokens
 
 ERASED = "erased"  # what an erased (closed) account id reads as
 # audit actors that are not account ids: never reported, never erased
@@ -222,6 +223,12 @@ class PlatformDuties(StoreBase):
                 )
             ).all()
             erased = set(ids)
+            conn.execute(  # the subject filter's keys of these ids (store.audit)
+                sa.delete(audit_subjects).where(
+                    audit_subjects.c.installation_id == installation_id,
+                    audit_subjects.c.subject.in_(sorted({subject_key(a) for a in ids})),
+                )
+            )
             for row in rows:
                 conn.execute(
                     sa.update(audit)
@@ -296,6 +303,11 @@ class PlatformDuties(StoreBase):
                         .where(job_items.c.job_id.in_(chunk))
                         .values(email=value)
                     )
+            conn.execute(  # the subject filter's keys go with the subjects (store.audit)
+                sa.delete(audit_subjects).where(
+                    audit_subjects.c.audit_id.in_(sa.select(audit.c.id).where(entries))
+                )
+            )
             redacted = conn.execute(sa.update(audit).where(entries).values(subjects=[]))
             conn.execute(
                 sa.update(installations)

@@ -2,14 +2,18 @@
 and the admins' offline user tokens.
 
 Every secret is stored Fernet-encrypted and kept out of every ``repr``; a system token replaces the
-stored one only when it expires later, and a rotated webhook secret keeps verifying for 24 h.
+stored one only when it expires later, and a rotated webhook secret keeps verifying for 24 h (unless
+the rotation revokes it).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+
 import sqlalchemy as sa
 
-from records import Installation
+from records import Installation, WebhookState
 from store.base import StoreBase, dialect_insert
 from store.errors import UnknownInstallation
 from tables import installations, offline_tokens
@@ -102,15 +106,24 @@ class Installations(StoreBase):
 
     # -- webhook secrets -----------------------------------------------------------------------
 
-    def set_webhook_secret(self, installation_id: str, secret: str, admin_account_id: str) -> None:
-        """Make ``secret`` current; the one it replaces keeps verifying for 24 h."""
+    def set_webhook_secret(
+        self,
+        installation_id: str,
+        secret: str,
+        admin_account_id: str,
+        *,
+        revoke_previous: bool = False,
+    ) -> None:
+        """Make ``secret`` current; the one it replaces keeps verifying for 24 h, or stops at once
+        with ``revoke_previous``."""
         now = self._clock()
+        previous = None if revoke_previous else installations.c.webhook_secret_enc
         with self.engine.begin() as conn:
             done = conn.execute(
                 sa.update(installations)
                 .where(installations.c.installation_id == installation_id)
                 .values(
-                    webhook_secret_prev_enc=installations.c.webhook_secret_enc,
+                    webhook_secret_prev_enc=previous,
                     webhook_secret_enc=self._encrypt(secret),
                     webhook_admin=admin_account_id,
                     webhook_secret_rotated_at=now,
@@ -138,6 +151,39 @@ class Installations(StoreBase):
             found.append(self._decrypt(row.webhook_secret_prev_enc))
         return [s for s in found if s]
 
+    @functools.cached_property
+    def _stand_in(self) -> str:
+        """Decrypted where no webhook secret is stored, so that path costs what a stored one does."""
+        return self._encrypt("whsec_" + base64.b64encode(bytes(32)).decode())
+
+    def webhook_secrets_by_uuid(self, uuid: str) -> tuple[str | None, list[str]]:
+        """For ``POST /webhooks/<uuid>``: the installation id (None when unknown) and its secrets
+        as ``webhook_secrets`` lists them, in one query that decrypts the two webhook secret slots
+        and nothing else. An unknown installation, an empty slot and a uuid no database can hold
+        (NUL) decrypt a stand-in instead, so the answer takes as long either way."""
+        row = None
+        if "\x00" not in uuid:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    sa.select(
+                        installations.c.installation_id,
+                        installations.c.webhook_secret_enc,
+                        installations.c.webhook_secret_prev_enc,
+                        installations.c.webhook_secret_rotated_at,
+                    ).where(installations.c.uuid == uuid)
+                ).first()
+        current, previous = (
+            (row.webhook_secret_enc, row.webhook_secret_prev_enc) if row else (None, None)
+        )
+        rotated = (row.webhook_secret_rotated_at if row else None) or 0.0
+        fresh = self._clock() < rotated + WEBHOOK_PREVIOUS_SECRET_SECONDS
+        found = [
+            self._decrypt(current or self._stand_in),
+            self._decrypt(previous or self._stand_in),
+        ]
+        kept = [found[0] if current else None, found[1] if previous and fresh else None]
+        return (row.installation_id if row else None), [s for s in kept if s]
+
     def webhook_admin(self, installation_id: str) -> str | None:
         """The admin who last rotated the webhook secret: webhook jobs act as them."""
         with self.engine.connect() as conn:
@@ -148,6 +194,32 @@ class Installations(StoreBase):
             ).scalar()
 
     # -- offline user tokens -------------------------------------------------------------------
+
+    def webhook_state(self, installation_id: str) -> WebhookState:
+        """Whether a current secret is set (and decrypts), when and by whom it was last rotated,
+        and until when the previous one still verifies (None once it stopped or was revoked)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(
+                    installations.c.webhook_secret_enc,
+                    installations.c.webhook_secret_prev_enc,
+                    installations.c.webhook_secret_rotated_at,
+                    installations.c.webhook_admin,
+                ).where(installations.c.installation_id == installation_id)
+            ).first()
+        if row is None:
+            return WebhookState(False, None, None, None)
+        until = None
+        if row.webhook_secret_prev_enc is not None and row.webhook_secret_rotated_at is not None:
+            until = row.webhook_secret_rotated_at + WEBHOOK_PREVIOUS_SECRET_SECONDS
+            if until <= self._clock():
+                until = None
+        return WebhookState(
+            configured=self._decrypt(row.webhook_secret_enc) is not None,
+            rotated_at=row.webhook_secret_rotated_at,
+            acting_as=row.webhook_admin,
+            previous_valid_until=until,
+        )
 
     def offline_token(self, installation_id: str, account_id: str) -> tuple[str, float] | None:
         """The stored offline token of the user and when it expires (it may have expired)."""

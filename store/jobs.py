@@ -1,8 +1,9 @@
-"""Jobs and their items as records: create, read, list (paged, newest first) and count.
+"""Jobs and their items as records: create (also as the retry of another job's failed items),
+read, list (paged, newest first) and count.
 
 A new job is ``queued`` with every item ``pending`` and unchecked, in the given order. Working on
-a job (leases, outcomes, finishing) is ``store.queue``; a webhook's job is made with its delivery
-record in ``store.deliveries``.
+a job (leases, outcomes, finishing, cancelling, follow-ups) is ``store.queue``; a webhook's job is
+made with its delivery record in ``store.deliveries``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from records import Counts, Job, JobItem
+from records import Counts, FollowUp, Job, JobItem
+from store.audit import write_audit
 from store.base import StoreBase
 from store.paging import cursor, cursor_id, cursor_time, uncursor
 from tables import job_items, jobs
 
 OUTCOMES = ("pending", "invited", "alreadyHasAccess", "invalid", "failed")
 FINAL_OUTCOMES = frozenset(OUTCOMES) - {"pending"}
+AUDIT_SUBJECTS = 100  # an audit entry about a job names at most this many emails
+ACTIVE = ("queued", "running")  # a job with invite work left
+CANCELLED = "cancelled"  # the error of the items a cancel stopped before they started
+# A real invite job that invited anyone follows up this long after it ended: about an hour, about a
+# day (``store.followups``).
+FOLLOW_UP_AFTER = (3600.0, 24 * 3600.0)
 
 
 class Jobs(StoreBase):
@@ -47,6 +55,48 @@ class Jobs(StoreBase):
                 emails=emails,
                 kind=kind,
             )
+
+    def create_retry_job(self, installation_id: str, job_id: str, *, created_by: str) -> Job | None:
+        """A new queued job (same source and dry-run setting, acting as ``created_by``) of the items
+        of ``job_id`` that ended ``failed``, with a ``job.retry`` audit entry naming both jobs, in
+        one transaction. None when there is no such job or nothing failed."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(jobs.c.source, jobs.c.dry_run).where(
+                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
+                )
+            ).first()
+            if row is None:
+                return None
+            emails = list(
+                conn.execute(
+                    sa.select(job_items.c.email)
+                    .where(job_items.c.job_id == job_id, job_items.c.outcome == "failed")
+                    .order_by(job_items.c.position)
+                ).scalars()
+            )
+            if not emails:
+                return None
+            job = self._insert_job(
+                conn,
+                secrets.token_urlsafe(12),
+                installation_id,
+                source=row.source,
+                dry_run=bool(row.dry_run),
+                created_by=created_by,
+                emails=emails,
+            )
+            write_audit(
+                conn,
+                installation_id,
+                at=job.created_at,
+                actor=created_by,
+                action="job.retry",
+                source="panel",
+                subjects=emails[:AUDIT_SUBJECTS],
+                outcome={"jobId": job.id, "retryOf": job_id, "emails": len(emails)},
+            )
+        return job
 
     def _insert_job(
         self,
@@ -121,7 +171,15 @@ class Jobs(StoreBase):
                     .order_by(job_items.c.position)
                 )
                 loaded = tuple(
-                    JobItem(r.position, r.email, r.outcome, r.error, bool(r.checked)) for r in rows
+                    JobItem(
+                        r.position,
+                        r.email,
+                        r.outcome,
+                        r.error,
+                        bool(r.checked),
+                        None if r.joined is None else bool(r.joined),
+                    )
+                    for r in rows
                 )
         return _job(row, loaded)
 
@@ -179,4 +237,9 @@ def _job(row: Any, items: tuple[JobItem, ...] | None) -> Job:
         not_before=row.not_before,
         error=row.error,
         items=items,
+        follow_up=None
+        if row.follow_up_checked_at is None
+        else FollowUp(row.follow_up_checked_at, row.follow_up_joined or 0),
+        follow_up_due=row.follow_up_at,
+        cancel_requested=row.cancel_requested_at is not None,
     )

@@ -1,9 +1,12 @@
-"""The job queue: workers claim jobs under leases, record item outcomes and finish jobs.
+"""The job queue: workers claim jobs under leases, record item outcomes, finish jobs, and cancel.
 
 ``claim_job`` atomically takes one runnable job (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
 conditional ``UPDATE`` checked by rowcount on SQLite), and writes to a job (``record_outcomes``,
 ``finish_job``, ``renew_lease``) happen only while the caller's lease holds. Item outcomes never go
-back from final to ``pending``; a finished job gets exactly one audit entry.
+back from final to ``pending``; a finished job gets exactly one audit entry, and a real job that
+invited anyone its first follow-up (``store.followups``), which makes it claimable again when due.
+
+``request_cancel`` ends a job nobody holds at once; a held one ends when its holder releases it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,11 @@ from sqlalchemy.engine import Connection
 
 from records import Counts, Job
 from store.audit import write_audit
-from store.jobs import OUTCOMES, Jobs
+from store.jobs import ACTIVE, AUDIT_SUBJECTS, CANCELLED, FOLLOW_UP_AFTER, OUTCOMES, Jobs
 from tables import installations, job_items, jobs
 
-AUDIT_SUBJECTS = 100  # a finished job's audit entry names at most this many emails
 
-
-def _held(job_id: str, worker_id: str, now: float) -> sa.ColumnElement[bool]:
+def lease_held(job_id: str, worker_id: str, now: float) -> sa.ColumnElement[bool]:
     """The job is leased to ``worker_id`` and the lease has not run out."""
     return sa.and_(
         jobs.c.id == job_id,
@@ -43,10 +44,10 @@ class Queue(Jobs):
     ) -> Job | None:
         """Lease ONE runnable job to ``worker_id``, oldest first, and return it (without items).
 
-        Runnable: ``queued`` or ``running``, ``not_before`` passed, and no lease or an expired lease
-        (a crashed worker's); when ``job_id`` is given, also a lease already held by ``worker_id``
-        (the claim then renews it). Without ``job_id`` (the background worker), jobs of a dormant
-        installation are not runnable.
+        Runnable: ``queued`` or ``running`` or a follow-up due, ``not_before`` passed, and no lease or
+        an expired lease (a crashed worker's); when ``job_id`` is given, also a lease already held by
+        ``worker_id`` (the claim then renews it). Without ``job_id`` (the background worker), jobs
+        of a dormant installation are not runnable.
         A ``queued`` job becomes ``running``. None when nothing is runnable.
         """
         now = self._clock()
@@ -56,7 +57,7 @@ class Queue(Jobs):
         if job_id is not None:
             free = sa.or_(free, jobs.c.lease_owner == worker_id)
         runnable = sa.and_(
-            jobs.c.state.in_(("queued", "running")),
+            sa.or_(jobs.c.state.in_(ACTIVE), jobs.c.follow_up_at <= now),  # work, or a follow-up
             sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
             free,
         )
@@ -111,13 +112,14 @@ class Queue(Jobs):
         with self.engine.begin() as conn:
             done = conn.execute(
                 sa.update(jobs)
-                .where(_held(job_id, worker_id, now))
+                .where(lease_held(job_id, worker_id, now))
                 .values(lease_until=now + lease_seconds)
             )
             return done.rowcount == 1
 
     def release_job(self, job_id: str, worker_id: str, *, not_before: float | None = None) -> bool:
-        """Give up ``worker_id``'s lease; ``not_before`` (epoch) delays the next claim."""
+        """Give up ``worker_id``'s lease; ``not_before`` (epoch) delays the next claim. A job whose
+        cancel was asked for ends now (see ``request_cancel``)."""
         values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
         if not_before is not None:
             values["not_before"] = not_before
@@ -127,7 +129,99 @@ class Queue(Jobs):
                 .where(jobs.c.id == job_id, jobs.c.lease_owner == worker_id)
                 .values(values)
             )
-            return done.rowcount == 1
+            if done.rowcount != 1:
+                return False
+            self._end_cancelled(conn, job_id, self._clock(), sa.true())
+            return True
+
+    # -- cancelling --------------------------------------------------------------------------------
+
+    def request_cancel(self, installation_id: str, job_id: str, actor: str) -> Job | None:
+        """Ask a queued or running job to stop, with one ``job.cancel`` audit entry by ``actor``;
+        return the job (without items) afterwards, None if there is no such job.
+
+        When nobody holds its lease the job ends at once; otherwise it ends when its holder lets go
+        (``release_job``), which a worker does at its next chunk boundary (``cancel_requested``).
+        Ending: items not started (every pending item; for a dry run, the unchecked ones) become
+        ``failed`` with error ``cancelled`` and the job ends ``failed`` with that error, or
+        ``done`` when nothing was left to cancel. A finished job is left as it is.
+        """
+        now = self._clock()
+        with self.engine.begin() as conn:
+            asked = conn.execute(
+                sa.update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.installation_id == installation_id,
+                    jobs.c.state.in_(ACTIVE),
+                    jobs.c.cancel_requested_at.is_(None),
+                )
+                .values(cancel_requested_at=now, cancelled_by=actor)
+            )
+            if asked.rowcount == 1:
+                write_audit(
+                    conn,
+                    installation_id,
+                    at=now,
+                    actor=actor,
+                    action="job.cancel",
+                    source="panel",
+                    subjects=[],
+                    outcome={"jobId": job_id},
+                )
+            free = sa.or_(
+                jobs.c.lease_owner.is_(None),
+                jobs.c.lease_until.is_(None),
+                jobs.c.lease_until <= now,
+            )
+            mine = jobs.c.installation_id == installation_id
+            self._end_cancelled(conn, job_id, now, sa.and_(free, mine))
+        return self.job(installation_id, job_id, items=False)
+
+    def cancel_requested(self, installation_id: str, job_id: str) -> bool:
+        """Whether ``request_cancel`` asked this job to stop (a worker looks between chunks)."""
+        with self.engine.connect() as conn:
+            asked = conn.execute(
+                sa.select(jobs.c.cancel_requested_at).where(
+                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
+                )
+            ).scalar()
+        return asked is not None
+
+    def _end_cancelled(
+        self, conn: Connection, job_id: str, now: float, when: sa.ColumnElement[bool]
+    ) -> bool:
+        """End a job whose cancel was asked for, if it is still active and ``when`` holds."""
+        ended = conn.execute(
+            sa.update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.state.in_(ACTIVE),
+                jobs.c.cancel_requested_at.is_not(None),
+                when,
+            )
+            .values(
+                state="failed",
+                error=CANCELLED,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
+            .returning(jobs.c.installation_id, jobs.c.dry_run)
+        ).first()
+        if ended is None:
+            return False
+        not_started = sa.and_(job_items.c.job_id == job_id, job_items.c.outcome == "pending")
+        if ended.dry_run:  # a dry run's checked items are finished: would-be invites
+            not_started = sa.and_(not_started, job_items.c.checked == sa.false())
+        stopped = conn.execute(
+            sa.update(job_items).where(not_started).values(outcome="failed", error=CANCELLED)
+        )
+        state, error = ("failed", CANCELLED) if stopped.rowcount else ("done", None)
+        if state == "done":
+            conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(state=state, error=None))
+        _ended(conn, ended.installation_id, job_id, state, error, now)
+        return True
 
     def next_items(
         self, installation_id: str, job_id: str, *, checked: bool, limit: int = 100
@@ -169,7 +263,9 @@ class Queue(Jobs):
         with self.engine.begin() as conn:
             held = conn.execute(
                 sa.update(jobs)
-                .where(_held(job_id, worker_id, now), jobs.c.installation_id == installation_id)
+                .where(
+                    lease_held(job_id, worker_id, now), jobs.c.installation_id == installation_id
+                )
                 .values(
                     updated_at=now,
                     state=sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
@@ -221,9 +317,9 @@ class Queue(Jobs):
             ended = conn.execute(
                 sa.update(jobs)
                 .where(
-                    _held(job_id, worker_id, now),
+                    lease_held(job_id, worker_id, now),
                     jobs.c.installation_id == installation_id,
-                    jobs.c.state.in_(("queued", "running")),
+                    jobs.c.state.in_(ACTIVE),
                 )
                 .values(
                     state=state, error=error, lease_owner=None, lease_until=None, updated_at=now
@@ -237,28 +333,42 @@ class Queue(Jobs):
                     .where(job_items.c.job_id == job_id, job_items.c.outcome == "pending")
                     .values(outcome="failed", error=error or "failed")
                 )
-            counts = _recount(conn, job_id)
-            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
-            subjects = conn.execute(
-                sa.select(job_items.c.email)
-                .where(job_items.c.job_id == job_id)
-                .order_by(job_items.c.position)
-                .limit(AUDIT_SUBJECTS)
-            ).scalars()
-            outcome: dict[str, Any] = {"jobId": job_id, "state": state, **counts.to_json()}
-            if error is not None:
-                outcome["error"] = error
-            write_audit(
-                conn,
-                installation_id,
-                at=now,
-                actor=row.created_by or row.source,
-                action="invite.dryRun" if row.dry_run else "invite",
-                source=row.source,
-                subjects=list(subjects),
-                outcome=outcome,
-            )
+            _ended(conn, installation_id, job_id, state, error, now)
         return True
+
+
+def _ended(
+    conn: Connection, installation_id: str, job_id: str, state: str, error: str | None, now: float
+) -> None:
+    """After a job ended (inside that transaction): its counts, its first follow-up if it invited
+    anyone (not for dry runs), and its one audit entry."""
+    counts = _recount(conn, job_id)
+    row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+    if counts.invited and not row.dry_run:
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(follow_up_at=now + FOLLOW_UP_AFTER[0], follow_up_round=0)
+        )
+    subjects = conn.execute(
+        sa.select(job_items.c.email)
+        .where(job_items.c.job_id == job_id)
+        .order_by(job_items.c.position)
+        .limit(AUDIT_SUBJECTS)
+    ).scalars()
+    outcome: dict[str, Any] = {"jobId": job_id, "state": state, **counts.to_json()}
+    if error is not None:
+        outcome["error"] = error
+    write_audit(
+        conn,
+        installation_id,
+        at=now,
+        actor=row.created_by or row.source,
+        action="invite.dryRun" if row.dry_run else "invite",
+        source=row.source,
+        subjects=list(subjects),
+        outcome=outcome,
+    )
 
 
 def _recount(conn: Connection, job_id: str) -> Counts:

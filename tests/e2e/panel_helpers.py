@@ -100,16 +100,55 @@ ROWS = re.compile(r"Rows ([\d,]+)–([\d,]+) of ([\d,]+)")
 VIEWPORT = {"width": 1366, "height": 1000}
 
 
-def open_panel(browser, host_url, *, bypass_csp=True):
-    """A page on the simulated Confluence admin page, the panel loaded and ready."""
+HOST_NAV = 232  # the simulated admin page's side navigation, left of the panel's frame
+
+
+def open_panel(browser, host_url, *, bypass_csp=True, panel_width=None, theme=None):
+    """A page on the simulated Confluence admin page, the panel loaded and ready; ``panel_width``
+    sizes the window so that the panel's frame is that wide, ``theme`` is the host's light or dark."""
+    viewport = dict(VIEWPORT)
+    if panel_width:
+        viewport["width"] = panel_width + HOST_NAV
     context = browser.new_context(  # reduced motion: the progress bar is final when captured
-        viewport=VIEWPORT, bypass_csp=bypass_csp, accept_downloads=True, reduced_motion="reduce"
+        viewport=viewport, bypass_csp=bypass_csp, accept_downloads=True, reduced_motion="reduce"
     )
     page = context.new_page()
     page.goto(host_url + "/")
     panel = page.frame_locator("#host-panel")
     expect(panel.locator("html[data-ready=true]")).to_have_count(1)
+    if panel_width:
+        # The host page's own scrollbar, if any, takes from the frame: widen the window by that.
+        inner = panel.locator("html").evaluate("() => window.innerWidth")
+        if inner != panel_width:
+            viewport["width"] += panel_width - inner
+            page.set_viewport_size(viewport)
+        assert panel.locator("html").evaluate("() => window.innerWidth") == panel_width
+    if theme:
+        page.select_option("#host-theme", theme)
+        expect(panel.locator(f"html[data-color-mode={theme}]")).to_have_count(1)
     return page, panel
+
+
+# What overflows sideways in the panel, in pixels: the page itself, the tab strip (either way), and
+# any table region that would scroll. Every value is 0 on a page that fits.
+OVERFLOW = """() => {
+    const doc = document.documentElement;
+    const tabs = document.querySelector(".tabs");
+    const tables = [...document.querySelectorAll(".table-scroll")].filter((el) => el.offsetParent);
+    return {
+        page: Math.max(0, doc.scrollWidth - doc.clientWidth),
+        tabsDown: tabs ? Math.max(0, tabs.scrollHeight - tabs.clientHeight) : 0,
+        tabsAcross: tabs ? Math.max(0, tabs.scrollWidth - tabs.clientWidth) : 0,
+        tables: tables.reduce((most, el) => Math.max(most, el.scrollWidth - el.clientWidth), 0),
+    };
+}"""
+FITS = {"page": 0, "tabsDown": 0, "tabsAcross": 0, "tables": 0}
+
+
+def overflow(panel) -> dict[str, int]:
+    """OVERFLOW measured in the panel's frame."""
+    measured: dict[str, int] = panel.locator("html").evaluate(OVERFLOW)
+    return measured
 
 
 def sign_in_as(page, account_id):

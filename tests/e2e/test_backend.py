@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -116,3 +118,44 @@ def test_job_survives_sigkill_and_finishes_after_restart(platform, settings, tmp
     }
     invited = {e for r in platform.requests if r.endpoint == "invite" for e in r.body["emails"]}
     assert invited == set(new)
+
+
+def test_one_tenants_slow_lookups_leave_threads_for_another_tenant(platform, settings, tmp_path):
+    """gunicorn with 4 threads and 2 calls in flight per installation: twelve slow lookups from one
+    tenant take two threads (ten are answered 429 busy at once) and another tenant's whoami is
+    answered while they are still running."""
+    env = backend_env(settings, MAX_CALLS_PER_INSTALLATION="2", BACKGROUND_WORKER="false")
+    server = start_gunicorn(env, tmp_path / "gunicorn.log", workers=1)
+    a, b = platform.installation, platform.add_installation()
+    slow = platform.faults.add("users-bulk", "latency", times=1000, delay=4.0)
+    done: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def lookup(n):
+        user = a.site.user_ids[n % 3]
+        answer = call(server.url, platform, "lookupUsers", {"accountIds": [user]}, user, a)
+        with lock:
+            done.append((f"a{n}", answer.status_code))
+        if answer.status_code == 429:
+            assert answer.json()["error"] == "busy" and answer.headers["Retry-After"] == "1"
+
+    try:
+        threads = [threading.Thread(target=lookup, args=(n,)) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while slow.times > 998:  # two lookups have reached Confluence
+            assert time.monotonic() < deadline, "no lookup reached Confluence"
+            time.sleep(0.02)
+        who = call(server.url, platform, "whoami", {}, b.site.admin_id, b)
+        with lock:
+            done.append(("b", who.status_code))
+        for thread in threads:
+            thread.join(60)
+    finally:
+        stop_server(server)
+    assert who.status_code == 200 and who.json()["isAdmin"] is True
+    order = [name for name, status in done if status == 200]
+    assert order.index("b") == 0, f"another tenant waited behind the slow lookups: {done}"
+    statuses = Counter(status for name, status in done if name != "b")
+    assert statuses == {200: 2, 429: 10}

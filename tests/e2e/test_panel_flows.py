@@ -129,14 +129,14 @@ def test_check_access_invite_drops_a_slow_dry_run(browser, host, platform, live_
         invite = panel.get_by_role("tabpanel", name="Invite")
         paste(invite.get_by_label("Emails to invite"), "\n".join(many))
         invite.get_by_role("button", name="Preview invitations").click()
-        expect(invite.get_by_role("progressbar", name="Dry run progress")).to_be_visible()
+        expect(invite.get_by_role("progressbar", name="Preview progress")).to_be_visible()
 
         # While it runs: check a short list and invite the ones without access.
         panel.get_by_role("tab", name="Check access").click()
         access = panel.get_by_role("tabpanel", name="Check access")
         access.get_by_label("Emails").fill("\n".join(few))
         access.get_by_role("button", name="Check access").click()
-        access.get_by_role("button", name="Invite the 2 emails without access…").click()
+        access.get_by_role("button", name="Invite the 2 people with no access…").click()
         expect(invite.get_by_label("Emails to invite")).to_have_value("\n".join(few))
         expect(invite.get_by_role("progressbar")).to_have_count(0)
         expect(invite.get_by_role("button", name="Preview invitations")).to_be_enabled()
@@ -195,7 +195,7 @@ def test_jobs_list_loads_once_and_gives_focus_back(browser, host, platform, live
         expect(jobs.locator(".results")).to_have_attribute("aria-busy", "false")
 
         # A job's details: closing them puts focus back on the button that opened them.
-        opener = jobs.get_by_role("button", name=re.compile("^Open job: Dry run")).first
+        opener = jobs.get_by_role("button", name=re.compile("^Open job: Preview")).first
         opener.click()
         expect(jobs.get_by_role("region", name="Job items")).to_be_visible()
         expect(jobs.get_by_role("progressbar", name="Job progress")).to_have_attribute(
@@ -218,7 +218,7 @@ def test_dry_run_progress_is_indeterminate_until_done(browser, host, platform):
         paste(invite.get_by_label("Emails to invite"), "\n".join(emails))
         invite.get_by_role("button", name="Preview invitations").click()
 
-        bar = invite.get_by_role("progressbar", name="Dry run progress")
+        bar = invite.get_by_role("progressbar", name="Preview progress")
         expect(bar).to_have_attribute("aria-valuetext", re.compile(r"^Checking 500 emails"))
         expect(invite.locator("[role=progressbar]:not([aria-valuenow])")).to_have_count(1)
         expect(invite.locator(".progress-text")).to_have_text(re.compile(r"^Checking 500 emails"))
@@ -228,7 +228,7 @@ def test_dry_run_progress_is_indeterminate_until_done(browser, host, platform):
         # Done: the job's details show the full bar.
         panel.get_by_role("tab", name="Jobs").click()
         jobs = panel.get_by_role("tabpanel", name="Jobs")
-        jobs.get_by_role("button", name=re.compile("^Open job: Dry run")).click()
+        jobs.get_by_role("button", name=re.compile("^Open job: Preview")).click()
         done = jobs.get_by_role("progressbar", name="Job progress")
         expect(done).to_have_attribute("aria-valuemax", "500")
         expect(done).to_have_attribute("aria-valuenow", "500")
@@ -258,7 +258,7 @@ def test_an_invitation_that_cannot_start_says_so_and_can_be_retried(browser, hos
         stage = invite.locator(".results")
         alert = stage.get_by_role("alert")
         expect(alert).to_contain_text("error 500")
-        expect(alert).to_contain_text("Nobody was invited.")
+        expect(alert).to_contain_text("Nobody was invited")
         expect(invite.get_by_role("progressbar")).to_have_count(0)
         expect(invite.get_by_role("heading", name="Inviting")).to_have_count(0)
         expect(stage).to_have_attribute("aria-busy", "false")
@@ -329,7 +329,7 @@ def test_webhook_rotation_keeps_the_old_secret_a_day_and_moves_focus(browser, ho
     try:
         panel.get_by_role("tab", name="Webhook").click()
         hook = panel.get_by_role("tabpanel", name="Webhook")
-        hook.get_by_role("button", name="Rotate webhook secret…").click()
+        hook.get_by_role("button", name="Create or rotate the secret…").click()
         group = hook.get_by_role("group", name="Rotate the webhook secret?")
         expect(group).to_contain_text("keep working for 24 hours")
         expect(group).not_to_contain_text("will be refused until you update them")

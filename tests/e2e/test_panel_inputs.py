@@ -6,6 +6,8 @@ Chromium on the simulated Forge host page, against a real gunicorn, as in test_p
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,7 +202,7 @@ def test_a_failed_lookup_batch_keeps_the_other_batches(browser, host, platform):
         )
         assert calls == [BATCH, BATCH]
         expect(failed.locator("tbody tr").first).to_contain_text(
-            "Your session has expired. Reload the page."
+            "Access Desk could not verify this request from Confluence."
         )
     finally:
         page.context.close()
@@ -228,9 +230,9 @@ def test_exports_and_copies_cannot_run_formulas(browser, host):
         # When the browser refuses the clipboard, the panel says so instead of "Copied".
         frame.evaluate(REFUSE_COPIES)
         lookup.get_by_role("button", name="Copy account ids not found").click()
-        expect(panel.locator("#status")).to_have_text(
-            "Could not copy: the browser did not allow access to the clipboard."
-        )
+        refused = panel.get_by_role("group", name="Could not copy")
+        expect(refused).to_contain_text("The browser did not allow access to the clipboard.")
+        expect(panel.locator("#status")).to_contain_text("Could not copy")
     finally:
         page.context.close()
 
@@ -272,3 +274,91 @@ def test_the_host_theme_reaches_the_panel_after_enable_theming(browser, host):
         expect(panel.locator("body")).to_have_css("background-color", "rgb(255, 255, 255)")
     finally:
         context.close()
+
+
+# Payloads a spreadsheet splitting on ";" or a tab would run as a formula in a cell of their own.
+SPLIT_FORMULAS = ["x;=1+1;", "x\t=cmd|' /C calc'!A0"]
+
+
+def test_csv_quotes_every_cell_and_guards_formulas_after_separators(browser, host, platform):
+    site = platform.installation.site
+    page, panel = open_panel(browser, host)
+    try:
+        # Names Confluence returns reach the CSV as they are: the backend's answer is replaced by
+        # one whose users carry the payloads.
+        def hostile_names(route: Route) -> None:
+            call = json.loads(route.request.post_data or "{}")
+            if not str(call.get("path", "")).endswith("/lookupUsers"):
+                route.continue_()
+                return
+            answer = route.fetch().json()
+            body = json.loads(answer["body"])
+            for user in body["users"]:
+                user["displayName"], user["publicName"] = SPLIT_FORMULAS
+            route.fulfill(json={**answer, "body": json.dumps(body)})
+
+        page.route("**/_host/invoke", hostile_names)
+        lookup = panel.get_by_role("tabpanel", name="Look up users")
+        lookup.get_by_label("Account ids").fill(site.admin_id)
+        lookup.get_by_role("button", name="Look up").click()
+        expect(lookup.get_by_role("heading", name="Found (1)")).to_be_visible()
+        with page.expect_download() as info:
+            lookup.get_by_role("button", name="Download CSV of found users").click()
+        raw = Path(info.value.path()).read_bytes().decode("utf-8")
+        lines = raw.split("\r\n")
+        # Every cell quoted, the formulas after ; and the tab guarded by a '.
+        assert lines[0].startswith('"accountId","displayName","publicName"'), lines[0]
+        assert lines[1].startswith(f'"{site.admin_id}","x;\'=1+1;","x\t\'=cmd|\' /C calc\'!A0"')
+        # Split the way a spreadsheet set to ; or tab would: no piece starts a formula.
+        for separator in [";", "\t", ","]:
+            for piece in raw.replace('"', "").replace("\r\n", separator).split(separator):
+                assert not piece.lstrip().startswith(("=", "+", "-", "@")), (separator, piece)
+
+        # The same guard in the module every export and copy uses.
+        guarded = panel.locator("html").evaluate(
+            """(root, values) => import("./dom.js").then((dom) => [
+                dom.toCsv(["v"], values.map((v) => [v])), dom.toLines(values)])""",
+            SPLIT_FORMULAS,
+        )
+        assert guarded[0] == '"v"\r\n"x;\'=1+1;"\r\n"x\t\'=cmd|\' /C calc\'!A0"\r\n'
+        assert guarded[1] == "x;'=1+1;\nx\t'=cmd|' /C calc'!A0"
+    finally:
+        page.context.close()
+
+
+def test_email_dedupe_lowercases_ascii_letters_only(browser, host):
+    page, panel = open_panel(browser, host)
+    sent: list[Any] = []
+
+    def record(route: Route) -> None:
+        call = json.loads(route.request.post_data or "{}")
+        if str(call.get("path", "")).endswith("/checkAccess"):
+            sent.append(call["body"]["emails"])
+        route.continue_()
+
+    try:
+        page.route("**/_host/invoke", record)
+        panel.get_by_role("tab", name="Check access").click()
+        access = panel.get_by_role("tabpanel", name="Check access")
+        emails = [
+            "straße@example.com",
+            "STRASSE@example.com",
+            "strasse@example.com",  # the same as STRASSE: A-Z only
+            "\u212aelvin@example.com",  # the Kelvin sign, not K
+            "Kelvin@example.com",
+            "kelvin@EXAMPLE.com",  # the same as Kelvin
+        ]
+        access.get_by_label("Emails").fill("\n".join(emails))
+        expect(access.locator(".field-count")).to_have_text("4 emails (2 repeated, sent once)")
+        access.get_by_role("button", name="Check access").click()
+        expect(access.get_by_role("list", name="Counts")).to_be_visible()
+        assert sent == [
+            [
+                "straße@example.com",
+                "STRASSE@example.com",
+                "\u212aelvin@example.com",
+                "Kelvin@example.com",
+            ]
+        ]
+    finally:
+        page.context.close()

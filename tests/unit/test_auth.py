@@ -32,6 +32,7 @@ from auth import (
 )
 from keys import KeySet
 from settings import Settings
+from simulator.triggers import SCHEDULED_TRIGGER
 from tests.jwks import local_keys
 
 APP_ID = "ari:cloud:ecosystem::app/" + str(uuid.UUID(int=1))
@@ -427,8 +428,10 @@ def stored_expiry(backend: Any, installation_id: str) -> float | None:
 @pytest.mark.parametrize("path", ["/forge/scheduled", "/resolvers/whoami"])
 def test_the_backend_stores_the_system_tokens_own_expiry(backend, platform, path):
     inst = platform.installation
-    account = inst.site.admin_id if path.startswith("/resolvers") else None
-    headers = platform.invocation_headers(inst, account)
+    if path.startswith("/resolvers"):
+        headers = platform.invocation_headers(inst, inst.site.admin_id)
+    else:
+        headers = platform.trigger_headers(inst, *SCHEDULED_TRIGGER)
     assert backend.client.post(path, json={}, headers=headers).status_code == 200
     exp = jwt.decode(headers["x-forge-oauth-system"], options={"verify_signature": False})["exp"]
     grant = platform.tokens.lookup(headers["x-forge-oauth-system"])
@@ -439,7 +442,7 @@ def test_the_backend_stores_the_system_tokens_own_expiry(backend, platform, path
 def test_an_opaque_system_token_is_assumed_to_last_55_minutes(backend, platform):
     platform.tokens.opaque = True
     inst = platform.installation
-    headers = platform.invocation_headers(inst)
+    headers = platform.trigger_headers(inst, *SCHEDULED_TRIGGER)
     assert headers["x-forge-oauth-system"].count(".") == 1  # "sys.<random>": not a JWT
     before = time.time()
     assert backend.client.post("/forge/scheduled", json={}, headers=headers).status_code == 200

@@ -13,6 +13,7 @@ from jobs import JobRunner, Worker
 from ratelimit import MemoryGate
 from records import Installation
 from simulator import Platform
+from simulator.triggers import SCHEDULED_TRIGGER
 from store import Store
 from tests.conftest import Backend
 from tests.stores import Clock
@@ -199,7 +200,7 @@ def test_a_verified_invocation_wakes_the_installation_and_metrics_count_dormant_
     app: Any = backend.client.application
     store: Store = app.extensions["access_desk"].store
     inst = platform.installation
-    headers = platform.invocation_headers(inst, None)
+    headers = platform.trigger_headers(inst, *SCHEDULED_TRIGGER)
     assert backend.client.post("/forge/scheduled", json={}, headers=headers).status_code == 200
     assert store.mark_quiet_installations_dormant(-60) == [inst.id]  # as if 72 h had passed
     text = backend.client.get("/metrics").get_data(as_text=True)
@@ -216,6 +217,6 @@ def test_a_verified_invocation_wakes_the_installation_and_metrics_count_dormant_
         as_text=True
     )
     store.mark_quiet_installations_dormant(-60)
-    headers = platform.invocation_headers(inst, None)
+    headers = platform.trigger_headers(inst, *SCHEDULED_TRIGGER)
     assert backend.client.post("/forge/scheduled", json={}, headers=headers).status_code == 200
     assert store.installation_health(inst.id).dormant is False  # type: ignore[union-attr]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
+import tables
 from app import create_app
+from handlers.webhooks import verified
+from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER
 from tests.conftest import Backend
 
 
@@ -132,9 +137,12 @@ def test_list_jobs_pages_newest_first(backend):
 # -- Forge triggers ------------------------------------------------------------------------------
 
 
+TRIGGERS = {"/forge/lifecycle": LIFECYCLE_TRIGGER, "/forge/scheduled": SCHEDULED_TRIGGER}
+
+
 def trigger(backend, platform, path, body, installation=None):
     inst = installation or platform.installation
-    headers = platform.invocation_headers(inst, None, system=True)
+    headers = platform.trigger_headers(inst, *TRIGGERS[path])
     return backend.client.post(path, json=body, headers=headers)
 
 
@@ -167,7 +175,7 @@ def test_lifecycle_stores_the_installation_idempotently(backend, platform, wrapp
 )
 def test_lifecycle_answers_200_whatever_the_body(backend, platform, raw):
     inst = platform.installation
-    headers = platform.invocation_headers(inst, None, system=True)
+    headers = platform.trigger_headers(inst, *LIFECYCLE_TRIGGER)
     response = backend.client.post(
         "/forge/lifecycle", data=raw, headers=headers, content_type="application/json"
     )
@@ -176,11 +184,95 @@ def test_lifecycle_answers_200_whatever_the_body(backend, platform, raw):
     assert store.installation(inst.id) is not None
 
 
-def test_lifecycle_audits_an_odd_installer_as_forge(backend, platform):
-    event = {"eventType": "avi:forge:installed:app", "installerAccountId": "x" * 300}
-    assert trigger(backend, platform, "/forge/lifecycle", event).status_code == 200
+def test_lifecycle_audits_forge_as_the_actor_and_the_installer_as_its_subject(backend, platform):
+    installer = platform.installation.site.user_ids[0]
+    events = [
+        {"eventType": "avi:forge:installed:app", "installerAccountId": installer},
+        {"eventType": "avi:forge:upgraded:app", "upgraderAccountId": installer},
+        {"eventType": "avi:forge:installed:app", "installerAccountId": "x" * 300},
+        {"eventType": "avi:forge:installed:app", "installerAccountId": "a b<script>"},
+    ]
+    for event in events:
+        assert trigger(backend, platform, "/forge/lifecycle", event).status_code == 200
     entries = backend.call("listAudit", {}).get_json()["entries"]
-    assert [(e["action"], e["actor"]) for e in entries] == [("app.installed", "forge")]
+    assert [(e["action"], e["actor"], e["subjects"]) for e in reversed(entries)] == [
+        ("app.installed", "forge", [installer]),
+        ("app.upgraded", "forge", [installer]),
+        ("app.installed", "forge", []),
+        ("app.installed", "forge", []),
+    ]
+
+
+def audit_rows(backend):
+    store = backend.client.application.extensions["access_desk"].store
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(tables.audit)).scalar()
+
+
+@pytest.mark.parametrize("path", ["/forge/lifecycle", "/forge/scheduled"])
+def test_trigger_routes_refuse_a_users_call_and_write_nothing(backend, platform, path):
+    inst = platform.installation
+    event = {"eventType": "avi:forge:installed:app", "installerAccountId": "712020:forged"}
+    ui_call = platform.invocation_headers(inst, inst.site.user_ids[0])
+    admin_call = platform.invocation_headers(inst, inst.site.admin_id)
+    other_route = TRIGGERS["/forge/scheduled" if path == "/forge/lifecycle" else "/forge/lifecycle"]
+    wrong_module = platform.trigger_headers(inst, *other_route)
+    no_module = platform.trigger_headers(inst, *TRIGGERS[path])
+    no_module["authorization"] = "Bearer " + platform.mint_fit(
+        inst, claims={"app": {"module": None}}
+    )
+    principal_on_trigger = platform.trigger_headers(inst, *TRIGGERS[path])
+    principal_on_trigger["authorization"] = "Bearer " + platform.mint_fit(
+        inst,
+        module_key=TRIGGERS[path][0],
+        module_type=TRIGGERS[path][1],
+        claims={"principal": inst.site.admin_id},
+    )
+    for headers in (ui_call, admin_call, wrong_module, no_module, principal_on_trigger):
+        response = backend.client.post(path, json={"payload": event}, headers=headers)
+        assert response.status_code == 403
+        assert response.get_json()["error"] == "not_allowed"
+    store = backend.client.application.extensions["access_desk"].store
+    assert store.installation(inst.id) is None
+    assert audit_rows(backend) == 0
+    assert trigger(backend, platform, path, {"payload": event}).status_code == 200
+    assert store.installation(inst.id) is not None
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint_key"),
+    [("/forge/lifecycle", "access-desk-lifecycle"), ("/forge/scheduled", "access-desk-scheduled")],
+)
+def test_a_trigger_fit_naming_its_endpoint_module_is_accepted_too(
+    backend, platform, path, endpoint_key
+):
+    # Atlassian's docs leave open whether a trigger's FIT names the trigger or its endpoint
+    # module; both are this route's own, any other module (the UI endpoint) is refused.
+    inst = platform.installation
+    headers = platform.trigger_headers(inst, endpoint_key, "core:endpoint")
+    assert backend.client.post(path, json={}, headers=headers).status_code == 200
+    ui_endpoint = platform.trigger_headers(inst, "access-desk-ui", "core:endpoint")
+    refused = backend.client.post(path, json={}, headers=ui_endpoint)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"] == "not_allowed"
+
+
+def test_lifecycle_names_the_event_from_its_account_field_when_no_event_type(backend, platform):
+    installer, upgrader = "712020:installer", "712020:upgrader"
+    assert (
+        trigger(
+            backend, platform, "/forge/lifecycle", {"installerAccountId": installer}
+        ).status_code
+        == 200
+    )
+    upgrade = {"payload": {"upgraderAccountId": upgrader}}
+    assert trigger(backend, platform, "/forge/lifecycle", upgrade).status_code == 200
+    store = backend.client.application.extensions["access_desk"].store
+    entries = store.list_audit(platform.installation.id, limit=10)[0]
+    assert [(e.action, list(e.subjects)) for e in reversed(entries)] == [
+        ("app.installed", [installer]),
+        ("app.upgraded", [upgrader]),
+    ]
 
 
 def test_scheduled_trigger_takes_the_tenant_from_the_token_only(backend, platform):
@@ -278,6 +370,15 @@ def test_every_bad_signature_gets_the_same_401(backend, platform):
     assert backend.call("listJobs", {}).get_json()["jobs"] == []
 
 
+def test_a_webhook_id_is_printable_ascii_even_when_validly_signed():
+    secret = "whsec_" + "QUJD" * 8
+    at = datetime.now(tz=UTC)
+    for msg_id, expected in (("msg_1", True), ("msg\x00x", False), ("msg x", False)):
+        signature = Webhook(secret).sign(msg_id, at, "{}")
+        ok = verified([secret], msg_id, str(int(at.timestamp())), signature, b"{}", now=time.time())
+        assert ok is expected, msg_id
+
+
 def test_several_signatures_and_the_previous_secret_during_rotation(backend):
     url, old = rotate(backend)
     _, new = rotate(backend)
@@ -363,3 +464,127 @@ def test_get_job_does_not_lend_the_callers_token_to_a_webhook_job(backend, platf
     job = backend.call("getJob", {"jobId": job_id}).get_json()["job"]
     assert job["state"] == "queued"
     assert not [r for r in platform.requests if r.endpoint in ("check-access", "invite")]
+
+
+# -- case-insensitive means ASCII letters only ------------------------------------------------------
+
+LOOKALIKES = [
+    "Straße@Example.com",
+    "strasse@example.com",
+    "STRASSE@EXAMPLE.COM",  # the same as the one before: dropped
+    "straße@example.com",  # the same as the first: dropped
+    "\u212aelvin@example.com",  # KELVIN SIGN, not K
+    "kelvin@example.com",
+    "Kelvin@example.com",  # dropped
+    "\u0130stanbul@example.com",  # dotted capital I: not i
+    "istanbul@example.com",
+]
+DISTINCT = [LOOKALIKES[i] for i in (0, 1, 4, 5, 7, 8)]
+
+
+def test_emails_are_deduplicated_ignoring_ascii_case_only(backend_on_each_db, platform):
+    backend = backend_on_each_db
+    job = backend.call("inviteEmails", {"emails": LOOKALIKES, "dryRun": True}).get_json()["job"]
+    assert [item["email"] for item in job["items"]] == DISTINCT
+    checked = backend.call("checkAccess", {"emails": LOOKALIKES}).get_json()
+    assert sorted(sum((checked[k] for k in ("withoutAccess", "withAccess", "invalid")), [])) == (
+        sorted(DISTINCT)
+    )
+    url, secret = rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": LOOKALIKES, "dryRun": True}}
+    data, headers = signed(secret, body)
+    job_id = backend.client.post(path_of(url), data=data, headers=headers).get_json()["jobId"]
+    stored = backend.call("getJob", {"jobId": job_id}).get_json()["job"]
+    assert [item["email"] for item in stored["items"]] == DISTINCT
+
+
+# -- revoking a leaked secret, odd input on both databases ------------------------------------------
+
+
+def test_a_revoking_rotation_ends_the_previous_secret_at_once(backend_on_each_db, platform):
+    backend = backend_on_each_db
+    url, leaked = rotate(backend)
+    _, kept = rotate(backend)  # the default keeps the previous secret for 24 h
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"], "dryRun": True}}
+    for secret in (leaked, kept):
+        data, headers = signed(secret, body)
+        assert backend.client.post(path_of(url), data=data, headers=headers).status_code == 202
+    answer = backend.call("rotateWebhookSecret", {"revokePrevious": True}).get_json()
+    new = answer["secret"]
+    for secret, status in ((kept, 401), (leaked, 401), (new, 202)):
+        data, headers = signed(secret, body)
+        response = backend.client.post(path_of(url), data=data, headers=headers)
+        assert response.status_code == status, secret
+    entries = backend.call("listAudit", {}).get_json()["entries"]
+    rotations = [e["outcome"] for e in entries if e["action"] == "webhook.rotateSecret"]
+    assert rotations == [
+        {"revokedPrevious": True},
+        {"revokedPrevious": False},
+        {"revokedPrevious": False},
+    ]
+
+
+@pytest.mark.parametrize(
+    "payload", [{"revokePrevious": "yes"}, {"revokePrevious": 1}, {"revoke": True}]
+)
+def test_rotation_payload_is_checked(backend, payload):
+    response = backend.call("rotateWebhookSecret", payload)
+    assert response.status_code == 400 and response.get_json()["error"] == "bad_input"
+    store = backend.client.application.extensions["access_desk"].store
+    assert store.webhook_secrets(backend.platform.installation.id) == []
+
+
+def test_nul_in_a_webhook_path_is_the_usual_401(backend_on_each_db, caplog):
+    backend = backend_on_each_db
+    url, secret = rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"]}}
+    data, headers = signed(secret, body)
+    uuid_part = path_of(url).rsplit("/", 1)[1]
+    for path in ("/webhooks/%00", f"/webhooks/{uuid_part}%00", f"/webhooks/%00{uuid_part}"):
+        response = backend.client.post(path, data=data, headers=headers)
+        assert response.status_code == 401, path
+        assert response.get_json()["error"] == "invalid_signature"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"payload": {"eventType": "avi:forge:installed:app", "installerAccountId": "a\x00b"}},
+        {"eventType": "avi:forge:installed:\x00app", "installerAccountId": "\x00"},
+        {"payload": {"eventType": "avi:forge:upgraded:app", "upgraderAccountId": "\x00" * 200}},
+        {"payload": {"eventType": "avi:forge:installed:app", "id": "\x00", "app": {"\x00": 1}}},
+        {"\x00": "\x00", "retryContext": {"retryReason": "\x00"}},
+    ],
+)
+def test_nul_anywhere_in_a_lifecycle_body_is_still_200(backend_on_each_db, platform, body, caplog):
+    backend = backend_on_each_db
+    response = trigger(backend, platform, "/forge/lifecycle", body)
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
+    entries = backend.call("listAudit", {}).get_json()["entries"]
+    assert all(e["actor"] == "forge" and "\x00" not in json.dumps(e) for e in entries)
+
+
+def refusal_medians(backend, platform, rounds=400):
+    """Median seconds of a refused delivery to a known installation (two stored secrets, a system
+    token) and to an unknown one, measured in alternating pairs so both see the same noise."""
+    backend.call("whoami")  # stores the installation with its system token
+    url, _ = rotate(backend)
+    rotate(backend)
+    body = {"type": "access.invite", "data": {"emails": ["a@newcomers.example"]}}
+    data, headers = signed("whsec_" + "QUJD" * 8, body)
+    paths = {"known": path_of(url), "unknown": f"/webhooks/{uuid.uuid4()}"}
+    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    for n in range(rounds):
+        for name in ("known", "unknown") if n % 2 else ("unknown", "known"):
+            began = time.perf_counter()
+            response = backend.client.post(paths[name], data=data, headers=headers)
+            times[name].append(time.perf_counter() - began)
+            assert response.status_code == 401
+    return statistics.median(times["known"]), statistics.median(times["unknown"])
+
+
+def test_refusals_take_as_long_for_known_and_unknown_installations(backend_on_each_db, platform):
+    known, unknown = refusal_medians(backend_on_each_db, platform)
+    assert 0.9 < known / unknown < 1.1, (known, unknown)

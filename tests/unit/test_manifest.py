@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from handlers import forge
+from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER
+
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "manifest.yml"
 VALIDATOR = ROOT / "tests" / "manifest" / "validate.mjs"
@@ -118,6 +121,15 @@ def test_trigger_routes_match_the_backend(parsed: dict[str, Any]) -> None:
     for endpoint in (lifecycle, hourly):
         assert endpoint["remote"] == "access-desk-remote"
         assert endpoint["auth"] == {"appSystemToken": {"enabled": True}}
+
+
+def test_trigger_module_keys_match_the_backend_and_the_simulator(parsed: dict[str, Any]) -> None:
+    [trigger] = parsed["modules"]["trigger"]
+    [scheduled] = parsed["modules"]["scheduledTrigger"]
+    assert forge.LIFECYCLE_TRIGGER_KEY == LIFECYCLE_TRIGGER[0] == trigger["key"]
+    assert forge.SCHEDULED_TRIGGER_KEY == SCHEDULED_TRIGGER[0] == scheduled["key"]
+    assert forge.LIFECYCLE_ENDPOINT_KEY == trigger["endpoint"]
+    assert forge.SCHEDULED_ENDPOINT_KEY == scheduled["endpoint"]
 
 
 def test_remote_and_scopes(parsed: dict[str, Any]) -> None:

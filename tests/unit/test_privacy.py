@@ -11,6 +11,7 @@ import requests
 from privacy import BATCH, RETRY_SECONDS, PersonalData, ReportError, _statuses
 from records import iso
 from simulator import Platform
+from simulator.triggers import SCHEDULED_TRIGGER
 from store import ERASED, Store
 from tests.conftest import Backend
 from tests.stores import Clock
@@ -329,7 +330,7 @@ def test_the_scheduled_trigger_only_queues_and_the_worker_reports(
     inst = platform.installation
     backend.call("whoami")
     store.add_audit(inst.id, actor="acc-1", action="x", source="panel", subjects=[], outcome={})
-    headers = platform.invocation_headers(inst, None)
+    headers = platform.trigger_headers(inst, *SCHEDULED_TRIGGER)
     assert backend.client.post("/forge/scheduled", json={}, headers=headers).status_code == 200
     assert reports(platform) == []  # nothing inline: the trigger answers at once
     health = store.installation_health(inst.id)

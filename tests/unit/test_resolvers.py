@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
+
+from app import create_app
+from tests.conftest import Backend
+from tests.stores import Clock
 
 
 def test_whoami_for_admin_and_ordinary_user(backend, platform):
@@ -180,9 +187,11 @@ def test_entries_a_database_cannot_hold_are_bad_input(backend, entry, problem):
     assert problem in response.get_json()["details"]["emails[1]"]
 
 
-def test_concurrent_first_calls_make_one_admin_check(backend, platform):
+def test_concurrent_first_calls_make_one_admin_check(settings, platform):
     from concurrent.futures import ThreadPoolExecutor
 
+    roomy = replace(settings, max_calls_per_installation=8, max_calls_per_user=8)
+    backend = Backend(create_app(roomy).test_client(), platform)
     platform.faults.add("user-current", "latency", times=None, delay=0.2)
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: backend.call("whoami").get_json(), range(8)))
@@ -204,3 +213,103 @@ def test_http_errors_are_json_too(backend):
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
     escape = backend.client.get("/..%2fapp.py")
     assert escape.status_code == 404
+
+
+# -- the admin check: holds and the principal ------------------------------------------------------
+
+
+@pytest.fixture()
+def timed(settings, platform, sleeps):
+    """The backend with a monotonic clock the test moves (the admin cache's ``ttl`` is 60 s)."""
+    clock = Clock(1000.0)
+    app = create_app(settings, sleep=sleeps, clock=clock)
+    return Backend(app.test_client(), platform), clock
+
+
+def admin_checks(platform):
+    return len([r for r in platform.requests if r.endpoint == "user-current"])
+
+
+def test_a_hold_does_not_lock_a_confirmed_admin_out_for_up_to_an_hour(timed, platform):
+    backend, clock = timed
+    site = platform.installation.site
+    user = site.user_ids[0]
+    assert backend.call("whoami").get_json()["isAdmin"] is True
+    assert backend.call("whoami", account=user).get_json()["isAdmin"] is False
+    clock.advance(600)  # both answers are past the 60 s cache
+    platform.faults.add("user-current", "429", times=None, retry_after=3600)
+    checks = admin_checks(platform)
+    assert backend.call("listJobs").status_code == 200  # a "yes" 10 minutes old stands
+    assert admin_checks(platform) == checks + 1  # the check was tried (and made the hold)
+    assert backend.call("whoami").get_json()["isAdmin"] is True
+    assert backend.call("listJobs", account=user).status_code == 403  # a "no" is never extended
+    newcomer = site.user_ids[1]  # never confirmed: fails closed
+    assert backend.call("whoami", account=newcomer).get_json()["isAdmin"] is False
+    clock.advance(3000)  # 1 h after the admin was confirmed
+    assert backend.call("listJobs").status_code == 403
+    assert backend.call("whoami").get_json()["isAdmin"] is False
+
+
+def test_only_a_hold_extends_a_confirmed_admin(timed, platform):
+    backend, clock = timed
+    assert backend.call("listJobs").status_code == 200
+    clock.advance(61)
+    platform.faults.add("user-current", "500", times=None)
+    assert backend.call("listJobs").status_code == 403
+
+
+def test_a_user_token_of_another_account_is_refused_and_nothing_cached(backend, platform):
+    inst = platform.installation
+    site = inst.site
+    user = site.user_ids[0]
+    headers = platform.invocation_headers(inst, user)
+    headers["x-forge-oauth-user"] = platform.user_token(inst, site.admin_id)
+    for key in ("whoami", "listJobs", "checkAccess"):
+        payload = {"emails": ["a@example.com"]} if key == "checkAccess" else {}
+        response = backend.client.post(f"/resolvers/{key}", json=payload, headers=headers)
+        assert response.status_code == 403, key
+        assert response.get_json()["error"] == "not_allowed"
+    assert admin_checks(platform) == 3  # nothing was cached: each call asked again
+    assert not [r for r in platform.requests if r.endpoint == "check-access"]
+    assert backend.call("listJobs", account=user).status_code == 403
+    assert backend.call("whoami", account=user).get_json()["isAdmin"] is False
+
+
+# -- error answers stay small -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "count"),
+    [
+        ({"emails": [0] * 250_000}, 250_000),  # every entry not a string
+        ({"emails": ["x" * 330] * 1_500}, 1_500),  # every entry too long
+        (
+            {f"{i:06d}" + "f" * 90_000: 1 for i in range(5)} | {"emails": ["a@b.co"]},
+            5,
+        ),  # long names
+    ],
+)
+def test_error_details_are_bounded_for_a_500_kb_request(backend, payload, count):
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    assert 400_000 < len(raw) <= 500 * 1024
+    inst = backend.platform.installation
+    headers = backend.platform.invocation_headers(inst, inst.site.admin_id)
+    response = backend.client.post(
+        "/resolvers/inviteEmails", data=raw, headers=headers, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert len(response.get_data()) < 64 * 1024
+    body = response.get_json()
+    assert body["error"] == "bad_input"
+    details = body["details"]
+    shown = {k: v for k, v in details.items() if k != "more"}
+    assert len(shown) == min(count, 20)
+    assert details.get("more", 0) == count - len(shown)
+    assert all(len(k) <= 300 and len(str(v)) <= 300 for k, v in shown.items())
+
+
+def test_long_names_in_messages_are_cut_short(backend):
+    response = backend.call("n" * 100_000)
+    assert response.status_code == 404
+    assert len(response.get_data()) < 64 * 1024
+    assert len(response.get_json()["message"]) <= 300

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import threading
 
+import jwt
 import pytest
 import requests
+from flask import request
 from werkzeug.serving import make_server
 
 from app import create_app
-from simulator.triggers import Ticker, lifecycle, scheduled, send_webhook
+from simulator.triggers import (
+    LIFECYCLE_TRIGGER,
+    SCHEDULED_TRIGGER,
+    Ticker,
+    lifecycle,
+    scheduled,
+    send_webhook,
+)
 
 
 @pytest.fixture()
@@ -34,6 +43,27 @@ def test_lifecycle_and_scheduled_reach_the_backend(served, platform):
     }
     assert store.installation(platform.installation.id).system_token
     assert scheduled(platform)["status"] == 200
+
+
+def test_trigger_calls_carry_a_fit_as_forge_mints_it(served, platform):
+    seen: list[dict[str, str]] = []
+
+    def record() -> None:
+        seen.append(dict(request.headers))
+
+    served.before_request(record)
+    lifecycle(platform, "avi:forge:installed:app")
+    scheduled(platform)
+    claims = [
+        jwt.decode(h["Authorization"].removeprefix("Bearer "), options={"verify_signature": False})
+        for h in seen
+    ]
+    assert [c["app"]["module"] for c in claims] == [
+        {"key": LIFECYCLE_TRIGGER[0], "type": LIFECYCLE_TRIGGER[1]},
+        {"key": SCHEDULED_TRIGGER[0], "type": SCHEDULED_TRIGGER[1]},
+    ]
+    assert not any("principal" in c or "context" in c for c in claims)
+    assert all("X-Forge-Oauth-System" in h and "X-Forge-Oauth-User" not in h for h in seen)
 
 
 def test_ticker_sends_installed_at_start(served, platform):

@@ -1,0 +1,241 @@
+// Jobs (panel and webhook), newest first, with "Older" paging. A row opens its job (click anywhere on
+// it, or its title with the keyboard); the open job is marked. An open job that runs is followed: its
+// pace and time left, Cancel while it is queued or running, "Retry N failed" once it is over (each
+// shown only when the backend has cancelJob / retryJob), and a flag when it finishes while another tab
+// is open.
+import { call } from "./api.js";
+import {
+  announce, button, clear, copyText, download, emptyState, flag, formatDate, h, message, pagedTable, plural, spinner,
+} from "./dom.js";
+import {
+  countCards, countsText, etaText, finished, itemsCsv, itemsTable, jobTitle, pacer, pollJob, progressBar, stateLozenge,
+} from "./job.js";
+import { cursorPages, supports } from "./pages.js";
+import { person } from "./people.js";
+
+const JOBS_PAGE = 50;
+
+export function mountJobs(panel, go = {}) {
+  const list = h("div", { class: "results", "aria-busy": "false" });
+  const detail = h("section", { class: "job-detail", "aria-live": "off", tabindex: "-1", "aria-label": "Job details", "aria-busy": "false" });
+  let jobs = [];
+  let next = null;
+  let table = null;
+  let opened = 0;
+  let openId = null;
+  const older = button("Older", () => load(false), { "aria-label": "Older jobs" });
+  const refresh = button("Refresh", () => load(true));
+  clear(panel,
+    h("div", { class: "block-head" }, h("h2", { text: "Jobs" }), h("div", { class: "actions" }, refresh)),
+    h("p", { class: "field-hint", text: "Invitations and previews started here or by a webhook, newest first. Open one to follow it, cancel it or retry what failed." }),
+    list, detail);
+
+  const pages = cursorPages({
+    list, older, resolver: "listJobs", key: "jobs", pageSize: JOBS_PAGE, loading: "Loading jobs…", olderWords: "older jobs",
+    listed: (n) => `${plural(n, "job")} listed.`,
+    onReset: () => { table = null; },
+    onPage: (rows, cursor) => { jobs = rows; next = cursor; render(); },
+  });
+  const load = pages.load;
+
+  function markOpen() {
+    for (const tr of list.querySelectorAll("tr[data-job-id]")) {
+      const on = tr.dataset.jobId === openId;
+      tr.classList.toggle("row-open", on);
+      const link = tr.querySelector(".job-link");
+      if (link) {
+        if (on) {
+          link.setAttribute("aria-current", "true");
+        } else {
+          link.removeAttribute("aria-current");
+        }
+      }
+    }
+  }
+
+  function render() {
+    if (!table) {
+      table = pagedTable({
+        caption: "Jobs",
+        rows: jobs,
+        empty: emptyState("No jobs yet", "Invitations and previews started on the Invite tab or by a webhook are listed here.",
+          go.showTab ? button("Invite people", () => go.showTab("invite"), { kind: "primary" }) : null),
+        search: (j) => `${jobTitle(j)} ${countsText(j)} ${j.state}`,
+        rowAttrs: (j) => ({
+          class: `row-link${j.id === openId ? " row-open" : ""}`,
+          "data-job-id": j.id,
+          onclick: (event) => {
+            if (!(event.target instanceof Element) || !event.target.closest("button")) {
+              open(j.id);
+            }
+          },
+        }),
+        columns: [
+          {
+            label: "Job",
+            cell: (j) => [
+              h("button", { type: "button", class: "job-link", "data-job-id": j.id, "aria-label": `Open job: ${jobTitle(j)}`, onclick: () => open(j.id) },
+                j.dryRun ? "Preview" : "Invitation"),
+              h("span", { class: "cell-sub", text: j.source === "webhook" ? "By webhook" : "From the panel" }),
+            ],
+            sort: (j) => (j.dryRun ? "Preview" : "Invitation"),
+          },
+          { label: "State", cell: (j) => stateLozenge(j), sort: (j) => j.state },
+          { label: "Outcome", cell: (j) => countsText(j) },
+          { label: "People", className: "num", cell: (j) => (j.total || 0).toLocaleString("en"), sort: (j) => j.total || 0 },
+          { label: "Created by", cell: (j) => (j.createdBy ? person(j.createdBy) : (j.source === "webhook" ? "Webhook" : "")) },
+          { label: "Created", className: "nowrap", cell: (j) => formatDate(j.createdAt), sort: (j) => j.createdAt || "" },
+        ],
+      });
+      clear(list, table, pages.note, h("div", { class: "actions" }, older));
+    } else {
+      table.update(jobs);
+    }
+    older.hidden = !next;
+    markOpen();
+  }
+
+  // Closing the details puts focus back on the job's title in the list (or near it when it is gone).
+  function close(jobId) {
+    opened += 1;
+    openId = null;
+    markOpen();
+    detail.setAttribute("aria-busy", "false");
+    clear(detail);
+    const opener = [...list.querySelectorAll("button[data-job-id]")].find((b) => b.dataset.jobId === jobId);
+    const target = opener || list.querySelector(".table-scroll:not([hidden])") || refresh;
+    target.focus();
+    announce("Closed the job details.");
+  }
+
+  // The list's row for a job, kept in step with what the detail view learns.
+  function refreshRow(job) {
+    const at = jobs.findIndex((j) => j.id === job.id);
+    if (at >= 0 && table) {
+      const { items, ...light } = job;
+      jobs = jobs.slice();
+      jobs[at] = light;
+      table.update(jobs);
+      markOpen();
+    }
+  }
+
+  async function open(jobId) {
+    const mine = ++opened;
+    openId = jobId;
+    markOpen();
+    clear(detail, spinner("Loading the job…"));
+    detail.setAttribute("aria-busy", "true");
+    let job;
+    try {
+      ({ job } = await call("getJob", { jobId }));
+    } catch (err) {
+      if (mine === opened) {
+        detail.setAttribute("aria-busy", "false");
+        clear(detail, message("error", { title: "The job could not be opened", text: err.message }));
+      }
+      return;
+    }
+    if (mine !== opened) {
+      return;
+    }
+    // Not busy while it is followed: the progress bar and counts tell how it goes.
+    detail.setAttribute("aria-busy", "false");
+    let latest = job;
+    const pace = pacer();
+    const bar = progressBar("Job progress");
+    const cards = h("div", {}, countCards(job));
+    const items = itemsTable(job, "Job items");
+    const note = h("div");
+    const hint = h("p", { class: "field-hint" });
+    const eta = h("p", { class: "progress-hint" });
+    const controls = h("div", { class: "actions" });
+    const heading = h("h3", { text: jobTitle(job), tabindex: "-1" });
+    const describe = (j) => clear(hint, stateLozenge(j), " · created by ", j.createdBy ? person(j.createdBy, { plain: true }) : "the webhook",
+      ` · updated ${formatDate(j.updatedAt)}`);
+    const [canCancel, canRetry] = await Promise.all([supports("cancelJob"), supports("retryJob")]);
+    if (mine !== opened) {
+      return;
+    }
+
+    function showControls(j) {
+      const failed = (j.counts || {}).failed || 0;
+      clear(controls,
+        canCancel && !finished(j) ? button("Cancel job", () => cancel(j), { id: "job-cancel" }) : null,
+        canRetry && finished(j) && failed > 0 ? button(`Retry ${plural(failed, "failed item")}`, () => retry(j), { id: "job-retry" }) : null);
+    }
+
+    async function cancel(j) {
+      controls.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+      try {
+        const answer = await call("cancelJob", { jobId: j.id });
+        if (mine === opened && answer.job) {
+          show(answer.job);
+        }
+        flag("info", "Job cancelled", "It stops after the batch in flight; the items not started are marked cancelled.");
+      } catch (err) {
+        showControls(latest);
+        clear(note, message("error", { title: "The job could not be cancelled", text: err.message }));
+      }
+    }
+
+    async function retry(j) {
+      controls.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+      try {
+        const { job: again } = await call("retryJob", { jobId: j.id });
+        flag("success", "Retry started", `A new job retries ${plural(again.total || 0, "item")}.`);
+        await load(true);
+        open(again.id);
+      } catch (err) {
+        showControls(latest);
+        clear(note, message("error", { title: "The failed items could not be retried", text: err.message }));
+      }
+    }
+
+    function show(j) {
+      latest = j;
+      pace.add(j);
+      bar.update(j);
+      describe(j);
+      eta.textContent = etaText(j, pace);
+      clear(cards, countCards(j));
+      items.update(j.items || []);
+      showControls(j);
+      refreshRow(j);
+    }
+
+    describe(job);
+    clear(detail,
+      h("div", { class: "block-head" },
+        heading,
+        h("div", { class: "actions" },
+          button("Copy", () => copyText(itemsCsv(latest), "Copied the job's items"), { "aria-label": "Copy job items as CSV" }),
+          button("Download CSV", () => download(`job-${job.id}.csv`, itemsCsv(latest)), { "aria-label": "Download CSV of job items" }),
+          button("Close", () => close(jobId), { "aria-label": "Close job details" }))),
+      hint, bar, eta, controls, cards, note, items);
+    show(job);
+    detail.focus();
+    announce(`Opened ${jobTitle(job)}.`);
+    if (finished(job)) {
+      return;
+    }
+    try {
+      const last = await pollJob(job.id, show, { isCancelled: () => mine !== opened });
+      if (mine === opened && panel.hidden && finished(last)) {
+        flag(last.state === "failed" ? "warning" : "success",
+          last.state === "failed" ? "A job stopped" : "A job finished", `${jobTitle(last)}: ${countsText(last)}.`,
+          go.openJob ? [{ label: "View job", onClick: () => go.openJob(last.id) }] : []);
+      }
+    } catch (err) {
+      if (mine === opened) {
+        clear(note, message("error", { title: "Lost track of the job", text: `${err.message} The job keeps going on the server; open it again to see how it went.` }));
+      }
+    }
+  }
+
+  return {
+    show: () => load(true),
+    // Opens a job from elsewhere (the audit log, a flag): the list loads, then the job.
+    open: (jobId) => open(jobId),
+  };
+}

@@ -1,0 +1,107 @@
+// Lists read a page at a time from the backend (jobs, audit entries), and feature detection for
+// resolvers a backend may not have yet.
+import { call } from "./api.js";
+import { announce, button, clear, h, message, spinner } from "./dom.js";
+
+const support = new Map();
+
+// Whether the backend has resolver `key`: asked once with an empty payload, which a resolver that
+// exists refuses as bad input (400) and an older backend answers 404 unknown_resolver. Nothing runs.
+export function supports(key) {
+  if (!support.has(key)) {
+    support.set(key, call(key, {}).then(() => true, (err) => !isUnknownResolver(err)));
+  }
+  return support.get(key);
+}
+
+export function isUnknownResolver(err) {
+  return Boolean(err) && err.status === 404 && err.code === "unknown_resolver";
+}
+
+// An optional resolver's answer, or null when the backend does not have it (or it fails): the
+// feature it feeds then stays hidden.
+export async function optional(key, payload = {}) {
+  try {
+    return await call(key, payload);
+  } catch {
+    return null;
+  }
+}
+
+// A newest-first list loaded a page at a time: load(true) starts over, load(false) ("Older")
+// follows the cursor `next`; onPage receives every row so far and the cursor. Each load has a
+// sequence number and only the latest one's answer is used, so two at once (a double-clicked
+// Refresh, Refresh while "Older" loads) never add the same rows twice. A failed "Older" keeps the
+// rows: its error goes in `note` (to be placed under the table), with "Try again". `filters()` adds
+// to every call's payload; `onError(err)` may take over a failed first page (true: handled).
+export function cursorPages({ list, older, resolver, key, pageSize, loading, olderWords, listed, onReset, onPage, filters = () => ({}), onError = () => false }) {
+  let rows = [];
+  let next = null;
+  let seq = 0;
+  const note = h("div", { class: "page-note" });
+
+  async function load(reset) {
+    if (!reset && !next) {
+      return;
+    }
+    const mine = ++seq;
+    const payload = { limit: pageSize, ...filters() };
+    if (reset) {
+      rows = [];
+      next = null;
+      onReset();
+      clear(note);
+      clear(list, spinner(loading));
+    } else {
+      payload.before = next;
+      clear(note, spinner(`Loading ${olderWords}…`));
+    }
+    older.disabled = true;
+    list.setAttribute("aria-busy", "true");
+    let answer;
+    try {
+      answer = await call(resolver, payload);
+    } catch (err) {
+      if (mine !== seq) {
+        return;
+      }
+      list.setAttribute("aria-busy", "false");
+      older.disabled = false;
+      if (reset) {
+        if (!onError(err)) {
+          clear(list, message("error", err.message));
+        }
+      } else {
+        const lost = !document.activeElement || document.activeElement === document.body
+          || document.activeElement === older || list.contains(document.activeElement);
+        const retry = button("Try again", () => {
+          const region = list.querySelector(".table-scroll");
+          if (region) {
+            region.focus(); // this button goes away while the page loads
+          }
+          load(false);
+        }, { "aria-label": `Try again to load ${olderWords}` });
+        older.hidden = true;
+        clear(note, message("error", `The ${olderWords} could not be loaded. ${err.message}`, retry));
+        if (lost) {
+          retry.focus();
+        }
+      }
+      announce(err.message);
+      return;
+    }
+    if (mine !== seq) {
+      return;
+    }
+    list.setAttribute("aria-busy", "false");
+    older.disabled = false;
+    rows = rows.concat(answer[key] || []);
+    next = answer.next || null;
+    clear(note);
+    onPage(rows, next);
+    announce(listed(rows.length));
+  }
+
+  return { load, note };
+}
+
