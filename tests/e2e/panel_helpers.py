@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -174,3 +175,26 @@ def downloaded_csv(page, button):
     with open(info.value.path(), encoding="utf-8") as file:
         text = file.read()
     return list(csv.reader(io.StringIO(text)))
+
+
+# Follow-ups a few seconds after a job ends instead of an hour (README FOLLOW_UP_DELAYS_SECONDS), so
+# the panel can show who has joined: the background worker (WORKER_POLL_SECONDS 2) makes them.
+QUICK_FOLLOW_UPS = {"FOLLOW_UP_DELAYS_SECONDS": "2,3600"}
+
+
+def deliver(backend_url: str, webhook_url: str, secret: str, msg_id: str, emails: list[str]) -> Any:
+    """A signed preview (dryRun) delivery to the backend's webhook; the answer."""
+    from datetime import UTC, datetime
+
+    from standardwebhooks import Webhook
+
+    body = json.dumps({"type": "access.invite", "data": {"emails": emails, "dryRun": True}})
+    now = datetime.now(tz=UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+    }
+    path = "/webhooks/" + webhook_url.rsplit("/", 1)[1]
+    return requests.post(backend_url + path, data=body, headers=headers, timeout=30)
