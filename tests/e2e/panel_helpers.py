@@ -65,7 +65,9 @@ class Screens:
                 return frame
         raise AssertionError("the panel frame is not there")
 
-    def check(self, name: str) -> Path:
+    def check(self, name: str, *, top: bool = False) -> Path:
+        """axe on the panel as it is, and a screenshot of the whole page, or with ``top`` of the
+        window's height from the top (the docs' shots: what an admin sees on arrival)."""
         frame = self.panel_frame()
         if not frame.evaluate("() => typeof window.axe !== 'undefined'"):
             frame.add_script_tag(content=self.axe)
@@ -79,7 +81,9 @@ class Screens:
             }"""
         )
         path = SHOTS / f"{self.prefix}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        if top:
+            self.page.evaluate("() => window.scrollTo(0, 0)")
+        self.page.screenshot(path=str(path), full_page=not top)
         self.taken[name] = path
         assert violations == [], f"axe on {name}: {violations}"
         return path
@@ -198,3 +202,9 @@ def deliver(backend_url: str, webhook_url: str, secret: str, msg_id: str, emails
     }
     path = "/webhooks/" + webhook_url.rsplit("/", 1)[1]
     return requests.post(backend_url + path, data=body, headers=headers, timeout=30)
+
+
+def dismiss_flags(panel: Any) -> None:
+    """Closes every flag the panel shows (before a screenshot for the docs)."""
+    panel.locator(".flag-close").evaluate_all("(buttons) => buttons.forEach((b) => b.click())")
+    expect(panel.locator(".flag")).to_have_count(0)

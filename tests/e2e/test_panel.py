@@ -157,17 +157,17 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
         # Webhook: confirm, rotate, show URL and secret once; a signed delivery starts a job.
         panel.get_by_role("tab", name="Webhook").click()
         hook = panel.get_by_role("tabpanel", name="Webhook")
-        hook.get_by_role("button", name="Create or rotate the secret…").click()
-        expect(hook.get_by_role("heading", name="Rotate the webhook secret?")).to_be_visible()
+        hook.get_by_role("button", name="Create secret…").click()
+        expect(hook.get_by_role("heading", name="Create the webhook secret?")).to_be_visible()
         shots.check("webhook-confirm")
-        hook.get_by_role("button", name="Rotate secret").click()
+        hook.get_by_role("button", name="Create secret", exact=True).click()
         url = hook.get_by_role("textbox", name="Webhook URL").input_value()
         secret = hook.get_by_role("textbox", name="Signing secret").input_value()
         assert secret.startswith("whsec_")
         expect(hook.locator("pre").first).to_contain_text(url)
-        expect(hook.locator("pre").nth(1)).to_contain_text("openssl dgst -sha256 -mac HMAC")
+        expect(hook.locator("pre").first).to_contain_text("openssl dgst -sha256 -mac HMAC")
         shots.check("webhook-secret")
-        examples = {"Python": [sys.executable, "-"], "curl": ["bash", "-s"]}
+        examples = {"curl": ["bash", "-s"], "Python": [sys.executable, "-"]}
         for at, (language, runner) in enumerate(examples.items()):
             example = hook.locator("pre").nth(at).inner_text()
             sent = subprocess.run(

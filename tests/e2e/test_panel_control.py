@@ -33,6 +33,7 @@ from tests.e2e.panel_helpers import (
     ROOT,
     Screens,
     deliver,
+    dismiss_flags,
     downloaded_csv,
     open_panel,
     overflow,
@@ -89,7 +90,7 @@ def test_invite_has_one_primary_action_and_fresh_results(
             re.compile("btn-primary")
         )
         assert overflow(panel) == FITS
-        shots.check("preview")
+        shots.check("preview", top=True)
 
         # A list the form refuses: the old preview goes at once.
         area = invite.get_by_label("Emails to invite")
@@ -212,7 +213,8 @@ def test_a_running_job_is_cancelled_its_failed_items_retried_and_followed_up(
         expect(items.locator(".lozenge-joined").first).to_have_text("Joined")
         expect(items.locator("tbody")).to_contain_text("Invited, has since joined the site")
         assert overflow(panel) == FITS
-        shots.check("followed-up")
+        dismiss_flags(panel)
+        shots.check("followed-up", top=True)
         assert site.admin_id == again["createdBy"]
         expect(first.locator(".person-name")).to_have_text(site.users[site.admin_id]["displayName"])
     finally:
@@ -318,7 +320,7 @@ def test_audit_filters_narrow_the_log_and_the_csv_holds_the_filtered_range(
         assert (last["actor"], last["subject"]) == (site.admin_id, new[3].upper())
         assert last["since"] < last["until"]
         assert overflow(panel) == FITS
-        shots.check("filtered")
+        shots.check("filtered", top=True)
 
         csv_rows = downloaded_csv(
             page,
@@ -430,7 +432,8 @@ def test_webhook_tab_shows_its_state_deliveries_and_can_revoke_the_old_secret(
         panel.get_by_role("tab", name="Jobs").click()
         panel.get_by_role("tab", name="Webhook").click()
         expect(deliveries.locator("tbody tr")).to_have_count(4)
-        shots.check("state")
+        dismiss_flags(panel)
+        shots.check("state", top=True)
         deliveries.get_by_role("button", name="View job of delivery msg_repeat").first.click()
         jobs = panel.get_by_role("tabpanel", name="Jobs")
         detail = jobs.locator(".job-detail")
