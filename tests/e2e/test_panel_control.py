@@ -415,7 +415,8 @@ def test_webhook_tab_shows_its_state_deliveries_and_can_revoke_the_old_secret(
         expect(hook.locator(".msg-success")).to_contain_text("keeps working for 24 hours")
         assert deliver(url, hook_url, first_secret, "msg_old_1", ["y@newcomers.example"]).ok
         assert overflow(panel) == FITS
-        shots.check("rotated")
+        dismiss_flags(panel)
+        shots.check("rotated", top=True)
         hook.get_by_role("button", name="Revoke it now…").click()
         box = hook.get_by_role("checkbox", name=re.compile("^Revoke the current secret now"))
         expect(box).to_be_checked()
@@ -432,8 +433,7 @@ def test_webhook_tab_shows_its_state_deliveries_and_can_revoke_the_old_secret(
         panel.get_by_role("tab", name="Jobs").click()
         panel.get_by_role("tab", name="Webhook").click()
         expect(deliveries.locator("tbody tr")).to_have_count(4)
-        dismiss_flags(panel)
-        shots.check("state", top=True)
+        shots.check("state")
         deliveries.get_by_role("button", name="View job of delivery msg_repeat").first.click()
         jobs = panel.get_by_role("tabpanel", name="Jobs")
         detail = jobs.locator(".job-detail")
@@ -445,4 +445,4 @@ def test_webhook_tab_shows_its_state_deliveries_and_can_revoke_the_old_secret(
     finally:
         page.context.close()
     if (width, theme) == DOCS:
-        shots.publish("state", ROOT / "docs" / "panel-webhook.png")
+        shots.publish("rotated", ROOT / "docs" / "panel-webhook.png")
