@@ -15,6 +15,9 @@ Every request has a timeout no longer than the time left. A ``ratelimit.Gate`` s
 ``Retry-After`` holds and the near-limit flag between threads, clients and (given a shared
 implementation) instances.
 
+``Client.probe`` is the one-request form ``diagnose`` uses: no retries, the status, the error
+detail and the rate-limit headers as Confluence sent them (``Probe``).
+
 Failure reasons: ``rate_limited``, ``unavailable``, ``timeout``, ``connection_error``,
 ``not_permitted`` (401/403/404), ``rejected: <detail>`` (400 and other 4xx),
 ``upstream_error <status>`` (other statuses), ``bad_response`` (a 2xx body we cannot read).
@@ -115,6 +118,32 @@ class AccessResult:
     with_access: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One request as ``Client.probe`` saw it. ``status`` None: no answer (``reason`` says why:
+    ``rate_limited`` while a hold is on, ``timeout``, ``connection_error``); ``body`` is the JSON
+    answer (None when empty or not JSON); ``message`` the error detail of a non-2xx answer;
+    ``rate_limit`` the rate-limit headers present (``RATE_LIMIT_HEADERS``)."""
+
+    status: int | None
+    body: Any = None
+    reason: str | None = None
+    message: str = ""
+    rate_limit: dict[str, str] = field(default_factory=dict)
+    retry_after: float | None = None
+
+
+RATE_LIMIT_HEADERS = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-RateLimit-NearLimit",
+    "RateLimit-Reason",
+    "Beta-RateLimit-Policy",
+    "Retry-After",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +283,48 @@ class Client:
                 for op in operations
             ),
         )
+
+    def probe(self, method: str, path: str, body: Any = None) -> Probe:
+        """One request to ``path`` (under the API base URL), without retries, for ``diagnose``.
+
+        A hold on the site is honoured (nothing is sent: ``reason`` ``rate_limited``), and the
+        answer feeds the gate as every call does (near-limit flag, a 429/503 ``Retry-After``).
+        """
+        held = self._gate.wait_seconds(self._key)
+        if held > 0:
+            return Probe(None, reason="rate_limited", retry_after=held)
+        left = self._deadline - self._clock()
+        if left <= 0:
+            return Probe(None, reason="timeout")
+        try:
+            response = self._session.request(
+                method,
+                self._base + path,
+                json=body,
+                headers=self._headers,
+                timeout=min(self._policy.timeout_seconds, left),
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            return Probe(None, reason="timeout")
+        except requests.RequestException:
+            return Probe(None, reason="connection_error")
+        status = response.status_code
+        near = response.headers.get("X-RateLimit-NearLimit", "").strip().lower() == "true"
+        if near or 200 <= status < 300:
+            self._gate.near_limit(self._key, near)
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        if status in (429, 503) and retry_after is not None:
+            self._gate.hold(self._key, retry_after)
+        try:
+            parsed = response.json() if response.content.strip() else None
+        except ValueError:
+            parsed = None
+        headers = {
+            name: response.headers[name] for name in RATE_LIMIT_HEADERS if name in response.headers
+        }
+        message = "" if 200 <= status < 300 else self._detail(response)
+        return Probe(status, parsed, None, message, headers, retry_after)
 
     # -- running chunks ---------------------------------------------------------------------------
 

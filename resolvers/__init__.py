@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from resolvers import access, audit, jobs, users, webhooks
+from resolvers import access, audit, diagnose, jobs, users, webhooks
 from resolvers.context import Context
 
 Resolver = Callable[[Context, dict[str, Any]], dict[str, Any]]
@@ -25,4 +25,5 @@ RESOLVERS: dict[str, Resolver] = {
     "cancelJob": jobs.cancel,
     "retryJob": jobs.retry,
     "webhookStatus": webhooks.status,
+    "diagnose": diagnose.diagnose,
 }

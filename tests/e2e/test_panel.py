@@ -38,7 +38,7 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
         expect(panel.locator("#who")).to_contain_text("Confluence administrator")
         tabs = panel.get_by_role("tab")
         expect(tabs).to_have_text(
-            ["Look up users", "Check access", "Invite", "Jobs", "Audit log", "Webhook"]
+            ["Look up users", "Check access", "Invite", "Jobs", "Audit log", "Webhook", "Diagnose"]
         )
         shots.check("start")
 
@@ -50,7 +50,7 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
             "aria-selected", "true"
         )
         page.keyboard.press("End")
-        expect(panel.get_by_role("tab", name="Webhook")).to_be_focused()
+        expect(panel.get_by_role("tab", name="Diagnose")).to_be_focused()
         page.keyboard.press("ArrowRight")
         expect(panel.get_by_role("tab", name="Look up users")).to_be_focused()
         expect(panel.get_by_role("tabpanel", name="Look up users")).to_be_visible()
@@ -290,7 +290,15 @@ def test_panel_runs_under_the_forge_content_security_policy(browser, host):
     refused = []
     page.on("console", lambda m: refused.append(m.text) if "Security Policy" in m.text else None)
     try:
-        for name in ["Check access", "Invite", "Jobs", "Audit log", "Webhook", "Look up users"]:
+        for name in [
+            "Check access",
+            "Invite",
+            "Jobs",
+            "Audit log",
+            "Webhook",
+            "Diagnose",
+            "Look up users",
+        ]:
             panel.get_by_role("tab", name=name).click()
             expect(panel.get_by_role("tabpanel", name=name)).to_be_visible()
         assert refused == []
