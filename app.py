@@ -50,7 +50,11 @@ def create_app(
     logs.configure(settings.log_level)
     session = session or _session(settings.upstream_concurrency)
     metrics.instrument(session)
-    store = Store(settings.database_url, settings.secret_key)
+    store = Store(
+        settings.database_url,
+        settings.secret_key,
+        follow_up_after=settings.follow_up_delays_seconds,
+    )
     store.migrate()
     gate = StoreGate(store)
     policy = Policy(

@@ -21,6 +21,9 @@ request's estimated points from the ledger (``ratelimit.points``). A ``backgroun
 steps) is refused by the ledger rather than spend the reserve kept for panel calls: the chunk fails
 at once with ``rate_limited`` and ``retry_after`` = the seconds until the window resets.
 
+``Client.probe`` is the one-request form ``diagnose`` uses: no retries, the status, the error
+detail and the rate-limit headers as Confluence sent them (``Probe``).
+
 Failure reasons: ``rate_limited``, ``unavailable``, ``timeout``, ``connection_error``,
 ``not_permitted`` (401/403/404), ``rejected: <detail>`` (400 and other 4xx),
 ``upstream_error <status>`` (other statuses), ``bad_response`` (a 2xx body we cannot read).
@@ -122,6 +125,32 @@ class AccessResult:
     with_access: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One request as ``Client.probe`` saw it. ``status`` None: no answer (``reason`` says why:
+    ``rate_limited`` while a hold is on, ``timeout``, ``connection_error``); ``body`` is the JSON
+    answer (None when empty or not JSON); ``message`` the error detail of a non-2xx answer;
+    ``rate_limit`` the rate-limit headers present (``RATE_LIMIT_HEADERS``)."""
+
+    status: int | None
+    body: Any = None
+    reason: str | None = None
+    message: str = ""
+    rate_limit: dict[str, str] = field(default_factory=dict)
+    retry_after: float | None = None
+
+
+RATE_LIMIT_HEADERS = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-RateLimit-NearLimit",
+    "RateLimit-Reason",
+    "Beta-RateLimit-Policy",
+    "Retry-After",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +305,45 @@ class Client:
                 for op in operations
             ),
         )
+
+    def probe(self, method: str, path: str, body: Any = None) -> Probe:
+        """One request to ``path`` (under the API base URL), without retries, for ``diagnose``.
+
+        A hold on the site is honoured (nothing is sent: ``reason`` ``rate_limited``), and the
+        answer feeds the quota ledger as every call does (its headers, holds).
+        """
+        held = self._gate.wait_seconds(self._key)
+        if held > 0:
+            return Probe(None, reason="rate_limited", retry_after=held)
+        left = self._deadline - self._clock()
+        if left <= 0:
+            return Probe(None, reason="timeout")
+        try:
+            response = self._session.request(
+                method,
+                self._base + path,
+                json=body,
+                headers=self._headers,
+                timeout=min(self._policy.timeout_seconds, left),
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            return Probe(None, reason="timeout")
+        except requests.RequestException:
+            return Probe(None, reason="connection_error")
+        status = response.status_code
+        retry_after = self._gate.observe(self._key, status, response.headers).retry_after
+        if status == 429:
+            metrics.RATE_LIMITED.inc()
+        try:
+            parsed = response.json() if response.content.strip() else None
+        except ValueError:
+            parsed = None
+        headers = {
+            name: response.headers[name] for name in RATE_LIMIT_HEADERS if name in response.headers
+        }
+        message = "" if 200 <= status < 300 else self._detail(response)
+        return Probe(status, parsed, None, message, headers, retry_after)
 
     # -- running chunks ---------------------------------------------------------------------------
 

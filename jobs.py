@@ -40,7 +40,7 @@ any later release, e.g. after a rate-limit wait, or the next claim once a crashe
 out). ``cancel`` waits up to ``wait_seconds`` for that, then answers the job as it stands.
 
 Follow-ups: a real invite job that invited anyone follows up once about an hour and once about a
-day after it ended (``store.jobs.FOLLOW_UP_AFTER``): the store makes it claimable again when one is
+day after it ended (``FOLLOW_UP_DELAYS_SECONDS``): the store makes it claimable again when one is
 due, and ``advance`` then checks access for its ``invited`` items (those not yet seen to have
 joined), chunk by chunk like a job step (``store.record_joined`` under the lease, 401s and refusals
 handled the same way), and completes the round (``store.complete_follow_up``: the job's

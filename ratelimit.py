@@ -404,11 +404,9 @@ class Ledger:
         rows = self._rows([key, APP], fresh=True)
         pool_key = self._pool_key(key, rows)
         pool = rows.get(pool_key)
-        if pool is None:
-            return PoolView(None, None, None, None, None, False)
-        held = pool.held_until
-        if key in rows and pool_key != key:
-            held = max(held, rows[key].held_until)
+        held = max((rows[k].held_until for k in {key, pool_key} if k in rows), default=0.0)
+        if pool is None:  # nothing said of a pool yet; the site itself may be held (a 503)
+            return PoolView(None, None, None, None, held if held > now else None, False)
         pool = self._current(pool, now)
         return PoolView(
             scope="site" if pool_key == key else APP,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -69,6 +70,7 @@ class Settings:
     personal_data_url: str = "https://api.atlassian.com/app/report-accounts/"
     personal_data_report_days: int = 7
     personal_data_retention_days: int = 90
+    follow_up_delays_seconds: tuple[float, ...] = (3600.0, 24 * 3600.0)
 
     def __post_init__(self) -> None:
         problems = _app_id_problems(self.app_id) + _http_problems(
@@ -219,6 +221,14 @@ def _non_negative_float(raw: str) -> float:
     return value
 
 
+def _delays(raw: str) -> tuple[float, ...]:
+    """Comma-separated seconds, each greater than 0, in ascending order."""
+    delays = tuple(float(part) for part in raw.split(","))
+    if not all(math.isfinite(d) and d > 0 for d in delays) or list(delays) != sorted(set(delays)):
+        raise ValueError("must be seconds greater than 0 in ascending order, e.g. 3600,86400")
+    return delays
+
+
 def _non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -252,6 +262,7 @@ _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("personal_data_url", "PERSONAL_DATA_URL", _url),
     ("personal_data_report_days", "PERSONAL_DATA_REPORT_DAYS", _non_negative_int),
     ("personal_data_retention_days", "PERSONAL_DATA_RETENTION_DAYS", _positive(int)),
+    ("follow_up_delays_seconds", "FOLLOW_UP_DELAYS_SECONDS", _delays),
 )
 
 assert {f.name for f in fields(Settings)} == {"app_id", "secret_key"} | {n for n, _, _ in _OPTIONAL}

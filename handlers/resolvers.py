@@ -10,16 +10,18 @@ most every few minutes per process, so webhook jobs can act even before the firs
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from atlassian import OfflineTokens
 from auth import Invocation, strip_bearer
 from confluence import Client
 from handlers import Services, json_body, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver
 from resolvers import RESOLVERS, Resolver
-from resolvers.context import BadInput, Context
+from resolvers.context import BadInput, Context, Diagnostics
 
 bp = Blueprint("resolvers", __name__)
 
@@ -36,24 +38,28 @@ def invoke(key: str) -> Response:
     if resolver is None:
         raise UnknownResolver(f"There is no resolver called {key!r}.", {"known": sorted(RESOLVERS)})
     with svc.inflight.slot(invocation.installation_id, invocation.principal):
-        return _run(svc, invocation, resolver, started)
+        return _run(svc, invocation, key, resolver, started)
 
 
-def _run(svc: Services, invocation: Invocation, resolver: Resolver, started: float) -> Response:
+def _run(
+    svc: Services, invocation: Invocation, key: str, resolver: Resolver, started: float
+) -> Response:
     _remember(svc, invocation)
     user_token = strip_bearer(request.headers.get("x-forge-oauth-user"))
-    client = None
-    if user_token is not None:
-        client = Client(
+
+    def client_for(token: str) -> Client:
+        return Client(
             svc.session,
             invocation.api_base_url,
-            user_token,
+            token,
             policy=svc.policy,
             allowlist=svc.settings.api_base_url_allowlist,
             sleep=svc.sleep,
             clock=svc.clock,
             gate=svc.gate,
         )
+
+    client = client_for(user_token) if user_token is not None else None
     ctx = Context(
         invocation=invocation,
         user_client=client,
@@ -63,6 +69,7 @@ def _run(svc: Services, invocation: Invocation, resolver: Resolver, started: flo
         public_base_url=svc.settings.public_base_url or request.host_url.rstrip("/"),
         budget_seconds=max(1.0, svc.settings.call_deadline_seconds - (svc.clock() - started) - 2),
         lookup_cache_seconds=svc.settings.lookup_cache_seconds,
+        diagnostics=_diagnostics(svc, user_token, client_for) if key == "diagnose" else None,
     )
     return jsonify(resolver(ctx, _payload()))
 
@@ -74,6 +81,27 @@ def _remember(svc: Services, invocation: Invocation) -> None:
         return
     svc.remembered[invocation.installation_id] = now
     remember_installation(invocation)
+
+
+def _diagnostics(
+    svc: Services, user_token: str | None, client_for: Callable[[str], Client]
+) -> Diagnostics:
+    """What ``diagnose`` needs: this call's tokens, an offline token minter, a client factory."""
+    settings = svc.settings
+    return Diagnostics(
+        user_token=user_token,
+        system_token=strip_bearer(request.headers.get("x-forge-oauth-system")),
+        received_at=time.time(),
+        offline_tokens=OfflineTokens(
+            svc.session,
+            settings.graphql_url,
+            svc.store,
+            allowlist=settings.api_base_url_allowlist,
+            timeout_seconds=settings.upstream_timeout_seconds,
+        ),
+        client_for=client_for,
+        report_days=float(settings.personal_data_report_days),
+    )
 
 
 def _payload() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from resolvers import access, audit, jobs, quota, users, webhooks
+from resolvers import access, audit, diagnose, jobs, quota, users, webhooks
 from resolvers.context import Context
 
 Resolver = Callable[[Context, dict[str, Any]], dict[str, Any]]
@@ -26,4 +26,5 @@ RESOLVERS: dict[str, Resolver] = {
     "retryJob": jobs.retry,
     "webhookStatus": webhooks.status,
     "quota": quota.quota,
+    "diagnose": diagnose.diagnose,
 }

@@ -16,9 +16,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from atlassian import OfflineTokens
 from auth import Invocation
 from confluence import Client, ConfluenceError, UpstreamError
 from jobs import JobRunner
@@ -115,6 +116,21 @@ class AdminCache:
 
 
 @dataclass(frozen=True, slots=True)
+class Diagnostics:
+    """What ``diagnose`` needs besides a resolver's usual services (built by the HTTP edge for
+    that call only): the tokens this call carried, an offline token minter, a Confluence client
+    for another token, the personal data report interval, and the wall clock."""
+
+    user_token: str | None = field(default=None, repr=False)
+    system_token: str | None = field(default=None, repr=False)
+    received_at: float = 0.0
+    offline_tokens: OfflineTokens | None = None
+    client_for: Callable[[str], Client] | None = None
+    report_days: float = 7.0
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     """One verified call: the invocation, the user's Confluence client, and shared services."""
 
@@ -125,6 +141,7 @@ class Context:
     runner: JobRunner
     public_base_url: str
     budget_seconds: float
+    diagnostics: Diagnostics | None = None
     lookup_cache_seconds: float = 0.0  # LOOKUP_CACHE_SECONDS (0: lookups are not cached)
 
     @property

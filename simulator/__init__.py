@@ -1,6 +1,6 @@
 """Stand-ins for the platform (Forge, Confluence, the GraphQL gateway), for ./dev and the tests.
 
-Written from PLATFORM.md and Atlassian's OpenAPI document; never imports the app's own modules.
+Written from docs/platform.md and Atlassian's OpenAPI document; never imports the app's own modules.
 ``Platform`` is the entry point (see ``simulator.platform``); ``python -m simulator`` serves one.
 """
 

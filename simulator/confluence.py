@@ -1,5 +1,5 @@
 """Simulated Confluence under ``/ex/confluence/<cloudId>``: users-bulk, the two email endpoints and
-``user/current``, per PLATFORM.md and the OpenAPI document.
+``user/current``, per docs/platform.md and the OpenAPI document.
 
 Every call needs ``Authorization: Bearer <token>`` issued for the installation owning that cloudId:
 missing, unknown, expired or other-site tokens get 401. The app's system token acts as the app
@@ -184,7 +184,7 @@ def _refused(refusal: Refusal) -> Response:
 
 def _access_report(platform: Platform, site: Site, emails: list[str]) -> dict[str, list[str]]:
     """Which emails lack access and which are invalid; an empty list is left out every other
-    time (PLATFORM.md: either key may be missing), or always/never per ``platform.omit_empty``."""
+    time (docs/platform.md: either key may be missing), or always/never per ``platform.omit_empty``."""
     invalid = [e for e in emails if not is_valid_email(e)]
     without = [e for e in emails if is_valid_email(e) and not site.has_access(e)]
     omit = platform.omit_empty

@@ -83,7 +83,12 @@ def _drop() -> Response:
     return response
 
 
+SCOPE_MISMATCH = "Unauthorized; scope does not match"
+
+
 def _fault_answer(fault: Fault) -> Response:
+    if fault.kind == "scope":  # the API gateway's answer, not Confluence's error shape
+        return json_response({"code": 401, "message": SCOPE_MISMATCH}, 401, fault.answer_headers())
     detail = {
         "429": "Rate limit exceeded (simulated).",
         "503": "The service is unavailable (simulated).",
@@ -122,7 +127,7 @@ def answer(platform: Platform, endpoint: str, handler: Callable[[Call], Response
     if fault is not None and fault.kind == "drop":
         record(0)  # before the client sees the connection close, so the log keeps the order
         return _drop()
-    if fault is not None and fault.kind in ("429", "503", "500", "401", "403", "404"):
+    if fault is not None and fault.kind in ("429", "503", "500", "401", "403", "404", "scope"):
         response = _fault_answer(fault)
     else:
         response = handler(Call(platform.tokens.lookup(token), body, body_ok))

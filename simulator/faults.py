@@ -8,6 +8,8 @@ A ``Fault`` applies to one endpoint (``users-bulk``, ``check-access``, ``invite`
   ``Retry-After``;
 - ``503`` (``Retry-After`` when ``retry_after`` is set) and ``500``;
 - ``401``, ``403``, ``404``: the site refuses the call (as when the app lost its access);
+- ``scope``: 401 as Atlassian's gateway answers a call the app's scopes do not cover, with the body
+  seen in practice, ``{"code": 401, "message": "Unauthorized; scope does not match"}``;
 - ``latency``: waits ``delay`` seconds, then answers normally;
 - ``drop``: closes the connection without any answer.
 
@@ -35,7 +37,7 @@ ENDPOINTS = (
     "report-accounts",
     "*",
 )
-KINDS = ("429", "503", "500", "401", "403", "404", "latency", "drop")
+KINDS = ("429", "503", "500", "401", "403", "404", "scope", "latency", "drop")
 RATE_LIMIT = 65000
 
 

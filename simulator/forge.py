@@ -1,7 +1,7 @@
 """Simulated Forge: RSA signing keys, the JWKS, and Forge Invocation Tokens (FITs).
 
 ``SigningKeys`` starts with one 2048-bit RSA key; ``rotate()`` adds a key to the JWKS and signs with
-it from then on (old keys stay published). ``fit_claims`` builds the claims PLATFORM.md lists;
+it from then on (old keys stay published). ``fit_claims`` builds the claims docs/platform.md lists;
 ``sign`` assembles a JWS by hand so tests can forge hostile tokens: the header is exactly what the
 caller asks for (``alg`` in it does not change how the token is signed), and ``algorithm`` picks the
 real signature: ``RS256`` (an RSA private key), ``HS256`` (a bytes secret) or ``none``.

@@ -3,6 +3,7 @@
 import { mountAccess } from "./access.js";
 import { call } from "./api.js";
 import { mountAudit } from "./audit.js";
+import { adminCheckHint, mountDiagnose } from "./diagnose.js";
 import { announce, clear, h, message, spinner } from "./dom.js";
 import { mountInvite } from "./invite.js";
 import { mountJobs } from "./jobs.js";
@@ -18,6 +19,7 @@ const TOOLS = [
   { key: "jobs", label: "Jobs", admin: true },
   { key: "audit", label: "Audit log", admin: true },
   { key: "webhook", label: "Webhook", admin: true },
+  { key: "diagnose", label: "Diagnose", admin: true },
 ];
 
 async function start() {
@@ -41,7 +43,7 @@ async function start() {
   clear(main,
     me.isAdmin
       ? null
-      : message("info", "You can look up users here. Checking access, inviting people, jobs, the audit log and webhooks are for Confluence administrators."),
+      : message("info", "You can look up users here. Checking access, inviting people, jobs, the audit log, webhooks and the diagnosis are for Confluence administrators.", adminCheckHint()),
     body);
   if (tools.length === 1) {
     // One tool: no tab strip, just the tool under its own heading.
@@ -74,6 +76,7 @@ function mounters(go) {
     jobs: (p) => mountJobs(p, go),
     audit: (p) => mountAudit(p, go),
     webhook: (p) => mountWebhook(p, go),
+    diagnose: (p) => mountDiagnose(p),
   };
 }
 

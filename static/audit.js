@@ -1,6 +1,6 @@
 // The audit log as sentences ("Bruno Rossi invited 240 people: 236 invited, 4 invalid"), newest
 // first, with the job as a link, filters (what, who, email, dates) sent to listAudit, a CSV of the
-// whole filtered range and the retention period. Filters show only when the backend takes them.
+// whole filtered range and the retention period.
 import { call } from "./api.js";
 import {
   button, clear, count, download, emptyState, flag, formatDate, h, lozenge, nextId, pagedTable, plural, toCsv,
@@ -16,6 +16,8 @@ export const ACTIONS = [
   { key: "checkAccess", label: "Access checks" },
   { key: "invite", label: "Invitations" },
   { key: "invite.dryRun", label: "Previews" },
+  { key: "job.cancel", label: "Cancelled jobs" },
+  { key: "job.retry", label: "Retried jobs" },
   { key: "webhook.delivery", label: "Webhook deliveries" },
   { key: "webhook.rotateSecret", label: "Webhook secret changes" },
   { key: "app.installed", label: "App installed" },
@@ -56,8 +58,12 @@ export function describeEntry(e) {
       return `invited ${plural(total, "person", "people")}${tally(o) ? `: ${tally(o)}` : ""}${stopped}`;
     case "invite.dryRun":
       return `previewed invitations for ${plural(total, "email")}: ${tally(o, { dry: true })}${stopped}`;
+    case "job.cancel":
+      return "cancelled a job";
+    case "job.retry":
+      return `retried ${plural(n(o.emails) || subjects.length, "failed item")} of an earlier job`;
     case "webhook.delivery":
-      return `sent a webhook to invite ${plural(n(o.emails) || subjects.length, "person", "people")}`;
+      return `asked to invite ${plural(n(o.emails) || subjects.length, "person", "people")}`;
     case "webhook.rotateSecret":
       return e.outcome === "revoked" || o.revokedPrevious || o.revokePrevious
         ? "created a new webhook secret and revoked the previous one"
@@ -71,6 +77,21 @@ export function describeEntry(e) {
       return typeof e.outcome === "string" ? `${what} (${e.outcome})` : what;
     }
   }
+}
+
+// Who did it, as the sentence starts: a webhook delivery is the webhook's doing (its entry's actor is
+// the admin its job runs as).
+function byWebhook(e) {
+  return e.actor === "webhook" || e.action === "webhook.delivery";
+}
+
+// The whole sentence as text (CSV, the table's filter box): "Bruno Rossi invited 3 people: …".
+export function entryText(e) {
+  if (byWebhook(e)) {
+    const as = e.actor && e.actor !== "webhook" ? `, run as ${knownName(e.actor) || e.actor}` : "";
+    return `A webhook ${describeEntry(e)}${as}.`;
+  }
+  return `${knownName(e.actor) || e.actor} ${describeEntry(e)}.`;
 }
 
 function subjectsText(subjects) {
@@ -90,7 +111,6 @@ export function mountAudit(panel, go = {}) {
   let entries = [];
   let next = null;
   let table = null;
-  let filtering = false; // does the backend take listAudit's filters?
   const older = button("Older", () => load(false), { "aria-label": "Older audit entries" });
 
   // Filters: what, who, an email or account id, a date range.
@@ -110,7 +130,7 @@ export function mountAudit(panel, go = {}) {
     until.value = "";
     load(true);
   });
-  const filterBar = h("form", { class: "filters", role: "search", "aria-label": "Filter the audit log", hidden: true, onsubmit: (ev) => { ev.preventDefault(); load(true); } },
+  const filterBar = h("form", { class: "filters", role: "search", "aria-label": "Filter the audit log", onsubmit: (ev) => { ev.preventDefault(); load(true); } },
     field(ids.action, "What", action),
     field(ids.actor, "Who", actor),
     field(ids.subject, "Email or account id", subject),
@@ -130,9 +150,6 @@ export function mountAudit(panel, go = {}) {
     list);
 
   function filters() {
-    if (!filtering) {
-      return {};
-    }
     const out = {};
     if (action.value) out.action = action.value;
     if (actor.value) out.actor = actor.value;
@@ -154,13 +171,6 @@ export function mountAudit(panel, go = {}) {
   });
   const load = pages.load;
 
-  // Whether this backend takes the filters: a filtered one-entry page, answered or refused (400).
-  const probe = call("listAudit", { limit: 1, action: "checkAccess" }).then(() => true, () => false).then((ok) => {
-    filtering = ok;
-    filterBar.hidden = !ok;
-    return ok;
-  });
-
   function noteActors(rows) {
     const seen = new Set([...actor.options].map((o) => o.value));
     for (const e of rows) {
@@ -180,9 +190,11 @@ export function mountAudit(panel, go = {}) {
   function sentence(e) {
     const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
     const jobId = typeof o.jobId === "string" ? o.jobId : null;
-    const actorEl = e.actor === "webhook" ? h("span", { class: "person-name", text: "A webhook" }) : person(e.actor, { plain: true });
+    const webhook = byWebhook(e);
+    const actorEl = webhook ? h("span", { class: "person-name", text: "A webhook" }) : person(e.actor, { plain: true });
+    const as = webhook && e.actor && e.actor !== "webhook" ? [", run as ", person(e.actor, { plain: true })] : null;
     return h("span", { class: "sentence" },
-      actorEl, ` ${describeEntry(e)}.`,
+      actorEl, ` ${describeEntry(e)}`, as, ".",
       jobId && go.openJob ? [" ", h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job: ${describeEntry(e)}`, onclick: () => go.openJob(jobId) })] : null,
       subjectsText(e.subjects) ? h("span", { class: "cell-sub", text: subjectsText(e.subjects) }) : null);
   }
@@ -198,7 +210,7 @@ export function mountAudit(panel, go = {}) {
           ? emptyState("No entries match these filters", "Try a wider date range or another person.", button("Clear filters", () => reset.click()))
           : emptyState("Nothing recorded yet", "Access checks, invitations and webhook changes made in Access Desk are recorded here.",
             go.showTab ? button("Check access", () => go.showTab("access"), { kind: "primary" }) : null),
-        search: (e) => `${knownName(e.actor) || e.actor} ${describeEntry(e)} ${subjectsText(e.subjects)}`,
+        search: (e) => `${entryText(e)} ${subjectsText(e.subjects)}`,
         columns: [
           { label: "When", className: "nowrap", cell: (e) => formatDate(e.at), sort: (e) => e.at || "" },
           { label: "What happened", cell: (e) => sentence(e) },
@@ -226,7 +238,7 @@ export function mountAudit(panel, go = {}) {
       await Promise.all([...new Set(rows.map((e) => e.actor))].map((a) => nameOf(a)));
       const csv = toCsv(["at", "actor", "action", "source", "subjects", "outcome", "description"],
         rows.slice(0, CSV_LIMIT).map((e) => [e.at, e.actor, e.action, e.source, csvValue(e.subjects), csvValue(e.outcome),
-          `${knownName(e.actor) || e.actor} ${describeEntry(e)}.`]));
+          entryText(e)]));
       download(active() ? "audit-filtered.csv" : "audit.csv", csv);
     } catch (err) {
       flag("error", "The audit log could not be downloaded", err.message);
@@ -236,9 +248,6 @@ export function mountAudit(panel, go = {}) {
   }
 
   return {
-    show: async () => {
-      await probe;
-      load(true);
-    },
+    show: () => load(true),
   };
 }

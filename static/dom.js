@@ -322,24 +322,24 @@ export async function copyText(text, what = "Copied") {
 }
 
 // Shows `word` on the button that was pressed for a moment, for sighted users (the live region
-// tells screen readers); its accessible name stays what it was.
+// tells screen readers). Its accessible name keeps what it said with `word` in front ("Copy the
+// URL" reads "Copied the URL"), so the visible text stays part of the name; then both come back.
 function flash(button, word) {
   if (!(button instanceof HTMLButtonElement) || button.dataset.flashing) {
     return;
   }
   const label = button.textContent;
+  const name = button.getAttribute("aria-label");
   button.dataset.flashing = "yes";
-  if (!button.hasAttribute("aria-label")) {
-    button.setAttribute("aria-label", label);
-    button.dataset.flashLabel = "yes";
+  if (name) {
+    button.setAttribute("aria-label", name.startsWith(label) ? word + name.slice(label.length) : `${word}: ${name}`);
   }
   button.textContent = word;
   setTimeout(() => {
     button.textContent = label;
     delete button.dataset.flashing;
-    if (button.dataset.flashLabel) {
-      button.removeAttribute("aria-label");
-      delete button.dataset.flashLabel;
+    if (name) {
+      button.setAttribute("aria-label", name);
     }
   }, 1500);
 }

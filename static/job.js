@@ -11,6 +11,8 @@ export const OUTCOMES = {
   failed: { label: "Failed", tone: "moved" },
 };
 const WOULD_INVITE = { label: "Would be invited", tone: "discovery" };
+// An invitee the follow-up found on the site (README "Follow-ups"): the end of an invitation's story.
+export const JOINED = { label: "Joined", tone: "joined" };
 
 export const STATES = {
   queued: { label: "Queued", tone: "default" },
@@ -39,12 +41,24 @@ export function outcomeOf(item, dryRun) {
   if (item.outcome === "failed" && item.error === "cancelled") {
     return { label: "Cancelled", tone: "default" };
   }
+  if (item.outcome === "invited" && item.joined === true) {
+    return JOINED;
+  }
   return OUTCOMES[item.outcome] || { label: String(item.outcome), tone: "default" };
 }
 
 export function outcomeDetail(item) {
-  if (!item.error || item.error === "cancelled") {
-    return item.outcome === "invited" && item.joined === true ? "Has joined the site" : "";
+  if (item.outcome === "invited" && item.joined === true) {
+    return "Invited, has since joined the site";
+  }
+  if (item.outcome === "invited" && item.joined === false) {
+    return "Not joined yet";
+  }
+  if (item.error === "cancelled") {
+    return "Not started: the job was cancelled";
+  }
+  if (!item.error) {
+    return "";
   }
   return failureText(typeof item.error === "object" ? item.error : { error: item.error, retryAfter: item.retryAfter });
 }
@@ -123,11 +137,15 @@ export function progressBar(label) {
 export function countCards(job) {
   const c = job.counts || {};
   const keys = job.dryRun ? ["pending", "alreadyHasAccess", "invalid", "failed"] : ["invited", "alreadyHasAccess", "invalid", "failed", "pending"];
+  if (job.followUp && typeof job.followUp.joined === "number") {
+    keys.splice(1, 0, "joined");
+  }
   return h("ul", { class: "stat-cards", "aria-label": "Counts" },
     keys.map((k) => {
-      const o = k === "pending" && job.dryRun ? WOULD_INVITE : OUTCOMES[k];
+      const o = k === "joined" ? JOINED : k === "pending" && job.dryRun ? WOULD_INVITE : OUTCOMES[k];
+      const value = k === "joined" ? job.followUp.joined : c[k] || 0;
       return h("li", { class: `stat stat-${o.tone}` },
-        h("span", { class: "stat-value", text: count(c[k] || 0) }),
+        h("span", { class: "stat-value", text: count(value) }),
         h("span", { class: "stat-label", text: o.label }));
     }));
 }
@@ -235,7 +253,8 @@ export function itemsTable(job, caption = "Job items") {
 }
 
 export function itemsCsv(job) {
-  return toCsv(["email", "outcome", "error"], (job.items || []).map((it) => [it.email, it.outcome, outcomeDetail(it)]));
+  return toCsv(["email", "outcome", "detail", "joined"], (job.items || []).map((it) => [it.email, it.outcome, outcomeDetail(it),
+    typeof it.joined === "boolean" ? (it.joined ? "yes" : "no") : ""]));
 }
 
 export function jobTitle(job) {

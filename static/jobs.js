@@ -1,19 +1,31 @@
 // Jobs (panel and webhook), newest first, with "Older" paging. A row opens its job (click anywhere on
 // it, or its title with the keyboard); the open job is marked. An open job that runs is followed: its
-// pace and time left, Cancel while it is queued or running, "Retry N failed" once it is over (each
-// shown only when the backend has cancelJob / retryJob), and a flag when it finishes while another tab
-// is open.
+// pace and time left, Cancel while it is queued or running, "Retry N failed" once it is over, the
+// invitation follow-up (who has joined since), and a flag when it finishes while another tab is open.
 import { call } from "./api.js";
 import {
-  announce, button, clear, copyText, download, emptyState, flag, formatDate, h, message, pagedTable, plural, spinner,
+  announce, button, clear, copyText, count, download, emptyState, flag, formatDate, h, message, pagedTable, plural, spinner,
 } from "./dom.js";
 import {
   countCards, countsText, etaText, finished, itemsCsv, itemsTable, jobTitle, pacer, pollJob, progressBar, stateLozenge,
 } from "./job.js";
-import { cursorPages, supports } from "./pages.js";
+import { cursorPages } from "./pages.js";
 import { person } from "./people.js";
 
 const JOBS_PAGE = 50;
+
+// What the invitation follow-up found (README "Follow-ups"), or what it will do: "" for previews and
+// jobs that invited nobody.
+export function followUpText(job) {
+  const invited = (job.counts || {}).invited || 0;
+  if (job.dryRun || !invited) {
+    return "";
+  }
+  if (job.followUp && typeof job.followUp.joined === "number") {
+    return `${count(job.followUp.joined)} of ${count(invited)} joined (checked ${formatDate(job.followUp.checkedAt)})`;
+  }
+  return finished(job) ? "who has joined is checked later" : "";
+}
 
 export function mountJobs(panel, go = {}) {
   const list = h("div", { class: "results", "aria-busy": "false" });
@@ -152,17 +164,13 @@ export function mountJobs(panel, go = {}) {
     const controls = h("div", { class: "actions" });
     const heading = h("h3", { text: jobTitle(job), tabindex: "-1" });
     const describe = (j) => clear(hint, stateLozenge(j), " · created by ", j.createdBy ? person(j.createdBy, { plain: true }) : "the webhook",
-      ` · updated ${formatDate(j.updatedAt)}`);
-    const [canCancel, canRetry] = await Promise.all([supports("cancelJob"), supports("retryJob")]);
-    if (mine !== opened) {
-      return;
-    }
+      ` · updated ${formatDate(j.updatedAt)}`, followUpText(j) ? ` · ${followUpText(j)}` : "");
 
     function showControls(j) {
       const failed = (j.counts || {}).failed || 0;
       clear(controls,
-        canCancel && !finished(j) ? button("Cancel job", () => cancel(j), { id: "job-cancel" }) : null,
-        canRetry && finished(j) && failed > 0 ? button(`Retry ${plural(failed, "failed item")}`, () => retry(j), { id: "job-retry" }) : null);
+        !finished(j) ? button("Cancel job", () => cancel(j), { id: "job-cancel" }) : null,
+        finished(j) && failed > 0 ? button(`Retry ${plural(failed, "failed item")}`, () => retry(j), { id: "job-retry" }) : null);
     }
 
     async function cancel(j) {

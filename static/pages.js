@@ -1,32 +1,6 @@
-// Lists read a page at a time from the backend (jobs, audit entries), and feature detection for
-// resolvers a backend may not have yet.
+// Lists read a page at a time from the backend (jobs, audit entries).
 import { call } from "./api.js";
 import { announce, button, clear, h, message, spinner } from "./dom.js";
-
-const support = new Map();
-
-// Whether the backend has resolver `key`: asked once with an empty payload, which a resolver that
-// exists refuses as bad input (400) and an older backend answers 404 unknown_resolver. Nothing runs.
-export function supports(key) {
-  if (!support.has(key)) {
-    support.set(key, call(key, {}).then(() => true, (err) => !isUnknownResolver(err)));
-  }
-  return support.get(key);
-}
-
-export function isUnknownResolver(err) {
-  return Boolean(err) && err.status === 404 && err.code === "unknown_resolver";
-}
-
-// An optional resolver's answer, or null when the backend does not have it (or it fails): the
-// feature it feeds then stays hidden.
-export async function optional(key, payload = {}) {
-  try {
-    return await call(key, payload);
-  } catch {
-    return null;
-  }
-}
 
 // A newest-first list loaded a page at a time: load(true) starts over, load(false) ("Older")
 // follows the cursor `next`; onPage receives every row so far and the cursor. Each load has a

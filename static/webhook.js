@@ -2,12 +2,11 @@
 // whom, who webhook jobs act as, how long the previous secret still works, recent deliveries), the
 // first "Create secret" or a later rotation (optionally revoking the previous secret at once), the
 // new secret shown once, and signed test commands (Standard Webhooks headers, README "Webhooks").
-// Against a backend without webhookStatus, the tab offers the rotation alone, as before.
+// When the state cannot be read, the tab says why and offers to try again.
 import { call } from "./api.js";
 import {
   announce, busy, button, clear, copyText, emptyState, formatDate, h, lozenge, message, nextId, pagedTable, spinner,
 } from "./dom.js";
-import { optional } from "./pages.js";
 import { person } from "./people.js";
 
 export function pythonExample(url) {
@@ -75,7 +74,7 @@ function codeBlock(title, code) {
 export function mountWebhook(panel, go = {}) {
   const statusArea = h("div", { class: "results", "aria-busy": "false" });
   const area = h("div", { "aria-busy": "false" });
-  let status = null; // webhookStatus's answer, or null when the backend has none
+  let status = null; // webhookStatus's answer, or null before the first one
   clear(panel,
     h("h2", { text: "Webhook" }),
     h("p", { text: "HR and identity tools can start invitation jobs by sending a signed webhook (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature). Jobs from the webhook run as the administrator who last created or rotated the secret, and show up under Jobs and in the audit log." }),
@@ -86,26 +85,29 @@ export function mountWebhook(panel, go = {}) {
     if (!status) {
       clear(statusArea, spinner("Loading the webhook's state…"), area);
     }
-    status = await optional("webhookStatus", {});
+    try {
+      status = await call("webhookStatus", {});
+    } catch (err) {
+      statusArea.setAttribute("aria-busy", "false");
+      if (!status) {
+        clear(statusArea, message("error", { title: "The webhook's state could not be loaded", text: err.message },
+          button("Try again", () => refresh())), area);
+      } else {
+        clear(area, message("error", { title: "The webhook's state could not be refreshed", text: err.message }));
+      }
+      return;
+    }
     statusArea.setAttribute("aria-busy", "false");
     renderStatus();
   }
 
   function startButton() {
-    if (status && !status.configured) {
-      return button("Create secret…", () => confirm(false), { kind: "primary", id: "rotate-start" });
-    }
-    if (status) {
-      return button("Rotate secret…", () => confirm(false), { kind: "primary", id: "rotate-start" });
-    }
-    return button("Create or rotate the secret…", () => confirm(false), { kind: "primary", id: "rotate-start" });
+    return status.configured
+      ? button("Rotate secret…", () => confirm(false), { kind: "primary", id: "rotate-start" })
+      : button("Create secret…", () => confirm(false), { kind: "primary", id: "rotate-start" });
   }
 
   function renderStatus() {
-    if (!status) {
-      clear(statusArea, h("div", { class: "actions" }, startButton()), area);
-      return;
-    }
     const facts = [
       ["Secret", status.configured
         ? [lozenge("Set", "success"), status.rotatedAt ? ` since ${formatDate(status.rotatedAt)}` : "", status.actingAs ? [" by ", person(status.actingAs, { plain: true })] : ""]
@@ -147,8 +149,8 @@ export function mountWebhook(panel, go = {}) {
   }
 
   function confirm(revoke) {
-    const first = Boolean(status && !status.configured);
-    const canRevoke = Boolean(status && status.configured);
+    const first = !status.configured;
+    const canRevoke = status.configured;
     statusArea.querySelectorAll("#rotate-start, #revoke-now").forEach((b) => { b.disabled = true; });
     const boxId = nextId("revoke");
     const box = canRevoke ? h("input", { type: "checkbox", id: boxId, checked: revoke }) : null;
@@ -182,24 +184,16 @@ export function mountWebhook(panel, go = {}) {
     waiting.focus();
     await busy(area, async () => {
       try {
-        const { url, secret } = await call("rotateWebhookSecret", revokePrevious ? { revokePrevious: true } : {});
-        const urlField = status ? null : copyField("Webhook URL", url);
+        const { secret } = await call("rotateWebhookSecret", revokePrevious ? { revokePrevious: true } : {});
         const secretField = copyField("Signing secret", secret, true);
         clear(area,
           message("success", {
             title: "New secret created",
             text: `It is shown only this once: store it in your sender's secret store now. ${revokePrevious ? "The previous secret no longer works." : "The secret it replaced keeps working for 24 hours."}`,
           }),
-          urlField,
-          secretField,
-          status ? null : codeBlock("Python", pythonExample(url)),
-          status ? null : codeBlock("curl and openssl", curlExample(url)));
-        if (status) {
-          await refresh(); // moves `area` with the new secret into the new state's page
-        } else {
-          renderStatus();
-        }
-        (urlField || secretField).querySelector("input").focus();
+          secretField);
+        await refresh(); // moves `area` with the new secret into the new state's page
+        secretField.querySelector("input").focus();
         announce("New webhook secret created. It is shown only this once.");
       } catch (err) {
         clear(area, message("error", { title: "The secret was not changed", text: err.message }));

@@ -29,15 +29,27 @@ log = logging.getLogger("store")
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATE_LOCK_KEY = 0x41636365_7373  # "Access": the pg_advisory_lock key held around migrations
+# A real invite job that invited anyone follows up this long after it ended: about an hour, about a
+# day (``store.followups``; ``FOLLOW_UP_DELAYS_SECONDS`` sets others).
+FOLLOW_UP_AFTER = (3600.0, 24 * 3600.0)
 
 
 class StoreBase:
     """One engine, one clock and one Fernet key, shared by the aggregate mixins of ``Store``."""
 
-    def __init__(self, url: str, secret_key: str, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        url: str,
+        secret_key: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        follow_up_after: tuple[float, ...] = FOLLOW_UP_AFTER,
+    ):
         self._url = sa.make_url(url)
         self._fernet = Fernet(secret_key.encode())
         self._clock = clock
+        # Seconds after a job ended that its follow-ups are due, ascending (``store.followups``).
+        self._follow_up_after = follow_up_after
         self._sqlite = self._url.get_backend_name() == "sqlite"
         self._db_file: Path | None = None
         if self._sqlite:

@@ -1,5 +1,6 @@
 """Invitation follow-ups: a real invite job that invited anyone checks on its invitees again about
-an hour and about a day after it ended (``FOLLOW_UP_AFTER``).
+an hour and about a day after it ended (``store.base.FOLLOW_UP_AFTER``, or the store's
+``follow_up_after``: ``FOLLOW_UP_DELAYS_SECONDS``).
 
 A job's ``follow_up_at`` says when the next follow-up is due (None: no more), and ``claim_job``
 (``store.queue``) leases a job whose follow-up is due like a runnable one. The holder asks for the
@@ -16,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from store.jobs import FOLLOW_UP_AFTER, Jobs
+from store.jobs import Jobs
 from store.queue import lease_held
 from tables import job_items, jobs
 
@@ -104,8 +105,9 @@ class FollowUps(Jobs):
                 return False
             done = row.follow_up_round + 1
             due = None
-            if done < len(FOLLOW_UP_AFTER):
-                due = row.follow_up_at + FOLLOW_UP_AFTER[done] - FOLLOW_UP_AFTER[done - 1]
+            after = self._follow_up_after
+            if done < len(after):
+                due = row.follow_up_at + after[done] - after[done - 1]
             values: dict[str, Any] = {"follow_up_round": done, "follow_up_at": due}
             if checked:
                 values["follow_up_checked_at"] = now

@@ -25,9 +25,6 @@ FINAL_OUTCOMES = frozenset(OUTCOMES) - {"pending"}
 AUDIT_SUBJECTS = 100  # an audit entry about a job names at most this many emails
 ACTIVE = ("queued", "running")  # a job with invite work left
 CANCELLED = "cancelled"  # the error of the items a cancel stopped before they started
-# A real invite job that invited anyone follows up this long after it ended: about an hour, about a
-# day (``store.followups``).
-FOLLOW_UP_AFTER = (3600.0, 24 * 3600.0)
 
 
 class Jobs(StoreBase):

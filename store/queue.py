@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from records import Counts, Job
 from store.audit import write_audit
 from store.base import dialect_insert
-from store.jobs import ACTIVE, AUDIT_SUBJECTS, CANCELLED, FOLLOW_UP_AFTER, OUTCOMES, Jobs
+from store.jobs import ACTIVE, AUDIT_SUBJECTS, CANCELLED, OUTCOMES, Jobs
 from tables import installations, job_items, jobs, quota_turns
 
 
@@ -259,7 +259,7 @@ class Queue(Jobs):
         state, error = ("failed", CANCELLED) if stopped.rowcount else ("done", None)
         if state == "done":
             conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(state=state, error=None))
-        _ended(conn, ended.installation_id, job_id, state, error, now)
+        _ended(conn, ended.installation_id, job_id, state, error, now, self._follow_up_after[0])
         return True
 
     def next_items(
@@ -372,22 +372,28 @@ class Queue(Jobs):
                     .where(job_items.c.job_id == job_id, job_items.c.outcome == "pending")
                     .values(outcome="failed", error=error or "failed")
                 )
-            _ended(conn, installation_id, job_id, state, error, now)
+            _ended(conn, installation_id, job_id, state, error, now, self._follow_up_after[0])
         return True
 
 
 def _ended(
-    conn: Connection, installation_id: str, job_id: str, state: str, error: str | None, now: float
+    conn: Connection,
+    installation_id: str,
+    job_id: str,
+    state: str,
+    error: str | None,
+    now: float,
+    follow_up: float,
 ) -> None:
-    """After a job ended (inside that transaction): its counts, its first follow-up if it invited
-    anyone (not for dry runs), and its one audit entry."""
+    """After a job ended (inside that transaction): its counts, its first follow-up (``follow_up``
+    seconds from now) if it invited anyone (not for dry runs), and its one audit entry."""
     counts = _recount(conn, job_id)
     row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
     if counts.invited and not row.dry_run:
         conn.execute(
             sa.update(jobs)
             .where(jobs.c.id == job_id)
-            .values(follow_up_at=now + FOLLOW_UP_AFTER[0], follow_up_round=0)
+            .values(follow_up_at=now + follow_up, follow_up_round=0)
         )
     subjects = conn.execute(
         sa.select(job_items.c.email)

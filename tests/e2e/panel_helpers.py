@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -64,7 +65,9 @@ class Screens:
                 return frame
         raise AssertionError("the panel frame is not there")
 
-    def check(self, name: str) -> Path:
+    def check(self, name: str, *, top: bool = False) -> Path:
+        """axe on the panel as it is, and a screenshot of the whole page, or with ``top`` of the
+        window's height from the top (the docs' shots: what an admin sees on arrival)."""
         frame = self.panel_frame()
         if not frame.evaluate("() => typeof window.axe !== 'undefined'"):
             frame.add_script_tag(content=self.axe)
@@ -78,7 +81,9 @@ class Screens:
             }"""
         )
         path = SHOTS / f"{self.prefix}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        if top:
+            self.page.evaluate("() => window.scrollTo(0, 0)")
+        self.page.screenshot(path=str(path), full_page=not top)
         self.taken[name] = path
         assert violations == [], f"axe on {name}: {violations}"
         return path
@@ -174,3 +179,32 @@ def downloaded_csv(page, button):
     with open(info.value.path(), encoding="utf-8") as file:
         text = file.read()
     return list(csv.reader(io.StringIO(text)))
+
+
+# Follow-ups a few seconds after a job ends instead of an hour (README FOLLOW_UP_DELAYS_SECONDS), so
+# the panel can show who has joined: the background worker (WORKER_POLL_SECONDS 2) makes them.
+QUICK_FOLLOW_UPS = {"FOLLOW_UP_DELAYS_SECONDS": "2,3600"}
+
+
+def deliver(backend_url: str, webhook_url: str, secret: str, msg_id: str, emails: list[str]) -> Any:
+    """A signed preview (dryRun) delivery to the backend's webhook; the answer."""
+    from datetime import UTC, datetime
+
+    from standardwebhooks import Webhook
+
+    body = json.dumps({"type": "access.invite", "data": {"emails": emails, "dryRun": True}})
+    now = datetime.now(tz=UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+    }
+    path = "/webhooks/" + webhook_url.rsplit("/", 1)[1]
+    return requests.post(backend_url + path, data=body, headers=headers, timeout=30)
+
+
+def dismiss_flags(panel: Any) -> None:
+    """Closes every flag the panel shows (before a screenshot for the docs)."""
+    panel.locator(".flag-close").evaluate_all("(buttons) => buttons.forEach((b) => b.click())")
+    expect(panel.locator(".flag")).to_have_count(0)

@@ -324,17 +324,20 @@ def test_a_failed_older_page_keeps_the_rows(browser, host, platform, live_backen
         page.context.close()
 
 
-def test_webhook_rotation_keeps_the_old_secret_a_day_and_moves_focus(browser, host):
+def test_webhook_rotation_keeps_the_old_secret_a_day_and_moves_focus(
+    browser, host, platform, live_backend
+):
+    admin_call(platform, live_backend.url, "rotateWebhookSecret", {})
     page, panel = open_panel(browser, host)
     try:
         panel.get_by_role("tab", name="Webhook").click()
         hook = panel.get_by_role("tabpanel", name="Webhook")
-        hook.get_by_role("button", name="Create or rotate the secret…").click()
+        hook.get_by_role("button", name="Rotate secret…").click()
         group = hook.get_by_role("group", name="Rotate the webhook secret?")
         expect(group).to_contain_text("keep working for 24 hours")
         expect(group).not_to_contain_text("will be refused until you update them")
-        hook.get_by_role("button", name="Rotate secret").click()
-        expect(hook.get_by_role("textbox", name="Webhook URL")).to_be_focused()
+        hook.get_by_role("button", name="Rotate secret", exact=True).click()
+        expect(hook.get_by_role("textbox", name="Signing secret")).to_be_focused()
     finally:
         page.context.close()
 

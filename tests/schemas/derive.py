@@ -1,7 +1,7 @@
 """Regenerate ``confluence.json`` (JSON Schemas for the simulator tests) from Atlassian's OpenAPI.
 
-Usage: ``python tests/schemas/derive.py [path/to/confluence-openapi-v2.json]`` (default:
-``../shared/spec/confluence-openapi-v2.json`` next to the repository). The tests only read the
+Usage: ``python tests/schemas/derive.py path/to/confluence-openapi-v2.json`` (Atlassian's published
+OpenAPI document for Confluence v2; its sha256 is recorded in the output). The tests only read the
 committed ``confluence.json``; they never need the OpenAPI document.
 
 Every ``$ref`` is inlined, so each entry under ``$defs`` stands alone. OpenAPI 3.0
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SPEC = HERE.parents[2] / "shared" / "spec" / "confluence-openapi-v2.json"
 OUT = HERE / "confluence.json"
 SAYS_NULL = re.compile(r"\b(may return|returns|be returned as) null\b", re.IGNORECASE)
 OPENAPI_ONLY = {"nullable", "example", "xml", "discriminator", "externalDocs"}
@@ -90,7 +89,10 @@ def derive(spec_path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    spec = Path(argv[1]) if len(argv) > 1 else DEFAULT_SPEC
+    if len(argv) != 2:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 2
+    spec = Path(argv[1])
     if not spec.exists():
         print(f"no OpenAPI document at {spec}; keeping {OUT.name} as it is", file=sys.stderr)
         return 1

@@ -736,3 +736,37 @@ def test_check_and_invite_account_for_every_email(
     assert_partition(emails, [result.without_access, result.with_access, result.invalid, failed])
     assert {e.lower() for e in result.without_access} <= without
     assert all("@" not in e for e in result.invalid)
+
+
+# -- probe (diagnose) --------------------------------------------------------------------------------
+
+
+def test_probe_is_one_request_with_status_detail_and_rate_limit_headers() -> None:
+    headers = {"X-RateLimit-Limit": "65000", "X-RateLimit-Remaining": "64990", "Other": "x"}
+    r = rig(scripted(Answer(400, body=error_body("emails must not be empty"), headers=headers)))
+    probe = r.client().probe("POST", "/wiki/api/v2/user/access/invite-by-email", {"emails": []})
+    assert (probe.status, probe.message) == (400, "emails must not be empty")
+    assert probe.rate_limit == {"X-RateLimit-Limit": "65000", "X-RateLimit-Remaining": "64990"}
+    assert [(c.url, c.body) for c in r.calls] == [(INVITE, {"emails": []})]
+    assert r.clock.sleeps == []
+
+
+def test_probe_feeds_the_gate_and_sends_nothing_while_held() -> None:
+    r = rig(scripted(Answer(429, headers={"Retry-After": "30"})))
+    first = r.client().probe("GET", "/wiki/rest/api/user/current?expand=operations")
+    assert first.status == 429 and first.retry_after == 30.0
+    second = r.client().probe("GET", "/wiki/rest/api/user/current?expand=operations")
+    assert (second.status, second.reason, second.retry_after) == (None, "rate_limited", 30.0)
+    assert len(r.calls) == 1
+
+
+def test_probe_reports_no_answer_without_raising() -> None:
+    r = rig(scripted(requests.ConnectionError("refused"), requests.Timeout("slow")))
+    assert r.client().probe("GET", "/x").reason == "connection_error"
+    assert r.client().probe("GET", "/x").reason == "timeout"
+    gateway = rig(
+        scripted(Answer(401, body={"code": 401, "message": "Unauthorized; scope does not match"}))
+    )
+    refused = gateway.client().probe("GET", "/x")
+    assert (refused.status, refused.message) == (401, "Unauthorized; scope does not match")
+    assert TOKEN not in repr(refused)

@@ -388,6 +388,42 @@ def test_an_invite_job_follows_up_after_an_hour_and_after_a_day(
     assert worker.run_once() is False  # two follow-ups, no more
 
 
+def test_follow_ups_come_when_the_store_is_told(
+    platform: Platform, db_url: str, session: requests.Session, clock: Clock
+) -> None:
+    """``follow_up_after`` (FOLLOW_UP_DELAYS_SECONDS) replaces the hour and the day."""
+    store = Store(db_url, KEY, clock=clock, follow_up_after=(5.0, 60.0))
+    store.migrate()
+    try:
+        site = platform.installation.site
+        iid = platform.installation.id
+        site.invite_delay = 10 * DAY
+        job = store.create_job(
+            iid, source="panel", dry_run=False, created_by=site.admin_id, emails=new_emails(3)
+        )
+        worker = make_worker(platform, store, session, clock)
+        drain(worker)
+        site.grant(new_emails(3)[0])
+        clock.advance(4)
+        assert worker.run_once() is False
+        clock.advance(2)
+        drain(worker)
+        first = store.job(iid, job.id)
+        assert first is not None and first.follow_up is not None and first.follow_up.joined == 1
+        site.grant(new_emails(3)[1])
+        clock.advance(50)
+        assert worker.run_once() is False
+        clock.advance(10)
+        drain(worker)
+        second = store.job(iid, job.id)
+        assert second is not None and second.follow_up is not None
+        assert second.follow_up.joined == 2
+        clock.advance(DAY)
+        assert worker.run_once() is False
+    finally:
+        store.close()
+
+
 def test_no_follow_up_for_a_dry_run_or_a_job_that_invited_nobody(
     platform: Platform, store: Store, session: requests.Session, clock: Clock
 ) -> None:

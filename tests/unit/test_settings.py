@@ -203,6 +203,21 @@ def test_personal_data_settings():
     assert len(info.value.problems) == 3
 
 
+def test_follow_up_delays_seconds():
+    s = Settings.from_env({"FORGE_APP_ID": UUID, "SECRET_KEY": KEY})
+    assert s.follow_up_delays_seconds == (3600.0, 86400.0)
+    s = Settings.from_env(
+        {"FORGE_APP_ID": UUID, "SECRET_KEY": KEY, "FOLLOW_UP_DELAYS_SECONDS": "2, 3600"}
+    )
+    assert s.follow_up_delays_seconds == (2.0, 3600.0)
+    for raw in ("0,10", "10,5", "5,5", "nan", "an hour"):
+        with pytest.raises(SettingsError) as info:
+            Settings.from_env(
+                {"FORGE_APP_ID": UUID, "SECRET_KEY": KEY, "FOLLOW_UP_DELAYS_SECONDS": raw}
+            )
+        assert info.value.problems[0].startswith("FOLLOW_UP_DELAYS_SECONDS="), raw
+
+
 def test_lookup_cache_seconds():
     assert Settings.from_env({"FORGE_APP_ID": UUID, "SECRET_KEY": KEY}).lookup_cache_seconds == 300
     env = {"FORGE_APP_ID": UUID, "SECRET_KEY": KEY, "LOOKUP_CACHE_SECONDS": "0"}

@@ -147,3 +147,12 @@ def test_request_log_names_accounts_never_tokens(sim: Platform) -> None:
     assert user_token not in repr(log)
     sim.clear_requests()
     assert sim.requests == []
+
+
+def test_a_scope_fault_answers_as_the_api_gateway_does(sim: Platform) -> None:
+    sim.faults.add("check-access", "scope", times=1)
+    refused = check(sim)
+    assert refused.status_code == 401
+    assert refused.json() == {"code": 401, "message": "Unauthorized; scope does not match"}
+    assert bulk(sim).status_code == 200  # only the endpoint named
+    assert check(sim).status_code == 200  # used up

@@ -1,0 +1,62 @@
+"""What every diagnose check is made of: the ``Check`` row, the ``warn`` for a call that did not
+finish in time (or ``fail`` for one that raised), and the phrases the checks share: a duration in
+words (``span``), the points Confluence reported (``points``) and how to redeploy (``REDEPLOY``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from confluence import Probe
+
+log = logging.getLogger("resolvers.diagnose")  # the package's name: one logger for every check
+
+REDEPLOY = "redeploy with forge deploy and upgrade the installation (forge install --upgrade)"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+
+def unfinished(name: str, found: Any) -> Check:
+    """A check whose call raised (``fail``, logged) or did not finish in time (``warn``)."""
+    if isinstance(found, BaseException):
+        log.warning("diagnose: the %s check failed", name, exc_info=found)
+        return Check(name, "fail", f"The check itself failed ({type(found).__name__}).")
+    return Check(
+        name,
+        "warn",
+        "Timed out: Confluence did not answer within the call's deadline. "
+        "Run the diagnosis again; if it stays slow, the operator should check the "
+        "server's connection to api.atlassian.com.",
+    )
+
+
+def points(probe: Probe) -> str:
+    """What the rate-limit headers of the answer said, as a sentence (empty without them)."""
+    rl = probe.rate_limit
+    left, limit = rl.get("X-RateLimit-Remaining"), rl.get("X-RateLimit-Limit")
+    if left is None and limit is None:
+        return ""
+    pool = f"{left} of {limit}" if left is not None and limit is not None else (left or limit)
+    reset = rl.get("X-RateLimit-Reset")
+    return f" Points left after this call: {pool}" + (f", resets {reset}." if reset else ".")
+
+
+def span(seconds: float | None) -> str:
+    """A duration in words: ``45 seconds``, ``12 minutes``, ``3 hours``, ``4 days``."""
+    s = max(0.0, seconds or 0.0)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if s >= size * (2 if unit != "minute" else 1):
+            n = int(s // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    n = int(s)
+    return f"{n} second{'s' if n != 1 else ''}"

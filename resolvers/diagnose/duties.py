@@ -1,0 +1,174 @@
+"""The checks of the installation's platform duties, from what the store knows: the ``Scheduled
+trigger`` (late after two hours, gone after 72), the ``Personal data report`` (its last error, or
+none sent yet, or overdue), the ``Quota`` (a Retry-After hold or the near-limit flag, with the
+points and policy Confluence reported to this diagnosis) and ``Dormancy`` (dormant and why, or
+refusals counting towards it). Advice: deploy the scheduled trigger and check the remote's baseUrl,
+check ``PERSONAL_DATA_URL`` and the background worker, send smaller batches, check the app is
+installed and its scopes granted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluence import Probe
+from ratelimit import Ledger
+from records import iso
+from resolvers.context import Context, Diagnostics
+from resolvers.diagnose.check import REDEPLOY, Check, points, span
+
+TRIGGER_LATE = 2 * 3600.0  # the trigger is hourly: two hours without one is worth a look
+TRIGGER_GONE = 72 * 3600.0  # dormancy.QUIET_SECONDS
+
+
+def trigger(health: Any, now: float) -> Check:
+    name = "Scheduled trigger"
+    last = health.last_scheduled_at if health is not None else None
+    if last is None:
+        return Check(
+            name,
+            "warn",
+            "No scheduled trigger has arrived yet. Forge calls "
+            "/forge/scheduled every hour: if none arrives within an hour of installing, "
+            "check the app is installed and the scheduledTrigger in manifest.yml is "
+            f"deployed ({REDEPLOY}), and that Atlassian can reach the remote's baseUrl.",
+        )
+    age = now - last
+    when = f"{iso(last)} ({span(age)} ago)"
+    if age >= TRIGGER_GONE:
+        return Check(
+            name,
+            "fail",
+            f"No scheduled trigger for {span(age)} (last {iso(last)}): "
+            "check the app is installed and the scheduled trigger in manifest.yml is "
+            f"deployed ({REDEPLOY}). Meanwhile personal data reports and background "
+            "jobs wait.",
+        )
+    if age >= TRIGGER_LATE:
+        return Check(
+            name,
+            "warn",
+            f"The last scheduled trigger was at {when}; one is expected "
+            "every hour. If this stays so, check the scheduledTrigger in manifest.yml "
+            "is deployed and the remote's baseUrl answers.",
+        )
+    return Check(name, "ok", f"The last scheduled trigger arrived at {when}.")
+
+
+def report(health: Any, kit: Diagnostics, now: float) -> Check:
+    name = "Personal data report"
+    if health is None:
+        return Check(name, "warn", "The installation is not stored yet: run the diagnosis again.")
+    if health.report_error:
+        at = f" at {iso(health.report_error_at)}" if health.report_error_at else ""
+        return Check(
+            name,
+            "fail",
+            f"The last report to Atlassian's personal data reporting API "
+            f"failed{at}: {health.report_error}. It is retried; if it keeps failing the "
+            "operator should check PERSONAL_DATA_URL and the server logs "
+            "(docs/platform.md, 'Personal data').",
+        )
+    queued = f" A report is queued since {iso(health.duty_due_at)}." if health.duty_due_at else ""
+    if health.last_report_at is None:
+        return Check(
+            name,
+            "warn",
+            "No personal data report yet: a scheduled trigger queues one "
+            "and the background worker sends it (BACKGROUND_WORKER must be on in at "
+            f"least one server process).{queued}",
+        )
+    age = now - health.last_report_at
+    due = max(kit.report_days, 1.0) * 86400
+    if age > 2 * due:
+        return Check(
+            name,
+            "warn",
+            f"The last report was {span(age)} ago ({iso(health.last_report_at)}), "
+            f"more than twice PERSONAL_DATA_REPORT_DAYS: check the scheduled trigger "
+            f"arrives and the background worker runs.{queued}",
+        )
+    return Check(
+        name,
+        "ok",
+        f"Account ids last reported at {iso(health.last_report_at)} ({span(age)} ago).{queued}",
+    )
+
+
+def quota(ctx: Context, probes: list[Probe], now: float) -> Check:
+    name = "Quota"
+    try:
+        ledger = Ledger(ctx.store, clock=ctx.store.now, cache_seconds=0.0)
+        view = ledger.view(ctx.invocation.api_base_url)
+    except Exception as exc:  # never let the ledger break the diagnosis
+        return Check(name, "warn", f"The quota state could not be read ({type(exc).__name__}).")
+    seen = [p for p in probes if "X-RateLimit-Remaining" in p.rate_limit]
+    latest = min(seen, key=lambda p: _int(p.rate_limit["X-RateLimit-Remaining"])) if seen else None
+    pool = points(latest).strip() if latest else "Confluence sent no rate-limit headers."
+    policies = {
+        p.rate_limit["Beta-RateLimit-Policy"]
+        for p in probes
+        if "Beta-RateLimit-Policy" in p.rate_limit
+    }
+    if policies:
+        pool += f" Policy: {', '.join(sorted(policies))}."
+    if view.held_until is not None and view.held_until > now:
+        return Check(
+            name,
+            "warn",
+            f"Confluence asked Access Desk to wait until "
+            f"{iso(view.held_until)} (429 Retry-After or a spent pool): panel calls report entries as failed "
+            f"and jobs wait until then. {pool} If this recurs, send smaller batches.",
+        )
+    if view.near_limit:
+        return Check(
+            name,
+            "warn",
+            "Confluence reports under 20% of its points left "
+            "(X-RateLimit-NearLimit): background jobs wait for the next window, panel "
+            f"calls go one at a time. {pool}",
+        )
+    return Check(name, "ok", f"No hold, not near the limit. {pool}")
+
+
+def dormancy(health: Any) -> Check:
+    name = "Dormancy"
+    if health is None:
+        return Check(name, "ok", "Not dormant.")
+    if health.dormant:
+        since = iso(health.dormant_since)
+        if health.dormant_reason == "refused":
+            why = (
+                "the site refused every background call (401/403/404): check the app is "
+                "still installed and its scopes are granted"
+            )
+        else:
+            why = (
+                "Forge sent no scheduled trigger for 72 hours: check the app is installed and "
+                "the scheduled trigger in manifest.yml is deployed"
+            )
+        return Check(
+            name,
+            "fail",
+            f"Dormant since {since}: {why}. Its jobs are paused; the "
+            "next valid call from Forge resumes them.",
+        )
+    if health.refusals:
+        first = f" since {iso(health.first_refusal_at)}" if health.first_refusal_at else ""
+        return Check(
+            name,
+            "warn",
+            f"{health.refusals} background call(s) in a row refused by "
+            f"the site{first}; after 10 over an hour the installation goes dormant and "
+            "its jobs pause. Check the app's scopes and the webhook admin (Offline "
+            "token).",
+        )
+    resumed = f" It woke from dormancy at {iso(health.resumed_at)}." if health.resumed_at else ""
+    return Check(name, "ok", f"Active: jobs run.{resumed}")
+
+
+def _int(value: str) -> int:
+    try:
+        return int(float(value))
+    except ValueError:
+        return 1 << 62

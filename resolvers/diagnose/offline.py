@@ -1,0 +1,117 @@
+"""The ``Offline token`` check: one offline token for the webhook admin (or the caller when no
+webhook is set up) through ``atlassian.OfflineTokens``, then ``user/current`` with it: the context
+ARI form that worked, or the gateway's messages. A token Confluence refuses (401) is minted again
+once. Advice: check the app's installation and ``read:app-system-token`` scope (the gateway refused),
+the system tokens and the scheduled trigger, ``GRAPHQL_URL`` and the allowlist, or the server's
+reach to the gateway; rotate the webhook secret when the webhook admin is no longer an administrator.
+
+``try_token`` runs in the pool with the endpoint calls; ``check`` turns what it gave into the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from atlassian import OfflineTokenError, OfflineTokenRefused, context_ari
+from resolvers.context import Context, Diagnostics
+from resolvers.diagnose.check import Check, points, unfinished
+from resolvers.diagnose.endpoints import ADMIN_PATH
+
+
+@dataclass(frozen=True, slots=True)
+class _Offline:
+    status: str
+    detail: str
+
+
+def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
+    """Mint (or reuse) an offline token for the webhook admin, or the caller, and use it once."""
+    iid = ctx.invocation.installation_id
+    installation = ctx.store.installation(iid)
+    if kit.offline_tokens is None or kit.client_for is None or installation is None:
+        return _Offline(
+            "warn",
+            "Not checked: the installation is not stored yet. Reload the "
+            "page and run the diagnosis again.",
+        )
+    admin = installation.webhook_admin
+    account = admin or ctx.account_id or ""
+    who = f"the webhook admin {admin}" if admin else f"you ({account}; no webhook is set up yet)"
+    try:
+        token = kit.offline_tokens.token_for(installation, account)
+    except OfflineTokenRefused as exc:
+        return _Offline(
+            "fail",
+            f"The gateway refused an offline token for {who} with both "
+            f"context ARI forms ({exc.reason}). Webhook jobs cannot run. Check the "
+            "app is installed on this site with the read:app-system-token scope; if "
+            "it is, tell the operator (docs/platform.md, 'Offline user token').",
+        )
+    except OfflineTokenError as exc:
+        return _Offline("fail", f"No offline token for {who}: {exc}. {_offline_advice(str(exc))}")
+    form = ctx.store.context_form(iid) or "site"
+    ari = context_ari(form, ctx.invocation.cloud_id)
+    probe = kit.client_for(token).within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
+    renewed = ""
+    if probe.status == 401:
+        try:
+            token = kit.offline_tokens.renew(installation, account)
+        except OfflineTokenError as exc:
+            return _Offline(
+                "fail",
+                f"Confluence refused the offline token for {who} and a new "
+                f"one could not be minted: {exc}. {_offline_advice(str(exc))}",
+            )
+        probe = kit.client_for(token).within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
+        renewed = " (minted again after Confluence refused the cached one)"
+    minted = f"minted with the {form} context ARI form ({ari}){renewed}"
+    if probe.status is None or not 200 <= probe.status < 300:
+        said = f"{probe.status or probe.reason}" + (f": {probe.message}" if probe.message else "")
+        return _Offline(
+            "fail",
+            f"An offline token for {who} was {minted}, but Confluence "
+            f"refused it ({said}). Tell the operator (docs/platform.md, 'Offline "
+            "user token').",
+        )
+    ops = probe.body.get("operations") if isinstance(probe.body, dict) else None
+    is_admin = isinstance(ops, list) and any(
+        isinstance(op, dict)
+        and op.get("operation") == "administer"
+        and op.get("targetType") == "application"
+        for op in ops
+    )
+    if admin and not is_admin:
+        return _Offline(
+            "warn",
+            f"An offline token for {who} was {minted} and works, but "
+            f"{admin} is no longer a Confluence administrator: webhook jobs would be "
+            "refused. An administrator should rotate the webhook secret (Webhook "
+            "tab) so jobs act as them.",
+        )
+    return _Offline(
+        "ok", f"An offline token for {who} was {minted}; Confluence accepted it." + points(probe)
+    )
+
+
+def _offline_advice(error: str) -> str:
+    if "system token" in error:
+        return (
+            "Forge brings system tokens with triggers and panel calls: check "
+            "auth.appSystemToken is enabled in manifest.yml and the hourly scheduled "
+            "trigger is deployed."
+        )
+    if "GRAPHQL_URL" in error or "allowlisted" in error:
+        return "The operator must set GRAPHQL_URL on a host of API_BASE_URL_ALLOWLIST."
+    return (
+        "The operator should check the server can reach the GraphQL gateway (GRAPHQL_URL) "
+        "and its logs."
+    )
+
+
+def check(found: Any) -> Check:
+    """The row for what ``try_token`` gave: its verdict, or why there is none."""
+    name = "Offline token"
+    if isinstance(found, _Offline):
+        return Check(name, found.status, found.detail)
+    return unfinished(name, found)

@@ -1,0 +1,102 @@
+"""The checks of what Forge sent with this call: the ``Forge invocation token`` (what the verified
+FIT says: installation, site, environment), the ``User token`` and the ``System token`` (whether
+they came, when they expire: ``auth.token_expiry``, a JWT's ``exp``, otherwise 55 minutes; or the
+stored system token). Advice: enable ``auth.appUserToken`` / ``auth.appSystemToken`` and their
+scopes in manifest.yml and redeploy; an expired token means reload the page or check the clock.
+"""
+
+from __future__ import annotations
+
+from auth import FALLBACK_TOKEN_SECONDS, token_expiry
+from records import iso
+from resolvers.context import Context, Diagnostics
+from resolvers.diagnose.check import REDEPLOY, Check, span
+
+
+def fit(ctx: Context) -> Check:
+    inv = ctx.invocation
+    parts = [
+        f"installation {inv.installation_id}",
+        f"site cloudId {inv.cloud_id}",
+        f"API base URL {inv.api_base_url}",
+    ]
+    if inv.environment_id:
+        parts.append(f"environment {inv.environment_id}")
+    if inv.module_key:
+        parts.append(f"module {inv.module_key}")
+    return Check(
+        "Forge invocation token",
+        "ok",
+        "Verified (RS256, signed by Forge, for this app) for " + ", ".join(parts) + ".",
+    )
+
+
+def _lifetime(token: str, received_at: float, now: float) -> tuple[float, str]:
+    """(expiry, words): when the token expires and how that was read (``auth.token_expiry``)."""
+    expires = token_expiry(token, received_at)
+    assert expires is not None
+    if expires == received_at + FALLBACK_TOKEN_SECONDS:
+        how = "not a JWT with an exp claim, so taken as valid for 55 minutes"
+    else:
+        how = "a JWT; its exp claim says valid"
+    return expires, f"{how} until {iso(expires)} ({span(expires - now)} from now)"
+
+
+def user_token(kit: Diagnostics, now: float) -> Check:
+    name = "User token"
+    if not kit.user_token:
+        return Check(
+            name,
+            "fail",
+            "Forge sent no user token (x-forge-oauth-user): enable "
+            "auth.appUserToken on the access-desk-ui endpoint in manifest.yml and the "
+            f"read:app-user-token scope, then {REDEPLOY}.",
+        )
+    expires, words = _lifetime(kit.user_token, kit.received_at or now, now)
+    if expires <= now:
+        return Check(
+            name,
+            "fail",
+            f"Received, but already expired ({words}). Reload the page; "
+            "if it stays so, the server's clock may be wrong (the operator should "
+            "check NTP).",
+        )
+    return Check(name, "ok", f"Received with this call: {words}.")
+
+
+def system_token(ctx: Context, kit: Diagnostics, now: float) -> Check:
+    name = "System token"
+    stored = ctx.store.installation(ctx.invocation.installation_id)
+    stored_until = stored.system_token_expires_at if stored and stored.system_token else None
+    kept = (
+        f" The stored one (for background work) is valid until {iso(stored_until)}."
+        if stored_until and stored_until > now
+        else ""
+    )
+    if kit.system_token:
+        expires, words = _lifetime(kit.system_token, kit.received_at or now, now)
+        if expires <= now:
+            return Check(
+                name,
+                "fail",
+                f"Received, but already expired ({words}). The operator "
+                "should check the server's clock (NTP).",
+            )
+        return Check(name, "ok", f"Received with this call: {words}.{kept}")
+    enable = (
+        "enable auth.appSystemToken on the access-desk-ui endpoint in manifest.yml and "
+        f"the read:app-system-token scope, then {REDEPLOY}"
+    )
+    if kept:
+        return Check(
+            name,
+            "warn",
+            f"This call carried no system token (x-forge-oauth-system)."
+            f"{kept} Triggers bring fresh ones; to have one with every call, {enable}.",
+        )
+    return Check(
+        name,
+        "fail",
+        "Forge sent no system token, and none valid is stored: webhook "
+        f"and background jobs cannot act. To fix it, {enable}.",
+    )
