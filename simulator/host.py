@@ -7,7 +7,9 @@
 - ``GET /panel/<path>``: the repository's ``static/`` directory, with ``index.html`` rewritten to
   load ``/_host/forge-bridge.js`` before the panel's own scripts (as Forge injects its bridge),
   under a strict Custom UI content security policy;
-- ``GET /_host/<asset>``: the host page's own script, style and bridge (``host_assets/``);
+- ``GET /_host/<asset>``: the host page's own script, style and bridge (``host_assets/``): the
+  bridge answers ``invoke``, ``enableTheming``, ``showFlag`` and ``closeFlag``; the page shows the
+  panel's flags in its own flag group, bottom left of the window, as Confluence does;
 - ``POST /_host/invoke``: what Forge does for ``invokeRemote``: mints a FIT, user token and system
   token for the chosen account, sends the call to ``platform.remote_url + path`` with the body
   exactly ``json.dumps(body)``, and answers ``{"status", "headers", "body"}`` (body as text). One

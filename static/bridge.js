@@ -1,4 +1,4 @@
-// The panel's door to Forge: @forge/bridge's own invokeRemote and view.theme, from the pinned build in
+// The panel's door to Forge: @forge/bridge's own invokeRemote, view.theme and showFlag, from the pinned build in
 // vendor/forge-bridge.js (made by scripts/build-bridge.sh; docs/panel.md says how to update it). The
 // messages to the host are @forge/bridge's business, not ours.
 //
@@ -51,6 +51,22 @@ export async function enableTheming() {
 }
 
 await enableTheming();
+
+// @forge/bridge's showFlag: a flag the host page shows in its own flag group, over the whole page (a
+// note at the bottom of a frame that grows with its content could be far below the visible area).
+// options are showFlag's: {id, title, description, type, actions: [{text, onClick}], isAutoDismiss}.
+// Answers the flag's {close()}, or null when there is no bridge to show it (the caller shows its own).
+// A host that fails later, after the call, only leaves no flag: @forge/bridge keeps that promise.
+export function showFlag(options) {
+  if (!forge || typeof forge.showFlag !== "function") {
+    return null;
+  }
+  try {
+    return forge.showFlag(options);
+  } catch {
+    return null;
+  }
+}
 
 // @forge/bridge's invokeRemote, answered as {status, headers, body}: body parsed when it is a JSON
 // string (Forge's docs do not say whether it hands over the text or the parsed value).

@@ -1,5 +1,7 @@
 // Small DOM helpers. Text always goes in through textContent / text nodes, never innerHTML.
 
+import { showFlag } from "./bridge.js";
+
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs || {})) {
@@ -135,10 +137,37 @@ export function emptyState(title, text, action = null) {
     action ? h("div", { class: "actions" }, action) : null);
 }
 
-// Flags (ADS): short notes in the bottom corner that go away by themselves (success and info after
-// 8 s) or stay until dismissed (warnings and errors). The live region reads them out.
-// actions: [{label, onClick}].
+// Flags (ADS): short notes in the bottom corner of the page that go away by themselves (success and
+// info after 8 s) or stay until dismissed (warnings and errors). actions: [{label, onClick}]; an
+// action closes its flag, then runs.
+// Inside Confluence the host page shows them (@forge/bridge's showFlag): the panel's frame grows with
+// its content, so a flag fixed to the frame's bottom could be far below what the admin sees. The
+// host's flag is an alert, read out there. Without a bridge (the backend's bare page) the panel shows
+// the flag in its own page and the live region reads it out.
 export function flag(tone, title, text = "", actions = []) {
+  const id = `access-desk-flag-${flagSeed}-${nextId("n")}`;
+  let shown = null;
+  const run = (action) => () => {
+    shown?.close().catch(() => {}); // already gone (dismissed, auto-dismissed): nothing to close
+    action.onClick();
+  };
+  shown = showFlag({
+    id,
+    title,
+    description: text || undefined,
+    type: tone,
+    isAutoDismiss: tone === "success" || tone === "info",
+    actions: actions.map((a) => ({ text: a.label, onClick: run(a) })),
+  });
+  if (!shown) {
+    pageFlag(tone, title, text, actions);
+  }
+}
+
+// Flag ids stay unique on the host page across reloads of the panel (the host keeps its flags).
+const flagSeed = Math.random().toString(36).slice(2, 10);
+
+function pageFlag(tone, title, text, actions) {
   let stack = document.getElementById("flags");
   if (!stack) {
     stack = h("div", { id: "flags", class: "flags" });
@@ -166,7 +195,6 @@ export function flag(tone, title, text = "", actions = []) {
     setTimeout(dismiss, 8000);
   }
   announce(text ? `${title} ${text}` : title);
-  return el;
 }
 
 export function spinner(label = "Loading…") {
@@ -321,8 +349,8 @@ export async function copyText(text, what = "Copied") {
   return copied;
 }
 
-// Shows `word` on the button that was pressed for a moment, for sighted users (the live region
-// tells screen readers). Its accessible name keeps what it said with `word` in front ("Copy the
+// Shows `word` on the button that was pressed for a moment, for sighted users (the flag tells
+// screen readers). Its accessible name keeps what it said with `word` in front ("Copy the
 // URL" reads "Copied the URL"), so the visible text stays part of the name; then both come back.
 function flash(button, word) {
   if (!(button instanceof HTMLButtonElement) || button.dataset.flashing) {

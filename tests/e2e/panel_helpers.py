@@ -45,6 +45,23 @@ def forge_host(platform: Any) -> str:
     return url
 
 
+def serious_violations(frame: Any, axe: str, *, iframes: bool = True) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations in one frame's document."""
+    if not frame.evaluate("() => typeof window.axe !== 'undefined'"):
+        frame.add_script_tag(content=axe)
+    found: list[dict[str, Any]] = frame.evaluate(
+        """async (iframes) => {
+            const result = await axe.run(document, {resultTypes: ["violations"], iframes});
+            return result.violations
+                .filter((v) => v.impact === "serious" || v.impact === "critical")
+                .map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                              nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}));
+        }""",
+        iframes,
+    )
+    return found
+
+
 class Screens:
     """Screenshots of each screen, checked with axe-core: no serious or critical violations."""
 
@@ -66,20 +83,13 @@ class Screens:
         raise AssertionError("the panel frame is not there")
 
     def check(self, name: str, *, top: bool = False) -> Path:
-        """axe on the panel as it is, and a screenshot of the whole page, or with ``top`` of the
-        window's height from the top (the docs' shots: what an admin sees on arrival)."""
-        frame = self.panel_frame()
-        if not frame.evaluate("() => typeof window.axe !== 'undefined'"):
-            frame.add_script_tag(content=self.axe)
-        violations = frame.evaluate(
-            """async () => {
-                const result = await axe.run(document, {resultTypes: ["violations"]});
-                return result.violations
-                    .filter((v) => v.impact === "serious" || v.impact === "critical")
-                    .map((v) => ({id: v.id, impact: v.impact, help: v.help,
-                                  nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}));
-            }"""
-        )
+        """axe on the panel as it is (and on the host page while it shows a flag), and a screenshot
+        of the whole page, or with ``top`` of the window's height from the top (the docs' shots:
+        what an admin sees on arrival)."""
+        violations = serious_violations(self.panel_frame(), self.axe)
+        if self.page.locator("#host-flags .host-flag").count():
+            # The host page's own document: its flags, not the panel's frame again.
+            violations += serious_violations(self.page.main_frame, self.axe, iframes=False)
         path = SHOTS / f"{self.prefix}-{name}.png"
         if top:
             self.page.evaluate("() => window.scrollTo(0, 0)")
@@ -204,7 +214,15 @@ def deliver(backend_url: str, webhook_url: str, secret: str, msg_id: str, emails
     return requests.post(backend_url + path, data=body, headers=headers, timeout=30)
 
 
-def dismiss_flags(panel: Any) -> None:
-    """Closes every flag the panel shows (before a screenshot for the docs)."""
-    panel.locator(".flag-close").evaluate_all("(buttons) => buttons.forEach((b) => b.click())")
-    expect(panel.locator(".flag")).to_have_count(0)
+def host_flag(page: Any, title: Any) -> Any:
+    """A flag the panel raised, as the host page shows it (an alert named by its title)."""
+    return page.locator("#host-flags").get_by_role("alert", name=title)
+
+
+def dismiss_flags(page: Any) -> None:
+    """Closes every flag the host page shows (before a screenshot for the docs)."""
+    flags = page.locator("#host-flags .host-flag")
+    flags.locator(".host-flag-dismiss").evaluate_all(
+        "(buttons) => buttons.forEach((b) => b.click())"
+    )
+    expect(flags).to_have_count(0)

@@ -35,6 +35,7 @@ from tests.e2e.panel_helpers import (
     deliver,
     dismiss_flags,
     downloaded_csv,
+    host_flag,
     open_panel,
     overflow,
 )
@@ -117,12 +118,13 @@ def test_invite_has_one_primary_action_and_fresh_results(
         expect(invite.get_by_role("progressbar", name="Invitation progress")).to_be_visible()
         shots.check("progress")
         panel.get_by_role("tab", name="Audit log").click()
-        flag = panel.get_by_role("group", name="Invitations finished")
+        flag = host_flag(page, "Invitations finished")
         expect(flag).to_contain_text("2 invited")
         assert overflow(panel) == FITS
         shots.check("flag")
         platform.latency = 0
         flag.get_by_role("button", name="View job").click()
+        expect(flag).to_have_count(0)  # the action closed its flag
         jobs = panel.get_by_role("tabpanel", name="Jobs")
         expect(jobs.get_by_role("region", name="Job items").locator("tbody tr")).to_have_count(2)
         expect(jobs.locator("tr.row-open")).to_have_count(1)
@@ -167,7 +169,7 @@ def test_a_running_job_is_cancelled_its_failed_items_retried_and_followed_up(
         shots.check("running")
 
         cancel.click()
-        expect(panel.get_by_role("group", name="Job cancelled")).to_be_visible()
+        expect(host_flag(page, "Job cancelled")).to_be_visible()
         assert {"jobId": job["id"]} in sent.payloads("cancelJob")
         ended = wait_job(url, platform, job["id"])
         assert ended["state"] == "failed", ended["counts"]
@@ -191,7 +193,7 @@ def test_a_running_job_is_cancelled_its_failed_items_retried_and_followed_up(
 
         # Retry: a new job of the failed items, opened and followed to its end.
         retry.click()
-        expect(panel.get_by_role("group", name="Retry started")).to_be_visible()
+        expect(host_flag(page, "Retry started")).to_be_visible()
         assert {"jobId": job["id"]} in sent.payloads("retryJob")
         expect(table.locator("tbody tr")).to_have_count(2)
         noun = "person" if left == 1 else "people"
@@ -213,7 +215,7 @@ def test_a_running_job_is_cancelled_its_failed_items_retried_and_followed_up(
         expect(items.locator(".lozenge-joined").first).to_have_text("Joined")
         expect(items.locator("tbody")).to_contain_text("Invited, has since joined the site")
         assert overflow(panel) == FITS
-        dismiss_flags(panel)
+        dismiss_flags(page)
         shots.check("followed-up", top=True)
         assert site.admin_id == again["createdBy"]
         expect(first.locator(".person-name")).to_have_text(site.users[site.admin_id]["displayName"])
@@ -332,7 +334,7 @@ def test_audit_filters_narrow_the_log_and_the_csv_holds_the_filtered_range(
         assert [r[2] for r in csv_rows[1:]] == ["invite"]
         assert new[3] in json.loads(csv_rows[1][4])
         assert csv_rows[1][6] == f"{name} invited 3 people: 1 invited, 1 has access, 1 invalid."
-        expect(panel.get_by_role("group", name="Downloaded audit-filtered.csv")).to_be_visible()
+        expect(host_flag(page, "Downloaded audit-filtered.csv")).to_be_visible()
         shots.check("downloaded")
 
         # The job as a link.
@@ -372,7 +374,7 @@ def test_webhook_tab_shows_its_state_deliveries_and_can_revoke_the_old_secret(
 
         # The test command is copyable (a flag says so).
         hook.get_by_role("button", name="Copy the curl and openssl example").click()
-        copied = panel.get_by_role("group", name=re.compile("^Copied the curl and openssl example"))
+        copied = host_flag(page, re.compile("^Copied the curl and openssl example"))
         expect(copied).to_be_visible()
         shots.check("copied")
 
@@ -415,7 +417,7 @@ def test_webhook_tab_shows_its_state_deliveries_and_can_revoke_the_old_secret(
         expect(hook.locator(".msg-success")).to_contain_text("keeps working for 24 hours")
         assert deliver(url, hook_url, first_secret, "msg_old_1", ["y@newcomers.example"]).ok
         assert overflow(panel) == FITS
-        dismiss_flags(panel)
+        dismiss_flags(page)
         shots.check("rotated", top=True)
         hook.get_by_role("button", name="Revoke it now…").click()
         box = hook.get_by_role("checkbox", name=re.compile("^Revoke the current secret now"))

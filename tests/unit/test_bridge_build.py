@@ -77,19 +77,33 @@ def test_header_names_the_versions_and_the_command(built: bytes) -> None:
 def test_bundle_is_forge_bridge_itself(built: bytes) -> None:
     text = built.decode()
     # @forge/bridge's own modules, and the module interface the panel imports (static/bridge.js).
-    for module in ["out/bridge.js", "out/invoke-endpoint/invoke-endpoint.js", "out/view/theme.js"]:
+    modules = [
+        "out/bridge.js",
+        "out/invoke-endpoint/invoke-endpoint.js",
+        "out/view/theme.js",
+        "out/flag/flag.js",
+    ]
+    for module in modules:
         assert f"// node_modules/@forge/bridge/{module}\n" in text
     assert "invokeType: `ui-${invokeType.toLowerCase()}-fetch`" in text
+    assert 'callBridge("showFlag"' in text and 'callBridge("closeFlag", { id: options.id })' in text
     exports = re.search(r"export \{([^}]*)\};\s*$", text)
     assert exports is not None
     names = {part.split(" as ")[-1].strip() for part in exports.group(1).split(",")}
-    assert names == {"BridgeAPIError", "invokeRemote", "view"}
+    assert names == {"BridgeAPIError", "invokeRemote", "showFlag", "view"}
 
 
 def test_panel_code_does_not_speak_the_bridge_protocol() -> None:
     # Only the vendored build knows @forge/bridge's messages and envelope.
     for path in sorted((ROOT / "static").glob("*.js")):
         text = path.read_text()
-        for word in ["callBridge", "ui-remote-fetch", "enableTheming'", '"enableTheming"']:
+        words = [
+            "callBridge",
+            "ui-remote-fetch",
+            "enableTheming'",
+            '"enableTheming"',
+            '"closeFlag"',
+        ]
+        for word in words:
             assert word not in text, f"{path.name} uses {word}"
     assert 'import("./vendor/forge-bridge.js")' in (ROOT / "static" / "bridge.js").read_text()
