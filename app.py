@@ -28,7 +28,7 @@ from auth import Verifier
 from confluence import Client, Policy
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from handlers.inflight import InFlight
-from jobs import JobRunner, Worker
+from jobs import JobRunner
 from keys import KeySet
 from privacy import PersonalData
 from ratelimit import StoreGate
@@ -36,6 +36,7 @@ from records import Installation
 from resolvers.context import AdminCache
 from settings import Settings
 from store import Store
+from worker import Worker
 
 
 def create_app(

@@ -17,7 +17,7 @@ Confluence's points quota (docs/contract.md §6): a ``ratelimit.Ledger`` (the ``
 threads, clients and (kept in the store) instances learns every answer's rate-limit headers and
 holds. Before each request the client waits out its site's hold (or fails the chunk at once with
 ``retry_after`` when the hold outlasts the deadline: a held call is not sent), then takes the
-request's estimated points from the ledger (``ratelimit.points``). A ``background()`` client (job
+request's estimated points from the ledger (``costs.points``). A ``background()`` client (job
 steps) is refused by the ledger rather than spend the reserve kept for panel calls: the chunk fails
 at once with ``rate_limited`` and ``retry_after`` = the seconds until the window resets.
 
@@ -54,7 +54,8 @@ from urllib.parse import urlsplit
 import requests
 
 import metrics
-from ratelimit import Gate, MemoryGate, points
+from costs import points
+from ratelimit import Gate, MemoryGate
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +385,7 @@ class Client:
     ) -> Any:
         """The parsed JSON answer (None when empty) or ``UpstreamError`` once retries are spent.
 
-        ``cost``: (operation, objects) for the points estimate (``ratelimit.COSTS``)."""
+        ``cost``: (operation, objects) for the points estimate (``costs.COSTS``)."""
         url = self._base + path
         pause = 0.0
         last: UpstreamError | None = None

@@ -31,7 +31,7 @@ WAITS = Counter("access_desk_upstream_waits_total", "Retry and rate-limit waits 
 WAIT_SECONDS = Counter("access_desk_upstream_wait_seconds_total", "Seconds spent in those waits")
 POINTS = Counter(
     "access_desk_quota_points_spent_total",
-    "Confluence quota points spent by answered calls (by the cost model in ratelimit.COSTS)",
+    "Confluence quota points spent by answered calls (by the cost model in costs.COSTS)",
 )
 RATE_LIMITED = Counter(
     "access_desk_quota_429_total", "429 (rate limited) answers received from Confluence"

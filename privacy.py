@@ -38,7 +38,7 @@ from typing import Any
 import requests
 
 from atlassian import on_allowlisted_host
-from ratelimit import retry_after_seconds
+from ratelimit_headers import retry_after_seconds
 from records import iso
 from store import Store
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ratelimit import invite_job_points
+from costs import invite_job_points
 
 
 def iso(ts: float) -> str:
@@ -105,7 +105,7 @@ class Job:
 
     @property
     def estimated_points(self) -> int:
-        """What the job is expected to cost in Confluence's points (``ratelimit`` cost model):
+        """What the job is expected to cost in Confluence's points (``costs``, the cost model):
         checking every email, then inviting those not already settled (unless a dry run)."""
         settled = self.counts.already_has_access + self.counts.invalid
         return invite_job_points(self.total, dry_run=self.dry_run, settled=settled)

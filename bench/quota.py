@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from app import create_app  # noqa: E402
-from ratelimit import invite_job_points  # noqa: E402
+from costs import invite_job_points  # noqa: E402
 from simulator import Platform  # noqa: E402
 from simulator.quota import Quota  # noqa: E402
 

@@ -20,11 +20,12 @@ import logs
 from auth import Invocation, Verifier, strip_bearer, token_expiry
 from confluence import Policy
 from handlers.inflight import InFlight
-from jobs import JobRunner, Worker
+from jobs import JobRunner
 from ratelimit import Gate
 from resolvers.context import AdminCache, BadInput
 from settings import Settings
 from store import Store
+from worker import Worker
 
 
 @dataclass(frozen=True, slots=True)

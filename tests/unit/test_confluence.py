@@ -28,7 +28,8 @@ from confluence import (
     UntrustedHost,
     UpstreamError,
 )
-from ratelimit import MAX_RETRY_AFTER, MemoryGate
+from ratelimit import MemoryGate
+from ratelimit_headers import MAX_RETRY_AFTER
 
 BASE = "https://api.atlassian.com/ex/confluence/c0ffee00-0000-0000-0000-000000000001"
 ALLOW = ("https://api.atlassian.com/",)

@@ -9,7 +9,7 @@ import requests
 from atlassian import OfflineTokens
 from confluence import Client, Policy
 from dormancy import QUIET_SECONDS, REFUSAL_SPAN_SECONDS, REFUSALS_TO_DORMANT, Sweeper
-from jobs import JobRunner, Worker
+from jobs import JobRunner
 from ratelimit import MemoryGate
 from records import Installation
 from simulator import Platform
@@ -17,6 +17,7 @@ from simulator.triggers import SCHEDULED_TRIGGER
 from store import Store
 from tests.conftest import Backend
 from tests.stores import Clock
+from worker import Worker
 
 
 def install(platform: Platform, store: Store, clock: Clock) -> str:

@@ -1,4 +1,4 @@
-"""Cancelling and retrying jobs, and invitation follow-ups: jobs.JobRunner, jobs.Worker and the store
+"""Cancelling and retrying jobs, and invitation follow-ups: jobs.JobRunner, worker.Worker and the store
 against the simulated platform, on every database of ``tests.stores.BACKENDS``."""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import requests
 
 from atlassian import OfflineTokens
 from confluence import AccessResult, Client, InviteResult, Policy
-from jobs import JobNotFound, JobRunner, Worker
+from jobs import JobNotFound, JobRunner
 from ratelimit import MemoryGate
 from records import Installation, Job
 from simulator import Platform
 from store import Store
 from tests.stores import KEY, Clock
+from worker import Worker
 
 HOUR = 3600.0
 DAY = 24 * HOUR

@@ -1,4 +1,4 @@
-"""jobs.JobRunner and jobs.Worker against the simulated platform with a real confluence.Client."""
+"""jobs.JobRunner and worker.Worker against the simulated platform with a real confluence.Client."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import requests
 
 from atlassian import OfflineTokens
 from confluence import AccessResult, Client, InviteResult, Policy
-from jobs import JobNotFound, JobRunner, Worker
+from jobs import JobNotFound, JobRunner
 from ratelimit import MemoryGate
 from records import Installation, Job
 from simulator import Platform
 from store import Store
 from tests.stores import KEY, Clock
+from worker import Worker
 
 
 @pytest.fixture()

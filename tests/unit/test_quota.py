@@ -27,16 +27,11 @@ import requests
 import metrics
 from app import create_app
 from confluence import Client
+from costs import invite_job_points, lookup_points, points
 from jobs import JobRunner
-from ratelimit import (
-    APP,
-    MAX_RETRY_AFTER,
-    Ledger,
-    MemoryGate,
-    invite_job_points,
-    lookup_points,
-    points,
-)
+from quota_pools import APP
+from ratelimit import Ledger, MemoryGate
+from ratelimit_headers import MAX_RETRY_AFTER
 from simulator.platform import Platform
 from simulator.quota import Quota
 from store import Store

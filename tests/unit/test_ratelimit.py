@@ -1,11 +1,13 @@
-"""ratelimit: the ``Retry-After`` reading, the in-process gate, and the store-backed gate shared by
-instances (on SQLite and, when ``TEST_POSTGRES_URL`` is set, on PostgreSQL)."""
+"""ratelimit_headers: the ``Retry-After`` reading; ratelimit: the in-process gate, and the
+store-backed gate shared by instances (on SQLite and, when ``TEST_POSTGRES_URL`` is set, on
+PostgreSQL)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ratelimit import MemoryGate, StoreGate, retry_after_seconds
+from ratelimit import MemoryGate, StoreGate
+from ratelimit_headers import retry_after_seconds
 from store import Store
 from tests.stores import Clock
 

@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 
 import tables
-from ratelimit import Pool
+from quota_pools import Pool
 from store import BadCursor, Store, UnknownInstallation
 from store.base import MIGRATIONS
 from tests.stores import KEY, Clock
