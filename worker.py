@@ -128,15 +128,7 @@ class Worker:
             self._wait_for_token(job, exc)
             return
         try:
-            after = self._runner.advance(
-                iid,
-                job.id,
-                self._make_client(installation, token),
-                worker_id=self.worker_id,
-                budget_seconds=self._step,
-                keep_401=True,
-                fair=True,
-            )
+            after = self._step_with(installation, job, token, keep_401=True)
         except TokenRefused:
             log.info("offline token refused; minting a new one", extra={"job": job.id})
             try:
@@ -144,17 +136,24 @@ class Worker:
             except OfflineTokenError as exc:
                 self._wait_for_token(job, exc)
                 return
-            after = self._runner.advance(
-                iid,
-                job.id,
-                self._make_client(installation, token),
-                worker_id=self.worker_id,
-                budget_seconds=self._step,
-                fair=True,
-            )
+            after = self._step_with(installation, job, token, keep_401=False)
         log.info(
             "job advanced",
             extra={"job": job.id, "state": after.state, "counts": after.counts.to_json()},
+        )
+
+    def _step_with(
+        self, installation: Installation, job: Job, token: str, *, keep_401: bool
+    ) -> Job:
+        """One fair step of ``job`` with a client acting with ``token``."""
+        return self._runner.advance(
+            job.installation_id,
+            job.id,
+            self._make_client(installation, token),
+            worker_id=self.worker_id,
+            budget_seconds=self._step,
+            keep_401=keep_401,
+            fair=True,
         )
 
     def _wait_for_token(self, job: Job, exc: OfflineTokenError) -> None:
