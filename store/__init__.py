@@ -5,13 +5,17 @@ engine, one clock and one Fernet key (``store.base``):
 
 - ``store.installations``: installations, system tokens, webhook secrets, offline user tokens;
 - ``store.jobs``: jobs and their items as records (create, read, list, count);
-- ``store.queue``: leases on jobs and the worker's lease-guarded writes, and cancelling;
+- ``store.leases``: claiming (fair turns, dormant installations skipped), renewing, releasing;
+- ``store.queue``: the worker's lease-guarded writes (item outcomes, finishing a job);
+- ``store.cancels``: cancelling a job (at once, or when its holder releases it);
 - ``store.followups``: invitation follow-ups of finished invite jobs (under the same leases);
 - ``store.deliveries``: webhook deliveries and the jobs they make;
 - ``store.audit``: the audit log;
 - ``store.quota``: the quota ledger (Confluence's points pools, holds, installations' turns);
 - ``store.lookups``: the lookup cache (user objects per installation and caller);
-- ``store.duties``: platform duties: offline token context form, dormancy, personal data;
+- ``store.health``: offline token context form and last error, dormancy, ``installation_health``;
+- ``store.privacy``: the personal data duty: queued by scheduled triggers, leased by a worker;
+- ``store.personal_data``: the account ids to report, erasing closed accounts, retention;
 - ``store.paging``: the cursors of the paged lists; ``store.errors``: the errors below.
 
 ``migrate()`` brings the schema to Alembic's head (``migrations/``), serialized between processes:
@@ -41,13 +45,17 @@ Times are epoch seconds from ``clock`` (``time.time``); ``to_json`` renders ISO 
 from __future__ import annotations
 
 from store.audit import Audit
+from store.cancels import Cancels
 from store.deliveries import Deliveries
-from store.duties import ERASED, NON_ACCOUNTS, PlatformDuties
 from store.errors import BadCursor, StoreError, UnknownInstallation
 from store.followups import FollowUps
+from store.health import PlatformHealth
 from store.installations import Installations, installation_uuid
 from store.jobs import FINAL_OUTCOMES, OUTCOMES
+from store.leases import Leases
 from store.lookups import LookupCache
+from store.personal_data import ERASED, NON_ACCOUNTS, StoredPersonalData
+from store.privacy import PrivacyDuty
 from store.queue import Queue
 from store.quota import QuotaLedger
 
@@ -65,6 +73,17 @@ __all__ = [
 
 
 class Store(
-    Installations, Deliveries, Queue, FollowUps, Audit, QuotaLedger, LookupCache, PlatformDuties
+    Installations,
+    Deliveries,
+    Leases,
+    Queue,
+    Cancels,
+    FollowUps,
+    Audit,
+    QuotaLedger,
+    LookupCache,
+    PlatformHealth,
+    PrivacyDuty,
+    StoredPersonalData,
 ):
     """All persistent state; thread-safe (one engine, a connection per call). See the module doc."""

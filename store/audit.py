@@ -4,7 +4,7 @@ filtered by action, actor, subject and time.
 ``write_audit`` is the one way an entry is written, so a finished job's entry (``store.queue``)
 and a resolver's entry (``add_audit``) have the same shape. It also keeps each entry's subjects,
 ASCII-lower-cased (``subject_key``), in ``audit_subjects`` for the ``subject`` filter; whatever
-redacts an entry's subjects must delete its rows there too (``store.duties`` does).
+redacts an entry's subjects must delete its rows there too (``store.personal_data`` does).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ an hour and about a day after it ended (``store.base.FOLLOW_UP_AFTER``, or the s
 ``follow_up_after``: ``FOLLOW_UP_DELAYS_SECONDS``).
 
 A job's ``follow_up_at`` says when the next follow-up is due (None: no more), and ``claim_job``
-(``store.queue``) leases a job whose follow-up is due like a runnable one. The holder asks for the
+(``store.leases``) leases a job whose follow-up is due like a runnable one. The holder asks for the
 invitees still to check (``follow_up_items``: each item remembers the last round that checked it,
 so a resumed round checks only the rest, and whoever was seen to have joined is not asked again),
 records each chunk's answers under its lease (``record_joined``) and closes the round

@@ -2,8 +2,8 @@
 read, list (paged, newest first) and count.
 
 A new job is ``queued`` with every item ``pending`` and unchecked, in the given order. Working on
-a job (leases, outcomes, finishing, cancelling, follow-ups) is ``store.queue``; a webhook's job is
-made with its delivery record in ``store.deliveries``.
+a job is ``store.leases``, ``store.queue`` (outcomes, finishing), ``store.cancels`` and
+``store.followups``; a webhook's job is made with its delivery record in ``store.deliveries``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ here, shared by every worker and instance, without asking Confluence again (docs
 Rows are keyed by installation, caller and account id, and read only with all three: one person's
 lookup is never answered with what another person was shown (Confluence enforces profile
 visibility per caller). A row with ``user`` null remembers an id Confluence did not find.
-Expired rows are deleted on every write; ``store.duties.erase_accounts`` deletes the rows of erased
+Expired rows are deleted on every write; ``store.personal_data.erase_accounts`` deletes the rows of erased
 accounts (as the looked-up user or as the caller).
 """
 

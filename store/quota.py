@@ -6,7 +6,7 @@ answer said (limit, remaining, reset, window, policy, near-limit), a hold (``hel
 only ever extends) and, for a site, which pool it draws on (``scope``). Each method is one atomic
 statement (or transaction). The rules (what an answer means, pacing, the reserve) live in
 ``ratelimit.py``; this is the ``ratelimit.QuotaStorage`` it builds on. When each installation's
-job work last had a turn (``quota_turns``, for fair claims) is kept by ``store.queue``.
+job work last had a turn (``quota_turns``, for fair claims) is kept by ``store.leases``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,163 @@
+"""Leases on jobs: a worker claims one runnable job (fair turns between installations, a dormant
+installation's jobs skipped), renews its lease and releases it.
+
+``claim_job`` atomically takes one runnable job (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
+conditional ``UPDATE`` checked by rowcount on SQLite); every write to a job (``store.queue``,
+``store.followups``, ``renew_lease``) happens only while the caller's lease holds (``lease_held``).
+Releasing a job whose cancel was asked for ends it (``store.cancels``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from records import Job
+from store.base import dialect_insert
+from store.cancels import end_cancelled
+from store.jobs import ACTIVE, Jobs
+from store.queue import lease_held
+from tables import installations, jobs, quota_turns
+
+
+class Leases(Jobs):
+    """Claiming, renewing and releasing the lease on a job."""
+
+    def claim_job(
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        installation_id: str | None = None,
+        job_id: str | None = None,
+    ) -> Job | None:
+        """Lease ONE runnable job to ``worker_id`` and return it (without items): the job of the
+        installation served longest ago (``quota_turns``: fair turns on a shared quota pool), then
+        oldest first.
+
+        Runnable: ``queued`` or ``running`` or a follow-up due, ``not_before`` passed, and no lease or
+        an expired lease (a crashed worker's); when ``job_id`` is given, also a lease already held by
+        ``worker_id`` (the claim then renews it). Without ``job_id`` (the background worker), jobs
+        of a dormant installation are not runnable.
+        A ``queued`` job becomes ``running``, its ``not_before`` is cleared, and its installation is
+        marked served now. None when nothing is runnable.
+        """
+        now = self._clock()
+        free = sa.or_(
+            jobs.c.lease_owner.is_(None), jobs.c.lease_until.is_(None), jobs.c.lease_until <= now
+        )
+        if job_id is not None:
+            free = sa.or_(free, jobs.c.lease_owner == worker_id)
+        runnable = sa.and_(
+            sa.or_(jobs.c.state.in_(ACTIVE), jobs.c.follow_up_at <= now),  # work, or a follow-up
+            sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+            free,
+        )
+        if installation_id is not None:
+            runnable = sa.and_(runnable, jobs.c.installation_id == installation_id)
+        if job_id is not None:
+            runnable = sa.and_(runnable, jobs.c.id == job_id)
+        else:  # the background worker: a dormant installation's jobs wait and spend nothing
+            dormant = sa.select(installations.c.installation_id).where(
+                installations.c.dormant_since.is_not(None)
+            )
+            runnable = sa.and_(runnable, jobs.c.installation_id.not_in(dormant))
+        # Fair turns: the installation whose job work was served longest ago goes first.
+        candidates = (
+            sa.select(jobs.c.id, jobs.c.installation_id)
+            .select_from(
+                jobs.outerjoin(quota_turns, quota_turns.c.installation_id == jobs.c.installation_id)
+            )
+            .where(runnable)
+            .order_by(sa.func.coalesce(quota_turns.c.served_at, 0.0), jobs.c.created_at, jobs.c.id)
+        )
+        take = {
+            "lease_owner": worker_id,
+            "lease_until": now + lease_seconds,
+            "state": sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
+            "not_before": None,
+        }
+        claimed: tuple[str, str] | None = None
+        if not self._sqlite:
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    candidates.limit(1).with_for_update(skip_locked=True, of=jobs)
+                ).first()
+                if row is not None:
+                    conn.execute(sa.update(jobs).where(jobs.c.id == row.id).values(take))
+                    claimed = (row.installation_id, row.id)
+        else:
+            # Plain SELECTs run outside a transaction under pysqlite; the conditional UPDATE is
+            # the atomic step (SQLite serializes writers), and rowcount says whether we won.
+            with self.engine.connect() as conn:
+                rows = conn.execute(candidates.limit(8)).all()
+            for row in rows:
+                with self.engine.begin() as conn:
+                    won = conn.execute(
+                        sa.update(jobs).where(jobs.c.id == row.id, runnable).values(take)
+                    )
+                if won.rowcount == 1:
+                    claimed = (row.installation_id, row.id)
+                    break
+        if claimed is None:
+            return None
+        self._served(claimed[0], now)
+        return self.job(claimed[0], claimed[1], items=False)
+
+    def waiting_elsewhere(self, installation_id: str) -> bool:
+        """Whether another installation has a job the background worker could claim now (the
+        worker then ends its step after the chunk in flight: turns go chunk by chunk)."""
+        now = self._clock()
+        dormant = sa.select(installations.c.installation_id).where(
+            installations.c.dormant_since.is_not(None)
+        )
+        query = (
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.installation_id != installation_id,
+                sa.or_(jobs.c.state.in_(ACTIVE), jobs.c.follow_up_at <= now),
+                sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+                sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
+                jobs.c.installation_id.not_in(dormant),
+            )
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def _served(self, installation_id: str, now: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                dialect_insert(conn, quota_turns)
+                .values(installation_id=installation_id, served_at=now)
+                .on_conflict_do_update(index_elements=["installation_id"], set_={"served_at": now})
+            )
+
+    def renew_lease(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Extend a lease still held by ``worker_id``; False when it was lost (or expired)."""
+        now = self._clock()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(jobs)
+                .where(lease_held(job_id, worker_id, now))
+                .values(lease_until=now + lease_seconds)
+            )
+            return done.rowcount == 1
+
+    def release_job(self, job_id: str, worker_id: str, *, not_before: float | None = None) -> bool:
+        """Give up ``worker_id``'s lease; ``not_before`` (epoch) delays the next claim. A job whose
+        cancel was asked for ends now (see ``request_cancel``)."""
+        values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+        if not_before is not None:
+            values["not_before"] = not_before
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.lease_owner == worker_id)
+                .values(values)
+            )
+            if done.rowcount != 1:
+                return False
+            end_cancelled(conn, job_id, self._clock(), sa.true(), self._follow_up_after[0])
+            return True
