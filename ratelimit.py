@@ -43,9 +43,6 @@ from dataclasses import dataclass, replace
 from quota_pools import APP, MemoryQuota, Pool, QuotaStorage
 from ratelimit_headers import MAX_RETRY_AFTER, Reading, read_headers
 
-# ``store.quota`` builds on ``Pool`` and ``QuotaStorage`` as this module's names.
-__all__ = ["Gate", "Ledger", "MemoryGate", "Pool", "PoolView", "QuotaStorage", "StoreGate"]
-
 RESERVE_SHARE = 0.2  # the last 20% of a known window is kept for panel calls
 DEFAULT_LIMIT = 65_000  # the app pool's points per window when nobody has said (Tier 1)
 DEFAULT_WINDOW = 3600.0  # seconds

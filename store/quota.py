@@ -5,7 +5,7 @@ One row per key in ``quota_pools``: the app's pool (key ``"app"``) and each site
 answer said (limit, remaining, reset, window, policy, near-limit), a hold (``held_until``, which
 only ever extends) and, for a site, which pool it draws on (``scope``). Each method is one atomic
 statement (or transaction). The rules (what an answer means, pacing, the reserve) live in
-``ratelimit.py``; this is the ``ratelimit.QuotaStorage`` it builds on. When each installation's
+``ratelimit.py``; this is the ``quota_pools.QuotaStorage`` it builds on. When each installation's
 job work last had a turn (``quota_turns``, for fair claims) is kept by ``store.leases``.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ratelimit import Pool
+from quota_pools import Pool
 from store.base import StoreBase, dialect_insert
 from tables import quota_pools
 
@@ -47,7 +47,7 @@ class QuotaLedger(StoreBase):
     def record_quota(
         self, pool: Pool, *, site: str | None = None, scope: str | None = None
     ) -> None:
-        """Write what an answer said about ``pool.key`` (see ``ratelimit.QuotaStorage``)."""
+        """Write what an answer said about ``pool.key`` (see ``quota_pools.QuotaStorage``)."""
         values: dict[str, Any] = {
             "key": pool.key,
             "near_limit": pool.near_limit,
