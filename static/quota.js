@@ -1,5 +1,5 @@
 // Confluence's points quota in the panel: what a lookup or invite will cost, and a small meter of the pool.
-// The cost table mirrors ratelimit.COSTS on the server (README, "Confluence's points quota").
+// The cost table mirrors costs.COSTS on the server (README, "Confluence's points quota").
 import { call } from "./api.js";
 import { count, formatDate, h } from "./dom.js";
 
