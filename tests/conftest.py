@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,15 @@ from simulator import Platform
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_ID = "ari:cloud:ecosystem::app/6a3e6c5e-0d4b-4a8e-9d54-3b2c1f0e7a11"
+
+
+@pytest.fixture(autouse=True)
+def no_job_worker_outlives_its_test() -> Iterator[None]:
+    """A background job worker left running by a test would keep polling a database that is gone
+    (and log errors into later tests): every test that starts one stops it."""
+    yield
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("worker-")]
+    assert not alive, f"job worker threads still running: {alive}"
 
 
 @pytest.fixture()

@@ -116,11 +116,17 @@ def tampered(key: rsa.RSAPrivateKey) -> str:
 
 
 @pytest.fixture()
-def client(key: rsa.RSAPrivateKey):
-    settings = Settings(app_id=APP_ID, secret_key=Fernet.generate_key().decode())
+def client(key: rsa.RSAPrivateKey, tmp_path):
+    settings = Settings(
+        app_id=APP_ID,
+        secret_key=Fernet.generate_key().decode(),
+        database_url=f"sqlite:///{tmp_path / 'auth.sqlite3'}",
+        background_worker=False,
+    )
     keys, _ = local_keys({"k1": key})
     app = create_app(settings, keys=keys)
-    return app.test_client()
+    yield app.test_client()
+    app.extensions["access_desk"].store.close()
 
 
 HOSTILE = {
