@@ -1,10 +1,17 @@
 """50 concurrent panel clients against gunicorn + the simulator, and the same mix sent directly.
 
 Each client is a thread with its own ``requests.Session`` and its own pre-minted Forge headers
-(FIT, user and system token, valid for the whole run), cycling whoami / lookupUsers (5 ids) /
-checkAccess (5 emails) as the site admin. The admin check is cached per gunicorn worker
+(FIT, user and system token; the FIT lives the 300 s the backend accepts at most and is minted again,
+outside the timed part, before it runs out), cycling whoami / lookupUsers (5 ids) / checkAccess
+(5 emails) as the site admin. The admin check is cached per gunicorn worker
 (``ADMIN_CACHE_SECONDS``, 60 s), so after the warm-up whoami makes no upstream call and lookupUsers
 and checkAccess make exactly one each (checkAccess also writes one audit row).
+
+lookupUsers is answered from the lookup cache (``LOOKUP_CACHE_SECONDS``) for ids the same caller
+looked up before, with no upstream call. To measure what the backend adds to an upstream call, every
+lookupUsers call asks for 5 ids never asked for before in the run (synthetic users added to the
+simulated site, ``--id-pool`` of them), so each one reads the cache, misses, calls users-bulk and
+writes the cache. Should the pool run out, ids are reused and those calls are counted and printed.
 
 The direct phase runs the same clients, mix and duration with the backend taken out: lookupUsers
 becomes POST users-bulk and checkAccess POST check-access-by-email straight to the simulator, and
@@ -18,6 +25,7 @@ Targets: no errors; <= 3 ms p50 added by the backend to an upstream call.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import sys
@@ -37,12 +45,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ms, percentile  # noqa: E402
 
+from auth import MAX_LIFETIME  # noqa: E402
 from simulator import Platform  # noqa: E402
+from simulator.site import account_id  # noqa: E402
 from tests.conftest import backend_env, stop_server  # noqa: E402
 
 LATENCY = 0.05
 KINDS = ("whoami", "lookupUsers", "checkAccess")
 UPSTREAM = {"lookupUsers": "users-bulk", "checkAccess": "check-access"}
+LOOKUP_IDS = 5
+REMINT_BEFORE = 30  # seconds before a FIT expires that a client mints a new one
+
+
+class FreshIds:
+    """Hands out ``LOOKUP_IDS`` ids at a time from a pool, each once until the pool runs out
+    (then from the start again: ``reused`` counts those hand-outs)."""
+
+    def __init__(self, pool: list[str]) -> None:
+        self._pool = pool
+        self._next = itertools.count()
+        self._lock = threading.Lock()
+        self.reused = 0
+
+    def take(self) -> list[str]:
+        with self._lock:
+            start = next(self._next) * LOOKUP_IDS
+            if start + LOOKUP_IDS > len(self._pool):
+                self.reused += 1
+        return [self._pool[(start + i) % len(self._pool)] for i in range(LOOKUP_IDS)]
+
+
+class Fits:
+    """Each client's Forge headers, minted again (through the simulator's control API) when the
+    FIT has less than ``REMINT_BEFORE`` seconds left; call ``refresh`` outside the timed part."""
+
+    def __init__(self, sim_url: str, account: str, clients: int) -> None:
+        self._sim_url = sim_url
+        self._account = account
+        self.headers = [self._mint() for _ in range(clients)]
+        self._minted = [time.monotonic()] * clients
+
+    def _mint(self) -> dict[str, str]:
+        return common.mint_headers(self._sim_url, self._account, MAX_LIFETIME)
+
+    def refresh(self, n: int) -> None:
+        if time.monotonic() - self._minted[n] > MAX_LIFETIME - REMINT_BEFORE:
+            self.headers[n] = self._mint()
+            self._minted[n] = time.monotonic()
 
 
 @dataclass
@@ -68,9 +117,15 @@ Send = Callable[[requests.Session, str, int], "str | None"]
 
 
 def run_clients(
-    clients: int, warmup: float, seconds: float, send: Send, kinds: tuple[str, ...]
+    clients: int,
+    warmup: float,
+    seconds: float,
+    send: Send,
+    kinds: tuple[str, ...],
+    prepare: Callable[[int], None] = lambda n: None,
 ) -> tuple[Samples, float]:
-    """``clients`` threads calling ``send`` in a loop; only calls started in the window count."""
+    """``clients`` threads calling ``send`` in a loop (``prepare(n)`` first, untimed); only calls
+    started in the window count."""
     samples = Samples()
     start = time.perf_counter() + warmup
     stop = start + seconds
@@ -79,6 +134,7 @@ def run_clients(
         with requests.Session() as session:
             i = n  # clients start at different points of the mix
             while True:
+                prepare(n)
                 began = time.perf_counter()
                 if began >= stop:
                     return
@@ -114,30 +170,46 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, help="threads per worker (default: gunicorn.conf.py)"
     )
+    parser.add_argument(
+        "--id-pool",
+        type=int,
+        default=100_000,
+        help="synthetic users on the site, so that every lookupUsers call asks for new ids",
+    )
     args = parser.parse_args()
 
     platform = Platform(app_id=common.APP_ID, seed=True, seed_users=40, latency=LATENCY)
+    inst = platform.installation
+    site = inst.site
+    rng = random.Random("access-desk-bench-load")
+    templates = [site.users[u] for u in site.user_ids]
+    pool: list[str] = []
+    while len(pool) < args.id_pool:  # before the fork, so the simulator's child has them too
+        uid = account_id(rng)
+        if uid not in site.users:
+            site.users[uid] = dict(templates[len(pool) % len(templates)], accountId=uid)
+            pool.append(uid)
     stop_simulator, simulator_pid = common.serve_in_child(platform)
     simulator_pids = [simulator_pid]
     sim_url = platform.url
-    inst = platform.installation
-    site = inst.site
     admin = site.admin_id
-    lifetime = int(args.warmup + args.seconds) * 2 + 300
-    headers = [common.mint_headers(sim_url, admin, lifetime) for _ in range(args.clients)]
-    token = headers[0]["x-forge-oauth-user"]
-    rng = random.Random("access-desk-bench-load")
+    fits = Fits(sim_url, admin, args.clients)
+    token = fits.headers[0]["x-forge-oauth-user"]
     known_emails = [site.emails[u] for u in site.user_ids if u in site.emails]
-    id_sets = [rng.sample(site.user_ids, 5) for _ in range(args.clients)]
     email_sets = [
         rng.sample(known_emails, 3) + [f"load.new{n}@example.com", f"load.other{n}@example.org"]
         for n in range(args.clients)
     ]
     payloads: dict[str, list[dict[str, Any]]] = {
         "whoami": [{} for _ in range(args.clients)],
-        "lookupUsers": [{"accountIds": ids} for ids in id_sets],
         "checkAccess": [{"emails": emails} for emails in email_sets],
     }
+    fresh = FreshIds(pool)  # through the backend (the direct phase has no cache: any ids do)
+    direct_ids = FreshIds(pool)
+
+    def payload(kind: str, n: int, ids: FreshIds) -> dict[str, Any]:
+        return {"accountIds": ids.take()} if kind == "lookupUsers" else payloads[kind][n]
+
     config = common.gunicorn_config(args.workers, args.threads)
 
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
@@ -160,8 +232,8 @@ def main() -> None:
             def via_backend(session: requests.Session, kind: str, n: int) -> str | None:
                 response = session.post(
                     f"{server.url}/resolvers/{kind}",
-                    json=payloads[kind][n],
-                    headers=headers[n],
+                    json=payload(kind, n, fresh),
+                    headers=fits.headers[n],
                     timeout=30,
                 )
                 return None if response.status_code == 200 else f"HTTP {response.status_code}"
@@ -175,7 +247,10 @@ def main() -> None:
 
             def direct(session: requests.Session, kind: str, n: int) -> str | None:
                 response = session.post(
-                    base + paths[kind], json=payloads[kind][n], headers=direct_headers, timeout=30
+                    base + paths[kind],
+                    json=payload(kind, n, direct_ids),
+                    headers=direct_headers,
+                    timeout=30,
                 )
                 return None if response.status_code == 200 else f"HTTP {response.status_code}"
 
@@ -187,6 +262,7 @@ def main() -> None:
                     for kind in KINDS if side == "backend" else tuple(UPSTREAM):
                         taken = alone[side].setdefault(kind, [])
                         for i in range(args.probe + 5):
+                            fits.refresh(0)
                             began = time.perf_counter()
                             error = send(one, kind, 0)
                             if i >= 5 and error is None:  # the first few warm up
@@ -210,9 +286,11 @@ def main() -> None:
                 common.cpu_seconds(simulator_pids),
             )
             started = time.perf_counter()
+            reused_before = fresh.reused
             backend_samples, _ = run_clients(
-                args.clients, args.warmup, args.seconds, via_backend, KINDS
+                args.clients, args.warmup, args.seconds, via_backend, KINDS, fits.refresh
             )
+            reused = fresh.reused - reused_before
             backend_wall = time.perf_counter() - started
             cpu_used = (
                 common.cpu_seconds(gunicorn_pids) - cpu_before[0],
@@ -232,11 +310,22 @@ def main() -> None:
     )
     print(
         f"clients                   {args.clients} threads, own Session and pre-minted FIT each "
-        f"(lifetime {lifetime} s); all act as the site admin"
+        f"(lifetime {MAX_LIFETIME} s, minted again untimed before it runs out); all act as the "
+        "site admin"
     )
     print(
-        f"mix                       whoami / lookupUsers (5 ids) / checkAccess (5 emails), "
-        f"round robin; upstream latency {LATENCY * 1000:.0f} ms"
+        f"mix                       whoami / lookupUsers ({LOOKUP_IDS} ids) / checkAccess "
+        f"(5 emails), round robin; upstream latency {LATENCY * 1000:.0f} ms"
+    )
+    print(
+        f"lookupUsers ids           {LOOKUP_IDS} never asked for before on every call (from "
+        f"{len(pool):,} synthetic users), so none is answered from the lookup cache: each call "
+        "reads the cache, calls users-bulk and writes the cache"
+        + (
+            f"; the pool ran out: {reused:,} backend-phase calls reused ids (partly cached)"
+            if reused
+            else ""
+        )
     )
     print(
         "simulator                 in its own forked process (the load generator's threads "
