@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from auth import MAX_LIFETIME  # noqa: E402
 from settings import Settings  # noqa: E402
 from simulator import Platform  # noqa: E402
 from simulator.site import Site  # noqa: E402
@@ -91,15 +92,50 @@ def serve_in_child(platform: Platform) -> tuple[Callable[[], None], int]:
     return stop, child.pid
 
 
-def mint_headers(sim_url: str, account_id: str, lifetime: int) -> dict[str, str]:
-    """Forge's invocation headers from the simulator's control API (works across processes)."""
-    response = requests.post(
-        f"{sim_url}/_sim/tokens", json={"accountId": account_id, "lifetime": lifetime}, timeout=10
-    )
+def mint_headers(
+    sim_url: str, account_id: str, lifetime: int, installation_id: str | None = None
+) -> dict[str, str]:
+    """Forge's invocation headers from the simulator's control API (works across processes); for
+    the first installation unless ``installation_id`` names another."""
+    body: dict[str, Any] = {"accountId": account_id, "lifetime": lifetime}
+    if installation_id is not None:
+        body["installationId"] = installation_id
+    response = requests.post(f"{sim_url}/_sim/tokens", json=body, timeout=10)
     response.raise_for_status()
     headers = response.json()["headers"]
     assert isinstance(headers, dict)
     return {str(k): str(v) for k, v in headers.items()}
+
+
+class Fit:
+    """One caller's Forge headers, minted through the simulator's control API with the longest
+    lifetime the backend accepts (``auth.MAX_LIFETIME``, 300 s) and minted again when less than
+    ``renew_before`` seconds are left. Call ``headers()`` outside the timed part of a request."""
+
+    def __init__(
+        self,
+        sim_url: str,
+        account_id: str,
+        installation_id: str | None = None,
+        renew_before: float = 30.0,
+    ) -> None:
+        self._args = (sim_url, account_id, MAX_LIFETIME, installation_id)
+        self._renew_after = MAX_LIFETIME - renew_before
+        self._minted = -math.inf
+        self._headers: dict[str, str] = {}
+
+    def headers(self) -> dict[str, str]:
+        if time.monotonic() - self._minted > self._renew_after:
+            self._headers = mint_headers(*self._args)
+            self._minted = time.monotonic()
+        return self._headers
+
+
+def sim_json(sim_url: str, path: str) -> Any:
+    """GET one of the simulator's control endpoints (``/_sim/<path>``) and answer its JSON."""
+    response = requests.get(f"{sim_url}/_sim/{path}", timeout=30)
+    response.raise_for_status()
+    return response.json()
 
 
 def upstream_counts(sim_url: str, *, clear: bool = False) -> Counter[str]:

@@ -54,7 +54,6 @@ LATENCY = 0.05
 KINDS = ("whoami", "lookupUsers", "checkAccess")
 UPSTREAM = {"lookupUsers": "users-bulk", "checkAccess": "check-access"}
 LOOKUP_IDS = 5
-REMINT_BEFORE = 30  # seconds before a FIT expires that a client mints a new one
 
 
 class FreshIds:
@@ -73,25 +72,6 @@ class FreshIds:
             if start + LOOKUP_IDS > len(self._pool):
                 self.reused += 1
         return [self._pool[(start + i) % len(self._pool)] for i in range(LOOKUP_IDS)]
-
-
-class Fits:
-    """Each client's Forge headers, minted again (through the simulator's control API) when the
-    FIT has less than ``REMINT_BEFORE`` seconds left; call ``refresh`` outside the timed part."""
-
-    def __init__(self, sim_url: str, account: str, clients: int) -> None:
-        self._sim_url = sim_url
-        self._account = account
-        self.headers = [self._mint() for _ in range(clients)]
-        self._minted = [time.monotonic()] * clients
-
-    def _mint(self) -> dict[str, str]:
-        return common.mint_headers(self._sim_url, self._account, MAX_LIFETIME)
-
-    def refresh(self, n: int) -> None:
-        if time.monotonic() - self._minted[n] > MAX_LIFETIME - REMINT_BEFORE:
-            self.headers[n] = self._mint()
-            self._minted[n] = time.monotonic()
 
 
 @dataclass
@@ -122,7 +102,7 @@ def run_clients(
     seconds: float,
     send: Send,
     kinds: tuple[str, ...],
-    prepare: Callable[[int], None] = lambda n: None,
+    prepare: Callable[[int], object] = lambda n: None,
 ) -> tuple[Samples, float]:
     """``clients`` threads calling ``send`` in a loop (``prepare(n)`` first, untimed); only calls
     started in the window count."""
@@ -193,8 +173,8 @@ def main() -> None:
     simulator_pids = [simulator_pid]
     sim_url = platform.url
     admin = site.admin_id
-    fits = Fits(sim_url, admin, args.clients)
-    token = fits.headers[0]["x-forge-oauth-user"]
+    fits = [common.Fit(sim_url, admin) for _ in range(args.clients)]
+    token = fits[0].headers()["x-forge-oauth-user"]
     known_emails = [site.emails[u] for u in site.user_ids if u in site.emails]
     email_sets = [
         rng.sample(known_emails, 3) + [f"load.new{n}@example.com", f"load.other{n}@example.org"]
@@ -233,7 +213,7 @@ def main() -> None:
                 response = session.post(
                     f"{server.url}/resolvers/{kind}",
                     json=payload(kind, n, fresh),
-                    headers=fits.headers[n],
+                    headers=fits[n].headers(),
                     timeout=30,
                 )
                 return None if response.status_code == 200 else f"HTTP {response.status_code}"
@@ -262,7 +242,7 @@ def main() -> None:
                     for kind in KINDS if side == "backend" else tuple(UPSTREAM):
                         taken = alone[side].setdefault(kind, [])
                         for i in range(args.probe + 5):
-                            fits.refresh(0)
+                            fits[0].headers()
                             began = time.perf_counter()
                             error = send(one, kind, 0)
                             if i >= 5 and error is None:  # the first few warm up
@@ -288,7 +268,12 @@ def main() -> None:
             started = time.perf_counter()
             reused_before = fresh.reused
             backend_samples, _ = run_clients(
-                args.clients, args.warmup, args.seconds, via_backend, KINDS, fits.refresh
+                args.clients,
+                args.warmup,
+                args.seconds,
+                via_backend,
+                KINDS,
+                lambda n: fits[n].headers(),
             )
             reused = fresh.reused - reused_before
             backend_wall = time.perf_counter() - started
