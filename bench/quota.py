@@ -20,10 +20,17 @@ other half (from the next window on). The small callers' latency alone (both qui
 and with the big ones are printed side by side.
 
 Prints: 429s received per 1,000 upstream requests in the busy phase (target <= 1); the big job's
-time against the minimum the pool allows, ceil(job points / points per window) windows (target <=
-1.15 x); the small callers' p95 latency with the big ones against alone (target <= 1.5 x); the
-points the repeated lookups spent after the first complete one (target 0); items lost, i.e. not
-ending invited / alreadyHasAccess / invalid (target 0).
+time against the minimum the pool allows (target <= 1.15 x); the small callers' p95 latency
+with the big ones against alone (target <= 1.5 x); the points the repeated lookups spent after
+the first complete one (target 0); items lost, i.e. not ending invited / alreadyHasAccess /
+invalid (target 0).
+
+The minimum: the job needs ``k = ceil(job points / points per window)`` windows' worth of points
+(its ``estimatedPoints``, 20,200 for 10,000 new emails: k = 4 at 6,500). It starts at a window's
+start and a window's points can all be spent in its first second (the simulated upstream is fast),
+so it cannot finish before the k-th window starts: ``(k - 1)`` windows (60 s at ``--window 20``).
+The issue's own yardstick, ``k`` whole windows (80 s), is printed too; jobs keep the last 20% of a
+window for panel calls, and ceil(20,200 / 5,200) is also 4, so the reserve costs nothing here.
 
 Run: .venv/bin/python bench/quota.py [--window 60] [--points 6500] [--emails 10000]
 Short mode: ``--window 20`` (the same points per 20 s window: about three minutes in all).
@@ -367,7 +374,8 @@ def big_tenants(
         "job_seconds": float(state.updated_at) - started,
         "job_points": points,
         "estimated": job["estimatedPoints"],
-        "minimum": math.ceil(points / args.points) * args.window,
+        "minimum": (math.ceil(points / args.points) - 1) * args.window,
+        "whole_windows": math.ceil(points / args.points) * args.window,
         "lost": lost,
         **looked,
     }
@@ -395,7 +403,8 @@ def report(
     print(
         f"big job           {args.emails:,} emails, {r['job_state']}, estimatedPoints "
         f"{r['estimated']:,}, {r['job_seconds']:.1f} s (inviteEmails sent -> store's finish); "
-        f"minimum ceil({r['job_points']:,} / {args.points:,}) x {args.window} s = {r['minimum']} s"
+        f"minimum (ceil({r['job_points']:,} / {args.points:,}) - 1) x {args.window} s = "
+        f"{r['minimum']} s (the last window it needs starts)"
     )
     print(f"                  counts {r['job_counts']}")
     print(
@@ -433,7 +442,11 @@ def report(
         f"429s per 1,000 upstream requests: {per_1000:.2f} "
         f"({r['refused']} of {r['upstream']} in the busy phase)  target <= 1"
     )
-    print(f"big job time / minimum:            {ratio_job:.2f} x  target <= 1.15")
+    print(
+        f"big job time / minimum:            {ratio_job:.2f} x  target <= 1.15 "
+        f"({r['job_seconds'] / r['whole_windows']:.2f} x the issue's {r['whole_windows']} s: "
+        "ceil(points / points per window) whole windows)"
+    )
     print(
         f"small callers' p95 / alone:        {ratio_p95:.2f} x  target <= 1.5 "
         f"({ms(percentile(busy, 0.95))} / {ms(p95_alone)})"
