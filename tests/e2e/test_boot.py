@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,9 +32,7 @@ def refused_boot(env: dict[str, str]) -> str:
 def test_gunicorn_stops_with_one_message_naming_every_problem(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"FORGE_APP_ID", "SECRET_KEY"}}
     env["SECRET_KEY"] = "short"
-    started = time.monotonic()
-    output = refused_boot(env)
-    assert time.monotonic() - started < 30
+    output = refused_boot(env)  # a server that kept restarting workers would hit the 60 s timeout
     assert "FORGE_APP_ID is required" in output
     assert "SECRET_KEY is not a Fernet key" in output
     assert output.count("Booting worker") <= 2
