@@ -15,6 +15,9 @@ form that worked is remembered per installation and tried first next time; the g
 the installation's last offline token error (``diagnose`` shows it), cleared by the next success.
 Nothing is retried otherwise: the job worker tries again later.
 
+``usable_system_token`` and ``post_as_app`` (a POST as the app, with its system token, to an
+allowlisted URL: ``on_allowlisted_host``) serve this exchange and ``privacy``'s personal data report.
+
 Errors::
 
     OfflineTokenError        no system token stored, it expired, a URL is not allowlisted, or the
@@ -65,6 +68,48 @@ def on_allowlisted_host(url: str, allowlist: Sequence[str]) -> bool:
     if u.username or u.password or u.scheme not in ("https", "http"):
         return False
     return any((u.scheme, u.netloc) == urlsplit(p)[:2] for p in allowlist)
+
+
+def usable_system_token(
+    installation: Installation | None, now: float, error: Callable[[str], Exception]
+) -> str:
+    """The installation's stored system token; raises ``error(reason)`` when there is none yet or
+    it has expired by ``now``."""
+    token = installation.system_token if installation is not None else None
+    expires = installation.system_token_expires_at if installation is not None else None
+    if not token:
+        raise error("no system token is stored for this installation yet")
+    if expires is not None and expires <= now:
+        raise error("the stored system token has expired")
+    return token
+
+
+def post_as_app(
+    session: requests.Session,
+    url: str,
+    system_token: str,
+    body: Any,
+    *,
+    timeout: float,
+    what: str,
+    error: Callable[[str], Exception],
+) -> requests.Response:
+    """POST ``body`` as JSON to ``url`` as the app (``Authorization: Bearer <system_token>``),
+    following no redirect (the caller has checked ``url`` with ``on_allowlisted_host``). A timeout
+    or connection failure raises ``error("<what> timed out" / "<what> failed: <exception type>")``,
+    never naming the token."""
+    try:
+        return session.post(
+            url,
+            json=body,
+            headers={"Authorization": f"Bearer {system_token}", "Accept": "application/json"},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except requests.Timeout:
+        raise error(f"{what} timed out") from None
+    except requests.RequestException as exc:
+        raise error(f"{what} failed: {type(exc).__name__}") from None
 
 
 class OfflineTokenError(Exception):
@@ -156,12 +201,7 @@ class OfflineTokens:
 
     def _mint_any(self, installation: Installation, account_id: str) -> tuple[str, float, str]:
         """(token, ttl, form): the remembered form first, then the other one if it is refused."""
-        system = installation.system_token
-        expires = installation.system_token_expires_at
-        if not system:
-            raise OfflineTokenError("no system token is stored for this installation yet")
-        if expires is not None and expires <= self._clock():
-            raise OfflineTokenError("the stored system token has expired")
+        system = usable_system_token(installation, self._clock(), OfflineTokenError)
         remembered = self._store.context_form(installation.installation_id)
         order = sorted(FORMS, key=lambda f: f != remembered)
         refused: list[str] = []
@@ -181,18 +221,15 @@ class OfflineTokens:
             "query": MUTATION,
             "variables": {"input": {"contextIds": [context], "userId": account_id}},
         }
-        try:
-            response = self._session.post(
-                self._url,
-                json=body,
-                headers={"Authorization": f"Bearer {system_token}", "Accept": "application/json"},
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise OfflineTokenError("the token exchange timed out") from None
-        except requests.RequestException as exc:
-            raise OfflineTokenError(f"the token exchange failed: {type(exc).__name__}") from None
+        response = post_as_app(
+            self._session,
+            self._url,
+            system_token,
+            body,
+            timeout=self._timeout,
+            what="the token exchange",
+            error=OfflineTokenError,
+        )
         answer: Any
         try:
             answer = response.json()

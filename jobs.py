@@ -57,7 +57,7 @@ from collections.abc import Callable
 import dormancy
 import metrics
 from confluence import Client, Failure
-from job_chunks import check, invite
+from job_chunks import Chunk, check, invite
 from records import Job
 from store import Store
 
@@ -189,14 +189,10 @@ class JobRunner:
             ):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None
-            if chunk.refused:
-                if dormancy.note_answer(store, iid, refused=True):
-                    return None
-            elif chunk.answered and not answered:
-                answered = True
-                dormancy.note_answer(store, iid, refused=False)
-            if chunk.unauthorized:
-                raise TokenRefused(job.id)
+            noted = self._note_answer(job, chunk, answered)
+            if noted is None:
+                return None  # dormant
+            answered = noted
             if chunk.transient is not None:
                 return self._later(job, worker_id, chunk.transient)
             if fair and store.waiting_elsewhere(iid):
@@ -236,14 +232,10 @@ class JobRunner:
             if not store.record_joined(iid, job.id, worker_id, joined):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None
-            if chunk.refused:
-                if dormancy.note_answer(store, iid, refused=True):
-                    return None
-            elif chunk.answered and not answered:
-                answered = True
-                dormancy.note_answer(store, iid, refused=False)
-            if chunk.unauthorized:
-                raise TokenRefused(job.id)
+            noted = self._note_answer(job, chunk, answered)
+            if noted is None:
+                return None  # dormant
+            answered = noted
             if chunk.transient is not None:
                 wait = chunk.transient.retry_after
                 return self.follow_up_later(
@@ -277,6 +269,22 @@ class JobRunner:
                 raise JobNotFound(job_id)
             job = found
         return job
+
+    def _note_answer(self, job: Job, chunk: Chunk, answered: bool) -> bool | None:
+        """Tell ``dormancy`` about ``chunk``: every refusal, and the first answer of the step
+        (``answered`` says whether one has been told). Returns whether one has now been told, or
+        None when the refusal turned the installation dormant (the step ends). Raises
+        ``TokenRefused`` when entries answered 401 were kept pending."""
+        store, iid = self._store, job.installation_id
+        if chunk.refused:
+            if dormancy.note_answer(store, iid, refused=True):
+                return None
+        elif chunk.answered and not answered:
+            answered = True
+            dormancy.note_answer(store, iid, refused=False)
+        if chunk.unauthorized:
+            raise TokenRefused(job.id)
+        return answered
 
     def _later(self, job: Job, worker_id: str, failure: Failure) -> float | None:
         now = self._store.now()

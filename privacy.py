@@ -37,7 +37,7 @@ from typing import Any
 
 import requests
 
-from atlassian import on_allowlisted_host
+from atlassian import on_allowlisted_host, post_as_app, usable_system_token
 from ratelimit_headers import retry_after_seconds
 from records import iso
 from store import Store
@@ -157,12 +157,7 @@ class PersonalData:
         if not on_allowlisted_host(self._url, self._allowlist):
             raise ReportError("PERSONAL_DATA_URL is not on an API_BASE_URL_ALLOWLIST host")
         installation = self._store.installation(installation_id)
-        token = installation.system_token if installation is not None else None
-        expires = installation.system_token_expires_at if installation is not None else None
-        if not token:
-            raise ReportError("no system token is stored for this installation yet")
-        if expires is not None and expires <= self._store.now():
-            raise ReportError("the stored system token has expired")
+        token = usable_system_token(installation, self._store.now(), ReportError)
         accounts = self._store.personal_data_accounts(installation_id)
         closed: list[str] = []
         updated: list[str] = []
@@ -181,18 +176,15 @@ class PersonalData:
     def _post(self, token: str, batch: Sequence[tuple[str, float]]) -> dict[str, str]:
         """One request; the statuses Atlassian gave, only for ids of ``batch``."""
         body = {"accounts": [{"accountId": a, "updatedAt": iso(at)} for a, at in batch]}
-        try:
-            response = self._session.post(
-                self._url,
-                json=body,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise ReportError("the personal data report timed out") from None
-        except requests.RequestException as exc:
-            raise ReportError(f"the personal data report failed: {type(exc).__name__}") from None
+        response = post_as_app(
+            self._session,
+            self._url,
+            token,
+            body,
+            timeout=self._timeout,
+            what="the personal data report",
+            error=ReportError,
+        )
         if response.status_code == 204:
             return {}
         if response.status_code != 200:

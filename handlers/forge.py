@@ -2,7 +2,8 @@
 
 Both accept only trigger invocations: a verified FIT that names no ``principal`` (every UI call names
 one: the UI endpoint has no route, so a panel could ``invokeRemote`` these paths) and whose
-``app.module.key`` is the route's own trigger module from ``manifest.yml``. Anything else is refused
+``app.module.key`` is the route's own trigger module from ``manifest.yml`` or the endpoint module that
+trigger routes to (which of the two Forge names is not settled by its docs). Anything else is refused
 with 403 ``not_allowed`` before anything is written.
 
 Both then take the tenant from the FIT (never from the body, which may or may not be wrapped in

@@ -209,6 +209,26 @@ class _Pool:
 
 
 @dataclass
+class _Open:
+    """A pool in its current window (inside the meter's lock): its quota, key, state and now."""
+
+    quota: Quota
+    key: str
+    pool: _Pool
+    now: float
+
+    @property
+    def left(self) -> int:
+        return self.quota.points - self.pool.spent
+
+    def reading(self) -> Reading:
+        remaining = max(0, self.left)
+        return Reading(
+            self.quota, self.key, remaining, self.pool.window + self.quota.seconds, self.now
+        )
+
+
+@dataclass
 class _Tally:
     points: int = 0
     requests: int = 0
@@ -258,73 +278,62 @@ class Meter:
     def admit(self, installation_id: str, site: str, endpoint: str) -> Ticket | Refusal | None:
         """Reserve the base cost of a call; None when metering is off."""
         with self._lock:
-            quota = self._quota
-            if quota is None:
+            at = self._open(self.pool_of(site))
+            if at is None:
                 return None
-            key = self.pool_of(site)
-            pool, now = self._pool(quota, key)
             base = COSTS[endpoint].base
-            if base > quota.points - pool.spent:
+            if base > at.left:
                 self._tally(installation_id).refused += 1
-                return Refusal(self._reading(quota, key, pool, now))
-            pool.spent += base
-            return Ticket(installation_id, key, pool.window, endpoint, base)
+                return Refusal(at.reading())
+            at.pool.spent += base
+            return Ticket(installation_id, at.key, at.pool.window, endpoint, base)
 
     def settle(self, ticket: Ticket, objects: int) -> Reading | Refusal | None:
         """Charge the rest of a 2xx answer's cost, or give the base back and refuse it."""
         with self._lock:
-            quota = self._quota
-            if quota is None:
+            at = self._open(ticket.pool)
+            if at is None:
                 return None
-            pool, now = self._pool(quota, ticket.pool)
-            same_window = pool.window == ticket.window
-            held = ticket.points if same_window else 0
+            held = ticket.points if at.pool.window == ticket.window else 0
             extra = cost_of(ticket.endpoint, objects) - held
             tally = self._tally(ticket.installation_id)
-            if extra > quota.points - pool.spent:
-                pool.spent -= held
+            if extra > at.left:
+                at.pool.spent -= held
                 tally.refused += 1
-                return Refusal(self._reading(quota, ticket.pool, pool, now))
-            pool.spent += extra
+                return Refusal(at.reading())
+            at.pool.spent += extra
             tally.points += held + extra
             tally.requests += 1
-            return self._reading(quota, ticket.pool, pool, now)
+            return at.reading()
 
     def release(self, ticket: Ticket) -> Reading | None:
         """Give the base back (an answer that costs nothing)."""
         with self._lock:
-            quota = self._quota
-            if quota is None:
+            at = self._open(ticket.pool)
+            if at is None:
                 return None
-            pool, now = self._pool(quota, ticket.pool)
-            if pool.window == ticket.window:
-                pool.spent -= ticket.points
-            return self._reading(quota, ticket.pool, pool, now)
+            if at.pool.window == ticket.window:
+                at.pool.spent -= ticket.points
+            return at.reading()
 
     def spend(self, site: str, points: int) -> Reading | None:
         """Spend up to ``points`` of a site's pool as the app's other tenants would."""
         with self._lock:
-            quota = self._quota
-            if quota is None:
+            at = self._open(self.pool_of(site))
+            if at is None:
                 return None
-            key = self.pool_of(site)
-            pool, now = self._pool(quota, key)
-            taken = max(0, min(points, quota.points - pool.spent))
-            pool.spent += taken
+            taken = max(0, min(points, at.left))
+            at.pool.spent += taken
             self._state.outside += taken
-            return self._reading(quota, key, pool, now)
+            return at.reading()
 
     # -- reading ---------------------------------------------------------------------------------
 
     def reading(self, site: str) -> Reading | None:
         """The pool of a site (its cloudId) as an answer would report it now."""
         with self._lock:
-            quota = self._quota
-            if quota is None:
-                return None
-            key = self.pool_of(site)
-            pool, now = self._pool(quota, key)
-            return self._reading(quota, key, pool, now)
+            at = self._open(self.pool_of(site))
+            return at.reading() if at is not None else None
 
     def spent_by(self, installation_id: str) -> int:
         with self._lock:
@@ -341,11 +350,8 @@ class Meter:
                 sum(t.requests for t in tallies.values()),
                 sum(t.refused for t in tallies.values()),
             )
-            pools = []
-            if quota is not None:
-                for key in sorted(self._state.pools):
-                    pool, now = self._pool(quota, key)
-                    pools.append(self._reading(quota, key, pool, now).to_json())
+            opened = [self._open(key) for key in sorted(self._state.pools)]
+            pools = [at.reading().to_json() for at in opened if at is not None]
             return {
                 "enabled": quota is not None,
                 "quota": quota.to_json() if quota else None,
@@ -357,18 +363,17 @@ class Meter:
 
     # -- inside the lock -------------------------------------------------------------------------
 
-    def _pool(self, quota: Quota, key: str) -> tuple[_Pool, float]:
+    def _open(self, key: str) -> _Open | None:
+        """The pool ``key`` now (a new window starts it over); None when metering is off."""
+        quota = self._quota
+        if quota is None:
+            return None
         now = self._clock()
         window = math.floor(now / quota.seconds) * quota.seconds
         pool = self._state.pools.setdefault(key, _Pool(window))
         if pool.window != window:
             pool.window, pool.spent = window, 0
-        return pool, now
+        return _Open(quota, key, pool, now)
 
     def _tally(self, installation_id: str) -> _Tally:
         return self._state.tallies.setdefault(installation_id, _Tally())
-
-    @staticmethod
-    def _reading(quota: Quota, key: str, pool: _Pool, now: float) -> Reading:
-        remaining = max(0, quota.points - pool.spent)
-        return Reading(quota, key, remaining, pool.window + quota.seconds, now)

@@ -2,6 +2,7 @@
 import { call, failureText } from "./api.js";
 import { announce, busy, button, clear, copyText, count, download, h, lozenge, message, pagedTable, plural, spinner, toCsv } from "./dom.js";
 import { entryForm } from "./forms.js";
+import { costLine, invitePoints, lastPool } from "./quota.js";
 
 // The same words and colours as an invitation's outcomes (job.js OUTCOMES): "Has access" is blue
 // wherever it shows, "No access" (who an invitation would reach) purple, "Invalid email" red,
@@ -24,6 +25,7 @@ export function mountAccess(panel, { inviteThese }) {
     noun: "email",
     submitLabel: "Check access",
     onSubmit: (emails) => check(emails),
+    cost: (n) => `Checking them costs ${costLine(invitePoints(n, true), lastPool())}.`,
   });
   clear(panel, h("h2", { text: "Check access" }), form.el, results);
 

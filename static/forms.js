@@ -5,8 +5,9 @@ import { announce, append, button, count, distinct, entriesFromCsv, h, nextId, p
 const MAX_FILE_BYTES = 5 * 1024 * 1024; // 10,000 entries are far less than this
 
 // onRefused() runs when the form refuses a list itself (empty, over 10,000), so the page can drop
-// results that belong to an earlier list.
-export function entryForm({ label, hint, placeholder, header, caseless = false, noun, submitLabel, onSubmit, onRefused = () => {} }) {
+// results that belong to an earlier list. cost(n), when given, words what sending n entries will cost
+// in Confluence's points; it shows under the count before anything is sent.
+export function entryForm({ label, hint, placeholder, header, caseless = false, noun, submitLabel, onSubmit, onRefused = () => {}, cost = null }) {
   const areaId = nextId("entries");
   const hintId = nextId("hint");
   const countId = nextId("count");
@@ -20,6 +21,7 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
     "aria-describedby": `${hintId} ${countId}`,
   });
   const counter = h("p", { id: countId, class: "field-count", "aria-live": "off" });
+  const costNote = h("p", { class: "field-cost", hidden: true });
   // The file input is in the form (a browser opens a picker only for an input in the page) but out of
   // sight and out of the tab order: the "Load CSV file" button is what people see, focus and press.
   const file = h("input", {
@@ -40,6 +42,7 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
     h("p", { id: hintId, class: "field-hint", text: hint }),
     area,
     counter,
+    costNote,
     error,
     h("div", { class: "actions" }, submit, fileButton),
     file,
@@ -59,6 +62,8 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
       counter.textContent = all.length
         ? `${plural(unique, noun)}${dupes ? ` (${count(dupes)} repeated, sent once)` : ""}`
         : "";
+      costNote.hidden = !(cost && unique);
+      costNote.textContent = cost && unique ? cost(unique) : "";
       if (unique <= MAX_ENTRIES) {
         error.textContent = "";
       }

@@ -26,6 +26,7 @@ export function mountInvite(panel, go = {}) {
     noun: "email",
     submitLabel: "Preview invitations",
     onSubmit: (emails) => preview(emails),
+    cost: (n) => `The preview costs ${costLine(invitePoints(n, true), lastPool())}; inviting costs about as much again.`,
     onRefused: () => {
       cancelRun();
       clear(stage);
@@ -109,9 +110,7 @@ export function mountInvite(panel, go = {}) {
       c.failed ? `${count(c.failed)} could not be checked` : "",
     ].filter(Boolean);
     const skippedText = skippedWords.length ? `Skipped: ${skippedWords.join(", ")}.` : "Nobody is skipped.";
-    const cost = Number.isFinite(job.estimatedPoints) && job.estimatedPoints > 0
-      ? ` Costs about ${count(job.estimatedPoints)} Confluence points.`
-      : "";
+    const cost = ` Inviting them costs ${costLine(invitePoints(invitees.length), lastPool())}.`;
     const summary = `Would invite ${plural(invitees.length, "person", "people")}. ${skippedText}`;
     const top = invitees.length
       ? h("div", { class: "confirm-bar", role: "group", "aria-labelledby": "invite-confirm-h" },

@@ -22,6 +22,7 @@ export function mountLookup(panel) {
     noun: "account id",
     submitLabel: "Look up",
     onSubmit: (ids) => lookup(ids),
+    cost: (n) => `Looking them up costs ${costLine(lookupPoints(n), lastPool())} (less for ids looked up in the last minutes).`,
   });
   clear(panel, h("h2", { text: "Look up users" }), form.el, results);
 

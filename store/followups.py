@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from store.jobs import Jobs
-from store.queue import lease_held
+from store.queue import update_held
 from tables import job_items, jobs
 
 
@@ -28,21 +28,14 @@ class FollowUps(Jobs):
     def follow_up_items(self, installation_id: str, job_id: str, *, limit: int = 100) -> list[str]:
         """Emails of the first ``limit`` invitees the due follow-up has yet to check (those seen to
         have joined before are not checked again), in order."""
-        query = (
-            sa.select(job_items.c.email)
-            .join(jobs, jobs.c.id == job_items.c.job_id)
-            .where(
-                jobs.c.id == job_id,
-                jobs.c.installation_id == installation_id,
-                job_items.c.outcome == "invited",
-                sa.or_(job_items.c.joined.is_(None), job_items.c.joined == sa.false()),
-                job_items.c.follow_up_round <= jobs.c.follow_up_round,
-            )
-            .order_by(job_items.c.position)
-            .limit(limit)
+        return self._item_emails(
+            installation_id,
+            job_id,
+            limit,
+            job_items.c.outcome == "invited",
+            sa.or_(job_items.c.joined.is_(None), job_items.c.joined == sa.false()),
+            job_items.c.follow_up_round <= jobs.c.follow_up_round,
         )
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
 
     def record_joined(
         self, installation_id: str, job_id: str, worker_id: str, joined: dict[str, bool]
@@ -52,12 +45,9 @@ class FollowUps(Jobs):
         now = self._clock()
         with self.engine.begin() as conn:
             lease = conn.execute(
-                sa.update(jobs)
-                .where(
-                    lease_held(job_id, worker_id, now), jobs.c.installation_id == installation_id
+                update_held(installation_id, job_id, worker_id, now).returning(
+                    jobs.c.follow_up_round
                 )
-                .values(updated_at=now)
-                .returning(jobs.c.follow_up_round)
             ).first()
             if lease is None:
                 return False
@@ -92,14 +82,9 @@ class FollowUps(Jobs):
         now = self._clock()
         with self.engine.begin() as conn:
             row = conn.execute(
-                sa.update(jobs)
-                .where(
-                    lease_held(job_id, worker_id, now),
-                    jobs.c.installation_id == installation_id,
-                    jobs.c.follow_up_at.is_not(None),
-                )
-                .values(updated_at=now)
-                .returning(jobs.c.follow_up_round, jobs.c.follow_up_at)
+                update_held(
+                    installation_id, job_id, worker_id, now, jobs.c.follow_up_at.is_not(None)
+                ).returning(jobs.c.follow_up_round, jobs.c.follow_up_at)
             ).first()
             if row is None:
                 return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -135,14 +136,7 @@ class Installations(StoreBase):
 
     def webhook_secrets(self, installation_id: str) -> list[str]:
         """The current secret, then the previous one while it is under 24 h old; [] if never set."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    installations.c.webhook_secret_enc,
-                    installations.c.webhook_secret_prev_enc,
-                    installations.c.webhook_secret_rotated_at,
-                ).where(installations.c.installation_id == installation_id)
-            ).first()
+        row = self._webhook_row(installations.c.installation_id == installation_id)
         if row is None:
             return []
         found = [self._decrypt(row.webhook_secret_enc)]
@@ -161,17 +155,7 @@ class Installations(StoreBase):
         as ``webhook_secrets`` lists them, in one query that decrypts the two webhook secret slots
         and nothing else. An unknown installation, an empty slot and a uuid no database can hold
         (NUL) decrypt a stand-in instead, so the answer takes as long either way."""
-        row = None
-        if "\x00" not in uuid:
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    sa.select(
-                        installations.c.installation_id,
-                        installations.c.webhook_secret_enc,
-                        installations.c.webhook_secret_prev_enc,
-                        installations.c.webhook_secret_rotated_at,
-                    ).where(installations.c.uuid == uuid)
-                ).first()
+        row = None if "\x00" in uuid else self._webhook_row(installations.c.uuid == uuid)
         current, previous = (
             (row.webhook_secret_enc, row.webhook_secret_prev_enc) if row else (None, None)
         )
@@ -183,6 +167,20 @@ class Installations(StoreBase):
         ]
         kept = [found[0] if current else None, found[1] if previous and fresh else None]
         return (row.installation_id if row else None), [s for s in kept if s]
+
+    def _webhook_row(self, where: sa.ColumnElement[bool]) -> Any:
+        """The row of webhook columns (still encrypted) of the installation matching ``where``, or
+        None."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(
+                    installations.c.installation_id,
+                    installations.c.webhook_secret_enc,
+                    installations.c.webhook_secret_prev_enc,
+                    installations.c.webhook_secret_rotated_at,
+                    installations.c.webhook_admin,
+                ).where(where)
+            ).first()
 
     def webhook_admin(self, installation_id: str) -> str | None:
         """The admin who last rotated the webhook secret: webhook jobs act as them."""
@@ -198,15 +196,7 @@ class Installations(StoreBase):
     def webhook_state(self, installation_id: str) -> WebhookState:
         """Whether a current secret is set (and decrypts), when and by whom it was last rotated,
         and until when the previous one still verifies (None once it stopped or was revoked)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    installations.c.webhook_secret_enc,
-                    installations.c.webhook_secret_prev_enc,
-                    installations.c.webhook_secret_rotated_at,
-                    installations.c.webhook_admin,
-                ).where(installations.c.installation_id == installation_id)
-            ).first()
+        row = self._webhook_row(installations.c.installation_id == installation_id)
         if row is None:
             return WebhookState(False, None, None, None)
         until = None

@@ -151,6 +151,21 @@ class Jobs(StoreBase):
             items=tuple(JobItem(i, e, "pending", None, False) for i, e in enumerate(emails)),
         )
 
+    def _item_emails(
+        self, installation_id: str, job_id: str, limit: int, *where: sa.ColumnElement[bool]
+    ) -> list[str]:
+        """Emails of the first ``limit`` items of the installation's job that match ``where``, in
+        order."""
+        query = (
+            sa.select(job_items.c.email)
+            .join(jobs, jobs.c.id == job_items.c.job_id)
+            .where(jobs.c.id == job_id, jobs.c.installation_id == installation_id, *where)
+            .order_by(job_items.c.position)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
     def job(self, installation_id: str, job_id: str, *, items: bool = True) -> Job | None:
         with self.engine.connect() as conn:
             row = conn.execute(

@@ -1,9 +1,10 @@
 """The lease-guarded writes of a worker on the job it holds: item outcomes (``record_outcomes``),
 and finishing the job (``finish_job``), each only while the caller's lease holds (``lease_held``,
-which ``store.followups`` and ``store.leases``' ``renew_lease`` use too). Item outcomes never go back
-from final to ``pending``; a job that ended (finished here, or cancelled: ``store.cancels``) gets its
-counts, exactly one audit entry, and, a real job that invited anyone, its first follow-up
-(``store.followups``), which makes it claimable again when due (``job_ended``).
+which ``store.leases``' ``renew_lease`` uses too; ``update_held`` for the installation's job, which
+``store.followups`` uses too). Item outcomes never go back from final to ``pending``; a job that
+ended (finished here, or cancelled: ``store.cancels``) gets its counts, exactly one audit entry,
+and, a real job that invited anyone, its first follow-up (``store.followups``), which makes it
+claimable again when due (``job_ended``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,20 @@ def lease_held(job_id: str, worker_id: str, now: float) -> sa.ColumnElement[bool
     )
 
 
+def update_held(
+    installation_id: str, job_id: str, worker_id: str, now: float, *where: sa.ColumnElement[bool]
+) -> sa.Update:
+    """An UPDATE of the installation's job, also matching ``where``, that changes it only while
+    ``worker_id`` holds its lease (``lease_held``); it sets ``updated_at`` to ``now``."""
+    return (
+        sa.update(jobs)
+        .where(
+            lease_held(job_id, worker_id, now), jobs.c.installation_id == installation_id, *where
+        )
+        .values(updated_at=now)
+    )
+
+
 class Queue(Jobs):
     """The lease-guarded writes of a worker: item outcomes and finishing a job."""
 
@@ -35,20 +50,13 @@ class Queue(Jobs):
         self, installation_id: str, job_id: str, *, checked: bool, limit: int = 100
     ) -> list[str]:
         """Emails of the first ``limit`` pending items that are (not) yet checked, in order."""
-        query = (
-            sa.select(job_items.c.email)
-            .join(jobs, jobs.c.id == job_items.c.job_id)
-            .where(
-                jobs.c.id == job_id,
-                jobs.c.installation_id == installation_id,
-                job_items.c.outcome == "pending",
-                job_items.c.checked == checked,
-            )
-            .order_by(job_items.c.position)
-            .limit(limit)
+        return self._item_emails(
+            installation_id,
+            job_id,
+            limit,
+            job_items.c.outcome == "pending",
+            job_items.c.checked == checked,
         )
-        with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
 
     def record_outcomes(
         self,
@@ -70,13 +78,8 @@ class Queue(Jobs):
         now = self._clock()
         with self.engine.begin() as conn:
             held = conn.execute(
-                sa.update(jobs)
-                .where(
-                    lease_held(job_id, worker_id, now), jobs.c.installation_id == installation_id
-                )
-                .values(
-                    updated_at=now,
-                    state=sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
+                update_held(installation_id, job_id, worker_id, now).values(
+                    state=sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state)
                 )
             )
             if held.rowcount != 1:
@@ -123,15 +126,9 @@ class Queue(Jobs):
         now = self._clock()
         with self.engine.begin() as conn:
             ended = conn.execute(
-                sa.update(jobs)
-                .where(
-                    lease_held(job_id, worker_id, now),
-                    jobs.c.installation_id == installation_id,
-                    jobs.c.state.in_(ACTIVE),
-                )
-                .values(
-                    state=state, error=error, lease_owner=None, lease_until=None, updated_at=now
-                )
+                update_held(
+                    installation_id, job_id, worker_id, now, jobs.c.state.in_(ACTIVE)
+                ).values(state=state, error=error, lease_owner=None, lease_until=None)
             )
             if ended.rowcount != 1:
                 return False

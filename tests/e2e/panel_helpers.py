@@ -118,19 +118,25 @@ VIEWPORT = {"width": 1366, "height": 1000}
 HOST_NAV = 232  # the simulated admin page's side navigation, left of the panel's frame
 
 
-def open_panel(browser, host_url, *, bypass_csp=True, panel_width=None, theme=None):
-    """A page on the simulated Confluence admin page, the panel loaded and ready; ``panel_width``
-    sizes the window so that the panel's frame is that wide, ``theme`` is the host's light or dark."""
+def open_panel(browser, host_url, *, bypass_csp=True, panel_width=None, theme=None, route=None):
+    """A page on the simulated Confluence admin page, the panel loaded and ready: its start-up calls
+    answered, the signed-in user's name included (people.js asks lookupUsers for it a moment after
+    the panel is ready, so a test routing lookupUsers calls later would otherwise race it).
+    ``panel_width`` sizes the window so that the panel's frame is that wide, ``theme`` is the host's
+    light or dark; ``route`` handles every bridge call (``/_host/invoke``) from the first one on."""
     viewport = dict(VIEWPORT)
     if panel_width:
         viewport["width"] = panel_width + HOST_NAV
     context = browser.new_context(  # reduced motion: the progress bar is final when captured
         viewport=viewport, bypass_csp=bypass_csp, accept_downloads=True, reduced_motion="reduce"
     )
+    if route:
+        context.route("**/_host/invoke", route)
     page = context.new_page()
     page.goto(host_url + "/")
     panel = page.frame_locator("#host-panel")
     expect(panel.locator("html[data-ready=true]")).to_have_count(1)
+    expect(panel.locator("#who .person-pending")).to_have_count(0)
     if panel_width:
         # The host page's own scrollbar, if any, takes from the frame: widen the window by that.
         inner = panel.locator("html").evaluate("() => window.innerWidth")
@@ -172,6 +178,7 @@ def sign_in_as(page, account_id):
     panel.locator("html").evaluate("(root) => { root.dataset.stale = 'yes'; }")
     page.select_option("#host-account", account_id)
     expect(panel.locator("html[data-ready=true]:not([data-stale])")).to_have_count(1)
+    expect(panel.locator("#who .person-pending")).to_have_count(0)
     return panel
 
 

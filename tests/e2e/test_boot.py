@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,9 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.e2e
-def test_gunicorn_stops_with_one_message_naming_every_problem(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"FORGE_APP_ID", "SECRET_KEY"}}
-    env["SECRET_KEY"] = "short"
-    started = time.monotonic()
+def refused_boot(env: dict[str, str]) -> str:
+    """Start gunicorn on 127.0.0.1 with ``env``; assert it stopped with a failure and return what it
+    printed (stdout, then stderr)."""
     proc = subprocess.run(
         [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "app:create_app()"],
         cwd=ROOT,
@@ -28,8 +25,14 @@ def test_gunicorn_stops_with_one_message_naming_every_problem(tmp_path):
         timeout=60,
     )
     assert proc.returncode != 0
-    assert time.monotonic() - started < 30
-    output = proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.e2e
+def test_gunicorn_stops_with_one_message_naming_every_problem(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"FORGE_APP_ID", "SECRET_KEY"}}
+    env["SECRET_KEY"] = "short"
+    output = refused_boot(env)  # a server that kept restarting workers would hit the 60 s timeout
     assert "FORGE_APP_ID is required" in output
     assert "SECRET_KEY is not a Fernet key" in output
     assert output.count("Booting worker") <= 2
@@ -43,16 +46,7 @@ def test_gunicorn_stops_on_a_malformed_app_id_and_an_http_allowlist(tmp_path):
         SECRET_KEY=Fernet.generate_key().decode(),
         API_BASE_URL_ALLOWLIST="http://127.0.0.1:9/ex/",
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "app:create_app()"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode != 0
-    output = proc.stdout + proc.stderr
+    output = refused_boot(env)
     assert "FORGE_APP_ID='nope' is invalid" in output
     assert "API_BASE_URL_ALLOWLIST has an http:// URL" in output
     assert "Booting worker" not in output

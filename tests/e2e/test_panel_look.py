@@ -69,6 +69,11 @@ def test_every_screen_fits_and_reads_as_an_admin_page(
         panel.get_by_role("tab", name="Check access").click()
         access = panel.get_by_role("tabpanel", name="Check access")
         access.get_by_label("Emails").fill("\n".join([*seeded["new"], seeded["member"], "nope"]))
+        # The cost in Confluence's points shows before anything is sent (costs.py: one request of
+        # 5 emails is 1 point plus 2 per email).
+        expect(access.locator(".field-cost")).to_have_text(
+            "Checking them costs about 11 points of the app's 65,000 this hour."
+        )
         access.get_by_role("button", name="Check access").click()
         cards = access.get_by_role("list", name="Counts")
         expect(cards).to_contain_text("1Has access")
@@ -84,6 +89,10 @@ def test_every_screen_fits_and_reads_as_an_admin_page(
         invite.get_by_role("button", name="Preview invitations").click()
         bar = invite.get_by_role("group", name="Invite 3 people?")
         expect(bar).to_contain_text("Nobody is skipped.")
+        # 3 emails: a check request (1 + 2 x 3 points) and an invite request (1 point).
+        expect(bar).to_contain_text(
+            "Inviting them costs about 8 points of the app's 65,000 this hour."
+        )
         expect(invite.locator(".results > *").nth(1)).to_have_class(re.compile("confirm-bar"))
         expect(invite.locator(".btn-primary:visible")).to_have_count(1)
         expect(invite.locator(".btn-primary:visible")).to_have_text("Invite 3 people")

@@ -1,5 +1,6 @@
-"""Fixtures of the store, job and token tests: each runs on every database of ``BACKENDS``
-(``backend_on_each_db``: the in-process app on each of them)."""
+"""Fixtures of the unit tests: the store, job and token tests run on every database of ``BACKENDS``
+(``backend_on_each_db``: the in-process app on each of them); ``worker_backend`` is the in-process
+app with its background job worker running; ``key`` and ``other_key`` sign the FIT tests' tokens."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app import create_app
 from settings import Settings
@@ -16,6 +18,18 @@ from simulator import Platform
 from store import Store
 from tests.conftest import Backend, Sleeps
 from tests.stores import BACKENDS, KEY, Clock, fresh_database
+
+
+@pytest.fixture(scope="module")
+def key() -> rsa.RSAPrivateKey:
+    """An RSA key (one per test module) that signs tokens as Forge would."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def other_key() -> rsa.RSAPrivateKey:
+    """Another RSA key (one per test module): a signer the app does not trust."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture()
@@ -54,3 +68,17 @@ def backend_on_each_db(
         yield Backend(app.test_client(), platform)
     finally:
         app.extensions["access_desk"].store.close()
+
+
+@pytest.fixture()
+def worker_backend(settings: Settings, platform: Platform, sleeps: Sleeps) -> Iterator[Backend]:
+    """The in-process app with its background worker polling every 50 ms; the worker stops after
+    the test."""
+    app = create_app(
+        replace(settings, background_worker=True, worker_poll_seconds=0.05), sleep=sleeps
+    )
+    worker = app.extensions["access_desk"].worker
+    try:
+        yield Backend(app.test_client(), platform)
+    finally:
+        worker.stop(10)

@@ -10,19 +10,14 @@ from confluence import Client
 from records import Installation
 from simulator import Platform, RequestRecord
 from store import Store
+from tests.simulated import store_installation
 from tests.stores import Clock
 
 
 def stored(store: Store, platform: Platform, clock: Clock, *, token: bool = True) -> Installation:
-    inst = platform.installation
-    store.upsert_installation(
-        inst.id,
-        cloud_id=inst.cloud_id,
-        api_base_url=inst.api_base_url,
-        system_token=platform.system_token(inst) if token else None,
-        system_token_expires_at=clock() + 7200 if token else None,
+    found = store.installation(
+        store_installation(platform, store, clock() + 7200 if token else None)
     )
-    found = store.installation(inst.id)
     assert found is not None
     return found
 

@@ -4,7 +4,6 @@ simulated platform (faults, switches, opaque tokens), on SQLite and PostgreSQL."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +14,7 @@ from settings import Settings
 from simulator import Platform
 from simulator.quota import Quota
 from store import Store
-from tests.conftest import Backend, Sleeps
+from tests.conftest import Backend
 
 NAMES = [
     "Forge invocation token",
@@ -34,15 +33,9 @@ NAMES = [
 
 
 @pytest.fixture()
-def backend(
-    settings: Settings, platform: Platform, sleeps: Sleeps, db_url: str
-) -> Iterator[Backend]:
+def backend(backend_on_each_db: Backend) -> Backend:
     """The in-process app on each database of ``tests.stores.BACKENDS``."""
-    app = create_app(replace(settings, database_url=db_url), sleep=sleeps)
-    try:
-        yield Backend(app.test_client(), platform)
-    finally:
-        app.extensions["access_desk"].store.close()
+    return backend_on_each_db
 
 
 def store_of(backend: Backend) -> Store:

@@ -7,42 +7,26 @@ from typing import Any
 import requests
 
 from atlassian import OfflineTokens
-from confluence import Client, Policy
+from confluence import Client
 from dormancy import QUIET_SECONDS, REFUSAL_SPAN_SECONDS, REFUSALS_TO_DORMANT, Sweeper
 from jobs import JobRunner
-from ratelimit import MemoryGate
 from records import Installation
 from simulator import Platform
 from simulator.triggers import SCHEDULED_TRIGGER
 from store import Store
 from tests.conftest import Backend
+from tests.simulated import client, store_installation
 from tests.stores import Clock
 from worker import Worker
 
 
 def install(platform: Platform, store: Store, clock: Clock) -> str:
-    inst = platform.installation
-    store.upsert_installation(
-        inst.id,
-        cloud_id=inst.cloud_id,
-        api_base_url=inst.api_base_url,
-        system_token=platform.system_token(inst),
-        system_token_expires_at=clock() + 10 * 24 * 3600,
-    )
-    return inst.id
+    return store_installation(platform, store, clock() + 10 * 24 * 3600)
 
 
 def worker(platform: Platform, store: Store, session: requests.Session, clock: Clock) -> Worker:
     def make_client(installation: Installation, token: str) -> Client:
-        return Client(
-            session,
-            installation.api_base_url,
-            token,
-            policy=Policy(deadline_seconds=10, timeout_seconds=5, max_retries=0),
-            allowlist=(platform.allowlist_prefix,),
-            sleep=lambda seconds: None,
-            gate=MemoryGate(),
-        )
+        return client(platform, session, installation.api_base_url, token, max_retries=0)
 
     tokens = OfflineTokens(session, platform.graphql_url, store, clock=clock)
     return Worker(store, JobRunner(store), make_client, tokens, worker_id="bg")

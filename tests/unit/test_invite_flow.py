@@ -6,7 +6,6 @@ import json
 import statistics
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,22 +13,8 @@ import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
 import tables
-from app import create_app
 from handlers.webhooks import verified
 from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER
-from tests.conftest import Backend
-
-
-@pytest.fixture()
-def worker_backend(settings, platform, sleeps):
-    app = create_app(
-        replace(settings, background_worker=True, worker_poll_seconds=0.05), sleep=sleeps
-    )
-    worker = app.extensions["access_desk"].worker
-    try:
-        yield Backend(app.test_client(), platform)
-    finally:
-        worker.stop(10)
 
 
 def wait_for_job(backend, job_id, *, account=None, installation=None, timeout=30):

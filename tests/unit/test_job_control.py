@@ -11,29 +11,17 @@ import pytest
 import requests
 
 from atlassian import OfflineTokens
-from confluence import AccessResult, Client, InviteResult, Policy
+from confluence import AccessResult, Client, InviteResult
 from jobs import JobNotFound, JobRunner
-from ratelimit import MemoryGate
 from records import Installation, Job
 from simulator import Platform
 from store import Store
+from tests.simulated import client, store_installation
 from tests.stores import KEY, Clock
 from worker import Worker
 
 HOUR = 3600.0
 DAY = 24 * HOUR
-
-
-def client(platform: Platform, session: requests.Session, base: str, token: str) -> Client:
-    return Client(
-        session,
-        base,
-        token,
-        policy=Policy(deadline_seconds=10, timeout_seconds=5, max_retries=2),
-        allowlist=(platform.allowlist_prefix,),
-        sleep=lambda seconds: None,
-        gate=MemoryGate(),
-    )
 
 
 @pytest.fixture()
@@ -49,14 +37,7 @@ def make_worker(
     def make_client(installation: Installation, token: str) -> Client:
         return client(platform, session, installation.api_base_url, token)
 
-    inst = platform.installation
-    store.upsert_installation(
-        inst.id,
-        cloud_id=inst.cloud_id,
-        api_base_url=inst.api_base_url,
-        system_token=platform.system_token(inst),
-        system_token_expires_at=clock() + 7 * DAY,
-    )
+    store_installation(platform, store, clock() + 7 * DAY)
     tokens = OfflineTokens(session, platform.graphql_url, store, clock=clock)
     runner = JobRunner(store, chunk_size=kw.pop("chunk_size", 100))
     return Worker(store, runner, make_client, tokens, worker_id="bg", **kw)

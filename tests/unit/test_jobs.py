@@ -11,12 +11,12 @@ import pytest
 import requests
 
 from atlassian import OfflineTokens
-from confluence import AccessResult, Client, InviteResult, Policy
+from confluence import AccessResult, Client, InviteResult
 from jobs import JobNotFound, JobRunner
-from ratelimit import MemoryGate
 from records import Installation, Job
 from simulator import Platform
 from store import Store
+from tests.simulated import client, store_installation
 from tests.stores import KEY, Clock
 from worker import Worker
 
@@ -30,18 +30,6 @@ def client_for(platform: Platform, session: requests.Session) -> Callable[[str],
         return client(platform, session, inst.api_base_url, platform.user_token(inst, account_id))
 
     return make
-
-
-def client(platform: Platform, session: requests.Session, base: str, token: str) -> Client:
-    return Client(
-        session,
-        base,
-        token,
-        policy=Policy(deadline_seconds=10, timeout_seconds=5, max_retries=2),
-        allowlist=(platform.allowlist_prefix,),
-        sleep=lambda seconds: None,
-        gate=MemoryGate(),
-    )
 
 
 def mixed_emails(platform: Platform, new: int, invalid: int) -> tuple[list[str], dict[str, str]]:
@@ -324,14 +312,7 @@ def make_worker(
 
 
 def install(platform: Platform, store: Store, clock: Clock, *, system_token: bool = True) -> None:
-    inst = platform.installation
-    store.upsert_installation(
-        inst.id,
-        cloud_id=inst.cloud_id,
-        api_base_url=inst.api_base_url,
-        system_token=platform.system_token(inst) if system_token else None,
-        system_token_expires_at=clock() + 7200 if system_token else None,
-    )
+    store_installation(platform, store, clock() + 7200 if system_token else None)
 
 
 def test_the_worker_acts_with_an_offline_token_of_the_jobs_creator(

@@ -25,16 +25,6 @@ API_BASE = "https://api.atlassian.com/ex/confluence/c0ffee00-0000-0000-0000-0000
 DAY = 24 * 3600.0
 
 
-@pytest.fixture(scope="module")
-def key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def other_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1_000.0

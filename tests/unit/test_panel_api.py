@@ -5,26 +5,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook
-
-from app import create_app
-from tests.conftest import Backend
-
-
-@pytest.fixture()
-def worker_backend(settings, platform, sleeps):
-    app = create_app(
-        replace(settings, background_worker=True, worker_poll_seconds=0.05), sleep=sleeps
-    )
-    worker = app.extensions["access_desk"].worker
-    try:
-        yield Backend(app.test_client(), platform)
-    finally:
-        worker.stop(10)
 
 
 def store_of(backend):

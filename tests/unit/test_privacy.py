@@ -14,21 +14,14 @@ from simulator import Platform
 from simulator.triggers import SCHEDULED_TRIGGER
 from store import ERASED, Store
 from tests.conftest import Backend
+from tests.simulated import store_installation
 from tests.stores import Clock
 
 DAY = 24 * 3600.0
 
 
 def install(platform: Platform, store: Store, clock: Clock) -> str:
-    inst = platform.installation
-    store.upsert_installation(
-        inst.id,
-        cloud_id=inst.cloud_id,
-        api_base_url=inst.api_base_url,
-        system_token=platform.system_token(inst),
-        system_token_expires_at=clock() + 7200,
-    )
-    return inst.id
+    return store_installation(platform, store, clock() + 7200)
 
 
 def duties(platform: Platform, store: Store, session: requests.Session, **kw: Any) -> PersonalData:
