@@ -150,9 +150,10 @@ def small_caller(
         stop.wait(PAUSE)
 
 
-def next_window(window: float) -> float:
-    """Seconds until just after the next window of the meter starts (wall clock, as the meter)."""
-    return window - time.time() % window + 0.05
+def next_window(window: float, anchor: float) -> float:
+    """Seconds until just after the meter's next window starts (windows follow each other from
+    ``anchor``, when metering was turned on; wall clock, as the meter)."""
+    return window - (time.time() - anchor) % window + 0.05
 
 
 def at(stamp: str) -> float:
@@ -223,7 +224,7 @@ def measure(
     phase = ["before"]
     stop = threading.Event()
     calls = Calls()
-    time.sleep(next_window(args.window))
+    time.sleep(next_window(args.window, platform.meter.anchor))
     threads = [
         threading.Thread(target=small_caller, args=(c, i, phase, stop, calls), daemon=True)
         for i, c in enumerate(smalls)
@@ -233,13 +234,17 @@ def measure(
     quiet = args.baseline / 2 * args.window
     try:
         time.sleep(max(0.0, quiet - 0.1))
-        time.sleep(next_window(args.window))  # the busy phase starts a window
+        time.sleep(
+            next_window(args.window, platform.meter.anchor)
+        )  # the busy phase starts a window
         meter_before = common.sim_json(sim_url, "quota")
         phase[0] = "busy"
         busy = big_tenants(args, platform, sim_url, store, inviter, looker)
         meter_after = common.sim_json(sim_url, "quota")
         phase[0] = "after"
-        time.sleep(next_window(args.window))  # the quiet phase after starts a fresh window
+        time.sleep(
+            next_window(args.window, platform.meter.anchor)
+        )  # the quiet phase after starts a fresh window
         time.sleep(quiet)
     finally:
         stop.set()
@@ -303,7 +308,7 @@ def per_window(
     job requests), by the simulator's cost table."""
     rows: dict[int, list[int]] = {}
     for r in records:
-        window = int(at(r["at"]) // args.window)
+        window = int((at(r["at"]) - platform.meter.anchor) // args.window)
         row = rows.setdefault(window, [0, 0, 0, 0, 0])
         who = 0 if r["installationId"] == job_inst else 1 if r["installationId"] == look_inst else 2
         row[who] += points_of(r, platform)

@@ -24,8 +24,8 @@ installation to charge). The GraphQL gateway is not metered.
 installation (policy ``"global-app-quota"``, reason ``confluence-quota-global-based``).
 ``mode="site"`` (Tier 2): one pool per site (policy ``"tenant-app-quota"``, reason
 ``confluence-quota-tenant-based``). A pool holds ``points`` per window of ``seconds``; windows are
-fixed and aligned on multiples of ``seconds`` since the Unix epoch (an hourly pool resets on the
-hour), and a new window starts with the whole pool.
+fixed, back to back from the moment metering is turned on (so a test or a ``./dev`` session starts
+with a whole window, whatever the time of day), and a new window starts with the whole pool.
 
 **Headers** on every metered answer: ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` (after this
 call), ``X-RateLimit-Reset`` (the window's end, ISO 8601 UTC), ``X-RateLimit-NearLimit: true`` when
@@ -253,6 +253,7 @@ class Meter:
         self._clock = clock
         self._quota = quota
         self._state = _State()
+        self._anchor = clock()  # windows are counted from when metering was turned on
 
     @property
     def quota(self) -> Quota | None:
@@ -262,11 +263,17 @@ class Meter:
     def enabled(self) -> bool:
         return self._quota is not None
 
+    @property
+    def anchor(self) -> float:
+        """When metering was last turned on: windows start at ``anchor + k * seconds``."""
+        return self._anchor
+
     def configure(self, quota: Quota | None) -> None:
         """Meter with ``quota`` from now on (None: stop metering), with full pools and no counts."""
         with self._lock:
             self._quota = quota
             self._state = _State()
+            self._anchor = self._clock()
 
     def pool_of(self, site: str) -> str:
         """The pool key of a site (its cloudId): the app's pool unless in per-site mode."""
@@ -369,7 +376,7 @@ class Meter:
         if quota is None:
             return None
         now = self._clock()
-        window = math.floor(now / quota.seconds) * quota.seconds
+        window = self._anchor + math.floor((now - self._anchor) / quota.seconds) * quota.seconds
         pool = self._state.pools.setdefault(key, _Pool(window))
         if pool.window != window:
             pool.window, pool.spent = window, 0

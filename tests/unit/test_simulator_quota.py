@@ -327,6 +327,22 @@ def test_refused_calls_cost_nothing_and_the_next_window_restores_the_pool(
     }
 
 
+def test_windows_count_from_when_metering_is_turned_on_not_from_the_clock_hour(
+    serve: Any, clock: Clock
+) -> None:
+    # Turned on ten seconds before the hour, an hourly pool still gives a whole hour: a test or a
+    # ./dev session never starts at the tail of a window.
+    clock.now = START + 3590
+    p = serve(Quota(30, 3600))
+    inst = p.installation
+    assert remaining(lookup(p, inst, 10)) == 9
+    clock.now += 20  # past the clock hour
+    spent = lookup(p, inst, 10)
+    assert spent.status_code == 429 and int(spent.headers["Retry-After"]) == 3600 - 20
+    clock.now = START + 3590 + 3600
+    assert remaining(lookup(p, inst, 10)) == 9
+
+
 # -- the control API -------------------------------------------------------------------------------
 
 
