@@ -229,7 +229,7 @@ class Client:
         ``on_chunk`` (optional) gets each chunk's own result as soon as that chunk is answered
         (in the order answers arrive), on the calling thread, while the other chunks' requests
         are still in flight: a caller can store answers during the upstream waits. An exception
-        it raises ends the lookup (requests in flight are awaited, none is started)."""
+        it raises ends the lookup: the requests already sent are awaited, no other is sent."""
         chunks = _chunks(account_ids, self._policy.ids_per_chunk)
         parts: list[LookupResult] = [LookupResult() for _ in chunks]
 

@@ -31,7 +31,7 @@ def lookup(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     only_fields(payload, {"accountIds"})
     ids = string_list(payload, "accountIds")
     client = ctx.confluence()
-    caller, ttl = ctx.account_id, ctx.lookup_cache_seconds
+    caller, ttl = ctx.account_id or "", ctx.lookup_cache_seconds
     iid = ctx.invocation.installation_id
     caching = bool(caller) and ttl > 0
     cached = ctx.store.cached_users(iid, caller, ids, ttl) if caching else {}
