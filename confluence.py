@@ -219,24 +219,45 @@ class Client:
         clone._background = True
         return clone
 
-    def lookup_users(self, account_ids: Sequence[str]) -> LookupResult:
-        """Users by account id (POST users-bulk); unknown ids go to ``not_found``."""
-        result = LookupResult()
+    def lookup_users(
+        self,
+        account_ids: Sequence[str],
+        on_chunk: Callable[[LookupResult], None] | None = None,
+    ) -> LookupResult:
+        """Users by account id (POST users-bulk); unknown ids go to ``not_found``.
+
+        ``on_chunk`` (optional) gets each chunk's own result as soon as that chunk is answered
+        (in the order answers arrive), on the calling thread, while the other chunks' requests
+        are still in flight: a caller can store answers during the upstream waits. An exception
+        it raises ends the lookup: the requests already sent are awaited, no other is sent."""
         chunks = _chunks(account_ids, self._policy.ids_per_chunk)
-        answers = self._run(
-            chunks, lambda c: self._post("/users-bulk", {"accountIds": c}, ("users_bulk", len(c)))
-        )
-        for chunk, answer in zip(chunks, answers, strict=True):
+        parts: list[LookupResult] = [LookupResult() for _ in chunks]
+
+        def settle(index: int, answer: Any) -> None:
+            chunk, part = chunks[index], parts[index]
             found = _users_by_id(answer) if not isinstance(answer, UpstreamError) else answer
             if isinstance(found, UpstreamError):
-                result.failed.extend(_failures(chunk, found))
-                continue
-            for account_id in chunk:
-                user = found.get(account_id)
-                if user is None:
-                    result.not_found.append(account_id)
-                else:
-                    result.users.append(user)
+                part.failed.extend(_failures(chunk, found))
+            else:
+                for account_id in chunk:
+                    user = found.get(account_id)
+                    if user is None:
+                        part.not_found.append(account_id)
+                    else:
+                        part.users.append(user)
+            if on_chunk is not None:
+                on_chunk(part)
+
+        self._run(
+            chunks,
+            lambda c: self._post("/users-bulk", {"accountIds": c}, ("users_bulk", len(c))),
+            settle,
+        )
+        result = LookupResult()
+        for part in parts:  # merged in input order, whatever order the answers came in
+            result.users.extend(part.users)
+            result.not_found.extend(part.not_found)
+            result.failed.extend(part.failed)
         return result
 
     def check_access(self, emails: Sequence[str]) -> AccessResult:
@@ -349,9 +370,15 @@ class Client:
     # -- running chunks ---------------------------------------------------------------------------
 
     def _run(
-        self, chunks: list[list[str]], call: Callable[[list[str]], T]
+        self,
+        chunks: list[list[str]],
+        call: Callable[[list[str]], T],
+        on_done: Callable[[int, T | UpstreamError], None] | None = None,
     ) -> list[T | UpstreamError]:
-        """``call`` on every chunk, at most ``concurrency`` in flight (1 while near the limit)."""
+        """``call`` on every chunk, at most ``concurrency`` in flight (1 while near the limit);
+        the answers in chunk order. ``on_done(index, answer)`` runs on the calling thread as
+        each chunk is answered, after the freed slots have been given to the next chunks, so
+        its work overlaps the requests in flight."""
 
         def one(chunk: list[str]) -> T | UpstreamError:
             try:
@@ -359,18 +386,34 @@ class Client:
             except UpstreamError as exc:
                 return exc
 
+        def done(index: int, answer: T | UpstreamError) -> T | UpstreamError:
+            if on_done is not None:
+                on_done(index, answer)
+            return answer
+
         if len(chunks) <= 1:
-            return [one(chunk) for chunk in chunks]
+            return [done(i, one(chunk)) for i, chunk in enumerate(chunks)]
         futures: list[Future[T | UpstreamError]] = []
+        index_of: dict[Future[T | UpstreamError], int] = {}
         with ThreadPoolExecutor(max_workers=min(self._policy.concurrency, len(chunks))) as pool:
             pending: set[Future[T | UpstreamError]] = set()
-            for chunk in chunks:
-                limit = 1 if self._gate.is_near_limit(self._key) else self._policy.concurrency
-                while len(pending) >= limit:
-                    _, pending = wait(pending, return_when=FIRST_COMPLETED)
-                future = pool.submit(one, chunk)
-                futures.append(future)
-                pending.add(future)
+
+            def fill() -> None:
+                while len(futures) < len(chunks):
+                    near = self._gate.is_near_limit(self._key)
+                    if len(pending) >= (1 if near else self._policy.concurrency):
+                        return
+                    future = pool.submit(one, chunks[len(futures)])
+                    index_of[future] = len(futures)
+                    futures.append(future)
+                    pending.add(future)
+
+            fill()
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                fill()
+                for future in sorted(finished, key=index_of.__getitem__):
+                    done(index_of[future], future.result())
         return [future.result() for future in futures]
 
     def _post(

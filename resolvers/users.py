@@ -3,7 +3,8 @@
 ``lookupUsers`` answers ids the same caller (installation + account) looked up in the last
 ``LOOKUP_CACHE_SECONDS`` from the store's lookup cache, without asking Confluence (it costs no
 points), and asks Confluence only for the rest; what Confluence answered is cached for that caller
-alone (``store.lookups``). Failed ids are not cached.
+alone (``store.lookups``), chunk by chunk as the answers arrive, so the writes overlap the
+requests still in flight. Failed ids are not cached.
 """
 
 from __future__ import annotations
@@ -30,13 +31,19 @@ def lookup(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     only_fields(payload, {"accountIds"})
     ids = string_list(payload, "accountIds")
     client = ctx.confluence()
-    caller, ttl = ctx.account_id, ctx.lookup_cache_seconds
+    caller, ttl = ctx.account_id or "", ctx.lookup_cache_seconds
     iid = ctx.invocation.installation_id
-    cached = ctx.store.cached_users(iid, caller, ids, ttl) if caller and ttl > 0 else {}
+    caching = bool(caller) and ttl > 0
+    cached = ctx.store.cached_users(iid, caller, ids, ttl) if caching else {}
     missing = [i for i in ids if i not in cached]
-    result = client.lookup_users(missing) if missing else LookupResult()
-    if caller and ttl > 0 and (result.users or result.not_found):
-        ctx.store.cache_users(iid, caller, result.users, result.not_found, ttl)
+
+    def remember(part: LookupResult) -> None:  # each chunk's answers, while the rest are awaited
+        if part.users or part.not_found:
+            ctx.store.cache_users(iid, caller, part.users, part.not_found, ttl)
+
+    result = (
+        client.lookup_users(missing, remember if caching else None) if missing else LookupResult()
+    )
     fresh = {u.get("accountId"): u for u in result.users}
     absent = set(result.not_found)
     users: list[dict[str, Any]] = []

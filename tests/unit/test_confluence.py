@@ -257,6 +257,51 @@ def test_concurrency_is_bounded_and_order_is_preserved() -> None:
     assert r.clock.sleeps == []
 
 
+def test_each_chunk_is_handed_over_as_it_is_answered_while_the_others_are_in_flight() -> None:
+    stored = threading.Event()
+    seen: dict[str, Any] = {}
+
+    def handle(call: Call) -> Answer:
+        (account_id,) = call.body["accountIds"]
+        if account_id == "b":  # still in flight when "a" is answered: waits for a's hand-over
+            seen["stored_while_b_in_flight"] = stored.wait(timeout=10)
+            return Answer(status=400, body=error_body("no"))
+        return Answer(body={"results": [user(account_id)] if account_id == "a" else []})
+
+    parts: list[LookupResult] = []
+    threads: set[int] = set()
+
+    def on_chunk(part: LookupResult) -> None:
+        parts.append(part)
+        threads.add(threading.get_ident())
+        if part.users:
+            stored.set()
+
+    r = rig(handle)
+    policy = Policy(ids_per_chunk=1, concurrency=2, max_retries=0)
+    result = r.client(policy).lookup_users(["b", "a", "c"], on_chunk)
+    assert seen["stored_while_b_in_flight"] is True
+    assert threads == {threading.get_ident()}  # on the calling thread
+    assert parts[0] == LookupResult(users=[user("a")])  # the first answered, not the first sent
+    assert LookupResult(not_found=["c"]) in parts and len(parts) == 3
+    assert [f.subject for p in parts for f in p.failed] == ["b"]
+    assert result.users == [user("a")] and result.not_found == ["c"]
+    assert [f.subject for f in result.failed] == ["b"]
+
+
+def test_an_error_handing_over_a_chunk_ends_the_lookup() -> None:
+    r = rig(lambda call: Answer(body={"results": []}))
+
+    def on_chunk(part: LookupResult) -> None:
+        raise RuntimeError("store down")
+
+    with pytest.raises(RuntimeError, match="store down"):
+        r.client(Policy(ids_per_chunk=1, concurrency=1)).lookup_users(ids(5), on_chunk)
+    assert len(r.calls) == 2  # the freed slot went to chunk 2 before chunk 1's hand-over; no more
+    with pytest.raises(RuntimeError, match="store down"):
+        r.client().lookup_users(ids(1), on_chunk)  # one chunk: no pool
+
+
 def test_near_limit_runs_chunks_one_at_a_time_and_a_normal_answer_clears_it() -> None:
     lock = threading.Lock()
     state = {"now": 0, "max": 0}

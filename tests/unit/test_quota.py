@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 import metrics
 from app import create_app
@@ -35,6 +36,7 @@ from ratelimit_headers import MAX_RETRY_AFTER
 from simulator.platform import Platform
 from simulator.quota import Quota
 from store import Store
+from tables import lookup_cache
 from tests.conftest import Backend
 from tests.stores import KEY, Clock
 
@@ -251,6 +253,49 @@ def test_the_lookup_cache_is_per_caller_and_shared_by_instances(
     assert second.cached_users("inst", "alice", ["u-1"], 0) == {}  # off
     clock.advance(301)
     assert second.cached_users("inst", "alice", ["u-1"], 300) == {}
+
+
+def test_the_lookup_cache_reads_the_same_whether_the_caller_has_few_or_many_fresh_rows(
+    store: Store, clock: Clock
+) -> None:
+    store.cache_users("inst", "alice", [{"accountId": "old"}], [], 300)
+    clock.advance(200)
+    store.cache_users("inst", "alice", [{"accountId": f"u-{i}"} for i in range(3)], ["gone"], 300)
+    store.cache_users("inst", "bob", [{"accountId": "u-9"}], [], 300)
+    clock.advance(150)  # "old" is now 350 s old: expired, not counted among alice's fresh rows
+    wanted = {"u-1": {"accountId": "u-1"}, "gone": None}
+    assert store.cached_users("inst", "alice", ["u-1", "gone", "old", "u-9"], 300) == wanted
+    assert store.cached_users("inst", "alice", ["u-1", "gone"], 300) == wanted  # fewer than hers
+    assert store.cached_users("inst", "alice", ["u-1", "u-1", "gone"], 300) == wanted
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    many = [f"id-{i}" for i in range(1200)]
+    assert store.cached_users("inst", "carol", many, 300) == {}
+    assert len(statements) == 1  # none fresh (a cold cache): one indexed query, not 3 batches
+    statements.clear()
+    assert store.cached_users("inst", "alice", [*many, "u-2"], 300) == {"u-2": {"accountId": "u-2"}}
+    assert len(statements) == 2  # her fresh ids, then only the overlap
+
+
+def test_expired_lookup_rows_are_swept_at_most_once_a_minute(store: Store, clock: Clock) -> None:
+    def rows() -> int:
+        with store.engine.connect() as conn:
+            count = conn.execute(sa.select(sa.func.count()).select_from(lookup_cache))
+            return int(count.scalar_one())
+
+    store.cache_users("inst", "alice", [{"accountId": "u-1"}], [], 300)  # t=0, sweeps
+    clock.advance(290)
+    store.cache_users("inst", "alice", [{"accountId": "u-2"}], [], 300)  # t=290, sweeps
+    clock.advance(20)  # t=310: u-1 expired
+    store.cache_users("inst", "alice", [{"accountId": "u-3"}], [], 300)
+    assert rows() == 3  # the last sweep was 20 s ago: u-1 stays, but is never read
+    assert store.cached_users("inst", "alice", ["u-1", "u-3"], 300) == {"u-3": {"accountId": "u-3"}}
+    clock.advance(40)  # t=350: a minute since the last sweep
+    store.cache_users("inst", "alice", [{"accountId": "u-4"}], [], 300)
+    assert rows() == 3  # u-1 swept
+    clock.advance(10)  # t=360
+    store.cache_users("inst", "bob", [], [], 5)  # max_age under a minute: due after 5 s
+    assert rows() == 0  # everything older than 5 s swept, though there was nothing to write
 
 
 def test_erasing_a_closed_account_clears_its_cached_user_objects(store: Store) -> None:
