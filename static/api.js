@@ -12,7 +12,25 @@ export class ApiError extends Error {
   }
 }
 
+// A 429 "busy" (this user or site has too many calls in flight on the server) is retried after a
+// short pause, a few times, before it is shown: it clears as soon as an earlier call ends.
+const BUSY_RETRIES = 3;
+const BUSY_PAUSE_MS = 1000;
+
 export async function call(key, payload = {}) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await callOnce(key, payload);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 429 && err.code === "busy") || attempt >= BUSY_RETRIES) {
+        throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, BUSY_PAUSE_MS * (attempt + 1)));
+    }
+  }
+}
+
+async function callOnce(key, payload) {
   let answer;
   try {
     answer = await invokeRemote({ path: `/resolvers/${key}`, method: "POST", body: payload });

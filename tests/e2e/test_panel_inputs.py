@@ -371,3 +371,34 @@ def test_email_dedupe_lowercases_ascii_letters_only(browser, host):
         ]
     finally:
         page.context.close()
+
+
+def test_a_busy_answer_is_retried_before_it_is_shown(browser, host, platform):
+    # 429 busy (the server's bound on this user's calls in flight) clears as soon as an earlier call
+    # ends: the panel tries again after a pause instead of showing an error.
+    site = platform.installation.site
+    page, panel = open_panel(browser, host)
+    try:
+        busy_answers: list[int] = []
+
+        def busy_twice(route: Route) -> None:
+            sent = route.request.post_data_json or {}
+            if sent.get("path") == "/resolvers/lookupUsers" and len(busy_answers) < 2:
+                busy_answers.append(1)
+                body = {"error": "busy", "message": "You have too many calls in progress."}
+                route.fulfill(
+                    json={"status": 429, "headers": {"retry-after": "1"}, "body": json.dumps(body)}
+                )
+                return
+            route.continue_()
+
+        page.route("**/_host/invoke", busy_twice)
+        lookup = panel.get_by_role("tabpanel", name="Look up users")
+        lookup.get_by_label("Account ids").fill(site.admin_id)
+        lookup.get_by_role("button", name="Look up").click()
+        expect(lookup.locator(".summary")).to_have_text(
+            "Found 1 user, 0 not found, 0 failed.", timeout=15_000
+        )
+        assert busy_answers == [1, 1]
+    finally:
+        page.context.close()
