@@ -290,13 +290,5 @@ class MemoryGate(Ledger):
 
 
 class StoreGate(Ledger):
-    """The ledger shared by every worker and instance, kept in the store (``store.quota``)."""
-
-    def __init__(
-        self,
-        storage: QuotaStorage,
-        *,
-        clock: Callable[[], float] = time.time,
-        cache_seconds: float = 0.5,
-    ) -> None:
-        super().__init__(storage, clock=clock, cache_seconds=cache_seconds)
+    """The ledger shared by every worker and instance, kept in the store (``store.quota``): a
+    ``Ledger`` over the store, named for what it is where it is built."""

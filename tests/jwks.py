@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +21,9 @@ from requests.adapters import BaseAdapter
 from keys import KeySet
 
 URL = "https://keys.invalid/.well-known/jwks.json"
+APP_ID = "ari:cloud:ecosystem::app/" + str(uuid.UUID(int=1))
+INSTALLATION = "ari:cloud:ecosystem::installation/" + str(uuid.UUID(int=2))
+API_BASE = "https://api.atlassian.com/ex/confluence/c0ffee00-0000-0000-0000-000000000001"
 
 
 def jwk(kid: str, key: rsa.RSAPrivateKey) -> dict[str, Any]:
@@ -125,3 +130,31 @@ class HangingJWKS:
             self._server.shutdown()
             self._server.server_close()
             thread.join(timeout=10)
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    """A UI call's FIT claims for ``APP_ID``, valid now; an override of None drops that claim."""
+    now = int(time.time())
+    base: dict[str, Any] = {
+        "iss": "forge/invocation-token",
+        "aud": APP_ID,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 25,
+        "jti": str(uuid.uuid4()),
+        "app": {
+            "id": APP_ID,
+            "installationId": INSTALLATION,
+            "apiBaseUrl": API_BASE,
+            "environment": {"type": "DEVELOPMENT", "id": "env-1"},
+            "module": {"type": "xen:macro", "key": "admin-page"},
+        },
+        "context": {"cloudId": "c0ffee00-0000-0000-0000-000000000001", "siteUrl": "https://x"},
+        "principal": "5b10a2844c20165700ede21g",
+    }
+    for k, v in overrides.items():
+        if v is None:
+            base.pop(k, None)
+        else:
+            base[k] = v
+    return base

@@ -33,11 +33,8 @@ from auth import (
 from keys import KeySet
 from settings import Settings
 from simulator.triggers import SCHEDULED_TRIGGER
-from tests.jwks import local_keys
+from tests.jwks import API_BASE, APP_ID, INSTALLATION, claims, local_keys
 
-APP_ID = "ari:cloud:ecosystem::app/" + str(uuid.UUID(int=1))
-INSTALLATION = "ari:cloud:ecosystem::installation/" + str(uuid.UUID(int=2))
-API_BASE = "https://api.atlassian.com/ex/confluence/c0ffee00-0000-0000-0000-000000000001"
 ALLOW = ("https://api.atlassian.com/",)
 OTHER_APP = "ari:cloud:ecosystem::app/" + str(uuid.UUID(int=9))
 
@@ -47,33 +44,6 @@ def verifier_for(
 ) -> Verifier:
     keys, _ = local_keys({"k1": key})
     return Verifier(keys, APP_ID, allowlist, **options)
-
-
-def claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    base: dict[str, Any] = {
-        "iss": "forge/invocation-token",
-        "aud": APP_ID,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 25,
-        "jti": str(uuid.uuid4()),
-        "app": {
-            "id": APP_ID,
-            "installationId": INSTALLATION,
-            "apiBaseUrl": API_BASE,
-            "environment": {"type": "DEVELOPMENT", "id": "env-1"},
-            "module": {"type": "xen:macro", "key": "admin-page"},
-        },
-        "context": {"cloudId": "c0ffee00-0000-0000-0000-000000000001", "siteUrl": "https://x"},
-        "principal": "5b10a2844c20165700ede21g",
-    }
-    for k, v in overrides.items():
-        if v is None:
-            base.pop(k, None)
-        else:
-            base[k] = v
-    return base
 
 
 def sign(key: rsa.RSAPrivateKey, payload: dict[str, Any], kid: str = "k1", **headers: Any) -> str:

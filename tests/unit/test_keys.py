@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,10 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from auth import InvalidToken, KeysUnavailable, Verifier
 from keys import KeySet, NoKeys, UnknownKid, parse_jwks
-from tests.jwks import HangingJWKS, document, jwk, local_keys
+from tests.jwks import APP_ID, HangingJWKS, claims, document, jwk, local_keys
 
-APP_ID = "ari:cloud:ecosystem::app/" + str(uuid.UUID(int=1))
-API_BASE = "https://api.atlassian.com/ex/confluence/c0ffee00-0000-0000-0000-000000000001"
 DAY = 24 * 3600.0
 
 
@@ -45,17 +42,7 @@ class Deferred(list[Callable[[], None]]):
 
 
 def fit(key: rsa.RSAPrivateKey, kid: str = "k1") -> str:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": "forge/invocation-token",
-        "aud": APP_ID,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 25,
-        "jti": str(uuid.uuid4()),
-        "app": {"id": APP_ID, "installationId": "ari:x/1", "apiBaseUrl": API_BASE},
-    }
-    return "Bearer " + jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+    return "Bearer " + jwt.encode(claims(), key, algorithm="RS256", headers={"kid": kid})
 
 
 def test_a_known_kid_is_answered_from_the_cache(key):
