@@ -1,6 +1,8 @@
 // Check which emails have access: checkAccess -> without access / with access / invalid / failed.
 import { call, failureText } from "./api.js";
-import { announce, busy, button, clear, copyText, count, download, h, lozenge, message, pagedTable, plural, spinner, toCsv } from "./dom.js";
+import { copyText, download, toCsv } from "./csv.js";
+import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner } from "./dom.js";
+import { pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import { costLine, invitePoints, lastPool } from "./quota.js";
 

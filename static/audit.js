@@ -2,9 +2,10 @@
 // first, with the job as a link, filters (what, who, email, dates) sent to listAudit, a CSV of the
 // whole filtered range and the retention period.
 import { call } from "./api.js";
-import {
-  button, clear, count, download, emptyState, flag, formatDate, h, lozenge, nextId, pagedTable, plural, toCsv,
-} from "./dom.js";
+import { download, toCsv } from "./csv.js";
+import { button, clear, count, emptyState, formatDate, h, lozenge, nextId, plural } from "./dom.js";
+import { flag } from "./flags.js";
+import { pagedTable } from "./table.js";
 import { cursorPages } from "./pages.js";
 import { knownName, nameOf, person } from "./people.js";
 

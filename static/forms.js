@@ -1,6 +1,7 @@
 // The input form the lookup, access and invite tools share: paste a list or load a CSV file.
 import { MAX_ENTRIES } from "./api.js";
-import { announce, append, button, count, distinct, entriesFromCsv, h, nextId, parseList, plural } from "./dom.js";
+import { distinct, entriesFromCsv, parseList } from "./csv.js";
+import { announce, append, button, count, h, nextId, plural } from "./dom.js";
 
 const MAX_FILE_BYTES = 5 * 1024 * 1024; // 10,000 entries are far less than this
 

@@ -4,13 +4,14 @@
 // backend refuses, replaces what was shown at once. A job that finishes while another tab is open
 // raises a flag.
 import { call } from "./api.js";
-import {
-  announce, button, clear, copyText, count, download, flag, h, message, pagedTable, plural,
-} from "./dom.js";
+import { copyText, download } from "./csv.js";
+import { announce, button, clear, count, h, message, plural } from "./dom.js";
+import { flag } from "./flags.js";
+import { pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import {
   countCards, countsText, etaText, finished, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pacer, pollJob, processed, progressBar,
-} from "./job.js";
+} from "./job-view.js";
 import { costLine, invitePoints, lastPool } from "./quota.js";
 
 const STALL_MS = 8000; // no progress for this long: say the job is waiting

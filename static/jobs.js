@@ -3,12 +3,13 @@
 // pace and time left, Cancel while it is queued or running, "Retry N failed" once it is over, the
 // invitation follow-up (who has joined since), and a flag when it finishes while another tab is open.
 import { call } from "./api.js";
-import {
-  announce, button, clear, copyText, count, download, emptyState, flag, formatDate, h, message, pagedTable, plural, spinner,
-} from "./dom.js";
+import { copyText, download } from "./csv.js";
+import { announce, button, clear, count, emptyState, formatDate, h, message, plural, spinner } from "./dom.js";
+import { flag } from "./flags.js";
+import { pagedTable } from "./table.js";
 import {
   countCards, countsText, etaText, finished, itemsCsv, itemsTable, jobTitle, pacer, pollJob, progressBar, stateLozenge,
-} from "./job.js";
+} from "./job-view.js";
 import { cursorPages } from "./pages.js";
 import { person } from "./people.js";
 

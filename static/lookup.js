@@ -1,8 +1,9 @@
 // Look up users by account id: lookupUsers -> found / not found / failed.
 import { call, failureText } from "./api.js";
-import {
-  announce, avatar, busy, button, clear, copyText, count, download, h, lozenge, message, pagedTable, plural, spinner, toCsv, toLines,
-} from "./dom.js";
+import { avatar } from "./avatars.js";
+import { copyText, download, toCsv, toLines } from "./csv.js";
+import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner } from "./dom.js";
+import { pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import { costLine, lastPool, lookupPoints } from "./quota.js";
 

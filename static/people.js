@@ -3,7 +3,8 @@
 // backend answers ids it fetched recently from its lookup cache, so this costs almost no quota). A
 // page never waits for it: the id shows until the name arrives, and stays when the lookup fails.
 import { call } from "./api.js";
-import { h, initials } from "./dom.js";
+import { initials } from "./avatars.js";
+import { h } from "./dom.js";
 
 const BATCH = 100;
 const WAIT_MS = 30; // gather the ids a page renders at once into one call

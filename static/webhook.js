@@ -4,9 +4,9 @@
 // new secret shown once, and signed test commands (Standard Webhooks headers, README "Webhooks").
 // When the state cannot be read, the tab says why and offers to try again.
 import { call } from "./api.js";
-import {
-  announce, busy, button, clear, copyText, emptyState, formatDate, h, lozenge, message, nextId, pagedTable, spinner,
-} from "./dom.js";
+import { copyText } from "./csv.js";
+import { announce, busy, button, clear, emptyState, formatDate, h, lozenge, message, nextId, spinner } from "./dom.js";
+import { pagedTable } from "./table.js";
 import { person } from "./people.js";
 
 export function pythonExample(url) {

@@ -17,12 +17,12 @@ from tests.e2e.test_panel_bridge import RECORD_BRIDGE
 
 pytestmark = pytest.mark.e2e
 
-# Raises a flag with the panel's own dom.js (the module the panel runs, same URL, same instance).
+# Raises a flag with the panel's own flags.js (the module the panel runs, same URL, same instance).
 RAISE = """async ([tone, title, text, action]) => {
-    const dom = await import(new URL("./dom.js", location.href).href);
+    const flags = await import(new URL("./flags.js", location.href).href);
     window.__clicks = window.__clicks || [];
     const actions = action ? [{label: action, onClick: () => window.__clicks.push(action)}] : [];
-    dom.flag(tone, title, text, actions);
+    flags.flag(tone, title, text, actions);
 }"""
 
 # The bridge the host injects, refusing showFlag at once (a host without flags).

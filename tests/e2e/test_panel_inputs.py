@@ -325,8 +325,8 @@ def test_csv_quotes_every_cell_and_guards_formulas_after_separators(browser, hos
 
         # The same guard in the module every export and copy uses.
         guarded = panel.locator("html").evaluate(
-            """(root, values) => import("./dom.js").then((dom) => [
-                dom.toCsv(["v"], values.map((v) => [v])), dom.toLines(values)])""",
+            """(root, values) => import("./csv.js").then((csv) => [
+                csv.toCsv(["v"], values.map((v) => [v])), csv.toLines(values)])""",
             SPLIT_FORMULAS,
         )
         assert guarded[0] == '"v"\r\n"x;\'=1+1;"\r\n"x\t\'=cmd|\' /C calc\'!A0"\r\n'

@@ -1,6 +1,8 @@
 // Invite jobs (the Job of the README's resolver table): polling, counts, progress, pace and per-row outcomes.
 import { call, failureText } from "./api.js";
-import { count, formatDate, h, lozenge, pagedTable, toCsv } from "./dom.js";
+import { toCsv } from "./csv.js";
+import { count, formatDate, h, lozenge } from "./dom.js";
+import { pagedTable } from "./table.js";
 
 // One word and one colour per outcome, on every tab (access.js BUCKETS uses the same).
 export const OUTCOMES = {
