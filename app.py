@@ -36,6 +36,7 @@ from records import Installation
 from resolvers.context import AdminCache
 from settings import Settings
 from store import Store
+from uninstall import Erasures
 from worker import Worker
 
 
@@ -68,6 +69,7 @@ def create_app(
     worker_policy = replace(policy, deadline_seconds=settings.job_step_seconds * 2)
 
     def worker_client(installation: Installation, token: str) -> Client:
+        """The worker acts through offline user tokens: only ``scopes.OFFLINE`` operations."""
         return Client(
             session,
             installation.api_base_url,
@@ -77,7 +79,7 @@ def create_app(
             sleep=metrics.metered(sleep),
             clock=clock,
             gate=gate,
-        )
+        ).offline()
 
     worker = None
     if settings.background_worker:
@@ -105,20 +107,23 @@ def create_app(
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.job_lease_seconds,
             step_seconds=settings.job_step_seconds,
-            chores=(dormancy.Sweeper(store).chore, personal_data.run_due),
+            chores=(dormancy.Sweeper(store).chore, personal_data.run_due, Erasures(store).run_due),
         )
+
+    def key_set(url: str) -> KeySet:
+        """Forge's keys at ``url``, the last good set shared through the store by every process."""
+        return KeySet(url, session=session, fresh_seconds=settings.jwks_cache_seconds, shelf=store)
+
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
     app.extensions["access_desk"] = Services(
         settings=settings,
         verifier=Verifier(
-            keys
-            or KeySet(
-                settings.jwks_url, session=session, fresh_seconds=settings.jwks_cache_seconds
-            ),
+            keys or key_set(settings.jwks_url),
             settings.app_id,
             settings.api_base_url_allowlist,
             leeway=settings.fit_leeway_seconds,
+            ic_keys={label: key_set(url) for label, url in settings.ic_jwks_urls},
         ),
         session=session,
         admins=AdminCache(settings.admin_cache_seconds, clock),

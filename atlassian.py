@@ -5,7 +5,8 @@ that installation's site. Tokens are cached in the store (encrypted) per (instal
 reused until 5 minutes before they expire; otherwise one is minted with Atlassian's GraphQL
 mutation ``offlineUserAuthToken`` (docs/platform.md, "Offline user token"), authorized by the
 installation's latest system token. ``renew`` drops a cached token that
-Confluence refused (401) and mints a fresh one.
+Confluence refused (401) and mints a fresh one; ``mint`` always mints one (``diagnose``: a cached
+token would not show whether the platform still grants them).
 
 The mutation's context ARI is unverified: the site form ``ari:cloud:confluence::site/<cloudId>``
 is tried first, then the workspace form ``ari:cloud:confluence:<cloudId>:workspace/<cloudId>``
@@ -158,6 +159,11 @@ class OfflineTokens:
         cached = self._store.offline_token(installation.installation_id, account_id)
         if cached is not None and cached[1] - REFRESH_MARGIN_SECONDS > self._clock():
             return cached[0]
+        return self._fresh(installation, account_id)
+
+    def mint(self, installation: Installation, account_id: str) -> str:
+        """A freshly minted token for ``account_id`` (cached for later use), never a cached one."""
+        self._guard(installation)
         return self._fresh(installation, account_id)
 
     def renew(self, installation: Installation, account_id: str) -> str:

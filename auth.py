@@ -16,19 +16,27 @@ key from Forge's JWKS. ``Verifier.verify`` accepts RS256 only and checks:
   ``API_BASE_URL_ALLOWLIST`` prefix, so no token is ever sent to a host we do not trust. The
   invocation carries the canonical form, so the URL checked is the URL used.
 
+Isolated Cloud: a FIT may carry an ``icLabel`` claim (at the top or in ``app``; where is unverified),
+and its keys are not Forge's usual JWKS. Such a FIT is verified against the key set configured for
+that label (``FORGE_IC_JWKS_URLS``), and refused with ``UnsupportedEnvironment`` (401
+``unsupported_environment``) when there is none; its label is read from the unverified payload only
+to pick the key set, then checked again in the verified claims.
+
 Forge's bridge sends the same FIT several times; a token that passed every check is remembered until
 it expires (at most ``CACHE_SIZE`` of them), so a repeat costs a dictionary look-up instead of a
 signature check.
 
 ``token_expiry`` reads when a system or user token Forge sent expires: its ``exp`` claim when it
 decodes as a JWT (read without verifying: it is Forge's token for Atlassian's APIs, not ours to check),
-otherwise ``FALLBACK_TOKEN_SECONDS`` (55 minutes, Atlassian's "valid for at least 55 minutes") after
-it was received.
+otherwise ``FALLBACK_TOKEN_SECONDS`` (2 hours: Atlassian documents system tokens as valid for at least
+2 hours, at most 4; docs/platform.md) after it was received.
 
 Errors::
 
     AuthError
      +-- InvalidToken       401 invalid_token: anything wrong with the FIT itself
+     +-- UnsupportedEnvironment  401 unsupported_environment: an Isolated Cloud FIT (icLabel)
+     |                      whose keys are not configured
      +-- UntrustedSite      403 untrusted_site: a valid FIT for an apiBaseUrl not on the allowlist
      +-- KeysUnavailable    503 keys_unavailable: the JWKS could not be fetched and no key is usable
 """
@@ -54,11 +62,13 @@ from urls import canonical_base
 FIT_ISSUER = "forge/invocation-token"
 CACHE_SIZE = 4096
 MAX_LIFETIME = 300  # seconds between a FIT's iat and exp
-FALLBACK_TOKEN_SECONDS = 55 * 60  # a system token that is not a JWT: Atlassian's minimum lifetime
+FALLBACK_TOKEN_SECONDS = 2 * 3600  # a token that is not a JWT: Atlassian's minimum lifetime
 MAX_TOKEN_SECONDS = 24 * 3600  # an exp further away than this is taken as this
 MAX_HEADER = 1024  # characters of the JOSE header segment; Forge's is about 100
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
+_LABEL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MAX_PAYLOAD = 16 * 1024  # characters of the claims segment read for an icLabel; Forge's is ~1.5 KB
 _REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud"]
 
 
@@ -68,6 +78,19 @@ class AuthError(Exception):
 
 class InvalidToken(AuthError):
     """The FIT is missing, malformed, wrongly signed, expired, or not meant for this app."""
+
+
+class UnsupportedEnvironment(AuthError):
+    """The FIT comes from an Isolated Cloud environment (``icLabel``) with no configured keys."""
+
+    def __init__(self, label: str) -> None:
+        shown = label if _LABEL.fullmatch(label) else "(unreadable)"
+        super().__init__(
+            f"This call comes from the Isolated Cloud environment {shown}, whose signing keys "
+            "Access Desk is not configured for: the operator adds "
+            f"{shown}=<its JWKS URL> to FORGE_IC_JWKS_URLS."
+        )
+        self.label = label
 
 
 class UntrustedSite(AuthError):
@@ -90,6 +113,7 @@ class Invocation:
     environment_id: str | None
     module_key: str | None
     site_url: str | None
+    ic_label: str | None = None  # Isolated Cloud environment, when the FIT names one
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Invocation:
@@ -120,6 +144,7 @@ class Invocation:
             environment_id=_str_or_none(environment.get("id")),
             module_key=_str_or_none(module.get("key")),
             site_url=_str_or_none(context.get("siteUrl")),
+            ic_label=ic_label(claims),
         )
 
 
@@ -172,8 +197,10 @@ class Verifier:
         *,
         leeway: float = 5.0,
         clock: Callable[[], float] = time.time,
+        ic_keys: Mapping[str, KeySet] | None = None,
     ) -> None:
         self._app_id = app_id
+        self._ic_keys = dict(ic_keys or {})
         self._app_uuid = app_id.rsplit("/", 1)[-1]
         self._allowlist = allowlist
         self._leeway = leeway
@@ -206,8 +233,15 @@ class Verifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("the token names no signing key")
+        label = ic_label(_unverified_claims(token))
+        keys = self._keys
+        if label is not None:
+            found = self._ic_keys.get(label)
+            if found is None:
+                raise UnsupportedEnvironment(label)
+            keys = found
         try:
-            key = self._keys.get(kid)
+            key = keys.get(kid)
         except NoKeys as exc:
             raise KeysUnavailable("Forge's signing keys could not be fetched") from exc
         except UnknownKid as exc:
@@ -232,6 +266,8 @@ class Verifier:
         if app_id not in (self._app_id, self._app_uuid):
             raise InvalidToken("the token's app.id is not this app")
         invocation = Invocation.from_claims(claims)
+        if invocation.ic_label != label:
+            raise InvalidToken("the token's icLabel is not the one it was verified for")
         if not (invocation.api_base_url + "/").startswith(self._allowlist):
             raise UntrustedSite("the token's site is not on API_BASE_URL_ALLOWLIST")
         return invocation, expires
@@ -257,6 +293,38 @@ def token_expiry(token: str | None, received_at: float) -> float | None:
     if expires is None:
         return fallback
     return min(expires, received_at + MAX_TOKEN_SECONDS)
+
+
+def ic_label(claims: Mapping[str, Any]) -> str | None:
+    """The Isolated Cloud label a FIT's claims carry (``icLabel`` at the top, else in ``app``;
+    where Forge puts it is unverified), or None."""
+    app = claims.get("app")
+    found = claims.get("icLabel")
+    if found is None and isinstance(app, dict):
+        found = app.get("icLabel")
+    if found is None or found == "":
+        return None
+    return str(found) if isinstance(found, str) else repr(found)
+
+
+def _unverified_claims(token: str) -> Mapping[str, Any]:
+    """The claims segment, read without any check, only to find an ``icLabel`` (``{}`` when it
+    names none or does not parse: the verification then says why). A label hidden from this
+    quick look (an escaped key) is caught after verification: the label must be the same."""
+    segment = token.split(".", 2)[1]
+    if len(segment) > MAX_PAYLOAD:
+        return {}
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (ValueError, binascii.Error):
+        return {}
+    if b"icLabel" not in raw:
+        return {}
+    try:
+        claims = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _number(value: object) -> float | None:

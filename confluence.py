@@ -25,13 +25,21 @@ at once with ``rate_limited`` and ``retry_after`` = the seconds until the window
 detail and the rate-limit headers as Confluence sent them (``Probe``).
 
 Failure reasons: ``rate_limited``, ``unavailable``, ``timeout``, ``connection_error``,
-``not_permitted`` (401/403/404), ``rejected: <detail>`` (400 and other 4xx),
-``upstream_error <status>`` (other statuses), ``bad_response`` (a 2xx body we cannot read).
+``api_disabled`` (a 503 WITHOUT ``Retry-After`` from the experimental email endpoints: Atlassian's
+OpenAPI document says "Returned if API is disabled on site"; never retried, since waiting does not
+help: ``API_DISABLED_HELP`` says what the site admin can do), ``not_permitted`` (401/403/404),
+``rejected: <detail>`` (400 and other 4xx), ``upstream_error <status>`` (other statuses),
+``bad_response`` (a 2xx body we cannot read).
+
+An ``offline()`` client (the background worker's and diagnose's offline token) makes only the
+operations ``scopes.OFFLINE`` lists: those whose scopes ``manifest.yml`` allows to impersonate
+(``allowImpersonation``); any other raises ``OfflineOperation`` before a request is sent.
 
 Errors::
 
     ConfluenceError
      +-- UntrustedHost    the api_base_url starts with none of the allowlisted prefixes
+     +-- OfflineOperation an offline client asked for an operation no impersonated scope covers
      +-- UpstreamError    a request failed for good: .reason, .status (None: no answer),
                           .retry_after
 
@@ -54,6 +62,7 @@ from urllib.parse import urlsplit
 import requests
 
 import metrics
+import scopes
 from costs import points
 from ratelimit import Gate, MemoryGate
 
@@ -63,6 +72,13 @@ T = TypeVar("T")
 API_ID_LIMIT = 250
 API_EMAIL_LIMIT = 100
 V2 = "/wiki/api/v2"
+API_DISABLED = "api_disabled"
+API_DISABLED_HELP = (
+    "api_disabled: Confluence answered 503 without Retry-After, which means its (experimental) "
+    "email API is disabled on this site; a site admin can ask Atlassian support to enable it, "
+    "then retry the job"
+)
+EMAIL_OPERATIONS = frozenset({"check_access", "invite"})
 
 
 class ConfluenceError(Exception):
@@ -71,6 +87,10 @@ class ConfluenceError(Exception):
 
 class UntrustedHost(ConfluenceError):
     """The api_base_url is not under an allowlisted prefix; no request was made."""
+
+
+class OfflineOperation(ConfluenceError):
+    """An offline client was asked for an operation outside ``scopes.OFFLINE``; nothing was sent."""
 
 
 class UpstreamError(ConfluenceError):
@@ -201,6 +221,7 @@ class Client:
         self._rng_lock = threading.Lock()
         self._deadline = clock() + policy.deadline_seconds
         self._background = False
+        self._offline = False
 
     def __repr__(self) -> str:
         return f"Client(api_base_url={self._key!r}, policy={self._policy!r})"
@@ -218,6 +239,20 @@ class Client:
         clone = copy.copy(self)
         clone._background = True
         return clone
+
+    def offline(self) -> Client:
+        """This client for an offline user token: only the operations ``scopes.OFFLINE`` lists,
+        whose scopes the manifest lets the app impersonate users with (see the module doc)."""
+        clone = copy.copy(self)
+        clone._offline = True
+        return clone
+
+    def _allowed(self, operation: str | None) -> None:
+        if self._offline and operation not in scopes.OFFLINE:
+            raise OfflineOperation(
+                f"{operation or 'this call'} is not made with an offline token: add it to "
+                "scopes.OFFLINE and allowImpersonation to its scope in manifest.yml"
+            )
 
     def lookup_users(
         self,
@@ -328,12 +363,16 @@ class Client:
             ),
         )
 
-    def probe(self, method: str, path: str, body: Any = None) -> Probe:
-        """One request to ``path`` (under the API base URL), without retries, for ``diagnose``.
+    def probe(
+        self, method: str, path: str, body: Any = None, *, operation: str | None = None
+    ) -> Probe:
+        """One request to ``path`` (under the API base URL), without retries, for ``diagnose``;
+        ``operation`` names it (``scopes.SCOPES``; an offline client needs it).
 
         A hold on the site is honoured (nothing is sent: ``reason`` ``rate_limited``), and the
         answer feeds the quota ledger as every call does (its headers, holds).
         """
+        self._allowed(operation)
         held = self._gate.wait_seconds(self._key)
         if held > 0:
             return Probe(None, reason="rate_limited", retry_after=held)
@@ -429,6 +468,7 @@ class Client:
         """The parsed JSON answer (None when empty) or ``UpstreamError`` once retries are spent.
 
         ``cost``: (operation, objects) for the points estimate (``costs.COSTS``)."""
+        self._allowed(cost[0])
         url = self._base + path
         pause = 0.0
         last: UpstreamError | None = None
@@ -485,6 +525,8 @@ class Client:
                 raise UpstreamError("bad_response", status=status) from None
             metrics.POINTS.inc(_spent(cost, answer))
             return answer
+        if status == 503 and cost[0] in EMAIL_OPERATIONS and "Retry-After" not in response.headers:
+            raise UpstreamError(API_DISABLED, status=status)
         if status in (429, 503):
             if status == 429:
                 metrics.RATE_LIMITED.inc()
@@ -498,7 +540,7 @@ class Client:
 
     def _retry_pause(self, error: UpstreamError, attempt: int, idempotent: bool) -> float | None:
         """Seconds to wait before retrying after ``error``, or None for no retry."""
-        if attempt >= self._policy.max_retries:
+        if attempt >= self._policy.max_retries or error.reason == API_DISABLED:
             return None
         if error.status in (429, 503) and error.retry_after is not None:
             return error.retry_after

@@ -5,8 +5,10 @@ answer into ``Outcomes`` (email -> (outcome, error)) and a ``Chunk``: a failure 
 (``TRANSIENT``: ``rate_limited``, ``unavailable``, ``timeout``, ``connection_error``) keeps its
 items pending and the longest such wait wins; with ``keep_401`` entries answered 401 stay pending
 too (the caller renews its token); any other failure is final for the item (``failed`` with the
-client's reason). The chunk also tells how the site stood: ``refused`` when every entry was
-answered 401/403/404 (``REFUSED``), ``answered`` when any got a real answer (``dormancy``).
+client's reason; for ``api_disabled``, ``confluence.API_DISABLED_HELP``, which says what the site
+admin can do, and the chunk is ``disabled``: the job then ends, since no later chunk can work).
+The chunk also tells how the site stood: ``refused`` when every entry was answered 401/403/404
+(``REFUSED``), ``answered`` when any got a real answer (``dormancy``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from confluence import Client, Failure
+from confluence import API_DISABLED, API_DISABLED_HELP, Client, Failure
 
 TRANSIENT = frozenset({"rate_limited", "unavailable", "timeout", "connection_error"})
 REFUSED = frozenset({401, 403, 404})
@@ -30,6 +32,7 @@ class Chunk:
     unauthorized: bool  # entries answered 401 were kept pending (``keep_401``)
     refused: bool  # every entry was answered 401/403/404
     answered: bool  # at least one entry got a real answer
+    disabled: bool = False  # the email API is disabled on the site (``api_disabled``)
 
 
 def check(client: Client, emails: Sequence[str], keep_401: bool) -> Chunk:
@@ -53,6 +56,7 @@ def _failures(
     so do 401s with ``keep_401``."""
     transient: Failure | None = None
     unauthorized = False
+    disabled = False
     refusals = 0
     for failure in failed:
         refusals += failure.status in REFUSED
@@ -61,6 +65,9 @@ def _failures(
                 transient = failure
         elif keep_401 and failure.status == 401:
             unauthorized = True
+        elif failure.error == API_DISABLED:
+            disabled = True
+            outcomes[failure.subject] = ("failed", API_DISABLED_HELP)
         else:
             outcomes[failure.subject] = ("failed", failure.error)
     answered = set(outcomes) | {f.subject for f in failed}
@@ -73,4 +80,5 @@ def _failures(
         unauthorized,
         refused=bool(emails) and refusals >= len(emails),
         answered=len(failed) < len(emails),
+        disabled=disabled,
     )

@@ -15,6 +15,11 @@ item (``failed`` with the client's reason). No new chunk starts when the slowest
 not fit in what is left of ``budget_seconds``. When nothing is left to do the job ends ``done`` (a
 dry run keeps would-be invites ``pending``) with one audit entry (``store.finish_job``).
 
+A chunk Confluence answers ``api_disabled`` (a 503 without ``Retry-After`` from the email
+endpoints: the API is disabled on the site) ends the job at once, ``failed``, every item left with
+``confluence.API_DISABLED_HELP`` as its error: it is reported once and not retried (a follow-up
+round is skipped instead).
+
 A job ends ``failed`` (its pending items too) when it cannot get on for ``give_up_seconds``
 (24 h) after it was created: transient failures all that time, no offline token for its admin (the
 items' error then carries the token exchange's reason), or no admin at all (a webhook job before
@@ -56,7 +61,7 @@ from collections.abc import Callable
 
 import dormancy
 import metrics
-from confluence import Client, Failure
+from confluence import API_DISABLED_HELP, Client, Failure
 from job_chunks import Chunk, check, invite
 from records import Job
 from store import Store
@@ -189,6 +194,10 @@ class JobRunner:
             ):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None
+            if chunk.disabled:  # no later chunk can work: reported once, not retried
+                finish(store, job, worker_id, "failed", API_DISABLED_HELP)
+                log.warning("job stopped: the email API is disabled", extra={"job": job.id})
+                return None
             noted = self._note_answer(job, chunk, answered)
             if noted is None:
                 return None  # dormant
@@ -229,6 +238,12 @@ class JobRunner:
                 email: outcome == "alreadyHasAccess"  # failed, invalid: not seen to have joined
                 for email, (outcome, _) in chunk.outcomes.items()
             }
+            if chunk.disabled:  # the email API is disabled: this round cannot be made
+                store.skip_follow_up(iid, job.id, worker_id)
+                log.warning(
+                    "job follow-up skipped: the email API is disabled", extra={"job": job.id}
+                )
+                return None
             if not store.record_joined(iid, job.id, worker_id, joined):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None

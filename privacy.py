@@ -15,7 +15,12 @@ it (``PersonalData.run_due``, a worker chore), one installation at a time under 
    (``Authorization: Bearer <the installation's system token>``) as ``{"accounts": [{"accountId",
    "updatedAt"}]}`` in batches of at most 90. 204: nothing changed. 200 ``{"accounts":
    [{"accountId", "status"}]}``: ``closed`` accounts are erased at once (``Store.erase_accounts``;
-   only ids of that batch); ``updated`` needs nothing, since no profile data is stored.
+   only ids of that batch); ``updated`` needs nothing, since no profile data is stored. The literal
+   id ``unknown`` (Atlassian: never report it) is never sent. An answer's ``Cycle-Period`` header
+   (the reporting cycle Atlassian asks for, followed instead of ``PERSONAL_DATA_REPORT_DAYS``) is
+   kept per installation: seconds, or an ISO 8601 duration (``P7D``, ``PT12H``; the format is not
+   settled by the docs, so both are read), between an hour and a year; one that does not parse is
+   ignored and the setting stands (``diagnose`` shows the cycle in use).
 
 The system token goes only to a URL on an ``API_BASE_URL_ALLOWLIST`` host. A failed report (no usable
 system token, HTTP error, timeout, unreadable answer) is recorded as the installation's
@@ -30,6 +35,7 @@ Errors::
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +54,11 @@ BATCH = 90  # Atlassian's limit of accounts per request
 DAY = 24 * 3600.0
 RETRY_SECONDS = 3600.0
 LEASE_SECONDS = 300.0
+NOT_AN_ACCOUNT = "unknown"  # Atlassian: never report the literal account id "unknown"
+CYCLE_BOUNDS = (3600.0, 365 * DAY)
+_DURATION = re.compile(
+    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?"
+)
 
 
 class ReportError(Exception):
@@ -66,6 +77,7 @@ class Report:
     requests: int
     closed: tuple[str, ...]
     updated: tuple[str, ...]
+    cycle_seconds: float | None = None  # the last Cycle-Period the API answered, when it did
 
 
 class PersonalData:
@@ -112,7 +124,9 @@ class PersonalData:
         self.apply_retention(installation_id)
         health = self._store.installation_health(installation_id)
         last = health.last_report_at if health is not None else None
-        if last is not None and self._store.now() - last < self._report_seconds:
+        cycle = health.report_cycle_seconds if health is not None else None
+        every = self._report_seconds if cycle is None else cycle
+        if last is not None and self._store.now() - last < every:
             self._store.finish_privacy_duty(
                 installation_id, self._worker_id, housekept=True, reported=False
             )
@@ -134,7 +148,11 @@ class PersonalData:
             )
             return None
         self._store.finish_privacy_duty(
-            installation_id, self._worker_id, housekept=True, reported=True
+            installation_id,
+            self._worker_id,
+            housekept=True,
+            reported=True,
+            cycle_seconds=report.cycle_seconds,
         )
         log.info(
             "personal data reported",
@@ -158,23 +176,32 @@ class PersonalData:
             raise ReportError("PERSONAL_DATA_URL is not on an API_BASE_URL_ALLOWLIST host")
         installation = self._store.installation(installation_id)
         token = usable_system_token(installation, self._store.now(), ReportError)
-        accounts = self._store.personal_data_accounts(installation_id)
+        accounts = [
+            (a, at)
+            for a, at in self._store.personal_data_accounts(installation_id)
+            if a.strip().lower() != NOT_AN_ACCOUNT
+        ]
         closed: list[str] = []
         updated: list[str] = []
         requests_made = 0
+        cycle: float | None = None
         for start in range(0, len(accounts), BATCH):
             batch = accounts[start : start + BATCH]
             requests_made += 1
-            statuses = self._post(token, batch)
+            statuses, asked = self._post(token, batch)
+            cycle = asked if asked is not None else cycle
             gone = [a for a, s in statuses.items() if s == "closed"]
             if gone:
                 self._store.erase_accounts(installation_id, gone)
                 closed.extend(gone)
             updated.extend(a for a, s in statuses.items() if s == "updated")
-        return Report(len(accounts), requests_made, tuple(closed), tuple(updated))
+        return Report(len(accounts), requests_made, tuple(closed), tuple(updated), cycle)
 
-    def _post(self, token: str, batch: Sequence[tuple[str, float]]) -> dict[str, str]:
-        """One request; the statuses Atlassian gave, only for ids of ``batch``."""
+    def _post(
+        self, token: str, batch: Sequence[tuple[str, float]]
+    ) -> tuple[dict[str, str], float | None]:
+        """One request; the statuses Atlassian gave (only for ids of ``batch``) and the
+        ``Cycle-Period`` it asked for (None: none, or not readable)."""
         body = {"accounts": [{"accountId": a, "updatedAt": iso(at)} for a, at in batch]}
         response = post_as_app(
             self._session,
@@ -185,8 +212,9 @@ class PersonalData:
             what="the personal data report",
             error=ReportError,
         )
+        cycle = cycle_seconds(response.headers.get("Cycle-Period"))
         if response.status_code == 204:
-            return {}
+            return {}, cycle
         if response.status_code != 200:
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             raise ReportError(
@@ -197,7 +225,27 @@ class PersonalData:
             answer: Any = response.json()
         except ValueError:
             raise ReportError("the personal data report answered no JSON") from None
-        return _statuses(answer, {a for a, _ in batch})
+        return _statuses(answer, {a for a, _ in batch}), cycle
+
+
+def cycle_seconds(value: str | None) -> float | None:
+    """A ``Cycle-Period`` header in seconds (whole seconds, or an ISO 8601 duration such as
+    ``P7D``), kept between an hour and a year; None when absent or not readable."""
+    text = (value or "").strip().upper()
+    if not text:
+        return None
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        found = _DURATION.fullmatch(text)
+        if found is None or not any(found.groupdict().values()):
+            return None
+        units = {"w": 7 * DAY, "d": DAY, "h": 3600.0, "m": 60.0, "s": 1.0}
+        seconds = sum(float(n) * units[k] for k, n in found.groupdict().items() if n)
+    if seconds <= 0:
+        return None
+    low, high = CYCLE_BOUNDS
+    return min(max(seconds, low), high)
 
 
 def _statuses(answer: Any, sent: set[str]) -> dict[str, str]:

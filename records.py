@@ -210,6 +210,7 @@ class InstallationHealth:
     report_error_at: float | None
     duty_due_at: float | None
     housekept_at: float | None
+    report_cycle_seconds: float | None = None  # the Cycle-Period the reporting API asked for
 
     @property
     def dormant(self) -> bool:

@@ -10,8 +10,8 @@ Checks beyond parsing, made by ``from_env`` and again when a ``Settings`` is bui
 - ``API_BASE_URL_ALLOWLIST`` prefixes are kept in canonical form (``urls.canonical_base``: scheme
   and host lowercased, default port dropped) and each ends with ``/``;
 - no ``http://`` URL where tokens or signing keys travel (``API_BASE_URL_ALLOWLIST``,
-  ``GRAPHQL_URL``, ``FORGE_JWKS_URL``, ``PERSONAL_DATA_URL``) unless ``ALLOW_HTTP=1``, which
-  ``./dev`` and the tests set for the simulator on loopback.
+  ``GRAPHQL_URL``, ``FORGE_JWKS_URL``, ``FORGE_IC_JWKS_URLS``, ``PERSONAL_DATA_URL``) unless
+  ``ALLOW_HTTP=1``, which ``./dev`` and the tests set for the simulator on loopback.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ class Settings:
     app_id: str
     secret_key: str
     jwks_url: str = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
+    # Isolated Cloud: (icLabel, JWKS URL) pairs; a FIT with another icLabel is refused
+    ic_jwks_urls: tuple[tuple[str, str], ...] = ()
     api_base_url_allowlist: tuple[str, ...] = ("https://api.atlassian.com/",)
     graphql_url: str = "https://api.atlassian.com/graphql"
     database_url: str = "sqlite:///var/access-desk.sqlite3"
@@ -78,6 +80,7 @@ class Settings:
             API_BASE_URL_ALLOWLIST=self.api_base_url_allowlist,
             GRAPHQL_URL=(self.graphql_url,),
             FORGE_JWKS_URL=(self.jwks_url,),
+            FORGE_IC_JWKS_URLS=tuple(url for _, url in self.ic_jwks_urls),
             PERSONAL_DATA_URL=(self.personal_data_url,),
         )
         if problems:
@@ -128,6 +131,7 @@ class Settings:
             API_BASE_URL_ALLOWLIST=current("api_base_url_allowlist"),
             GRAPHQL_URL=(current("graphql_url"),),
             FORGE_JWKS_URL=(current("jwks_url"),),
+            FORGE_IC_JWKS_URLS=tuple(url for _, url in current("ic_jwks_urls")),
             PERSONAL_DATA_URL=(current("personal_data_url"),),
         )
         if problems:
@@ -188,6 +192,25 @@ def _allowlist(raw: str) -> tuple[str, ...]:
     return tuple(canonical)
 
 
+IC_LABEL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _labelled_urls(raw: str) -> tuple[tuple[str, str], ...]:
+    """Comma-separated ``label=URL`` pairs (Isolated Cloud labels and their JWKS URLs)."""
+    pairs: dict[str, str] = {}
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        label, sep, url = part.partition("=")
+        label, url = label.strip(), url.strip()
+        if not sep or not IC_LABEL.fullmatch(label):
+            raise ValueError(
+                f"{part!r} must be label=URL (a label of letters, digits, '.', '_' or '-')"
+            )
+        if label in pairs:
+            raise ValueError(f"label {label!r} is given twice")
+        pairs[label] = _url(url)
+    return tuple(pairs.items())
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
         value = kind(raw)
@@ -239,6 +262,7 @@ def _non_negative_int(raw: str) -> int:
 # (field, environment variable, parser) for everything with a default.
 _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("jwks_url", "FORGE_JWKS_URL", _url),
+    ("ic_jwks_urls", "FORGE_IC_JWKS_URLS", _labelled_urls),
     ("api_base_url_allowlist", "API_BASE_URL_ALLOWLIST", _allowlist),
     ("graphql_url", "GRAPHQL_URL", _url),
     ("database_url", "DATABASE_URL", str),

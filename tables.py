@@ -44,6 +44,15 @@ installations = sa.Table(
     sa.Column("report_error_at", _TIME, nullable=True),
     sa.Column("housekept_at", _TIME, nullable=True),
     sa.Column("retention_until", _TIME, nullable=True),
+    # uninstall and the reporting cycle (migration 0007): Forge's preUninstall trigger came, the
+    # erasure of the installation's personal data (queued, leased, done), and the Cycle-Period
+    # the personal data reporting API last asked for
+    sa.Column("uninstalled_at", _TIME, nullable=True),
+    sa.Column("erase_due_at", _TIME, nullable=True),
+    sa.Column("erase_lease_owner", _ACCOUNT, nullable=True),
+    sa.Column("erase_lease_until", _TIME, nullable=True),
+    sa.Column("erased_at", _TIME, nullable=True),
+    sa.Column("report_cycle_seconds", _TIME, nullable=True),
     sa.UniqueConstraint("uuid", name="uq_installations_uuid"),
 )
 offline_tokens = sa.Table(
@@ -181,4 +190,13 @@ lookup_cache = sa.Table(
     sa.Column("cached_at", _TIME, nullable=False),
     sa.Index("ix_lookup_cache_cached_at", "cached_at"),
     sa.Index("ix_lookup_cache_account", "installation_id", "account_id"),
+)
+# Forge's signing keys (migration 0007): the last good JWKS of each key URL and when it was fetched,
+# shared by every server process and instance (keys.KeySet); not tenant data.
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("url", sa.String(1024), primary_key=True),
+    sa.Column("jwks", sa.Text(), nullable=False),
+    sa.Column("fetched_at", _TIME, nullable=False),
 )

@@ -60,9 +60,13 @@ def verified() -> Invocation:
 
 def remember_installation(invocation: Invocation) -> None:
     """Store the installation and the system token Forge sent (expiring per ``auth.token_expiry``);
-    a dormant installation wakes up (a verified invocation is the sign it is in use again)."""
+    a dormant installation wakes up (a verified invocation is the sign it is in use again). An
+    uninstalled installation gets no token (only an ``installed`` event revives it:
+    ``store.uninstalls``)."""
     token = strip_bearer(request.headers.get("x-forge-oauth-system"))
     store = services().store
+    if token is not None and store.is_uninstalled(invocation.installation_id):
+        token = None
     store.upsert_installation(
         invocation.installation_id,
         cloud_id=invocation.cloud_id,

@@ -15,7 +15,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from auth import InvalidToken, KeysUnavailable, UntrustedSite
+from auth import InvalidToken, KeysUnavailable, UnsupportedEnvironment, UntrustedSite
 from jobs import JobNotFound
 from resolvers.context import (
     BadInput,
@@ -50,6 +50,7 @@ class Busy(ResolverError):
 
 ERRORS: dict[type[Exception], tuple[int, str]] = {
     InvalidToken: (401, "invalid_token"),
+    UnsupportedEnvironment: (401, "unsupported_environment"),
     UntrustedSite: (403, "untrusted_site"),
     KeysUnavailable: (503, "keys_unavailable"),
     InvalidSignature: (401, "invalid_signature"),

@@ -1,20 +1,28 @@
-"""``POST /forge/lifecycle`` and ``POST /forge/scheduled``: Forge's trigger calls.
+"""``POST /forge/lifecycle``, ``POST /forge/scheduled`` and ``POST /forge/uninstall``: Forge's
+trigger calls.
 
-Both accept only trigger invocations: a verified FIT that names no ``principal`` (every UI call names
-one: the UI endpoint has no route, so a panel could ``invokeRemote`` these paths) and whose
+All three accept only trigger invocations: a verified FIT that names no ``principal`` (every UI call
+names one: the UI endpoint has no route, so a panel could ``invokeRemote`` these paths) and whose
 ``app.module.key`` is the route's own trigger module from ``manifest.yml`` or the endpoint module that
 trigger routes to (which of the two Forge names is not settled by its docs). Anything else is refused
 with 403 ``not_allowed`` before anything is written.
 
-Both then take the tenant from the FIT (never from the body, which may or may not be wrapped in
-``payload``), store the installation with its fresh system token, and answer 200 at once: the work
-itself (jobs) is done by the background worker. Both are idempotent under Forge's redeliveries.
-A lifecycle event leaves one audit entry (not for redeliveries): actor ``forge``, the installing (or
-upgrading) account as its subject when the body names a well-formed account id.
+They take the tenant from the FIT (never from the body, which may or may not be wrapped in
+``payload``) and answer 200 at once: the work itself (jobs, erasure) is done by the background
+worker. All are idempotent under Forge's redeliveries.
+
+- lifecycle and scheduled store the installation with its fresh system token. A lifecycle event
+  leaves one audit entry (not for redeliveries): actor ``forge``, the installing (or upgrading)
+  account as its subject when the body names a well-formed account id. An ``installed`` event
+  after an uninstall starts the installation afresh (``store.reinstall``);
+- uninstall (the manifest's ``preUninstall`` module: an admin uninstalls the app; Forge goes on
+  whatever it answers) stores nothing Forge sent: it stops the installation (``store.uninstall``:
+  tokens and webhook secret dropped, jobs cancelled, its personal data queued for erasure).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -25,6 +33,7 @@ from handlers import json_body, remember_installation, services, verified
 from resolvers.context import BadInput, NotAllowed
 
 bp = Blueprint("forge", __name__)
+log = logging.getLogger(__name__)
 
 # The trigger modules of manifest.yml (tests/unit/test_manifest.py checks they match it). Which key a
 # trigger's FIT names in ``app.module.key`` is not settled by Atlassian's docs (the trigger module's,
@@ -34,6 +43,8 @@ LIFECYCLE_TRIGGER_KEY = "access-desk-lifecycle-events"
 LIFECYCLE_ENDPOINT_KEY = "access-desk-lifecycle"
 SCHEDULED_TRIGGER_KEY = "access-desk-hourly"
 SCHEDULED_ENDPOINT_KEY = "access-desk-scheduled"
+UNINSTALL_TRIGGER_KEY = "access-desk-pre-uninstall"
+UNINSTALL_ENDPOINT_KEY = "access-desk-uninstall"
 EVENTS = {"avi:forge:installed:app": "installed", "avi:forge:upgraded:app": "upgraded"}
 # Atlassian account ids: "557058:<uuid>", 24 hex digits, "qm:<uuid>:<uuid>" and the like.
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
@@ -41,13 +52,16 @@ _ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 
 @bp.post("/forge/lifecycle")
 def lifecycle() -> Response:
-    invocation = _trigger_invocation(LIFECYCLE_TRIGGER_KEY, LIFECYCLE_ENDPOINT_KEY)
+    invocation = _trigger_only(LIFECYCLE_TRIGGER_KEY, LIFECYCLE_ENDPOINT_KEY)
     body = _body()
     event = body.get("payload") if isinstance(body.get("payload"), dict) else body
     assert isinstance(event, dict)
     action = EVENTS.get(str(event.get("eventType", "")), "")
     if not action:  # no eventType is documented: the account field tells the two events apart
         action = "upgraded" if "upgraderAccountId" in event else "installed"
+    if action == "installed" and services().store.reinstall(invocation.installation_id):
+        log.info("installation installed again after an uninstall")
+    remember_installation(invocation)
     if not (event.get("retryContext") or body.get("retryContext")):
         account = event.get("installerAccountId") or event.get("upgraderAccountId")
         services().store.add_audit(
@@ -74,13 +88,31 @@ def scheduled() -> Response:
     return jsonify({"status": "ok"})
 
 
+@bp.post("/forge/uninstall")
+def uninstall() -> Response:
+    invocation = _trigger_only(UNINSTALL_TRIGGER_KEY, UNINSTALL_ENDPOINT_KEY)
+    cancelled = services().store.uninstall(invocation.installation_id)
+    log.info(
+        "installation uninstalled",
+        extra={"known": cancelled is not None, "jobsCancelled": cancelled or 0},
+    )
+    return jsonify({"status": "ok"})
+
+
 def _trigger_invocation(*module_keys: str) -> Invocation:
     """The verified FIT of a trigger call naming one of ``module_keys``, its installation stored;
     raises ``NotAllowed`` (nothing stored) for a user's call or another module's."""
+    invocation = _trigger_only(*module_keys)
+    remember_installation(invocation)
+    return invocation
+
+
+def _trigger_only(*module_keys: str) -> Invocation:
+    """The verified FIT of a trigger call naming one of ``module_keys`` (nothing stored); raises
+    ``NotAllowed`` for a user's call or another module's."""
     invocation = verified()
     if invocation.principal is not None or invocation.module_key not in module_keys:
         raise NotAllowed("Only Forge's trigger for this route may call it.")
-    remember_installation(invocation)
     return invocation
 
 

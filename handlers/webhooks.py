@@ -6,7 +6,8 @@ and the previous secret still verifies for a while after a rotation. Every failu
 malformed headers, a stale timestamp (over 5 minutes off), a wrong signature, an unknown installation,
 no secret set — gets the same 401 ``invalid_signature``, so nothing is revealed; and it takes as long:
 one query for the installation's webhook secrets, which alone are decrypted (stand-ins where there
-are none), and always two signature checks.
+are none), and always two signature checks. An uninstalled installation (Forge's preUninstall
+trigger, docs/contract.md §7) has no webhook any more: 404 ``not_found``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from handlers import json_body, services
 from handlers.errors import InvalidSignature, PayloadTooLarge
-from resolvers.context import BadInput
+from resolvers.context import BadInput, NotFound
 from resolvers.webhooks import queue_invite
 
 bp = Blueprint("webhooks", __name__)
@@ -47,12 +48,14 @@ def receive(installation_uuid: str) -> tuple[Response, int]:
     if len(body) > MAX_BODY:
         raise PayloadTooLarge("The webhook body is larger than 1 MiB.")
     store = services().store
-    installation_id, secrets = store.webhook_secrets_by_uuid(installation_uuid)
+    installation_id, secrets, uninstalled = store.webhook_target(installation_uuid)
     webhook_id = request.headers.get("webhook-id", "")
     timestamp = request.headers.get("webhook-timestamp", "")
     signature = request.headers.get("webhook-signature", "")
     checked = secrets + [_NO_SECRET] * (2 - len(secrets))  # always two HMACs, known or not
     ok = verified(checked, webhook_id, timestamp, signature, body, now=time.time())
+    if uninstalled:
+        raise NotFound("This installation was uninstalled: its webhook is gone.")
     if installation_id is None or not secrets or not ok:
         raise InvalidSignature("The webhook signature could not be verified.")
     payload = json_body(body)

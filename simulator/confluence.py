@@ -4,7 +4,14 @@
 Every call needs ``Authorization: Bearer <token>`` issued for the installation owning that cloudId:
 missing, unknown, expired or other-site tokens get 401. The app's system token acts as the app
 itself (it may call everything; ``user/current`` answers an app account). External collaborators
-get 404 from all three v2 endpoints. ``site.api_disabled`` makes the email endpoints answer 503.
+get 404 from all three v2 endpoints. ``site.api_disabled`` makes the email endpoints answer 503
+without ``Retry-After`` (Atlassian's OpenAPI document: "Returned if API is disabled on site").
+
+Each endpoint needs its scope (``ENDPOINT_SCOPES``, from docs/platform.md). An offline user token
+(minted by the gateway: impersonation) is refused on an endpoint whose scope the deployed manifest
+does not flag ``allowImpersonation: true`` (``platform.impersonation``) with the gateway's
+missing-scope answer, 401 ``{"code": 401, "message": "Unauthorized; scope does not match"}`` (which
+answer a real site gives is unverified).
 
 When ``platform.meter`` is on, each answer to a known installation is metered (``simulator.quota``):
 it spends points of the installation's pool and carries the rate-limit headers, or is refused with
@@ -19,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
-from simulator.edge import Call, answer, error, json_response
+from simulator.edge import SCOPE_MISMATCH, Call, answer, error, json_response
 from simulator.quota import Refusal
 from simulator.site import Site, is_valid_email
 
@@ -29,6 +36,12 @@ if TYPE_CHECKING:
 BASE = "/ex/confluence/<cloud_id>/wiki"
 MAX_IDS = 250
 MAX_EMAILS = 100
+ENDPOINT_SCOPES = {
+    "users-bulk": "read:user:confluence",
+    "check-access": "read:configuration:confluence",
+    "invite": "read:configuration:confluence",
+    "user-current": "read:content-details:confluence",
+}
 
 
 def _strings(call: Call, key: str, limit: int) -> list[str] | Response:
@@ -56,11 +69,14 @@ def _unique(values: list[str], fold: bool) -> list[str]:
 def make_confluence_blueprint(platform: Platform) -> Blueprint:
     bp = Blueprint("simulated_confluence", __name__)
 
-    def site_of(cloud_id: str, call: Call) -> tuple[Installation, str] | Response:
-        """The installation and caller (account id or "system"), or a 401 answer."""
+    def site_of(cloud_id: str, call: Call, endpoint: str) -> tuple[Installation, str] | Response:
+        """The installation and caller (account id or "system"), or a 401 answer (an offline
+        token on an endpoint whose scope does not allow impersonation included)."""
         inst = platform.installation_for_cloud(cloud_id)
         if call.grant is None or inst is None or call.grant.installation_id != inst.id:
             return error(401, "The token is missing, unknown, expired or not valid for this site.")
+        if call.grant.offline and ENDPOINT_SCOPES[endpoint] not in platform.impersonation:
+            return json_response({"code": 401, "message": SCOPE_MISMATCH}, 401)
         return inst, call.grant.account_id
 
     def external(site: Site, caller: str) -> bool:
@@ -69,7 +85,7 @@ def make_confluence_blueprint(platform: Platform) -> Blueprint:
     @bp.post(f"{BASE}/api/v2/users-bulk")
     def users_bulk(cloud_id: str) -> Response:
         def handle(call: Call) -> Response:
-            found = site_of(cloud_id, call)
+            found = site_of(cloud_id, call, "users-bulk")
             if isinstance(found, Response):
                 return found
             inst, caller = found
@@ -88,7 +104,7 @@ def make_confluence_blueprint(platform: Platform) -> Blueprint:
 
     def email_endpoint(cloud_id: str, endpoint: str) -> Response:
         def handle(call: Call) -> Response:
-            found = site_of(cloud_id, call)
+            found = site_of(cloud_id, call, endpoint)
             if isinstance(found, Response):
                 return found
             inst, caller = found
@@ -118,7 +134,7 @@ def make_confluence_blueprint(platform: Platform) -> Blueprint:
     @bp.get(f"{BASE}/rest/api/user/current")
     def user_current(cloud_id: str) -> Response:
         def handle(call: Call) -> Response:
-            found = site_of(cloud_id, call)
+            found = site_of(cloud_id, call, "user-current")
             if isinstance(found, Response):
                 return found
             inst, caller = found

@@ -2,14 +2,18 @@
 
 - ``GET /state``: URLs, installations (ids, cloudIds, apiBaseUrls) and a summary of each site;
 - ``POST /installations``: add a tenant; answers its entry as in ``/state``;
-- ``POST /tokens`` ``{"installationId"?, "accountId"?, "lifetime"?}``: ``{"fit", "userToken",
-  "systemToken", "headers"}`` (``userToken`` is null without an account);
+- ``POST /tokens`` ``{"installationId"?, "accountId"?, "lifetime"?, "icLabel"?}``: ``{"fit",
+  "userToken", "systemToken", "headers"}`` (``userToken`` is null without an account; with
+  ``icLabel``, the FIT of that Isolated Cloud environment, signed by its own keys published at
+  ``/ic/<label>/.well-known/jwks.json``);
 - ``POST /faults`` ``{"endpoint", "kind", "times"?, "retryAfter"?, "delayMs"?, "headers"?}``,
   ``GET /faults``, ``DELETE /faults``;
 - ``PUT /latency`` ``{"ms"}``;
-- ``PUT /switches`` ``{"nearLimit"?, "apiDisabled"?, "installationId"?, "contextAri"?}``
-  (``contextAri``: which offline token context ARI form the gateway accepts, see
-  ``simulator.gateway``);
+- ``PUT /switches`` ``{"nearLimit"?, "apiDisabled"?, "installationId"?, "contextAri"?,
+  "impersonation"?}`` (``apiDisabled``: the site's email API answers 503 without Retry-After;
+  ``contextAri``: which offline token context ARI form the gateway accepts, see
+  ``simulator.gateway``; ``impersonation``: the scopes the deployed manifest allows to impersonate
+  users with, a list; ``[]`` refuses every offline token, see ``simulator.manifest``);
 - ``GET /requests`` (account ids only, never tokens), ``DELETE /requests``;
 - ``GET /quota``: the points meter (``simulator.quota``): its quota (null when off), each pool
   now, points spent / requests charged / 429s sent per installation and in total;
@@ -108,6 +112,7 @@ def make_control_blueprint(platform: Platform) -> Blueprint:
                 "latencyMs": round(platform.latency * 1000, 3),
                 "nearLimit": platform.near_limit,
                 "contextAri": platform.context_ari,
+                "impersonation": sorted(platform.impersonation),
                 "personalDataUrl": platform.personal_data_url,
                 "installations": [describe(i) for i in platform.installations],
                 "faults": [f.to_json() for f in platform.faults.pending()],
@@ -127,7 +132,13 @@ def make_control_blueprint(platform: Platform) -> Blueprint:
         if account is not None and not isinstance(account, str):
             raise BadInput("'accountId' must be a string.")
         lifetime = int(_number(body, "lifetime", 25) or 25)
+        label = body.get("icLabel")
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise BadInput("'icLabel' must be a non-empty string.")
         headers = platform.invocation_headers(inst, account, lifetime=lifetime)
+        if label is not None:
+            fit = platform.mint_fit(inst, account, lifetime=lifetime, ic_label=label)
+            headers["authorization"] = f"Bearer {fit}"
         return json_response(
             {
                 "fit": headers["authorization"].removeprefix("Bearer "),
@@ -187,7 +198,18 @@ def make_control_blueprint(platform: Platform) -> Blueprint:
             if body["contextAri"] not in CONTEXT_ARI_MODES:
                 raise BadInput(f"'contextAri' must be one of {CONTEXT_ARI_MODES}.")
             platform.context_ari = body["contextAri"]
-        return json_response({"nearLimit": platform.near_limit, "contextAri": platform.context_ari})
+        if "impersonation" in body:
+            scopes = body["impersonation"]
+            if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+                raise BadInput("'impersonation' must be a list of scopes.")
+            platform.impersonation = frozenset(scopes)
+        return json_response(
+            {
+                "nearLimit": platform.near_limit,
+                "contextAri": platform.context_ari,
+                "impersonation": sorted(platform.impersonation),
+            }
+        )
 
     @bp.get("/quota")
     def quota() -> Response:

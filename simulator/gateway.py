@@ -7,6 +7,12 @@ and ``input.userId`` (a non-closed account of that site); it answers a fresh use
 user with ``ttl`` = ``platform.offline_ttl`` seconds. A wrong site or unknown user gives
 ``success: false`` with ``errors``. A query without that mutation gets GraphQL ``errors``.
 
+Offline user impersonation must be allowed by the deployed manifest (``platform.impersonation``, the
+scopes ``manifest.yml`` flags ``allowImpersonation: true``, read by ``simulator.manifest``): with no
+such scope the mint fails (``success: false``, ``IMPERSONATION_REFUSED``; the real wording is
+unverified), and the tokens it mints are offline grants, which Confluence refuses on an endpoint
+whose scope is not flagged (``simulator.confluence``).
+
 Which form works is unverified on the real platform, so ``platform.context_ari`` picks one of
 ``CONTEXT_ARI_MODES``: ``any`` (both forms work; the default), ``site`` or ``workspace`` (only
 that form works), ``none`` (neither). A refused form fails as a developer-community thread reports
@@ -28,6 +34,9 @@ if TYPE_CHECKING:
 SITE_ARI = "ari:cloud:confluence::site/"
 CONTEXT_ARI_MODES = ("any", "site", "workspace", "none")
 REFUSED_CONTEXT = "Could not load permissions for app user"
+IMPERSONATION_REFUSED = (
+    "The app is not allowed to impersonate users: no scope has allowImpersonation (simulated)"
+)
 
 
 def context_form(contexts: Any, cloud_id: str) -> str | None:
@@ -79,11 +88,13 @@ def make_gateway_blueprint(platform: Platform) -> Blueprint:
             return _failure("contextIds must name this installation's site.")
         if platform.context_ari not in ("any", form):
             return _failure(REFUSED_CONTEXT)
+        if not platform.impersonation:
+            return _failure(IMPERSONATION_REFUSED)
         user = inst.site.users.get(user_id) if isinstance(user_id, str) else None
         if user is None or user["accountStatus"] == "closed":
             return _failure("Unknown user for this site.")
         ttl = platform.offline_ttl
-        token = platform.tokens.issue(inst.id, user["accountId"], ttl)
+        token = platform.tokens.issue(inst.id, user["accountId"], ttl, offline=True)
         return {"success": True, "errors": None, "authToken": {"token": token, "ttl": ttl}}
 
     @bp.post("/graphql")

@@ -10,6 +10,13 @@ faults work before and after serving. The Flask app also mounts the control API 
 when ``simulator.host`` is present, the admin page host (``/``) that calls ``remote_url``.
 ``quota`` turns on the points meter of the simulated Confluence (``meter``, see ``simulator.quota``;
 off by default); ``quota_clock`` is its clock (seconds since the epoch), for tests.
+
+Platform facts it plays (docs/platform.md): user and system tokens live 2 to 4 hours (their JWT
+``exp``; ``token_ttl`` picks one in that range for each token); offline tokens are refused unless
+the deployed manifest allows impersonation (``impersonation``: the scopes ``manifest.yml`` flags
+``allowImpersonation: true``, read by ``simulator.manifest`` unless given); Isolated Cloud
+environments (``ic_keys``: a label's own signing keys, published at ``ic_jwks_url(label)``) sign
+FITs that carry an ``icLabel`` claim (``mint_fit(ic_label=...)``).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +36,13 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from simulator import forge
 from simulator.faults import Faults
 from simulator.journal import Journal, RequestRecord
+from simulator.manifest import impersonation_scopes
 from simulator.privacy import AccountReports
 from simulator.quota import Meter, Quota
 from simulator.site import Site, rng_uuid
 from simulator.tokens import SYSTEM, TokenBook
+
+TOKEN_TTL = (2 * 3600.0, 4 * 3600.0)  # Atlassian: valid for at least ~2, at most ~4 hours
 
 
 @dataclass(eq=False)
@@ -93,6 +103,7 @@ class Platform:
         remote_url: str | None = None,
         quota: Quota | None = None,
         quota_clock: Callable[[], float] = time.time,
+        impersonation: Iterable[str] | None = None,
     ) -> None:
         self.app_id = app_id
         self.seed_users = seed_users if seed else 0
@@ -107,11 +118,18 @@ class Platform:
         self.url = ""
         self.app_account_id = f"557058:{app_id.rsplit('/', 1)[-1]}"
         self.keys = forge.SigningKeys()
+        self.ic_keys: dict[str, forge.SigningKeys] = {}  # Isolated Cloud label -> its keys
+        # scopes the deployed manifest lets the app impersonate users with
+        self.impersonation: frozenset[str] = (
+            impersonation_scopes() if impersonation is None else frozenset(impersonation)
+        )
+        self._ttl_rng = random.Random()
         self.tokens = TokenBook()
         self.faults = Faults()
         self.journal = Journal()
         self.meter = Meter(quota, quota_clock)
         self.installations: list[Installation] = []
+        self.uninstalled: set[str] = set()  # installations uninstalled since their installed event
         self._lock = threading.Lock()
         self._sequence = itertools.count()
         self.installation = self.add_installation()
@@ -140,11 +158,15 @@ class Platform:
 
     # -- tokens --------------------------------------------------------------------------------
 
-    def user_token(self, inst: Installation, account_id: str, ttl: float = 3600) -> str:
-        return self.tokens.issue(inst.id, account_id, ttl)
+    def token_ttl(self) -> float:
+        """A token lifetime as Atlassian documents them: between 2 and 4 hours."""
+        return self._ttl_rng.uniform(*TOKEN_TTL)
 
-    def system_token(self, inst: Installation, ttl: float = 3600) -> str:
-        return self.tokens.issue(inst.id, SYSTEM, ttl)
+    def user_token(self, inst: Installation, account_id: str, ttl: float | None = None) -> str:
+        return self.tokens.issue(inst.id, account_id, self.token_ttl() if ttl is None else ttl)
+
+    def system_token(self, inst: Installation, ttl: float | None = None) -> str:
+        return self.tokens.issue(inst.id, SYSTEM, self.token_ttl() if ttl is None else ttl)
 
     def new_key(self) -> rsa.RSAPrivateKey:
         """An RSA private key that is not in the JWKS (for forged tokens)."""
@@ -165,8 +187,11 @@ class Platform:
         headers: dict[str, Any] | None = None,
         key: rsa.RSAPrivateKey | bytes | None = None,
         algorithm: str = "RS256",
+        ic_label: str | None = None,
     ) -> str:
-        """A FIT for ``inst`` (and ``account_id`` as principal); see ``simulator.forge``."""
+        """A FIT for ``inst`` (and ``account_id`` as principal); see ``simulator.forge``. With
+        ``ic_label``, a FIT of that Isolated Cloud environment: an ``icLabel`` claim, signed
+        with the label's own keys (made on first use)."""
         base = forge.fit_claims(
             app_id=self.app_id,
             installation_id=inst.id,
@@ -179,7 +204,11 @@ class Platform:
             lifetime=lifetime,
             module_type=module_type,
         )
-        kid, current = self.keys.current
+        keys = self.keys
+        if ic_label is not None:
+            keys = self.ic_signing_keys(ic_label)
+            base["icLabel"] = ic_label
+        kid, current = keys.current
         header = forge.deep_merge({"alg": "RS256", "kid": kid, "typ": "JWT"}, headers or {})
         signer = current if key is None and algorithm == "RS256" else key
         return forge.sign(forge.deep_merge(base, claims or {}), header, signer, algorithm)
@@ -195,23 +224,30 @@ class Platform:
         """The headers Forge sends to the remote: FIT, user/system tokens, B3 trace ids."""
         headers = {"authorization": f"Bearer {self.mint_fit(inst, account_id, lifetime=lifetime)}"}
         if account_id:
-            headers["x-forge-oauth-user"] = self.user_token(inst, account_id, max(3600, lifetime))
+            headers["x-forge-oauth-user"] = self.user_token(inst, account_id)
         if system:
-            headers["x-forge-oauth-system"] = self.system_token(inst, max(3600, lifetime))
+            headers["x-forge-oauth-system"] = self.system_token(inst)
         return headers | forge.trace_headers()
 
     def trigger_headers(
-        self, inst: Installation, module_key: str, module_type: str, *, lifetime: int = 25
+        self,
+        inst: Installation,
+        module_key: str,
+        module_type: str,
+        *,
+        lifetime: int = 25,
+        system: bool = True,
     ) -> dict[str, str]:
         """The headers of a trigger call as Forge sends them: a FIT with no principal naming the
-        trigger module (``module_key``, ``module_type``), the system token, B3 trace ids."""
+        trigger module (``module_key``, ``module_type``), the system token (unless the endpoint
+        asks for none: ``system``), B3 trace ids."""
         fit = self.mint_fit(
             inst, None, lifetime=lifetime, module_key=module_key, module_type=module_type
         )
-        return {
-            "authorization": f"Bearer {fit}",
-            "x-forge-oauth-system": self.system_token(inst, max(3600, lifetime)),
-        } | forge.trace_headers()
+        headers = {"authorization": f"Bearer {fit}"}
+        if system:
+            headers["x-forge-oauth-system"] = self.system_token(inst)
+        return headers | forge.trace_headers()
 
     # -- request log ---------------------------------------------------------------------------
 
@@ -227,6 +263,15 @@ class Platform:
     @property
     def jwks_url(self) -> str:
         return f"{self.url}/.well-known/jwks.json"
+
+    def ic_signing_keys(self, label: str) -> forge.SigningKeys:
+        """The Isolated Cloud environment ``label``'s signing keys (made on first use)."""
+        with self._lock:
+            return self.ic_keys.setdefault(label, forge.SigningKeys())
+
+    def ic_jwks_url(self, label: str) -> str:
+        """Where the Isolated Cloud environment ``label`` publishes its signing keys."""
+        return f"{self.url}/ic/{label}/.well-known/jwks.json"
 
     @property
     def graphql_url(self) -> str:

@@ -26,6 +26,7 @@ class Grant:
     installation_id: str
     account_id: str  # an account id, or SYSTEM
     expires_at: float
+    offline: bool = False  # an offline user token (minted by the gateway): impersonation
 
     @property
     def is_system(self) -> bool:
@@ -42,7 +43,9 @@ class TokenBook:
         self._grants: dict[str, Grant] = {}
         self._lock = threading.Lock()
 
-    def issue(self, installation_id: str, account_id: str, ttl: float) -> str:
+    def issue(
+        self, installation_id: str, account_id: str, ttl: float, *, offline: bool = False
+    ) -> str:
         now = self._clock()
         if self.opaque:
             prefix = "sys" if account_id == SYSTEM else "usr"
@@ -57,7 +60,7 @@ class TokenBook:
             }
             token = jwt.encode(claims, self._secret, algorithm="HS256")
         with self._lock:
-            self._grants[token] = Grant(installation_id, account_id, now + ttl)
+            self._grants[token] = Grant(installation_id, account_id, now + ttl, offline)
         return token
 
     def owner(self, token: str | None) -> Grant | None:

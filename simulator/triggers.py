@@ -4,14 +4,19 @@
   as Forge may do) and the headers Forge sends to a trigger endpoint: a FIT with no principal that
   names the trigger module of ``manifest.yml`` (``LIFECYCLE_TRIGGER``), and the system token;
 - ``scheduled()``: ``POST {remote}/forge/scheduled`` (the hourly trigger, ``SCHEDULED_TRIGGER``);
+- ``uninstall()``: ``POST {remote}/forge/uninstall``, the manifest's ``preUninstall`` module
+  (``UNINSTALL_TRIGGER``) as Forge calls it when an admin uninstalls the app: a FIT with no
+  principal and no token (the endpoint asks for none); then the uninstall goes ahead whatever the
+  remote answered: the installation's tokens stop working and its scheduled triggers stop, until
+  an ``installed`` event;
 - ``Ticker``: ``installed`` once at start, then ``scheduled`` every ``interval`` seconds, in a daemon
   thread (``./dev`` runs one with a one-minute tick);
 - ``send_webhook(secret, emails, dry_run)``: a Standard Webhooks delivery to
   ``{remote}/webhooks/<installation uuid>``, signed with the ``whsec_`` secret the panel showed.
 
 Control API (mounted under ``/_sim``): ``POST /triggers/installed``, ``POST /triggers/scheduled``,
-``POST /webhooks`` ``{"secret", "emails", "dryRun"?, "webhookId"?}``; each answers the backend's
-``{"status", "body"}``.
+``POST /triggers/uninstall``, ``POST /webhooks`` ``{"secret", "emails", "dryRun"?, "webhookId"?}``;
+each answers the backend's ``{"status", "body"}``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ TIMEOUT = 5.0  # Forge's limit for trigger calls
 # (tests/unit/test_manifest.py checks the keys against manifest.yml).
 LIFECYCLE_TRIGGER = ("access-desk-lifecycle-events", "core:trigger")
 SCHEDULED_TRIGGER = ("access-desk-hourly", "core:scheduledTrigger")
+UNINSTALL_TRIGGER = ("access-desk-pre-uninstall", "core:preUninstall")
 
 
 def _post(platform: Platform, path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
@@ -71,6 +77,8 @@ def lifecycle(
         "app": {"id": platform.app_id},
         "environment": {"id": inst.environment_id},
     }
+    if event_type == "avi:forge:installed:app":
+        platform.uninstalled.discard(inst.id)
     headers = platform.trigger_headers(inst, *LIFECYCLE_TRIGGER)
     return _post(platform, "/forge/lifecycle", {"payload": event}, headers)
 
@@ -79,6 +87,16 @@ def scheduled(platform: Platform, inst: Installation | None = None) -> dict[str,
     inst = inst or platform.installation
     headers = platform.trigger_headers(inst, *SCHEDULED_TRIGGER)
     return _post(platform, "/forge/scheduled", {"payload": {}}, headers)
+
+
+def uninstall(platform: Platform, inst: Installation | None = None) -> dict[str, Any]:
+    inst = inst or platform.installation
+    headers = platform.trigger_headers(inst, *UNINSTALL_TRIGGER, system=False)
+    event = {"id": inst.uuid, "app": {"id": platform.app_id}}  # the body is undocumented
+    answer = _post(platform, "/forge/uninstall", {"payload": event}, headers)
+    platform.uninstalled.add(inst.id)  # it goes ahead whatever the remote answered
+    platform.tokens.revoke_installation(inst.id)
+    return answer
 
 
 def send_webhook(
@@ -123,7 +141,8 @@ class Ticker:
     def _run(self) -> None:
         lifecycle(self._platform, "avi:forge:installed:app")
         while not self._stop.wait(self._interval):
-            scheduled(self._platform)
+            if self._platform.installation.id not in self._platform.uninstalled:
+                scheduled(self._platform)
 
 
 def make_triggers_blueprint(platform: Platform) -> Blueprint:
@@ -136,6 +155,10 @@ def make_triggers_blueprint(platform: Platform) -> Blueprint:
     @bp.post("/triggers/scheduled")
     def fire_scheduled() -> Response:
         return json_response(scheduled(platform))
+
+    @bp.post("/triggers/uninstall")
+    def fire_uninstall() -> Response:
+        return json_response(uninstall(platform))
 
     @bp.post("/webhooks")
     def fire_webhook() -> Response:

@@ -1,7 +1,7 @@
-"""The simulator's Flask app: JWKS, Confluence, GraphQL gateway, the personal data reporting API,
-the control API (``/_sim/``), the
-trigger/webhook player (``simulator.triggers``, also under ``/_sim/``) and the admin page host
-(``simulator.host``, at ``/``)."""
+"""The simulator's Flask app: JWKS (Forge's, and each Isolated Cloud label's at
+``/ic/<label>/.well-known/jwks.json``), Confluence, GraphQL gateway, the personal data reporting
+API, the control API (``/_sim/``), the trigger/webhook player (``simulator.triggers``, also under
+``/_sim/``) and the admin page host (``simulator.host``, at ``/``)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def create_simulator_app(platform: Platform) -> Flask:
         response = json_response(platform.keys.jwks())
         response.headers["Cache-Control"] = "public, max-age=300"
         return response
+
+    @app.get("/ic/<label>/.well-known/jwks.json")
+    def ic_jwks(label: str) -> Response:
+        return json_response(platform.ic_signing_keys(label).jwks())
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

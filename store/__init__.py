@@ -16,6 +16,8 @@ engine, one clock and one Fernet key (``store.base``):
 - ``store.health``: offline token context form and last error, dormancy, ``installation_health``;
 - ``store.privacy``: the personal data duty: queued by scheduled triggers, leased by a worker;
 - ``store.personal_data``: the account ids to report, erasing closed accounts, retention;
+- ``store.uninstalls``: Forge's preUninstall trigger: an installation stops, its erasure is queued;
+- ``store.keys``: Forge's signing keys (the last good JWKS), shared by every process (not tenant data);
 - ``store.paging``: the cursors of the paged lists; ``store.errors``: the errors below.
 
 ``migrate()`` brings the schema to Alembic's head (``migrations/``), serialized between processes:
@@ -52,12 +54,14 @@ from store.followups import FollowUps
 from store.health import PlatformHealth
 from store.installations import Installations, installation_uuid
 from store.jobs import FINAL_OUTCOMES, OUTCOMES
+from store.keys import SigningKeys
 from store.leases import Leases
 from store.lookups import LookupCache
 from store.personal_data import ERASED, NON_ACCOUNTS, StoredPersonalData
 from store.privacy import PrivacyDuty
 from store.queue import Queue
 from store.quota import QuotaLedger
+from store.uninstalls import Uninstalls
 
 __all__ = [
     "FINAL_OUTCOMES",
@@ -73,6 +77,7 @@ __all__ = [
 
 
 class Store(
+    Uninstalls,  # first: it builds on Cancels and StoredPersonalData
     Installations,
     Deliveries,
     Leases,
@@ -85,5 +90,6 @@ class Store(
     PlatformHealth,
     PrivacyDuty,
     StoredPersonalData,
+    SigningKeys,
 ):
     """All persistent state; thread-safe (one engine, a connection per call). See the module doc."""

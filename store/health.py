@@ -167,4 +167,5 @@ class PlatformHealth(StoreBase):
             report_error_at=row.report_error_at,
             duty_due_at=row.duty_due_at,
             housekept_at=row.housekept_at,
+            report_cycle_seconds=row.report_cycle_seconds,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -20,6 +20,14 @@ from store.errors import UnknownInstallation
 from tables import installations, offline_tokens
 
 WEBHOOK_PREVIOUS_SECRET_SECONDS = 24 * 3600
+
+
+class WebhookTarget(NamedTuple):
+    """What ``POST /webhooks/<uuid>`` needs of its installation (``webhook_target``)."""
+
+    installation_id: str | None
+    secrets: list[str]
+    uninstalled: bool
 
 
 def installation_uuid(installation_id: str) -> str:
@@ -152,9 +160,16 @@ class Installations(StoreBase):
 
     def webhook_secrets_by_uuid(self, uuid: str) -> tuple[str | None, list[str]]:
         """For ``POST /webhooks/<uuid>``: the installation id (None when unknown) and its secrets
-        as ``webhook_secrets`` lists them, in one query that decrypts the two webhook secret slots
-        and nothing else. An unknown installation, an empty slot and a uuid no database can hold
-        (NUL) decrypt a stand-in instead, so the answer takes as long either way."""
+        as ``webhook_secrets`` lists them (see ``webhook_target``)."""
+        target = self.webhook_target(uuid)
+        return target.installation_id, target.secrets
+
+    def webhook_target(self, uuid: str) -> WebhookTarget:
+        """For ``POST /webhooks/<uuid>``: the installation id (None when unknown), its secrets as
+        ``webhook_secrets`` lists them and whether it was uninstalled, in one query that decrypts
+        the two webhook secret slots and nothing else. An unknown installation, an empty slot and
+        a uuid no database can hold (NUL) decrypt a stand-in instead, so the answer takes as long
+        either way."""
         row = None if "\x00" in uuid else self._webhook_row(installations.c.uuid == uuid)
         current, previous = (
             (row.webhook_secret_enc, row.webhook_secret_prev_enc) if row else (None, None)
@@ -166,7 +181,11 @@ class Installations(StoreBase):
             self._decrypt(previous or self._stand_in),
         ]
         kept = [found[0] if current else None, found[1] if previous and fresh else None]
-        return (row.installation_id if row else None), [s for s in kept if s]
+        return WebhookTarget(
+            row.installation_id if row else None,
+            [s for s in kept if s],
+            uninstalled=row is not None and row.uninstalled_at is not None,
+        )
 
     def _webhook_row(self, where: sa.ColumnElement[bool]) -> Any:
         """The row of webhook columns (still encrypted) of the installation matching ``where``, or
@@ -179,6 +198,7 @@ class Installations(StoreBase):
                     installations.c.webhook_secret_prev_enc,
                     installations.c.webhook_secret_rotated_at,
                     installations.c.webhook_admin,
+                    installations.c.uninstalled_at,
                 ).where(where)
             ).first()
 

@@ -26,8 +26,9 @@ class PrivacyDuty(StoreBase):
         housekeeping_every_seconds: float = 24 * 3600.0,
     ) -> bool:
         """Record a scheduled trigger, and queue the personal data duty when the last report is
-        ``report_every_seconds`` old (0: always) or housekeeping last ran a day ago. True when the
-        duty was queued now (a duty already queued, or waiting to retry, is left as it is)."""
+        ``report_every_seconds`` old (0: always; the ``Cycle-Period`` the reporting API last
+        asked for instead, when it did) or housekeeping last ran a day ago. True when the duty
+        was queued now (a duty already queued, or waiting to retry, is left as it is)."""
         now = self._clock()
         c = installations.c
         with self.engine.begin() as conn:
@@ -38,7 +39,8 @@ class PrivacyDuty(StoreBase):
             )
             stale = sa.or_(
                 c.last_report_at.is_(None),
-                c.last_report_at <= now - report_every_seconds,
+                c.last_report_at
+                <= now - sa.func.coalesce(c.report_cycle_seconds, report_every_seconds),
                 c.housekept_at.is_(None),
                 c.housekept_at <= now - housekeeping_every_seconds,
             )
@@ -82,9 +84,11 @@ class PrivacyDuty(StoreBase):
         reported: bool,
         error: str | None = None,
         retry_at: float | None = None,
+        cycle_seconds: float | None = None,
     ) -> bool:
-        """End ``worker_id``'s duty lease: record what was done, the error (if any) and when to
-        try again (``retry_at``; None: when a scheduled trigger queues it next)."""
+        """End ``worker_id``'s duty lease: record what was done, the error (if any), when to
+        try again (``retry_at``; None: when a scheduled trigger queues it next) and the reporting
+        cycle the API asked for (``cycle_seconds``, its ``Cycle-Period``; kept until another)."""
         now = self._clock()
         values: dict[str, Any] = {
             "duty_lease_owner": None,
@@ -97,6 +101,8 @@ class PrivacyDuty(StoreBase):
             values.update(last_report_at=now, report_error=None, report_error_at=None)
         if error is not None:
             values.update(report_error=error[:1000], report_error_at=now)
+        if cycle_seconds is not None:
+            values["report_cycle_seconds"] = cycle_seconds
         with self.engine.begin() as conn:
             done = conn.execute(
                 sa.update(installations)

@@ -79,19 +79,27 @@ def report(health: Any, kit: Diagnostics, now: float) -> Check:
             f"least one server process).{queued}",
         )
     age = now - health.last_report_at
-    due = max(kit.report_days, 1.0) * 86400
+    asked = health.report_cycle_seconds
+    due = asked if asked is not None else max(kit.report_days, 1.0) * 86400
+    cycle = (
+        f" Atlassian asked for a report every {span(asked)} (its Cycle-Period), which is followed."
+        if asked is not None
+        else f" Reported every {span(due)} (PERSONAL_DATA_REPORT_DAYS; Atlassian sent no "
+        "Cycle-Period)."
+    )
     if age > 2 * due:
         return Check(
             name,
             "warn",
             f"The last report was {span(age)} ago ({iso(health.last_report_at)}), "
-            f"more than twice PERSONAL_DATA_REPORT_DAYS: check the scheduled trigger "
-            f"arrives and the background worker runs.{queued}",
+            f"more than twice the reporting cycle: check the scheduled trigger "
+            f"arrives and the background worker runs.{cycle}{queued}",
         )
     return Check(
         name,
         "ok",
-        f"Account ids last reported at {iso(health.last_report_at)} ({span(age)} ago).{queued}",
+        f"Account ids last reported at {iso(health.last_report_at)} ({span(age)} ago)."
+        f"{cycle}{queued}",
     )
 
 

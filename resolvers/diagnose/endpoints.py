@@ -8,8 +8,9 @@ on a real site"). Each shows the points Confluence reported (``X-RateLimit-*``) 
 
 A refused call (``_refused``) says what the status means and what to do: grant the scope and
 redeploy (401 naming a scope), reload or check the scope (401), check the scope and Connected apps
-(403), the account or site cannot use the API (404), wait (429), the API is off (503), try again
-(5xx), reach api.atlassian.com (no answer).
+(403), the account or site cannot use the API (404), wait (429), the email API is disabled on the
+site (503 without ``Retry-After``: ``api_disabled``, a site admin asks Atlassian support) or
+unavailable for now (503 with it), try again (5xx), reach api.atlassian.com (no answer).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from typing import Any
 from confluence import Probe
 from resolvers.context import Context
 from resolvers.diagnose.check import REDEPLOY, Check, points, span, unfinished
+from scopes import SCOPES
 
 PROBE_EMAIL = "access-desk-diagnose@example.com"  # example.com is reserved (RFC 2606)
 ADMIN_PATH = "/wiki/rest/api/user/current?expand=operations"
 V2 = "/wiki/api/v2"
-USER_SCOPE = "read:user:confluence"
-CONFIG_SCOPE = "read:configuration:confluence"
-ADMIN_SCOPE = "read:content-details:confluence"
+USER_SCOPE = SCOPES["users_bulk"]
+CONFIG_SCOPE = SCOPES["check_access"]
+ADMIN_SCOPE = SCOPES["user_current"]
 
 
 def admin(ctx: Context, probe: Probe) -> Check:
@@ -212,13 +214,21 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             f"Rate limited (429{said}): Confluence's points pool is spent "
             "for now. Run the diagnosis again after the reset (see Quota).",
         )
+    if status == 503 and "Retry-After" not in probe.rate_limit and scope == CONFIG_SCOPE:
+        return Check(
+            name,
+            "fail",
+            f"Confluence answered 503 without Retry-After to {what}{said}: this (experimental) "
+            "email API is disabled on this site (api_disabled), so checking access and inviting "
+            "cannot work. A site admin can ask Atlassian support to enable it for the site; "
+            "jobs stopped by it can then be retried.",
+        )
     if status == 503:
         return Check(
             name,
             "warn",
-            f"Confluence answered 503 to {what}{said}: the API is "
-            "unavailable or disabled on this site. Try again later; if it stays so, ask "
-            "Atlassian support whether this (experimental) API is enabled for the site.",
+            f"Confluence answered 503 to {what}{said}: the API is unavailable for now. Try "
+            "again later.",
         )
     if status >= 500:
         return Check(

@@ -1,9 +1,15 @@
-"""The ``Offline token`` check: one offline token for the webhook admin (or the caller when no
-webhook is set up) through ``atlassian.OfflineTokens``, then ``user/current`` with it: the context
-ARI form that worked, or the gateway's messages. A token Confluence refuses (401) is minted again
-once. Advice: check the app's installation and ``read:app-system-token`` scope (the gateway refused),
-the system tokens and the scheduled trigger, ``GRAPHQL_URL`` and the allowlist, or the server's
-reach to the gateway; rotate the webhook secret when the webhook admin is no longer an administrator.
+"""The ``Offline token`` check: a freshly minted offline token (never a cached one: the row must
+show whether the platform grants them now) for the webhook admin, or the caller when no webhook is
+set up, through ``atlassian.OfflineTokens``, then ``user/current`` with it on an offline client
+(``confluence.Client.offline``: the scopes ``manifest.yml`` lets the app impersonate with): the
+context ARI form that worked, or the gateway's messages.
+
+Advice: when the gateway or Confluence refuses for lack of impersonation (or a fresh token is
+refused at all), set ``allowImpersonation: true`` on the scopes offline calls use
+(``scopes.impersonated()``) and redeploy; check the app's installation and
+``read:app-system-token`` scope (the gateway refused), the system tokens and the scheduled trigger,
+``GRAPHQL_URL`` and the allowlist, or the server's reach to the gateway; rotate the webhook secret
+when the webhook admin is no longer an administrator.
 
 ``try_token`` runs in the pool with the endpoint calls; ``check`` turns what it gave into the row.
 """
@@ -15,8 +21,9 @@ from typing import Any
 
 from atlassian import OfflineTokenError, OfflineTokenRefused, context_ari
 from resolvers.context import Context, Diagnostics
-from resolvers.diagnose.check import Check, points, unfinished
+from resolvers.diagnose.check import REDEPLOY, Check, points, unfinished
 from resolvers.diagnose.endpoints import ADMIN_PATH
+from scopes import impersonated
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +32,17 @@ class _Offline:
     detail: str
 
 
+def impersonation_advice() -> str:
+    """What to change when offline tokens are refused for lack of impersonation."""
+    flagged = ", ".join(sorted(impersonated()))
+    return (
+        "In manifest.yml, permissions.scopes must be a map with allowImpersonation: true on "
+        f"the scopes offline calls use ({flagged}); then {REDEPLOY} so the site accepts it"
+    )
+
+
 def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
-    """Mint (or reuse) an offline token for the webhook admin, or the caller, and use it once."""
+    """Mint a fresh offline token for the webhook admin, or the caller, and use it once."""
     iid = ctx.invocation.installation_id
     installation = ctx.store.installation(iid)
     if kit.offline_tokens is None or kit.client_for is None or installation is None:
@@ -39,40 +55,33 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
     account = admin or ctx.account_id or ""
     who = f"the webhook admin {admin}" if admin else f"you ({account}; no webhook is set up yet)"
     try:
-        token = kit.offline_tokens.token_for(installation, account)
+        token = kit.offline_tokens.mint(installation, account)
     except OfflineTokenRefused as exc:
         return _Offline(
             "fail",
             f"The gateway refused an offline token for {who} with both "
-            f"context ARI forms ({exc.reason}). Webhook jobs cannot run. Check the "
-            "app is installed on this site with the read:app-system-token scope; if "
-            "it is, tell the operator (docs/platform.md, 'Offline user token').",
+            f"context ARI forms ({exc.reason}). Webhook jobs cannot run. "
+            f"{_refusal_advice(exc.reason)}",
         )
     except OfflineTokenError as exc:
         return _Offline("fail", f"No offline token for {who}: {exc}. {_offline_advice(str(exc))}")
     form = ctx.store.context_form(iid) or "site"
     ari = context_ari(form, ctx.invocation.cloud_id)
-    probe = kit.client_for(token).within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
-    renewed = ""
-    if probe.status == 401:
-        try:
-            token = kit.offline_tokens.renew(installation, account)
-        except OfflineTokenError as exc:
-            return _Offline(
-                "fail",
-                f"Confluence refused the offline token for {who} and a new "
-                f"one could not be minted: {exc}. {_offline_advice(str(exc))}",
-            )
-        probe = kit.client_for(token).within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
-        renewed = " (minted again after Confluence refused the cached one)"
-    minted = f"minted with the {form} context ARI form ({ari}){renewed}"
+    client = kit.client_for(token).offline().within(ctx.budget_seconds)
+    probe = client.probe("GET", ADMIN_PATH, operation="user_current")
+    minted = f"freshly minted with the {form} context ARI form ({ari})"
     if probe.status is None or not 200 <= probe.status < 300:
         said = f"{probe.status or probe.reason}" + (f": {probe.message}" if probe.message else "")
+        advice = (
+            f"A refused fresh token usually means the scope is not allowed to impersonate: "
+            f"{impersonation_advice()}."
+            if probe.status in (401, 403)
+            else "Tell the operator (docs/platform.md, 'Offline user token')."
+        )
         return _Offline(
             "fail",
-            f"An offline token for {who} was {minted}, but Confluence "
-            f"refused it ({said}). Tell the operator (docs/platform.md, 'Offline "
-            "user token').",
+            f"An offline token for {who} was {minted}, but Confluence refused it ({said}). "
+            f"Webhook jobs would be refused too. {advice}",
         )
     ops = probe.body.get("operations") if isinstance(probe.body, dict) else None
     is_admin = isinstance(ops, list) and any(
@@ -91,6 +100,16 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
         )
     return _Offline(
         "ok", f"An offline token for {who} was {minted}; Confluence accepted it." + points(probe)
+    )
+
+
+def _refusal_advice(reason: str) -> str:
+    if "imperson" in reason.lower():
+        return f"The app may not impersonate users: {impersonation_advice()}."
+    return (
+        "Check the app is installed on this site with the read:app-system-token scope and that "
+        f"offline calls are allowed ({impersonation_advice()}); if they are, tell the operator "
+        "(docs/platform.md, 'Offline user token')."
     )
 
 

@@ -1,6 +1,6 @@
 """The checks of what Forge sent with this call: the ``Forge invocation token`` (what the verified
 FIT says: installation, site, environment), the ``User token`` and the ``System token`` (whether
-they came, when they expire: ``auth.token_expiry``, a JWT's ``exp``, otherwise 55 minutes; or the
+they came, when they expire: ``auth.token_expiry``, a JWT's ``exp``, otherwise 2 hours; or the
 stored system token). Advice: enable ``auth.appUserToken`` / ``auth.appSystemToken`` and their
 scopes in manifest.yml and redeploy; an expired token means reload the page or check the clock.
 """
@@ -24,6 +24,8 @@ def fit(ctx: Context) -> Check:
         parts.append(f"environment {inv.environment_id}")
     if inv.module_key:
         parts.append(f"module {inv.module_key}")
+    if inv.ic_label:
+        parts.append(f"Isolated Cloud environment {inv.ic_label} (its own signing keys)")
     return Check(
         "Forge invocation token",
         "ok",
@@ -36,7 +38,10 @@ def _lifetime(token: str, received_at: float, now: float) -> tuple[float, str]:
     expires = token_expiry(token, received_at)
     assert expires is not None
     if expires == received_at + FALLBACK_TOKEN_SECONDS:
-        how = "not a JWT with an exp claim, so taken as valid for 55 minutes"
+        how = (
+            "not a JWT with an exp claim, so taken as valid for "
+            f"{span(FALLBACK_TOKEN_SECONDS)} (Atlassian's documented minimum)"
+        )
     else:
         how = "a JWT; its exp claim says valid"
     return expires, f"{how} until {iso(expires)} ({span(expires - now)} from now)"

@@ -178,13 +178,22 @@ def test_an_endpoint_refusal_is_explained(backend, platform, kind, status, words
     assert words in found["detail"]
 
 
-def test_a_disabled_email_api_is_a_warning(backend, platform):
+def test_a_disabled_email_api_fails_and_says_what_the_site_admin_can_do(backend, platform):
     healthy(backend, platform)
-    platform.installation.site.api_disabled = True
+    platform.installation.site.api_disabled = True  # 503 without Retry-After
     found = checks(backend)
     for name in ("Check access (check-access-by-email)", "Invite (invite-by-email)"):
-        assert found[name]["status"] == "warn"
-        assert "disabled" in found[name]["detail"]
+        assert found[name]["status"] == "fail"
+        assert "disabled on this site (api_disabled)" in found[name]["detail"]
+        assert "ask Atlassian support to enable it" in found[name]["detail"]
+
+
+def test_a_503_with_retry_after_is_only_a_warning(backend, platform):
+    healthy(backend, platform)
+    platform.faults.add("check-access", "503", retry_after=30)
+    found = checks(backend)["Check access (check-access-by-email)"]
+    assert found["status"] == "warn"
+    assert "unavailable for now" in found["detail"] and "api_disabled" not in found["detail"]
 
 
 def test_a_slow_confluence_times_out_within_the_deadline(settings, platform, sleeps, db_url):
@@ -255,13 +264,13 @@ def test_a_stored_system_token_makes_a_missing_one_a_warning(backend, platform):
     assert found["Offline token"]["status"] == "ok"
 
 
-def test_opaque_tokens_are_taken_as_valid_for_55_minutes(backend, platform):
+def test_opaque_tokens_are_taken_as_valid_for_2_hours(backend, platform):
     platform.tokens.opaque = True
     healthy(backend, platform)
     found = checks(backend)
     assert found["User token"]["status"] == "ok"
     assert "not a JWT" in found["User token"]["detail"]
-    assert "55 minutes" in found["System token"]["detail"]
+    assert "2 hours (Atlassian's documented minimum)" in found["System token"]["detail"]
 
 
 def test_no_user_token_is_refused_with_the_reason(backend, platform):
@@ -320,17 +329,57 @@ def test_a_webhook_admin_who_is_no_longer_admin_is_a_warning(backend, platform):
     assert "rotate the webhook secret" in found["detail"]
 
 
-def test_a_refused_cached_offline_token_is_minted_again_once(backend, platform):
+def test_a_cached_offline_token_is_never_reported_as_freshly_minted(backend, platform):
+    """Every diagnosis mints a new offline token: once the platform stops granting them, the row
+    says so, although a token minted earlier is cached and still works."""
+    healthy(backend, platform)
+    site = platform.installation.site
+    assert checks(backend)["Offline token"]["status"] == "ok"
+    cached = store_of(backend).offline_token(iid(platform), site.admin_id)
+    assert cached is not None and platform.tokens.lookup(cached[0]) is not None  # still valid
+    platform.context_ari = "none"  # the gateway stops granting offline tokens
+    platform.clear_requests()
+    found = checks(backend)["Offline token"]
+    assert found["status"] == "fail"
+    assert "Could not load permissions for app user" in found["detail"]
+    assert "minted" not in found["detail"]
+    assert [r.endpoint for r in platform.requests].count("graphql") == 2  # both forms tried
+
+
+def test_each_diagnosis_mints_its_own_offline_token(backend, platform):
     healthy(backend, platform)
     site = platform.installation.site
     store_of(backend).save_offline_token(
         iid(platform), site.admin_id, "stale-token", time.time() + 3600
     )
     found = checks(backend)["Offline token"]
-    assert found["status"] == "ok"
-    assert "minted again after Confluence refused the cached one" in found["detail"]
+    assert found["status"] == "ok" and "freshly minted" in found["detail"]
     cached = store_of(backend).offline_token(iid(platform), site.admin_id)
     assert cached is not None and cached[0] != "stale-token"
+
+
+def test_offline_tokens_refused_without_impersonation_say_what_to_change(backend, platform):
+    """The deployed manifest allows no impersonation: the gateway refuses the token, and the row
+    names the manifest change (allowImpersonation on the scopes offline calls use)."""
+    healthy(backend, platform)
+    platform.impersonation = frozenset()
+    found = checks(backend)["Offline token"]
+    assert found["status"] == "fail"
+    assert "not allowed to impersonate" in found["detail"]
+    assert "allowImpersonation: true" in found["detail"]
+    assert "read:configuration:confluence" in found["detail"]
+    assert "read:content-details:confluence" in found["detail"]
+
+
+def test_a_scope_without_impersonation_refuses_the_offline_call(backend, platform):
+    """The manifest flags only the job scope: user/current with the offline token is refused
+    (401 scope does not match), and the row names the change."""
+    healthy(backend, platform)
+    platform.impersonation = frozenset({"read:configuration:confluence"})
+    found = checks(backend)["Offline token"]
+    assert found["status"] == "fail"
+    assert "scope does not match" in found["detail"]
+    assert "allowImpersonation: true" in found["detail"]
 
 
 # -- what the store knows ---------------------------------------------------------------------------

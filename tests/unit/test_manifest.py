@@ -1,5 +1,6 @@
 """manifest.yml under @forge/manifest's full offline validation (tests/manifest/validate.mjs), plus
-the facts the backend relies on: trigger routes, token settings and the exact scopes.
+the facts the backend relies on: trigger routes (the preUninstall one too), token settings, the
+exact scopes and which of them allow offline user impersonation.
 
 The validator runs in Node from ACCESS_DESK_NODE_MODULES (set by ./test), falling back to the repo's
 .cache/node/node_modules. Broken copies of the manifest must be rejected, so a validator that
@@ -18,8 +19,10 @@ from typing import Any
 
 import pytest
 
+import scopes
 from handlers import forge
-from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER
+from simulator.manifest import impersonation_scopes
+from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER, UNINSTALL_TRIGGER
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "manifest.yml"
@@ -123,13 +126,24 @@ def test_trigger_routes_match_the_backend(parsed: dict[str, Any]) -> None:
         assert endpoint["auth"] == {"appSystemToken": {"enabled": True}}
 
 
+def test_pre_uninstall_routes_to_the_uninstall_route(parsed: dict[str, Any]) -> None:
+    [module] = parsed["modules"]["preUninstall"]
+    endpoint = endpoints(parsed)[module["endpoint"]]
+    assert endpoint["remote"] == "access-desk-remote"
+    assert endpoint["route"] == {"path": "/forge/uninstall"}
+    assert "auth" not in endpoint  # it needs no token: it only stops and erases
+
+
 def test_trigger_module_keys_match_the_backend_and_the_simulator(parsed: dict[str, Any]) -> None:
     [trigger] = parsed["modules"]["trigger"]
     [scheduled] = parsed["modules"]["scheduledTrigger"]
+    [uninstall] = parsed["modules"]["preUninstall"]
     assert forge.LIFECYCLE_TRIGGER_KEY == LIFECYCLE_TRIGGER[0] == trigger["key"]
     assert forge.SCHEDULED_TRIGGER_KEY == SCHEDULED_TRIGGER[0] == scheduled["key"]
+    assert forge.UNINSTALL_TRIGGER_KEY == UNINSTALL_TRIGGER[0] == uninstall["key"]
     assert forge.LIFECYCLE_ENDPOINT_KEY == trigger["endpoint"]
     assert forge.SCHEDULED_ENDPOINT_KEY == scheduled["endpoint"]
+    assert forge.UNINSTALL_ENDPOINT_KEY == uninstall["endpoint"]
 
 
 def test_remote_and_scopes(parsed: dict[str, Any]) -> None:
@@ -139,10 +153,24 @@ def test_remote_and_scopes(parsed: dict[str, Any]) -> None:
     # compute: required for invokeRemote; storage: the remote stores emails and account ids
     assert remote["operations"] == ["compute", "storage"]
     assert remote["storage"] == {"inScopeEUD": True}
-    scopes = parsed["permissions"]["scopes"]
-    assert len(scopes) == len(set(scopes))
-    assert set(scopes) == SCOPES
+    declared = parsed["permissions"]["scopes"]
+    assert isinstance(declared, dict)  # the map form: scopes can allow impersonation
+    assert set(declared) == SCOPES
+    assert set(scopes.SCOPES.values()) <= SCOPES  # every call's scope is asked for
     assert parsed["app"]["id"].startswith("ari:cloud:ecosystem::app/")
+
+
+def test_impersonation_is_allowed_on_exactly_the_scopes_offline_calls_use(
+    parsed: dict[str, Any],
+) -> None:
+    declared = parsed["permissions"]["scopes"]
+    flagged = {name for name, options in declared.items() if options.get("allowImpersonation")}
+    # derived from the code's table (scopes.SCOPES / scopes.OFFLINE), not a copy of the list
+    offline = {scopes.SCOPES[operation] for operation in scopes.OFFLINE}
+    assert flagged == offline == scopes.impersonated()
+    assert "read:user:confluence" not in flagged  # lookups run as the signed-in user only
+    # the simulator reads the same flags from the deployed manifest, on its own
+    assert impersonation_scopes(MANIFEST) == flagged
 
 
 def replace(old: str, new: str) -> Callable[[str], str]:
@@ -177,8 +205,15 @@ BROKEN = {
         ["allowed values are 'fiveMinute', 'hour', 'day', 'week'"],
     ),
     "unknown-scope": (
-        replace("- read:content-details:confluence", "- read:content-detail:confluence"),
+        replace("    read:content-details:confluence:", "    read:content-detail:confluence:"),
         ["Invalid 'scopes' permission"],
+    ),
+    "impersonation-flag-not-a-boolean": (
+        replace(
+            "allowImpersonation: true\n    read:content",
+            "allowImpersonation: yes-please\n    read:content",
+        ),
+        ["allowImpersonation"],
     ),
     "storage-without-in-scope-eud": (
         replace("    storage:\n      inScopeEUD: true\n", ""),

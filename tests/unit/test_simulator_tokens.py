@@ -53,7 +53,7 @@ def test_two_tokens_issued_at_once_differ():
     assert book.issue("i", SYSTEM, 60) != book.issue("i", SYSTEM, 60)
 
 
-def test_opaque_tokens_have_no_structure_and_fall_back_to_55_minutes():
+def test_opaque_tokens_have_no_structure_and_fall_back_to_2_hours():
     clock = Clock()
     book = TokenBook(clock, opaque=True)
     token = book.issue("inst-1", SYSTEM, 3600)
@@ -63,9 +63,13 @@ def test_opaque_tokens_have_no_structure_and_fall_back_to_55_minutes():
 
 
 @pytest.mark.parametrize("header", ["x-forge-oauth-system", "x-forge-oauth-user"])
-def test_forge_sends_tokens_that_live_an_hour(platform: Platform, header: str):
+def test_forge_sends_tokens_that_live_2_to_4_hours(platform: Platform, header: str):
     inst = platform.installation
-    token = platform.invocation_headers(inst, inst.site.admin_id)[header]
-    claims = claims_of(token)
-    assert isinstance(claims["exp"], int) and isinstance(claims["iat"], int)
-    assert claims["exp"] - claims["iat"] == 3600
+    lifetimes = set()
+    for _ in range(5):
+        token = platform.invocation_headers(inst, inst.site.admin_id)[header]
+        claims = claims_of(token)
+        assert isinstance(claims["exp"], int) and isinstance(claims["iat"], int)
+        assert 2 * 3600 - 1 <= claims["exp"] - claims["iat"] <= 4 * 3600
+        lifetimes.add(claims["exp"] - claims["iat"])
+    assert len(lifetimes) > 1  # not one fixed lifetime: the range Atlassian documents
