@@ -6,9 +6,15 @@ accounts (else 400). It answers 204 when none of them changed, or 200 ``{"accoun
 "status"}]}`` naming each that is ``closed`` (closed on the caller's site, or marked closed) or
 ``updated`` (marked updated after the ``updatedAt`` it was given).
 
-Control API (under ``/_sim``): ``GET /privacy`` -> ``{"reports": [...], "marks": {...}}`` (each
-report: installation, the account ids sent, what was answered); ``PUT /privacy/accounts``
-``{"accountId", "status": "closed" | "updated" | null}`` marks (null: unmarks) an account;
+Every answer carries ``Cycle-Period`` when ``cycle_period`` is set (the reporting cycle Atlassian
+asks an app to follow instead of its own; its format is not documented: the simulator sends
+whatever it is given). The literal account id ``unknown`` is refused (400): Atlassian asks apps
+never to report it.
+
+Control API (under ``/_sim``): ``GET /privacy`` -> ``{"reports": [...], "marks": {...},
+"cyclePeriod"}`` (each report: installation, the account ids sent, what was answered);
+``PUT /privacy/accounts`` ``{"accountId", "status": "closed" | "updated" | null}`` marks (null:
+unmarks) an account; ``PUT /privacy/cycle`` ``{"cyclePeriod": str | null}`` sets the header;
 ``DELETE /privacy`` forgets the reports. Faults apply as endpoint ``report-accounts``.
 """
 
@@ -37,6 +43,7 @@ class AccountReports:
         self._lock = threading.Lock()
         self._marks: dict[str, tuple[str, float]] = {}  # account id -> (status, marked at)
         self._reports: list[dict[str, Any]] = []
+        self.cycle_period: str | None = None  # the Cycle-Period header of every answer
 
     def mark(self, account_id: str, status: str | None) -> None:
         if status is not None and status not in STATUSES:
@@ -77,6 +84,7 @@ class AccountReports:
             return {
                 "reports": list(self._reports),
                 "marks": {a: s for a, (s, _) in self._marks.items()},
+                "cyclePeriod": self.cycle_period,
             }
 
     def clear(self) -> None:
@@ -113,6 +121,10 @@ def make_privacy_blueprint(platform: Platform) -> Blueprint:
         pairs = _accounts(call.body)
         if isinstance(pairs, str):
             return error(400, pairs)
+        if any(a == "unknown" for a, _ in pairs):
+            return error(400, "'unknown' is not an account id: never report it.")
+        cycle = platform.account_reports.cycle_period
+        headers = {"Cycle-Period": cycle} if cycle else None
         inst = platform.installation_by_id(call.grant.installation_id)
         closed = set(inst.site.closed_ids) if inst is not None else set()
         found = platform.account_reports.statuses(pairs, closed)
@@ -120,8 +132,10 @@ def make_privacy_blueprint(platform: Platform) -> Blueprint:
             call.grant.installation_id, [a for a, _ in pairs], found or None
         )
         if not found:
-            return Response(b"", status=204)
-        return json_response({"accounts": found})
+            empty = Response(b"", status=204)
+            empty.headers.update(headers or {})
+            return empty
+        return json_response({"accounts": found}, 200, headers)
 
     @bp.post("/app/report-accounts/")
     @bp.post("/app/report-accounts")
@@ -136,6 +150,17 @@ def make_privacy_blueprint(platform: Platform) -> Blueprint:
     def clear() -> Response:
         platform.account_reports.clear()
         return json_response({"cleared": True})
+
+    @bp.put("/_sim/privacy/cycle")
+    def cycle() -> Response:
+        body = request.get_json(silent=True)
+        value = body.get("cyclePeriod") if isinstance(body, dict) else ""
+        if value is not None and not isinstance(value, str):
+            return json_response(
+                {"error": "bad_input", "message": "'cyclePeriod' must be a string or null."}, 400
+            )
+        platform.account_reports.cycle_period = value or None
+        return json_response(platform.account_reports.to_json())
 
     @bp.put("/_sim/privacy/accounts")
     def mark() -> Response:

@@ -135,7 +135,12 @@ def _die_with_parent() -> None:
 
 
 def start_gunicorn(
-    env: dict[str, str], log: Path, *, workers: int = 2, port: int | None = None
+    env: dict[str, str],
+    log: Path,
+    *,
+    workers: int = 2,
+    port: int | None = None,
+    extra: tuple[str, ...] = (),
 ) -> LiveServer:
     port = port or free_port()
     out = log.open("ab")
@@ -152,6 +157,7 @@ def start_gunicorn(
             "4",
             "--timeout",
             "60",
+            *extra,
             "app:create_app()",
         ],
         cwd=ROOT,

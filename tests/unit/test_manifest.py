@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 import scopes
+from confluence import Client, OfflineOperation, Policy
 from handlers import forge
 from simulator.manifest import impersonation_scopes
 from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER, UNINSTALL_TRIGGER
@@ -271,3 +273,33 @@ def test_missing_panel_is_rejected(copies: dict[str, dict[str, Any]]) -> None:
     result = copies["no-panel"]
     assert result["ok"] is False
     assert any("static" in message for message in messages(result)), messages(result)
+
+
+def test_an_offline_client_makes_only_the_offline_operations() -> None:
+    """The worker's and diagnose's offline clients refuse any call outside scopes.OFFLINE before
+    sending it, so scopes.OFFLINE (and the flags pinned above) is what offline code does."""
+    sent: list[str] = []
+
+    class Recording(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *a: Any, **kw: Any) -> Any:
+            sent.append(str(url))
+            raise requests.ConnectionError("offline")
+
+    base = "https://api.atlassian.com/ex/confluence/c"
+    offline = Client(
+        Recording(),
+        base,
+        "t",
+        policy=Policy(max_retries=0),
+        allowlist=("https://api.atlassian.com/",),
+        sleep=lambda seconds: None,
+    ).offline()
+    assert "users_bulk" not in scopes.OFFLINE
+    with pytest.raises(OfflineOperation):
+        offline.lookup_users(["557058:a"])
+    with pytest.raises(OfflineOperation):
+        offline.probe("GET", "/wiki/rest/api/user/current")  # an unnamed call
+    assert sent == []
+    offline.check_access(["a@b.co"])  # allowed: it is sent
+    offline.probe("GET", "/wiki/rest/api/user/current", operation="user_current")
+    assert len(sent) == 2

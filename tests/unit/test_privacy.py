@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from privacy import BATCH, RETRY_SECONDS, PersonalData, ReportError, _statuses
+from privacy import BATCH, RETRY_SECONDS, PersonalData, ReportError, _statuses, cycle_seconds
 from records import iso
 from simulator import Platform
 from simulator.triggers import SCHEDULED_TRIGGER
@@ -342,3 +342,70 @@ def test_the_scheduled_trigger_only_queues_and_the_worker_reports(
     (sent,) = reports(platform)
     assert sent.account_id == "system" and sent.installation_id == inst.id
     assert [a["accountId"] for a in sent.body["accounts"]] == ["acc-1"]
+
+
+def test_the_cycle_period_atlassian_asks_for_is_followed(
+    platform: Platform, store: Store, session: requests.Session, clock: Clock
+) -> None:
+    iid = install(platform, store, clock)
+    store.add_audit(iid, actor="acc-1", action="x", source="panel", subjects=[], outcome={})
+    personal = duties(platform, store, session, report_days=7)
+    every = personal.report_every_seconds
+    platform.account_reports.cycle_period = "P2D"  # Atlassian asks for a report every 2 days
+    assert store.note_scheduled_trigger(iid, report_every_seconds=every)
+    assert personal.run_due() and len(reports(platform)) == 1
+    health = store.installation_health(iid)
+    assert health is not None and health.report_cycle_seconds == 2 * DAY
+    clock.advance(2 * DAY - 60)
+    install(platform, store, clock)
+    store.note_scheduled_trigger(iid, report_every_seconds=every)
+    personal.run_due()  # housekeeping only: not 2 days yet
+    assert len(reports(platform)) == 1
+    clock.advance(60)
+    install(platform, store, clock)
+    assert store.note_scheduled_trigger(iid, report_every_seconds=every)
+    assert personal.run_due() and len(reports(platform)) == 2  # after 2 days, not 7
+    platform.account_reports.cycle_period = "1209600"  # then every 14 days, in seconds
+    clock.advance(2 * DAY)
+    install(platform, store, clock)
+    store.note_scheduled_trigger(iid, report_every_seconds=every)
+    personal.run_due()
+    assert len(reports(platform)) == 3  # the 2-day cycle was still the one asked for
+    health = store.installation_health(iid)
+    assert health is not None and health.report_cycle_seconds == 14 * DAY
+    clock.advance(7 * DAY)
+    install(platform, store, clock)
+    store.note_scheduled_trigger(iid, report_every_seconds=every)
+    personal.run_due()
+    assert len(reports(platform)) == 3  # 7 days (PERSONAL_DATA_REPORT_DAYS) is not enough now
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("604800", 7 * DAY),
+        ("P7D", 7 * DAY),
+        ("PT12H", 12 * 3600.0),
+        ("P1W", 7 * DAY),
+        ("10", 3600.0),
+        ("P9999D", 365 * DAY),
+        ("weekly", None),
+        ("", None),
+        ("-5", None),
+    ],
+)
+def test_a_cycle_period_is_read_in_seconds_or_as_an_iso_duration(
+    header: str, seconds: float | None
+) -> None:
+    assert cycle_seconds(header) == seconds
+
+
+def test_the_literal_id_unknown_is_never_reported(
+    platform: Platform, store: Store, session: requests.Session, clock: Clock
+) -> None:
+    iid = install(platform, store, clock)
+    for actor in ("unknown", "acc-1", "Unknown"):
+        store.add_audit(iid, actor=actor, action="x", source="panel", subjects=[], outcome={})
+    report = duties(platform, store, session).report(iid)
+    sent = [a for r in reports(platform) for a in (e["accountId"] for e in r.body["accounts"])]
+    assert sent == ["acc-1"] and report.accounts == 1

@@ -14,6 +14,7 @@ from app import create_app
 from simulator.triggers import (
     LIFECYCLE_TRIGGER,
     SCHEDULED_TRIGGER,
+    UNINSTALL_TRIGGER,
     Ticker,
     lifecycle,
     scheduled,
@@ -92,3 +93,26 @@ def test_signed_webhook_from_the_simulator_and_its_control_api(served, platform)
     assert wrong["status"] == 401
     bad = requests.post(f"{platform.url}/_sim/webhooks", json={"secret": "x"}, timeout=10)
     assert bad.status_code == 400
+
+
+def test_the_pre_uninstall_trigger_from_the_control_api(served, platform):
+    """./dev's control surface fires Forge's preUninstall call: the backend stops the
+    installation; the simulated platform then drops its tokens and stops its scheduled triggers
+    until an installed event."""
+    seen: list[dict[str, str]] = []
+    served.before_request(lambda: seen.append(dict(request.headers)))
+    store = served.extensions["access_desk"].store
+    inst = platform.installation
+    lifecycle(platform, "avi:forge:installed:app")
+    old = platform.system_token(inst)
+    answer = requests.post(f"{platform.url}/_sim/triggers/uninstall", timeout=10).json()
+    assert answer == {"status": 200, "body": {"status": "ok"}}
+    assert store.is_uninstalled(inst.id)
+    assert platform.tokens.lookup(old) is None and inst.id in platform.uninstalled
+    claims = jwt.decode(
+        seen[-1]["Authorization"].removeprefix("Bearer "), options={"verify_signature": False}
+    )
+    assert claims["app"]["module"] == {"key": UNINSTALL_TRIGGER[0], "type": UNINSTALL_TRIGGER[1]}
+    assert "principal" not in claims and "X-Forge-Oauth-System" not in seen[-1]
+    lifecycle(platform, "avi:forge:installed:app")
+    assert not store.is_uninstalled(inst.id) and inst.id not in platform.uninstalled

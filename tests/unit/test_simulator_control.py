@@ -132,3 +132,80 @@ def test_python_m_simulator_serves_and_prints_its_urls() -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_the_platform_facts_of_a_real_install_can_be_played(sim: Platform) -> None:
+    """Impersonation as the deployed manifest allows it, an Isolated Cloud FIT, a disabled email
+    API (503 without Retry-After), the reporting cycle Atlassian asks for."""
+    inst = sim.installation
+    state = control(sim, "GET", "/state").json()
+    assert state["impersonation"] == [
+        "read:configuration:confluence",
+        "read:content-details:confluence",
+    ]  # as manifest.yml flags them
+    assert control(sim, "PUT", "/switches", {"impersonation": []}).json()["impersonation"] == []
+    assert control(sim, "PUT", "/switches", {"impersonation": "all"}).status_code == 400
+
+    minted = control(sim, "POST", "/tokens", {"accountId": inst.site.admin_id, "icLabel": "ic-1"})
+    fit = minted.json()["fit"]
+    assert jwt.decode(fit, options={"verify_signature": False})["icLabel"] == "ic-1"
+    forge_keys = jwt.PyJWKClient(sim.jwks_url)
+    with pytest.raises(jwt.PyJWKClientError):
+        forge_keys.get_signing_key_from_jwt(fit)  # not signed by Forge's usual keys
+    ic_key = jwt.PyJWKClient(sim.ic_jwks_url("ic-1")).get_signing_key_from_jwt(fit)
+    assert jwt.decode(fit, ic_key, algorithms=["RS256"], audience=APP_ID)["icLabel"] == "ic-1"
+    assert control(sim, "POST", "/tokens", {"icLabel": ""}).status_code == 400
+
+    control(sim, "PUT", "/switches", {"apiDisabled": True})
+    disabled = requests.post(
+        inst.api_base_url + "/wiki/api/v2/user/access/check-access-by-email",
+        json={"emails": ["a@b.co"]},
+        headers={"Authorization": f"Bearer {sim.user_token(inst, inst.site.admin_id)}"},
+        timeout=5,
+    )
+    assert disabled.status_code == 503 and "Retry-After" not in disabled.headers
+
+    cycle = requests.put(f"{sim.url}/_sim/privacy/cycle", json={"cyclePeriod": "P3D"}, timeout=5)
+    assert cycle.json()["cyclePeriod"] == "P3D" and sim.account_reports.cycle_period == "P3D"
+
+
+def test_offline_tokens_need_the_manifests_impersonation_flag(sim: Platform) -> None:
+    inst = sim.installation
+    system = sim.system_token(inst)
+
+    def mint() -> dict[str, object]:
+        body = {
+            "query": "mutation { offlineUserAuthToken }",
+            "variables": {
+                "input": {
+                    "contextIds": [f"ari:cloud:confluence::site/{inst.cloud_id}"],
+                    "userId": inst.site.admin_id,
+                }
+            },
+        }
+        headers = {"Authorization": f"Bearer {system}"}
+        answer = requests.post(sim.graphql_url, json=body, headers=headers, timeout=5).json()
+        result: dict[str, object] = answer["data"]["offlineUserAuthToken"]
+        return result
+
+    def call(token: str, path: str, body: object = None) -> requests.Response:
+        method = "POST" if body is not None else "GET"
+        return requests.request(
+            method,
+            inst.api_base_url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+
+    sim.impersonation = frozenset({"read:configuration:confluence"})
+    token = mint()["authToken"]["token"]  # type: ignore[index]
+    checked = call(token, "/wiki/api/v2/user/access/check-access-by-email", {"emails": ["a@b.co"]})
+    assert checked.status_code == 200
+    refused = call(token, "/wiki/rest/api/user/current")  # its scope is not flagged
+    assert refused.status_code == 401 and "scope does not match" in refused.json()["message"]
+    user = call(sim.user_token(inst, inst.site.admin_id), "/wiki/rest/api/user/current")
+    assert user.status_code == 200  # a signed-in user's token needs no impersonation
+    sim.impersonation = frozenset()
+    refusal = mint()
+    assert refusal["success"] is False and "impersonate" in str(refusal["errors"])
