@@ -3,7 +3,7 @@
 An installation turns dormant when
 
 - no scheduled trigger (nor a valid invocation that woke it) arrived for ``QUIET_SECONDS`` (72 h):
-  Forge stopped invoking it (uninstalled: Forge sends no uninstall event); reason ``quiet``; or
+  Forge stopped invoking it (uninstalled, and its preUninstall call was lost); reason ``quiet``; or
 - its site refused every background call: at least ``REFUSALS_TO_DORMANT`` (10) consecutive
   Confluence answers 401/403/404 to the job worker's chunks, the first of them at least
   ``REFUSAL_SPAN_SECONDS`` (1 h) before the last, with no other answer in between (an answer resets
