@@ -19,8 +19,10 @@ key from Forge's JWKS. ``Verifier.verify`` accepts RS256 only and checks:
 Isolated Cloud: a FIT may carry an ``icLabel`` claim (at the top or in ``app``; where is unverified),
 and its keys are not Forge's usual JWKS. Such a FIT is verified against the key set configured for
 that label (``FORGE_IC_JWKS_URLS``), and refused with ``UnsupportedEnvironment`` (401
-``unsupported_environment``) when there is none; its label is read from the unverified payload only
-to pick the key set, then checked again in the verified claims.
+``unsupported_environment``) when there is none. When labels are configured, the label is read from
+the unverified payload to pick the key set; otherwise it is read only when Forge's keys do not know
+the token's ``kid`` (so the common path pays nothing). Either way the verified claims must name the
+same label.
 
 Forge's bridge sends the same FIT several times; a token that passed every check is remembered until
 it expires (at most ``CACHE_SIZE`` of them), so a repeat costs a dictionary look-up instead of a
@@ -233,7 +235,9 @@ class Verifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("the token names no signing key")
-        label = ic_label(_unverified_claims(token))
+        # The label picks the key set only when some are configured; otherwise it is looked for
+        # only when Forge's keys do not verify the token (no cost on the common path).
+        label = ic_label(_unverified_claims(token)) if self._ic_keys else None
         keys = self._keys
         if label is not None:
             found = self._ic_keys.get(label)
@@ -245,6 +249,9 @@ class Verifier:
         except NoKeys as exc:
             raise KeysUnavailable("Forge's signing keys could not be fetched") from exc
         except UnknownKid as exc:
+            unverified = ic_label(_unverified_claims(token))
+            if unverified is not None and unverified not in self._ic_keys:
+                raise UnsupportedEnvironment(unverified) from exc
             raise InvalidToken("the token's signing key is not one of Forge's") from exc
         try:
             claims = _DECODER.decode(
@@ -267,6 +274,8 @@ class Verifier:
             raise InvalidToken("the token's app.id is not this app")
         invocation = Invocation.from_claims(claims)
         if invocation.ic_label != label:
+            if invocation.ic_label is not None and invocation.ic_label not in self._ic_keys:
+                raise UnsupportedEnvironment(invocation.ic_label)
             raise InvalidToken("the token's icLabel is not the one it was verified for")
         if not (invocation.api_base_url + "/").startswith(self._allowlist):
             raise UntrustedSite("the token's site is not on API_BASE_URL_ALLOWLIST")
