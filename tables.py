@@ -44,7 +44,7 @@ installations = sa.Table(
     sa.Column("report_error_at", _TIME, nullable=True),
     sa.Column("housekept_at", _TIME, nullable=True),
     sa.Column("retention_until", _TIME, nullable=True),
-    # uninstall and the reporting cycle (migration 0007): Forge's preUninstall trigger came, the
+    # uninstall and the reporting cycle (migration 0006): Forge's preUninstall trigger came, the
     # erasure of the installation's personal data (queued, leased, done), and the Cycle-Period
     # the personal data reporting API last asked for
     sa.Column("uninstalled_at", _TIME, nullable=True),
@@ -191,7 +191,7 @@ lookup_cache = sa.Table(
     sa.Index("ix_lookup_cache_cached_at", "cached_at"),
     sa.Index("ix_lookup_cache_account", "installation_id", "account_id"),
 )
-# Forge's signing keys (migration 0007): the last good JWKS of each key URL and when it was fetched,
+# Forge's signing keys (migration 0006): the last good JWKS of each key URL and when it was fetched,
 # shared by every server process and instance (keys.KeySet); not tenant data.
 signing_keys = sa.Table(
     "signing_keys",

@@ -8,7 +8,7 @@ data reporting cycle Atlassian asks for.
   erasure of its personal data, queued and leased like the personal data duty), ``erased_at``, and
   ``report_cycle_seconds`` (the ``Cycle-Period`` the personal data reporting API last answered).
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-10
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
