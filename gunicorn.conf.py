@@ -36,6 +36,10 @@ def on_starting(server: object) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from settings import Settings, SettingsError
 
+    # The threads each worker really runs (``--threads`` on the command line included): the app
+    # derives its calls-in-flight bounds from them (call_limits.py).
+    os.environ["GUNICORN_THREADS"] = str(server.cfg.threads)  # type: ignore[attr-defined]
+
     try:
         Settings.from_env(os.environ)
     except SettingsError as exc:
