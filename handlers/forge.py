@@ -15,11 +15,11 @@ upgrading) account as its subject when the body names a well-formed account id.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from account_ids import is_account_id
 from auth import Invocation
 from handlers import json_body, remember_installation, services, verified
 from resolvers.context import BadInput, NotAllowed
@@ -35,8 +35,6 @@ LIFECYCLE_ENDPOINT_KEY = "access-desk-lifecycle"
 SCHEDULED_TRIGGER_KEY = "access-desk-hourly"
 SCHEDULED_ENDPOINT_KEY = "access-desk-scheduled"
 EVENTS = {"avi:forge:installed:app": "installed", "avi:forge:upgraded:app": "upgraded"}
-# Atlassian account ids: "557058:<uuid>", 24 hex digits, "qm:<uuid>:<uuid>" and the like.
-_ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 
 
 @bp.post("/forge/lifecycle")
@@ -55,9 +53,7 @@ def lifecycle() -> Response:
             actor="forge",
             action=f"app.{action}",
             source="forge",
-            subjects=[account]
-            if isinstance(account, str) and _ACCOUNT_ID.fullmatch(account)
-            else [],
+            subjects=[account] if isinstance(account, str) and is_account_id(account) else [],
             outcome="ok",
         )
     return jsonify({"status": "ok"})
