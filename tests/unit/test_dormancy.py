@@ -20,7 +20,6 @@ from tests.simulated import client, store_installation
 from tests.stores import Clock
 from worker import Worker
 
-
 REFUSALS = 10  # dormancy: refused background calls in a row that pause an account
 
 
