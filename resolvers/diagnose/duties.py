@@ -1,10 +1,10 @@
 """The checks of the installation's platform duties, from what the store knows: the ``Scheduled
 trigger`` (late after two hours, gone after 72), the ``Personal data report`` (its last error, or
 none sent yet, or overdue), the ``Quota`` (a Retry-After hold or the near-limit flag, with the
-points and policy Confluence reported to this diagnosis) and ``Dormancy`` (dormant and why, accounts
-whose jobs are paused, or refusals counting towards it). Advice: deploy the scheduled trigger and check the remote's baseUrl,
-check ``PERSONAL_DATA_URL`` and the background worker, send smaller batches, check the app is
-installed and its scopes granted.
+points and policy Confluence reported to this diagnosis) and ``Dormancy`` (dormant and why,
+accounts whose jobs are paused, or refusals counting towards it). Advice: deploy the scheduled
+trigger and check the remote's baseUrl, check ``PERSONAL_DATA_URL`` and the background worker,
+send smaller batches, check the app is installed and its scopes granted.
 """
 
 from __future__ import annotations
