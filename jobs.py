@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 100
 CANCEL_POLL_SECONDS = 0.1  # how often ``cancel`` looks whether the holder has let go
-IN_FLIGHT_RETRY_SECONDS = 5.0  # a job whose last invites are another holder's looks again
+IN_FLIGHT_RETRY_SECONDS = 1.0  # a job whose last invites are another holder's looks again
 
 
 @dataclass(frozen=True, slots=True)
