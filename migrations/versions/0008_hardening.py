@@ -6,7 +6,8 @@
   two workers never send it both (a lost lease included);
 - ``account_refusals``: background calls Confluence refused per acting account (dormancy counts
   per account; an account's refusals pause only the jobs acting as it), replacing the
-  installation's ``refusals`` and ``first_refusal_at``.
+  installation's ``refusals`` and ``first_refusal_at``;
+- retention's watermark is reset: its next run ages out the account ids of what it already redacted.
 
 Revision ID: 0008
 Revises: 0005
@@ -56,6 +57,9 @@ def upgrade() -> None:
     with op.batch_alter_table("installations") as batch:
         batch.drop_column("first_refusal_at")
         batch.drop_column("refusals")
+    # retention now also ages out account ids: let its next run go over everything once more
+    installations = sa.table("installations", sa.column("retention_until", _TIME))
+    op.execute(sa.update(installations).values(retention_until=None))
 
 
 def downgrade() -> None:
