@@ -8,8 +8,9 @@ can take them all:
 - ``per_installation``: half the threads (at least 1), of which ``reserve`` (1, when there are at
   least 2) is kept for short calls of people not known to be non-administrators: the admins of an
   installation whose ordinary slots are full still open the panel, poll their jobs and cancel;
-- ``per_user``: one less than the installation's ordinary slots (at least 1), so one person never
-  takes them all;
+- ``per_user``: one less than the installation's ordinary slots, but at least 2 (a panel may have
+  a short call going beside another) and at most ``per_installation``, so one person never takes
+  them all where there are more than two;
 - ``slow``: calls that wait on many Confluence requests (lookups, access checks, diagnose) in the
   whole process: all threads but ``max(2, threads // 4)`` (at least 1), so short calls of every
   other installation always find a thread.
@@ -53,7 +54,7 @@ class Limits:
         installation = per_installation or max(1, threads // 2)
         reserve = 1 if installation >= 2 else 0
         ordinary = installation - reserve
-        user = per_user or max(1, ordinary - 1)
+        user = per_user or max(2, ordinary - 1)
         slow = max(1, threads - max(2, threads // 4))
         return cls(threads, installation, min(user, installation), reserve, slow)
 

@@ -25,7 +25,7 @@ from tests.conftest import backend_env
 
 def test_limits_are_derived_from_the_threads() -> None:
     assert Limits.derive(8) == Limits(threads=8, per_installation=4, per_user=2, reserve=1, slow=6)
-    assert Limits.derive(4) == Limits(threads=4, per_installation=2, per_user=1, reserve=1, slow=2)
+    assert Limits.derive(4) == Limits(threads=4, per_installation=2, per_user=2, reserve=1, slow=2)
     assert Limits.derive(1) == Limits(threads=1, per_installation=1, per_user=1, reserve=0, slow=1)
     assert Limits.derive(16).slow == 12 and Limits.derive(16).per_installation == 8
     assert Limits.derive(8, 6, 5).per_user == 5
