@@ -25,6 +25,7 @@ import logs
 import metrics
 from atlassian import OfflineTokens
 from auth import Verifier
+from call_limits import Limits
 from confluence import Client, Policy
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from handlers.inflight import InFlight
@@ -134,7 +135,13 @@ def create_app(
         store=store,
         runner=runner,
         worker=worker,
-        inflight=InFlight(settings.max_calls_per_installation, settings.max_calls_per_user),
+        inflight=InFlight(
+            Limits.derive(
+                settings.threads,
+                settings.max_calls_per_installation,
+                settings.max_calls_per_user,
+            )
+        ),
     )
     errors.register(app)
     panel.register(app)

@@ -34,13 +34,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from confluence import is_allowed
 from records import Installation
 from store import Store
+from urls import on_allowlisted_host as on_allowlisted_host  # re-exported (privacy)
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,6 @@ def context_ari(form: str, cloud_id: str) -> str:
     if form == "workspace":
         return f"ari:cloud:confluence:{cloud_id}:workspace/{cloud_id}"
     raise ValueError(f"unknown context ARI form {form!r}")
-
-
-def on_allowlisted_host(url: str, allowlist: Sequence[str]) -> bool:
-    """``url`` has exactly the scheme and host of an allowlisted prefix (and no user info): where
-    the app's own system token may go (the GraphQL gateway, the personal data reporting API)."""
-    u = urlsplit(url)
-    if u.username or u.password or u.scheme not in ("https", "http"):
-        return False
-    return any((u.scheme, u.netloc) == urlsplit(p)[:2] for p in allowlist)
 
 
 def usable_system_token(

@@ -1,7 +1,9 @@
 """Production defaults for ``gunicorn 'app:create_app()'`` (read from the repository root).
 
 Every value can be overridden on the command line or with GUNICORN_CMD_ARGS. The environment is
-checked before any worker forks, so a bad configuration stops the server with one message.
+checked before any worker forks, so a bad configuration stops the server with one message; the
+threads each worker runs are passed on to the app in ``GUNICORN_THREADS`` (its calls-in-flight
+bounds derive from them), and the metrics directory is kept tidy (metrics_files.py).
 """
 
 import multiprocessing
@@ -28,6 +30,8 @@ preload_app = False  # each worker starts its own background job thread
 control_socket_disable = True
 
 # Prometheus multiprocess mode: every worker writes its samples here and /metrics adds them up.
+# The directory is wiped before the workers start and each dead worker's files are folded into
+# one archive per metric type (metrics_files.py), so recycled workers leave nothing behind.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="access-desk-metrics-")
 
@@ -36,14 +40,27 @@ def on_starting(server: object) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from settings import Settings, SettingsError
 
+    # The threads each worker really runs (``--threads`` on the command line included): the app
+    # derives its calls-in-flight bounds from them (call_limits.py).
+    os.environ["GUNICORN_THREADS"] = str(server.cfg.threads)  # type: ignore[attr-defined]
+
     try:
         Settings.from_env(os.environ)
     except SettingsError as exc:
         print(str(exc), file=sys.stderr, flush=True)
         sys.exit(1)
+    from metrics_files import wipe
+
+    # prometheus_client: the directory "must be wiped between process/Gunicorn runs"
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    wipe(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
 def child_exit(server: object, worker: object) -> None:
-    from prometheus_client import multiprocess
+    from metrics_files import fold_dead_worker
 
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined,no-untyped-call]
+    pid: int = worker.pid  # type: ignore[attr-defined]
+    try:
+        fold_dead_worker(pid, os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    except OSError as exc:  # the master must go on whatever the metrics directory does
+        print(f"metrics files of worker {pid} not folded: {exc}", file=sys.stderr, flush=True)

@@ -3,10 +3,16 @@
 ``JobRunner.advance`` leases the job (``store.claim_job``; a job leased by someone else is left
 alone and returned as it is), then works in chunks of at most 100 items, each chunk's outcomes
 committed in its own transaction (``store.record_outcomes``), so a crash loses at most the chunk in
-flight and the next holder resumes there (invite is safe to repeat):
+flight and the next holder resumes there:
 
 1. check: unchecked pending items -> ``alreadyHasAccess`` / ``invalid`` / still pending (checked);
-2. invite (not for dry runs): checked pending items -> ``invited`` / ``failed``.
+2. invite (not for dry runs): checked pending items -> ``invited`` / ``failed``. The chunk's items
+   are claimed first (``store.claim_items``: a conditional update committed on its own, while the
+   lease holds) for longer than any of the step's requests may take; nobody else sends them while
+   the claim lasts, and their outcomes are recorded even if the lease ran out meanwhile, so a lost
+   lease never sends an invitation twice. Only a holder that dies mid-chunk leaves its claimed
+   items to be sent again once the claim runs out. A step that finds only others' claimed items
+   left waits for their outcomes instead of finishing.
 
 A chunk failure that is transient (``rate_limited``, ``unavailable``, ``timeout``,
 ``connection_error``) keeps its items pending, sets the job's ``not_before`` to now + the failure's
@@ -32,8 +38,10 @@ is not sent, keeps its items pending and the job waits (``not_before``) for the 
 job is waiting to be claimed, so turns on a shared pool go chunk by chunk (claims prefer the
 installation served longest ago, ``store.claim_job``).
 
-After each chunk the runner tells ``dormancy`` whether the site refused it (every entry answered
-401/403/404) or answered; an installation that turns dormant ends the step at once.
+In the background worker (``count_refusals``), after each chunk the runner tells ``dormancy``
+whether Confluence refused it (every entry answered 401/403/404) or answered, for the job's acting
+account; an account that gets paused ends the step at once. A panel's ``getJob`` step counts
+neither way.
 
 Cancelling (``JobRunner.cancel``, for ``cancelJob``): ``store.request_cancel`` marks the job and,
 when nobody holds its lease, ends it at once: items not started (every pending item of a real job,
@@ -58,6 +66,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import dormancy
 import metrics
@@ -70,6 +79,19 @@ log = logging.getLogger(__name__)
 
 CHUNK = 100
 CANCEL_POLL_SECONDS = 0.1  # how often ``cancel`` looks whether the holder has let go
+IN_FLIGHT_RETRY_SECONDS = 1.0  # a job whose last invites are another holder's looks again
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One ``advance``: who works, since when, for how long, and how."""
+
+    worker_id: str
+    start: float
+    budget: float
+    keep_401: bool
+    fair: bool
+    count_refusals: bool
 
 
 def finish(store: Store, job: Job, worker_id: str, state: str, error: str | None = None) -> None:
@@ -124,12 +146,15 @@ class JobRunner:
         budget_seconds: float,
         keep_401: bool = False,
         fair: bool = False,
+        count_refusals: bool = False,
     ) -> Job:
         """One step of at most ``budget_seconds``; returns the job (without items) afterwards.
 
         Raises ``JobNotFound`` if the installation has no such job. With ``keep_401``, entries
         Confluence answers with 401 stay pending and the step ends with ``TokenRefused`` (the
-        caller renews its token and tries again); otherwise they fail ``not_permitted``.
+        caller renews its token and tries again); otherwise they fail ``not_permitted``. With
+        ``count_refusals`` (the background worker), refusals count towards pausing the job's
+        acting account (``dormancy``).
         """
         start = self._clock()
         job = self._store.claim_job(
@@ -138,14 +163,11 @@ class JobRunner:
         if job is not None:
             not_before: float | None = None
             try:
+                step = _Step(worker_id, start, budget_seconds, keep_401, fair, count_refusals)
                 if job.active:
-                    not_before = self._work(
-                        job, client.background(), worker_id, start, budget_seconds, keep_401, fair
-                    )
+                    not_before = self._work(job, client.background(), step)
                 else:
-                    not_before = self._follow_up(
-                        job, client.background(), worker_id, start, budget_seconds, keep_401
-                    )
+                    not_before = self._follow_up(job, client.background(), step)
             finally:
                 self._store.release_job(job.id, worker_id, not_before=not_before)
         current = self._store.job(installation_id, job_id, items=False)
@@ -153,22 +175,15 @@ class JobRunner:
             raise JobNotFound(job_id)
         return current
 
-    def _work(
-        self,
-        job: Job,
-        client: Client,
-        worker_id: str,
-        start: float,
-        budget: float,
-        keep_401: bool,
-        fair: bool = False,
-    ) -> float | None:
-        """Chunks until done, out of time, lease lost, dormant, or a transient failure (its
-        not_before)."""
-        store, iid = self._store, job.installation_id
+    def _work(self, job: Job, client: Client, step: _Step) -> float | None:
+        """Chunks until done, out of time, lease lost, paused, or a transient failure (its
+        not_before). Invites go only for items this step claimed (``store.claim_items``, its own
+        committed transaction) and are recorded for them even when the lease was lost meanwhile:
+        nobody else may send them while the claim lasts."""
+        store, iid, worker_id = self._store, job.installation_id, step.worker_id
         slowest = 0.0
-        answered = False  # the site's refusal count is reset once per step
-        while self._clock() - start + slowest <= budget:
+        answered = False  # the account's refusal count is reset once per step
+        while self._clock() - step.start + slowest <= step.budget:
             if not store.renew_lease(job.id, worker_id, self._lease):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None
@@ -178,51 +193,59 @@ class JobRunner:
                 checking = False
                 emails = store.next_items(iid, job.id, checked=True, limit=self._chunk)
             if not emails:
+                in_flight = store.items_in_flight(iid, job.id)
+                if in_flight is not None:  # another holder's invites: wait for their outcomes
+                    return min(in_flight, store.now() + IN_FLIGHT_RETRY_SECONDS)
                 finish(store, job, worker_id, "done")
                 log.info("job done", extra={"job": job.id, "installation": iid})
                 return None
             if store.cancel_requested(iid, job.id):  # the release ends it (see the module doc)
                 log.info("job cancelled", extra={"job": job.id, "installation": iid})
                 return None
+            if not checking:
+                claim = max(self._lease, 2 * step.budget)  # outlasts any request of this step
+                emails = store.claim_items(iid, job.id, worker_id, emails, claim)
+                if not emails:
+                    continue  # the lease was lost (the next renewal says so), or others took them
             began = self._clock()
             chunk = (
-                check(client, emails, keep_401) if checking else invite(client, emails, keep_401)
+                check(client, emails, step.keep_401)
+                if checking
+                else invite(client, emails, step.keep_401)
             )
             slowest = max(slowest, self._clock() - began)
-            if not store.record_outcomes(
-                iid, job.id, worker_id, chunk.outcomes, checked=True if checking else None
-            ):
+            recorded = store.record_outcomes(
+                iid,
+                job.id,
+                worker_id,
+                chunk.outcomes,
+                checked=True if checking else None,
+                claimed=not checking,
+            )
+            if not recorded:
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None
             if chunk.disabled:  # no later chunk can work: reported once, not retried
                 finish(store, job, worker_id, "failed", API_DISABLED_HELP)
                 log.warning("job stopped: the email API is disabled", extra={"job": job.id})
                 return None
-            noted = self._note_answer(job, chunk, answered)
+            noted = self._note_answer(job, chunk, answered, step.count_refusals)
             if noted is None:
-                return None  # dormant
+                return None  # its account is paused
             answered = noted
             if chunk.transient is not None:
                 return self._later(job, worker_id, chunk.transient)
-            if fair and store.waiting_elsewhere(iid):
+            if step.fair and store.waiting_elsewhere(iid):
                 return None  # another installation's turn
         return None
 
-    def _follow_up(
-        self,
-        job: Job,
-        client: Client,
-        worker_id: str,
-        start: float,
-        budget: float,
-        keep_401: bool,
-    ) -> float | None:
+    def _follow_up(self, job: Job, client: Client, step: _Step) -> float | None:
         """Check the invitees of a due follow-up chunk by chunk; complete the round when all are
-        checked. Ends like ``_work``: out of time, lease lost, dormant, 401 or a transient wait."""
-        store, iid = self._store, job.installation_id
+        checked. Ends like ``_work``: out of time, lease lost, paused, 401 or a transient wait."""
+        store, iid, worker_id = self._store, job.installation_id, step.worker_id
         slowest = 0.0
         answered = False
-        while self._clock() - start + slowest <= budget:
+        while self._clock() - step.start + slowest <= step.budget:
             if not store.renew_lease(job.id, worker_id, self._lease):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None
@@ -232,7 +255,7 @@ class JobRunner:
                 log.info("job followed up", extra={"job": job.id, "installation": iid})
                 return None
             began = self._clock()
-            chunk = check(client, emails, keep_401)
+            chunk = check(client, emails, step.keep_401)
             slowest = max(slowest, self._clock() - began)
             joined = {
                 email: outcome == "alreadyHasAccess"  # failed, invalid: not seen to have joined
@@ -247,9 +270,9 @@ class JobRunner:
             if not store.record_joined(iid, job.id, worker_id, joined):
                 log.warning("job lease lost", extra={"job": job.id, "worker": worker_id})
                 return None
-            noted = self._note_answer(job, chunk, answered)
+            noted = self._note_answer(job, chunk, answered, step.count_refusals)
             if noted is None:
-                return None  # dormant
+                return None  # its account is paused
             answered = noted
             if chunk.transient is not None:
                 wait = chunk.transient.retry_after
@@ -285,18 +308,22 @@ class JobRunner:
             job = found
         return job
 
-    def _note_answer(self, job: Job, chunk: Chunk, answered: bool) -> bool | None:
-        """Tell ``dormancy`` about ``chunk``: every refusal, and the first answer of the step
-        (``answered`` says whether one has been told). Returns whether one has now been told, or
-        None when the refusal turned the installation dormant (the step ends). Raises
-        ``TokenRefused`` when entries answered 401 were kept pending."""
-        store, iid = self._store, job.installation_id
-        if chunk.refused:
-            if dormancy.note_answer(store, iid, refused=True):
-                return None
-        elif chunk.answered and not answered:
-            answered = True
-            dormancy.note_answer(store, iid, refused=False)
+    def _note_answer(
+        self, job: Job, chunk: Chunk, answered: bool, count_refusals: bool
+    ) -> bool | None:
+        """Tell ``dormancy`` about ``chunk`` (background steps only, ``count_refusals``), for the
+        job's acting account: every refusal, and the first answer of the step (``answered`` says
+        whether one has been told). Returns whether one has now been told, or None when the
+        refusal paused the account (the step ends). Raises ``TokenRefused`` when entries
+        answered 401 were kept pending."""
+        store, iid, account = self._store, job.installation_id, job.created_by
+        if count_refusals and account is not None:
+            if chunk.refused:
+                if dormancy.note_answer(store, iid, account, refused=True):
+                    return None
+            elif chunk.answered and not answered:
+                answered = True
+                dormancy.note_answer(store, iid, account, refused=False)
         if chunk.unauthorized:
             raise TokenRefused(job.id)
         return answered

@@ -3,7 +3,8 @@ dormant installations, and Confluence's points quota (points spent, 429s receive
 limit, remaining points and hold read from the ledger at scrape time).
 
 Under gunicorn with several workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``gunicorn.conf.py``)
-makes every worker write its samples there and ``/metrics`` adds them up, whichever worker answers.
+makes every worker write its samples there and ``/metrics`` adds them up, whichever worker answers
+(dead workers' files are folded into archives by the master: ``metrics_files``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+import metrics_files
 
 REQUESTS = Counter(
     "access_desk_requests_total", "HTTP requests answered", ["endpoint", "method", "status"]
@@ -146,7 +149,8 @@ def exposition(
 ) -> bytes:
     """The text exposition of every metric (all workers' when multiprocess mode is on)."""
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if shared:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         for collector in (
@@ -165,4 +169,5 @@ def exposition(
         registry.register(Dormant(dormant))
     if pools is not None:
         registry.register(QuotaPools(pools))
-    return generate_latest(registry)
+    with metrics_files.reading(shared):  # no dead worker's files move meanwhile
+        return generate_latest(registry)

@@ -1,16 +1,17 @@
 """Personal data duties: reporting stored account ids to Atlassian, erasing closed accounts, retention.
 
-Access Desk stores account ids (admins, audit actors, job creators, the webhook's acting admin,
-offline-token users) and emails (job items, audit subjects). Atlassian's personal data reporting
-API (``PERSONAL_DATA_URL``; docs/platform.md, "Personal data") says which stored accounts were
-closed or changed since we stored them.
+Access Desk stores account ids (every column of ``store.personal_data.ACCOUNT_COLUMNS``, and the
+accounts audit entries name) and emails (job items, audit subjects). Atlassian's personal data
+reporting API (``PERSONAL_DATA_URL``; docs/platform.md, "Personal data") says which stored accounts
+were closed or changed since we stored them.
 
 A scheduled trigger only queues this work (``Store.note_scheduled_trigger``: when the last report is
 ``PERSONAL_DATA_REPORT_DAYS`` old, or housekeeping last ran a day ago); the background worker does
 it (``PersonalData.run_due``, a worker chore), one installation at a time under a lease:
 
-1. retention: jobs finished more than ``PERSONAL_DATA_RETENTION_DAYS`` ago lose their emails (items
-   keep outcome and error, the job its counts) and older audit entries lose their subjects;
+1. retention: jobs finished more than ``PERSONAL_DATA_RETENTION_DAYS`` ago lose their emails and
+   account ids (items keep outcome and error, the job its counts), older audit entries their
+   subjects and actor, and older offline tokens, cached lookups and refusal counts go;
 2. report (when due): every stored account id with when its data was last stored, POSTed as the app
    (``Authorization: Bearer <the installation's system token>``) as ``{"accounts": [{"accountId",
    "updatedAt"}]}`` in batches of at most 90. 204: nothing changed. 200 ``{"accounts":

@@ -9,6 +9,13 @@ from typing import Any
 
 from costs import invite_job_points
 
+PAUSED_REASON = (
+    "Confluence refused the background calls made as this job's administrator, at least 10 in a "
+    "row over an hour (the account may have lost its access or its administrator rights). The "
+    "job waits and spends nothing; it is tried again after the next use of Access Desk on this "
+    "site."
+)
+
 
 def iso(ts: float) -> str:
     """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. ``2025-11-29T03:40:00.000Z``."""
@@ -97,6 +104,7 @@ class Job:
     follow_up: FollowUp | None = None  # None before the first follow-up
     follow_up_due: float | None = None  # when the next follow-up is due; None: no more
     cancel_requested: bool = False  # cancelJob asked; the job ends when its holder lets go
+    acting_paused_since: float | None = None  # its acting account is paused (dormancy)
 
     @property
     def active(self) -> bool:
@@ -110,9 +118,17 @@ class Job:
         settled = self.counts.already_has_access + self.counts.invalid
         return invite_job_points(self.total, dry_run=self.dry_run, settled=settled)
 
+    def paused_json(self) -> dict[str, str] | None:
+        """``{"since", "reason"}`` while the job has work and its acting account is paused."""
+        if self.acting_paused_since is None or not self.active:
+            return None
+        return {"since": iso(self.acting_paused_since), "reason": PAUSED_REASON}
+
     def to_json(self, items: bool = True) -> dict[str, Any]:
         """The ``Job`` of docs/contract.md §4; ``items=True`` needs a job loaded with its items.
-        ``notBefore``: until when the job waits (a claim clears it), null while it may run."""
+        ``notBefore``: until when the job waits (a claim clears it), null while it may run;
+        ``paused``: why the background worker does not advance it (its acting account is paused:
+        Confluence refused its calls), null otherwise."""
         out: dict[str, Any] = {
             "id": self.id,
             "kind": self.kind,
@@ -125,6 +141,7 @@ class Job:
             "total": self.total,
             "estimatedPoints": self.estimated_points,
             "notBefore": None if self.not_before is None else iso(self.not_before),
+            "paused": self.paused_json(),
             "counts": self.counts.to_json(),
         }
         if self.follow_up is not None:
@@ -187,12 +204,32 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountRefusals:
+    """Background calls acting as one account that Confluence refused in a row (``dormancy``):
+    how many, since when, and since when the jobs acting as it are paused (None: not paused)."""
+
+    account_id: str
+    refusals: int
+    first_refusal_at: float | None
+    paused_since: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accountId": self.account_id,
+            "refusals": self.refusals,
+            "firstRefusalAt": None if self.first_refusal_at is None else iso(self.first_refusal_at),
+            "pausedSince": None if self.paused_since is None else iso(self.paused_since),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class InstallationHealth:
     """What the platform duties know about an installation (for ``diagnose`` and operators).
 
     ``context_form``: the offline token context ARI that worked last (``"site"``/``"workspace"``);
     ``dormant_reason``: ``"quiet"`` (no scheduled trigger for 72 h) or ``"refused"`` (the site
-    refused every call); ``refusals``: consecutive 401/403/404 answers since the last success.
+    refused every background call); ``accounts_refused``: the acting accounts whose background
+    calls were answered 401/403/404 since their last success (paused or counting towards it).
     """
 
     installation_id: str
@@ -200,8 +237,7 @@ class InstallationHealth:
     dormant_since: float | None
     dormant_reason: str | None
     resumed_at: float | None
-    refusals: int
-    first_refusal_at: float | None
+    accounts_refused: tuple[AccountRefusals, ...]
     context_form: str | None
     offline_token_error: str | None
     offline_token_error_at: float | None
@@ -226,8 +262,7 @@ class InstallationHealth:
             "dormantSince": at(self.dormant_since),
             "dormantReason": self.dormant_reason,
             "resumedAt": at(self.resumed_at),
-            "refusals": self.refusals,
-            "firstRefusalAt": at(self.first_refusal_at),
+            "accountsRefused": [a.to_json() for a in self.accounts_refused],
             "contextForm": self.context_form,
             "offlineTokenError": self.offline_token_error,
             "offlineTokenErrorAt": at(self.offline_token_error_at),

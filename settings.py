@@ -4,14 +4,26 @@
 problem, so an operator fixes them all in one go. Nothing here reads ``os.environ`` by itself: the
 caller passes the mapping (``create_app`` passes ``os.environ``; tests pass a dict).
 
-Checks beyond parsing, made by ``from_env`` and again when a ``Settings`` is built directly:
+Every number is finite (``nan`` and ``inf`` are refused). Checks beyond parsing, made by
+``from_env`` and again when a ``Settings`` is built directly (``from_env`` names them in the same
+one message as the parsing problems):
 
 - ``FORGE_APP_ID`` is ``ari:cloud:ecosystem::app/<uuid>`` (a bare uuid is prefixed);
 - ``API_BASE_URL_ALLOWLIST`` prefixes are kept in canonical form (``urls.canonical_base``: scheme
   and host lowercased, default port dropped) and each ends with ``/``;
 - no ``http://`` URL where tokens or signing keys travel (``API_BASE_URL_ALLOWLIST``,
-  ``GRAPHQL_URL``, ``FORGE_JWKS_URL``, ``FORGE_IC_JWKS_URLS``, ``PERSONAL_DATA_URL``) unless
-  ``ALLOW_HTTP=1``, which ``./dev`` and the tests set for the simulator on loopback.
+  ``GRAPHQL_URL``, ``FORGE_JWKS_URL``, ``FORGE_IC_JWKS_URLS``, ``PERSONAL_DATA_URL``), nor as
+  ``PUBLIC_BASE_URL`` (the webhook URL senders sign their requests to), unless ``ALLOW_HTTP=1``,
+  which ``./dev`` and the tests set for the simulator on loopback;
+- ``GRAPHQL_URL`` and ``PERSONAL_DATA_URL`` (where the app's system token goes) share scheme and
+  host with an ``API_BASE_URL_ALLOWLIST`` prefix (``urls.on_allowlisted_host``);
+- ``FIT_LEEWAY_SECONDS`` is at most ``MAX_FIT_LEEWAY_SECONDS`` (60): more would keep expired
+  tokens replayable;
+- ``JOB_LEASE_SECONDS`` is longer than twice ``JOB_STEP_SECONDS`` (a step's requests may take up to
+  twice the step: its lease must outlast them);
+- ``MAX_CALLS_PER_INSTALLATION`` and ``MAX_CALLS_PER_USER``, when given, fit the process's
+  threads (``GUNICORN_THREADS``; ``handlers.inflight.Limits``): one installation never takes every
+  thread, one user never more than their installation.
 """
 
 from __future__ import annotations
@@ -24,9 +36,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from urls import canonical_base
+from call_limits import limits_problems
+from urls import canonical_base, on_allowlisted_host
 
 APP_ARI_PREFIX = "ari:cloud:ecosystem::app/"
+MAX_FIT_LEEWAY_SECONDS = 60.0
 _APP_ARI = re.compile(
     re.escape(APP_ARI_PREFIX)
     + r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -58,8 +72,9 @@ class Settings:
     upstream_timeout_seconds: float = 10.0
     upstream_max_retries: int = 4
     admin_cache_seconds: float = 60.0
-    max_calls_per_installation: int = 4  # half of gunicorn.conf.py's 8 threads per process
-    max_calls_per_user: int = 3
+    threads: int = 8  # GUNICORN_THREADS: threads per server process (gunicorn.conf.py)
+    max_calls_per_installation: int | None = None  # None: derived from ``threads``
+    max_calls_per_user: int | None = None  # None: derived from ``threads``
     lookup_cache_seconds: float = 300.0
     fit_leeway_seconds: float = 5.0
     background_worker: bool = True
@@ -75,14 +90,7 @@ class Settings:
     follow_up_delays_seconds: tuple[float, ...] = (3600.0, 24 * 3600.0)
 
     def __post_init__(self) -> None:
-        problems = _app_id_problems(self.app_id) + _http_problems(
-            self.allow_http,
-            API_BASE_URL_ALLOWLIST=self.api_base_url_allowlist,
-            GRAPHQL_URL=(self.graphql_url,),
-            FORGE_JWKS_URL=(self.jwks_url,),
-            FORGE_IC_JWKS_URLS=tuple(url for _, url in self.ic_jwks_urls),
-            PERSONAL_DATA_URL=(self.personal_data_url,),
-        )
+        problems = _app_id_problems(self.app_id) + _cross_problems(lambda name: getattr(self, name))
         if problems:
             raise SettingsError(problems)
 
@@ -126,14 +134,7 @@ class Settings:
         def current(name: str) -> Any:
             return values.get(name, cls.__dataclass_fields__[name].default)
 
-        problems += _http_problems(
-            bool(current("allow_http")),
-            API_BASE_URL_ALLOWLIST=current("api_base_url_allowlist"),
-            GRAPHQL_URL=(current("graphql_url"),),
-            FORGE_JWKS_URL=(current("jwks_url"),),
-            FORGE_IC_JWKS_URLS=tuple(url for _, url in current("ic_jwks_urls")),
-            PERSONAL_DATA_URL=(current("personal_data_url"),),
-        )
+        problems += _cross_problems(current)
         if problems:
             raise SettingsError(problems)
         return cls(**values)
@@ -146,6 +147,47 @@ def _app_id_problems(app_id: str) -> list[str]:
         f"FORGE_APP_ID={app_id!r} is invalid: it must be the app ARI {APP_ARI_PREFIX}<uuid> "
         "(from manifest.yml app.id after `forge register`) or the bare uuid"
     ]
+
+
+def _cross_problems(get: Callable[[str], Any]) -> list[str]:
+    """The checks between settings (see the module docstring); ``get(field)`` is its value."""
+    allowlist = tuple(get("api_base_url_allowlist"))
+    public = get("public_base_url")
+    problems = _http_problems(
+        bool(get("allow_http")),
+        API_BASE_URL_ALLOWLIST=allowlist,
+        GRAPHQL_URL=(get("graphql_url"),),
+        FORGE_JWKS_URL=(get("jwks_url"),),
+        FORGE_IC_JWKS_URLS=tuple(url for _, url in get("ic_jwks_urls")),
+        PERSONAL_DATA_URL=(get("personal_data_url"),),
+        PUBLIC_BASE_URL=(public,) if public else (),
+    )
+    for var, name in (("GRAPHQL_URL", "graphql_url"), ("PERSONAL_DATA_URL", "personal_data_url")):
+        if not on_allowlisted_host(get(name), allowlist):
+            problems.append(
+                f"{var}={get(name)!r} is not on an API_BASE_URL_ALLOWLIST host "
+                f"({', '.join(allowlist)}): the app's system token goes there"
+            )
+    for name, var in _NUMBERS:
+        value = get(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{var}={value!r} is invalid: must be a finite number")
+    leeway = get("fit_leeway_seconds")
+    if leeway > MAX_FIT_LEEWAY_SECONDS:
+        problems.append(
+            f"FIT_LEEWAY_SECONDS={leeway:g} is too long: at most {MAX_FIT_LEEWAY_SECONDS:g} s of "
+            "clock skew (Forge's tokens live about 25 s; more would keep expired ones replayable)"
+        )
+    lease, step = get("job_lease_seconds"), get("job_step_seconds")
+    if not lease > 2 * step:
+        problems.append(
+            f"JOB_LEASE_SECONDS={lease:g} must be longer than twice JOB_STEP_SECONDS={step:g}: a "
+            "step's requests may take up to twice the step, and its lease must outlast them"
+        )
+    problems += limits_problems(
+        get("threads"), get("max_calls_per_installation"), get("max_calls_per_user")
+    )
+    return problems
 
 
 def _http_problems(allow_http: bool, **urls: tuple[str, ...]) -> list[str]:
@@ -214,8 +256,8 @@ def _labelled_urls(raw: str) -> tuple[tuple[str, str], ...]:
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
         value = kind(raw)
-        if value <= 0:
-            raise ValueError("must be greater than 0")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("must be a finite number greater than 0")
         return value
 
     return parse
@@ -239,8 +281,8 @@ def _level(raw: str) -> str:
 
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
-    if not value >= 0 or value == float("inf"):
-        raise ValueError("must be a number, 0 or more")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a finite number, 0 or more")
     return value
 
 
@@ -272,6 +314,7 @@ _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("upstream_timeout_seconds", "UPSTREAM_TIMEOUT_SECONDS", _positive(float)),
     ("upstream_max_retries", "UPSTREAM_MAX_RETRIES", _non_negative_int),
     ("admin_cache_seconds", "ADMIN_CACHE_SECONDS", _positive(float)),
+    ("threads", "GUNICORN_THREADS", _positive(int)),
     ("max_calls_per_installation", "MAX_CALLS_PER_INSTALLATION", _positive(int)),
     ("max_calls_per_user", "MAX_CALLS_PER_USER", _positive(int)),
     ("lookup_cache_seconds", "LOOKUP_CACHE_SECONDS", _non_negative_float),
@@ -287,6 +330,11 @@ _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("personal_data_report_days", "PERSONAL_DATA_REPORT_DAYS", _non_negative_int),
     ("personal_data_retention_days", "PERSONAL_DATA_RETENTION_DAYS", _positive(int)),
     ("follow_up_delays_seconds", "FOLLOW_UP_DELAYS_SECONDS", _delays),
+)
+
+# the float settings (a Settings built directly must not hold nan or inf either)
+_NUMBERS = tuple(
+    (n, v) for n, v, _ in _OPTIONAL if Settings.__dataclass_fields__[n].type == "float"
 )
 
 assert {f.name for f in fields(Settings)} == {"app_id", "secret_key"} | {n for n, _, _ in _OPTIONAL}

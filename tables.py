@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from account_ids import ACCOUNT_ID_MAX
+
 metadata = sa.MetaData()
 _ID = sa.String(255)
-_ACCOUNT = sa.String(128)
+_ACCOUNT = sa.String(ACCOUNT_ID_MAX)  # every account id column (account_ids.py)
 _TIME: sa.Double[float] = sa.Double()
 _BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -34,8 +36,6 @@ installations = sa.Table(
     sa.Column("dormant_since", _TIME, nullable=True),
     sa.Column("dormant_reason", sa.String(32), nullable=True),
     sa.Column("resumed_at", _TIME, nullable=True),
-    sa.Column("refusals", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("first_refusal_at", _TIME, nullable=True),
     sa.Column("duty_due_at", _TIME, nullable=True),
     sa.Column("duty_lease_owner", _ACCOUNT, nullable=True),
     sa.Column("duty_lease_until", _TIME, nullable=True),
@@ -113,6 +113,9 @@ job_items = sa.Table(
     sa.Column("checked", sa.Boolean(), nullable=False),
     sa.Column("joined", sa.Boolean(), nullable=True),  # an invitee seen with access by a follow-up
     sa.Column("follow_up_round", sa.Integer(), nullable=False, server_default="0"),  # last checked
+    # an invite in flight: who claimed the item and until when (store.queue.claim_items)
+    sa.Column("claim_owner", sa.String(64), nullable=True),
+    sa.Column("claim_until", _TIME, nullable=True),
     sa.Index("uq_job_items_email", "job_id", "email", unique=True),
     sa.Index("ix_job_items_pending", "job_id", "outcome", "checked", "position"),
 )
@@ -199,4 +202,26 @@ signing_keys = sa.Table(
     sa.Column("url", sa.String(1024), primary_key=True),
     sa.Column("jwks", sa.Text(), nullable=False),
     sa.Column("fetched_at", _TIME, nullable=False),
+)
+# ids Confluence did not find, per caller, without a user object (migration 0007; store.lookups)
+lookup_misses = sa.Table(
+    "lookup_misses",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("caller", _ACCOUNT, primary_key=True),
+    sa.Column("account_id", _ACCOUNT, primary_key=True),
+    sa.Column("cached_at", _TIME, nullable=False),
+    sa.Index("ix_lookup_misses_cached_at", "cached_at"),
+    sa.Index("ix_lookup_misses_account", "installation_id", "account_id"),
+)
+# background calls Confluence refused, per acting account (migration 0007; dormancy)
+account_refusals = sa.Table(
+    "account_refusals",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("account_id", _ACCOUNT, primary_key=True),
+    sa.Column("refusals", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("first_refusal_at", _TIME, nullable=True),
+    sa.Column("last_call_at", _TIME, nullable=False),
+    sa.Column("paused_since", _TIME, nullable=True),
 )

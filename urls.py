@@ -11,6 +11,7 @@ port, or a scheme other than http(s). So ``https://api.atlassian.com@evil.com/``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -57,3 +58,15 @@ def _resolve_dots(path: str) -> str | None:
         else:
             kept.append(segment)
     return "/" + "/".join(kept) if kept else ""
+
+
+def on_allowlisted_host(url: str, allowlist: Sequence[str]) -> bool:
+    """``url`` has exactly the scheme and host of an allowlisted prefix (and no user info): where
+    the app's own system token may go (the GraphQL gateway, the personal data reporting API)."""
+    try:
+        u = urlsplit(url)
+        if u.username or u.password or u.scheme not in ("https", "http"):
+            return False
+    except ValueError:
+        return False
+    return any((u.scheme, u.netloc) == urlsplit(p)[:2] for p in allowlist)

@@ -1,7 +1,8 @@
 """The background job worker: one per server process, a daemon thread advancing invite jobs.
 
 ``Worker`` runs a daemon thread: claim a runnable job or a due follow-up (oldest first; an expired
-lease of a crashed worker is taken over; a dormant installation's jobs are not claimed), get the
+lease of a crashed worker is taken over; a dormant installation's jobs, and those acting as a
+paused account, are not claimed), get the
 acting admin's offline user token (``job.created_by``), build a client with it, advance the job by
 one step (``jobs.JobRunner.advance``), release it; then run its ``chores`` (housekeeping such as the
 dormancy sweep and the personal data duty); sleep ``poll_seconds`` when idle.
@@ -154,6 +155,7 @@ class Worker:
             budget_seconds=self._step,
             keep_401=keep_401,
             fair=True,
+            count_refusals=True,
         )
 
     def _wait_for_token(self, job: Job, exc: OfflineTokenError) -> None:

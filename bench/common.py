@@ -156,6 +156,7 @@ def settings_for(platform: Platform, workdir: Path, **overrides: Any) -> Setting
         "jwks_url": platform.jwks_url,
         "api_base_url_allowlist": (platform.allowlist_prefix,),
         "graphql_url": platform.graphql_url,
+        "personal_data_url": platform.personal_data_url,
         "database_url": f"sqlite:///{workdir / 'access-desk.sqlite3'}",
         "background_worker": False,
         "upstream_timeout_seconds": 5.0,

@@ -18,6 +18,10 @@ becomes POST users-bulk and checkAccess POST check-access-by-email straight to t
 whoami is skipped (it has no upstream call to compare with). "Added" latency is the backend's
 percentile minus the direct percentile of the same kind of call.
 
+The bounds of calls in flight (one installation never takes every thread of a process) are raised
+as far as the threads allow; a call answered 429 ``busy`` beyond them is sent again 50 ms later,
+and its latency counts from its first try.
+
 Run: .venv/bin/python bench/load.py [--seconds 30] [--clients 50] [--workers N] [--threads N]
 Targets: no errors; <= 3 ms p50 added by the backend to an upstream call.
 """
@@ -54,6 +58,7 @@ LATENCY = 0.05
 KINDS = ("whoami", "lookupUsers", "checkAccess")
 UPSTREAM = {"lookupUsers": "users-bulk", "checkAccess": "check-access"}
 LOOKUP_IDS = 5
+BUSY_PAUSE, BUSY_TRIES = 0.05, 100  # a 429 busy (calls-in-flight bound) is sent again
 
 
 class FreshIds:
@@ -196,26 +201,33 @@ def main() -> None:
         workdir = Path(tmp)
         settings = common.settings_for(platform, workdir)
         log = workdir / "gunicorn.log"
-        # Fifty panels of one admin on one site: lift the per-installation and per-user bounds of
-        # calls in flight, which would answer most of them 429 busy (that is what they are for).
+        # Fifty panels of one admin on one site: raise the per-installation and per-user bounds of
+        # calls in flight as far as the threads allow (all but one per process: call_limits.py);
+        # a call answered 429 busy beyond them is sent again after BUSY_PAUSE, its time counted.
+        most = str(max(1, int(config["threads"]) - 1))
         env = backend_env(
             settings,
             BACKGROUND_WORKER="false",
             LOG_LEVEL="INFO",
-            MAX_CALLS_PER_INSTALLATION="1000",
-            MAX_CALLS_PER_USER="1000",
+            MAX_CALLS_PER_INSTALLATION=most,
+            MAX_CALLS_PER_USER=most,
         )
         server = common.start_backend(env, log, workers=args.workers, threads=args.threads)
         booted = log.read_text(errors="replace").count("Booting worker")
         try:
 
             def via_backend(session: requests.Session, kind: str, n: int) -> str | None:
-                response = session.post(
-                    f"{server.url}/resolvers/{kind}",
-                    json=payload(kind, n, fresh),
-                    headers=fits[n].headers(),
-                    timeout=30,
-                )
+                body = payload(kind, n, fresh)
+                for _ in range(BUSY_TRIES):
+                    response = session.post(
+                        f"{server.url}/resolvers/{kind}",
+                        json=body,
+                        headers=fits[n].headers(),
+                        timeout=30,
+                    )
+                    if response.status_code != 429:
+                        break
+                    time.sleep(BUSY_PAUSE)
                 return None if response.status_code == 200 else f"HTTP {response.status_code}"
 
             base = inst.api_base_url + "/wiki/api/v2"

@@ -40,7 +40,7 @@ from common import ms  # noqa: E402
 
 from simulator import Platform  # noqa: E402
 from simulator.site import account_id  # noqa: E402
-from tables import lookup_cache  # noqa: E402
+from tables import lookup_cache, lookup_misses  # noqa: E402
 from tests.conftest import backend_env, start_gunicorn, stop_server  # noqa: E402
 
 CHUNK = 250
@@ -152,11 +152,13 @@ def through_backend(
 
 
 def empty_lookup_cache(database_url: str) -> None:
-    """Delete every row of the backend's lookup cache (the store the gunicorn workers share)."""
+    """Delete every row of the backend's lookup cache, users and not-found ids (the store the
+    gunicorn workers share)."""
     engine = sa.create_engine(database_url, connect_args={"timeout": 30})
     try:
         with engine.begin() as conn:
             conn.execute(sa.delete(lookup_cache))
+            conn.execute(sa.delete(lookup_misses))
     finally:
         engine.dispose()
 

@@ -23,11 +23,11 @@ worker. All are idempotent under Forge's redeliveries.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from account_ids import is_account_id
 from auth import Invocation
 from handlers import json_body, remember_installation, services, verified
 from resolvers.context import BadInput, NotAllowed
@@ -46,8 +46,6 @@ SCHEDULED_ENDPOINT_KEY = "access-desk-scheduled"
 UNINSTALL_TRIGGER_KEY = "access-desk-pre-uninstall"
 UNINSTALL_ENDPOINT_KEY = "access-desk-uninstall"
 EVENTS = {"avi:forge:installed:app": "installed", "avi:forge:upgraded:app": "upgraded"}
-# Atlassian account ids: "557058:<uuid>", 24 hex digits, "qm:<uuid>:<uuid>" and the like.
-_ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 
 
 @bp.post("/forge/lifecycle")
@@ -69,9 +67,7 @@ def lifecycle() -> Response:
             actor="forge",
             action=f"app.{action}",
             source="forge",
-            subjects=[account]
-            if isinstance(account, str) and _ACCOUNT_ID.fullmatch(account)
-            else [],
+            subjects=[account] if isinstance(account, str) and is_account_id(account) else [],
             outcome="ok",
         )
     return jsonify({"status": "ok"})

@@ -1,7 +1,7 @@
 """``POST /resolvers/<functionKey>``: verify the FIT, build the Context, run the resolver, JSON out.
 
-Calls in flight are bounded per installation and per user (``handlers.inflight``): over the bound the
-answer is 429 ``busy`` at once.
+Calls in flight are bounded per installation, per user and, for slow calls, per process
+(``handlers.inflight``): over a bound the answer is 429 ``busy`` at once.
 
 Each call also keeps the installation's record (and the system token Forge sends along) fresh, at
 most every few minutes per process, so webhook jobs can act even before the first scheduled trigger.
@@ -20,6 +20,7 @@ from auth import Invocation, strip_bearer
 from confluence import Client
 from handlers import Services, json_body, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver
+from handlers.inflight import SLOW_RESOLVERS
 from resolvers import RESOLVERS, Resolver
 from resolvers.context import BadInput, Context, Diagnostics
 
@@ -37,7 +38,9 @@ def invoke(key: str) -> Response:
     resolver = RESOLVERS.get(key)
     if resolver is None:
         raise UnknownResolver(f"There is no resolver called {key!r}.", {"known": sorted(RESOLVERS)})
-    with svc.inflight.slot(invocation.installation_id, invocation.principal):
+    iid, principal = invocation.installation_id, invocation.principal
+    admin = svc.admins.known(iid, principal) if principal is not None else None
+    with svc.inflight.slot(iid, principal, slow=key in SLOW_RESOLVERS, admin=admin):
         return _run(svc, invocation, key, resolver, started)
 
 

@@ -108,6 +108,11 @@ class AdminCache:
                 self._answers[key] = (status.is_admin, now)
             return status.is_admin
 
+    def known(self, installation_id: str, account_id: str) -> bool | None:
+        """The answer confirmed in the last ``ttl`` seconds, without asking Confluence (None: not
+        known); the calls-in-flight bounds read it (``handlers.inflight``)."""
+        return self._cached((installation_id, account_id), self._ttl)
+
     def _cached(self, key: tuple[str, str], max_age: float) -> bool | None:
         """The answer confirmed less than ``max_age`` seconds ago, if any."""
         with self._lock:

@@ -180,14 +180,18 @@ export function countsText(job) {
   return parts.join(" · ") || (job.dryRun ? "Would invite 0" : "Nothing to do");
 }
 
-// Time left and pace while a job runs, from its progress over the last polls, its notBefore (a
-// wait Confluence asked for) and estimatedPoints (what it costs). Fields the backend leaves out are
-// simply not mentioned. `pace` is a pacer() following this job.
+// Time left and pace while a job runs, from its progress over the last polls, why it is paused
+// (paused.reason), its notBefore (a wait Confluence asked for) and estimatedPoints (what it
+// costs). Fields the backend leaves out are simply not mentioned. `pace` is a pacer() following
+// this job.
 export function etaText(job, pace) {
   if (finished(job)) {
     return "";
   }
   const parts = [];
+  if (job.paused && job.paused.reason) {
+    parts.push(`Paused: ${job.paused.reason}`); // its admin's background calls are refused
+  }
   const until = job.notBefore ? new Date(job.notBefore) : null;
   if (until && !Number.isNaN(until.getTime()) && until.getTime() > Date.now()) {
     parts.push(`Waiting for Confluence until ${until.toLocaleTimeString("en", { hour: "numeric", minute: "2-digit" })}`);

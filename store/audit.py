@@ -4,7 +4,8 @@ filtered by action, actor, subject and time.
 ``write_audit`` is the one way an entry is written, so a finished job's entry (``store.queue``)
 and a resolver's entry (``add_audit``) have the same shape. It also keeps each entry's subjects,
 ASCII-lower-cased (``subject_key``), in ``audit_subjects`` for the ``subject`` filter; whatever
-redacts an entry's subjects must delete its rows there too (``store.personal_data`` does).
+redacts an entry's subjects must delete its rows there too (``store.personal_data`` does). An
+entry's subjects are emails, or account ids for ``ACCOUNT_SUBJECT_ACTIONS``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from store.paging import cursor, cursor_int, uncursor
 from tables import audit, audit_subjects
 
 _LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+# Actions whose subjects are account ids (the installing or upgrading account, handlers.forge);
+# the others' subjects are emails. The personal data report lists these (store.personal_data).
+ACCOUNT_SUBJECT_ACTIONS = frozenset({"app.installed", "app.upgraded"})
 
 
 def subject_key(subject: str) -> str:

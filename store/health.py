@@ -1,17 +1,20 @@
 """The health of an installation's platform duties: the offline token context form that worked and
-the last exchange error (``atlassian``), and dormancy (consecutive refusals, dormant since, resumed
-at; ``store.leases``' ``claim_job`` skips a dormant installation's jobs for the background worker,
-and ``dormancy`` runs the rules). ``installation_health`` reads all of it, with the last scheduled
+the last exchange error (``atlassian``), and dormancy (dormant since, resumed at, and the
+consecutive background refusals per acting account, ``account_refusals``; ``store.leases``'
+``claim_job`` skips a dormant installation's jobs, and a paused account's, for the background
+worker, and ``dormancy`` runs the rules). ``installation_health`` reads all of it, with the last scheduled
 trigger and the personal data cycle (``store.privacy``), in one record.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
-from records import InstallationHealth
-from store.base import StoreBase
-from tables import installations, offline_tokens
+from records import AccountRefusals, InstallationHealth
+from store.base import StoreBase, dialect_insert
+from tables import account_refusals, installations, offline_tokens
 
 
 class PlatformHealth(StoreBase):
@@ -57,7 +60,10 @@ class PlatformHealth(StoreBase):
         return done.rowcount == 1
 
     def resume_installation(self, installation_id: str) -> bool:
-        """A valid invocation arrived: a dormant installation is awake again (True if it was)."""
+        """A valid invocation arrived: a dormant installation is awake again (True if it was), and
+        its paused accounts' jobs may run again (their refusal counts are kept, so an account
+        Confluence still refuses is paused again by its next refused call)."""
+        now = self._clock()
         with self.engine.begin() as conn:
             done = conn.execute(
                 sa.update(installations)
@@ -65,52 +71,120 @@ class PlatformHealth(StoreBase):
                     installations.c.installation_id == installation_id,
                     installations.c.dormant_since.is_not(None),
                 )
-                .values(dormant_since=None, dormant_reason=None, resumed_at=self._clock())
+                .values(dormant_since=None, dormant_reason=None, resumed_at=now)
+            )
+            conn.execute(
+                sa.update(account_refusals)
+                .where(
+                    account_refusals.c.installation_id == installation_id,
+                    account_refusals.c.paused_since.is_not(None),
+                )
+                .values(paused_since=None)
             )
         return done.rowcount == 1
 
-    def note_site_answer(
+    def note_account_answer(
         self,
         installation_id: str,
+        account_id: str,
         *,
         refused: bool,
-        refusals_to_dormant: int,
+        refusals_to_pause: int,
         span_seconds: float,
-    ) -> bool:
-        """Count a background call the site refused (401/403/404), or reset the count on an
-        answer. The installation turns dormant (``refused``) once at least
-        ``refusals_to_dormant`` consecutive refusals span ``span_seconds``; True when it did now.
-        """
+        recent_seconds: float,
+    ) -> tuple[bool, bool]:
+        """Count a background call acting as ``account_id`` that Confluence refused (401/403/404),
+        or reset the account's count on an answer. The account is paused (the worker no longer
+        claims the jobs acting as it) once at least ``refusals_to_pause`` consecutive refusals
+        span ``span_seconds``; the installation turns dormant (``refused``: its site refuses every
+        call) when that leaves no account with a background call in the last ``recent_seconds``
+        unpaused, and an answer to any of its accounts ends that. Returns (the account was paused
+        now, the installation turned dormant now)."""
         now = self._clock()
-        c = installations.c
-        where = c.installation_id == installation_id
+        c = account_refusals.c
+        mine = sa.and_(c.installation_id == installation_id, c.account_id == account_id)
+        counted: dict[str, Any] = (
+            {
+                "refusals": c.refusals + 1,
+                "first_refusal_at": sa.func.coalesce(c.first_refusal_at, now),
+            }
+            if refused
+            else {"refusals": 0, "first_refusal_at": None}
+        )
         with self.engine.begin() as conn:
-            if not refused:
-                conn.execute(
-                    sa.update(installations)
-                    .where(where, c.refusals > 0)
-                    .values(refusals=0, first_refusal_at=None)
-                )
-                return False
+            stmt = dialect_insert(conn, account_refusals).values(
+                installation_id=installation_id,
+                account_id=account_id,
+                refusals=1 if refused else 0,
+                first_refusal_at=now if refused else None,
+                last_call_at=now,
+            )
             conn.execute(
-                sa.update(installations)
-                .where(where)
-                .values(
-                    refusals=c.refusals + 1,
-                    first_refusal_at=sa.func.coalesce(c.first_refusal_at, now),
+                stmt.on_conflict_do_update(
+                    index_elements=["installation_id", "account_id"],
+                    set_={**counted, "last_call_at": now},
                 )
             )
-            became = conn.execute(
+            if not refused:  # the site answers: it is not refusing every call
+                conn.execute(
+                    sa.update(installations)
+                    .where(
+                        installations.c.installation_id == installation_id,
+                        installations.c.dormant_reason == "refused",
+                    )
+                    .values(dormant_since=None, dormant_reason=None)
+                )
+                return False, False
+            paused = conn.execute(
+                sa.update(account_refusals)
+                .where(
+                    mine,
+                    c.paused_since.is_(None),
+                    c.refusals >= refusals_to_pause,
+                    c.first_refusal_at <= now - span_seconds,
+                )
+                .values(paused_since=now)
+            )
+            if paused.rowcount != 1:
+                return False, False
+            awake = conn.execute(
+                sa.select(c.account_id)
+                .where(
+                    c.installation_id == installation_id,
+                    c.paused_since.is_(None),
+                    c.last_call_at > now - recent_seconds,
+                )
+                .limit(1)
+            ).first()
+            if awake is not None:
+                return True, False
+            dormant = conn.execute(
                 sa.update(installations)
                 .where(
-                    where,
-                    c.dormant_since.is_(None),
-                    c.refusals >= refusals_to_dormant,
-                    c.first_refusal_at <= now - span_seconds,
+                    installations.c.installation_id == installation_id,
+                    installations.c.dormant_since.is_(None),
                 )
                 .values(dormant_since=now, dormant_reason="refused")
             )
-        return became.rowcount == 1
+        return True, dormant.rowcount == 1
+
+    def refused_accounts(self, installation_id: str) -> list[AccountRefusals]:
+        """The installation's accounts whose background calls Confluence refused (paused, or
+        counting towards it), by account id."""
+        c = account_refusals.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(account_refusals)
+                .where(
+                    c.installation_id == installation_id,
+                    sa.or_(c.refusals > 0, c.paused_since.is_not(None)),
+                )
+                .order_by(c.account_id)
+            ).all()
+        return [
+            AccountRefusals(r.account_id, int(r.refusals), r.first_refusal_at, r.paused_since)
+            for r in rows
+        ]
 
     def mark_quiet_installations_dormant(self, quiet_seconds: float) -> list[str]:
         """Installations with no scheduled trigger (nor a resuming invocation) for
@@ -157,8 +231,7 @@ class PlatformHealth(StoreBase):
             dormant_since=row.dormant_since,
             dormant_reason=row.dormant_reason,
             resumed_at=row.resumed_at,
-            refusals=int(row.refusals or 0),
-            first_refusal_at=row.first_refusal_at,
+            accounts_refused=tuple(self.refused_accounts(installation_id)),
             context_form=row.context_form,
             offline_token_error=row.offline_token_error,
             offline_token_error_at=row.offline_token_error_at,

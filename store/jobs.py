@@ -18,13 +18,23 @@ from records import Counts, FollowUp, Job, JobItem
 from store.audit import write_audit
 from store.base import StoreBase
 from store.paging import cursor, cursor_id, cursor_time, uncursor
-from tables import job_items, jobs
+from tables import account_refusals, job_items, jobs
 
 OUTCOMES = ("pending", "invited", "alreadyHasAccess", "invalid", "failed")
 FINAL_OUTCOMES = frozenset(OUTCOMES) - {"pending"}
 AUDIT_SUBJECTS = 100  # an audit entry about a job names at most this many emails
 ACTIVE = ("queued", "running")  # a job with invite work left
 CANCELLED = "cancelled"  # the error of the items a cancel stopped before they started
+# since when the job's acting account is paused (dormancy), read with each job row
+ACTING_PAUSED = (
+    sa.select(account_refusals.c.paused_since)
+    .where(
+        account_refusals.c.installation_id == jobs.c.installation_id,
+        account_refusals.c.account_id == jobs.c.created_by,
+    )
+    .scalar_subquery()
+    .label("acting_paused_since")
+)
 
 
 class Jobs(StoreBase):
@@ -169,7 +179,7 @@ class Jobs(StoreBase):
     def job(self, installation_id: str, job_id: str, *, items: bool = True) -> Job | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(jobs).where(
+                sa.select(jobs, ACTING_PAUSED).where(
                     jobs.c.id == job_id, jobs.c.installation_id == installation_id
                 )
             ).first()
@@ -199,7 +209,7 @@ class Jobs(StoreBase):
         self, installation_id: str, limit: int, before: str | None = None
     ) -> tuple[list[Job], str | None]:
         """Jobs without items, newest first; pass the returned cursor as ``before`` for more."""
-        query = sa.select(jobs).where(jobs.c.installation_id == installation_id)
+        query = sa.select(jobs, ACTING_PAUSED).where(jobs.c.installation_id == installation_id)
         if before is not None:
             created_at, job_id = uncursor(before, "j", (cursor_time, cursor_id))
             query = query.where(
@@ -256,4 +266,5 @@ def _job(row: Any, items: tuple[JobItem, ...] | None, now: float) -> Job:
         else FollowUp(row.follow_up_checked_at, row.follow_up_joined or 0),
         follow_up_due=row.follow_up_at,
         cancel_requested=row.cancel_requested_at is not None,
+        acting_paused_since=getattr(row, "acting_paused_since", None),
     )

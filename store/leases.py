@@ -1,5 +1,5 @@
-"""Leases on jobs: a worker claims one runnable job (fair turns between installations, a dormant
-installation's jobs skipped), renews its lease and releases it.
+"""Leases on jobs: a worker claims one runnable job (fair turns between installations, the jobs of a
+dormant installation or of a paused acting account skipped), renews its lease and releases it.
 
 ``claim_job`` atomically takes one runnable job (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
 conditional ``UPDATE`` checked by rowcount on SQLite); every write to a job (``store.queue``,
@@ -18,7 +18,22 @@ from store.base import dialect_insert
 from store.cancels import end_cancelled
 from store.jobs import ACTIVE, Jobs
 from store.queue import lease_held
-from tables import installations, jobs, quota_turns
+from tables import account_refusals, installations, jobs, quota_turns
+
+
+def _awake() -> sa.ColumnElement[bool]:
+    """The job's installation is not quiet (dormant: Forge no longer invokes it), nor its acting
+    account paused (``dormancy``; an installation dormant because its site refuses every call has
+    all of its recent accounts paused, and another admin's job may still try)."""
+    dormant = sa.select(installations.c.installation_id).where(
+        installations.c.dormant_since.is_not(None), installations.c.dormant_reason == "quiet"
+    )
+    paused = sa.exists().where(
+        account_refusals.c.installation_id == jobs.c.installation_id,
+        account_refusals.c.account_id == jobs.c.created_by,
+        account_refusals.c.paused_since.is_not(None),
+    )
+    return sa.and_(jobs.c.installation_id.not_in(dormant), sa.not_(paused))
 
 
 class Leases(Jobs):
@@ -39,7 +54,7 @@ class Leases(Jobs):
         Runnable: ``queued`` or ``running`` or a follow-up due, ``not_before`` passed, and no lease or
         an expired lease (a crashed worker's); when ``job_id`` is given, also a lease already held by
         ``worker_id`` (the claim then renews it). Without ``job_id`` (the background worker), jobs
-        of a dormant installation are not runnable.
+        of a dormant installation, or acting as a paused account (``dormancy``), are not runnable.
         A ``queued`` job becomes ``running``, its ``not_before`` is cleared, and its installation is
         marked served now. None when nothing is runnable.
         """
@@ -59,10 +74,7 @@ class Leases(Jobs):
         if job_id is not None:
             runnable = sa.and_(runnable, jobs.c.id == job_id)
         else:  # the background worker: a dormant installation's jobs wait and spend nothing
-            dormant = sa.select(installations.c.installation_id).where(
-                installations.c.dormant_since.is_not(None)
-            )
-            runnable = sa.and_(runnable, jobs.c.installation_id.not_in(dormant))
+            runnable = sa.and_(runnable, _awake())
         # Fair turns: the installation whose job work was served longest ago goes first.
         candidates = (
             sa.select(jobs.c.id, jobs.c.installation_id)
@@ -109,9 +121,6 @@ class Leases(Jobs):
         """Whether another installation has a job the background worker could claim now (the
         worker then ends its step after the chunk in flight: turns go chunk by chunk)."""
         now = self._clock()
-        dormant = sa.select(installations.c.installation_id).where(
-            installations.c.dormant_since.is_not(None)
-        )
         query = (
             sa.select(jobs.c.id)
             .where(
@@ -119,7 +128,7 @@ class Leases(Jobs):
                 sa.or_(jobs.c.state.in_(ACTIVE), jobs.c.follow_up_at <= now),
                 sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
                 sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
-                jobs.c.installation_id.not_in(dormant),
+                _awake(),
             )
             .limit(1)
         )

@@ -1,31 +1,54 @@
-"""The lookup cache: user objects a caller was shown, per (installation, caller account).
+"""The lookup cache: user objects a caller was shown, and ids not found, per (installation, caller).
 
 ``lookupUsers`` answers ids fetched for the same caller in the last ``LOOKUP_CACHE_SECONDS`` from
 here, shared by every worker and instance, without asking Confluence again (docs/contract.md §6).
 Rows are keyed by installation, caller and account id, and read only with all three: one person's
 lookup is never answered with what another person was shown (Confluence enforces profile
-visibility per caller). A row with ``user`` null remembers an id Confluence did not find.
-Expired rows are never read; a write deletes them when this store has not done so for a minute
-(or for ``max_age``, when shorter); ``store.personal_data.erase_accounts`` deletes the rows of erased
-accounts (as the looked-up user or as the caller).
+visibility per caller).
+
+Bounded per caller, so no caller can make the database grow (``CacheRoom``): at most
+``CALLER_USERS`` fresh user objects (``lookup_cache``) and ``CALLER_MISSES`` fresh ids Confluence
+did not find (``lookup_misses``: the id alone, no user object); what does not fit is not cached
+(it is asked again next time). The resolver checks an id's form before anything reaches here.
+
+When Confluence refuses a caller (401/403/404), ``drop_cached_lookups`` deletes the caller's rows, so
+nothing they were shown before is served again. Expired rows are never read; a write deletes them
+when this store has not done so for a minute (or for ``max_age``, when shorter);
+``store.personal_data.erase_accounts`` deletes the rows of erased accounts (as the looked-up user or
+as the caller). A cache write the database refuses is logged and skipped: the answer stands.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from store.base import StoreBase, dialect_insert
-from tables import lookup_cache
+from tables import lookup_cache, lookup_misses
+
+log = logging.getLogger(__name__)
 
 _BATCH = 500  # ids per IN (...) query
 _SWEEP_SECONDS = 60.0  # a store deletes expired rows at most this often (and once per max_age)
+CALLER_USERS = 20_000  # fresh user objects cached per caller
+CALLER_MISSES = 1_000  # fresh not-found ids cached per caller
+
+
+@dataclass(slots=True)
+class CacheRoom:
+    """How many more user objects and not-found ids one caller may have cached now; each
+    ``cache_users`` call given it takes what it writes from it."""
+
+    users: int
+    misses: int
 
 
 class LookupCache(StoreBase):
-    """Cached user objects per (installation, caller); see the module docstring."""
+    """Cached user objects and not-found ids per (installation, caller); see the module docstring."""
 
     _lookup_swept_at = float("-inf")  # when this store last deleted expired rows (its clock)
 
@@ -35,10 +58,10 @@ class LookupCache(StoreBase):
         """The cached answers younger than ``max_age`` seconds for these ids (id -> user object,
         or None for "not found"); ids without one are left out.
 
-        One indexed query first lists the caller's fresh ids (at most one more than asked for):
-        a caller with none (a cold cache) costs that one query, and a caller with fewer fresh rows
-        than ids asked for has only the ids in both read back. Otherwise the ids are read in
-        ``IN (...)`` batches."""
+        One indexed query first lists the caller's fresh not-found ids and fresh user ids (at
+        most one more than asked for): a caller with none (a cold cache) costs that one query,
+        and a caller with fewer fresh rows than ids asked for has only the ids in both read back.
+        Otherwise the ids are read in ``IN (...)`` batches."""
         if max_age <= 0 or not account_ids:
             return {}
         since = self._clock() - max_age
@@ -49,12 +72,26 @@ class LookupCache(StoreBase):
             lookup_cache.c.cached_at > since,
         )
         found: dict[str, dict[str, Any] | None] = {}
+        missed = sa.select(lookup_misses.c.account_id, sa.literal(True).label("miss")).where(
+            lookup_misses.c.installation_id == installation_id,
+            lookup_misses.c.caller == caller,
+            lookup_misses.c.cached_at > since,
+        )
+        fresh = sa.select(lookup_cache.c.account_id).where(*mine).limit(len(ids) + 1).subquery()
+        listed = sa.union_all(
+            missed, sa.select(fresh.c.account_id, sa.literal(False).label("miss"))
+        )
         with self.engine.connect() as conn:
-            fresh = conn.execute(
-                sa.select(lookup_cache.c.account_id).where(*mine).limit(len(ids) + 1)
-            ).scalars()
-            known = set(fresh)
-            if len(known) <= len(ids):  # every fresh id of this caller: read only the overlap
+            known: set[str] = set()
+            wanted = set(ids)
+            for account_id, miss in conn.execute(listed):
+                if not miss:
+                    known.add(account_id)
+                elif account_id in wanted:
+                    found[account_id] = None
+            complete = len(known) <= len(ids)  # every fresh user id of this caller was listed
+            ids = [i for i in ids if i not in found]
+            if complete:  # read only the overlap
                 ids = [i for i in ids if i in known]
             for start in range(0, len(ids), _BATCH):
                 rows = conn.execute(
@@ -63,8 +100,26 @@ class LookupCache(StoreBase):
                     )
                 )
                 for row in rows:
-                    found[row.account_id] = row.user if isinstance(row.user, dict) else None
+                    if isinstance(row.user, dict):
+                        found[row.account_id] = row.user
         return found
+
+    def lookup_room(self, installation_id: str, caller: str, max_age: float) -> CacheRoom:
+        """How many more user objects and not-found ids ``caller`` may have cached now (two
+        indexed counts of their fresh rows)."""
+        since = self._clock() - max_age
+
+        def fresh(table: sa.Table) -> sa.Select[Any]:
+            return sa.select(sa.func.count()).where(
+                table.c.installation_id == installation_id,
+                table.c.caller == caller,
+                table.c.cached_at > since,
+            )
+
+        with self.engine.connect() as conn:
+            users = int(conn.execute(fresh(lookup_cache)).scalar_one())
+            misses = int(conn.execute(fresh(lookup_misses)).scalar_one())
+        return CacheRoom(max(0, CALLER_USERS - users), max(0, CALLER_MISSES - misses))
 
     def cache_users(
         self,
@@ -73,44 +128,87 @@ class LookupCache(StoreBase):
         users: Sequence[dict[str, Any]],
         not_found: Sequence[str],
         max_age: float,
+        room: CacheRoom | None = None,
     ) -> None:
-        """Remember what ``caller`` was shown (users by their ``accountId``, and ids not found),
-        and drop every row older than ``max_age``."""
+        """Remember what ``caller`` was shown (users by their ``accountId``, and ids not found) as
+        far as ``room`` allows (``lookup_room`` when not given), and drop every row older than
+        ``max_age``. Never raises for the database's sake: a refused write is logged."""
         if max_age <= 0:
             return
+        try:
+            self._cache_users(installation_id, caller, users, not_found, max_age, room)
+        except sa.exc.SQLAlchemyError:
+            log.exception("lookup cache write failed", extra={"installation": installation_id})
+
+    def drop_cached_lookups(self, installation_id: str, caller: str) -> int:
+        """Forget everything ``caller`` was shown (Confluence refused them); how many rows went."""
+        dropped = 0
+        with self.engine.begin() as conn:
+            for table in (lookup_cache, lookup_misses):
+                done = conn.execute(
+                    sa.delete(table).where(
+                        table.c.installation_id == installation_id, table.c.caller == caller
+                    )
+                )
+                dropped += int(done.rowcount)
+        return dropped
+
+    def _cache_users(
+        self,
+        installation_id: str,
+        caller: str,
+        users: Sequence[dict[str, Any]],
+        not_found: Sequence[str],
+        max_age: float,
+        room: CacheRoom | None,
+    ) -> None:
         now = self._clock()
-        rows: dict[str, dict[str, Any] | None] = {}
+        found: dict[str, dict[str, Any]] = {}
         for user in users:
             account_id = user.get("accountId")
             if isinstance(account_id, str) and account_id:
-                rows.setdefault(account_id, user)
-        for account_id in not_found:
-            rows.setdefault(account_id, None)
+                found.setdefault(account_id, user)
+        missing = [a for a in dict.fromkeys(not_found) if a not in found]
+        if found or missing:
+            room = room if room is not None else self.lookup_room(installation_id, caller, max_age)
+            found = dict(list(found.items())[: room.users])
+            missing = missing[: room.misses]
+            room.users -= len(found)
+            room.misses -= len(missing)
         sweep = now - self._lookup_swept_at >= min(max_age, _SWEEP_SECONDS)
-        if not rows and not sweep:
+        if not found and not missing and not sweep:
             return
         with self.engine.begin() as conn:
             if sweep:
                 self._lookup_swept_at = now
+                for table in (lookup_cache, lookup_misses):
+                    conn.execute(sa.delete(table).where(table.c.cached_at <= now - max_age))
+            key = {"installation_id": installation_id, "caller": caller, "cached_at": now}
+            index = ["installation_id", "caller", "account_id"]
+            # an id is either found or not: its other row (an older answer) goes
+            for table, ids in ((lookup_misses, list(found)), (lookup_cache, missing)):
+                for start in range(0, len(ids), _BATCH):
+                    conn.execute(
+                        sa.delete(table).where(
+                            table.c.installation_id == installation_id,
+                            table.c.caller == caller,
+                            table.c.account_id.in_(ids[start : start + _BATCH]),
+                        )
+                    )
+            if found:
+                stmt = dialect_insert(conn, lookup_cache)
                 conn.execute(
-                    sa.delete(lookup_cache).where(lookup_cache.c.cached_at <= now - max_age)
+                    stmt.on_conflict_do_update(
+                        index_elements=index,
+                        set_={"user": stmt.excluded.user, "cached_at": stmt.excluded.cached_at},
+                    ),
+                    [{**key, "account_id": a, "user": u} for a, u in found.items()],
                 )
-            if not rows:
-                return
-            stmt = dialect_insert(conn, lookup_cache)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["installation_id", "caller", "account_id"],
-                    set_={"user": stmt.excluded.user, "cached_at": stmt.excluded.cached_at},
-                ),
-                [
-                    {
-                        "installation_id": installation_id,
-                        "caller": caller,
-                        "account_id": account_id,
-                        "user": user,
-                        "cached_at": now,
-                    }
-                    for account_id, user in rows.items()
-                ],
-            )
+            if missing:
+                stmt = dialect_insert(conn, lookup_misses)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=index, set_={"cached_at": stmt.excluded.cached_at}
+                    ),
+                    [{**key, "account_id": a} for a in missing],
+                )

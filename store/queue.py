@@ -1,5 +1,7 @@
 """The lease-guarded writes of a worker on the job it holds: item outcomes (``record_outcomes``),
-and finishing the job (``finish_job``), each only while the caller's lease holds (``lease_held``,
+the claims of the items an invite is about to go for (``claim_items``: their outcomes are then
+written by the claim's holder alone, even after its lease ran out), and finishing the job
+(``finish_job``), each only while the caller's lease holds (``lease_held``,
 which ``store.leases``' ``renew_lease`` uses too; ``update_held`` for the installation's job, which
 ``store.followups`` uses too). Item outcomes never go back from final to ``pending``; a job that
 ended (finished here, or cancelled: ``store.cancels``) gets its counts, exactly one audit entry,
@@ -29,6 +31,11 @@ def lease_held(job_id: str, worker_id: str, now: float) -> sa.ColumnElement[bool
     )
 
 
+def _unclaimed(now: float) -> sa.ColumnElement[bool]:
+    """The item is not claimed by an invite still in flight (``Queue.claim_items``)."""
+    return sa.or_(job_items.c.claim_until.is_(None), job_items.c.claim_until <= now)
+
+
 def update_held(
     installation_id: str, job_id: str, worker_id: str, now: float, *where: sa.ColumnElement[bool]
 ) -> sa.Update:
@@ -49,14 +56,64 @@ class Queue(Jobs):
     def next_items(
         self, installation_id: str, job_id: str, *, checked: bool, limit: int = 100
     ) -> list[str]:
-        """Emails of the first ``limit`` pending items that are (not) yet checked, in order."""
+        """Emails of the first ``limit`` pending items that are (not) yet checked, in order,
+        leaving out items claimed by an invite still in flight (``claim_items``)."""
         return self._item_emails(
             installation_id,
             job_id,
             limit,
             job_items.c.outcome == "pending",
             job_items.c.checked == checked,
+            _unclaimed(self._clock()),
         )
+
+    def claim_items(
+        self, installation_id: str, job_id: str, worker_id: str, emails: list[str], seconds: float
+    ) -> list[str]:
+        """Claim these pending items for ``worker_id``'s invite for ``seconds``, in a transaction
+        of their own, only while its lease on the job holds: the emails it now holds, in the given
+        order (items no longer pending, or claimed by an invite still in flight, are left out;
+        none when the lease was lost). Whoever holds an item's claim is the only one who sends it
+        and records its outcome (``record_outcomes(claimed=True)``)."""
+        now = self._clock()
+        until = now + seconds
+        with self.engine.begin() as conn:
+            held = conn.execute(update_held(installation_id, job_id, worker_id, now))
+            if held.rowcount != 1:
+                return []
+            mine = sa.and_(job_items.c.job_id == job_id, job_items.c.email.in_(emails))
+            conn.execute(
+                sa.update(job_items)
+                .where(mine, job_items.c.outcome == "pending", _unclaimed(now))
+                .values(claim_owner=worker_id, claim_until=until)
+            )
+            claimed = set(
+                conn.execute(
+                    sa.select(job_items.c.email).where(
+                        mine,
+                        job_items.c.claim_owner == worker_id,
+                        job_items.c.claim_until == until,
+                    )
+                ).scalars()
+            )
+        return [e for e in emails if e in claimed]
+
+    def items_in_flight(self, installation_id: str, job_id: str) -> float | None:
+        """When the first claim on a pending item of the job runs out (an invite in flight:
+        ``claim_items``), None when there is none."""
+        now = self._clock()
+        with self.engine.connect() as conn:
+            until = conn.execute(
+                sa.select(sa.func.min(job_items.c.claim_until))
+                .join(jobs, jobs.c.id == job_items.c.job_id)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.installation_id == installation_id,
+                    job_items.c.outcome == "pending",
+                    job_items.c.claim_until > now,
+                )
+            ).scalar()
+        return None if until is None else float(until)
 
     def record_outcomes(
         self,
@@ -66,24 +123,34 @@ class Queue(Jobs):
         outcomes: dict[str, tuple[str, str | None]],
         *,
         checked: bool | None = None,
+        claimed: bool = False,
     ) -> bool:
         """Set item outcomes (email -> (outcome, error)) and the job's counts in ONE transaction.
 
         Only while ``worker_id`` holds the job's lease: otherwise nothing is written and False is
-        returned. Only ``pending`` items change; ``checked`` (when given) is set on all of them.
+        returned; or, with ``claimed``, for the items ``worker_id`` claimed (``claim_items``),
+        whether the lease still holds or not, and every claim of ``worker_id`` on the job is let
+        go (its items not answered stay pending for the next chunk). Only ``pending`` items
+        change; ``checked`` (when given) is set on all of them.
         """
         bad = {o for o, _ in outcomes.values()} - set(OUTCOMES)
         if bad:
             raise ValueError(f"unknown outcomes {sorted(bad)}")
         now = self._clock()
         with self.engine.begin() as conn:
-            held = conn.execute(
-                update_held(installation_id, job_id, worker_id, now).values(
-                    state=sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state)
+            if claimed:
+                mine = jobs.c.id == job_id, jobs.c.installation_id == installation_id
+                found = conn.execute(sa.update(jobs).where(*mine).values(updated_at=now))
+                if found.rowcount != 1:
+                    return False
+            else:
+                held = conn.execute(
+                    update_held(installation_id, job_id, worker_id, now).values(
+                        state=sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state)
+                    )
                 )
-            )
-            if held.rowcount != 1:
-                return False
+                if held.rowcount != 1:
+                    return False
             if outcomes:
                 values: dict[str, Any] = {
                     "outcome": sa.bindparam("b_outcome"),
@@ -91,18 +158,25 @@ class Queue(Jobs):
                 }
                 if checked is not None:
                     values["checked"] = checked
+                where = [
+                    job_items.c.job_id == job_id,
+                    job_items.c.email == sa.bindparam("b_email"),
+                    job_items.c.outcome == "pending",
+                ]
+                if claimed:
+                    where.append(job_items.c.claim_owner == worker_id)
                 conn.execute(
-                    sa.update(job_items)
-                    .where(
-                        job_items.c.job_id == job_id,
-                        job_items.c.email == sa.bindparam("b_email"),
-                        job_items.c.outcome == "pending",
-                    )
-                    .values(values),
+                    sa.update(job_items).where(*where).values(values),
                     [
                         {"b_email": email, "b_outcome": outcome, "b_error": error}
                         for email, (outcome, error) in outcomes.items()
                     ],
+                )
+            if claimed:
+                conn.execute(
+                    sa.update(job_items)
+                    .where(job_items.c.job_id == job_id, job_items.c.claim_owner == worker_id)
+                    .values(claim_owner=None, claim_until=None)
                 )
             recount(conn, job_id)
         return True

@@ -1,10 +1,10 @@
 """The checks of the installation's platform duties, from what the store knows: the ``Scheduled
 trigger`` (late after two hours, gone after 72), the ``Personal data report`` (its last error, or
 none sent yet, or overdue), the ``Quota`` (a Retry-After hold or the near-limit flag, with the
-points and policy Confluence reported to this diagnosis) and ``Dormancy`` (dormant and why, or
-refusals counting towards it). Advice: deploy the scheduled trigger and check the remote's baseUrl,
-check ``PERSONAL_DATA_URL`` and the background worker, send smaller batches, check the app is
-installed and its scopes granted.
+points and policy Confluence reported to this diagnosis) and ``Dormancy`` (dormant and why,
+accounts whose jobs are paused, or refusals counting towards it). Advice: deploy the scheduled
+trigger and check the remote's baseUrl, check ``PERSONAL_DATA_URL`` and the background worker,
+send smaller batches, check the app is installed and its scopes granted.
 """
 
 from __future__ import annotations
@@ -161,15 +161,32 @@ def dormancy(health: Any) -> Check:
             f"Dormant since {since}: {why}. Its jobs are paused; the "
             "next valid call from Forge resumes them.",
         )
-    if health.refusals:
-        first = f" since {iso(health.first_refusal_at)}" if health.first_refusal_at else ""
+    paused = [a for a in health.accounts_refused if a.paused_since is not None]
+    if paused:
+        who = ", ".join(f"{a.account_id} (since {iso(a.paused_since)})" for a in paused)
         return Check(
             name,
             "warn",
-            f"{health.refusals} background call(s) in a row refused by "
-            f"the site{first}; after 10 over an hour the installation goes dormant and "
-            "its jobs pause. Check the app's scopes and the webhook admin (Offline "
-            "token).",
+            f"The jobs acting as {who} are paused: Confluence refused every background call made "
+            "as that account, 10 or more in a row over an hour. Other admins' jobs go on. Check "
+            "that the account is still a site administrator (for webhook jobs, rotate the "
+            "webhook secret to act as another admin); the next use of Access Desk on this site "
+            "tries its jobs again.",
+        )
+    counting = [a for a in health.accounts_refused if a.refusals]
+    if counting:
+        who = ", ".join(
+            f"{a.account_id}: {a.refusals} since {iso(a.first_refusal_at)}"
+            if a.first_refusal_at
+            else f"{a.account_id}: {a.refusals}"
+            for a in counting
+        )
+        return Check(
+            name,
+            "warn",
+            f"Background calls refused in a row by the site ({who}); after 10 over an hour the "
+            "jobs acting as that account pause. Check the app's scopes and the webhook admin "
+            "(Offline token).",
         )
     resumed = f" It woke from dormancy at {iso(health.resumed_at)}." if health.resumed_at else ""
     return Check(name, "ok", f"Active: jobs run.{resumed}")

@@ -33,7 +33,7 @@ from tests.stores import fresh_database
 
 pytestmark = pytest.mark.e2e
 
-LEASE = 4.0  # JOB_LEASE_SECONDS: longer than any chunk takes, short enough to wait out
+LEASE = 4.0  # JOB_LEASE_SECONDS: longer than twice a step (settings), short enough to wait out
 INVITE_LATENCY = 0.3
 CHECK_LATENCY = 0.05
 
@@ -178,8 +178,9 @@ def test_a_killed_instance_s_jobs_are_taken_over_after_the_lease(
     platform.faults.add("invite", "latency", times=None, delay=0.5)
     platform.faults.add("check-access", "latency", times=None, delay=CHECK_LATENCY)
     iid = platform.installation.id
-    # Long steps: a worker keeps its job while inviting, so the kill finds A holding jobs.
-    with two_servers(scale_env(settings, shared_db, step_seconds=10.0), tmp_path) as servers:
+    # Longer steps (three invite chunks): a worker keeps its job while inviting, so the kill finds
+    # A holding jobs.
+    with two_servers(scale_env(settings, shared_db, step_seconds=1.9), tmp_path) as servers:
         a, b = servers
         created = create_jobs(servers, platform, jobs=4, size=600)
 

@@ -467,13 +467,19 @@ def test_a_dormant_installation_fails_with_the_reason(backend, platform, setting
 def test_refused_background_calls_are_a_warning(backend, platform):
     backend.call("whoami")
     store = store_of(backend)
+    admin = platform.installation.site.admin_id
+    args = {"refusals_to_pause": 10, "span_seconds": 3600, "recent_seconds": 86400}
     for _ in range(3):
-        store.note_site_answer(
-            iid(platform), refused=True, refusals_to_dormant=10, span_seconds=3600
-        )
+        store.note_account_answer(iid(platform), admin, refused=True, **args)
     found = checks(backend)["Dormancy"]
     assert found["status"] == "warn"
-    assert "3 background call(s) in a row refused" in found["detail"]
+    assert "Background calls refused in a row by the site" in found["detail"]
+    assert f"{admin}: 3 since" in found["detail"]
+    store.note_account_answer(iid(platform), "557058:another-admin", refused=False, **args)
+    for _ in range(7):  # paused: only that account's jobs wait, and the check says whose
+        store.note_account_answer(iid(platform), admin, refused=True, **{**args, "span_seconds": 0})
+    found = checks(backend)["Dormancy"]
+    assert found["status"] == "warn" and f"The jobs acting as {admin}" in found["detail"]
 
 
 def test_no_token_appears_in_the_answer(backend, platform):

@@ -10,7 +10,8 @@ shared rate-limit state. Every time:
 - the answer is 200 with exact accounting (each distinct normalised input in exactly one output list,
   emails de-duplicated case-insensitively keeping the first spelling, output spelling = input
   spelling), or 400/413 with a JSON error body for bad input; never a 5xx;
-- entries not reported failed are classified correctly; failed entries come in whole chunks;
+- entries not reported failed are classified correctly; failed entries come in whole chunks; an id
+  without an account id's form is ``notFound`` and never sent;
 - a schedule the retry rules can absorb loses no entry at all, and nothing is slept past the
   call's deadline (the ``backend`` fixture records sleeps instead of sleeping).
 """
@@ -30,6 +31,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
+from account_ids import is_account_id
 from app import create_app
 from confluence import API_EMAIL_LIMIT, API_ID_LIMIT
 from simulator.site import is_valid_email
@@ -201,6 +203,7 @@ def reset(backend: Backend, platform: Any, sleeps: list[float]) -> None:
     with svc.store.engine.begin() as conn:
         conn.execute(sa.delete(sa.table("quota_pools")))
         conn.execute(sa.delete(sa.table("lookup_cache")))
+        conn.execute(sa.delete(sa.table("lookup_misses")))
     svc.gate._cache.clear()
 
 
@@ -311,9 +314,12 @@ def test_lookup_accounts_for_every_id_under_any_fault_schedule(
     for user in body["users"]:
         assert user == site.users[user["accountId"]]
     assert not set(body["notFound"]) & set(site.users)
+    # an id without an account id's form is not found, and never sent
+    sendable = [i for i in expected if is_account_id(i)]
+    assert set(expected) - set(sendable) <= set(body["notFound"])
     deadline = settings.call_deadline_seconds
-    check_failures(body["failed"], "accountId", expected, API_ID_LIMIT, schedule, deadline)
-    check_sent(platform, "users-bulk", "accountIds", expected, API_ID_LIMIT)
+    check_failures(body["failed"], "accountId", sendable, API_ID_LIMIT, schedule, deadline)
+    check_sent(platform, "users-bulk", "accountIds", sendable, API_ID_LIMIT)
     assert all(0 <= s < deadline for s in sleeps), sleeps
 
 

@@ -190,7 +190,7 @@ def test_entries_a_database_cannot_hold_are_bad_input(backend, entry, problem):
 def test_concurrent_first_calls_make_one_admin_check(settings, platform):
     from concurrent.futures import ThreadPoolExecutor
 
-    roomy = replace(settings, max_calls_per_installation=8, max_calls_per_user=8)
+    roomy = replace(settings, threads=16, max_calls_per_installation=8, max_calls_per_user=8)
     backend = Backend(create_app(roomy).test_client(), platform)
     platform.faults.add("user-current", "latency", times=None, delay=0.2)
     with ThreadPoolExecutor(8) as pool:

@@ -102,11 +102,13 @@ def test_http_urls_need_the_explicit_opt_in(variable):
         if variable == "API_BASE_URL_ALLOWLIST"
         else "http://127.0.0.1:8001/x"
     )
-    env = {"FORGE_APP_ID": UUID, "SECRET_KEY": KEY, variable: url}
+    allowlist = "https://api.atlassian.com/, http://127.0.0.1:8001/ex/"
+    env = {"FORGE_APP_ID": UUID, "SECRET_KEY": KEY, "API_BASE_URL_ALLOWLIST": allowlist}
+    env[variable] = url if variable != "API_BASE_URL_ALLOWLIST" else allowlist
     with pytest.raises(SettingsError) as info:
         Settings.from_env(env)
-    [problem] = info.value.problems
-    assert problem.startswith(f"{variable} has an http:// URL") and "ALLOW_HTTP=1" in problem
+    problems = [p for p in info.value.problems if p.startswith(f"{variable} has an http:// URL")]
+    assert len(problems) == 1 and "ALLOW_HTTP=1" in problems[0]
     with pytest.raises(SettingsError):
         Settings.from_env({**env, "ALLOW_HTTP": "0"})
     assert Settings.from_env({**env, "ALLOW_HTTP": "1"}).allow_http is True
@@ -130,11 +132,15 @@ def test_settings_built_directly_are_checked_too():
     assert [p.split("=")[0].split(" ")[0] for p in info.value.problems] == [
         "FORGE_APP_ID",
         "API_BASE_URL_ALLOWLIST",
+        "GRAPHQL_URL",  # not on an allowlisted host: the defaults are api.atlassian.com's
+        "PERSONAL_DATA_URL",
     ]
     ok = Settings(
         app_id=APP_ARI_PREFIX + UUID,
         secret_key=KEY,
         api_base_url_allowlist=("http://127.0.0.1:1/",),
+        graphql_url="http://127.0.0.1:1/graphql",
+        personal_data_url="http://127.0.0.1:1/app/report-accounts/",
         allow_http=True,
     )
     assert ok.allow_http
@@ -183,6 +189,7 @@ def test_personal_data_settings():
         {
             "FORGE_APP_ID": UUID,
             "SECRET_KEY": KEY,
+            "API_BASE_URL_ALLOWLIST": "https://api.atlassian.com/, https://privacy.example/",
             "PERSONAL_DATA_URL": "https://privacy.example/app/report-accounts/",
             "PERSONAL_DATA_REPORT_DAYS": "0",
             "PERSONAL_DATA_RETENTION_DAYS": "30",
@@ -226,3 +233,87 @@ def test_lookup_cache_seconds():
         with pytest.raises(SettingsError) as info:
             Settings.from_env({**env, "LOOKUP_CACHE_SECONDS": raw})
         assert info.value.problems[0].startswith("LOOKUP_CACHE_SECONDS=")
+
+
+def test_settings_that_start_silently_wrong_are_refused_in_one_message():
+    """Issue 16, item 5: each of these was accepted and went wrong only at run time (or never)."""
+    env = {
+        "FORGE_APP_ID": UUID,
+        "SECRET_KEY": KEY,
+        "GRAPHQL_URL": "https://graphql.evil.example/graphql",
+        "PERSONAL_DATA_URL": "https://api.atlassian.com.evil.example/app/report-accounts/",
+        "FIT_LEEWAY_SECONDS": "86400",
+        "CALL_DEADLINE_SECONDS": "nan",
+        "UPSTREAM_TIMEOUT_SECONDS": "inf",
+        "PUBLIC_BASE_URL": "http://desk.example.com",
+        "MAX_CALLS_PER_INSTALLATION": "50",
+        "JOB_LEASE_SECONDS": "2",
+    }
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    problems = info.value.problems
+    named = [p.split("=")[0].split(" ")[0] for p in problems]
+    assert sorted(named) == sorted(
+        [
+            "GRAPHQL_URL",
+            "PERSONAL_DATA_URL",
+            "FIT_LEEWAY_SECONDS",
+            "CALL_DEADLINE_SECONDS",
+            "UPSTREAM_TIMEOUT_SECONDS",
+            "PUBLIC_BASE_URL",
+            "MAX_CALLS_PER_INSTALLATION",
+            "JOB_LEASE_SECONDS",
+        ]
+    )
+    text = str(info.value)
+    assert "not on an API_BASE_URL_ALLOWLIST host" in text and "at most 60" in text
+    assert "twice JOB_STEP_SECONDS=15" in text and "GUNICORN_THREADS=8" in text
+    assert "finite" in text and "http:// URL ('http://desk.example.com')" in text
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("call_deadline_seconds", float("nan")),
+        ("job_step_seconds", float("inf")),
+        ("fit_leeway_seconds", 61.0),
+        ("job_lease_seconds", 30.0),
+        ("max_calls_per_installation", 8),
+        ("public_base_url", "http://desk.example.com"),
+    ],
+)
+def test_settings_built_directly_refuse_the_same(field, value):
+    with pytest.raises(SettingsError):
+        Settings(app_id=APP_ARI_PREFIX + UUID, secret_key=KEY, **{field: value})
+
+
+def test_busy_limits_must_fit_the_threads():
+    env = {"FORGE_APP_ID": UUID, "SECRET_KEY": KEY, "GUNICORN_THREADS": "4"}
+    assert Settings.from_env(env).threads == 4
+    assert Settings.from_env({**env, "MAX_CALLS_PER_INSTALLATION": "3"}).threads == 4
+    for extra in (
+        {"MAX_CALLS_PER_INSTALLATION": "4"},  # every thread
+        {"MAX_CALLS_PER_USER": "3"},  # more than the installation's derived 2
+        {"MAX_CALLS_PER_INSTALLATION": "2", "MAX_CALLS_PER_USER": "3"},
+    ):
+        with pytest.raises(SettingsError) as info:
+            Settings.from_env({**env, **extra})
+        assert len(info.value.problems) == 1 and "MAX_CALLS_PER_" in info.value.problems[0]
+    one = Settings.from_env({**env, "GUNICORN_THREADS": "1", "MAX_CALLS_PER_INSTALLATION": "1"})
+    assert one.max_calls_per_installation == 1
+
+
+def test_a_lease_just_over_twice_the_step_and_the_longest_leeway_start():
+    s = Settings.from_env(
+        {
+            "FORGE_APP_ID": UUID,
+            "SECRET_KEY": KEY,
+            "JOB_STEP_SECONDS": "10",
+            "JOB_LEASE_SECONDS": "20.5",
+            "FIT_LEEWAY_SECONDS": "60",
+            "PUBLIC_BASE_URL": "http://127.0.0.1:9000",
+            "ALLOW_HTTP": "1",
+        }
+    )
+    assert (s.job_lease_seconds, s.fit_leeway_seconds) == (20.5, 60.0)
+    assert s.public_base_url == "http://127.0.0.1:9000"

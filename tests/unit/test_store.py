@@ -92,7 +92,7 @@ def test_upgrading_to_platform_duties_counts_the_last_refresh_as_the_last_trigge
         s.migrate()
         health = s.installation_health(A)
         assert health is not None and health.last_scheduled_at == clock()
-        assert (health.dormant, health.refusals, health.context_form) == (False, 0, None)
+        assert (health.dormant, health.accounts_refused, health.context_form) == (False, (), None)
     finally:
         s.close()
 
@@ -288,11 +288,12 @@ def test_create_job_gives_the_contract_shape(store: Store) -> None:
         "total",
         "estimatedPoints",
         "notBefore",
+        "paused",
         "counts",
         "items",
     }
     # a dry run checks 2 emails in one request: 1 + 2 * 2 points; it is not held
-    assert body["estimatedPoints"] == 5 and body["notBefore"] is None
+    assert body["estimatedPoints"] == 5 and body["notBefore"] is None and body["paused"] is None
     assert body["kind"] == "invite" and body["source"] == "webhook" and body["dryRun"] is True
     assert body["state"] == "queued" and body["total"] == 2
     assert body["createdAt"] == "2025-06-15T15:06:40.000Z"
