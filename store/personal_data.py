@@ -81,6 +81,7 @@ NOT_ACCOUNT_COLUMNS = frozenset(
     {
         ("jobs", "lease_owner"),
         ("installations", "duty_lease_owner"),
+        ("installations", "erase_lease_owner"),
         ("job_items", "claim_owner"),
         ("quota_pools", "policy"),
         ("lookup_cache", "user"),
