@@ -28,6 +28,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from simulator import forge
 from simulator.faults import Faults
+from simulator.gateway import MintLimit
 from simulator.journal import Journal, RequestRecord
 from simulator.privacy import AccountReports
 from simulator.quota import Meter, Quota
@@ -111,6 +112,7 @@ class Platform:
         self.faults = Faults()
         self.journal = Journal()
         self.meter = Meter(quota, quota_clock)
+        self.mints = MintLimit(1000, quota_clock)  # Forge's offline token mints a minute
         self.installations: list[Installation] = []
         self._lock = threading.Lock()
         self._sequence = itertools.count()
