@@ -171,6 +171,7 @@ class InviteResult:
 class AdminStatus:
     account_id: str | None
     is_admin: bool
+    operations: tuple[str, ...] = ()  # as Confluence reported them: "administer/application", ...
 
 
 class Client:
@@ -341,6 +342,11 @@ class Client:
                 and op.get("operation") == "administer"
                 and op.get("targetType") == "application"
                 for op in operations
+            ),
+            operations=tuple(
+                f"{op.get('operation')}/{op.get('targetType')}"
+                for op in operations
+                if isinstance(op, dict)
             ),
         )
 

@@ -3,10 +3,10 @@
 In any window an installation may spend ``Shares.installation`` of the pool (``INSTALLATION_SHARE``,
 0.5) and one of its users ``Shares.user`` of that (``USER_SHARE``, 0.5: a quarter of the pool).
 Beyond its share an installation (or user) may borrow capacity nobody is using, but never into the
-last quarter of the pool (``LAST_QUARTER``), which stays for the other customers. The check looks
-at what was spent and is left *before* a request, never at the request's own estimate, so a
-request whose estimate is larger than a share is still sent once (estimates are only estimates;
-the ledger learns the real costs).
+last quarter of the pool (``LAST_QUARTER``), which stays for the other customers: a request may
+borrow when what is left after it is still above that quarter. A request whose estimate could
+never fit (more than three quarters of the pool: estimates are only estimates, the ledger learns
+the real costs) is judged by what is left before it, so it is sent once rather than never.
 """
 
 from __future__ import annotations
@@ -39,11 +39,16 @@ class Shares:
 
 
 def over_share(
-    shares: Shares, limit: float, left: float, installation_spent: float, user_spent: float
+    shares: Shares,
+    limit: float,
+    left: float,
+    cost: float,
+    installation_spent: float,
+    user_spent: float,
 ) -> bool:
-    """Whether a request must wait: its installation or user has spent its share this window
-    and what is left of the pool is in its last quarter (nothing idle to borrow)."""
-    within = installation_spent < shares.of_installation(limit) and user_spent < shares.of_user(
-        limit
-    )
-    return not within and left <= LAST_QUARTER * limit
+    """Whether a request of ``cost`` must wait: its installation or user has spent its share
+    this window and borrowing it would dig into the last quarter of the pool."""
+    within = installation_spent < shares.of_installation(limit)
+    within = within and user_spent < shares.of_user(limit)
+    after = left - cost if cost <= (1 - LAST_QUARTER) * limit else left
+    return not within and after < LAST_QUARTER * limit

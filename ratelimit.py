@@ -16,10 +16,13 @@ answer said (``settle``). The rows are kept by a ``quota_pools.QuotaStorage``: t
   retries within the call. ``wait_seconds`` says how long a site's calls must still wait.
 - **Admission.** A request is sent whenever its pool is not known to be spent, whatever its
   estimate. Background work (job steps) also waits, until the window ends, while the pool is near
-  its limit or what is left is within the last ``RESERVE_SHARE`` (20%): that is kept for panel
-  calls. Every request waits when its installation or user has spent its fair share and nothing
-  above the last quarter is idle (``fair_shares``). An admitted request's estimate is reserved
-  (``pending``) and counted to its installation and user; its answer settles it.
+  its limit or the request would dig into the last ``RESERVE_SHARE`` (20%): that is kept for panel
+  calls. (An estimate that could never fit is judged by what is left before it; and while
+  Confluence's latest answer came without ``r``, it says over about 20% is left, whatever the
+  estimates say: so no estimate can stall a job.) Every request waits when its installation or
+  user has spent its fair share and borrowing would dig into the pool's last quarter
+  (``fair_shares``). An admitted request's estimate is reserved (``pending``) and counted to its
+  installation and user; its answer settles it.
 - **Estimates.** What a request costs is estimated with the learned costs (``learned_costs``,
   shared through the storage, re-read every ``COSTS_CACHE_SECONDS``) and corrected once the
   answer tells the objects involved (a lookup pays for the users it returned).
@@ -267,7 +270,7 @@ class Ledger:
         def decide(row: Pool) -> Pool | None:
             refusal.clear()
             pool = pool_rules.current(row, now)
-            why = self._refusal(pool, background, mine, user, waited)
+            why = self._refusal(pool, background, cost, mine, user, waited)
             if why is not None:
                 end = pool.window_end if pool.window_end is not None else now + SPENT_PAUSE
                 refusal.append((max(1.0, end - now), why))
@@ -287,7 +290,7 @@ class Ledger:
         return Admission(0.0, operation, key, cost, payer)
 
     def _refusal(
-        self, pool: Pool, background: bool, mine: float, user: float, waited: bool
+        self, pool: Pool, background: bool, cost: float, mine: float, user: float, waited: bool
     ) -> str | None:
         left = pool_rules.left(pool)
         if pool.reported == 0 and not waited:
@@ -296,11 +299,13 @@ class Ledger:
             return None
         limit = pool.limit
         if background and limit is not None:
+            reserve = limit * RESERVE_SHARE
             trusted = pool.reported is None and pool.without_r  # Confluence: over ~20% left
-            if pool.near_limit or (left <= limit * RESERVE_SHARE and not trusted):
+            after = left - cost if cost <= limit - reserve else left  # an estimate that can fit
+            if pool.near_limit or (after < reserve and not (trusted and left <= reserve)):
                 return "reserve"
         if limit is not None and (mine or user):
-            if over_share(self.shares, limit, left, mine, user):
+            if over_share(self.shares, limit, left, cost, mine, user):
                 return "share"
         return None
 
@@ -352,6 +357,8 @@ class Ledger:
             pool = pool_rules.current(row, now)
             if reserved_in == key:
                 pool = settled(pool)
+            elif admission is not None and admission.wait == 0 and reserved_in is None:
+                pool = replace(pool, spent=pool.spent + actual)  # sent before a pool was known
             if charged and operation:
                 pool = pool_rules.answered(pool, operation, objects)
             entry = reading.entry(scope)
@@ -365,12 +372,11 @@ class Ledger:
                 pool = pool_rules.held(pool, self._quota_hold_end(pool, reading, now), now)
             return replace(pool, updated_at=now)
 
-        touches = (
-            reading.entries
-            or reading.near_limit is not None
-            or reading.quota_429
-            or reserved_in == key
+        stored = rows.get(key)
+        near_changes = reading.near_limit is True or (
+            reading.near_limit is False and stored is not None and stored.near_limit
         )
+        touches = bool(reading.entries or near_changes or reading.quota_429 or reserved_in == key)
         if touches:
             self._change(key, apply)
         for sample in samples:
@@ -379,6 +385,15 @@ class Ledger:
             )
             with self._lock:
                 self._costs = None
+        if admission is not None and admission.wait == 0 and admission.pool is None:
+            if admission.payer.installation_id and actual and touches:
+                self._storage.add_spend(
+                    key,
+                    self._window_of(key),
+                    admission.payer.installation_id,
+                    admission.payer.account_id,
+                    actual,
+                )
         if admission is not None and admission.pool and admission.payer.installation_id:
             if actual != admission.reserved:
                 self._storage.add_spend(

@@ -201,6 +201,7 @@ admin_checks = sa.Table(
     sa.Column("account_id", _ACCOUNT, primary_key=True),
     sa.Column("is_admin", sa.Boolean(), nullable=True),  # None: no answer yet
     sa.Column("checked_at", _TIME, nullable=True),
+    sa.Column("operations", sa.String(1024), nullable=True),  # what Confluence reported
     sa.Column("checking_until", _TIME, nullable=True),  # someone is asking Confluence until then
 )
 quota_turns = sa.Table(

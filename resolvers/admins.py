@@ -62,6 +62,11 @@ class AdminCache:
             answer = self._fresh(record, self._ttl)
             if answer is not None:
                 return answer
+        record = store.admin_check(installation_id, account_id)
+        answer = self._fresh(record, self._ttl)
+        if answer is not None:  # answered by another caller between our read and our claim
+            store.record_admin_check(installation_id, account_id, None, hold_until=0.0)
+            return answer
         return self._check(installation_id, account_id, client, record)
 
     def _check(
@@ -85,8 +90,22 @@ class AdminCache:
         if status.account_id != account_id:
             store.record_admin_check(installation_id, account_id, None, hold_until=0.0)
             raise NotAllowed("The user token does not belong to the caller.")
-        store.record_admin_check(installation_id, account_id, status.is_admin, hold_until=0.0)
+        store.record_admin_check(
+            installation_id,
+            account_id,
+            status.is_admin,
+            hold_until=0.0,
+            operations=", ".join(status.operations),
+        )
         return status.is_admin
+
+    def recorded_refusal(self, installation_id: str, account_id: str) -> str | None:
+        """The operations Confluence reported for a user it recently answered is not an admin
+        (within ``ttl``), so a refusal can say why without asking again; None otherwise."""
+        record = self._store.admin_check(installation_id, account_id)
+        if self._fresh(record, self._ttl) is False and record is not None:
+            return record.operations or "none"
+        return None
 
     def _fresh(self, record: AdminRecord | None, max_age: float) -> bool | None:
         """The answer recorded less than ``max_age`` seconds ago, if any."""

@@ -125,12 +125,12 @@ class Quota:
         points, _, seconds = text.strip().partition("/")
         try:
             number = int(points), int(seconds) if seconds else DEFAULT_SECONDS
+            return cls(number[0], number[1], mode, spelling, costs)
         except ValueError as exc:
             raise ValueError(
                 f"expected POINTS/SECONDS with whole numbers of at least 1 (e.g. 6500/60), "
                 f"not {text!r}: {exc}"
             ) from None
-        return cls(number[0], number[1], mode, spelling, costs)
 
     @property
     def policy_name(self) -> str:

@@ -23,6 +23,7 @@ class AdminRecord:
     is_admin: bool | None
     checked_at: float | None
     checking_until: float | None
+    operations: str | None = None  # the operations Confluence reported, e.g. "use/application"
 
 
 class AdminChecks(StoreBase):
@@ -33,7 +34,7 @@ class AdminChecks(StoreBase):
         c = admin_checks.c
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(c.is_admin, c.checked_at, c.checking_until).where(
+                sa.select(c.is_admin, c.checked_at, c.checking_until, c.operations).where(
                     c.installation_id == installation_id, c.account_id == account_id
                 )
             ).first()
@@ -43,6 +44,7 @@ class AdminChecks(StoreBase):
             None if row.is_admin is None else bool(row.is_admin),
             row.checked_at,
             row.checking_until,
+            row.operations,
         )
 
     def claim_admin_check(self, installation_id: str, account_id: str, until: float) -> bool:
@@ -64,14 +66,20 @@ class AdminChecks(StoreBase):
             return done.rowcount == 1
 
     def record_admin_check(
-        self, installation_id: str, account_id: str, is_admin: bool | None, *, hold_until: float
+        self,
+        installation_id: str,
+        account_id: str,
+        is_admin: bool | None,
+        *,
+        hold_until: float,
+        operations: str | None = None,
     ) -> None:
         """Store Confluence's answer (None: no answer, the old one stays) and let the check go:
         nobody checks again before ``hold_until`` (a failed check is not retried at once)."""
         now = self.now()
         values: dict[str, object] = {"checking_until": hold_until if hold_until > now else None}
         if is_admin is not None:
-            values.update(is_admin=is_admin, checked_at=now)
+            values.update(is_admin=is_admin, checked_at=now, operations=(operations or "")[:1024])
         c = admin_checks.c
         with self.engine.begin() as conn:
             conn.execute(

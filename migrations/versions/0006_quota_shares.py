@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("account_id", ACCOUNT, primary_key=True),
         sa.Column("is_admin", sa.Boolean(), nullable=True),
         sa.Column("checked_at", TIME, nullable=True),
+        sa.Column("operations", sa.String(1024), nullable=True),
         sa.Column("checking_until", TIME, nullable=True),
     )
 
