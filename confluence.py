@@ -483,6 +483,9 @@ class Client:
                 waited=pause > 0,  # a hold (and a pool it said was spent) was just waited out
             )
             if admission.wait > 0:  # not sent: a hold, a spent pool, the reserve or a fair share
+                if admission.why == "held" and attempt < self._policy.max_retries:
+                    pause = admission.wait  # a hold that began meanwhile: wait it out, as above
+                    continue
                 raise UpstreamError("rate_limited", retry_after=admission.wait)
             try:
                 response = self._session.request(

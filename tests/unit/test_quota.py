@@ -556,6 +556,7 @@ def test_a_1200_email_job_on_a_10_point_pool_finishes_with_at_most_one_429(
             clock.now = max(clock() + 0.5, after.not_before or 0.0)
     assert after.state == "done" and after.counts.invited == 1200
     assert platform.meter.snapshot()["total"]["refused"] <= 1
+    assert gate.view(inst.api_base_url).limit == 10  # it paced itself against q, not the burst
     assert requests_to(platform, "check-access") == 12 and requests_to(platform, "invite") == 12
 
 
