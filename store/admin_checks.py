@@ -56,14 +56,14 @@ class AdminChecks(StoreBase):
             stmt = dialect_insert(conn, admin_checks).values(
                 installation_id=installation_id, account_id=account_id, checking_until=until
             )
-            done = conn.execute(
+            taken = conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["installation_id", "account_id"],
                     set_={"checking_until": until},
                     where=sa.or_(c.checking_until.is_(None), c.checking_until <= now),
-                )
-            )
-            return done.rowcount == 1
+                ).returning(c.account_id)
+            ).first()
+            return taken is not None
 
     def record_admin_check(
         self,

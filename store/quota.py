@@ -68,18 +68,20 @@ class QuotaLedger(StoreBase):
             values = asdict(new)
             with self.engine.begin() as conn:
                 if row is None:
-                    done = conn.execute(
+                    written = conn.execute(
                         dialect_insert(conn, quota_pools)
                         .values(values)
                         .on_conflict_do_nothing(index_elements=["key"])
-                    )
+                        .returning(c.key)
+                    ).first()
                 else:
-                    done = conn.execute(
+                    written = conn.execute(
                         sa.update(quota_pools)
                         .where(c.key == key, c.version == old.version)
                         .values({k: v for k, v in values.items() if k != "key"})
-                    )
-            if done.rowcount == 1:
+                        .returning(c.key)
+                    ).first()
+            if written is not None:
                 return new
         raise ConcurrentChange(f"the quota row {key!r} kept changing")
 
