@@ -27,6 +27,7 @@ from atlassian import OfflineTokens
 from auth import Verifier
 from call_limits import Limits
 from confluence import Client, Policy
+from fair_shares import Shares
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from handlers.inflight import InFlight
 from jobs import JobRunner
@@ -47,6 +48,7 @@ def create_app(
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
     keys: KeySet | None = None,
 ) -> Flask:
     settings = settings or Settings.from_env(os.environ)
@@ -57,9 +59,10 @@ def create_app(
         settings.database_url,
         settings.secret_key,
         follow_up_after=settings.follow_up_delays_seconds,
+        clock=wall_clock,
     )
     store.migrate()
-    gate = StoreGate(store)
+    gate = StoreGate(store, shares=Shares(settings.installation_share, settings.user_share))
     policy = Policy(
         deadline_seconds=settings.call_deadline_seconds,
         concurrency=settings.upstream_concurrency,
@@ -90,6 +93,7 @@ def create_app(
             store,
             allowlist=settings.api_base_url_allowlist,
             timeout_seconds=settings.upstream_timeout_seconds,
+            gate=gate,
         )
         personal_data = PersonalData(
             session,
@@ -127,7 +131,7 @@ def create_app(
             ic_keys={label: key_set(url) for label, url in settings.ic_jwks_urls},
         ),
         session=session,
-        admins=AdminCache(settings.admin_cache_seconds, clock),
+        admins=AdminCache(store, settings.admin_cache_seconds, sleep=sleep),
         gate=gate,
         policy=policy,
         sleep=metrics.metered(sleep),

@@ -16,6 +16,10 @@ form that worked is remembered per installation and tried first next time; the g
 the installation's last offline token error (``diagnose`` shows it), cleared by the next success.
 Nothing is retried otherwise: the job worker tries again later.
 
+Mints count against Forge's limit of 1,000 a minute per app, every instance together
+(``ratelimit.Ledger.take_mint``, shared through the store): past it, or while the gateway's 429
+holds mints, no mint is tried and ``OfflineTokenError`` says when one may go (a job waits).
+
 ``usable_system_token`` and ``post_as_app`` (a POST as the app, with its system token, to an
 allowlisted URL: ``on_allowlisted_host``) serve this exchange and ``privacy``'s personal data report.
 
@@ -31,6 +35,7 @@ No token ever appears in a message, a log line or a repr.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,6 +43,8 @@ from typing import Any
 import requests
 
 from confluence import is_allowed
+from ratelimit import Ledger
+from ratelimit_headers import retry_after_seconds
 from records import Installation
 from store import Store
 from urls import on_allowlisted_host as on_allowlisted_host  # re-exported (privacy)
@@ -128,7 +135,9 @@ class OfflineTokens:
         allowlist: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
         timeout_seconds: float = 10.0,
+        gate: Ledger | None = None,
     ) -> None:
+        self._gate = gate
         self._session = session
         self._url = graphql_url
         self._store = store
@@ -214,6 +223,12 @@ class OfflineTokens:
         raise OfflineTokenRefused("; ".join(refused))
 
     def _mint(self, system_token: str, context: str, account_id: str) -> tuple[str, float]:
+        wait = self._gate.take_mint() if self._gate is not None else 0.0
+        if wait > 0:
+            raise OfflineTokenError(
+                "Forge's limit of offline token mints a minute is reached; the next can go in "
+                f"{math.ceil(wait)} s"
+            )
         body = {
             "query": MUTATION,
             "variables": {"input": {"contextIds": [context], "userId": account_id}},
@@ -232,6 +247,11 @@ class OfflineTokens:
             answer = response.json()
         except ValueError:
             answer = None
+        if response.status_code == 429:
+            pause = retry_after_seconds(response.headers.get("Retry-After")) or 60.0
+            if self._gate is not None:
+                self._gate.hold_mints(pause)
+            raise OfflineTokenError(f"the token exchange answered HTTP 429; retry in {pause:g} s")
         if response.status_code == 400:
             raise OfflineTokenRefused(f"HTTP 400: {_messages(answer, system_token)}")
         if response.status_code != 200:

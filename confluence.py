@@ -14,12 +14,15 @@ wait that would outlast the deadline is not slept: the chunk fails at once with 
 Every request has a timeout no longer than the time left.
 
 Confluence's points quota (docs/contract.md §6): a ``ratelimit.Ledger`` (the ``gate``) shared by
-threads, clients and (kept in the store) instances learns every answer's rate-limit headers and
-holds. Before each request the client waits out its site's hold (or fails the chunk at once with
-``retry_after`` when the hold outlasts the deadline: a held call is not sent), then takes the
-request's estimated points from the ledger (``costs.points``). A ``background()`` client (job
-steps) is refused by the ledger rather than spend the reserve kept for panel calls: the chunk fails
-at once with ``rate_limited`` and ``retry_after`` = the seconds until the window resets.
+threads, clients and (kept in the store) instances admits every request and learns every answer.
+Before each request the client waits out its site's hold (or fails the chunk at once with
+``retry_after`` when the hold outlasts the deadline: a held call is not sent), then asks the ledger
+to admit it for its ``payer`` (installation and user: fair shares). A refused request is not sent:
+the chunk fails at once with ``rate_limited`` and ``retry_after`` (a job waits that long). A
+``background()`` client (job steps) is also refused rather than spend the reserve kept for panel
+calls. A burst 429 (one site's per-second limit) pauses the site for its ``Retry-After`` and is
+retried within the call like any 429. Each answer settles its admission with the objects it
+involved (a lookup pays for the users it returned).
 
 ``Client.probe`` is the one-request form ``diagnose`` uses: no retries, the status, the error
 detail and the rate-limit headers as Confluence sent them (``Probe``).
@@ -63,8 +66,7 @@ import requests
 
 import metrics
 import scopes
-from costs import points
-from ratelimit import Gate, MemoryGate
+from ratelimit import NOBODY, Admission, Gate, MemoryGate, Payer
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +166,17 @@ class Probe:
 
 
 RATE_LIMIT_HEADERS = (
+    "RateLimit-Policy",
+    "RateLimit",
+    "Beta-RateLimit-Policy",
+    "Beta-RateLimit",
+    "RateLimit-Reason",
+    "X-Beta-RateLimit-Reason",
+    "X-RateLimit-NearLimit",
+    "X-Beta-RateLimit-NearLimit",
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
-    "X-RateLimit-NearLimit",
-    "RateLimit-Reason",
-    "Beta-RateLimit-Policy",
     "Retry-After",
 )
 
@@ -184,6 +191,7 @@ class InviteResult:
 class AdminStatus:
     account_id: str | None
     is_admin: bool
+    operations: tuple[str, ...] = ()  # as Confluence reported them: "administer/application", ...
 
 
 class Client:
@@ -201,6 +209,7 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         gate: Gate | None = None,
         rng: random.Random | None = None,
+        payer: Payer = NOBODY,
     ) -> None:
         if not any(_under(api_base_url, prefix) for prefix in allowlist):
             raise UntrustedHost(f"{api_base_url!r} is not under an allowlisted API base URL")
@@ -222,6 +231,7 @@ class Client:
         self._deadline = clock() + policy.deadline_seconds
         self._background = False
         self._offline = False
+        self._payer = payer
 
     def __repr__(self) -> str:
         return f"Client(api_base_url={self._key!r}, policy={self._policy!r})"
@@ -253,6 +263,13 @@ class Client:
                 f"{operation or 'this call'} is not made with an offline token: add it to "
                 "scopes.OFFLINE and allowImpersonation to its scope in manifest.yml"
             )
+
+    def paying(self, payer: Payer) -> Client:
+        """This client with its requests counted to ``payer`` (an installation and user: their
+        fair shares of the quota)."""
+        clone = copy.copy(self)
+        clone._payer = payer
+        return clone
 
     def lookup_users(
         self,
@@ -361,6 +378,11 @@ class Client:
                 and op.get("targetType") == "application"
                 for op in operations
             ),
+            operations=tuple(
+                f"{op.get('operation')}/{op.get('targetType')}"
+                for op in operations
+                if isinstance(op, dict)
+            ),
         )
 
     def probe(
@@ -379,6 +401,12 @@ class Client:
         left = self._deadline - self._clock()
         if left <= 0:
             return Probe(None, reason="timeout")
+        operation, objects = _operation_of(path, body)
+        admission = self._gate.admit(
+            self._key, operation, objects, background=self._background, payer=self._payer
+        )
+        if admission.wait > 0:
+            return Probe(None, reason="rate_limited", retry_after=admission.wait)
         try:
             response = self._session.request(
                 method,
@@ -388,12 +416,14 @@ class Client:
                 timeout=min(self._policy.timeout_seconds, left),
                 allow_redirects=False,
             )
-        except requests.Timeout:
-            return Probe(None, reason="timeout")
-        except requests.RequestException:
-            return Probe(None, reason="connection_error")
+        except requests.RequestException as exc:
+            self._gate.settle(self._key, admission, None, {})
+            reason = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
+            return Probe(None, reason=reason)
         status = response.status_code
-        retry_after = self._gate.observe(self._key, status, response.headers).retry_after
+        retry_after = self._gate.settle(
+            self._key, admission, status, response.headers, objects
+        ).retry_after
         if status == 429:
             metrics.RATE_LIMITED.inc()
         try:
@@ -483,9 +513,20 @@ class Client:
             left = self._deadline - self._clock()
             if left <= 0:
                 raise UpstreamError("timeout")
-            paced = self._gate.admit(self._key, points(*cost), background=self._background)
-            if paced > 0:  # background work waits for the next window (a job's notBefore)
-                raise UpstreamError("rate_limited", retry_after=paced)
+            operation, objects = cost
+            admission = self._gate.admit(
+                self._key,
+                operation,
+                objects,
+                background=self._background,
+                payer=self._payer,
+                waited=pause > 0,  # a hold (and a pool it said was spent) was just waited out
+            )
+            if admission.wait > 0:  # not sent: a hold, a spent pool, the reserve or a fair share
+                if admission.why == "held" and attempt < self._policy.max_retries:
+                    pause = admission.wait  # a hold that began meanwhile: wait it out, as above
+                    continue
+                raise UpstreamError("rate_limited", retry_after=admission.wait)
             try:
                 response = self._session.request(
                     method,
@@ -495,13 +536,13 @@ class Client:
                     timeout=min(self._policy.timeout_seconds, left),
                     allow_redirects=False,
                 )
-            except requests.Timeout:
-                last = UpstreamError("timeout")
-            except requests.RequestException:
-                last = UpstreamError("connection_error")
+            except requests.RequestException as exc:
+                self._gate.settle(self._key, admission, None, {})
+                timed_out = isinstance(exc, requests.Timeout)
+                last = UpstreamError("timeout" if timed_out else "connection_error")
             else:
                 try:
-                    return self._answer(response, cost)
+                    return self._answer(response, admission, cost)
                 except UpstreamError as exc:
                     last = exc
             retry = self._retry_pause(last, attempt, idempotent)
@@ -512,18 +553,24 @@ class Client:
         assert last is not None
         raise last
 
-    def _answer(self, response: requests.Response, cost: tuple[str, int]) -> Any:
+    def _answer(
+        self, response: requests.Response, admission: Admission, cost: tuple[str, int]
+    ) -> Any:
         status = response.status_code
-        reading = self._gate.observe(self._key, status, response.headers)
-        retry_after = reading.retry_after
-        if 200 <= status < 300:
-            if not response.content.strip():
-                return None
+        answer: Any = None
+        unreadable = False
+        if 200 <= status < 300 and response.content.strip():
             try:
                 answer = response.json()
             except ValueError:
-                raise UpstreamError("bad_response", status=status) from None
-            metrics.POINTS.inc(_spent(cost, answer))
+                unreadable = True
+        objects = _objects(cost, answer)
+        reading = self._gate.settle(self._key, admission, status, response.headers, objects)
+        retry_after = reading.retry_after
+        if 200 <= status < 300:
+            if unreadable:
+                raise UpstreamError("bad_response", status=status)
+            metrics.POINTS.inc(self._gate.estimate(cost[0], objects))
             return answer
         if status == 503 and cost[0] in EMAIL_OPERATIONS and "Retry-After" not in response.headers:
             raise UpstreamError(API_DISABLED, status=status)
@@ -582,13 +629,26 @@ def _under(url: str, prefix: str) -> bool:
     return (u.scheme, u.netloc) == (p.scheme, p.netloc) and not u.username and not u.password
 
 
-def _spent(cost: tuple[str, int], answer: Any) -> int:
-    """The points a 2xx answer cost by the cost model: a lookup pays for the users it returned."""
+def _objects(cost: tuple[str, int], answer: Any) -> int:
+    """The objects a request involved: a lookup's are the users it returned (when it answered)."""
     operation, objects = cost
-    if operation == "users_bulk":
-        results = answer.get("results") if isinstance(answer, dict) else None
-        objects = len(results) if isinstance(results, list) else objects
-    return points(operation, objects)
+    if operation == "users_bulk" and isinstance(answer, dict):
+        results = answer.get("results")
+        if isinstance(results, list):
+            return len(results)
+    return objects
+
+
+def _operation_of(path: str, body: Any) -> tuple[str, int]:
+    """(operation, objects) of a probe's request, for the ledger's estimate."""
+    listed = next((v for v in body.values() if isinstance(v, list)), []) if body else []
+    if path.endswith("/users-bulk"):
+        return "users_bulk", len(listed)
+    if path.endswith("/check-access-by-email"):
+        return "check_access", len(listed)
+    if path.endswith("/invite-by-email"):
+        return "invite", len(listed)
+    return "user_current", 1
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:

@@ -31,9 +31,11 @@ A job ends ``failed`` (its pending items too) when it cannot get on for ``give_u
 items' error then carries the token exchange's reason), or no admin at all (a webhook job before
 anyone rotated the secret, or a job whose creator's account was erased: that fails at once).
 
-Quota (docs/contract.md §6): chunks go through ``client.background()``, so a step spends only what
-the shared ledger says is left above the reserve kept for panel calls; a chunk the ledger refuses
-is not sent, keeps its items pending and the job waits (``not_before``) for the window's reset. With
+Quota (docs/contract.md §6): chunks go through ``client.background()`` (the caller's client is
+counted to the job's installation and acting admin: their fair shares), so a step spends only
+what the shared ledger says is left above the reserve kept for panel calls and within the
+installation's share; a chunk the ledger refuses is not sent, keeps its items pending and the job
+waits its turn (``not_before``: the window's end). With
 ``fair=True`` (the background worker) a step also ends after any chunk when another installation's
 job is waiting to be claimed, so turns on a shared pool go chunk by chunk (claims prefer the
 installation served longest ago, ``store.claim_job``).

@@ -1,79 +1,132 @@
-"""The quota ledger's state: Confluence's points pools and each site's standing, as rows.
+"""The quota ledger's state: Confluence's points pools, who spent what, and the learned costs.
 
-A ``Pool`` is one row, keyed ``APP`` (the app's pool, shared by every installation) or by a site's
-``api_base_url`` (the site's own pool, if it has one, and always its hold and which pool it draws
-on). ``QuotaStorage`` is what ``ratelimit.Ledger`` needs of the place that keeps the rows, every call
-atomic: ``store.quota`` (shared by every worker and instance) or ``MemoryQuota`` here (one process:
-tests and single clients). Times are wall-clock epoch seconds.
+A ``Pool`` is one row, keyed ``APP`` (the app's pool, shared by every installation), by a site's
+``api_base_url`` (the site's own pool, if it has one, and always the site's own hold and which pool
+it draws on) or ``MINTS`` (Forge's offline token mints a minute). ``QuotaStorage`` is what
+``ratelimit.Ledger`` needs of the place that keeps the rows, every call atomic: ``store.quota``
+(shared by every worker and instance) or ``MemoryQuota`` here (one process: tests and single
+clients). The rules that change a row live in ``ratelimit``; storage only applies them atomically
+(``change_pool``). Times are wall-clock epoch seconds.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
-APP = "app"  # the key of the app's pool
+APP = "app"  # the key of the app's pool, and the scope of a site drawing on it
+SITE = "site"  # the scope of a site with a pool of its own
+MINTS = "forge-mints"  # the key of the row counting offline token mints
 
 
 @dataclass(frozen=True, slots=True)
 class Pool:
-    """One stored row of the ledger: a pool (key ``"app"`` or a site) and/or a site's standing.
+    """One row of the ledger (see the module docstring); None: not said.
 
-    ``scope`` (site rows): which pool the site draws on, once an answer said. ``held_until``
-    (epoch; 0.0: none): calls drawing on this row wait until then."""
+    ``spent`` is this app's estimated spend in the window since ``reported`` (r) was said, or since
+    the window began; ``pending`` the estimates of requests sent and not answered yet.
+    ``without_r``: the latest quota entry came without r (Confluence: under about 80% used).
+    ``since_*``: what was answered since the last r, for learning costs (``since_op`` is
+    ``"mixed"`` when several operations were)."""
 
     key: str
     scope: str | None = None
     policy: str | None = None
     limit: int | None = None
-    remaining: int | None = None
-    reset_at: float | None = None
     window: float | None = None
+    window_end: float | None = None
+    window_id: int = 0
+    reported: int | None = None
+    spent: float = 0.0
+    pending: float = 0.0
+    without_r: bool = False
     near_limit: bool = False
     held_until: float = 0.0
+    since_op: str | None = None
+    since_requests: int = 0
+    since_objects: int = 0
     updated_at: float = 0.0
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CostSums:
+    """Least-squares sums of an operation's samples: ``requests`` (k), ``objects`` (x) and the
+    points they cost (d), as ``how r moved`` showed them."""
+
+    samples: int = 0
+    kk: float = 0.0
+    kx: float = 0.0
+    xx: float = 0.0
+    kd: float = 0.0
+    xd: float = 0.0
+
+    def add(self, k: float, x: float, d: float) -> CostSums:
+        return CostSums(
+            self.samples + 1,
+            self.kk + k * k,
+            self.kx + k * x,
+            self.xx + x * x,
+            self.kd + k * d,
+            self.xd + x * d,
+        )
+
+
+Change = Callable[[Pool], Pool | None]
 
 
 class QuotaStorage(Protocol):
-    """Where the ledger lives (``store.Store`` or ``MemoryQuota``); each call is atomic."""
+    """What a ledger's storage offers (``store.Store`` or ``MemoryQuota``); each call atomic."""
 
     def quota_pools(self, keys: Sequence[str]) -> dict[str, Pool]:
         """The stored rows of ``keys`` (absent keys are left out)."""
         ...
 
     def all_quota_pools(self) -> list[Pool]:
-        """Every stored row that is a pool (a limit or remaining points known)."""
+        """Every row that is a pool (a limit or r known)."""
         ...
 
-    def record_quota(
-        self, pool: Pool, *, site: str | None = None, scope: str | None = None
+    def change_pool(self, key: str, change: Change) -> Pool:
+        """``change(row)`` (``Pool(key)`` when absent) applied atomically; None from ``change``
+        writes nothing. Returns the row as it then stands."""
+        ...
+
+    def add_spend(
+        self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
     ) -> None:
-        """Write what an answer said about ``pool.key``: its non-None fields replace the stored
-        ones, ``near_limit`` and ``updated_at`` always, ``held_until`` only ever extends. With
-        ``site`` and ``scope``: that site now draws on ``scope``'s pool."""
+        """Add ``points`` (negative: a correction) to this window's spend of an installation and
+        of its user ``account_id`` (none when empty)."""
         ...
 
-    def roll_quota_window(
-        self, key: str, reset_at: float | None, new_reset_at: float | None
-    ) -> None:
-        """The window ending ``reset_at`` is over: the pool is full again (``limit``), not near
-        its limit, and ends at ``new_reset_at``; a no-op when someone rolled it already."""
+    def spend_of(
+        self, pool: str, window_id: int, installation_id: str, account_id: str
+    ) -> tuple[float, float]:
+        """This window's spend of the installation and of its user."""
         ...
 
-    def take_points(self, key: str, points: int, floor: int | None) -> bool:
-        """Take ``points`` from the pool's ``remaining``: only when at least ``floor`` stays left
-        (None: always, never below 0). True when taken (or ``remaining`` is unknown)."""
+    def drop_spend_before(self, pool: str, window_id: int) -> None:
+        """Forget the spend of windows before ``window_id``."""
+        ...
+
+    def cost_sums(self) -> dict[str, CostSums]:
+        """The learned costs' sums, per operation."""
+        ...
+
+    def add_cost_sample(self, operation: str, k: float, x: float, d: float) -> None:
+        """One more sample: ``k`` requests of ``operation`` involving ``x`` objects cost ``d``."""
         ...
 
 
 class MemoryQuota:
-    """An in-process ``QuotaStorage`` (thread-safe)."""
+    """An in-process quota storage (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[str, Pool] = {}
+        self._spend: dict[tuple[str, int, str, str], float] = {}
+        self._costs: dict[str, CostSums] = {}
 
     def quota_pools(self, keys: Sequence[str]) -> dict[str, Pool]:
         with self._lock:
@@ -82,45 +135,46 @@ class MemoryQuota:
     def all_quota_pools(self) -> list[Pool]:
         with self._lock:
             return [
-                p for p in self._rows.values() if p.limit is not None or p.remaining is not None
+                p
+                for p in self._rows.values()
+                if p.key != MINTS and (p.limit is not None or p.reported is not None)
             ]
 
-    def record_quota(
-        self, pool: Pool, *, site: str | None = None, scope: str | None = None
+    def change_pool(self, key: str, change: Change) -> Pool:
+        with self._lock:
+            old = self._rows.get(key, Pool(key))
+            new = change(old)
+            if new is None:
+                return old
+            new = replace(new, key=key, version=old.version + 1)
+            self._rows[key] = new
+            return new
+
+    def add_spend(
+        self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
     ) -> None:
         with self._lock:
-            old = self._rows.get(pool.key, Pool(pool.key))
-            changes: dict[str, Any] = {
-                name: getattr(pool, name)
-                for name in ("scope", "policy", "limit", "remaining", "reset_at", "window")
-                if getattr(pool, name) is not None
-            }
-            self._rows[pool.key] = replace(
-                old,
-                **changes,
-                near_limit=pool.near_limit,
-                held_until=max(old.held_until, pool.held_until),
-                updated_at=pool.updated_at,
-            )
-            if site is not None and scope is not None:
-                self._rows[site] = replace(self._rows.get(site, Pool(site)), scope=scope)
+            for who in ("", account_id) if account_id else ("",):
+                k = (pool, window_id, installation_id, who)
+                self._spend[k] = self._spend.get(k, 0.0) + points
 
-    def roll_quota_window(
-        self, key: str, reset_at: float | None, new_reset_at: float | None
-    ) -> None:
+    def spend_of(
+        self, pool: str, window_id: int, installation_id: str, account_id: str
+    ) -> tuple[float, float]:
         with self._lock:
-            old = self._rows.get(key)
-            if old is not None and old.reset_at == reset_at:
-                self._rows[key] = replace(
-                    old, remaining=old.limit, reset_at=new_reset_at, near_limit=False
-                )
+            mine = self._spend.get((pool, window_id, installation_id, ""), 0.0)
+            user = self._spend.get((pool, window_id, installation_id, account_id), 0.0)
+            return mine, user if account_id else 0.0
 
-    def take_points(self, key: str, points: int, floor: int | None) -> bool:
+    def drop_spend_before(self, pool: str, window_id: int) -> None:
         with self._lock:
-            old = self._rows.get(key)
-            if old is None or old.remaining is None:
-                return True
-            if floor is not None and old.remaining - points < floor:
-                return False
-            self._rows[key] = replace(old, remaining=max(0, old.remaining - points))
-            return True
+            for k in [k for k in self._spend if k[0] == pool and k[1] < window_id]:
+                del self._spend[k]
+
+    def cost_sums(self) -> dict[str, CostSums]:
+        with self._lock:
+            return dict(self._costs)
+
+    def add_cost_sample(self, operation: str, k: float, x: float, d: float) -> None:
+        with self._lock:
+            self._costs[operation] = self._costs.get(operation, CostSums()).add(k, x, d)

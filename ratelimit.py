@@ -1,35 +1,36 @@
 """Rate limiting: how Access Desk spends Confluence's points quota as one careful client.
 
 Confluence charges every call in points against a pool per window (docs/platform.md, "Rate
-limits"; the rules below are docs/contract.md §6). Everything about *when* a call may go lives
-here; ``confluence.Client`` asks a ``Ledger`` before each request and tells it what each answer
-said (its headers as ``ratelimit_headers`` reads them). The state is kept by a ``QuotaStorage``
-(``quota_pools``): the store (``store.quota``, shared by every worker and instance) or
-``MemoryQuota`` (one process: tests and single clients).
+limits"; the rules are docs/contract.md §6). Everything about *when* a call may go lives here;
+``confluence.Client`` asks a ``Ledger`` before each request (``admit``) and tells it what the
+answer said (``settle``). The rows are kept by a ``quota_pools.QuotaStorage``: the store
+(``store.quota``, shared by every worker and instance) or ``MemoryQuota`` (one process).
 
-- **Pools.** A site draws on the app's pool (key ``"app"``: one for the whole app, shared by every
-  installation; Confluence's default) or on its own (key = the site's ``api_base_url``). Which one
-  is learnt from ``RateLimit-Reason`` / ``Beta-RateLimit-Policy`` (``global``/``app`` -> the app's,
-  ``tenant`` -> the site's); until an answer says, a site draws on the app's pool.
-- **Ledger.** Every answer's ``X-RateLimit-Limit``, ``-Remaining``, ``-Reset`` (ISO 8601),
-  ``-NearLimit`` and the policy's window (``w=``) update the pool (``observe``); any header may be
-  missing. When the window has ended, the pool counts as full again (``limit``).
-- **Holds.** A 429 holds its pool until ``Retry-After`` (at most ``MAX_RETRY_AFTER``) or else its
-  ``Reset``; an app pool's hold holds every site drawing on it, a site pool's only that site.
-  ``Remaining: 0`` holds the pool until its ``Reset``. A 503's ``Retry-After`` holds only its site.
-  Holds only ever extend. ``wait_seconds`` says how long a site's calls must still wait.
-- **Pacing and reserve.** ``admit`` takes a request's estimated points (``costs.COSTS``) from the
-  pool before it is sent. Background work (job steps) is refused, with the seconds until the window
-  resets, when it would dig into the last ``RESERVE_SHARE`` (20%) of a known window or while the
-  pool is near its limit: that share is kept for panel calls, which only holds stop. Before any
-  answer told what is left, background work goes (its first answer tells).
-- **Cost model.** ``costs.COSTS`` (base + per object, from the platform facts) estimates a request
-  before it is sent (``costs.points``: the ``cost`` given to ``admit``); each answer's
-  ``Remaining`` then replaces the estimate in the ledger.
+- **Pools.** A site draws on the app's pool (key ``APP``, shared by every installation;
+  Confluence's default) or, once an answer names a tenant policy, on its own (key = its
+  ``api_base_url``). Row rules (windows, what is left, learning, holds): ``pool_rules``.
+- **Holds.** A quota 429 holds its pool until ``Retry-After``, else ``t``, else the window's end (at
+  most an hour): the app pool's hold holds every installation, a site pool's one site. ``r=0``
+  holds its pool until the window ends. A burst 429 (no quota reason) pauses that one site for its
+  ``Retry-After`` (``BURST_PAUSE`` without one), and so does a 503's ``Retry-After``; the client
+  retries within the call. ``wait_seconds`` says how long a site's calls must still wait.
+- **Admission.** A request is sent whenever its pool is not known to be spent, whatever its
+  estimate. Background work (job steps) also waits, until the window ends, while the pool is near
+  its limit or the request would dig into the last ``RESERVE_SHARE`` (20%): that is kept for panel
+  calls. (An estimate that could never fit is judged by what is left before it; and while
+  Confluence's latest answer came without ``r``, it says over about 20% is left, whatever the
+  estimates say: so no estimate can stall a job.) Every request waits when its installation or
+  user has spent its fair share and borrowing would dig into the pool's last quarter
+  (``fair_shares``). An admitted request's estimate is reserved (``pending``) and counted to its
+  installation and user; its answer settles it.
+- **Estimates.** What a request costs is estimated with the learned costs (``learned_costs``,
+  shared through the storage, re-read every ``COSTS_CACHE_SECONDS``) and corrected once the
+  answer tells the objects involved (a lookup pays for the users it returned).
+- **Mints.** ``take_mint`` counts offline token mints against Forge's 1,000 a minute per app
+  (``MINT_LIMIT``), every instance together; ``hold_mints`` honours a refusal's Retry-After.
 
-Reads are cached in-process for ``cache_seconds`` (0.5 s by default for the store); what this
-process learns updates its cache at once. Times are wall-clock epoch seconds (``clock``), since
-instances share them; ``Reset`` is read against the same clock.
+Reads are cached in-process for ``cache_seconds`` (0.5 s for the store); times are wall-clock
+epoch seconds (``clock``), since instances share them.
 """
 
 from __future__ import annotations
@@ -40,25 +41,60 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from quota_pools import APP, MemoryQuota, Pool, QuotaStorage
-from ratelimit_headers import MAX_RETRY_AFTER, Reading, read_headers
+import pool_rules
+from costs import Costs, points
+from fair_shares import Shares, over_share
+from learned_costs import learned, model
+from quota_pools import APP, MINTS, SITE, MemoryQuota, Pool, QuotaStorage
+from ratelimit_headers import QuotaEntry, Reading, read_headers
 
-RESERVE_SHARE = 0.2  # the last 20% of a known window is kept for panel calls
-DEFAULT_LIMIT = 65_000  # the app pool's points per window when nobody has said (Tier 1)
-DEFAULT_WINDOW = 3600.0  # seconds
-SPENT_HOLD = 60.0  # a spent pool without a Reset header holds this long (or its window)
+RESERVE_SHARE = 0.2  # the last 20% of a window is kept for panel calls
+BURST_PAUSE = 1.0  # seconds a burst 429 without Retry-After pauses its site
+SPENT_PAUSE = 60.0  # seconds a quota 429 holds when nothing says how long
+MINT_LIMIT = 1000  # offline token mints a minute per app (Forge's invocation limits)
+MINT_WINDOW = 60.0
+COSTS_CACHE_SECONDS = 5.0
+EVEN_SHARES = Shares()  # INSTALLATION_SHARE and USER_SHARE at their defaults
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """Who a request is for: its installation and user (fair shares); empty: nobody's."""
+
+    installation_id: str = ""
+    account_id: str = ""
+
+
+NOBODY = Payer()  # a request counted to no installation (tests, single clients)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What ``admit`` decided: ``wait`` 0.0 to go, else the seconds to wait (nothing reserved);
+    ``why`` says what holds it (``held``, ``spent``, ``reserve``, ``share``)."""
+
+    wait: float
+    operation: str = ""
+    pool: str | None = None
+    reserved: float = 0.0
+    payer: Payer = NOBODY
+    why: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PoolView:
-    """The pool a site draws on, as the ``quota`` resolver shows it (None: not known yet)."""
+    """The pool a site draws on as the ``quota`` resolver shows it (None: not known yet).
+    ``spent`` and ``share``: the installation's estimated spend this window, and its share."""
 
     scope: str | None
     limit: int | None
     remaining: int | None
+    estimated: bool
     reset_at: float | None
     held_until: float | None
     near_limit: bool
+    spent: int | None = None
+    share: int | None = None
 
 
 class Ledger:
@@ -70,12 +106,15 @@ class Ledger:
         *,
         clock: Callable[[], float] = time.time,
         cache_seconds: float = 0.5,
+        shares: Shares = EVEN_SHARES,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._cache_seconds = cache_seconds
+        self.shares = shares
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, Pool | None]] = {}  # key -> (read at, row)
+        self._cache: dict[str, tuple[float, Pool | None]] = {}
+        self._costs: tuple[float, dict[str, tuple[float, float]]] | None = None
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -99,183 +138,354 @@ class Ledger:
             found.update(stored)
         return found
 
-    def _forget(self, *keys: str) -> None:
+    def _remember(self, pool: Pool) -> None:
         with self._lock:
-            for key in keys:
-                self._cache.pop(key, None)
+            self._cache[pool.key] = (self._clock(), pool)
 
-    def _pool_key(self, site: str, rows: Mapping[str, Pool]) -> str:
+    @staticmethod
+    def _pool_key(site: str, rows: Mapping[str, Pool]) -> str:
         row = rows.get(site)
-        return site if row is not None and row.scope == "site" else APP
+        return site if row is not None and row.scope == SITE else APP
 
-    def _current(self, pool: Pool, now: float) -> Pool:
-        """``pool`` as it stands at ``now``: a window that has ended is full again."""
-        if pool.reset_at is not None and pool.reset_at <= now:
-            return replace(pool, remaining=pool.limit, reset_at=None, near_limit=False)
-        if pool.reset_at is None and pool.updated_at + (pool.window or DEFAULT_WINDOW) <= now:
-            return replace(pool, remaining=None, near_limit=False)  # stale, and no Reset said
-        return pool
-
-    def wait_seconds(self, key: str) -> float:
-        """How long calls for site ``key`` must still wait (0 = go): its own hold and, when it
-        draws on the app's pool, the app pool's."""
+    def costs(self) -> Costs:
+        """Every operation's (base, per object) points: learned where they can be."""
         now = self._clock()
-        rows = self._rows([key, APP])
-        until = rows[key].held_until if key in rows else 0.0
-        if self._pool_key(key, rows) == APP and APP in rows:
-            until = max(until, rows[APP].held_until)
+        with self._lock:
+            cached = self._costs
+        fresh_for = min(COSTS_CACHE_SECONDS, self._cache_seconds * 10)
+        if cached is not None and now - cached[0] < fresh_for:
+            return cached[1]
+        fresh = model(self._storage.cost_sums())
+        with self._lock:
+            self._costs = (now, fresh)
+        return fresh
+
+    def learned_operations(self) -> set[str]:
+        """The operations whose cost the ledger has learned."""
+        return learned(self._storage.cost_sums())
+
+    def estimate(self, operation: str, objects: int) -> int:
+        """The estimated points of one request (learned costs where known)."""
+        return points(operation, objects, self.costs())
+
+    def wait_seconds(self, site: str) -> float:
+        """How long calls for ``site`` must still wait (0 = go): its own hold and the hold of the
+        pool it draws on."""
+        now = self._clock()
+        rows = self._rows([site, APP])
+        until = rows[site].held_until if site in rows else 0.0
+        key = self._pool_key(site, rows)
+        if key in rows:
+            until = max(until, rows[key].held_until)
         return max(0.0, until - now)
 
-    def is_near_limit(self, key: str) -> bool:
-        """Whether the pool site ``key`` draws on is near its limit (new chunks go one at a
-        time): ``X-RateLimit-NearLimit`` was set, or less than 20% of a known window is left."""
-        rows = self._rows([key, APP])
-        pool = rows.get(self._pool_key(key, rows))
+    def is_near_limit(self, site: str) -> bool:
+        """Whether the pool ``site`` draws on is near its limit (new chunks go one at a time):
+        Confluence said so, or less than 20% of a known window is left."""
+        rows = self._rows([site, APP])
+        pool = rows.get(self._pool_key(site, rows))
         if pool is None:
             return False
-        pool = self._current(pool, self._clock())
-        low = (
-            pool.limit is not None
-            and pool.remaining is not None
-            and pool.remaining < pool.limit * RESERVE_SHARE
-        )
+        pool = pool_rules.current(pool, self._clock())
+        left = pool_rules.left(pool)
+        low = pool.limit is not None and left is not None and left < pool.limit * RESERVE_SHARE
         return pool.near_limit or low
 
-    def view(self, key: str) -> PoolView:
-        """The pool site ``key`` draws on, read fresh (nulls before any answer told)."""
+    def view(self, site: str, installation_id: str = "") -> PoolView:
+        """The pool ``site`` draws on, read fresh (nulls before any answer told)."""
         now = self._clock()
-        rows = self._rows([key, APP], fresh=True)
-        pool_key = self._pool_key(key, rows)
-        pool = rows.get(pool_key)
-        held = max((rows[k].held_until for k in {key, pool_key} if k in rows), default=0.0)
-        if pool is None:  # nothing said of a pool yet; the site itself may be held (a 503)
-            return PoolView(None, None, None, None, held if held > now else None, False)
-        pool = self._current(pool, now)
+        rows = self._rows([site, APP], fresh=True)
+        key = self._pool_key(site, rows)
+        pool = rows.get(key)
+        until = max((rows[k].held_until for k in {site, key} if k in rows), default=0.0)
+        held_until = until if until > now else None
+        if pool is None or (pool.limit is None and pool.reported is None):
+            near = pool is not None and pool.near_limit
+            return PoolView(None, None, None, True, None, held_until, near)
+        pool = pool_rules.current(pool, now)
+        left = pool_rules.left(pool)
+        spent = share = None
+        if installation_id:
+            mine, _ = self._storage.spend_of(key, pool.window_id, installation_id, "")
+            spent = max(0, round(mine))
+            if pool.limit is not None:
+                share = math.floor(self.shares.of_installation(pool.limit))
         return PoolView(
-            scope="site" if pool_key == key else APP,
+            scope=SITE if key == site else APP,
             limit=pool.limit,
-            remaining=pool.remaining,
-            reset_at=pool.reset_at,
-            held_until=held if held > now else None,
+            remaining=None if left is None else math.floor(left),
+            estimated=pool.reported is None or pool.spent + pool.pending > 0,
+            reset_at=pool.window_end,
+            held_until=held_until,
             near_limit=pool.near_limit,
+            spent=spent,
+            share=share,
         )
 
     def pool_gauges(self) -> list[tuple[str, int | None, int | None, float]]:
         """Every known pool as (key, limit, remaining, seconds held) for the metrics."""
         now = self._clock()
-        return [
-            (p.key, p.limit, p.remaining, max(0.0, p.held_until - now))
-            for p in (self._current(p, now) for p in self._storage.all_quota_pools())
-        ]
+        gauges = []
+        for stored in self._storage.all_quota_pools():
+            pool = pool_rules.current(stored, now)
+            left = pool_rules.left(pool)
+            remaining = None if left is None else math.floor(left)
+            gauges.append((pool.key, pool.limit, remaining, max(0.0, pool.held_until - now)))
+        return gauges
 
     # -- spending --------------------------------------------------------------------------------
 
-    def admit(self, key: str, cost: int, *, background: bool) -> float:
-        """Take a request's estimated ``cost`` from the pool site ``key`` draws on; 0.0 = go.
-
-        Background work gets the seconds until the window resets instead (nothing taken) when the
-        request would leave less than the reserve, or while the pool is near its limit."""
+    def admit(
+        self,
+        site: str,
+        operation: str,
+        objects: int,
+        *,
+        background: bool,
+        payer: Payer = NOBODY,
+        waited: bool = False,
+    ) -> Admission:
+        """Whether a request of ``operation`` (``objects`` objects) for ``site`` may go now; see
+        the module docstring. Every admitted request must be ``settle``-d once. ``waited``: the
+        caller has just waited out the holds ``wait_seconds`` gave (and so a pool they said was
+        spent): its request goes and its answer tells whether the pool is back."""
         now = self._clock()
-        rows = self._rows([key, APP], fresh=True)
-        pool_key = self._pool_key(key, rows)
-        stored = rows.get(pool_key)
-        if stored is None:
-            return 0.0
-        pool = self._current(stored, now)
-        if pool is not stored and stored.reset_at is not None and stored.reset_at <= now:
-            window = stored.window
-            new_reset = (
-                stored.reset_at + window * math.ceil((now - stored.reset_at) / window + 1e-9)
-                if window
-                else None
+        rows = self._rows([site, APP], fresh=True)
+        key = self._pool_key(site, rows)
+        until = max((rows[k].held_until for k in {site, key} if k in rows), default=0.0)
+        if until > now and not waited:
+            return Admission(until - now, operation, why="held")
+        cost = float(self.estimate(operation, objects))
+        stored = rows.get(key)
+        if stored is None or (stored.limit is None and stored.reported is None):
+            return Admission(0.0, operation, payer=payer)  # nothing known: the answer tells
+        window_id = pool_rules.current(stored, now).window_id
+        mine = user = 0.0
+        if payer.installation_id and stored.limit is not None:
+            mine, user = self._storage.spend_of(
+                key, window_id, payer.installation_id, payer.account_id
             )
-            self._storage.roll_quota_window(pool_key, stored.reset_at, new_reset)
-            pool = replace(pool, reset_at=new_reset)
-        floor: int | None = None
-        if background and pool.limit is not None and pool.remaining is not None:
-            if pool.near_limit:
-                return self._until_reset(pool, now)
-            floor = math.ceil(pool.limit * RESERVE_SHARE)
-        if pool.remaining is None:
-            return 0.0
-        taken = self._storage.take_points(pool_key, cost, floor)
-        self._forget(pool_key)
-        return 0.0 if taken else self._until_reset(pool, now)
+        refusal: list[tuple[float, str]] = []
 
-    def _until_reset(self, pool: Pool, now: float) -> float:
-        if pool.reset_at is not None:
-            return min(MAX_RETRY_AFTER, max(1.0, pool.reset_at - now))
-        return min(MAX_RETRY_AFTER, pool.window or SPENT_HOLD)
+        def decide(row: Pool) -> Pool | None:
+            refusal.clear()
+            pool = pool_rules.current(row, now)
+            why = self._refusal(pool, background, cost, mine, user, waited)
+            if why is not None:
+                end = pool.window_end if pool.window_end is not None else now + SPENT_PAUSE
+                refusal.append((max(1.0, end - now), why))
+                return pool if pool is not row else None
+            return replace(pool, pending=pool.pending + cost, updated_at=now)
+
+        pool = self._storage.change_pool(key, decide)
+        self._remember(pool)
+        if pool.window_id != stored.window_id:
+            self._storage.drop_spend_before(key, pool.window_id)
+        if refusal:
+            return Admission(min(pool_rules.MAX_HOLD, refusal[0][0]), operation, why=refusal[0][1])
+        if payer.installation_id:
+            self._storage.add_spend(
+                key, pool.window_id, payer.installation_id, payer.account_id, cost
+            )
+        return Admission(0.0, operation, key, cost, payer)
+
+    def _refusal(
+        self, pool: Pool, background: bool, cost: float, mine: float, user: float, waited: bool
+    ) -> str | None:
+        left = pool_rules.left(pool)
+        if pool.reported == 0 and not waited:
+            return "spent"
+        if left is None or (pool.reported == 0 and waited):
+            return None
+        limit = pool.limit
+        if background and limit is not None:
+            reserve = limit * RESERVE_SHARE
+            trusted = pool.reported is None and pool.without_r  # Confluence: over ~20% left
+            after = left - cost if cost <= limit - reserve else left  # an estimate that can fit
+            if pool.near_limit or (after < reserve and not (trusted and left <= reserve)):
+                return "reserve"
+        if limit is not None and (mine or user):
+            if over_share(self.shares, limit, left, cost, mine, user):
+                return "share"
+        return None
 
     # -- learning --------------------------------------------------------------------------------
 
-    def observe(self, key: str, status: int, headers: Mapping[str, str]) -> Reading:
-        """Feed one answer of site ``key`` into the ledger (holds included); returns its reading."""
-        reading = read_headers(status, headers)
+    def settle(
+        self,
+        site: str,
+        admission: Admission | None,
+        status: int | None,
+        headers: Mapping[str, str],
+        objects: int = 0,
+    ) -> Reading:
+        """Feed one answer of ``site`` into the ledger (``status`` None: no answer came) and
+        settle its ``admission``: the estimate for the objects the answer involved replaces the
+        one reserved (nothing for a refused or failed answer, the reservation for no answer)."""
         now = self._clock()
-        if reading.says_quota or status == 429:
-            rows = self._rows([key, APP])
-            scope = reading.scope or ("site" if self._pool_key(key, rows) == key else APP)
-            pool_key = key if scope == "site" else APP
-            until = 0.0
-            if status == 429:
-                if reading.retry_after is not None:
-                    until = now + reading.retry_after
-                elif reading.reset_at is not None:
-                    until = min(reading.reset_at, now + MAX_RETRY_AFTER)
-            if reading.remaining == 0:
-                spent = (
-                    reading.reset_at
-                    if reading.reset_at is not None
-                    else now + (reading.window or SPENT_HOLD)
-                )
-                until = max(until, min(spent, now + MAX_RETRY_AFTER))
-            previous = rows.get(pool_key)
-            near = reading.near_limit
-            if near is None:
-                near = previous.near_limit if previous is not None else False
-            self._storage.record_quota(
-                Pool(
-                    pool_key,
-                    scope=scope if pool_key == APP else "site",
-                    policy=reading.policy,
-                    limit=reading.limit,
-                    remaining=reading.remaining,
-                    reset_at=reading.reset_at,
-                    window=reading.window,
-                    near_limit=near,
-                    held_until=until,
-                    updated_at=now,
-                ),
-                site=key if reading.scope is not None and pool_key != key else None,
-                scope=reading.scope,
+        reading = read_headers(status or 0, headers)
+        operation = admission.operation if admission is not None else ""
+        charged = status is not None and 200 <= status < 300
+        actual = 0.0
+        if admission is not None and admission.wait == 0:
+            if status is None:
+                actual = admission.reserved
+            elif charged:
+                actual = float(self.estimate(operation, objects))
+        rows = self._rows([site, APP])
+        scope = self._site_scope(reading) or (SITE if self._pool_key(site, rows) == site else APP)
+        key = site if scope == SITE else APP
+        for entry in reading.entries:
+            entry_key = site if entry.scope == SITE else APP
+            if entry_key != key:
+                self._change(entry_key, self._with_entry(entry, now))
+        samples: list[pool_rules.Sample] = []
+        reserved_in = admission.pool if admission is not None else None
+
+        def settled(pool: Pool) -> Pool:
+            assert admission is not None
+            return replace(
+                pool,
+                pending=max(0.0, pool.pending - admission.reserved),
+                spent=pool.spent + actual,
             )
-            self._forget(key, APP)
-        elif reading.near_limit is not None:
-            self.near_limit(key, reading.near_limit)
-        if status == 503 and reading.retry_after is not None:
-            self.hold(key, reading.retry_after)
+
+        if reserved_in is not None and reserved_in != key:
+            self._change(reserved_in, lambda p: settled(pool_rules.current(p, now)))
+
+        def apply(row: Pool) -> Pool:
+            pool = pool_rules.current(row, now)
+            if reserved_in == key:
+                pool = settled(pool)
+            elif admission is not None and admission.wait == 0 and reserved_in is None:
+                pool = replace(pool, spent=pool.spent + actual)  # sent before a pool was known
+            if charged and operation:
+                pool = pool_rules.answered(pool, operation, objects)
+            entry = reading.entry(scope)
+            if entry is not None:
+                pool, sample = pool_rules.with_entry(pool, entry, now)
+                samples[:] = [sample] if sample is not None else []
+            if reading.near_limit is not None:
+                pool = replace(pool, near_limit=reading.near_limit)
+            if reading.refused_scope is not None:
+                pool = replace(pool, reported=0)
+                pool = pool_rules.held(pool, self._quota_hold_end(pool, reading, now), now)
+            return replace(pool, updated_at=now)
+
+        stored = rows.get(key)
+        near_changes = reading.near_limit is True or (
+            reading.near_limit is False and stored is not None and stored.near_limit
+        )
+        touches = bool(reading.entries or near_changes or reading.quota_429 or reserved_in == key)
+        if touches:
+            self._change(key, apply)
+        for sample in samples:
+            self._storage.add_cost_sample(
+                sample.operation, sample.requests, sample.objects, sample.points
+            )
+            with self._lock:
+                self._costs = None
+        if admission is not None and admission.wait == 0 and admission.pool is None:
+            if admission.payer.installation_id and actual and touches:
+                self._storage.add_spend(
+                    key,
+                    self._window_of(key),
+                    admission.payer.installation_id,
+                    admission.payer.account_id,
+                    actual,
+                )
+        if admission is not None and admission.pool and admission.payer.installation_id:
+            if actual != admission.reserved:
+                self._storage.add_spend(
+                    admission.pool,
+                    self._window_of(admission.pool),
+                    admission.payer.installation_id,
+                    admission.payer.account_id,
+                    actual - admission.reserved,
+                )
+        site_scope = self._site_scope(reading)
+        if site_scope is not None and (site not in rows or rows[site].scope != site_scope):
+            self._change(site, lambda p: replace(p, scope=site_scope, updated_at=now))
+        if reading.burst_429 or (status == 503 and reading.retry_after is not None):
+            pause = reading.retry_after if reading.retry_after is not None else BURST_PAUSE
+            self.hold(site, pause)
         return reading
 
-    def hold(self, key: str, seconds: float) -> None:
-        """Hold site ``key`` alone for ``seconds`` (a 503's ``Retry-After``)."""
-        now = self._clock()
-        self._storage.record_quota(Pool(key, held_until=now + max(0.0, seconds), updated_at=now))
-        self._forget(key)
+    def observe(self, site: str, status: int, headers: Mapping[str, str]) -> Reading:
+        """Feed an answer that was not admitted (nothing reserved) into the ledger."""
+        return self.settle(site, None, status, headers)
 
-    def near_limit(self, key: str, near: bool) -> None:
-        """The near-limit flag of the pool site ``key`` draws on, from an answer without other
-        quota headers; an unchanged flag is not rewritten."""
-        rows = self._rows([key, APP])
-        pool_key = self._pool_key(key, rows)
-        pool = rows.get(pool_key)
-        if (pool.near_limit if pool is not None else False) == near:
-            return
-        base = pool or Pool(pool_key)
-        self._storage.record_quota(
-            replace(base, near_limit=near, held_until=0.0, updated_at=self._clock())
-        )
-        self._forget(pool_key)
+    @staticmethod
+    def _site_scope(reading: Reading) -> str | None:
+        """Which pool an answer says the site draws on (a tenant entry: its own)."""
+        scopes = {e.scope for e in reading.entries}
+        if reading.refused_scope is not None:
+            scopes.add(reading.refused_scope)
+        return SITE if SITE in scopes else APP if APP in scopes else None
+
+    @staticmethod
+    def _quota_hold_end(pool: Pool, reading: Reading, now: float) -> float:
+        """A quota 429 holds until Retry-After, else t, else the window's end."""
+        if reading.retry_after is not None:
+            return now + reading.retry_after
+        entry = reading.entry(APP if pool.key == APP else SITE)
+        if entry is not None and entry.reset_in is not None:
+            return now + entry.reset_in
+        if pool.window_end is not None and pool.window_end > now:
+            return pool.window_end
+        return now + SPENT_PAUSE
+
+    @staticmethod
+    def _with_entry(entry: QuotaEntry, now: float) -> Callable[[Pool], Pool]:
+        def change(pool: Pool) -> Pool:
+            return pool_rules.with_entry(pool_rules.current(pool, now), entry, now)[0]
+
+        return change
+
+    def _window_of(self, key: str) -> int:
+        rows = self._rows([key])
+        return rows[key].window_id if key in rows else 0
+
+    def _change(self, key: str, change: Callable[[Pool], Pool | None]) -> Pool:
+        pool = self._storage.change_pool(key, change)
+        self._remember(pool)
+        return pool
+
+    def hold(self, site: str, seconds: float) -> None:
+        """Hold ``site`` alone for ``seconds`` (a burst 429's or a 503's ``Retry-After``)."""
+        now = self._clock()
+        self._change(site, lambda p: pool_rules.held(p, now + max(0.0, seconds), now))
+
+    # -- offline token mints -----------------------------------------------------------------
+
+    def take_mint(self, limit: int = MINT_LIMIT) -> float:
+        """Count one offline token mint; 0.0 = go, else the seconds until one may go (Forge's
+        ``limit`` a minute for the whole app is reached, or a refusal's hold runs)."""
+        now = self._clock()
+        wait: list[float] = []
+
+        def take(row: Pool) -> Pool | None:
+            wait.clear()
+            pool = row
+            if pool.window_end is None or pool.window_end <= now:
+                end = pool_rules.clock_window_end(now, MINT_WINDOW)
+                pool = replace(pool, limit=limit, window=MINT_WINDOW, window_end=end, spent=0.0)
+            assert pool.window_end is not None
+            if pool.held_until > now:
+                wait.append(pool.held_until - now)
+            elif pool.spent >= limit:
+                wait.append(pool.window_end - now)
+            else:
+                return replace(pool, spent=pool.spent + 1, updated_at=now)
+            return pool if pool is not row else None
+
+        self._storage.change_pool(MINTS, take)
+        return wait[0] if wait else 0.0
+
+    def hold_mints(self, seconds: float) -> None:
+        """No mint goes for ``seconds`` (the gateway answered 429)."""
+        now = self._clock()
+        self._storage.change_pool(MINTS, lambda p: pool_rules.held(p, now + seconds, now))
 
 
 # ``Gate`` is what ``confluence.Client`` needs of a ledger.
@@ -285,8 +495,10 @@ Gate = Ledger
 class MemoryGate(Ledger):
     """An in-process ledger (one process; tests and single clients), without a read cache."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(MemoryQuota(), clock=clock, cache_seconds=0.0)
+    def __init__(
+        self, clock: Callable[[], float] = time.time, shares: Shares = EVEN_SHARES
+    ) -> None:
+        super().__init__(MemoryQuota(), clock=clock, cache_seconds=0.0, shares=shares)
 
 
 class StoreGate(Ledger):

@@ -76,6 +76,8 @@ class Settings:
     max_calls_per_installation: int | None = None  # None: derived from ``threads``
     max_calls_per_user: int | None = None  # None: derived from ``threads``
     lookup_cache_seconds: float = 300.0
+    installation_share: float = 0.5  # of the app's quota pool, per window
+    user_share: float = 0.5  # of its installation's share, per window
     fit_leeway_seconds: float = 5.0
     background_worker: bool = True
     worker_poll_seconds: float = 2.0
@@ -294,6 +296,13 @@ def _delays(raw: str) -> tuple[float, ...]:
     return delays
 
 
+def _share(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 1:
+        raise ValueError("must be a fraction more than 0 and at most 1, e.g. 0.5")
+    return value
+
+
 def _non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -318,6 +327,8 @@ _OPTIONAL: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("max_calls_per_installation", "MAX_CALLS_PER_INSTALLATION", _positive(int)),
     ("max_calls_per_user", "MAX_CALLS_PER_USER", _positive(int)),
     ("lookup_cache_seconds", "LOOKUP_CACHE_SECONDS", _non_negative_float),
+    ("installation_share", "INSTALLATION_SHARE", _share),
+    ("user_share", "USER_SHARE", _share),
     ("fit_leeway_seconds", "FIT_LEEWAY_SECONDS", _positive(float)),
     ("background_worker", "BACKGROUND_WORKER", _bool),
     ("worker_poll_seconds", "WORKER_POLL_SECONDS", _positive(float)),

@@ -162,7 +162,8 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_webhook_deliveries_received", "installation_id", "received_at"),
     sa.Index("ix_webhook_deliveries_replayed", "installation_id", "replayed_at"),
 )
-# the quota ledger (migration 0004): Confluence's points pools, holds, turns, the lookup cache
+# the quota ledger (migration 0004, rebuilt by 0008): Confluence's points pools, holds, turns,
+# the lookup cache; who spent what this window, the learned costs, the admin check record (0008)
 quota_pools = sa.Table(
     "quota_pools",
     metadata,
@@ -170,12 +171,50 @@ quota_pools = sa.Table(
     sa.Column("scope", sa.String(8), nullable=True),
     sa.Column("policy", sa.String(128), nullable=True),
     sa.Column("limit", sa.Integer(), nullable=True),
-    sa.Column("remaining", sa.Integer(), nullable=True),
-    sa.Column("reset_at", _TIME, nullable=True),
     sa.Column("window", _TIME, nullable=True),
-    sa.Column("near_limit", sa.Boolean(), nullable=False),
-    sa.Column("held_until", _TIME, nullable=False),
+    sa.Column("window_end", _TIME, nullable=True),
+    sa.Column("window_id", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("reported", sa.Integer(), nullable=True),
+    sa.Column("spent", _TIME, nullable=False, server_default="0"),
+    sa.Column("pending", _TIME, nullable=False, server_default="0"),
+    sa.Column("without_r", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("near_limit", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("held_until", _TIME, nullable=False, server_default="0"),
+    sa.Column("since_op", sa.String(32), nullable=True),
+    sa.Column("since_requests", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("since_objects", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("updated_at", _TIME, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
+)
+quota_spend = sa.Table(
+    "quota_spend",
+    metadata,
+    sa.Column("pool", sa.String(1024), primary_key=True),
+    sa.Column("window_id", sa.Integer(), primary_key=True),
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("account_id", _ACCOUNT, primary_key=True),  # "": the installation as a whole
+    sa.Column("points", _TIME, nullable=False),
+)
+quota_costs = sa.Table(
+    "quota_costs",
+    metadata,
+    sa.Column("operation", sa.String(32), primary_key=True),
+    sa.Column("samples", sa.Integer(), nullable=False),
+    sa.Column("kk", _TIME, nullable=False),
+    sa.Column("kx", _TIME, nullable=False),
+    sa.Column("xx", _TIME, nullable=False),
+    sa.Column("kd", _TIME, nullable=False),
+    sa.Column("xd", _TIME, nullable=False),
+)
+admin_checks = sa.Table(
+    "admin_checks",
+    metadata,
+    sa.Column("installation_id", _ID, primary_key=True),
+    sa.Column("account_id", _ACCOUNT, primary_key=True),
+    sa.Column("is_admin", sa.Boolean(), nullable=True),  # None: no answer yet
+    sa.Column("checked_at", _TIME, nullable=True),
+    sa.Column("operations", sa.String(1024), nullable=True),  # what Confluence reported
+    sa.Column("checking_until", _TIME, nullable=True),  # someone is asking Confluence until then
 )
 quota_turns = sa.Table(
     "quota_turns",

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from atlassian import OfflineTokenError, OfflineTokens
 from confluence import Client
 from jobs import JobRunner, TokenRefused, finish
+from ratelimit import Payer
 from records import Installation, Job
 from store import Store
 
@@ -146,11 +147,13 @@ class Worker:
     def _step_with(
         self, installation: Installation, job: Job, token: str, *, keep_401: bool
     ) -> Job:
-        """One fair step of ``job`` with a client acting with ``token``."""
+        """One fair step of ``job`` with a client acting with ``token`` (its requests count to
+        the job's installation and acting admin: their fair shares of the quota)."""
+        token_owner = job.created_by or ""
         return self._runner.advance(
             job.installation_id,
             job.id,
-            self._make_client(installation, token),
+            self._make_client(installation, token).paying(Payer(job.installation_id, token_owner)),
             worker_id=self.worker_id,
             budget_seconds=self._step,
             keep_401=keep_401,

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
+import statistics
 import sys
 import tempfile
 import threading
@@ -58,6 +60,8 @@ import common  # noqa: E402
 from common import ms, percentile  # noqa: E402
 
 from costs import invite_job_points  # noqa: E402
+from learned_costs import learned, model  # noqa: E402
+from ratelimit import StoreGate  # noqa: E402
 from simulator import Platform  # noqa: E402
 from simulator.quota import Quota, cost_of  # noqa: E402
 from store import Store  # noqa: E402
@@ -68,6 +72,8 @@ SMALL = 18
 PAUSE = 3.0  # seconds between a small caller's calls
 LOOK_PAUSE = 2.0  # seconds between the repeated big lookups
 BIG_IDS = 10_000
+NOISY = 20  # the noisy installation's users
+LAST_QUARTER = 0.25
 
 
 @dataclass
@@ -95,10 +101,10 @@ class Calls:
 class Caller:
     """One installation's admin calling resolvers over HTTP with a FIT minted by the simulator."""
 
-    def __init__(self, backend_url: str, sim_url: str, inst: Any) -> None:
+    def __init__(self, backend_url: str, sim_url: str, inst: Any, account: str = "") -> None:
         self.inst = inst
         self.url = backend_url
-        self._fit = common.Fit(sim_url, inst.site.admin_id, inst.id)
+        self._fit = common.Fit(sim_url, account or inst.site.admin_id, inst.id)
         self._session = requests.Session()
 
     def call(self, key: str, payload: dict[str, Any]) -> tuple[float, requests.Response]:
@@ -150,10 +156,10 @@ def small_caller(
         stop.wait(PAUSE)
 
 
-def next_window(window: float, anchor: float) -> float:
-    """Seconds until just after the meter's next window starts (windows follow each other from
-    ``anchor``, when metering was turned on; wall clock, as the meter)."""
-    return window - (time.time() - anchor) % window + 0.05
+def next_window(window: float) -> float:
+    """Seconds until just after the meter's next window starts (windows end at the clock's
+    multiples of ``window``, as Confluence's do; wall clock, as the meter)."""
+    return window - time.time() % window + 0.05
 
 
 def at(stamp: str) -> float:
@@ -172,6 +178,9 @@ def main() -> None:
         help="windows of the small callers alone, half before and half after the busy phase",
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="give up on the job after")
+    parser.add_argument(
+        "--noisy", type=float, default=2.0, help="windows of the noisy installation's phase"
+    )
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py)")
     parser.add_argument(
         "--threads", type=int, help="threads per worker (default: gunicorn.conf.py)"
@@ -181,6 +190,8 @@ def main() -> None:
     platform = Platform(common.APP_ID, seed=True, seed_users=40, invite_delay=0.05)
     platform.meter.configure(Quota(args.points, args.window, "app"))
     insts = [platform.installation] + [platform.add_installation() for _ in range(SMALL + 1)]
+    platform.seed_users = 600  # the noisy installation: a big site, many users
+    noisy_inst = platform.add_installation()
     stop_simulator, _ = common.serve_in_child(platform)  # the installations exist before the fork
     sim_url = platform.url
     config = common.gunicorn_config(args.workers, args.threads)
@@ -196,10 +207,13 @@ def main() -> None:
         server = common.start_backend(env, log, workers=args.workers, threads=args.threads)
         store = Store(settings.database_url, settings.secret_key)
         callers = [Caller(server.url, sim_url, inst) for inst in insts]
+        noisy = [
+            Caller(server.url, sim_url, noisy_inst, a) for a in noisy_inst.site.user_ids[:NOISY]
+        ]
         try:
-            result = measure(args, platform, sim_url, store, callers)
+            result = measure(args, platform, sim_url, store, callers, noisy)
         finally:
-            for caller in callers:
+            for caller in callers + noisy:
                 caller.close()
             stop_server(server)
             stop_simulator()
@@ -209,7 +223,12 @@ def main() -> None:
 
 
 def measure(
-    args: argparse.Namespace, platform: Platform, sim_url: str, store: Store, callers: list[Caller]
+    args: argparse.Namespace,
+    platform: Platform,
+    sim_url: str,
+    store: Store,
+    callers: list[Caller],
+    noisy_callers: list[Caller],
 ) -> dict[str, Any]:
     inviter, looker, smalls = callers[0], callers[1], callers[2:]
     # Each installation is known, and its admin checked, before timing. The admin answer is cached
@@ -224,7 +243,7 @@ def measure(
     phase = ["before"]
     stop = threading.Event()
     calls = Calls()
-    time.sleep(next_window(args.window, platform.meter.anchor))
+    time.sleep(next_window(args.window))
     threads = [
         threading.Thread(target=small_caller, args=(c, i, phase, stop, calls), daemon=True)
         for i, c in enumerate(smalls)
@@ -234,17 +253,16 @@ def measure(
     quiet = args.baseline / 2 * args.window
     try:
         time.sleep(max(0.0, quiet - 0.1))
-        time.sleep(
-            next_window(args.window, platform.meter.anchor)
-        )  # the busy phase starts a window
+        time.sleep(next_window(args.window))  # the busy phase starts a window
         meter_before = common.sim_json(sim_url, "quota")
         phase[0] = "busy"
         busy = big_tenants(args, platform, sim_url, store, inviter, looker)
         meter_after = common.sim_json(sim_url, "quota")
+        time.sleep(next_window(args.window))  # the noisy phase starts a window
+        phase[0] = "noisy"
+        noisy = noisy_tenant(args, sim_url, noisy_callers)
         phase[0] = "after"
-        time.sleep(
-            next_window(args.window, platform.meter.anchor)
-        )  # the quiet phase after starts a fresh window
+        time.sleep(next_window(args.window))  # the quiet phase after starts a fresh window
         time.sleep(quiet)
     finally:
         stop.set()
@@ -281,7 +299,63 @@ def measure(
         "repeat_requests": len(repeats),
         "repeat_points": repeat_points if busy["first_complete"] is not None else None,
         "calls": calls,
+        "noisy": noisy,
+        "noisy_windows": noisy_windows(args, records, noisy, platform),
     }
+
+
+def noisy_tenant(args: argparse.Namespace, sim_url: str, noisy: list[Caller]) -> dict[str, Any]:
+    """Installation 21's users, each looking up 40 random ids of its site every 0.2 s for
+    ``--noisy`` windows; what they got and what they were refused."""
+    stop = threading.Event()
+    tally: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def user(caller: Caller, seed: int) -> None:
+        rng = random.Random(seed)
+        ids = caller.inst.site.user_ids
+        while not stop.is_set():
+            try:
+                _, response = caller.call("lookupUsers", {"accountIds": rng.sample(ids, 40)})
+                body = response.json() if response.status_code == 200 else {}
+                with lock:
+                    tally["calls"] += 1
+                    tally["failed"] += len(body.get("failed", []))
+                    tally["answered"] += len(body.get("users", [])) + len(body.get("notFound", []))
+            except requests.RequestException:
+                with lock:
+                    tally["errors"] += 1
+            stop.wait(0.2)
+
+    started = time.time()
+    threads = [threading.Thread(target=user, args=(c, n), daemon=True) for n, c in enumerate(noisy)]
+    for t in threads:
+        t.start()
+    time.sleep(args.noisy * args.window)
+    stop.set()
+    for t in threads:
+        t.join(70)
+    return {"started": started, "finished": time.time(), "inst": noisy[0].inst.id, **tally}
+
+
+def noisy_windows(
+    args: argparse.Namespace,
+    records: list[dict[str, Any]],
+    noisy: dict[str, Any],
+    platform: Platform,
+) -> list[tuple[int, int, int]]:
+    """Points per window of the noisy phase: (the noisy installation's, everyone else's, 429s)."""
+    rows: dict[int, list[int]] = {}
+    for r in records:
+        if (
+            r["endpoint"] not in UPSTREAM
+            or not noisy["started"] <= at(r["at"]) <= noisy["finished"]
+        ):
+            continue
+        row = rows.setdefault(int(at(r["at"]) // args.window), [0, 0, 0])
+        row[0 if r["installationId"] == noisy["inst"] else 1] += points_of(r, platform)
+        row[2] += r["status"] == 429
+    return [(a, b, c) for _, (a, b, c) in sorted(rows.items())]
 
 
 def points_of(record: dict[str, Any], platform: Platform) -> int:
@@ -308,7 +382,7 @@ def per_window(
     job requests), by the simulator's cost table."""
     rows: dict[int, list[int]] = {}
     for r in records:
-        window = int((at(r["at"]) - platform.meter.anchor) // args.window)
+        window = int(at(r["at"]) // args.window)
         row = rows.setdefault(window, [0, 0, 0, 0, 0])
         who = 0 if r["installationId"] == job_inst else 1 if r["installationId"] == look_inst else 2
         row[who] += points_of(r, platform)
@@ -347,7 +421,22 @@ def big_tenants(
                     looked["first_complete"] = time.time()
             done.wait(LOOK_PAUSE)
 
+    estimates: list[tuple[float, int, int, int]] = []  # (at, estimated, truth, samples seen)
+
+    def sample() -> None:
+        ledger = StoreGate(store, cache_seconds=0.0)
+        site = inviter.inst.api_base_url
+        while not done.is_set():
+            view = ledger.view(site)
+            truth = common.sim_json(sim_url, "quota")["pools"]
+            seen = sum(s.samples for s in store.cost_sums().values())
+            if view.remaining is not None and truth:
+                estimates.append((time.time(), view.remaining, truth[0]["remaining"], seen))
+            done.wait(1.0)
+
     started = time.time()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     seconds, response = inviter.call("inviteEmails", {"emails": emails})
     if response.status_code != 200:
         raise RuntimeError(f"inviteEmails answered {response.status_code}: {response.text[:500]}")
@@ -365,6 +454,7 @@ def big_tenants(
     finally:
         done.set()
         looker_thread.join(70)
+        sampler.join(70)
     finished = time.time()
     assert state is not None
     counts = state.counts.to_json()
@@ -379,11 +469,22 @@ def big_tenants(
         "job_seconds": float(state.updated_at) - started,
         "job_points": points,
         "estimated": job["estimatedPoints"],
-        "minimum": (math.ceil(points / args.points) - 1) * args.window,
+        # one installation may spend at most 75% of a window (the last quarter stays for others)
+        "minimum": (math.ceil(points / (args.points * (1 - LAST_QUARTER))) - 1) * args.window,
+        "pool_minimum": (math.ceil(points / args.points) - 1) * args.window,
         "whole_windows": math.ceil(points / args.points) * args.window,
         "lost": lost,
+        "estimates": estimates,
+        "learned": {op: (round(b, 2), round(p, 2)) for op, (b, p) in learned_model(store).items()},
         **looked,
     }
+
+
+def learned_model(store: Store) -> dict[str, tuple[float, float]]:
+    """The costs the backend learned (operations with enough samples only)."""
+    sums = store.cost_sums()
+    fitted = model(sums)
+    return {op: fitted[op] for op in sorted(learned(sums))}
 
 
 def report(
@@ -408,7 +509,7 @@ def report(
     print(
         f"big job           {args.emails:,} emails, {r['job_state']}, estimatedPoints "
         f"{r['estimated']:,}, {r['job_seconds']:.1f} s (inviteEmails sent -> store's finish); "
-        f"minimum (ceil({r['job_points']:,} / {args.points:,}) - 1) x {args.window} s = "
+        f"minimum (ceil({r['job_points']:,} / 75% of {args.points:,}) - 1) x {args.window} s = "
         f"{r['minimum']} s (the last window it needs starts)"
     )
     print(f"                  counts {r['job_counts']}")
@@ -448,7 +549,9 @@ def report(
         f"({r['refused']} of {r['upstream']} in the busy phase)  target <= 1"
     )
     print(
-        f"big job time / minimum:            {ratio_job:.2f} x  target <= 1.15 "
+        f"big job time / minimum:            {ratio_job:.2f} x  target <= 1.15; the minimum the "
+        f"rules allow: 75% of each window ({r['minimum']} s; the pool alone: "
+        f"{r['pool_minimum']} s, {r['job_seconds'] / r['pool_minimum']:.2f} x) "
         f"({r['job_seconds'] / r['whole_windows']:.2f} x the issue's {r['whole_windows']} s: "
         "ceil(points / points per window) whole windows)"
     )
@@ -457,6 +560,41 @@ def report(
         f"({ms(percentile(busy, 0.95))} / {ms(p95_alone)})"
     )
     print(f"points spent on repeated lookups:  {r['repeat_points']}  target 0")
+    everything = [abs(e - t) / args.points for _, e, t, _ in r["estimates"]]
+    if everything:
+        print(
+            f"estimate of what is left, every second of the busy phase: median "
+            f"{statistics.median(everything) * 100:.1f}%, worst {max(everything) * 100:.1f}% of "
+            f"the pool ({len(everything)} samples)"
+        )
+    seen = [(e, t) for _, e, t, n in r["estimates"] if n >= 20]
+    if seen:
+        misses = [abs(e - t) / args.points for e, t in seen]
+        print(
+            f"estimate of what is left, once r moved over 20+ requests: median "
+            f"{statistics.median(misses) * 100:.1f}%, worst {max(misses) * 100:.1f}% of the pool "
+            f"({len(seen)} samples)  target within 5%"
+        )
+    else:
+        print("estimate of what is left: the ledger never saw r move over 20 requests")
+    print(f"learned costs (base, per object): {r['learned']}")
+    n = r["noisy"]
+    print(
+        f"noisy installation ({NOISY} users, 40 random ids each every 0.2 s, {args.noisy:g} windows): "
+        f"{n.get('calls', 0)} calls, {n.get('failed', 0)} ids refused (rate_limited), "
+        f"{n.get('errors', 0)} errors"
+    )
+    for k, (theirs, others, refused) in enumerate(r["noisy_windows"], 1):
+        print(
+            f"  window {k}: noisy {theirs:,}, everyone else {others:,} of {args.points:,}; "
+            f"left {args.points - theirs - others:,} (the last quarter: "
+            f"{math.ceil(args.points * LAST_QUARTER):,}); 429s {refused}"
+        )
+    noisy_failed = calls.failed("noisy")
+    print(
+        f"small callers during the noisy phase: {len(calls.of('noisy'))} calls, "
+        f"{noisy_failed} failed  target 0 (every other installation keeps its share)"
+    )
     print(f"items lost:                        {r['lost']}  target 0")
     if problems:
         print(f"backend warnings/errors: {len(problems)}; first: {problems[0][:300]}")

@@ -21,6 +21,7 @@ from confluence import Client
 from handlers import Services, json_body, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver
 from handlers.inflight import SLOW_RESOLVERS
+from ratelimit import Payer
 from resolvers import RESOLVERS, Resolver
 from resolvers.context import BadInput, Context, Diagnostics
 
@@ -60,6 +61,7 @@ def _run(
             sleep=svc.sleep,
             clock=svc.clock,
             gate=svc.gate,
+            payer=Payer(invocation.installation_id, invocation.principal or ""),
         )
 
     client = client_for(user_token) if user_token is not None else None
@@ -72,6 +74,7 @@ def _run(
         public_base_url=svc.settings.public_base_url or request.host_url.rstrip("/"),
         budget_seconds=max(1.0, svc.settings.call_deadline_seconds - (svc.clock() - started) - 2),
         lookup_cache_seconds=svc.settings.lookup_cache_seconds,
+        shares=svc.gate.shares,
         diagnostics=_diagnostics(svc, user_token, client_for) if key == "diagnose" else None,
     )
     return jsonify(resolver(ctx, _payload()))
@@ -101,6 +104,7 @@ def _diagnostics(
             svc.store,
             allowlist=settings.api_base_url_allowlist,
             timeout_seconds=settings.upstream_timeout_seconds,
+            gate=svc.gate,
         ),
         client_for=client_for,
         report_days=float(settings.personal_data_report_days),

@@ -199,13 +199,25 @@ def main() -> int:
         help="one pool for the app (default) or one per site; implies --quota",
     )
     parser.add_argument(
+        "--quota-spelling",
+        choices=("enforced", "beta"),
+        help="send RateLimit / RateLimit-Policy (default) or the beta period's Beta-RateLimit / "
+        "Beta-RateLimit-Policy; implies --quota",
+    )
+    parser.add_argument(
+        "--quota-costs",
+        choices=("reads", "writes"),
+        help="charge users-bulk and check-access per object like reads (default) or the base "
+        "point only like writes; implies --quota",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="print the backend's log and the simulator's requests here too, not only in dev.log",
     )
     args = parser.parse_args()
     try:
-        quota = quota_from_flags(args.quota, args.quota_mode)
+        quota = quota_from_flags(args.quota, args.quota_mode, args.quota_spelling, args.quota_costs)
     except ValueError as exc:
         parser.error(f"--quota: {exc}")
     stopping = False
@@ -293,7 +305,8 @@ def main() -> int:
         if quota:
             print(
                 f"Confluence meters {quota.points} points per {quota.seconds} s "
-                f"({quota.mode} pool): curl -sS {server.url}/_sim/quota\n",
+                f"({quota.mode} pool, {quota.spelling} headers, POSTs charged as {quota.costs}): "
+                f"curl -sS {server.url}/_sim/quota\n",
                 flush=True,
             )
         renewed = time.monotonic()

@@ -14,8 +14,8 @@ missing-scope answer, 401 ``{"code": 401, "message": "Unauthorized; scope does n
 answer a real site gives is unverified).
 
 When ``platform.meter`` is on, each answer to a known installation is metered (``simulator.quota``):
-it spends points of the installation's pool and carries the rate-limit headers, or is refused with
-429 when the pool cannot pay for it.
+it counts against its site's burst limit (``X-RateLimit-*``; 429 past it) and spends points of the
+installation's pool, carrying the quota headers, or is refused with 429 when the pool cannot pay.
 """
 
 from __future__ import annotations
@@ -174,23 +174,42 @@ def metered(
         inst = platform.installation_for_cloud(cloud_id)
         if inst is None or call.grant is None or call.grant.installation_id != inst.id:
             return handle(call)
+        burst = platform.meter.burst(inst.cloud_id)
+        if burst is None:
+            return _burst_refused(platform)
         ticket = platform.meter.admit(inst.id, inst.cloud_id, endpoint)
         if ticket is None:
             return handle(call)
         if isinstance(ticket, Refusal):
-            return _refused(ticket)
+            return _with_burst(_refused(ticket), burst)
         response = handle(call)
         if 200 <= response.status_code < 300:
             reading = platform.meter.settle(ticket, _objects(endpoint, call, response))
         else:
             reading = platform.meter.release(ticket)
         if isinstance(reading, Refusal):
-            return _refused(reading)
+            return _with_burst(_refused(reading), burst)
         for name, value in reading.headers().items() if reading else ():
             response.headers[name] = value
-        return response
+        return _with_burst(response, burst)
 
     return run
+
+
+def _with_burst(response: Response, burst: tuple[int, int]) -> Response:
+    """The burst limit's headers (``X-RateLimit-*``: this site's calls this second)."""
+    limit, left = burst
+    if limit:
+        response.headers["X-RateLimit-Limit"] = str(limit)
+        response.headers["X-RateLimit-Remaining"] = str(left)
+    return response
+
+
+def _burst_refused(platform: Platform) -> Response:
+    quota = platform.meter.quota
+    limit = quota.burst if quota is not None else 0
+    headers = {"Retry-After": "1", "X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0"}
+    return error(429, "Too many requests this second (simulated burst limit).", headers)
 
 
 def _refused(refusal: Refusal) -> Response:

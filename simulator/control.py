@@ -17,7 +17,8 @@
 - ``GET /requests`` (account ids only, never tokens), ``DELETE /requests``;
 - ``GET /quota``: the points meter (``simulator.quota``): its quota (null when off), each pool
   now, points spent / requests charged / 429s sent per installation and in total;
-- ``PUT /quota`` ``{"points"?, "seconds"?, "mode"?}`` (65000, 3600, ``"app"`` or ``"site"``): meter
+- ``PUT /quota`` ``{"points"?, "seconds"?, "mode"?, "spelling"?, "costs"?}`` (65000, 3600,
+  ``"app"`` or ``"site"``, ``"enforced"`` or ``"beta"``, ``"reads"`` or ``"writes"``): meter
   from now on, with full pools and counts at zero; answers as ``GET``;
 - ``DELETE /quota``: stop metering; answers the meter as it was just before;
 - ``POST /quota/spend`` ``{"points", "installationId"?}``: spend up to ``points`` of that
@@ -223,6 +224,8 @@ def make_control_blueprint(platform: Platform) -> Blueprint:
                 body.get("points", DEFAULT_POINTS),
                 body.get("seconds", DEFAULT_SECONDS),
                 body.get("mode", "app"),
+                body.get("spelling", "enforced"),
+                body.get("costs", "reads"),
             )
         except ValueError as exc:
             raise BadInput(str(exc)) from exc

@@ -91,13 +91,15 @@ def _fault_answer(fault: Fault) -> Response:
         return json_response({"code": 401, "message": SCOPE_MISMATCH}, 401, fault.answer_headers())
     detail = {
         "429": "Rate limit exceeded (simulated).",
+        "burst": "Too many requests this second (simulated).",
         "503": "The service is unavailable (simulated).",
         "500": "Something went wrong (simulated).",
         "401": "The token is not valid for this site (simulated).",
         "403": "The app may not do this on this site (simulated).",
         "404": "Not found (simulated).",
     }[fault.kind]
-    return error(int(fault.kind), detail, fault.answer_headers())
+    status = 429 if fault.kind == "burst" else int(fault.kind)
+    return error(status, detail, fault.answer_headers())
 
 
 def answer(platform: Platform, endpoint: str, handler: Callable[[Call], Response]) -> Response:
@@ -127,7 +129,7 @@ def answer(platform: Platform, endpoint: str, handler: Callable[[Call], Response
     if fault is not None and fault.kind == "drop":
         record(0)  # before the client sees the connection close, so the log keeps the order
         return _drop()
-    if fault is not None and fault.kind in ("429", "503", "500", "401", "403", "404", "scope"):
+    if fault is not None and fault.kind not in ("latency", "drop"):
         response = _fault_answer(fault)
     else:
         response = handler(Call(platform.tokens.lookup(token), body, body_ok))

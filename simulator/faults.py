@@ -3,9 +3,11 @@
 A ``Fault`` applies to one endpoint (``users-bulk``, ``check-access``, ``invite``, ``user-current``,
 ``graphql``, ``report-accounts``) or to all (``*``), ``times`` times (None: until cleared). Kinds:
 
-- ``429``: Too Many Requests with ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``,
-  ``X-RateLimit-Reset`` (ISO 8601), ``RateLimit-Reason`` and, when ``retry_after`` is set,
-  ``Retry-After``;
+- ``429``: a spent quota, as Confluence answers it: ``RateLimit: "global-app-quota";r=0;t=<s>``,
+  ``RateLimit-Reason: confluence-quota-global-based``, the burst headers (``X-RateLimit-Limit:
+  350``, ``X-RateLimit-Remaining: 349``) and, when ``retry_after`` is set, ``Retry-After``;
+- ``burst``: one site's per-second burst limit: 429 with ``X-RateLimit-Limit: 350``,
+  ``X-RateLimit-Remaining: 0``, ``Retry-After`` (``retry_after``, else 1) and no quota reason;
 - ``503`` (``Retry-After`` when ``retry_after`` is set) and ``500``;
 - ``401``, ``403``, ``404``: the site refuses the call (as when the app lost its access);
 - ``scope``: 401 as Atlassian's gateway answers a call the app's scopes do not cover, with the body
@@ -37,8 +39,8 @@ ENDPOINTS = (
     "report-accounts",
     "*",
 )
-KINDS = ("429", "503", "500", "401", "403", "404", "scope", "latency", "drop")
-RATE_LIMIT = 65000
+KINDS = ("429", "burst", "503", "500", "401", "403", "404", "scope", "latency", "drop")
+BURST_LIMIT = 350
 
 
 @dataclass(slots=True)
@@ -54,12 +56,22 @@ class Fault:
         """The headers of this fault's error answer (none for latency and drop)."""
         found: dict[str, str] = {}
         if self.kind == "429":
-            at = (now or datetime.now(UTC)) + timedelta(seconds=self.retry_after or 60)
+            wait = self.retry_after or 60
+            at = (now or datetime.now(UTC)) + timedelta(seconds=wait)
+            tenant = "tenant" in self.headers.get("RateLimit-Reason", "")
+            policy = "tenant-app-quota" if tenant else "global-app-quota"
             found = {
-                "X-RateLimit-Limit": str(RATE_LIMIT),
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "RateLimit": f'"{policy}";r=0;t={wait}',
                 "RateLimit-Reason": "confluence-quota-global-based",
+                "X-RateLimit-Limit": str(BURST_LIMIT),
+                "X-RateLimit-Remaining": str(BURST_LIMIT - 1),
+                "X-RateLimit-Reset": at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            }
+        if self.kind == "burst":
+            found = {
+                "X-RateLimit-Limit": str(BURST_LIMIT),
+                "X-RateLimit-Remaining": "0",
+                "Retry-After": str(self.retry_after if self.retry_after is not None else 1),
             }
         if self.kind in ("429", "503") and self.retry_after is not None:
             found["Retry-After"] = str(self.retry_after)

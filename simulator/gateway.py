@@ -18,10 +18,18 @@ Which form works is unverified on the real platform, so ``platform.context_ari``
 that form works), ``none`` (neither). A refused form fails as a developer-community thread reports
 for the site form: ``success: false`` with "Could not load permissions for app user". The control
 API sets it: ``PUT /_sim/switches {"contextAri": mode}``.
+
+Forge allows an app 1,000 offline token mints a minute (``MintLimit``, minutes on the clock, the
+whole app together): past it the mutation answers 429 with ``Retry-After`` (the seconds to the
+next minute) and mints nothing. ``platform.mints.limit`` lowers it for tests.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response
@@ -37,6 +45,33 @@ REFUSED_CONTEXT = "Could not load permissions for app user"
 IMPERSONATION_REFUSED = (
     "The app is not allowed to impersonate users: no scope has allowImpersonation (simulated)"
 )
+
+
+class MintLimit:
+    """Offline token mints a clock minute for the app (thread-safe); ``refused`` counts 429s."""
+
+    def __init__(self, limit: int = 1000, clock: Callable[[], float] = time.time) -> None:
+        self.limit = limit
+        self.refused = 0
+        self.minted = 0
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._minute = -1
+        self._count = 0
+
+    def take(self) -> float:
+        """0.0 when a mint may go now (counted), else the seconds to the next minute."""
+        with self._lock:
+            now = self._clock()
+            minute = math.floor(now / 60)
+            if minute != self._minute:
+                self._minute, self._count = minute, 0
+            if self._count >= self.limit:
+                self.refused += 1
+                return (minute + 1) * 60 - now
+            self._count += 1
+            self.minted += 1
+            return 0.0
 
 
 def context_form(contexts: Any, cloud_id: str) -> str | None:
@@ -75,6 +110,13 @@ def make_gateway_blueprint(platform: Platform) -> Blueprint:
         given = variables.get("input") if isinstance(variables, dict) else None
         if not isinstance(given, dict):
             return _graphql_error("Variable '$input' of type 'OfflineUserAuthTokenInput!' is null.")
+        wait = platform.mints.take()
+        if wait > 0:
+            return json_response(
+                {"errors": [{"message": "Too many offline token requests for this app"}]},
+                429,
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         return json_response({"data": {"offlineUserAuthToken": mint(call, given)}})
 
     def mint(call: Call, given: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from simulator import forge
 from simulator.faults import Faults
+from simulator.gateway import MintLimit
 from simulator.journal import Journal, RequestRecord
 from simulator.manifest import impersonation_scopes
 from simulator.privacy import AccountReports
@@ -128,6 +129,7 @@ class Platform:
         self.faults = Faults()
         self.journal = Journal()
         self.meter = Meter(quota, quota_clock)
+        self.mints = MintLimit(1000, quota_clock)  # Forge's offline token mints a minute
         self.installations: list[Installation] = []
         self.uninstalled: set[str] = set()  # installations uninstalled since their installed event
         self._lock = threading.Lock()

@@ -1,43 +1,44 @@
-"""The simulated Confluence points quota (Confluence's rate limits since March 2026; docs/quota.md).
+"""The simulated Confluence limits (Confluence's rate limits since March 2026; docs/quota.md).
 
 Off by default. When on (``Platform(quota=Quota(...))``, ``platform.meter.configure(...)``,
 ``PUT /_sim/quota`` or ``./dev --quota POINTS/SECONDS``), every answer of the simulated Confluence
-to a known installation spends points from a pool and carries the headers Confluence sends.
+to a known installation spends points from a pool and carries the headers Confluence sends, two
+limits apart:
 
-**Cost of a call**: a base point plus points per object involved; writes cost the base only. Every
-identity object a read involves costs 2 points (``COSTS``):
+**The points quota.** A call costs a base point plus points per object; writes cost the base only.
+``costs="reads"`` (the default) charges the two POSTs that read (users-bulk, check-access) per
+object as identity reads; ``costs="writes"`` charges every POST the base only (the other reading
+of Atlassian's table, which prices POST as a write):
 
-============== ==== ============ ===================================================
-endpoint       base per object   objects
-============== ==== ============ ===================================================
-users-bulk     1    2            user objects returned (unknown ids are free)
-check-access   1    2            distinct emails checked (case-insensitive)
-invite         1    0            none: a write costs the base only
-user-current   1    2            the one user object answered
-============== ==== ============ ===================================================
+============== ============= ============= ============================================
+endpoint       reads         writes        objects
+============== ============= ============= ============================================
+users-bulk     1 + 2/object  1             user objects returned (unknown ids are free)
+check-access   1 + 2/object  1             distinct emails checked (case-insensitive)
+invite         1             1             none: a write costs the base only
+user-current   1 + 2         1 + 2         the one user object answered (a GET)
+============== ============= ============= ============================================
 
-So a 250-id users-bulk call that finds every user costs 501 points, and 10,000 ids about 20,040.
-Only 2xx answers spend points; other answers (400, 404, 503, ...) are free, and so is a 401 (no
-installation to charge). The GraphQL gateway is not metered.
+Only 2xx answers spend points; a refused call is free. ``mode="app"`` (Tier 1, the default): one
+pool for the app (policy ``"global-app-quota"``, reason ``confluence-quota-global-based``);
+``mode="site"`` (Tier 2): one per site (``"tenant-app-quota"``, ``confluence-quota-tenant-based``).
+A pool holds ``points`` per window of ``seconds``; windows end at the clock's multiples of
+``seconds`` (the top of each UTC hour for 3600), and a new window starts with the whole pool.
+Headers on every metered answer, in the enforced spelling (``spelling="enforced"``) or the beta
+one (``"beta"``): ``RateLimit-Policy: "global-app-quota";q=65000;w=3600`` and
+``RateLimit: "global-app-quota";t=<seconds to reset>``, with ``r=<points left>`` only once 80% of
+the pool is used; ``X-RateLimit-NearLimit: true`` under 20% left (``X-Beta-RateLimit-NearLimit``).
+A call whose cost does not fit answers 429 with ``Retry-After`` (seconds to the window's end, at
+least 1), ``RateLimit-Reason`` (``X-Beta-RateLimit-Reason``) and ``RateLimit: "…";r=0;t=…``
+without the policy header (as vendors saw it). The base point is reserved before the handler runs
+(``admit``), so a pool without it refuses before any side effect (an invite); the per-object
+points are charged once the answer is known (``settle``), and when they do not fit the base is
+given back and the call is refused.
 
-**Pools**: ``mode="app"`` (the default, Confluence's Tier 1): one pool for the app, shared by every
-installation (policy ``"global-app-quota"``, reason ``confluence-quota-global-based``).
-``mode="site"`` (Tier 2): one pool per site (policy ``"tenant-app-quota"``, reason
-``confluence-quota-tenant-based``). A pool holds ``points`` per window of ``seconds``; windows are
-fixed, back to back from the moment metering is turned on (so a test or a ``./dev`` session starts
-with a whole window, whatever the time of day), and a new window starts with the whole pool.
-
-**Headers** on every metered answer: ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` (after this
-call), ``X-RateLimit-Reset`` (the window's end, ISO 8601 UTC), ``X-RateLimit-NearLimit: true`` when
-under 20% of the pool is left, ``Beta-RateLimit-Policy: "global-app-quota";q=65000;w=3600`` and
-``Beta-RateLimit: "global-app-quota";r=<remaining>;t=<seconds to reset>``.
-
-**Refusal**: a call whose cost does not fit in what is left answers 429 with those headers,
-``Retry-After`` (whole seconds until the window resets, at least 1) and ``RateLimit-Reason``; a
-refused call costs nothing. The base point is reserved before the handler runs (``admit``), so a
-pool without it refuses before any side effect (an invite); the per-object points are charged once
-the answer is known (``settle``), and when they do not fit the base is given back and the call is
-refused. Per-second burst limits are not simulated.
+**The burst limit** (per site, per second): ``X-RateLimit-Limit: 350`` and
+``X-RateLimit-Remaining`` on every answer (``burst``); past it a call answers 429 with
+``Retry-After: 1``, ``X-RateLimit-Remaining: 0`` and no quota reason. (Faults inject burst 429s at
+will: ``simulator.faults``, kind ``burst``.)
 
 ``Meter`` counts, per installation, the points spent, the requests charged and the 429s sent
 (``snapshot()``, ``GET /_sim/quota``). It is thread-safe; its clock (seconds since the epoch) is
@@ -55,6 +56,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 MODES = ("app", "site")
+SPELLINGS = ("enforced", "beta")
+CHARGING = ("reads", "writes")
+BURST = 350  # requests a second per site
+R_FROM_USED = 0.8  # r is sent once this share of the pool is used
 DEFAULT_POINTS = 65000
 DEFAULT_SECONDS = 3600
 NEAR_LIMIT_SHARE = 0.2
@@ -70,41 +75,57 @@ class Cost:
 
 
 COSTS = {
-    "users-bulk": Cost(1, 2),
-    "check-access": Cost(1, 2),
-    "invite": Cost(1, 0),
-    "user-current": Cost(1, 2),
+    "reads": {
+        "users-bulk": Cost(1, 2),
+        "check-access": Cost(1, 2),
+        "invite": Cost(1, 0),
+        "user-current": Cost(1, 2),
+    },
+    "writes": {
+        "users-bulk": Cost(1, 0),
+        "check-access": Cost(1, 0),
+        "invite": Cost(1, 0),
+        "user-current": Cost(1, 2),
+    },
 }
 
 
-def cost_of(endpoint: str, objects: int) -> int:
+def cost_of(endpoint: str, objects: int, costs: str = "reads") -> int:
     """The points a 2xx answer of ``endpoint`` involving ``objects`` objects costs."""
-    cost = COSTS[endpoint]
+    cost = COSTS[costs][endpoint]
     return cost.base + cost.per_object * objects
 
 
 @dataclass(frozen=True, slots=True)
 class Quota:
-    """A pool size (``points`` per ``seconds``) and whether there is one for the app or per site."""
+    """A pool size (``points`` per ``seconds``), one for the app or per site, the header
+    ``spelling`` and how POSTs that read are charged (``costs``)."""
 
     points: int = DEFAULT_POINTS
     seconds: int = DEFAULT_SECONDS
     mode: str = "app"
+    spelling: str = "enforced"
+    costs: str = "reads"
+    burst: int = BURST
 
     def __post_init__(self) -> None:
-        for name in ("points", "seconds"):
+        for name in ("points", "seconds", "burst"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        for name, allowed in (("mode", MODES), ("spelling", SPELLINGS), ("costs", CHARGING)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
 
     @classmethod
-    def parse(cls, text: str, mode: str = "app") -> Quota:
+    def parse(
+        cls, text: str, mode: str = "app", spelling: str = "enforced", costs: str = "reads"
+    ) -> Quota:
         """``"6500/60"``: 6,500 points per 60 seconds (``"65000"`` alone: per hour)."""
         points, _, seconds = text.strip().partition("/")
         try:
-            return cls(int(points), int(seconds) if seconds else DEFAULT_SECONDS, mode)
+            number = int(points), int(seconds) if seconds else DEFAULT_SECONDS
+            return cls(number[0], number[1], mode, spelling, costs)
         except ValueError as exc:
             raise ValueError(
                 f"expected POINTS/SECONDS with whole numbers of at least 1 (e.g. 6500/60), "
@@ -119,16 +140,47 @@ class Quota:
     def reason(self) -> str:
         return REASONS[self.mode]
 
+    def cost_of(self, endpoint: str, objects: int) -> int:
+        return cost_of(endpoint, objects, self.costs)
+
+    def base_of(self, endpoint: str) -> int:
+        return COSTS[self.costs][endpoint].base
+
+    def names(self) -> tuple[str, str, str, str]:
+        """The policy, state, reason and near-limit header names in this spelling."""
+        if self.spelling == "beta":
+            return (
+                "Beta-RateLimit-Policy",
+                "Beta-RateLimit",
+                "X-Beta-RateLimit-Reason",
+                "X-Beta-RateLimit-NearLimit",
+            )
+        return ("RateLimit-Policy", "RateLimit", "RateLimit-Reason", "X-RateLimit-NearLimit")
+
     def to_json(self) -> dict[str, Any]:
-        return {"points": self.points, "seconds": self.seconds, "mode": self.mode}
+        return {
+            "points": self.points,
+            "seconds": self.seconds,
+            "mode": self.mode,
+            "spelling": self.spelling,
+            "costs": self.costs,
+        }
 
 
-def quota_from_flags(text: str | None, mode: str | None) -> Quota | None:
-    """The quota of ``--quota [POINTS/SECONDS]`` (``""``: the flag alone) and ``--quota-mode``:
-    None (metering off) without either; the default 65000/3600 when only a mode is given."""
-    if text is None and mode is None:
+def quota_from_flags(
+    text: str | None, mode: str | None, spelling: str | None = None, costs: str | None = None
+) -> Quota | None:
+    """The quota of ``--quota [POINTS/SECONDS]`` (``""``: the flag alone), ``--quota-mode``,
+    ``--quota-spelling`` and ``--quota-costs``: None (metering off) without any of them; the
+    default 65000/3600 when only the others are given."""
+    if text is None and mode is None and spelling is None and costs is None:
         return None
-    return Quota.parse(text or f"{DEFAULT_POINTS}/{DEFAULT_SECONDS}", mode or "app")
+    return Quota.parse(
+        text or f"{DEFAULT_POINTS}/{DEFAULT_SECONDS}",
+        mode or "app",
+        spelling=spelling or "enforced",
+        costs=costs or "reads",
+    )
 
 
 def iso(at: float) -> str:
@@ -153,17 +205,21 @@ class Reading:
     def seconds_left(self) -> int:
         return max(1, math.ceil(self.reset - self.now))
 
+    @property
+    def says_r(self) -> bool:
+        """r is sent once 80% of the pool is used."""
+        return self.quota.points - self.remaining >= self.quota.points * R_FROM_USED
+
     def headers(self) -> dict[str, str]:
         q, name = self.quota, self.quota.policy_name
+        policy, state, _, near = q.names()
+        left = f";r={self.remaining}" if self.says_r else ""
         found = {
-            "X-RateLimit-Limit": str(q.points),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": iso(self.reset),
-            "Beta-RateLimit-Policy": f'"{name}";q={q.points};w={q.seconds}',
-            "Beta-RateLimit": f'"{name}";r={self.remaining};t={self.seconds_left}',
+            policy: f'"{name}";q={q.points};w={q.seconds}',
+            state: f'"{name}"{left};t={self.seconds_left}',
         }
         if self.near_limit:
-            found["X-RateLimit-NearLimit"] = "true"
+            found[near] = "true"
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -185,9 +241,14 @@ class Refusal:
     reading: Reading
 
     def headers(self) -> dict[str, str]:
-        return self.reading.headers() | {
+        q = self.reading.quota
+        _, state, reason, near = q.names()
+        return {
+            state: f'"{q.policy_name}";r=0;t={self.reading.seconds_left}',
+            near: "true",
             "Retry-After": str(self.reading.seconds_left),
-            "RateLimit-Reason": self.reading.quota.reason,
+            reason: q.reason,
+            "X-RateLimit-Reset": iso(self.reading.reset),
         }
 
 
@@ -243,6 +304,8 @@ class _State:
     pools: dict[str, _Pool] = field(default_factory=dict)
     tallies: dict[str, _Tally] = field(default_factory=dict)
     outside: int = 0  # points spent through ``spend`` (the app's tenants outside the simulator)
+    bursts: dict[str, tuple[int, int]] = field(default_factory=dict)  # site -> (second, calls)
+    burst_refused: int = 0
 
 
 class Meter:
@@ -253,7 +316,6 @@ class Meter:
         self._clock = clock
         self._quota = quota
         self._state = _State()
-        self._anchor = clock()  # windows are counted from when metering was turned on
 
     @property
     def quota(self) -> Quota | None:
@@ -263,17 +325,11 @@ class Meter:
     def enabled(self) -> bool:
         return self._quota is not None
 
-    @property
-    def anchor(self) -> float:
-        """When metering was last turned on: windows start at ``anchor + k * seconds``."""
-        return self._anchor
-
     def configure(self, quota: Quota | None) -> None:
         """Meter with ``quota`` from now on (None: stop metering), with full pools and no counts."""
         with self._lock:
             self._quota = quota
             self._state = _State()
-            self._anchor = self._clock()
 
     def pool_of(self, site: str) -> str:
         """The pool key of a site (its cloudId): the app's pool unless in per-site mode."""
@@ -288,7 +344,7 @@ class Meter:
             at = self._open(self.pool_of(site))
             if at is None:
                 return None
-            base = COSTS[endpoint].base
+            base = at.quota.base_of(endpoint)
             if base > at.left:
                 self._tally(installation_id).refused += 1
                 return Refusal(at.reading())
@@ -302,7 +358,7 @@ class Meter:
             if at is None:
                 return None
             held = ticket.points if at.pool.window == ticket.window else 0
-            extra = cost_of(ticket.endpoint, objects) - held
+            extra = at.quota.cost_of(ticket.endpoint, objects) - held
             tally = self._tally(ticket.installation_id)
             if extra > at.left:
                 at.pool.spent -= held
@@ -333,6 +389,23 @@ class Meter:
             at.pool.spent += taken
             self._state.outside += taken
             return at.reading()
+
+    def burst(self, site: str) -> tuple[int, int] | None:
+        """Count one call to ``site`` against its per-second burst limit: (limit, what is left
+        this second), or None when the call is over the limit (answer 429); ``(0, 0)`` when
+        metering is off."""
+        with self._lock:
+            quota = self._quota
+            if quota is None:
+                return (0, 0)
+            second = math.floor(self._clock())
+            at, count = self._state.bursts.get(site, (second, 0))
+            count = count + 1 if at == second else 1
+            self._state.bursts[site] = (second, count)
+            if count > quota.burst:
+                self._state.burst_refused += 1
+                return None
+            return quota.burst, quota.burst - count
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -366,6 +439,7 @@ class Meter:
                 "installations": {k: t.to_json() for k, t in sorted(tallies.items())},
                 "total": total.to_json(),
                 "outside": self._state.outside,
+                "burstRefused": self._state.burst_refused,
             }
 
     # -- inside the lock -------------------------------------------------------------------------
@@ -376,7 +450,7 @@ class Meter:
         if quota is None:
             return None
         now = self._clock()
-        window = self._anchor + math.floor((now - self._anchor) / quota.seconds) * quota.seconds
+        window = math.floor(now / quota.seconds) * quota.seconds  # windows on the clock
         pool = self._state.pools.setdefault(key, _Pool(window))
         if pool.window != window:
             pool.window, pool.spent = window, 0

@@ -17,7 +17,21 @@ export class ApiError extends Error {
 const BUSY_RETRIES = 3;
 const BUSY_PAUSE_MS = 1000;
 
+// Resolver calls that may spend Confluence points: the quota meter refreshes after each (quota.js).
+const SPENDING = new Set(["lookupUsers", "checkAccess", "inviteEmails", "getJob", "retryJob", "diagnose", "whoami"]);
+export const SPENT_EVENT = "access-desk:points-spent";
+
 export async function call(key, payload = {}) {
+  try {
+    return await callRetrying(key, payload);
+  } finally {
+    if (SPENDING.has(key) && typeof document !== "undefined") {
+      document.dispatchEvent(new CustomEvent(SPENT_EVENT, { detail: key }));
+    }
+  }
+}
+
+async function callRetrying(key, payload) {
   for (let attempt = 0; ; attempt += 1) {
     try {
       return await callOnce(key, payload);

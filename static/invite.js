@@ -10,7 +10,8 @@ import { flag } from "./flags.js";
 import { pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import {
-  countCards, countsText, etaText, finished, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pacer, pollJob, processed, progressBar,
+  countCards, countsText, etaText, finished, isWaiting, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pacer, pollJob, processed,
+  progressBar,
 } from "./job-view.js";
 import { costLine, invitePoints, lastPool } from "./quota.js";
 
@@ -192,7 +193,9 @@ export function mountInvite(panel, go = {}) {
         lastDone = done;
         lastMove = Date.now();
       }
-      const waiting = Date.now() - lastMove >= STALL_MS
+      // One explanation of a wait: the job's own (etaText says what it waits for and until when), or,
+      // when it says nothing and nothing moves, that Confluence is slow.
+      const waiting = !isWaiting(job) && Date.now() - lastMove >= STALL_MS
         ? "Waiting for Confluence, which is busy or asked Access Desk to slow down; the job continues by itself. "
         : "";
       const eta = etaText(job, pace);

@@ -2,6 +2,7 @@
 import { call, failureText } from "./api.js";
 import { toCsv } from "./csv.js";
 import { count, formatDate, h, lozenge } from "./dom.js";
+import { whenWords } from "./quota.js";
 import { pagedTable } from "./table.js";
 
 // One word and one colour per outcome, on every tab (access.js BUCKETS uses the same).
@@ -192,9 +193,8 @@ export function etaText(job, pace) {
   if (job.paused && job.paused.reason) {
     parts.push(`Paused: ${job.paused.reason}`); // its admin's background calls are refused
   }
-  const until = job.notBefore ? new Date(job.notBefore) : null;
-  if (until && !Number.isNaN(until.getTime()) && until.getTime() > Date.now()) {
-    parts.push(`Waiting for Confluence until ${until.toLocaleTimeString("en", { hour: "numeric", minute: "2-digit" })}`);
+  if (isWaiting(job)) {
+    parts.push(waitingWords(job));
   }
   const rate = pace ? pace.rate() : 0;
   if (rate > 0 && !job.dryRun) {
@@ -208,6 +208,17 @@ export function etaText(job, pace) {
     parts.push(`about ${count(job.estimatedPoints)} Confluence points`);
   }
   return parts.join(" · ");
+}
+
+// A job Confluence's quota (or a Retry-After) holds back: its notBefore is still ahead.
+export function isWaiting(job) {
+  const until = job && job.notBefore ? new Date(job.notBefore).getTime() : NaN;
+  return Number.isFinite(until) && until > Date.now();
+}
+
+// The one sentence for a waiting job: what it waits for and until when.
+export function waitingWords(job) {
+  return `Waiting for Confluence's points quota, which resumes ${whenWords(job.notBefore)}; the job then goes on by itself`;
 }
 
 export function duration(seconds) {

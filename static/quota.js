@@ -1,41 +1,77 @@
 // Confluence's points quota in the panel: what a lookup or invite will cost, and a small meter of the pool.
-// The cost table mirrors costs.COSTS on the server (README, "Confluence's points quota").
-import { call } from "./api.js";
-import { count, formatDate, h } from "./dom.js";
+// Costs come from the quota resolver (what the backend learned from Confluence's answers); until it has
+// answered, the starting estimates of costs.COSTS are used. Anyone who cannot see the pool (not an
+// administrator) sees the cost alone, never a pool size the app does not have.
+import { SPENT_EVENT, call } from "./api.js";
+import { count, h } from "./dom.js";
 
 const IDS_PER_REQUEST = 250;
 const EMAILS_PER_REQUEST = 100;
-const PER_OBJECT = 2; // a user object, or an email checked
-const DEFAULT_LIMIT = 65000; // the app's pool per hour when Confluence has not said yet
+// The starting estimates (base, per object), as costs.COSTS on the server.
+const STARTING = {
+  lookup: { base: 1, perObject: 2 },
+  check: { base: 1, perObject: 2 },
+  invite: { base: 1, perObject: 0 },
+};
+const MIN_REFRESH_MS = 2000; // at most one quota call per 2 s, however many calls spend points
+
+let last = null; // the pool as the quota resolver last answered (administrators only)
+
+function cost(kind) {
+  return (last && last.costs && last.costs[kind]) || STARTING[kind];
+}
+
+function pointsFor(kind, n, perRequest) {
+  const c = cost(kind);
+  return Math.ceil(Math.ceil(n / perRequest) * c.base + n * c.perObject);
+}
 
 export function lookupPoints(ids) {
-  return Math.ceil(ids / IDS_PER_REQUEST) + PER_OBJECT * ids;
+  return pointsFor("lookup", ids, IDS_PER_REQUEST);
 }
 
 export function invitePoints(emails, dryRun = false) {
-  const check = Math.ceil(emails / EMAILS_PER_REQUEST) + PER_OBJECT * emails;
-  return check + (dryRun ? 0 : Math.ceil(emails / EMAILS_PER_REQUEST));
+  return pointsFor("check", emails, EMAILS_PER_REQUEST) + (dryRun ? 0 : pointsFor("invite", emails, EMAILS_PER_REQUEST));
 }
 
-function windowWords(pool) {
-  return !pool || !pool.resetAt ? "this hour" : "this window";
-}
-
-// "about 20,200 points of the app's 65,000 this hour"
+// "about 20,200 points of the app's 65,000-point pool"; "about 20,200 Confluence points" when the pool is unknown.
 export function costLine(points, pool) {
-  const whose = pool && pool.scope === "site" ? "this site's" : "the app's";
-  const limit = (pool && pool.limit) || DEFAULT_LIMIT;
   const rounded = points >= 1000 ? Math.round(points / 100) * 100 : points;
-  return `about ${count(rounded)} points of ${whose} ${count(limit)} ${windowWords(pool)}`;
+  if (!pool || !pool.limit) {
+    return `about ${count(rounded)} Confluence points`;
+  }
+  const whose = pool.scope === "site" ? "this site's" : "the app's";
+  return `about ${count(rounded)} points of ${whose} ${count(pool.limit)}-point pool`;
 }
 
-let last = null; // the pool as the quota resolver last answered (admins only)
+// When a moment is, from now, in words: "in 24 s", "at 14:00", "at 09:00 tomorrow", "at 09:00 on 3 Mar".
+// Never a time in the past ("now" instead), never a full date for today.
+export function whenWords(value, now = new Date()) {
+  const at = new Date(value);
+  const ms = at.getTime() - now.getTime();
+  if (Number.isNaN(ms) || ms <= 500) {
+    return "now";
+  }
+  if (ms < 90000) {
+    return `in ${Math.ceil(ms / 1000)} s`;
+  }
+  const time = at.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+  const tomorrow = new Date(now);
+  tomorrow.setDate(now.getDate() + 1);
+  if (at.toDateString() === now.toDateString()) {
+    return `at ${time}`;
+  }
+  if (at.toDateString() === tomorrow.toDateString()) {
+    return `at ${time} tomorrow`;
+  }
+  return `at ${time} on ${at.toLocaleDateString("en-GB", { day: "numeric", month: "short" })}`;
+}
 
 export async function readPool() {
   try {
     last = await call("quota", {});
   } catch {
-    last = null; // not an admin, or no answer: the panel works without the meter
+    last = null; // not an administrator, or no answer: the panel works without the meter
   }
   return last;
 }
@@ -44,30 +80,77 @@ export function lastPool() {
   return last;
 }
 
-// A small meter: the share of the window's points left, and when it resets or until when calls are held.
+// The meter's sentence parts, from a quota answer (tested on their own).
+export function meterWords(pool, now = new Date()) {
+  const whose = pool.scope === "site" ? "This site's" : "The app's";
+  const left = `${whose} Confluence points: ${count(pool.remaining)} of ${count(pool.limit)} left`;
+  const how = pool.remainingEstimated ? "estimated by Access Desk" : "as Confluence reported";
+  const parts = [`${left} (${how})`];
+  if (pool.heldUntil) {
+    parts.push(`Confluence asked to wait: calls resume ${whenWords(pool.heldUntil, now)}`);
+  } else if (pool.resetAt) {
+    parts.push(`resets ${whenWords(pool.resetAt, now)}`);
+  }
+  if (typeof pool.spent === "number" && typeof pool.share === "number") {
+    parts.push(`this site spent ${count(pool.spent)} of its ${count(pool.share)}-point share`);
+  }
+  const low = pool.nearLimit || pool.remaining < pool.limit * 0.2;
+  return { text: parts.join(" · "), low, held: Boolean(pool.heldUntil) };
+}
+
+// A small meter: the share of the window's points left, when it resets (or until when calls are held),
+// and this installation's own spend against its fair share. Refreshed after every call that may spend
+// points (api.js says so), every 30 s (app.js), and once a countdown reaches zero.
 export function quotaMeter() {
-  const bar = h("meter", { min: "0", max: "1", low: "0.2", optimum: "1", value: "1", "aria-label": "Confluence points left" });
+  const bar = h("div", { class: "quota-bar", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "Confluence points left" },
+    h("div", { class: "quota-bar-fill" }));
   const text = h("span", { class: "quota-text" });
-  const el = h("div", { class: "quota-meter", hidden: true }, bar, text);
-  async function refresh() {
-    const pool = await readPool();
+  const note = h("span", { class: "quota-note" });
+  const el = h("div", { class: "quota-meter", hidden: true, "aria-live": "polite" }, bar, h("p", { class: "quota-words" }, text, note));
+  let pool = null;
+  let lastRead = 0;
+  let pending = null;
+  let ticker = null;
+
+  function render() {
     if (!pool || pool.limit == null || pool.remaining == null) {
       el.hidden = true;
       return;
     }
     el.hidden = false;
-    bar.value = Math.max(0, Math.min(1, pool.remaining / pool.limit));
-    const whose = pool.scope === "site" ? "This site's" : "The app's";
-    let words = `${whose} Confluence points: ${count(pool.remaining)} of ${count(pool.limit)} left`;
-    if (pool.heldUntil) {
-      words += `; calls held until ${formatDate(pool.heldUntil)}`;
-    } else if (pool.resetAt) {
-      words += `; resets ${formatDate(pool.resetAt)}`;
+    const share = Math.max(0, Math.min(1, pool.remaining / pool.limit));
+    const words = meterWords(pool);
+    bar.setAttribute("aria-valuenow", String(Math.round(share * 100)));
+    bar.setAttribute("aria-valuetext", `${Math.round(share * 100)}% left`);
+    bar.firstChild.style.width = `${(share * 100).toFixed(1)}%`;
+    el.classList.toggle("quota-low", words.low);
+    el.classList.toggle("quota-held", words.held);
+    text.textContent = words.text;
+    note.textContent = words.held ? "" : words.low ? " · Under 20% left: jobs wait for the next window; panel calls still go." : "";
+    const next = pool.heldUntil || pool.resetAt;
+    const ms = next ? new Date(next).getTime() - Date.now() : Infinity;
+    clearTimeout(ticker);
+    if (ms <= 500) {
+      ticker = setTimeout(refresh, 1000); // the window turned: read the new one
+    } else if (ms < 91000) {
+      ticker = setTimeout(render, 1000); // count down the seconds
     }
-    if (pool.nearLimit || pool.remaining < pool.limit * 0.2) {
-      words += " (jobs wait for the next window)";
-    }
-    text.textContent = words;
   }
+
+  async function refresh() {
+    lastRead = Date.now();
+    pool = await readPool();
+    render();
+  }
+
+  function soon() {
+    if (pending) {
+      return;
+    }
+    const wait = Math.max(0, lastRead + MIN_REFRESH_MS - Date.now());
+    pending = setTimeout(() => { pending = null; refresh(); }, wait);
+  }
+
+  document.addEventListener(SPENT_EVENT, soon);
   return { el, refresh };
 }

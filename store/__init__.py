@@ -11,8 +11,10 @@ engine, one clock and one Fernet key (``store.base``):
 - ``store.followups``: invitation follow-ups of finished invite jobs (under the same leases);
 - ``store.deliveries``: webhook deliveries and the jobs they make;
 - ``store.audit``: the audit log;
-- ``store.quota``: the quota ledger (Confluence's points pools, holds, installations' turns);
+- ``store.quota``: the quota ledger (Confluence's points pools, holds, spend per window, learned
+  costs);
 - ``store.lookups``: the lookup cache (user objects per installation and caller);
+- ``store.admin_checks``: the shared record of the admin check (is a user a site admin);
 - ``store.health``: offline token context form and last error, dormancy, ``installation_health``;
 - ``store.privacy``: the personal data duty: queued by scheduled triggers, leased by a worker;
 - ``store.personal_data``: the account ids to report, erasing closed accounts, retention;
@@ -46,6 +48,7 @@ Times are epoch seconds from ``clock`` (``time.time``); ``to_json`` renders ISO 
 
 from __future__ import annotations
 
+from store.admin_checks import AdminChecks
 from store.audit import Audit
 from store.cancels import Cancels
 from store.deliveries import Deliveries
@@ -87,6 +90,7 @@ class Store(
     Audit,
     QuotaLedger,
     LookupCache,
+    AdminChecks,
     PlatformHealth,
     PrivacyDuty,
     StoredPersonalData,

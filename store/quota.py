@@ -1,30 +1,39 @@
 """The quota ledger's storage: Confluence's points pools as every worker and instance sees them.
 
-One row per key in ``quota_pools``: the app's pool (key ``"app"``) and each site (key = its
-``api_base_url``), which is also the site's own pool when it has one. A row keeps what the last
-answer said (limit, remaining, reset, window, policy, near-limit), a hold (``held_until``, which
-only ever extends) and, for a site, which pool it draws on (``scope``). Each method is one atomic
-statement (or transaction). The rules (what an answer means, pacing, the reserve) live in
-``ratelimit.py``; this is the ``quota_pools.QuotaStorage`` it builds on. When each installation's
-job work last had a turn (``quota_turns``, for fair claims) is kept by ``store.leases``.
+One row per key in ``quota_pools`` (``quota_pools.Pool``): the app's pool (``"app"``), each site
+(its ``api_base_url``, also its own pool when it has one) and the offline token mints. A row is
+changed atomically by ``change_pool``: read, apply the ledger's rule, write back only if nobody
+changed the row meanwhile (its ``version``), else read again and re-apply (optimistic concurrency:
+no lock is held while a rule runs, on SQLite and PostgreSQL alike). ``quota_spend`` keeps what each
+installation and each of its users spent in a pool's window (atomic additions); ``quota_costs``
+the learned costs' sums (atomic additions). The rules live in ``ratelimit`` and ``pool_rules``;
+this is the ``quota_pools.QuotaStorage`` they build on. When each installation's job work last had
+a turn (``quota_turns``, for fair claims) is kept by ``store.leases``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import sqlalchemy as sa
 
-from quota_pools import Pool
+from quota_pools import MINTS, Change, CostSums, Pool
 from store.base import StoreBase, dialect_insert
-from tables import quota_pools
+from tables import quota_costs, quota_pools, quota_spend
 
-_FIELDS = ("scope", "policy", "limit", "remaining", "reset_at", "window")
+_COLUMNS = [f.name for f in fields(Pool)]
+_SUMS = ("kk", "kx", "xx", "kd", "xd")
+MAX_ATTEMPTS = 50
+
+
+class ConcurrentChange(RuntimeError):
+    """A quota row kept changing under ``change_pool`` for ``MAX_ATTEMPTS`` tries."""
 
 
 class QuotaLedger(StoreBase):
-    """Quota pools and their holds; see the module docstring."""
+    """Quota pools, spend per window and learned costs; see the module docstring."""
 
     def quota_pools(self, keys: Sequence[str]) -> dict[str, Pool]:
         """The stored rows of ``keys`` (absent keys are left out)."""
@@ -35,104 +44,118 @@ class QuotaLedger(StoreBase):
             return {row.key: _pool(row) for row in rows}
 
     def all_quota_pools(self) -> list[Pool]:
-        """Every stored row that is a pool (a limit or remaining points known)."""
+        """Every stored row that is a pool (a limit or r known)."""
+        c = quota_pools.c
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(quota_pools).where(
-                    sa.or_(quota_pools.c.limit.is_not(None), quota_pools.c.remaining.is_not(None))
+                    c.key != MINTS, sa.or_(c.limit.is_not(None), c.reported.is_not(None))
                 )
             )
             return [_pool(row) for row in rows]
 
-    def record_quota(
-        self, pool: Pool, *, site: str | None = None, scope: str | None = None
+    def change_pool(self, key: str, change: Change) -> Pool:
+        """Apply ``change`` to the row of ``key`` atomically (see the module docstring)."""
+        c = quota_pools.c
+        for _ in range(MAX_ATTEMPTS):
+            with self.engine.connect() as conn:  # read apart: the write below checks the version
+                row = conn.execute(sa.select(quota_pools).where(c.key == key)).first()
+            old = _pool(row) if row is not None else Pool(key)
+            new = change(old)
+            if new is None:
+                return old
+            new = replace(new, key=key, version=old.version + 1)
+            values = asdict(new)
+            with self.engine.begin() as conn:
+                if row is None:
+                    written = conn.execute(
+                        dialect_insert(conn, quota_pools)
+                        .values(values)
+                        .on_conflict_do_nothing(index_elements=["key"])
+                        .returning(c.key)
+                    ).first()
+                else:
+                    written = conn.execute(
+                        sa.update(quota_pools)
+                        .where(c.key == key, c.version == old.version)
+                        .values({k: v for k, v in values.items() if k != "key"})
+                        .returning(c.key)
+                    ).first()
+            if written is not None:
+                return new
+        raise ConcurrentChange(f"the quota row {key!r} kept changing")
+
+    def add_spend(
+        self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
     ) -> None:
-        """Write what an answer said about ``pool.key`` (see ``quota_pools.QuotaStorage``)."""
-        values: dict[str, Any] = {
-            "key": pool.key,
-            "near_limit": pool.near_limit,
-            "held_until": pool.held_until,
-            "updated_at": pool.updated_at,
-        }
-        values.update({name: getattr(pool, name) for name in _FIELDS})
+        """Add ``points`` to this window's spend of the installation and of its user."""
+        who = ["", account_id] if account_id else [""]
         with self.engine.begin() as conn:
-            stmt = dialect_insert(conn, quota_pools).values(values)
-            update: dict[str, Any] = {
-                name: getattr(stmt.excluded, name)
-                for name in _FIELDS
-                if getattr(pool, name) is not None
-            }
-            update["near_limit"] = stmt.excluded.near_limit
-            update["updated_at"] = stmt.excluded.updated_at
-            update["held_until"] = sa.case(
-                (quota_pools.c.held_until < stmt.excluded.held_until, stmt.excluded.held_until),
-                else_=quota_pools.c.held_until,
-            )
-            conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=update))
-            if site is not None and scope is not None:
+            for account in who:
+                stmt = dialect_insert(conn, quota_spend).values(
+                    pool=pool,
+                    window_id=window_id,
+                    installation_id=installation_id,
+                    account_id=account,
+                    points=points,
+                )
                 conn.execute(
-                    dialect_insert(conn, quota_pools)
-                    .values(
-                        key=site,
-                        scope=scope,
-                        near_limit=False,
-                        held_until=0.0,
-                        updated_at=pool.updated_at,
+                    stmt.on_conflict_do_update(
+                        index_elements=["pool", "window_id", "installation_id", "account_id"],
+                        set_={"points": quota_spend.c.points + stmt.excluded.points},
                     )
-                    .on_conflict_do_update(index_elements=["key"], set_={"scope": scope})
                 )
 
-    def roll_quota_window(
-        self, key: str, reset_at: float | None, new_reset_at: float | None
-    ) -> None:
-        """The window ending ``reset_at`` is over: full again; a no-op if rolled already."""
-        same = (
-            quota_pools.c.reset_at.is_(None)
-            if reset_at is None
-            else quota_pools.c.reset_at == reset_at
-        )
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(quota_pools)
-                .where(quota_pools.c.key == key, same)
-                .values(remaining=quota_pools.c.limit, reset_at=new_reset_at, near_limit=False)
-            )
-
-    def take_points(self, key: str, points: int, floor: int | None) -> bool:
-        """Take ``points`` from ``remaining`` leaving at least ``floor`` (None: any, not below 0)."""
-        row = quota_pools.c
-        with self.engine.begin() as conn:
-            if floor is None:
-                left = sa.case((row.remaining > points, row.remaining - points), else_=0)
-                conn.execute(
-                    sa.update(quota_pools)
-                    .where(row.key == key, row.remaining.is_not(None))
-                    .values(remaining=left)
+    def spend_of(
+        self, pool: str, window_id: int, installation_id: str, account_id: str
+    ) -> tuple[float, float]:
+        """This window's spend of the installation and of its user ``account_id``."""
+        c = quota_spend.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(c.account_id, c.points).where(
+                    c.pool == pool,
+                    c.window_id == window_id,
+                    c.installation_id == installation_id,
+                    c.account_id.in_(["", account_id]),
                 )
-                return True
-            done = conn.execute(
-                sa.update(quota_pools)
-                .where(row.key == key, row.remaining - points >= floor)
-                .values(remaining=row.remaining - points)
-            )
-            if done.rowcount == 1:
-                return True
-            known = conn.execute(
-                sa.select(row.remaining).where(row.key == key, row.remaining.is_not(None))
-            ).first()
-            return known is None
+            ).all()
+        found = {account: float(points) for account, points in rows}
+        return found.get("", 0.0), found.get(account_id, 0.0) if account_id else 0.0
+
+    def drop_spend_before(self, pool: str, window_id: int) -> None:
+        """Forget the spend of ``pool``'s windows before ``window_id``."""
+        c = quota_spend.c
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(quota_spend).where(c.pool == pool, c.window_id < window_id))
+
+    def cost_sums(self) -> dict[str, CostSums]:
+        """The learned costs' sums, per operation."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(quota_costs)).all()
+        return {
+            row.operation: CostSums(row.samples, *(float(getattr(row, s)) for s in _SUMS))
+            for row in rows
+        }
+
+    def add_cost_sample(self, operation: str, k: float, x: float, d: float) -> None:
+        """One more learned-cost sample of ``operation`` (atomic additions)."""
+        one = CostSums().add(k, x, d)
+        values: dict[str, Any] = {"operation": operation, "samples": 1}
+        values.update({s: getattr(one, s) for s in _SUMS})
+        with self.engine.begin() as conn:
+            stmt = dialect_insert(conn, quota_costs).values(values)
+            add = {
+                name: getattr(quota_costs.c, name) + getattr(stmt.excluded, name)
+                for name in ("samples", *_SUMS)
+            }
+            conn.execute(stmt.on_conflict_do_update(index_elements=["operation"], set_=add))
 
 
 def _pool(row: Any) -> Pool:
-    return Pool(
-        key=row.key,
-        scope=row.scope,
-        policy=row.policy,
-        limit=row.limit,
-        remaining=row.remaining,
-        reset_at=row.reset_at,
-        window=row.window,
-        near_limit=bool(row.near_limit),
-        held_until=float(row.held_until),
-        updated_at=float(row.updated_at),
-    )
+    values = {name: getattr(row, name) for name in _COLUMNS}
+    for name in ("spent", "pending", "held_until", "updated_at"):
+        values[name] = float(values[name] or 0.0)
+    for name in ("without_r", "near_limit"):
+        values[name] = bool(values[name])
+    return Pool(**values)

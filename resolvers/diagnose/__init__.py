@@ -54,7 +54,11 @@ def diagnose(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     now = kit.clock()
     if not ctx.is_admin():
         detail = "This call carried no user token (x-forge-oauth-user)."
-        if ctx.user_client is not None:
+        iid, me = ctx.invocation.installation_id, ctx.account_id or ""
+        recorded = ctx.admins.recorded_refusal(iid, me)
+        if recorded is not None:  # the admin check just answered: say what it said, at no cost
+            detail = endpoints.not_admin(ctx, recorded).detail
+        elif ctx.user_client is not None:  # the check failed: one probe (through the ledger)
             answer = ctx.user_client.within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
             detail = endpoints.admin(ctx, answer).detail
         raise NotAllowed("Only Confluence administrators can run diagnose.", {"adminCheck": detail})

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluence import Probe
+from ratelimit_headers import read_headers
 
 log = logging.getLogger("resolvers.diagnose")  # the package's name: one logger for every check
 
@@ -41,14 +42,31 @@ def unfinished(name: str, found: Any) -> Check:
 
 
 def points(probe: Probe) -> str:
-    """What the rate-limit headers of the answer said, as a sentence (empty without them)."""
+    """What the rate-limit headers of the answer said, as a sentence (empty without them): the
+    quota entry (policy, q, w, r or its absence, t, and which spelling) and the burst limit."""
     rl = probe.rate_limit
-    left, limit = rl.get("X-RateLimit-Remaining"), rl.get("X-RateLimit-Limit")
-    if left is None and limit is None:
-        return ""
-    pool = f"{left} of {limit}" if left is not None and limit is not None else (left or limit)
-    reset = rl.get("X-RateLimit-Reset")
-    return f" Points left after this call: {pool}" + (f", resets {reset}." if reset else ".")
+    reading = read_headers(probe.status or 0, rl)
+    parts = []
+    for entry in reading.entries:
+        spelling = (
+            "RateLimit" if "RateLimit" in rl or "RateLimit-Policy" in rl else "Beta-RateLimit"
+        )
+        size = (
+            f"{entry.limit:,} points per {entry.window} s" if entry.limit and entry.window else ""
+        )
+        left = (
+            f"{entry.remaining:,} left"
+            if entry.remaining is not None
+            else "r not sent (under about 80% used)"
+        )
+        reset = f", resets in {round(entry.reset_in)} s" if entry.reset_in is not None else ""
+        parts.append(
+            f"quota {entry.policy!r} ({spelling}) {size}{', ' if size else ''}{left}{reset}"
+        )
+    if reading.burst_limit is not None:
+        burst = "?" if reading.burst_remaining is None else str(reading.burst_remaining)
+        parts.append(f"burst limit {burst} of {reading.burst_limit} a second")
+    return f" Rate limits: {'; '.join(parts)}." if parts else ""
 
 
 def span(seconds: float | None) -> str:

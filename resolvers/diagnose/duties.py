@@ -106,20 +106,19 @@ def report(health: Any, kit: Diagnostics, now: float) -> Check:
 def quota(ctx: Context, probes: list[Probe], now: float) -> Check:
     name = "Quota"
     try:
-        ledger = Ledger(ctx.store, clock=ctx.store.now, cache_seconds=0.0)
-        view = ledger.view(ctx.invocation.api_base_url)
+        ledger = Ledger(ctx.store, clock=ctx.store.now, cache_seconds=0.0, shares=ctx.shares)
+        view = ledger.view(ctx.invocation.api_base_url, ctx.invocation.installation_id)
     except Exception as exc:  # never let the ledger break the diagnosis
         return Check(name, "warn", f"The quota state could not be read ({type(exc).__name__}).")
-    seen = [p for p in probes if "X-RateLimit-Remaining" in p.rate_limit]
-    latest = min(seen, key=lambda p: _int(p.rate_limit["X-RateLimit-Remaining"])) if seen else None
-    pool = points(latest).strip() if latest else "Confluence sent no rate-limit headers."
-    policies = {
-        p.rate_limit["Beta-RateLimit-Policy"]
-        for p in probes
-        if "Beta-RateLimit-Policy" in p.rate_limit
-    }
-    if policies:
-        pool += f" Policy: {', '.join(sorted(policies))}."
+    said = [points(p).strip() for p in probes if p.rate_limit]
+    said = [s for s in said if s]
+    pool = said[-1] if said else "Confluence sent no rate-limit headers."
+    if view.limit is not None and view.remaining is not None:
+        how = "estimated" if view.estimated else "as Confluence reported"
+        pool += (
+            f" The ledger: {view.remaining:,} of {view.limit:,} points left ({how}); this "
+            f"installation spent {view.spent or 0:,} of its {view.share or 0:,}-point share."
+        )
     if view.held_until is not None and view.held_until > now:
         return Check(
             name,
@@ -133,7 +132,7 @@ def quota(ctx: Context, probes: list[Probe], now: float) -> Check:
             name,
             "warn",
             "Confluence reports under 20% of its points left "
-            "(X-RateLimit-NearLimit): background jobs wait for the next window, panel "
+            "(NearLimit, or RateLimit's r): background jobs wait for the next window, panel "
             f"calls go one at a time. {pool}",
         )
     return Check(name, "ok", f"No hold, not near the limit. {pool}")
@@ -190,10 +189,3 @@ def dormancy(health: Any) -> Check:
         )
     resumed = f" It woke from dormancy at {iso(health.resumed_at)}." if health.resumed_at else ""
     return Check(name, "ok", f"Active: jobs run.{resumed}")
-
-
-def _int(value: str) -> int:
-    try:
-        return int(float(value))
-    except ValueError:
-        return 1 << 62

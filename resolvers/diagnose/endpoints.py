@@ -58,19 +58,25 @@ def admin(ctx: Context, probe: Probe) -> Check:
         )
     administrator = "administer/application" in named
     if not administrator:
-        return Check(
-            name,
-            "fail",
-            "Confluence does not report the administer/application "
-            f"operation for {ctx.account_id} (operations reported: {seen}). Only a "
-            "Confluence administrator (global administer permission) can use the admin "
-            "tools.",
-        )
+        return not_admin(ctx, seen)
     return Check(
         name,
         "ok",
         f"{ctx.account_id} is a Confluence administrator: Confluence "
         f"reported operations {seen}.{points(probe)}",
+    )
+
+
+def not_admin(ctx: Context, seen: str) -> Check:
+    """The admin check's refusal: the operations Confluence reported (``seen``) lack
+    administer/application."""
+    return Check(
+        "Admin check",
+        "fail",
+        "Confluence does not report the administer/application "
+        f"operation for {ctx.account_id} (operations reported: {seen}). Only a "
+        "Confluence administrator (global administer permission) can use the admin "
+        "tools.",
     )
 
 

@@ -62,7 +62,7 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
         lookup.get_by_label("Account ids").fill(", ".join(ids[:3]) + ";\n" + " ".join(ids[3:]))
         expect(lookup.locator(".field-count")).to_have_text("5 account ids")
         expect(lookup.locator(".field-cost")).to_have_text(
-            "Looking them up costs about 11 points of the app's 65,000 this hour "
+            "Looking them up costs about 11 Confluence points "
             "(less for ids looked up in the last minutes)."
         )
         lookup.get_by_role("button", name="Look up").click()

@@ -52,7 +52,7 @@ def test_diagnose_shows_every_check_green(browser, host, platform, settings):
         expect(tab.locator(".diag-ok")).to_have_count(CHECKS)
         expect(tab.locator(".lozenge", has_text="OK")).to_have_count(CHECKS)
         expect(checks.filter(has_text="Look up users (users-bulk)")).to_contain_text(
-            "Points left after this call"
+            "quota 'global-app-quota' (RateLimit) 65,000 points per 3600 s"
         )
         expect(checks.filter(has_text="Offline token")).to_contain_text("context ARI form")
         shots.check("green")

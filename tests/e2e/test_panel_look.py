@@ -72,7 +72,7 @@ def test_every_screen_fits_and_reads_as_an_admin_page(
         # The cost in Confluence's points shows before anything is sent (costs.py: one request of
         # 5 emails is 1 point plus 2 per email).
         expect(access.locator(".field-cost")).to_have_text(
-            "Checking them costs about 11 points of the app's 65,000 this hour."
+            "Checking them costs about 11 Confluence points."
         )
         access.get_by_role("button", name="Check access").click()
         cards = access.get_by_role("list", name="Counts")
@@ -90,9 +90,7 @@ def test_every_screen_fits_and_reads_as_an_admin_page(
         bar = invite.get_by_role("group", name="Invite 3 people?")
         expect(bar).to_contain_text("Nobody is skipped.")
         # 3 emails: a check request (1 + 2 x 3 points) and an invite request (1 point).
-        expect(bar).to_contain_text(
-            "Inviting them costs about 8 points of the app's 65,000 this hour."
-        )
+        expect(bar).to_contain_text("Inviting them costs about 8 Confluence points.")
         expect(invite.locator(".results > *").nth(1)).to_have_class(re.compile("confirm-bar"))
         expect(invite.locator(".btn-primary:visible")).to_have_count(1)
         expect(invite.locator(".btn-primary:visible")).to_have_text("Invite 3 people")

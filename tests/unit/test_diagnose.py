@@ -102,11 +102,16 @@ def test_points_are_shown_when_confluence_reports_them(backend, platform):
     healthy(backend, platform)
     platform.meter.configure(Quota(1000, 3600))
     found = checks(backend)
-    assert "Points left after this call:" in found["Look up users (users-bulk)"]["detail"]
-    assert " of 1000" in found["Check access (check-access-by-email)"]["detail"]
+    users = found["Look up users (users-bulk)"]["detail"]
+    assert "quota 'global-app-quota' (RateLimit) 1,000 points per 3600 s" in users
+    assert "r not sent (under about 80% used)" in users and "burst limit" in users
+    assert "1,000 points per 3600 s" in found["Check access (check-access-by-email)"]["detail"]
     assert found["Quota"]["status"] == "ok"
-    assert "of 1000" in found["Quota"]["detail"]
-    assert 'Policy: "global-app-quota";q=1000;w=3600.' in found["Quota"]["detail"]
+    assert "of 1,000 points left (estimated)" in found["Quota"]["detail"]
+    assert "this installation spent" in found["Quota"]["detail"]
+    platform.meter.configure(Quota(1000, 3600, spelling="beta"))
+    found = checks(backend)  # which spelling the site sends is shown
+    assert "(Beta-RateLimit)" in found["Look up users (users-bulk)"]["detail"]
 
 
 def test_a_non_admin_is_refused_and_sees_the_operations_confluence_reported(backend, platform):

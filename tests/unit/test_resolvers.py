@@ -220,9 +220,10 @@ def test_http_errors_are_json_too(backend):
 
 @pytest.fixture()
 def timed(settings, platform, sleeps):
-    """The backend with a monotonic clock the test moves (the admin cache's ``ttl`` is 60 s)."""
-    clock = Clock(1000.0)
-    app = create_app(settings, sleep=sleeps, clock=clock)
+    """The backend with a clock the test moves, monotonic and wall (the admin check's record, kept
+    in the store, is fresh for ``ttl``: 60 s)."""
+    clock = Clock(1_750_000_000.0)
+    app = create_app(settings, sleep=sleeps, clock=clock, wall_clock=clock)
     return Backend(app.test_client(), platform), clock
 
 

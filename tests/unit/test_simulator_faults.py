@@ -48,10 +48,21 @@ def test_429_with_retry_after_carries_rate_limit_headers_then_recovers(sim: Plat
         answer = bulk(sim)
         assert answer.status_code == 429
         assert answer.headers["Retry-After"] == "7"
-        assert answer.headers["X-RateLimit-Limit"] and answer.headers["RateLimit-Reason"]
-        assert answer.headers["X-RateLimit-Remaining"] == "0"
+        assert answer.headers["RateLimit-Reason"] == "confluence-quota-global-based"
+        assert answer.headers["RateLimit"] == '"global-app-quota";r=0;t=7'
+        assert answer.headers["X-RateLimit-Limit"] == "350"  # the burst limit is not spent
+        assert answer.headers["X-RateLimit-Remaining"] == "349"
         datetime.fromisoformat(answer.headers["X-RateLimit-Reset"])
         assert answer.json()["errors"][0]["status"] == 429
+    assert bulk(sim).status_code == 200
+
+
+def test_a_burst_429_has_no_quota_reason(sim: Platform) -> None:
+    sim.faults.add("users-bulk", "burst")
+    answer = bulk(sim)
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "1"
+    assert answer.headers["X-RateLimit-Remaining"] == "0"
+    assert "RateLimit-Reason" not in answer.headers and "RateLimit" not in answer.headers
     assert bulk(sim).status_code == 200
 
 

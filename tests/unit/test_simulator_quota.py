@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +73,18 @@ def lookup(p: Platform, inst: Installation, count: int) -> requests.Response:
     return call(p, inst, BULK, {"accountIds": [*ids, "no-such-account"]})
 
 
-def remaining(answer: requests.Response) -> int:
-    return int(answer.headers["X-RateLimit-Remaining"])
+def remaining(answer: requests.Response) -> int | None:
+    """The points left as the answer's ``RateLimit`` says them (None: r not sent)."""
+    state = answer.headers.get("RateLimit") or answer.headers.get("Beta-RateLimit") or ""
+    for param in state.split(";"):
+        if param.startswith("r="):
+            return int(param[2:])
+    return None
+
+
+def left(p: Platform, pool: int = 0) -> int:
+    """The points left of a pool, as the meter knows them."""
+    return int(p.meter.snapshot()["pools"][pool]["remaining"])
 
 
 # -- the cost table and the quota ------------------------------------------------------------------
@@ -86,7 +95,10 @@ def test_cost_table_base_plus_two_per_identity_object_and_writes_base_only() -> 
     assert cost_of("check-access", 100) == 201
     assert cost_of("invite", 100) == 1
     assert cost_of("user-current", 1) == 3
-    assert set(COSTS) == {"users-bulk", "check-access", "invite", "user-current"}
+    assert set(COSTS["reads"]) == {"users-bulk", "check-access", "invite", "user-current"}
+    # the other reading of Atlassian's table: a POST is a write, the base point only
+    assert cost_of("users-bulk", 250, "writes") == 1 and cost_of("check-access", 100, "writes") == 1
+    assert cost_of("user-current", 1, "writes") == 3
 
 
 def test_quota_parses_points_per_seconds_and_refuses_nonsense() -> None:
@@ -97,6 +109,10 @@ def test_quota_parses_points_per_seconds_and_refuses_nonsense() -> None:
             Quota.parse(bad)
     with pytest.raises(ValueError, match="mode"):
         Quota(10, 60, "tenant")
+    with pytest.raises(ValueError, match="spelling"):
+        Quota(10, 60, spelling="x-beta")
+    with pytest.raises(ValueError, match="costs"):
+        Quota(10, 60, costs="free")
 
 
 def test_dev_quota_flags() -> None:
@@ -105,6 +121,8 @@ def test_dev_quota_flags() -> None:
     assert quota_from_flags("6500/60", None) == Quota(6500, 60, "app")
     assert quota_from_flags("6500/60", "site") == Quota(6500, 60, "site")
     assert quota_from_flags(None, "site") == Quota(65000, 3600, "site")
+    assert quota_from_flags(None, None, "beta") == Quota(spelling="beta")
+    assert quota_from_flags("10/8", None, None, "writes") == Quota(10, 8, costs="writes")
     with pytest.raises(ValueError):
         quota_from_flags("lots", None)
 
@@ -114,6 +132,8 @@ def test_dev_refuses_a_bad_quota_before_starting_anything() -> None:
     shown = subprocess.run([*dev, "--help"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "--quota [POINTS/SECONDS]" in shown.stdout
     assert "--quota-mode {app,site}" in shown.stdout
+    assert "--quota-spelling {enforced,beta}" in shown.stdout
+    assert "--quota-costs {reads,writes}" in shown.stdout
     bad = subprocess.run([*dev, "--quota", "6500/0"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--quota: expected POINTS/SECONDS" in bad.stderr
     mode = subprocess.run([*dev, "--quota-mode", "x"], capture_output=True, text=True, timeout=60)
@@ -201,57 +221,93 @@ def test_metering_is_off_by_default(serve: Any) -> None:
     assert p.meter.snapshot()["installations"] == {}
 
 
-def test_every_answer_carries_the_2026_headers_and_remaining_goes_down(
+def test_every_answer_carries_the_quota_and_burst_headers_r_only_past_80_percent(
     serve: Any, clock: Clock
 ) -> None:
     p = serve(Quota(100, 60))
     inst = p.installation
     first = lookup(p, inst, 3)  # 1 + 3 users x 2
     assert first.status_code == 200 and len(first.json()["results"]) == 3
-    assert first.headers["X-RateLimit-Limit"] == "100" and remaining(first) == 93
-    assert first.headers["X-RateLimit-Reset"] == "2027-01-15T08:01:00Z"
-    assert datetime.fromisoformat(first.headers["X-RateLimit-Reset"]).timestamp() == START + 60
-    assert first.headers["Beta-RateLimit-Policy"] == '"global-app-quota";q=100;w=60'
-    assert first.headers["Beta-RateLimit"] == '"global-app-quota";r=93;t=60'
-    assert "X-RateLimit-NearLimit" not in first.headers
+    assert first.headers["RateLimit-Policy"] == '"global-app-quota";q=100;w=60'
+    assert first.headers["RateLimit"] == '"global-app-quota";t=60'  # under 80% used: no r
+    assert remaining(first) is None and left(p) == 93
+    assert first.headers["X-RateLimit-Limit"] == "350"  # the burst limit, not the quota
+    assert first.headers["X-RateLimit-Remaining"] == "349"
+    assert "Beta-RateLimit" not in first.headers and "X-RateLimit-NearLimit" not in first.headers
     clock.now += 15
     emails = ["a@example.com", "A@Example.com", "b@example.com"]  # two distinct: 1 + 2 x 2
     checked = call(p, inst, CHECK, {"emails": emails})
-    assert checked.status_code == 200 and remaining(checked) == 88
-    assert checked.headers["Beta-RateLimit"] == '"global-app-quota";r=88;t=45'
+    assert checked.status_code == 200 and left(p) == 88
+    assert checked.headers["RateLimit"] == '"global-app-quota";t=45'
     invited = call(p, inst, INVITE, {"emails": ["new.one@example.com", "new.two@example.com"]})
-    assert invited.status_code == 200 and remaining(invited) == 87  # a write: the base only
+    assert invited.status_code == 200 and left(p) == 87  # a write: the base only
     me = call(p, inst, CURRENT)
-    assert me.status_code == 200 and remaining(me) == 84
-    near = lookup(p, inst, 13)  # 27 points: 57 left
-    assert remaining(near) == 57 and "X-RateLimit-NearLimit" not in near.headers
-    near = lookup(p, inst, 13)  # 30 left
-    near = lookup(p, inst, 6)  # 13 points: 17 left, under 20%
-    assert remaining(near) == 17 and near.headers["X-RateLimit-NearLimit"] == "true"
+    assert me.status_code == 200 and left(p) == 84
+    lookup(p, inst, 13)  # 27 points: 57 left
+    lookup(p, inst, 13)  # 30 left
+    past = lookup(p, inst, 3)  # 7 points: 23 left, 77 used
+    assert remaining(past) is None
+    near = lookup(p, inst, 3)  # 16 left: 84 used, past 80%: r is said, and near the limit
+    assert near.headers["RateLimit"] == '"global-app-quota";r=16;t=45'
+    assert near.headers["X-RateLimit-NearLimit"] == "true"
     tally = p.meter.snapshot()["installations"][inst.id]
-    assert tally == {"points": 83, "requests": 7, "refused": 0}
+    assert tally == {"points": 84, "requests": 8, "refused": 0}
+
+
+def test_the_beta_spelling_and_post_as_write_charging(serve: Any) -> None:
+    p = serve(Quota(10, 60, spelling="beta", costs="writes"))
+    inst = p.installation
+    answer = lookup(p, inst, 5)  # a POST: the base point only
+    assert answer.headers["Beta-RateLimit-Policy"] == '"global-app-quota";q=10;w=60'
+    assert answer.headers["Beta-RateLimit"] == '"global-app-quota";t=60'
+    assert "RateLimit" not in answer.headers and left(p) == 9
+    for _ in range(8):
+        answer = call(p, inst, CHECK, {"emails": ["x@example.com", "y@example.com"]})
+    assert answer.headers["Beta-RateLimit"] == '"global-app-quota";r=1;t=60'
+    assert answer.headers["X-Beta-RateLimit-NearLimit"] == "true"
+    call(p, inst, INVITE, {"emails": ["z@example.com"]})
+    refused = call(p, inst, INVITE, {"emails": ["w@example.com"]})
+    assert refused.status_code == 429
+    assert refused.headers["X-Beta-RateLimit-Reason"] == "confluence-quota-global-based"
+    assert refused.headers["Beta-RateLimit"] == '"global-app-quota";r=0;t=60'
+
+
+def test_the_burst_limit_is_per_site_per_second(serve: Any, clock: Clock) -> None:
+    p = serve(Quota(1000, 60, burst=2), installations=2)
+    one, two = p.installations
+    assert call(p, one, CURRENT).headers["X-RateLimit-Remaining"] == "1"
+    assert call(p, one, CURRENT).headers["X-RateLimit-Remaining"] == "0"
+    burst = call(p, one, CURRENT)
+    assert burst.status_code == 429 and burst.headers["Retry-After"] == "1"
+    assert burst.headers["X-RateLimit-Remaining"] == "0"
+    assert "RateLimit-Reason" not in burst.headers and "RateLimit" not in burst.headers
+    assert call(p, two, CURRENT).status_code == 200  # another site's second is its own
+    clock.now += 1
+    assert call(p, one, CURRENT).status_code == 200
+    assert p.meter.snapshot()["burstRefused"] == 1
 
 
 def test_errors_are_free_and_unknown_tokens_are_not_metered(serve: Any) -> None:
     p = serve(Quota(100, 60))
     inst = p.installation
     bad = call(p, inst, BULK, {"accountIds": "not a list"})
-    assert bad.status_code == 400 and remaining(bad) == 100
+    assert bad.status_code == 400 and "RateLimit" in bad.headers and left(p) == 100
     p.faults.add("users-bulk", "503")
     unavailable = lookup(p, inst, 2)
-    assert unavailable.status_code == 503 and "X-RateLimit-Remaining" not in unavailable.headers
+    assert unavailable.status_code == 503 and "RateLimit" not in unavailable.headers
     stranger = call(p, inst, BULK, {"accountIds": ["x"]}, token="not-a-token")
-    assert stranger.status_code == 401 and "X-RateLimit-Remaining" not in stranger.headers
+    assert stranger.status_code == 401 and "RateLimit" not in stranger.headers
     assert p.meter.snapshot()["total"] == {"points": 0, "requests": 0, "refused": 0}
 
 
 def test_the_app_pool_is_shared_by_every_installation(serve: Any) -> None:
     p = serve(Quota(100, 60), installations=2)
     one, two = p.installations
-    assert remaining(lookup(p, one, 5)) == 89
+    lookup(p, one, 5)
+    assert left(p) == 89
     second = lookup(p, two, 2)
-    assert remaining(second) == 84
-    assert second.headers["Beta-RateLimit-Policy"] == '"global-app-quota";q=100;w=60'
+    assert left(p) == 84
+    assert second.headers["RateLimit-Policy"] == '"global-app-quota";q=100;w=60'
     snapshot = p.meter.snapshot()
     assert snapshot["installations"][one.id]["points"] == 11
     assert snapshot["installations"][two.id]["points"] == 5
@@ -262,11 +318,10 @@ def test_the_app_pool_is_shared_by_every_installation(serve: Any) -> None:
 def test_site_mode_gives_each_site_its_own_pool(serve: Any) -> None:
     p = serve(Quota(100, 60, "site"), installations=2)
     one, two = p.installations
-    assert remaining(lookup(p, one, 5)) == 89
+    lookup(p, one, 5)
     second = lookup(p, two, 2)
-    assert remaining(second) == 95
-    assert second.headers["Beta-RateLimit-Policy"] == '"tenant-app-quota";q=100;w=60'
-    assert second.headers["Beta-RateLimit"] == '"tenant-app-quota";r=95;t=60'
+    assert second.headers["RateLimit-Policy"] == '"tenant-app-quota";q=100;w=60'
+    assert second.headers["RateLimit"] == '"tenant-app-quota";t=60'
     pools = {pool["pool"]: pool["remaining"] for pool in p.meter.snapshot()["pools"]}
     assert pools == {one.cloud_id: 89, two.cloud_id: 95}
 
@@ -280,13 +335,14 @@ def test_a_spent_pool_answers_429_with_retry_after_and_reason(serve: Any, clock:
     assert refused.status_code == 429 and refused.json()["errors"][0]["status"] == 429
     assert refused.headers["Retry-After"] == "18"
     assert refused.headers["RateLimit-Reason"] == "confluence-quota-global-based"
-    assert remaining(refused) == 1 and refused.headers["X-RateLimit-NearLimit"] == "true"
+    assert refused.headers["RateLimit"] == '"global-app-quota";r=0;t=18'
+    assert "RateLimit-Policy" not in refused.headers  # as vendors saw it once r is 0
+    assert refused.headers["X-RateLimit-NearLimit"] == "true" and left(p) == 1
     assert refused.headers["X-RateLimit-Reset"] == "2027-01-15T08:01:00Z"
-    assert refused.headers["Beta-RateLimit"] == '"global-app-quota";r=1;t=18'
     invited = call(p, two, INVITE, {"emails": ["late@example.com"]})  # the base fits
     assert invited.status_code == 200 and remaining(invited) == 0
     again = call(p, two, INVITE, {"emails": ["later@example.com"]})
-    assert again.status_code == 429 and remaining(again) == 0
+    assert again.status_code == 429 and left(p) == 0
     assert "later@example.com" not in two.site.invited  # refused before it happened
     statuses = [r.status for r in p.requests]
     assert statuses == [200, 429, 200, 429]
@@ -301,7 +357,7 @@ def test_site_mode_refusals_name_the_tenant_quota(serve: Any) -> None:
     refused = lookup(p, one, 3)
     assert refused.status_code == 429
     assert refused.headers["RateLimit-Reason"] == "confluence-quota-tenant-based"
-    assert refused.headers["Beta-RateLimit-Policy"] == '"tenant-app-quota";q=5;w=60'
+    assert refused.headers["RateLimit"] == '"tenant-app-quota";r=0;t=60'
     assert lookup(p, two, 2).status_code == 200  # the other site's pool is untouched
 
 
@@ -310,7 +366,8 @@ def test_refused_calls_cost_nothing_and_the_next_window_restores_the_pool(
 ) -> None:
     p = serve(Quota(30, 60))
     inst = p.installation
-    assert remaining(lookup(p, inst, 10)) == 9
+    lookup(p, inst, 10)
+    assert left(p) == 9
     for _ in range(3):
         assert lookup(p, inst, 5).status_code == 429  # 11 points each, never taken
     assert remaining(lookup(p, inst, 4)) == 0  # the 9 points left are still all there
@@ -318,8 +375,8 @@ def test_refused_calls_cost_nothing_and_the_next_window_restores_the_pool(
     assert lookup(p, inst, 1).headers["Retry-After"] == "1"
     clock.now += 0.1
     renewed = lookup(p, inst, 10)
-    assert renewed.status_code == 200 and remaining(renewed) == 9
-    assert renewed.headers["X-RateLimit-Reset"] == "2027-01-15T08:02:00Z"
+    assert renewed.status_code == 200 and left(p) == 9
+    assert renewed.headers["RateLimit"] == '"global-app-quota";t=60'  # a new window
     assert p.meter.snapshot()["installations"][inst.id] == {
         "points": 51,
         "requests": 3,
@@ -327,20 +384,18 @@ def test_refused_calls_cost_nothing_and_the_next_window_restores_the_pool(
     }
 
 
-def test_windows_count_from_when_metering_is_turned_on_not_from_the_clock_hour(
-    serve: Any, clock: Clock
-) -> None:
-    # Turned on ten seconds before the hour, an hourly pool still gives a whole hour: a test or a
-    # ./dev session never starts at the tail of a window.
+def test_windows_end_at_the_clocks_multiples_of_the_window(serve: Any, clock: Clock) -> None:
+    # Turned on ten seconds before the hour, an hourly pool ends at the hour, as Confluence's do.
     clock.now = START + 3590
     p = serve(Quota(30, 3600))
     inst = p.installation
-    assert remaining(lookup(p, inst, 10)) == 9
-    clock.now += 20  # past the clock hour
-    spent = lookup(p, inst, 10)
-    assert spent.status_code == 429 and int(spent.headers["Retry-After"]) == 3600 - 20
-    clock.now = START + 3590 + 3600
-    assert remaining(lookup(p, inst, 10)) == 9
+    first = lookup(p, inst, 10)
+    assert left(p) == 9 and first.headers["RateLimit"] == '"global-app-quota";t=10'
+    refused = lookup(p, inst, 10)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "10"
+    clock.now += 10  # the top of the hour: a whole new pool
+    lookup(p, inst, 10)
+    assert left(p) == 9
 
 
 # -- the control API -------------------------------------------------------------------------------
@@ -360,9 +415,12 @@ def test_control_api_turns_the_meter_on_reads_it_spends_and_stops(serve: Any) ->
         "points": 6500,
         "seconds": 60,
         "mode": "app",
+        "spelling": "enforced",
+        "costs": "reads",
     }
     assert control(p, "GET", "/state").json()["quota"]["points"] == 6500
-    assert remaining(lookup(p, one, 4)) == 6491
+    lookup(p, one, 4)
+    assert left(p) == 6491
     spent = control(p, "POST", "/quota/spend", {"points": 5500, "installationId": two.id})
     assert spent.status_code == 200 and spent.json()["remaining"] == 991
     assert spent.json()["nearLimit"] is True
@@ -375,10 +433,12 @@ def test_control_api_turns_the_meter_on_reads_it_spends_and_stops(serve: Any) ->
     last = control(p, "DELETE", "/quota").json()
     assert last["total"] == {"points": 9, "requests": 1, "refused": 1}
     assert lookup(p, two, 1).status_code == 200 and not p.meter.enabled
-    assert control(p, "PUT", "/quota", {"mode": "site"}).json()["quota"] == {
+    assert control(p, "PUT", "/quota", {"mode": "site", "spelling": "beta"}).json()["quota"] == {
         "points": 65000,
         "seconds": 3600,
         "mode": "site",
+        "spelling": "beta",
+        "costs": "reads",
     }
 
 
@@ -391,6 +451,8 @@ def test_control_api_turns_the_meter_on_reads_it_spends_and_stops(serve: Any) ->
         {"seconds": -1},
         {"seconds": True},
         {"mode": "tenant"},
+        {"spelling": "x"},
+        {"costs": "free"},
         ["not", "an", "object"],
     ],
 )

@@ -17,7 +17,6 @@ from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 
 import tables
-from quota_pools import Pool
 from store import BadCursor, Store, UnknownInstallation
 from store.base import MIGRATIONS
 from tests.stores import KEY, Clock
@@ -547,33 +546,6 @@ def test_concurrent_deliveries_agree_on_one_job(store: Store) -> None:
     assert len(results) == 6 and len({job_id for job_id, _ in results}) == 1
     assert [new for _, new in results].count(True) == 1
     assert job_count(store) == 1
-
-
-def test_quota_rows_keep_the_later_hold_and_only_what_was_said(store: Store) -> None:
-    assert store.quota_pools(["app", "site"]) == {}
-    store.record_quota(Pool("app", scope="app", limit=100, remaining=80, held_until=200.0))
-    store.record_quota(Pool("app", remaining=60, held_until=100.0, near_limit=True))
-    app = store.quota_pools(["app"])["app"]
-    assert (app.limit, app.remaining, app.held_until, app.near_limit) == (100, 60, 200.0, True)
-    store.record_quota(Pool("app", held_until=300.0), site="site", scope="app")
-    rows = store.quota_pools(["app", "site", "other"])
-    assert rows["app"].held_until == 300.0 and rows["app"].near_limit is False
-    assert rows["site"].scope == "app" and rows["site"].held_until == 0.0 and "other" not in rows
-    assert [p.key for p in store.all_quota_pools()] == ["app"]
-
-
-def test_quota_points_are_taken_above_the_floor_only(store: Store) -> None:
-    assert store.take_points("app", 50, 10)  # nothing known: go
-    store.record_quota(Pool("app", limit=100, remaining=60, reset_at=500.0))
-    assert store.take_points("app", 40, 20)
-    assert not store.take_points("app", 1, 20)  # 20 left: the floor
-    assert store.take_points("app", 50, None)  # a panel call: never below 0
-    assert store.quota_pools(["app"])["app"].remaining == 0
-    store.roll_quota_window("app", 400.0, 900.0)  # someone else's window: no-op
-    assert store.quota_pools(["app"])["app"].remaining == 0
-    store.roll_quota_window("app", 500.0, 1100.0)
-    rolled = store.quota_pools(["app"])["app"]
-    assert (rolled.remaining, rolled.reset_at) == (100, 1100.0)
 
 
 def _raw_cursor(value: object) -> str:
