@@ -194,6 +194,7 @@ quota_spend = sa.Table(
     sa.Column("installation_id", _ID, primary_key=True),
     sa.Column("account_id", _ACCOUNT, primary_key=True),  # "": the installation as a whole
     sa.Column("points", _TIME, nullable=False),
+    sa.Column("spent_at", _TIME, nullable=False, server_default="0"),  # the last addition
 )
 quota_costs = sa.Table(
     "quota_costs",

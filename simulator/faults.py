@@ -56,7 +56,7 @@ class Fault:
         """The headers of this fault's error answer (none for latency and drop)."""
         found: dict[str, str] = {}
         if self.kind == "429":
-            wait = self.retry_after or 60
+            wait = self.retry_after if self.retry_after is not None else 60
             at = (now or datetime.now(UTC)) + timedelta(seconds=wait)
             tenant = "tenant" in self.headers.get("RateLimit-Reason", "")
             policy = "tenant-app-quota" if tenant else "global-app-quota"

@@ -26,6 +26,7 @@ from store.audit import ACCOUNT_SUBJECT_ACTIONS, subject_key
 from store.base import StoreBase
 from tables import (
     account_refusals,
+    admin_checks,
     audit,
     audit_subjects,
     installations,
@@ -34,6 +35,7 @@ from tables import (
     lookup_cache,
     lookup_misses,
     offline_tokens,
+    quota_spend,
 )
 
 ERASED = "erased"  # what an erased (closed) account id reads as
@@ -72,6 +74,8 @@ ACCOUNT_COLUMNS = (
     AccountColumn(lookup_misses, "caller", "delete", "cached_at"),
     AccountColumn(lookup_misses, "account_id", "delete", "cached_at"),
     AccountColumn(account_refusals, "account_id", "delete", "last_call_at"),
+    AccountColumn(admin_checks, "account_id", "delete", "checked_at"),
+    AccountColumn(quota_spend, "account_id", "delete", "spent_at"),
 )
 KEPT_WHILE_IN_USE = frozenset({("installations", "webhook_admin")})
 # Columns that look like account ids (by type or name) but hold something else: worker ids (the
@@ -85,6 +89,7 @@ NOT_ACCOUNT_COLUMNS = frozenset(
         ("job_items", "claim_owner"),
         ("quota_pools", "policy"),
         ("lookup_cache", "user"),
+        ("admin_checks", "is_admin"),
     }
 )
 # Audit subjects (emails, or account ids for ACCOUNT_SUBJECT_ACTIONS) and their filter's keys: an
@@ -261,6 +266,8 @@ class StoredPersonalData(StoreBase):
                 (lookup_cache, lookup_cache.c.cached_at),
                 (lookup_misses, lookup_misses.c.cached_at),
                 (account_refusals, account_refusals.c.last_call_at),
+                (admin_checks, sa.func.coalesce(admin_checks.c.checked_at, 0.0)),
+                (quota_spend, quota_spend.c.spent_at),
             ):
                 conn.execute(
                     sa.delete(table).where(table.c.installation_id == installation_id, at < cutoff)

@@ -90,6 +90,7 @@ class QuotaLedger(StoreBase):
     ) -> None:
         """Add ``points`` to this window's spend of the installation and of its user."""
         who = ["", account_id] if account_id else [""]
+        now = self._clock()
         with self.engine.begin() as conn:
             for account in who:
                 stmt = dialect_insert(conn, quota_spend).values(
@@ -98,11 +99,15 @@ class QuotaLedger(StoreBase):
                     installation_id=installation_id,
                     account_id=account,
                     points=points,
+                    spent_at=now,
                 )
                 conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["pool", "window_id", "installation_id", "account_id"],
-                        set_={"points": quota_spend.c.points + stmt.excluded.points},
+                        set_={
+                            "points": quota_spend.c.points + stmt.excluded.points,
+                            "spent_at": stmt.excluded.spent_at,
+                        },
                     )
                 )
 

@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("installation_id", ID, primary_key=True),
         sa.Column("account_id", ACCOUNT, primary_key=True),
         sa.Column("points", TIME, nullable=False),
+        sa.Column("spent_at", TIME, nullable=False, server_default="0"),
     )
     op.create_table(
         "quota_costs",

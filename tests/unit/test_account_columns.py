@@ -100,6 +100,11 @@ def place(store: Store, clock: Clock) -> dict[tuple[str, str], Callable[[str], N
             IID, "557058:looker", [], [a], 300
         ),
         ("account_refusals", "account_id"): refused,
+        ("admin_checks", "account_id"): lambda a: (
+            store.claim_admin_check(IID, a, clock() + 10),
+            store.record_admin_check(IID, a, True, hold_until=0.0, operations="administer"),
+        ),
+        ("quota_spend", "account_id"): lambda a: store.add_spend("app", 1, IID, a, 3.0),
     }
 
 

@@ -200,15 +200,16 @@ def email_filler(i: int) -> str:
 
 
 def reset(backend: Backend, platform: Any, sleeps: list[float]) -> None:
-    """Nothing carries over between examples: faults, request log, sleeps, the quota ledger, the
-    lookup cache."""
+    """Nothing carries over between examples: faults, request log, sleeps, the quota ledger (pools
+    and the spend of the fair shares), the admin check record, the lookup cache."""
     platform.faults.clear()
     platform.near_limit = False
     platform.clear_requests()
     sleeps.clear()
     svc = backend.client.application.extensions["access_desk"]
     with svc.store.engine.begin() as conn:
-        conn.execute(sa.delete(sa.table("quota_pools")))
+        for table in ("quota_pools", "quota_spend", "admin_checks"):
+            conn.execute(sa.delete(sa.table(table)))
         conn.execute(sa.delete(sa.table("lookup_cache")))
         conn.execute(sa.delete(sa.table("lookup_misses")))
     svc.gate._cache.clear()
