@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import entries
 from confluence import Failure, LookupResult
 from resolvers.context import Context
-from resolvers.inputs import only_fields, string_list
+from resolvers.inputs import entry_list, only_fields
 
 
 def whoami(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
@@ -27,10 +28,13 @@ def whoami(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def lookup(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
-    """Users for the given ids: each distinct id in exactly one of users / notFound / failed."""
+    """Users for the given ids: each distinct id in exactly one of users / notFound / failed. An
+    id the pasted-list rules refuse (a space inside) is not sent: no account has it (notFound)."""
     only_fields(payload, {"accountIds"})
-    ids = string_list(payload, "accountIds")
+    given = entry_list(payload, "accountIds", "accountId")
     client = ctx.confluence()
+    refused = {i for i in given if not entries.accepted(i, "accountId")}
+    ids = [i for i in given if i not in refused]
     caller, ttl = ctx.account_id or "", ctx.lookup_cache_seconds
     iid = ctx.invocation.installation_id
     caching = bool(caller) and ttl > 0
@@ -48,11 +52,11 @@ def lookup(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     absent = set(result.not_found)
     users: list[dict[str, Any]] = []
     not_found: list[str] = []
-    for account_id in ids:
+    for account_id in given:
         user = cached[account_id] if account_id in cached else fresh.get(account_id)
         if user is not None:
             users.append(user)
-        elif account_id in cached or account_id in absent:
+        elif account_id in cached or account_id in absent or account_id in refused:
             not_found.append(account_id)
     return {
         "users": users,
