@@ -1,7 +1,16 @@
-// A paged, sortable, filterable table for up to 10,000 rows.
+// A paged, sortable, filterable table for up to 10,000 rows, and fit() for values that must never
+// break inside (an address, a name, an id).
 
 import { asciiLower } from "./csv.js";
 import { announce, button, count, h, nextId } from "./dom.js";
+
+// A value on one line, cut short with an ellipsis when its column is narrow, whole on hover (title)
+// and in copies and CSV files (which take the data, not the page). kind: email | name | id sets the
+// widest it may grow (styles.css .fit-*), so a table still fits 1,024 px.
+export function fit(text, kind, extraClass = "") {
+  const value = String(text ?? "");
+  return h("span", { class: `fit fit-${kind}${extraClass ? ` ${extraClass}` : ""}`, title: value || null, text: value });
+}
 
 // A table rendering one page of `rows` at a time (pageSize rows), so 10,000 rows stay responsive.
 // columns: [{label, cell(row) -> Node|string, className?, sort?(row) -> string|number}]: a column
