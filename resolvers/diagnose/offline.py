@@ -23,6 +23,8 @@ from resolvers.diagnose.endpoints import ADMIN_PATH
 class _Offline:
     status: str
     detail: str
+    summary: str = ""
+    accounts: tuple[str, ...] = ()
 
 
 def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
@@ -34,10 +36,14 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
             "warn",
             "Not checked: the installation is not stored yet. Reload the "
             "page and run the diagnosis again.",
+            "Not checked yet: reload the page and run the diagnosis again.",
         )
     admin = installation.webhook_admin
     account = admin or ctx.account_id or ""
     who = f"the webhook admin {admin}" if admin else f"you ({account}; no webhook is set up yet)"
+    # In plain words: the person webhook jobs act as, named by account id (the panel shows names).
+    plain, named = (admin, (admin,)) if admin else ("you", ())
+    cannot = "Webhook jobs cannot run."
     try:
         token = kit.offline_tokens.token_for(installation, account)
     except OfflineTokenRefused as exc:
@@ -47,9 +53,18 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
             f"context ARI forms ({exc.reason}). Webhook jobs cannot run. Check the "
             "app is installed on this site with the read:app-system-token scope; if "
             "it is, tell the operator (docs/platform.md, 'Offline user token').",
+            f"Atlassian refused to let webhook jobs act as {plain}. {cannot} Check the app is "
+            "installed here with its permissions; if it is, tell whoever runs Access Desk.",
+            named,
         )
     except OfflineTokenError as exc:
-        return _Offline("fail", f"No offline token for {who}: {exc}. {_offline_advice(str(exc))}")
+        return _Offline(
+            "fail",
+            f"No offline token for {who}: {exc}. {_offline_advice(str(exc))}",
+            f"Access Desk could not get a sign-in for webhook jobs acting as {plain}. {cannot} "
+            "The details say what whoever runs Access Desk should check.",
+            named,
+        )
     form = ctx.store.context_form(iid) or "site"
     ari = context_ari(form, ctx.invocation.cloud_id)
     probe = kit.client_for(token).within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
@@ -62,6 +77,9 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
                 "fail",
                 f"Confluence refused the offline token for {who} and a new "
                 f"one could not be minted: {exc}. {_offline_advice(str(exc))}",
+                f"Confluence refused the sign-in for webhook jobs acting as {plain}, and no new "
+                f"one could be made. {cannot}",
+                named,
             )
         probe = kit.client_for(token).within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
         renewed = " (minted again after Confluence refused the cached one)"
@@ -73,6 +91,9 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
             f"An offline token for {who} was {minted}, but Confluence "
             f"refused it ({said}). Tell the operator (docs/platform.md, 'Offline "
             "user token').",
+            f"Confluence refused the sign-in for webhook jobs acting as {plain}. {cannot} Tell "
+            "whoever runs Access Desk.",
+            named,
         )
     ops = probe.body.get("operations") if isinstance(probe.body, dict) else None
     is_admin = isinstance(ops, list) and any(
@@ -88,9 +109,18 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
             f"{admin} is no longer a Confluence administrator: webhook jobs would be "
             "refused. An administrator should rotate the webhook secret (Webhook "
             "tab) so jobs act as them.",
+            f"Webhook jobs act as {admin}, who is no longer a Confluence administrator, so "
+            "Confluence would refuse them. An administrator should create a new webhook secret "
+            "(Webhook tab): jobs then act as them.",
+            (admin,),
         )
     return _Offline(
-        "ok", f"An offline token for {who} was {minted}; Confluence accepted it." + points(probe)
+        "ok",
+        f"An offline token for {who} was {minted}; Confluence accepted it." + points(probe),
+        f"Webhook jobs can act as {admin}."
+        if admin
+        else "No webhook is set up yet; webhook jobs would act as you, and that works.",
+        named,
     )
 
 
@@ -113,5 +143,5 @@ def check(found: Any) -> Check:
     """The row for what ``try_token`` gave: its verdict, or why there is none."""
     name = "Offline token"
     if isinstance(found, _Offline):
-        return Check(name, found.status, found.detail)
+        return Check(name, found.status, found.detail, found.summary, found.accounts)
     return unfinished(name, found)
