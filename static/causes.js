@@ -71,7 +71,7 @@ export function causeMessages(failed, { noun, done, refused }) {
   if (down) {
     out.push(message("warning", {
       title: "Confluence did not answer",
-      text: `${these(down)}: Confluence is unavailable right now or did not answer in time. Try them again in a few minutes; the rest of the answer stands.`,
+      text: `${these(down)}: Confluence is unavailable right now or did not answer in time. Try them again ${down.some((e) => Number(e.retryAfter) > 0) ? waitWords(down) : "in a few minutes"}; the rest of the answer stands.`,
     }));
   }
   const odd = groups.get("unusable");

@@ -4,7 +4,6 @@ simulated platform (faults, switches, opaque tokens), on SQLite and PostgreSQL."
 from __future__ import annotations
 
 import re
-
 import time
 from dataclasses import replace
 from typing import Any
@@ -50,7 +49,7 @@ def iid(platform: Platform) -> str:
     return platform.installation.id
 
 
-def checks(backend: Backend, **kwargs: Any) -> dict[str, dict[str, str]]:
+def checks(backend: Backend, **kwargs: Any) -> dict[str, dict[str, Any]]:
     response = backend.call("diagnose", **kwargs)
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
