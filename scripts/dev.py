@@ -423,6 +423,7 @@ def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: 
         f"  backend (gunicorn)   {backend_url}",
         f"  simulated platform   {platform_url}  (Forge JWKS, Confluence site {inst.cloud_id})",
         f"  request logs         {shown_path(var / LOG_NAME)}  (./dev --verbose prints them here)",
+        '  sample data          "Try with sample data" beside each list in the panel',
         "",
         f"Call the resolvers as the site admin from another terminal in {ROOT}",
         f"({shown} holds a Forge Invocation Token and tokens, renewed every minute):",
