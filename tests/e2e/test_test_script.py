@@ -54,12 +54,11 @@ def needs(*args: str) -> list[str]:
 
 def test_each_selection_needs_what_its_tests_use() -> None:
     assert needs("tests/unit/test_entries.py", "-k", "table") == []
-    assert needs("tests/unit/test_store.py") == ["postgres"]  # parametrized over PostgreSQL
     assert needs("tests/unit/test_manifest.py") == ["node"]  # @forge/manifest's validator
-    assert needs("tests/e2e/test_panel_diagnose.py", "tests/e2e/test_scale.py") == [
+    assert needs("tests/unit/test_store.py", "tests/e2e/test_panel_diagnose.py") == [
         "chromium",  # a browser
         "node",  # axe-core
-        "postgres",  # two instances sharing one database
+        "postgres",  # the store's tests run on PostgreSQL too
     ]
 
 
