@@ -9,6 +9,8 @@ client's reason; for ``api_disabled``, ``confluence.API_DISABLED_HELP``, which s
 admin can do, and the chunk is ``disabled``: the job then ends, since no later chunk can work).
 The chunk also tells how the site stood: ``refused`` when every entry was answered 401/403/404
 (``REFUSED``), ``answered`` when any got a real answer (``dormancy``).
+``check`` answers ``invalid`` itself for an entry the pasted-list rules refuse
+(``entries``: a space inside, no address): it is never sent to Confluence.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from confluence import API_DISABLED, API_DISABLED_HELP, Client, Failure
+from entries import accepted
 
 TRANSIENT = frozenset({"rate_limited", "unavailable", "timeout", "connection_error"})
 REFUSED = frozenset({401, 403, 404})
@@ -36,11 +39,16 @@ class Chunk:
 
 
 def check(client: Client, emails: Sequence[str], keep_401: bool) -> Chunk:
-    result = client.check_access(emails)
+    refused: Outcomes = {e: ("invalid", None) for e in emails if not accepted(e, "email")}
+    sendable = [e for e in emails if e not in refused]
+    if not sendable:  # nothing asked: says nothing of the site
+        return Chunk(refused, None, False, refused=False, answered=False)
+    result = client.check_access(sendable)
     outcomes: Outcomes = {e: ("alreadyHasAccess", None) for e in result.with_access}
     outcomes.update((e, ("invalid", None)) for e in result.invalid)
     outcomes.update((e, ("pending", None)) for e in result.without_access)
-    return _failures(emails, outcomes, result.failed, keep_401)
+    outcomes.update(refused)
+    return _failures(sendable, outcomes, result.failed, keep_401)
 
 
 def invite(client: Client, emails: Sequence[str], keep_401: bool) -> Chunk:

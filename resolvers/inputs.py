@@ -1,28 +1,30 @@
-"""Payload parsing shared by the resolvers: lists are trimmed, blanks dropped, duplicates removed."""
+"""Payload parsing shared by the resolvers: lists of entries read by the pasted-list rules
+(``entries``), blanks dropped, duplicates removed; the other fields' types."""
 
 from __future__ import annotations
 
-import string
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+import entries
 from resolvers.context import BadInput, TooMany
 
 MAX_ENTRIES = 10_000
-MAX_LENGTH = 320  # longer than any email address (254) or account id (128)
+MAX_LENGTH = entries.MAX_LENGTH  # longer than any email address (254): free text fields
 
 
-def string_list(
-    payload: Mapping[str, Any],
-    field: str,
-    *,
-    key: Callable[[str], str] = lambda s: s,
-    max_length: int = MAX_LENGTH,
-) -> list[str]:
-    """``payload[field]`` as distinct, trimmed, non-blank strings in first-seen order.
+def entry_list(payload: Mapping[str, Any], field: str, kind: entries.Kind) -> list[str]:
+    """``payload[field]`` read by the pasted-list rules (``entries``): each string may
+    hold several entries (new lines, commas, semicolons), a first entry naming the column is a
+    header, ``Name <addr>`` and ``mailto:addr`` give the address. Distinct entries (emails compared
+    with ASCII letters folded, ids exactly) in first-seen order: the valid ones as the rules read
+    them, invalid ones as written (trimmed), so a caller can answer for each
+    (``entries.accepted`` tells them apart).
 
-    ``key`` decides what counts as a duplicate (emails compare case-insensitively and keep the first
-    spelling). Raises ``BadInput`` (naming each bad index) or ``TooMany`` past ``MAX_ENTRIES``.
+    Raises ``BadInput`` for a missing or empty list, a non-string, a string that is not text or
+    holds an entry longer than its kind allows (``entries.LIMITS``: 320 characters for an email,
+    128 for an account id, the columns' width; each index named), or ``TooMany`` past
+    ``MAX_ENTRIES`` entries.
     """
     raw = payload.get(field)
     if raw is None:
@@ -35,21 +37,15 @@ def string_list(
     broken = {f"{field}[{i}]": "is not valid text" for i, v in enumerate(raw) if not _is_text(v)}
     if broken:
         raise BadInput(f"Some entries of '{field}' are not valid text.", broken)
+    limit = entries.LIMITS[kind]
     long = {
-        f"{field}[{i}]": f"longer than {max_length} characters"
+        f"{field}[{i}]": f"longer than {limit} characters"
         for i, v in enumerate(raw)
-        if len(v.strip()) > max_length
+        if len(v.strip()) > limit and _longest(v, kind) > limit  # one string may hold several
     }
     if long:
-        raise BadInput(f"Some entries of '{field}' are longer than {max_length} characters.", long)
-    seen: set[str] = set()
-    result: list[str] = []
-    for value in raw:
-        value = value.strip()
-        k = key(value)
-        if value and k not in seen:
-            seen.add(k)
-            result.append(value)
+        raise BadInput(f"Some entries of '{field}' are longer than {limit} characters.", long)
+    result = entries.parse("\n".join(raw), kind).written
     if not result:
         raise BadInput(f"'{field}' has no entries.", {field: "empty"})
     if len(result) > MAX_ENTRIES:
@@ -58,6 +54,11 @@ def string_list(
             {field: len(result), "limit": MAX_ENTRIES},
         )
     return result
+
+
+def _longest(text: str, kind: entries.Kind) -> int:
+    """The length of the longest entry ``text`` holds, by the pasted-list rules."""
+    return max((len(e) for e in entries.parse(text, kind).written), default=0)
 
 
 def _is_text(value: str) -> bool:
@@ -69,15 +70,6 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
-
-
-def email_key(email: str) -> str:
-    """What makes two emails the same entry: equal after lower-casing ``A``-``Z`` only (``ß`` is not
-    ``ss``, the Kelvin sign is not ``K``: those are different addresses)."""
-    return email.translate(_ASCII_LOWER)
 
 
 def only_fields(payload: Mapping[str, Any], allowed: set[str]) -> None:

@@ -14,12 +14,11 @@ from typing import Any
 
 from resolvers.context import BadInput, Context, NotFound
 from resolvers.inputs import (
-    email_key,
+    entry_list,
     only_fields,
     optional_bool,
     optional_int,
     optional_str,
-    string_list,
 )
 
 # A getJob call works on its job at most this long, so a polling panel sees progress often.
@@ -30,7 +29,7 @@ CANCEL_WAIT_SECONDS = 5.0
 
 def invite(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     only_fields(payload, {"emails", "dryRun"})
-    emails = string_list(payload, "emails", key=email_key)
+    emails = entry_list(payload, "emails", "email")
     dry_run = optional_bool(payload, "dryRun")
     ctx.require_admin()
     job = ctx.store.create_job(

@@ -1,9 +1,9 @@
 """``whoami`` and ``lookupUsers``: who is calling, and Confluence users in bulk by account id.
 
-``lookupUsers`` takes ids of at most ``ACCOUNT_ID_MAX`` (128) characters (a longer one is 400
-``bad_input``, before anything is sent); an id that does not have an account id's form
-(``account_ids.is_account_id``) names no account and is answered ``notFound`` without being sent
-or cached. It answers ids the same caller (installation + account) looked up in the last
+``lookupUsers`` reads its ids by the pasted-list rules (``entries``) and takes ids of at most
+``ACCOUNT_ID_MAX`` (128) characters (a longer one is 400 ``bad_input``, before anything is sent);
+an id the rules refuse (a space inside, or not an account id's form: ``account_ids.is_account_id``)
+names no account and is answered ``notFound`` without being sent or cached. It answers ids the same caller (installation + account) looked up in the last
 ``LOOKUP_CACHE_SECONDS`` from the store's lookup cache, without asking Confluence (it costs no
 points), and asks Confluence only for the rest; what Confluence answered is cached for that caller
 alone (``store.lookups``, bounded per caller), chunk by chunk as the answers arrive, so the writes
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from account_ids import ACCOUNT_ID_MAX, is_account_id
+import entries
 from confluence import Failure, LookupResult
 from resolvers.context import Context
-from resolvers.inputs import only_fields, string_list
+from resolvers.inputs import entry_list, only_fields
 
 REFUSED = frozenset({401, 403, 404})
 
@@ -36,16 +36,18 @@ def whoami(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def lookup(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
-    """Users for the given ids: each distinct id in exactly one of users / notFound / failed."""
+    """Users for the given ids: each distinct id in exactly one of users / notFound / failed. An
+    id the pasted-list rules refuse is not sent: no account has it (notFound)."""
     only_fields(payload, {"accountIds"})
-    ids = string_list(payload, "accountIds", max_length=ACCOUNT_ID_MAX)
+    given = entry_list(payload, "accountIds", "accountId")
     client = ctx.confluence()
+    ids = [i for i in given if entries.accepted(i, "accountId")]  # the rest name no account
+    sendable = set(ids)
     caller, ttl = ctx.account_id or "", ctx.lookup_cache_seconds
     iid = ctx.invocation.installation_id
     caching = bool(caller) and ttl > 0
-    wellformed = [i for i in ids if is_account_id(i)]
-    cached = ctx.store.cached_users(iid, caller, wellformed, ttl) if caching else {}
-    missing = [i for i in wellformed if i not in cached]
+    cached = ctx.store.cached_users(iid, caller, ids, ttl) if caching else {}
+    missing = [i for i in ids if i not in cached]
     room = ctx.store.lookup_room(iid, caller, ttl) if caching and missing else None
     refused = False
 
@@ -69,11 +71,11 @@ def lookup(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
         cached = {}
     users: list[dict[str, Any]] = []
     not_found: list[str] = []
-    for account_id in ids:
+    for account_id in given:
         user = cached[account_id] if account_id in cached else fresh.get(account_id)
         if user is not None:
             users.append(user)
-        elif account_id in cached or account_id in absent or not is_account_id(account_id):
+        elif account_id in cached or account_id in absent or account_id not in sendable:
             not_found.append(account_id)
     order = {a: n for n, a in enumerate(ids)}
     failed.sort(key=lambda f: order.get(f.subject, len(ids)))

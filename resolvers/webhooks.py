@@ -15,7 +15,7 @@ from typing import Any
 
 from records import iso
 from resolvers.context import BadInput, Context
-from resolvers.inputs import email_key, only_fields, optional_bool, string_list
+from resolvers.inputs import entry_list, only_fields, optional_bool
 from store import Store
 
 EVENT_TYPE = "access.invite"
@@ -93,7 +93,7 @@ def queue_invite(
     if not isinstance(data, dict):
         raise BadInput("'data' must be an object.", {"data": "must be an object"})
     only_fields(data, {"emails", "dryRun"})
-    emails = string_list(data, "emails", key=email_key)
+    emails = entry_list(data, "emails", "email")
     dry_run = optional_bool(data, "dryRun")
     admin = store.webhook_admin(installation_id)
     job_id, new = store.create_webhook_job(

@@ -167,59 +167,97 @@ def copy_lines(source: IO[str], targets: list[IO[str]]) -> None:
             target.flush()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="./dev", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument(
+DESCRIPTION = """\
+Runs Access Desk on this machine with no Atlassian account: a simulated Forge platform and
+Confluence site (seeded with an admin, ordinary users, external collaborators, deactivated and
+closed accounts) and the real backend under gunicorn. Open the printed URL; pick who is signed in
+at the top of the page. "Try with sample data" beside each list fills it with the seeded site's ids
+and emails. Ctrl-C stops everything."""
+
+EPILOG = """\
+Data (the database, its key, dev.log) stays in the data folder between runs; delete it to start
+over. The backend's log and the simulator's request lines go to dev.log there. More in the README,
+"Trying it locally"."""
+
+
+def parser() -> argparse.ArgumentParser:
+    """./dev's command line: every option says what it does (./dev --help)."""
+    p = argparse.ArgumentParser(
+        prog="./dev",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address both servers listen on (default 127.0.0.1: this machine only)",
+    )
+    p.add_argument(
         "--port",
         type=port_number,
         default=os.environ.get("PORT", "8000"),
-        help="the admin panel and simulated platform (default 8000); the backend takes the next one",
+        help="the admin panel and simulated platform (default 8000, or $PORT); the backend "
+        "takes the next one",
     )
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated upstream latency")
-    parser.add_argument(
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="make every answer of the simulated Confluence this many milliseconds slow "
+        "(default 0)",
+    )
+    p.add_argument(
         "--data-dir",
         type=Path,
         default=ROOT / "var",
-        help="where the dev store (dev.sqlite3), its key, the curl header file and dev.log live "
-        "(default: var/); DATABASE_URL from the environment is ignored, so ./dev never touches "
-        "another database by accident",
+        metavar="FOLDER",
+        help="where the dev database (dev.sqlite3), its key, the curl header file and dev.log "
+        "live (default var/); a DATABASE_URL in your shell is ignored, so ./dev never touches "
+        "another database",
     )
-    parser.add_argument(
+    p.add_argument(
         "--quota",
         nargs="?",
         const="",
         metavar="POINTS/SECONDS",
-        help="meter Confluence's points quota like Confluence does (e.g. 6500/60; alone: "
+        help="meter Confluence's points quota as Confluence does, e.g. 6500/60 (alone: "
         "65000/3600); off by default; see docs/quota.md",
     )
-    parser.add_argument(
+    p.add_argument(
         "--quota-mode",
         choices=("app", "site"),
-        help="one pool for the app (default) or one per site; implies --quota",
+        help="one points pool for the app (the default) or one per site; turns on --quota",
     )
-    parser.add_argument(
+    p.add_argument(
         "--quota-spelling",
         choices=("enforced", "beta"),
-        help="send RateLimit / RateLimit-Policy (default) or the beta period's Beta-RateLimit / "
-        "Beta-RateLimit-Policy; implies --quota",
+        help="which spelling of Confluence's quota headers the simulated site sends: the "
+        "enforced RateLimit and RateLimit-Policy (the default) or the beta period's "
+        "Beta-RateLimit and Beta-RateLimit-Policy; turns on --quota",
     )
-    parser.add_argument(
+    p.add_argument(
         "--quota-costs",
         choices=("reads", "writes"),
-        help="charge users-bulk and check-access per object like reads (default) or the base "
-        "point only like writes; implies --quota",
+        help="how the simulated site charges a lookup or an access check: per person looked at, "
+        "like a read (the default), or one point a request, like a write; turns on --quota",
     )
-    parser.add_argument(
+    p.add_argument(
         "--verbose",
         action="store_true",
         help="print the backend's log and the simulator's requests here too, not only in dev.log",
     )
-    args = parser.parse_args()
+    return p
+
+
+def main() -> int:
+    cli = parser()
+    args = cli.parse_args()
     try:
         quota = quota_from_flags(args.quota, args.quota_mode, args.quota_spelling, args.quota_costs)
     except ValueError as exc:
-        parser.error(f"--quota: {exc}")
+        cli.error(f"--quota: {exc}")
     stopping = False
 
     def stop(*_: object) -> None:
@@ -244,6 +282,7 @@ def main() -> int:
         invite_delay=3.0,
         latency=args.latency_ms / 1000,
         quota=quota,
+        samples=True,  # "Try with sample data" on the panel's forms (simulator.host)
     )
     try:
         server = platform.serve(args.host, args.port, log_requests=True)
@@ -398,6 +437,7 @@ def print_welcome(platform: Platform, platform_url: str, backend_url: str, var: 
         f"  backend (gunicorn)   {backend_url}",
         f"  simulated platform   {platform_url}  (Forge JWKS, Confluence site {inst.cloud_id})",
         f"  request logs         {shown_path(var / LOG_NAME)}  (./dev --verbose prints them here)",
+        '  sample data          "Try with sample data" beside each list in the panel',
         "",
         f"Call the resolvers as the site admin from another terminal in {ROOT}",
         f"({shown} holds a Forge Invocation Token and tokens, renewed every minute):",

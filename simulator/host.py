@@ -6,7 +6,10 @@
   ordinary users, an external collaborator) and an ``<iframe>`` of the panel;
 - ``GET /panel/<path>``: the repository's ``static/`` directory, with ``index.html`` rewritten to
   load ``/_host/forge-bridge.js`` before the panel's own scripts (as Forge injects its bridge),
-  under a strict Custom UI content security policy;
+  under a strict Custom UI content security policy; with ``platform.samples`` (``./dev``) it also
+  loads ``/_host/samples.js``, which adds "Try with sample data" to each of the panel's list forms
+  (``form[data-entry-kind]``) and fills it from ``GET /_host/samples``: the seeded site's ids and
+  emails, chosen to show every outcome. Nothing of it is in ``static/``: a real site never has it;
 - ``GET /_host/<asset>``: the host page's own script, style and bridge (``host_assets/``): the
   bridge answers ``invoke``, ``enableTheming``, ``showFlag`` and ``closeFlag``; the page shows the
   panel's flags in its own flag group, bottom left of the window, as Confluence does;
@@ -32,6 +35,7 @@ from flask import Blueprint, Response, abort, jsonify, redirect, request, send_f
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 ASSETS_DIR = Path(__file__).resolve().parent / "host_assets"
 BRIDGE_TAG = '<script src="/_host/forge-bridge.js"></script>'
+SAMPLES_TAG = '<script src="/_host/samples.js" defer></script>'
 INVOKE_TIMEOUT_SECONDS = 25.0
 MAX_REQUEST_BYTES = 500 * 1024
 
@@ -50,6 +54,7 @@ class HostedPlatform(Protocol):
     """What the host needs from ``simulator.Platform``."""
 
     installation: Any
+    samples: bool
 
     def invocation_headers(self, installation: Any, account_id: str) -> dict[str, str]: ...
 
@@ -75,9 +80,15 @@ def make_host_blueprint(platform: HostedPlatform) -> Blueprint:
             path = (STATIC_DIR / name).resolve()
             if not path.is_file() or STATIC_DIR.resolve() not in path.parents:
                 abort(404)
-            text = _inject_bridge(path.read_text(encoding="utf-8"))
+            text = _inject_bridge(path.read_text(encoding="utf-8"), samples=platform.samples)
             return _no_store(Response(text, mimetype="text/html"), PANEL_CSP)
         return _no_store(send_from_directory(STATIC_DIR, name, max_age=0), PANEL_CSP)
+
+    @bp.get("/_host/samples")
+    def samples() -> Response:
+        if not platform.samples:
+            abort(404)
+        return _no_store(jsonify(sample_lists(platform.installation.site)), PANEL_CSP)
 
     @bp.get("/_host/<name>")
     def asset(name: str) -> Response:
@@ -127,13 +138,48 @@ def make_host_blueprint(platform: HostedPlatform) -> Blueprint:
     return bp
 
 
-def _inject_bridge(page: str) -> str:
+def _inject_bridge(page: str, *, samples: bool = False) -> str:
+    tags = BRIDGE_TAG + ("\n" + SAMPLES_TAG if samples else "")
     at = page.find("<script")
     if at < 0:
         at = page.find("</head>")
     if at < 0:
-        return BRIDGE_TAG + page
-    return page[:at] + BRIDGE_TAG + "\n" + page[at:]
+        return tags + page
+    return page[:at] + tags + "\n" + page[at:]
+
+
+def sample_lists(site: Any) -> dict[str, str]:
+    """What "Try with sample data" pastes, as an admin would from a spreadsheet, so that every
+    outcome shows: for ids, a header row, the admin, people who show or hide their email, a
+    deactivated and a closed account, an external collaborator and an id nobody has; for emails, a
+    header row, people with access, new people written as ``Name <addr>`` and ``mailto:``, and one
+    entry with a space inside (shown as not valid)."""
+    users: dict[str, dict[str, Any]] = site.users
+    ordinary = [u for u in site.user_ids if u not in site.inactive_ids]
+    shown = [u for u in ordinary if u not in site.hidden_email_ids]
+    ids = [
+        site.admin_id,
+        *shown[:3],
+        *site.hidden_email_ids[:1],
+        *site.inactive_ids[:1],
+        *site.closed_ids[:1],
+        *site.external_ids[:1],
+        "5b10ac8d82e05b22cc7d4e00",  # nobody has it
+    ]
+    members = [site.emails[u] for u in shown[:2]]
+    new = list(site.sample_new_emails)
+    name = str(users[site.admin_id]["displayName"]).split()[0]
+    emails = [
+        *members,
+        f"New Hire <{new[0]}>",
+        f"mailto:{new[1]}",
+        *new[2:4],
+        f"{name} {new[4]}",  # a space inside: not valid, never a fragment
+    ]
+    return {
+        "accountId": "\n".join(["Account ID", *ids]),
+        "email": "\n".join(["Email address", *emails]),
+    }
 
 
 def _bridge_error(status: int, message: str) -> Response:

@@ -9,7 +9,8 @@ then on. The personal data reporting API (``simulator.privacy``) keeps its state
 faults work before and after serving. The Flask app also mounts the control API (``/_sim/``) and,
 when ``simulator.host`` is present, the admin page host (``/``) that calls ``remote_url``.
 ``quota`` turns on the points meter of the simulated Confluence (``meter``, see ``simulator.quota``;
-off by default); ``quota_clock`` is its clock (seconds since the epoch), for tests.
+off by default); ``quota_clock`` is its clock (seconds since the epoch), for tests. ``samples``
+(``./dev`` turns it on) has the host page offer "Try with sample data" on the panel's forms.
 
 Platform facts it plays (docs/platform.md): user and system tokens live 2 to 4 hours (their JWT
 ``exp``; ``token_ttl`` picks one in that range for each token); offline tokens are refused unless
@@ -105,8 +106,10 @@ class Platform:
         quota: Quota | None = None,
         quota_clock: Callable[[], float] = time.time,
         impersonation: Iterable[str] | None = None,
+        samples: bool = False,
     ) -> None:
         self.app_id = app_id
+        self.samples = samples  # the host page offers the seeded ids and emails (simulator.host)
         self.seed_users = seed_users if seed else 0
         self.invite_delay = invite_delay
         self.latency = latency

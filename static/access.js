@@ -1,8 +1,9 @@
 // Check which emails have access: checkAccess -> without access / with access / invalid / failed.
 import { call, failureText } from "./api.js";
+import { causeMessages } from "./causes.js";
 import { copyText, download, toCsv } from "./csv.js";
 import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner } from "./dom.js";
-import { pagedTable } from "./table.js";
+import { fit, pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import { costLine, invitePoints, lastPool } from "./quota.js";
 
@@ -20,10 +21,9 @@ export function mountAccess(panel, { inviteThese }) {
   const results = h("div", { class: "results", "aria-busy": "false" });
   const form = entryForm({
     label: "Emails",
-    hint: "Paste email addresses separated by commas, spaces, semicolons or new lines, or load a CSV file (an “email” column, or every cell). Up to 10,000 at once.",
+    hint: "Paste email addresses, one a line or separated by commas or semicolons (Name <address> and mailto: links work too), or load a CSV file (an “email” column, or every cell). A column header on the first line is left out. Up to 10,000 at once.",
     placeholder: "ada@example.com, grace@example.com",
-    header: /^e-?mail( address)?$/i,
-    caseless: true,
+    kind: "email",
     noun: "email",
     submitLabel: "Check access",
     onSubmit: (emails) => check(emails),
@@ -68,7 +68,7 @@ export function mountAccess(panel, { inviteThese }) {
         empty: "No emails in this group.",
         search: (r) => `${r.email} ${r.bucket.label} ${r.detail}`,
         columns: [
-          { label: "Email", cell: (r) => r.email, sort: (r) => r.email },
+          { label: "Email", cell: (r) => fit(r.email, "email"), sort: (r) => r.email },
           { label: "Result", cell: (r) => lozenge(r.bucket.label, r.bucket.tone), sort: (r) => r.bucket.label },
           { label: "Detail", cell: (r) => r.detail },
         ],
@@ -82,7 +82,11 @@ export function mountAccess(panel, { inviteThese }) {
         BUCKETS.map((b) => h("li", { class: `stat stat-${b.tone}` },
           h("span", { class: "stat-value", text: count(counts[b.key]) }),
           h("span", { class: "stat-label", text: b.label })))),
-      counts.failed ? message("warning", { title: `${plural(counts.failed, "email")} could not be checked`, text: "Confluence did not answer for them this time; the rest of the answer stands. Check them again in a few minutes." }) : null,
+      causeMessages(answer.failed || [], {
+        noun: "email",
+        done: "checked",
+        refused: "Run Diagnose to see which permission or scope Confluence is missing.",
+      }),
       h("div", { class: "block-head" },
         h("div", { class: "inline-field" }, h("label", { for: "access-filter", text: "Show" }), filter),
         h("div", { class: "actions" },
@@ -95,4 +99,16 @@ export function mountAccess(panel, { inviteThese }) {
     );
     announce(`Checked ${plural(rows.length, "email")}: ${summary}.`);
   }
+
+  return {
+    // Emails handed over by another tool (Look up's "Check access for N emails…"): in the form,
+    // ready to check; the results of an earlier list go.
+    prefill(emails) {
+      form.setValue(emails.join("\n"));
+      clear(results);
+      form.el.querySelector("button[type=submit]").focus();
+      announce(`${plural(emails.length, "email")} from Look up ${emails.length === 1 ? "is" : "are"} ready to check.`);
+    },
+    show() {},
+  };
 }

@@ -4,11 +4,11 @@ import { mountAccess } from "./access.js";
 import { call } from "./api.js";
 import { mountAudit } from "./audit.js";
 import { adminCheckHint, mountDiagnose } from "./diagnose.js";
-import { announce, clear, h, message, spinner } from "./dom.js";
+import { announce, clear, disclosure, h, message, spinner } from "./dom.js";
 import { mountInvite } from "./invite.js";
 import { mountJobs } from "./jobs.js";
 import { mountLookup } from "./lookup.js";
-import { person } from "./people.js";
+import { nameOf, person } from "./people.js";
 import { mountWebhook } from "./webhook.js";
 import { quotaMeter } from "./quota.js";
 
@@ -37,7 +37,15 @@ async function start() {
     return;
   }
   const role = me.isAdmin ? "Confluence administrator" : "Confluence user";
-  clear(who, "Signed in as ", person(me.accountId), ` · ${role}`);
+  // Your own name from a lookup of your account; when Confluence will not show it (an external
+  // collaborator may not view profiles), "You", with the account id behind "Show details".
+  clear(who, "Signed in as ", person(me.accountId, { fallback: "You" }), ` · ${role}`);
+  nameOf(me.accountId).then((name) => {
+    if (!name) {
+      const more = disclosure("Show details", "Hide details", h("span", { class: "mono", text: `Account id: ${me.accountId}` }), { inline: true });
+      who.append(" ", more);
+    }
+  });
   const tools = TOOLS.filter((t) => me.isAdmin || !t.admin);
   const body = h("div");
   clear(main,
@@ -70,7 +78,7 @@ async function start() {
 // Each tool's mount function; `go` lets one tool open another (a job from the audit log, say).
 function mounters(go) {
   return {
-    lookup: (p) => mountLookup(p),
+    lookup: (p) => mountLookup(p, { checkThese: go.checkThese }),
     access: (p) => mountAccess(p, { inviteThese: go.inviteThese }),
     invite: (p) => mountInvite(p, go),
     jobs: (p) => mountJobs(p, go),
@@ -126,6 +134,7 @@ function mountTabs(root, tools) {
 
   const mount = mounters({
     inviteThese: (emails) => { select("invite", true); views.invite.prefill(emails); },
+    checkThese: (emails) => { select("access", true); views.access.prefill(emails); },
     openJob: (jobId) => { select("jobs", true); views.jobs.open(jobId); },
     showTab: (key) => select(key, true),
   });

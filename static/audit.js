@@ -86,8 +86,17 @@ function byWebhook(e) {
   return e.actor === "webhook" || e.action === "webhook.delivery";
 }
 
+// An install or upgrade names the account that did it (Forge's entry, the account its subject): the
+// sentence starts with them, by name.
+function installer(e) {
+  return (e.action === "app.installed" || e.action === "app.upgraded") && Array.isArray(e.subjects) && e.subjects.length === 1 ? String(e.subjects[0]) : null;
+}
+
 // The whole sentence as text (CSV, the table's filter box): "Bruno Rossi invited 3 people: …".
 export function entryText(e) {
+  if (installer(e)) {
+    return `${knownName(installer(e)) || installer(e)} ${describeEntry(e)} through Forge.`;
+  }
   if (byWebhook(e)) {
     const as = e.actor && e.actor !== "webhook" ? `, run as ${knownName(e.actor) || e.actor}` : "";
     return `A webhook ${describeEntry(e)}${as}.`;
@@ -192,12 +201,13 @@ export function mountAudit(panel, go = {}) {
     const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
     const jobId = typeof o.jobId === "string" ? o.jobId : null;
     const webhook = byWebhook(e);
-    const actorEl = webhook ? h("span", { class: "person-name", text: "A webhook" }) : person(e.actor, { plain: true });
+    const by = installer(e);
+    const actorEl = by ? person(by, { plain: true }) : webhook ? h("span", { class: "person-name", text: "A webhook" }) : person(e.actor, { plain: true });
     const as = webhook && e.actor && e.actor !== "webhook" ? [", run as ", person(e.actor, { plain: true })] : null;
     return h("span", { class: "sentence" },
-      actorEl, ` ${describeEntry(e)}`, as, ".",
+      actorEl, ` ${describeEntry(e)}`, as, by ? " through Forge" : null, ".",
       jobId && go.openJob ? [" ", h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job: ${describeEntry(e)}`, onclick: () => go.openJob(jobId) })] : null,
-      subjectsText(e.subjects) ? h("span", { class: "cell-sub", text: subjectsText(e.subjects) }) : null);
+      subjectsText(e.subjects) && !by ? h("span", { class: "cell-sub", text: subjectsText(e.subjects) }) : null);
   }
 
   function render() {

@@ -1,34 +1,13 @@
-// Lists in and out: entries from pasted text and CSV files, CSV and line exports with the formula
-// guard, downloads and the clipboard.
+// Lists in and out: cells of CSV files (pasted text is read by entries.js), CSV and line exports with
+// the formula guard, downloads and the clipboard.
 
 import { h } from "./dom.js";
 import { flag } from "./flags.js";
-
-// Entries separated by commas, whitespace, new lines or semicolons; blanks dropped, order kept.
-export function parseList(text) {
-  return String(text || "")
-    .split(/[\s,;]+/)
-    .map((s) => s.trim().replace(/^["']+|["']+$/g, ""))
-    .filter(Boolean);
-}
 
 // Lower-cases ASCII letters only (A-Z), as the backend compares emails: "straße@" is not "strasse@"
 // and the Kelvin sign (U+212A) is not "K", so neither pair collapses into one entry.
 export function asciiLower(text) {
   return String(text).replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
-}
-
-export function distinct(entries, caseless = false) {
-  const seen = new Set();
-  const out = [];
-  for (const entry of entries) {
-    const key = caseless ? asciiLower(entry) : entry;
-    if (!seen.has(key)) {
-      seen.add(key);
-      out.push(entry);
-    }
-  }
-  return out;
 }
 
 export function parseCsv(text) {

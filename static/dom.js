@@ -66,6 +66,8 @@ export function announce(text) {
   }, 30);
 }
 
+// A date and time in the viewer's own locale and time zone ("29 Nov 2026, 14:05" or "Nov 29, 2026,
+// 2:05 PM"), as Confluence shows dates.
 export function formatDate(value) {
   if (!value) {
     return "";
@@ -74,7 +76,7 @@ export function formatDate(value) {
   if (Number.isNaN(date.getTime())) {
     return String(value);
   }
-  return date.toLocaleString("en", { dateStyle: "medium", timeStyle: "short" });
+  return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
 export function lozenge(text, tone = "default") {
@@ -134,6 +136,23 @@ export function emptyState(title, text, action = null) {
     h("h3", { class: "empty-title", text: title }),
     text ? h("p", { text }) : null,
     action ? h("div", { class: "actions" }, action) : null);
+}
+
+// An expandable (ADS): a button that shows and hides `content` below it, "Show details" / "Hide
+// details" with a chevron; aria-expanded and aria-controls tell screen readers what it does, Enter
+// and Space work as on any button. `inline` keeps it in a line of text.
+export function disclosure(showLabel, hideLabel, content, { inline = false, id = nextId("details") } = {}) {
+  const region = h(inline ? "span" : "div", { id, class: `disclosure-region${inline ? " disclosure-inline" : ""}`, hidden: true }, content);
+  const label = h("span", { text: showLabel });
+  const toggle = h("button", { type: "button", class: "disclosure-toggle", "aria-expanded": "false", "aria-controls": id },
+    h("span", { class: "disclosure-chevron", "aria-hidden": "true" }), label);
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    label.textContent = open ? hideLabel : showLabel;
+    region.hidden = !open;
+  });
+  return h(inline ? "span" : "div", { class: `disclosure${inline ? " disclosure-inline" : ""}` }, toggle, region);
 }
 
 export function spinner(label = "Loading…") {

@@ -1,17 +1,41 @@
-// The input form the lookup, access and invite tools share: paste a list or load a CSV file.
+// The input form the lookup, access and invite tools share: paste a list or load a CSV file. The
+// list is read by the pasted-list rules (entries.js, as the backend reads it): each entry that is not
+// valid is listed under the field as soon as it is there, with a way to remove them all. Invalid
+// entries go to the backend as written, which answers them as invalid (emails) or not found (ids)
+// without sending them to Confluence.
 import { MAX_ENTRIES } from "./api.js";
-import { distinct, entriesFromCsv, parseList } from "./csv.js";
-import { announce, append, button, count, h, nextId, plural } from "./dom.js";
+import { entriesFromCsv } from "./csv.js";
+import { announce, append, button, count, h, icon, nextId, plural } from "./dom.js";
+import { HEADERS, LIMITS, normalise, parse } from "./entries.js";
 
 const MAX_FILE_BYTES = 5 * 1024 * 1024; // 10,000 entries are far less than this
+const SHOWN_PROBLEMS = 8; // invalid entries listed by name; the rest are counted
 
-// onRefused() runs when the form refuses a list itself (empty, over 10,000), so the page can drop
-// results that belong to an earlier list. cost(n), when given, words what sending n entries will cost
-// in Confluence's points; it shows under the count before anything is sent.
-export function entryForm({ label, hint, placeholder, header, caseless = false, noun, submitLabel, onSubmit, onRefused = () => {}, cost = null }) {
+// Why an entry is not valid, in words, for each kind of list, and what becomes of it.
+const REASONS = {
+  email: {
+    spaces: "has a space inside (an email address has none)",
+    not_email: "is not an email address",
+    too_long: "is longer than 320 characters",
+  },
+  accountId: {
+    spaces: "has a space inside (an account id has none)",
+    not_account_id: "is not an account id (only letters, digits and : - _ .)",
+    too_long: "is longer than 128 characters",
+  },
+};
+const FATE = { email: "shows as Invalid email in the results", accountId: "shows as Not found in the results" };
+
+// kind is "email" or "accountId"; onSubmit gets the distinct entries (valid ones as read, invalid
+// ones as written). onRefused() runs when the form refuses a list itself (empty, over 10,000), so
+// the page can drop results that belong to an earlier list.
+// cost(n), when given, words what sending n entries will cost in Confluence's points; it shows under
+// the count before anything is sent. `note` (a node) goes beside the submit button.
+export function entryForm({ label, hint, placeholder, kind, noun, submitLabel, onSubmit, onRefused = () => {}, cost = null, note = null }) {
   const areaId = nextId("entries");
   const hintId = nextId("hint");
   const countId = nextId("count");
+  const problemsId = nextId("problems");
   const fileId = nextId("file");
   const area = h("textarea", {
     id: areaId,
@@ -19,10 +43,11 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
     spellcheck: "false",
     autocomplete: "off",
     placeholder,
-    "aria-describedby": `${hintId} ${countId}`,
+    "aria-describedby": `${hintId} ${countId} ${problemsId}`,
   });
   const counter = h("p", { id: countId, class: "field-count", "aria-live": "off" });
   const costNote = h("p", { class: "field-cost", hidden: true });
+  const problems = h("div", { id: problemsId, class: "entry-problems", hidden: true });
   // The file input is in the form (a browser opens a picker only for an input in the page) but out of
   // sight and out of the tab order: the "Load CSV file" button is what people see, focus and press.
   const file = h("input", {
@@ -36,42 +61,87 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
   const fileButton = button("Load CSV file", () => file.click(), { class: "btn btn-default file-btn", "aria-describedby": hintId });
   const submit = h("button", { type: "submit", class: "btn btn-primary", text: submitLabel });
   const error = h("p", { class: "field-error", role: "alert" });
+  const actions = h("div", { class: "actions" }, submit, fileButton);
   const form = h(
     "form",
-    { class: "entry-form", novalidate: true },
+    { class: "entry-form", novalidate: true, "data-entry-kind": kind },
     h("label", { for: areaId, class: "field-label", text: label }),
     h("p", { id: hintId, class: "field-hint", text: hint }),
     area,
     counter,
     costNote,
+    problems,
     error,
-    h("div", { class: "actions" }, submit, fileButton),
+    actions,
+    note,
     file,
   );
 
-  function entries() {
-    return distinct(parseList(area.value), caseless);
-  }
-
   let pending = 0;
-  function refreshCount() {
-    cancelAnimationFrame(pending);
-    pending = requestAnimationFrame(() => {
-      const all = parseList(area.value);
-      const unique = distinct(all, caseless).length;
-      const dupes = all.length - unique;
-      counter.textContent = all.length
-        ? `${plural(unique, noun)}${dupes ? ` (${count(dupes)} repeated, sent once)` : ""}`
-        : "";
-      costNote.hidden = !(cost && unique);
-      costNote.textContent = cost && unique ? cost(unique) : "";
-      if (unique <= MAX_ENTRIES) {
-        error.textContent = "";
-      }
-    });
+  function refresh() {
+    const found = parse(area.value, kind);
+    const unique = found.entries.length;
+    const extra = [
+      found.invalid.length ? `${count(found.invalid.length)} not valid` : "",
+      found.repeated ? `${count(found.repeated)} repeated, sent once` : "",
+    ].filter(Boolean);
+    const counted = unique || extra.length ? `${plural(unique, noun)}${extra.length ? ` (${extra.join("; ")})` : ""}` : "";
+    counter.textContent = [
+      counted,
+      found.header ? `${counted ? ". " : ""}The first line, “${found.header}”, is read as a column header and not sent.` : "",
+    ].join("");
+    costNote.hidden = !(cost && unique);
+    costNote.textContent = cost && unique ? cost(unique) : "";
+    showProblems(found);
+    if (found.invalid.length) {
+      area.setAttribute("aria-invalid", "true");
+    } else {
+      area.removeAttribute("aria-invalid");
+    }
+    if (found.written.length <= MAX_ENTRIES) {
+      error.textContent = "";
+    }
+    return found;
   }
 
-  area.addEventListener("input", refreshCount);
+  function refreshSoon() {
+    cancelAnimationFrame(pending);
+    pending = requestAnimationFrame(refresh);
+  }
+
+  // Each invalid entry by line, why, and one action that removes them all (the list is then
+  // written back as the entries that will be sent, one a line).
+  function showProblems(found) {
+    const bad = found.invalid;
+    problems.hidden = bad.length === 0;
+    if (!bad.length) {
+      problems.replaceChildren();
+      return;
+    }
+    const words = REASONS[kind];
+    const items = bad.slice(0, SHOWN_PROBLEMS).map((p) => h("li", {},
+      h("span", { class: "entry-line", text: `Line ${count(p.line)}: ` }),
+      h("span", { class: "entry-bad", text: `“${p.entry.replace(/[\t\n\r]/g, " ")}”` }),
+      ` ${words[p.reason] || "is not valid"}.`));
+    const more = bad.length > SHOWN_PROBLEMS ? h("li", { text: `… and ${plural(bad.length - SHOWN_PROBLEMS, "more")}.` }) : null;
+    problems.replaceChildren(
+      icon("error", "icon icon-small entry-problems-icon"),
+      h("div", { class: "entry-problems-body" },
+        h("p", { class: "entry-problems-title", text: bad.length === 1
+          ? `1 entry is not valid. It is not sent to Confluence and ${FATE[kind]}: fix it in the list, or remove it.`
+          : `${count(bad.length)} entries are not valid. They are not sent to Confluence and ${FATE[kind].replace("shows", "show")}: fix them in the list, or remove them.` }),
+        h("ul", {}, items, more),
+        h("div", { class: "actions" },
+          button(bad.length === 1 ? "Remove the invalid entry" : `Remove the ${count(bad.length)} invalid entries`, () => {
+            const kept = parse(area.value, kind).entries;
+            area.value = kept.join("\n");
+            refresh();
+            announce(`Removed ${plural(bad.length, "invalid entry", "invalid entries")}; ${plural(kept.length, noun)} left.`);
+            area.focus();
+          }))));
+  }
+
+  area.addEventListener("input", refreshSoon);
   file.addEventListener("change", async () => {
     const chosen = file.files && file.files[0];
     file.value = ""; // choosing the same file again is a change too
@@ -81,7 +151,8 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
   });
 
   // Fills the text area from a CSV or text file: the column whose header names the entries, else
-  // every cell (entriesFromCsv). A file that cannot be read, or holds no entries, is said in words.
+  // every cell (entriesFromCsv), each read as one entry (Name <addr> gives addr). A file that cannot
+  // be read, or holds no entries, is said in words.
   async function load(chosen) {
     const fail = (text) => {
       error.textContent = text; // role=alert: read out at once
@@ -102,31 +173,49 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
       fail(`${chosen.name} is not a CSV or text file. Save the spreadsheet as CSV first.`);
       return;
     }
-    const found = entriesFromCsv(text, header);
+    const found = entriesFromCsv(text, HEADERS[kind]);
     if (!found.length) {
       fail(text.trim() ? `No ${noun}s found in ${chosen.name}.` : `${chosen.name} is empty.`);
       return;
     }
     error.textContent = "";
-    area.value = found.join("\n");
-    refreshCount();
+    area.value = found.map(asLine).join("\n");
+    refresh();
     announce(`Loaded ${plural(found.length, "entry", "entries")} from ${chosen.name}.`);
     area.focus();
   }
 
+  // A cell as a line of the text area that reads back as the same one entry: a valid one as the
+  // rules read it, an invalid one as written (in quotes when it holds a separator).
+  function asLine(cell) {
+    const [value, reason] = normalise(cell, kind);
+    if (reason === null) {
+      return value;
+    }
+    return /[,;"]/.test(cell) ? `"${cell.replaceAll('"', "")}"` : cell;
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const list = entries();
-    if (!list.length) {
-      error.textContent = `Enter at least one ${noun}.`;
+    cancelAnimationFrame(pending);
+    const found = refresh();
+    const list = found.written;
+    const refuse = (text) => {
+      error.textContent = text;
       area.focus();
       onRefused();
+    };
+    if (!list.length) {
+      refuse(`Enter at least one ${noun}.`);
+      return;
+    }
+    const tooLong = found.invalid.filter((i) => i.reason === "too_long");
+    if (tooLong.length) { // Confluence could take none of them: the backend refuses the whole list
+      refuse(`${plural(tooLong.length, "entry is", "entries are")} too long to send (over ${count(LIMITS[kind])} characters). Remove ${tooLong.length === 1 ? "it" : "them"} and send again.`);
       return;
     }
     if (list.length > MAX_ENTRIES) {
-      error.textContent = `At most 10,000 entries at once (this list has ${count(list.length)}). Split the list and send the rest afterwards.`;
-      area.focus();
-      onRefused();
+      refuse(`At most 10,000 entries at once (this list has ${count(list.length)}). Split the list and send the rest afterwards.`);
       return;
     }
     error.textContent = "";
@@ -144,7 +233,7 @@ export function entryForm({ label, hint, placeholder, header, caseless = false, 
     setValue(text) {
       area.value = text;
       error.textContent = "";
-      refreshCount();
+      refresh();
     },
     // The page's one primary action is elsewhere (a confirm bar): the submit button steps back.
     setPrimary(on) {

@@ -7,7 +7,7 @@ import { call } from "./api.js";
 import { copyText, download } from "./csv.js";
 import { announce, button, clear, count, h, message, plural } from "./dom.js";
 import { flag } from "./flags.js";
-import { pagedTable } from "./table.js";
+import { fit, pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import {
   countCards, countsText, etaText, finished, isWaiting, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pacer, pollJob, processed,
@@ -16,15 +16,17 @@ import {
 import { costLine, invitePoints, lastPool } from "./quota.js";
 
 const STALL_MS = 8000; // no progress for this long: say the job is waiting
+// What an invitee gets (docs/platform.md, "What invitees get"): Confluence's invite-by-email takes
+// only addresses, and Atlassian gives accounts created by an invitation the site's default access.
+const DEFAULT_ACCESS = "Invitees join with this site's default access for new users: the apps and groups set for new users in Atlassian Administration (admin.atlassian.com). Access Desk cannot choose other groups or apps.";
 
 export function mountInvite(panel, go = {}) {
   const stage = h("div", { class: "results", "aria-busy": "false" });
   const form = entryForm({
     label: "Emails to invite",
-    hint: "Paste email addresses separated by commas, spaces, semicolons or new lines, or load a CSV file. The preview shows who would be invited before anyone is.",
+    hint: "Paste email addresses, one a line or separated by commas or semicolons (Name <address> and mailto: links work too), or load a CSV file. The preview shows who would be invited before anyone is.",
     placeholder: "new.person@example.com",
-    header: /^e-?mail( address)?$/i,
-    caseless: true,
+    kind: "email",
     noun: "email",
     submitLabel: "Preview invitations",
     onSubmit: (emails) => preview(emails),
@@ -33,6 +35,7 @@ export function mountInvite(panel, go = {}) {
       cancelRun();
       clear(stage);
     },
+    note: h("p", { class: "field-hint invite-access", text: DEFAULT_ACCESS }),
   });
   clear(panel, h("h2", { text: "Invite to this site" }), form.el, stage);
   // Each preview or invitation is a run; starting another, Cancel or a prefill ends the one before,
@@ -118,7 +121,7 @@ export function mountInvite(panel, go = {}) {
       ? h("div", { class: "confirm-bar", role: "group", "aria-labelledby": "invite-confirm-h" },
           h("div", {},
             h("h3", { id: "invite-confirm-h", text: `Invite ${plural(invitees.length, "person", "people")}?` }),
-            h("p", { text: `${skippedText} Confluence emails each invitee; this cannot be undone from here.${cost}` })),
+            h("p", { text: `${skippedText} Confluence emails each invitee, who then joins with the site's default access for new users; this cannot be undone from here.${cost}` })),
           h("div", { class: "actions" },
             button(`Invite ${plural(invitees.length, "person", "people")}`, () => invite(invitees, skipped.length, job), { kind: "primary", id: "invite-confirm" }),
             button("Cancel", () => {
@@ -140,7 +143,7 @@ export function mountInvite(panel, go = {}) {
           rows: invitees,
           empty: "Nobody.",
           search: (e) => e,
-          columns: [{ label: "Email", cell: (e) => e, sort: (e) => e }],
+          columns: [{ label: "Email", cell: (e) => fit(e, "email"), sort: (e) => e }],
         })),
       h("section", { class: "result-block", "aria-labelledby": "skipped-h" },
         h("h4", { id: "skipped-h", text: `Skipped (${count(skipped.length)})` }),
@@ -150,7 +153,7 @@ export function mountInvite(panel, go = {}) {
           empty: "Nobody is skipped.",
           search: (it) => `${it.email} ${outcomeLabel(it, true)}`,
           columns: [
-            { label: "Email", cell: (it) => it.email, sort: (it) => it.email },
+            { label: "Email", cell: (it) => fit(it.email, "email"), sort: (it) => it.email },
             { label: "Why", cell: (it) => [outcomeLabel(it, true), outcomeDetail(it) ? `: ${outcomeDetail(it)}` : ""].join(""), sort: (it) => outcomeLabel(it, true) },
           ],
         })),

@@ -3,7 +3,7 @@ import { call, failureText } from "./api.js";
 import { toCsv } from "./csv.js";
 import { count, formatDate, h, lozenge } from "./dom.js";
 import { whenWords } from "./quota.js";
-import { pagedTable } from "./table.js";
+import { fit, pagedTable } from "./table.js";
 
 // One word and one colour per outcome, on every tab (access.js BUCKETS uses the same).
 export const OUTCOMES = {
@@ -261,7 +261,7 @@ export function itemsTable(job, caption = "Job items") {
     rows: job.items || [],
     empty: "This job has no items.",
     columns: [
-      { label: "Email", cell: (it) => it.email, sort: (it) => it.email },
+      { label: "Email", cell: (it) => fit(it.email, "email"), sort: (it) => it.email },
       { label: "Outcome", cell: (it) => { const o = outcomeOf(it, job.dryRun); return lozenge(o.label, o.tone); }, sort: (it) => outcomeLabel(it, job.dryRun) },
       { label: "Detail", cell: (it) => outcomeDetail(it) },
     ],

@@ -1,25 +1,36 @@
-// Look up users by account id: lookupUsers -> found / not found / failed.
+// Look up users by account id: lookupUsers -> found / not found / failed. Failures are said once per
+// cause (causes.js); deactivated and closed accounts are marked and never handed on to invite.
 import { call, failureText } from "./api.js";
 import { avatar } from "./avatars.js";
+import { causeMessages } from "./causes.js";
 import { copyText, download, toCsv, toLines } from "./csv.js";
 import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner } from "./dom.js";
-import { pagedTable } from "./table.js";
+import { fit, pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import { costLine, lastPool, lookupPoints } from "./quota.js";
 
-const STATUS_TONE = { active: "success", inactive: "moved", closed: "removed", unknown: "default" };
+// accountStatus in words and colours: Atlassian Administration calls an inactive account deactivated.
+const STATUS = {
+  active: { label: "Active", tone: "success" },
+  inactive: { label: "Deactivated", tone: "moved" },
+  closed: { label: "Closed", tone: "removed" },
+};
+const status = (u) => STATUS[u.accountStatus] || { label: u.accountStatus || "Unknown", tone: "default" };
+// Who could be invited by email: an active account whose email Confluence shows.
+const invitable = (u) => u.accountStatus === "active" && Boolean(u.email);
 const LOOKUP_BATCH = 2500; // ids per lookupUsers call
 // Call errors that every later call would get too: stop there instead of asking again.
 const FINAL_ERRORS = new Set(["no_bridge", "invalid_token", "not_allowed"]);
 const USER_CSV = ["accountId", "displayName", "publicName", "email", "accountStatus", "accountType", "isExternalCollaborator"];
 
-export function mountLookup(panel) {
+// go.checkThese(emails), when given (administrators), opens Check access with those emails.
+export function mountLookup(panel, go = {}) {
   const results = h("div", { class: "results", "aria-busy": "false" });
   const form = entryForm({
     label: "Account ids",
-    hint: "Paste Atlassian account ids separated by commas, spaces, semicolons or new lines, or load a CSV file (an “accountId” column, or every cell). Up to 10,000 at once.",
+    hint: "Paste Atlassian account ids, one a line or separated by commas or semicolons, or load a CSV file (an “accountId” column, or every cell). A column header on the first line is left out. Up to 10,000 at once.",
     placeholder: "5b10a2844c20165700ede21g\n712020:0b9e3c8e-…",
-    header: /^account[ _-]?id$/i,
+    kind: "accountId",
     noun: "account id",
     submitLabel: "Look up",
     onSubmit: (ids) => lookup(ids),
@@ -70,11 +81,18 @@ export function mountLookup(panel) {
   }
 
   function render({ users = [], notFound = [], failed = [] }) {
-    const summary = `Found ${plural(users.length, "user")}, ${count(notFound.length)} not found, ${count(failed.length)} failed.`;
+    const summary = users.length || notFound.length || !failed.length
+      ? `Found ${plural(users.length, "user")}, ${count(notFound.length)} not found, ${count(failed.length)} failed.`
+      : `None of the ${plural(failed.length, "account id")} could be looked up.`;
     clear(
       results,
       h("p", { class: "summary", text: summary }),
-      usersSection(users),
+      causeMessages(failed, {
+        noun: "account id",
+        done: "looked up",
+        refused: "Accounts that may not view user profiles on this site (external collaborators, for example) cannot look users up: ask a Confluence administrator to look them up for you.",
+      }),
+      users.length || !failed.length ? usersSection(users, go) : null,
       notFound.length ? notFoundSection(notFound) : null,
       failed.length ? failedSection(failed) : null,
     );
@@ -82,43 +100,69 @@ export function mountLookup(panel) {
   }
 }
 
-function usersSection(users) {
+// The email column: the address, or why there is none (a closed account has none at all; an
+// active one hides it in their profile settings).
+function emailCell(u) {
+  if (u.email) {
+    return fit(u.email, "email");
+  }
+  return h("span", { class: "subtle", text: u.accountStatus === "closed" ? "Closed account" : "Hidden by their profile settings" });
+}
+
+function usersSection(users, go) {
   const rows = users.map((u) => [
     u.accountId, u.displayName, u.publicName, u.email, u.accountStatus, u.accountType,
     u.isExternalCollaborator ? "yes" : "no",
   ]);
   const csv = () => toCsv(USER_CSV, rows);
+  const gone = users.filter((u) => u.accountStatus === "inactive" || u.accountStatus === "closed");
+  const hidden = users.filter((u) => u.accountStatus === "active" && !u.email).length;
+  const emails = users.filter(invitable).map((u) => u.email);
+  const deactivated = gone.filter((u) => u.accountStatus === "inactive").length;
+  const closed = gone.length - deactivated;
+  const goneWords = [deactivated ? plural(deactivated, "deactivated account") : "", closed ? plural(closed, "closed account") : ""].filter(Boolean).join(" and ");
+  const notes = [
+    gone.length
+      ? `${goneWords}: ${gone.length === 1 ? "it cannot" : "they cannot"} sign in, and Access Desk does not offer ${gone.length === 1 ? "it" : "them"} for invitation. Reactivate a deactivated account in Atlassian Administration (admin.atlassian.com) instead; a closed account cannot be used again.`
+      : "",
+    hidden ? `${plural(hidden, "user hides", "users hide")} their email address in their profile settings, so it cannot be checked or invited from here.` : "",
+  ].filter(Boolean);
   return h(
     "section",
     { class: "result-block", "aria-labelledby": "found-h" },
     h("div", { class: "block-head" },
       h("h3", { id: "found-h", text: `Found (${users.length.toLocaleString("en")})` }),
       users.length ? h("div", { class: "actions" },
+        go.checkThese && emails.length
+          ? button(`Check access for ${plural(emails.length, "email")}…`, () => go.checkThese(emails), { kind: "primary", "aria-describedby": notes.length ? "found-notes" : null })
+          : null,
         button("Copy", () => copyText(csv(), `Copied ${plural(users.length, "user")}`), { "aria-label": "Copy found users as CSV" }),
         button("Download CSV", () => download("users.csv", csv()), { "aria-label": "Download CSV of found users" }),
       ) : null),
+    notes.length ? h("div", { id: "found-notes", class: "field-hint found-notes" }, notes.map((text) => h("p", { text }))) : null,
     pagedTable({
       caption: "Found users",
       rows: users,
       empty: "None of these account ids belong to a user you can see.",
+      rowAttrs: (u) => (u.accountStatus === "inactive" || u.accountStatus === "closed" ? { class: "row-gone" } : {}),
       columns: [
         {
           label: "User",
-          cell: (u) => h("span", { class: "user-cell" }, avatar(u), h("span", {},
-            h("span", { text: u.displayName || "" }),
-            u.publicName && u.publicName !== u.displayName ? h("span", { class: "cell-sub", text: u.publicName }) : null)),
+          cell: (u) => h("span", { class: "user-cell" }, avatar(u), h("span", { class: "user-names" },
+            fit(u.displayName || "", "name"),
+            u.publicName && u.publicName !== u.displayName ? fit(u.publicName, "name", "cell-sub") : null)),
           sort: (u) => u.displayName || "",
         },
-        { label: "Email", cell: (u) => (u.email ? u.email : h("span", { class: "subtle", text: "Hidden by their profile settings" })), sort: (u) => u.email || "" },
-        { label: "Status", cell: (u) => lozenge(u.accountStatus || "unknown", STATUS_TONE[u.accountStatus] || "default"), sort: (u) => u.accountStatus || "" },
+        { label: "Email", cell: emailCell, sort: (u) => u.email || "" },
+        { label: "Status", cell: (u) => lozenge(status(u).label, status(u).tone), sort: (u) => status(u).label },
         {
           label: "Type",
           cell: (u) => [u.accountType || "", u.isExternalCollaborator ? [" ", lozenge("external", "discovery")] : null],
           sort: (u) => `${u.accountType || ""}${u.isExternalCollaborator ? " external" : ""}`,
         },
-        { label: "Account id", className: "mono", cell: (u) => u.accountId, sort: (u) => u.accountId },
+        { label: "Account id", className: "mono", cell: (u) => fit(u.accountId, "id"), sort: (u) => u.accountId },
       ],
-      search: (u) => `${u.displayName || ""} ${u.publicName || ""} ${u.email || ""} ${u.accountId} ${u.accountStatus || ""}`,
+      search: (u) => `${u.displayName || ""} ${u.publicName || ""} ${u.email || ""} ${u.accountId} ${status(u).label}`,
     }),
   );
 }
@@ -134,8 +178,8 @@ function notFoundSection(ids) {
         button("Copy", () => copyText(toLines(ids), `Copied ${plural(ids.length, "account id")}`), { "aria-label": "Copy account ids not found" }),
         button("Download CSV", () => download("not-found.csv", csv()), { "aria-label": "Download CSV of account ids not found" }),
       )),
-    h("p", { class: "field-hint", text: "No user with these ids, or their profiles are not visible to you." }),
-    pagedTable({ caption: "Account ids not found", rows: ids, search: (id) => id, columns: [{ label: "Account id", className: "mono", cell: (id) => id, sort: (id) => id }] }),
+    h("p", { class: "field-hint", text: "No account has these ids, or Confluence does not show their profiles to you." }),
+    pagedTable({ caption: "Account ids not found", rows: ids, search: (id) => id, columns: [{ label: "Account id", className: "mono", cell: (id) => fit(id, "id"), sort: (id) => id }] }),
   );
 }
 
@@ -159,12 +203,11 @@ function failedSection(failed) {
       h("div", { class: "actions" },
         button("Download CSV", () => download("failed.csv", csv()), { "aria-label": "Download CSV of failed account ids" }),
       )),
-    message("warning", { title: "Some account ids could not be looked up", text: "Confluence did not answer for them this time; the rest of the answer stands. Look them up again in a few minutes." }),
     pagedTable({
       caption: "Account ids that failed",
       rows: failed,
       columns: [
-        { label: "Account id", className: "mono", cell: (f) => f.accountId },
+        { label: "Account id", className: "mono", cell: (f) => fit(f.accountId, "id") },
         { label: "Reason", cell: (f) => failureReason(f) },
       ],
     }),

@@ -89,15 +89,16 @@ function hue(seed) {
   return HUES[hash % HUES.length];
 }
 
-// A person: initials avatar and name (the id until the name is known); the id on hover and in the
-// accessible description. `plain` leaves the avatar out (inside a sentence).
-export function person(accountId, { plain = false } = {}) {
+// A person: initials avatar and name (the id until the name is known, or `fallback` when given); the
+// id on hover and in the accessible description. `plain` leaves the avatar out (inside a sentence).
+export function person(accountId, { plain = false, fallback = null } = {}) {
   const id = String(accountId || "");
-  const label = NOT_PEOPLE[id] || knownName(id) || id || "Unknown";
+  const label = NOT_PEOPLE[id] || knownName(id) || fallback || id || "Unknown";
   const text = h("span", { class: "person-name", text: label });
-  const badge = plain ? null : h("span", { class: "avatar avatar-initials avatar-small", "aria-hidden": "true", text: initials(label) });
+  const standIn = Boolean(fallback) && label === fallback; // no name (yet): a neutral "Y" for "You"
+  const badge = plain ? null : h("span", { class: "avatar avatar-initials avatar-small", "aria-hidden": "true", text: standIn ? label.slice(0, 1) : initials(label) });
   if (badge) {
-    badge.style.backgroundColor = NOT_PEOPLE[id] ? "#626f86" : hue(id);
+    badge.style.backgroundColor = NOT_PEOPLE[id] || standIn ? "#626f86" : hue(id);
   }
   const el = h("span", { class: `person${plain ? " person-plain" : ""}`, title: NOT_PEOPLE[id] ? null : `Account id: ${id}`, "data-account-id": id }, badge, text);
   if (!NOT_PEOPLE[id] && !known.has(id) && id) {
@@ -108,6 +109,7 @@ export function person(accountId, { plain = false } = {}) {
         text.textContent = name;
         if (badge) {
           badge.textContent = initials(name);
+          badge.style.backgroundColor = hue(id);
         }
       }
     });

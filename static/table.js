@@ -1,7 +1,17 @@
-// A paged, sortable, filterable table for up to 10,000 rows.
+// A paged, sortable, filterable table for up to 10,000 rows, and fit() for values that must never
+// break inside (an address, a name, an id).
 
 import { asciiLower } from "./csv.js";
 import { announce, button, count, h, nextId } from "./dom.js";
+
+// A value on one line, cut short with an ellipsis when its column is narrow, whole on hover (title)
+// and in copies and CSV files (which take the data, not the page). kind: email | name | id; the
+// widest it may grow is its share of the panel by the table's columns (styles.css .fit), so a table
+// still fits 1,024 px.
+export function fit(text, kind, extraClass = "") {
+  const value = String(text ?? "");
+  return h("span", { class: `fit fit-${kind}${extraClass ? ` ${extraClass}` : ""}`, title: value || null, text: value });
+}
 
 // A table rendering one page of `rows` at a time (pageSize rows), so 10,000 rows stay responsive.
 // columns: [{label, cell(row) -> Node|string, className?, sort?(row) -> string|number}]: a column
@@ -32,6 +42,7 @@ export function pagedTable({ caption, columns, rows, pageSize = 100, empty = "No
     h("thead", {}, h("tr", {}, heads)),
     tbody,
   );
+  table.style.setProperty("--fit-cols", String(columns.length)); // how wide fit() values may grow
   const scroll = h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": caption }, table);
   const emptyNote = typeof empty === "string" ? h("p", { class: "empty", text: empty }) : h("div", {}, empty);
   const noMatch = h("p", { class: "empty", text: "Nothing matches the filter." });

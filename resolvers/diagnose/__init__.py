@@ -1,7 +1,9 @@
 """``diagnose``: a live check of this installation, for Confluence administrators.
 
-Answers ``{"checks": [{"name", "status": "ok" | "warn" | "fail", "detail"}]}`` (docs/contract.md
-§4 and §7), in this order:
+Answers ``{"checks": [{"name", "status": "ok" | "warn" | "fail", "detail", "summary",
+"accounts"?}]}`` (docs/contract.md §4 and §7): ``detail`` the technical reading, ``summary`` the
+same in plain words with what to do, ``accounts`` the account ids the summary names
+(``check.Check``). In this order:
 
 1. ``Forge invocation token``: what the verified FIT says (installation, site, environment).
 2. ``User token`` / ``System token``: the tokens Forge sent with this call, and when they expire
@@ -28,8 +30,9 @@ The checks live in ``tokens`` (1, 2), ``endpoints`` (3, 4), ``offline`` (5) and 
 ``check`` holds the ``Check`` row and the phrases they share. This module runs the calls.
 
 A caller who is not confirmed an administrator gets 403 ``not_allowed`` with ``details.adminCheck``
-saying what Confluence answered (its operations, or the failure and its remedy): someone wrongly
-read as a non-administrator (a missing scope, a refused token) can see why.
+saying what Confluence answered (its operations, or the failure and its remedy) and
+``details.adminCheckSummary`` the same in plain words: someone wrongly read as a
+non-administrator (a missing scope, a refused token) can see why.
 """
 
 from __future__ import annotations
@@ -54,14 +57,20 @@ def diagnose(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     now = kit.clock()
     if not ctx.is_admin():
         detail = "This call carried no user token (x-forge-oauth-user)."
+        summary = "Forge did not send your sign-in with this call. Reload the page."
         iid, me = ctx.invocation.installation_id, ctx.account_id or ""
         recorded = ctx.admins.recorded_refusal(iid, me)
         if recorded is not None:  # the admin check just answered: say what it said, at no cost
-            detail = endpoints.not_admin(ctx, recorded).detail
+            check = endpoints.not_admin(ctx, recorded)
+            detail, summary = check.detail, check.summary
         elif ctx.user_client is not None:  # the check failed: one probe (through the ledger)
             answer = ctx.user_client.within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
-            detail = endpoints.admin(ctx, answer).detail
-        raise NotAllowed("Only Confluence administrators can run diagnose.", {"adminCheck": detail})
+            check = endpoints.admin(ctx, answer)
+            detail, summary = check.detail, check.summary
+        raise NotAllowed(
+            "Only Confluence administrators can run diagnose.",
+            {"adminCheck": detail, "adminCheckSummary": summary},
+        )
     client = ctx.confluence().within(ctx.budget_seconds)
     me = ctx.account_id or ""
     calls: dict[str, Callable[[], Any]] = {  # the longest first

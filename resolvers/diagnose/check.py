@@ -1,6 +1,11 @@
 """What every diagnose check is made of: the ``Check`` row, the ``warn`` for a call that did not
 finish in time (or ``fail`` for one that raised), and the phrases the checks share: a duration in
 words (``span``), the points Confluence reported (``points``) and how to redeploy (``REDEPLOY``).
+
+A row has a technical ``detail`` (scopes, claims, context ARIs, ISO times, account ids: what an
+operator needs) and a plain ``summary`` beside it (what it means and what to do, for a site admin:
+no ISO times, account ids only where a person is meant, each listed in ``accounts`` so the panel
+can show them as names). A row made without a summary says so in general words by its status.
 """
 
 from __future__ import annotations
@@ -17,27 +22,51 @@ log = logging.getLogger("resolvers.diagnose")  # the package's name: one logger 
 REDEPLOY = "redeploy with forge deploy and upgrade the installation (forge install --upgrade)"
 
 
+GENERAL = {
+    "ok": "Works.",
+    "warn": "Needs a look: see the details.",
+    "fail": "Does not work: see the details.",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     name: str
     status: str  # ok | warn | fail
     detail: str
+    summary: str = ""  # plain words; GENERAL[status] when empty
+    accounts: tuple[str, ...] = ()  # account ids the summary names, as written in it
 
-    def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "status": self.status, "detail": self.detail}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status,
+            "detail": self.detail,
+            "summary": self.summary or GENERAL.get(self.status, ""),
+        }
+        if self.accounts:
+            out["accounts"] = list(self.accounts)
+        return out
 
 
 def unfinished(name: str, found: Any) -> Check:
     """A check whose call raised (``fail``, logged) or did not finish in time (``warn``)."""
     if isinstance(found, BaseException):
         log.warning("diagnose: the %s check failed", name, exc_info=found)
-        return Check(name, "fail", f"The check itself failed ({type(found).__name__}).")
+        return Check(
+            name,
+            "fail",
+            f"The check itself failed ({type(found).__name__}).",
+            "This check could not be made. Tell whoever runs Access Desk: the server's log says why.",
+        )
     return Check(
         name,
         "warn",
         "Timed out: Confluence did not answer within the call's deadline. "
         "Run the diagnosis again; if it stays slow, the operator should check the "
         "server's connection to api.atlassian.com.",
+        "Confluence did not answer in time. Run the diagnosis again; if it stays slow, whoever "
+        "runs Access Desk should check the server's connection to Atlassian.",
     )
 
 

@@ -43,6 +43,8 @@ def admin(ctx: Context, probe: Probe) -> Check:
             "Confluence answered user/current without an operations "
             "list, so nobody can be confirmed an administrator. Tell the operator: the "
             "answer's shape may have changed.",
+            "Confluence's answer did not say whether you are an administrator, so Access Desk "
+            "treats you as not one. Tell whoever runs Access Desk.",
         )
     named = [
         f"{op.get('operation')}/{op.get('targetType')}" for op in operations if isinstance(op, dict)
@@ -55,6 +57,7 @@ def admin(ctx: Context, probe: Probe) -> Check:
             "fail",
             f"The user token belongs to {account}, not to the signed-in "
             f"{ctx.account_id}: reload the page. Operations reported: {seen}.",
+            "The sign-in Forge sent belongs to another account than yours. Reload the page.",
         )
     administrator = "administer/application" in named
     if not administrator:
@@ -64,6 +67,7 @@ def admin(ctx: Context, probe: Probe) -> Check:
         "ok",
         f"{ctx.account_id} is a Confluence administrator: Confluence "
         f"reported operations {seen}.{points(probe)}",
+        "Confluence confirms you are a Confluence administrator.",
     )
 
 
@@ -77,6 +81,9 @@ def not_admin(ctx: Context, seen: str) -> Check:
         f"operation for {ctx.account_id} (operations reported: {seen}). Only a "
         "Confluence administrator (global administer permission) can use the admin "
         "tools.",
+        "Confluence does not list you as a Confluence administrator on this site, so Access "
+        "Desk offers you only Look up. If you should be one, ask a site or organization "
+        "admin to give you the Confluence administrator permission.",
     )
 
 
@@ -91,6 +98,8 @@ def users_bulk(ctx: Context, probe: Probe) -> Check:
             "fail",
             "users-bulk answered without a results list: tell the "
             "operator (the answer's shape may have changed).",
+            "Confluence answered in a form Access Desk does not read, so looking up users does "
+            "not work. Tell whoever runs Access Desk.",
         )
     ids = [u.get("accountId") for u in results if isinstance(u, dict)]
     if ctx.account_id not in ids:
@@ -100,9 +109,14 @@ def users_bulk(ctx: Context, probe: Probe) -> Check:
             f"users-bulk answered but left out your own account "
             f"({ctx.account_id}): Confluence may hide profiles from this account. "
             f"Scope {USER_SCOPE} works.{points(probe)}",
+            "Looking up users works, but Confluence left out your own profile: it may hide "
+            "profiles from your account.",
         )
     return Check(
-        name, "ok", f"Scope {USER_SCOPE} works: your own profile was found.{points(probe)}"
+        name,
+        "ok",
+        f"Scope {USER_SCOPE} works: your own profile was found.{points(probe)}",
+        "Looking up users works: your own profile was found.",
     )
 
 
@@ -118,12 +132,16 @@ def check_access(probe: Probe) -> Check:
             "fail",
             "check-access-by-email answered in a shape Access Desk does "
             "not read: tell the operator (this experimental API may have changed).",
+            "Confluence answered in a form Access Desk does not read, so checking access does "
+            "not work. Tell whoever runs Access Desk.",
         )
     return Check(
         name,
         "ok",
         f"Scope {CONFIG_SCOPE} works: {PROBE_EMAIL} (a reserved, "
         f"harmless address) was checked.{points(probe)}",
+        "Checking access by email works (a reserved test address was checked; nobody was "
+        "affected).",
     )
 
 
@@ -140,6 +158,8 @@ def invite(probe: Probe, access: Any) -> Check:
             f"check-access-by-email, which needs the same scope ({CONFIG_SCOPE}), was refused: "
             "this site may read the body before the scope, so inviting is probably refused too. "
             "Fix the Check access row first.",
+            "Whether inviting works cannot be told while checking access is refused: fix "
+            "Checking access first.",
         )
     if probe.status == 400:
         return Check(
@@ -148,6 +168,7 @@ def invite(probe: Probe, access: Any) -> Check:
             "Probed with an empty list, which invites nobody: Confluence answered 400 (the list "
             f"must hold 1 to 100 emails) past the scope check, so {CONFIG_SCOPE} is granted for "
             f"inviting too.{points(probe)}",
+            "Inviting by email is allowed (tried with an empty list: nobody was invited).",
         )
     if probe.status is not None and 200 <= probe.status < 300:
         return Check(
@@ -155,6 +176,7 @@ def invite(probe: Probe, access: Any) -> Check:
             "ok",
             "Probed with an empty list, which invites nobody: Confluence accepted it "
             f"(HTTP {probe.status}); scope {CONFIG_SCOPE} works.{points(probe)}",
+            "Inviting by email is allowed (tried with an empty list: nobody was invited).",
         )
     return _refused(name, probe, CONFIG_SCOPE, "invite-by-email")
 
@@ -170,6 +192,8 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
                 "warn",
                 f"Not tried: Confluence asked Access Desk to wait{until} "
                 "(rate limit). Run the diagnosis again later.",
+                f"Not tried: Confluence asked Access Desk to wait{until}. Run the diagnosis "
+                "again later.",
             )
         if probe.reason == "timeout":
             return unfinished(name, None)
@@ -179,6 +203,8 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             f"No answer from Confluence ({probe.reason}) to {what}. The "
             "operator should check the server can reach api.atlassian.com (firewall, "
             "proxy, DNS).",
+            "Access Desk could not reach Confluence. Whoever runs Access Desk should check the "
+            "server's network connection to Atlassian.",
         )
     status = probe.status
     if status == 401 and "scope" in probe.message.lower():
@@ -188,6 +214,8 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             f"Confluence refused {what} for a missing scope (401{said}). "
             f"Grant the app the {scope} scope: add it under permissions.scopes in "
             f"manifest.yml, {REDEPLOY}, and have an admin accept the new scope.",
+            "Confluence refused this because the app lacks a permission it needs. Whoever "
+            "deploys Access Desk must add it and redeploy; then accept the new permission here.",
         )
     if status == 401:
         return Check(
@@ -196,6 +224,8 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             f"Confluence refused the token for {what} (401{said}). Reload "
             f"the page; if it persists, check the app has the {scope} scope ({REDEPLOY}) "
             "and is still installed on this site.",
+            "Confluence did not accept the sign-in. Reload the page; if it keeps happening, the "
+            "app may lack a permission or no longer be installed here.",
         )
     if status == 403:
         return Check(
@@ -204,6 +234,8 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             f"Confluence forbade {what} (403{said}). Check the app has "
             f"the {scope} scope ({REDEPLOY}), and that this site allows the app to act "
             "for users (Confluence admin > Connected apps).",
+            "Confluence forbade this. The app may lack a permission, or this site does not let "
+            "apps act for users (Connected apps in Confluence administration).",
         )
     if status == 404:
         return Check(
@@ -212,6 +244,8 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             f"Confluence answered 404 to {what}{said}: your account may "
             "not be allowed to do this (external collaborators cannot), or the API is "
             f"not available on this site. Check the {scope} scope ({REDEPLOY}).",
+            "Confluence refused this for your account, or the feature is not available on this "
+            "site.",
         )
     if status == 429:
         return Check(
@@ -219,6 +253,7 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             "warn",
             f"Rate limited (429{said}): Confluence's points pool is spent "
             "for now. Run the diagnosis again after the reset (see Quota).",
+            "Confluence's rate limit is reached for now. Run the diagnosis again once it resets.",
         )
     if status == 503 and "Retry-After" not in probe.rate_limit and scope == CONFIG_SCOPE:
         return Check(
@@ -228,6 +263,9 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             "email API is disabled on this site (api_disabled), so checking access and inviting "
             "cannot work. A site admin can ask Atlassian support to enable it for the site; "
             "jobs stopped by it can then be retried.",
+            "Checking access and inviting by email are switched off on this site. Ask Atlassian "
+            "support to enable this Confluence feature for the site, then retry any job it "
+            "stopped.",
         )
     if status == 503:
         return Check(
@@ -235,6 +273,7 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             "warn",
             f"Confluence answered 503 to {what}{said}: the API is unavailable for now. Try "
             "again later.",
+            "This Confluence feature is unavailable right now. Try again later.",
         )
     if status >= 500:
         return Check(
@@ -242,10 +281,13 @@ def _refused(name: str, probe: Probe, scope: str, what: str) -> Check:
             "warn",
             f"Confluence had an error ({status}{said}) on {what}. Run the "
             "diagnosis again in a few minutes.",
+            "Confluence had an error. Run the diagnosis again in a few minutes.",
         )
     return Check(
         name,
         "fail",
         f"Confluence rejected {what} ({status}{said}). Tell the operator: "
         "the API may have changed.",
+        "Confluence rejected the request. Tell whoever runs Access Desk: Confluence may have "
+        "changed.",
     )

@@ -30,6 +30,8 @@ from scopes import impersonated
 class _Offline:
     status: str
     detail: str
+    summary: str = ""
+    accounts: tuple[str, ...] = ()
 
 
 def impersonation_advice() -> str:
@@ -50,10 +52,14 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
             "warn",
             "Not checked: the installation is not stored yet. Reload the "
             "page and run the diagnosis again.",
+            "Not checked yet: reload the page and run the diagnosis again.",
         )
     admin = installation.webhook_admin
     account = admin or ctx.account_id or ""
     who = f"the webhook admin {admin}" if admin else f"you ({account}; no webhook is set up yet)"
+    # In plain words: the person webhook jobs act as, named by account id (the panel shows names).
+    plain, named = (admin, (admin,)) if admin else ("you", ())
+    cannot = "Webhook jobs cannot run."
     try:
         token = kit.offline_tokens.mint(installation, account)
     except OfflineTokenRefused as exc:
@@ -62,9 +68,18 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
             f"The gateway refused an offline token for {who} with both "
             f"context ARI forms ({exc.reason}). Webhook jobs cannot run. "
             f"{_refusal_advice(exc.reason)}",
+            f"Atlassian refused to let webhook jobs act as {plain}. {cannot} Check the app is "
+            "installed here with its permissions; if it is, tell whoever runs Access Desk.",
+            named,
         )
     except OfflineTokenError as exc:
-        return _Offline("fail", f"No offline token for {who}: {exc}. {_offline_advice(str(exc))}")
+        return _Offline(
+            "fail",
+            f"No offline token for {who}: {exc}. {_offline_advice(str(exc))}",
+            f"Access Desk could not get a sign-in for webhook jobs acting as {plain}. {cannot} "
+            "The details say what whoever runs Access Desk should check.",
+            named,
+        )
     form = ctx.store.context_form(iid) or "site"
     ari = context_ari(form, ctx.invocation.cloud_id)
     client = kit.client_for(token).offline().within(ctx.budget_seconds)
@@ -72,16 +87,25 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
     minted = f"freshly minted with the {form} context ARI form ({ari})"
     if probe.status is None or not 200 <= probe.status < 300:
         said = f"{probe.status or probe.reason}" + (f": {probe.message}" if probe.message else "")
+        impersonation = probe.status in (401, 403)
         advice = (
             f"A refused fresh token usually means the scope is not allowed to impersonate: "
             f"{impersonation_advice()}."
-            if probe.status in (401, 403)
+            if impersonation
             else "Tell the operator (docs/platform.md, 'Offline user token')."
         )
         return _Offline(
             "fail",
             f"An offline token for {who} was {minted}, but Confluence refused it ({said}). "
             f"Webhook jobs would be refused too. {advice}",
+            f"Confluence refused the sign-in for webhook jobs acting as {plain}. {cannot} "
+            + (
+                "Access Desk's app settings (manifest) may not allow acting for people while "
+                "they are away: whoever deploys Access Desk should see the details."
+                if impersonation
+                else "Tell whoever runs Access Desk."
+            ),
+            named,
         )
     ops = probe.body.get("operations") if isinstance(probe.body, dict) else None
     is_admin = isinstance(ops, list) and any(
@@ -97,9 +121,18 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
             f"{admin} is no longer a Confluence administrator: webhook jobs would be "
             "refused. An administrator should rotate the webhook secret (Webhook "
             "tab) so jobs act as them.",
+            f"Webhook jobs act as {admin}, who is no longer a Confluence administrator, so "
+            "Confluence would refuse them. An administrator should create a new webhook secret "
+            "(Webhook tab): jobs then act as them.",
+            (admin,),
         )
     return _Offline(
-        "ok", f"An offline token for {who} was {minted}; Confluence accepted it." + points(probe)
+        "ok",
+        f"An offline token for {who} was {minted}; Confluence accepted it." + points(probe),
+        f"Webhook jobs can act as {admin}."
+        if admin
+        else "No webhook is set up yet; webhook jobs would act as you, and that works.",
+        named,
     )
 
 
@@ -132,5 +165,5 @@ def check(found: Any) -> Check:
     """The row for what ``try_token`` gave: its verdict, or why there is none."""
     name = "Offline token"
     if isinstance(found, _Offline):
-        return Check(name, found.status, found.detail)
+        return Check(name, found.status, found.detail, found.summary, found.accounts)
     return unfinished(name, found)

@@ -30,7 +30,13 @@ def fit(ctx: Context) -> Check:
         "Forge invocation token",
         "ok",
         "Verified (RS256, signed by Forge, for this app) for " + ", ".join(parts) + ".",
+        "Forge signed this call for Access Desk on this site, and the signature checks out.",
     )
+
+
+def _valid_for(expires: float, now: float) -> str:
+    """``for another 54 minutes``: how long a token stays valid, in words."""
+    return f"for another {span(expires - now)}"
 
 
 def _lifetime(token: str, received_at: float, now: float) -> tuple[float, str]:
@@ -56,6 +62,8 @@ def user_token(kit: Diagnostics, now: float) -> Check:
             "Forge sent no user token (x-forge-oauth-user): enable "
             "auth.appUserToken on the access-desk-ui endpoint in manifest.yml and the "
             f"read:app-user-token scope, then {REDEPLOY}.",
+            "Forge did not send your sign-in with this call, so Access Desk cannot act for you. "
+            "Whoever deploys Access Desk must allow it in the app's manifest (see the details).",
         )
     expires, words = _lifetime(kit.user_token, kit.received_at or now, now)
     if expires <= now:
@@ -65,8 +73,15 @@ def user_token(kit: Diagnostics, now: float) -> Check:
             f"Received, but already expired ({words}). Reload the page; "
             "if it stays so, the server's clock may be wrong (the operator should "
             "check NTP).",
+            "Your sign-in had already expired when it arrived. Reload the page; if it keeps "
+            "happening, whoever runs Access Desk should check the server's clock.",
         )
-    return Check(name, "ok", f"Received with this call: {words}.")
+    return Check(
+        name,
+        "ok",
+        f"Received with this call: {words}.",
+        f"Forge sends your sign-in with each call (this one is valid {_valid_for(expires, now)}).",
+    )
 
 
 def system_token(ctx: Context, kit: Diagnostics, now: float) -> Check:
@@ -86,8 +101,15 @@ def system_token(ctx: Context, kit: Diagnostics, now: float) -> Check:
                 "fail",
                 f"Received, but already expired ({words}). The operator "
                 "should check the server's clock (NTP).",
+                "The app's own sign-in had already expired when it arrived. Whoever runs Access "
+                "Desk should check the server's clock.",
             )
-        return Check(name, "ok", f"Received with this call: {words}.{kept}")
+        return Check(
+            name,
+            "ok",
+            f"Received with this call: {words}.{kept}",
+            "Forge sends the app's own sign-in, which webhook and background jobs need.",
+        )
     enable = (
         "enable auth.appSystemToken on the access-desk-ui endpoint in manifest.yml and "
         f"the read:app-system-token scope, then {REDEPLOY}"
@@ -98,10 +120,14 @@ def system_token(ctx: Context, kit: Diagnostics, now: float) -> Check:
             "warn",
             f"This call carried no system token (x-forge-oauth-system)."
             f"{kept} Triggers bring fresh ones; to have one with every call, {enable}.",
+            "Forge did not send the app's own sign-in with this call, but the one it sent "
+            "earlier is still valid, so background work goes on.",
         )
     return Check(
         name,
         "fail",
         "Forge sent no system token, and none valid is stored: webhook "
         f"and background jobs cannot act. To fix it, {enable}.",
+        "Forge sent no sign-in for the app itself and none is kept: webhook and background jobs "
+        "cannot run. Whoever deploys Access Desk must allow it in the app's manifest.",
     )

@@ -118,17 +118,33 @@ VIEWPORT = {"width": 1366, "height": 1000}
 HOST_NAV = 232  # the simulated admin page's side navigation, left of the panel's frame
 
 
-def open_panel(browser, host_url, *, bypass_csp=True, panel_width=None, theme=None, route=None):
+def open_panel(
+    browser,
+    host_url,
+    *,
+    bypass_csp=True,
+    panel_width=None,
+    theme=None,
+    route=None,
+    locale=None,
+    timezone=None,
+):
     """A page on the simulated Confluence admin page, the panel loaded and ready: its start-up calls
     answered, the signed-in user's name included (people.js asks lookupUsers for it a moment after
     the panel is ready, so a test routing lookupUsers calls later would otherwise race it).
     ``panel_width`` sizes the window so that the panel's frame is that wide, ``theme`` is the host's
-    light or dark; ``route`` handles every bridge call (``/_host/invoke``) from the first one on."""
+    light or dark; ``route`` handles every bridge call (``/_host/invoke``) from the first one on;
+    ``locale`` and ``timezone`` are the browser's (e.g. "de-DE", "Europe/Berlin")."""
     viewport = dict(VIEWPORT)
     if panel_width:
         viewport["width"] = panel_width + HOST_NAV
     context = browser.new_context(  # reduced motion: the progress bar is final when captured
-        viewport=viewport, bypass_csp=bypass_csp, accept_downloads=True, reduced_motion="reduce"
+        viewport=viewport,
+        bypass_csp=bypass_csp,
+        accept_downloads=True,
+        reduced_motion="reduce",
+        locale=locale,
+        timezone_id=timezone,
     )
     if route:
         context.route("**/_host/invoke", route)

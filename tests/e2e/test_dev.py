@@ -394,3 +394,29 @@ def test_a_fresh_virtualenv_holds_no_test_tools_and_reaches_the_panel(tmp_path: 
     )
     assert run.stdout.strip() == "['flask', 'gunicorn', 'app']", run.stderr
     assert not (venv / "bin" / "pytest").exists() and not (venv / "bin" / "ruff").exists()
+
+
+def test_help_says_what_every_option_does_in_words() -> None:
+    run = subprocess.run(["./dev", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    text = run.stdout
+    assert "`" not in text  # words, not reStructuredText
+    assert "Try with sample data" in text and "Ctrl-C" in text
+    usage = text.split("\n\n", 1)[0]
+    options = sorted(set(re.findall(r"--[a-z-]+", usage)))
+    assert options == [
+        "--data-dir",
+        "--host",
+        "--latency-ms",
+        "--port",
+        "--quota",
+        "--quota-mode",
+        "--verbose",
+    ]
+    listed = text.split("options:", 1)[1]
+    for option in ["--help", *options]:
+        # Each option's line, and the help text after it (on the same line or the next).
+        at = re.search(rf"^  (?:-h, )?{option}\b[^\n]*(?:\n {{20,}}[^\n]+)*", listed, flags=re.M)
+        assert at is not None, option
+        said = re.sub(rf"^  (?:-h, )?{option}( [A-Z/{{}},\[\]]+)?", "", at[0]).split()
+        assert len(said) >= 4, (option, at[0])  # a sentence, not a bare name

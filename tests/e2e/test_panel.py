@@ -59,7 +59,7 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
         # Look up users: found, not found; copy and CSV export.
         ids = [account for account, _ in signed_in_choices(platform)] + ["no-such-account-0001"]
         lookup = panel.get_by_role("tabpanel", name="Look up users")
-        lookup.get_by_label("Account ids").fill(", ".join(ids[:3]) + ";\n" + " ".join(ids[3:]))
+        lookup.get_by_label("Account ids").fill(", ".join(ids[:3]) + ";\n" + "\n".join(ids[3:]))
         expect(lookup.locator(".field-count")).to_have_text("5 account ids")
         expect(lookup.locator(".field-cost")).to_have_text(
             "Looking them up costs about 11 Confluence points "
@@ -243,7 +243,7 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
         # the ones above are answered from this caller's lookup cache, without Confluence.
         panel.get_by_role("tab", name="Look up users").click()
         platform.faults.add("users-bulk", "429", retry_after=1847)
-        lookup.get_by_label("Account ids").fill("no-such-account-0002 no-such-account-0003")
+        lookup.get_by_label("Account ids").fill("no-such-account-0002\nno-such-account-0003")
         lookup.get_by_role("button", name="Look up").click()
         expect(lookup.get_by_role("region", name="Account ids that failed")).to_contain_text(
             "Confluence is busy; try again in 1847 s"
@@ -274,7 +274,7 @@ def test_ordinary_users_get_lookup_and_a_polite_note(browser, host, platform):
         expect(panel.locator(".msg-info")).to_contain_text("for Confluence administrators")
         shots.check("start")
         lookup = panel.get_by_role("region", name="Look up users", exact=True)
-        lookup.get_by_label("Account ids").fill(f"{site.admin_id} {ordinary}")
+        lookup.get_by_label("Account ids").fill(f"{site.admin_id}\n{ordinary}")
         lookup.get_by_role("button", name="Look up").click()
         expect(lookup.get_by_role("heading", name="Found (2)")).to_be_visible()
         shots.check("lookup")

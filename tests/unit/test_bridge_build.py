@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.node  # Node.js tools from .cache/node and scripts/bridge (./test)
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "build-bridge.sh"
 TOOLS = ROOT / "scripts" / "bridge"

@@ -3,6 +3,7 @@ simulated platform (faults, switches, opaque tokens), on SQLite and PostgreSQL."
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from typing import Any
@@ -48,13 +49,39 @@ def iid(platform: Platform) -> str:
     return platform.installation.id
 
 
-def checks(backend: Backend, **kwargs: Any) -> dict[str, dict[str, str]]:
+def checks(backend: Backend, **kwargs: Any) -> dict[str, dict[str, Any]]:
     response = backend.call("diagnose", **kwargs)
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert [c["name"] for c in body["checks"]] == NAMES
-    assert all(set(c) == {"name", "status", "detail"} for c in body["checks"])
+    ids = set(backend.platform.installation.site.users)
+    for c in body["checks"]:
+        assert {"name", "status", "detail", "summary"} <= set(c) <= {*c, "accounts"}
+        assert set(c) - {"name", "status", "detail", "summary"} <= {"accounts"}
+        plain_words(c["summary"], ids, c.get("accounts", []))
     return {c["name"]: c for c in body["checks"]}
+
+
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:")
+JARGON = (
+    "RS256",
+    "exp claim",
+    "context ARI",
+    "scope",
+    "x-forge",
+    "manifest.yml",
+    "ari:cloud",
+    "JWT",
+)
+
+
+def plain_words(summary: str, ids: set[str], accounts: list[str]) -> None:
+    """A summary a site admin reads: words, no ISO time, no engineer's term, no account id except
+    the ones it lists in ``accounts`` (the panel shows those as names)."""
+    assert summary and summary[-1] in ".)", summary
+    assert not ISO_TIME.search(summary), summary
+    assert not [j for j in JARGON if j.lower() in summary.lower()], summary
+    assert {i for i in ids if i in summary} <= set(accounts), summary
 
 
 def healthy(backend: Backend, platform: Platform, at: float | None = None) -> None:
@@ -121,6 +148,9 @@ def test_a_non_admin_is_refused_and_sees_the_operations_confluence_reported(back
     body = response.get_json()
     assert body["error"] == "not_allowed"
     assert "operations reported: use/application" in body["details"]["adminCheck"]
+    summary = body["details"]["adminCheckSummary"]
+    assert "not list you as a Confluence administrator" in summary
+    plain_words(summary, set(platform.installation.site.users), [])
 
 
 def test_an_admin_check_refused_for_scope_says_which_scope_to_grant(backend, platform):
@@ -131,6 +161,8 @@ def test_an_admin_check_refused_for_scope_says_which_scope_to_grant(backend, pla
     assert "missing scope" in advice
     assert "Grant the app the read:content-details:confluence scope" in advice
     assert "forge deploy" in advice
+    summary = response.get_json()["details"]["adminCheckSummary"]
+    assert "lacks a permission it needs" in summary
 
 
 def test_bad_input_is_refused(backend):
@@ -320,6 +352,8 @@ def test_the_offline_token_is_for_the_webhook_admin(backend, platform):
     found = checks(backend)["Offline token"]
     assert found["status"] == "ok"
     assert f"the webhook admin {site.admin_id}" in found["detail"]
+    assert found["summary"] == f"Webhook jobs can act as {site.admin_id}."
+    assert found["accounts"] == [site.admin_id]  # the panel shows the name there
 
 
 def test_a_webhook_admin_who_is_no_longer_admin_is_a_warning(backend, platform):

@@ -263,7 +263,7 @@ def test_a_retry_job_holds_the_failed_items_and_is_linked_in_the_audit(
     platform: Platform, store: Store, admin_client: Callable[[], Client]
 ) -> None:
     iid, admin = platform.installation.id, platform.installation.site.admin_id
-    emails = new_emails(3) + ["not an email"]
+    emails = new_emails(3) + ["no.such.mailbox@example"]
     job = store.create_job(iid, source="webhook", dry_run=True, created_by=admin, emails=emails)
     platform.faults.add("check-access", "500", times=None)
     failed = run_to_end(JobRunner(store, give_up_seconds=0), job, admin_client)

@@ -26,6 +26,7 @@ from handlers import forge
 from simulator.manifest import impersonation_scopes
 from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER, UNINSTALL_TRIGGER
 
+pytestmark = pytest.mark.node  # Node.js tools from .cache/node and scripts/bridge (./test)
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "manifest.yml"
 VALIDATOR = ROOT / "tests" / "manifest" / "validate.mjs"

@@ -8,10 +8,10 @@ latency) is queued on users-bulk / check-access before each call and cleared aft
 shared rate-limit state. Every time:
 
 - the answer is 200 with exact accounting (each distinct normalised input in exactly one output list,
-  emails de-duplicated case-insensitively keeping the first spelling, output spelling = input
-  spelling), or 400/413 with a JSON error body for bad input; never a 5xx;
+  emails de-duplicated case-insensitively keeping the first spelling, read by the pasted-list
+  rules of ``entries``), or 400/413 with a JSON error body for bad input; never a 5xx;
 - entries not reported failed are classified correctly; failed entries come in whole chunks; an id
-  without an account id's form is ``notFound`` and never sent;
+  the rules refuse (a space inside, not an account id's form) is ``notFound`` and never sent;
 - a schedule the retry rules can absorb loses no entry at all, and nothing is slept past the
   call's deadline (the ``backend`` fixture records sleeps instead of sleeping).
 """
@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
-from account_ids import is_account_id
+import entries
 from app import create_app
 from confluence import API_EMAIL_LIMIT, API_ID_LIMIT
 from simulator.site import is_valid_email
@@ -82,21 +82,11 @@ SCHEDULE = st.lists(FAULT, max_size=4)
 # -- oracle ----------------------------------------------------------------------------------------
 
 
-def normalise(values: list[Any], key: Callable[[str], str]) -> list[str]:
-    """The contract's rule: trimmed, blanks dropped, first spelling of each ``key`` kept, in order."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    for value in values:
-        value = value.strip()
-        if value and key(value) not in seen:
-            seen.add(key(value))
-            kept.append(value)
-    return kept
-
-
-def email_key(email: str) -> str:
-    """ASCII-only case folding (the contract's "case-insensitively")."""
-    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in email)
+def normalise(values: list[str], kind: entries.Kind) -> list[str]:
+    """The contract's rule: the distinct entries the pasted-list rules read from the strings, in
+    order (``entries.parse``, itself checked against tests/entry_cases.json in test_entries.py):
+    trimmed, blanks dropped, the first spelling kept (emails compared with ASCII letters folded)."""
+    return entries.parse("\n".join(values), kind).written
 
 
 def survivable(schedule: list[dict[str, Any]], deadline: float) -> bool:
@@ -306,7 +296,7 @@ def test_lookup_accounts_for_every_id_under_any_fault_schedule(
         response = backend.call("lookupUsers", {"accountIds": values})
     finally:
         platform.faults.clear()
-    expected = normalise([v for v in values if isinstance(v, str)], key=lambda s: s)
+    expected = normalise([v for v in values if isinstance(v, str)], "accountId")
 
     assert response.status_code in (200, 400), response.get_data(as_text=True)
     if check_bad_input(response, "accountIds", values, expected):
@@ -322,8 +312,8 @@ def test_lookup_accounts_for_every_id_under_any_fault_schedule(
     for user in body["users"]:
         assert user == site.users[user["accountId"]]
     assert not set(body["notFound"]) & set(site.users)
-    # an id without an account id's form is not found, and never sent
-    sendable = [i for i in expected if is_account_id(i)]
+    # an id the pasted-list rules refuse (no account id's form) is not found, and never sent
+    sendable = [i for i in expected if entries.accepted(i, "accountId")]
     assert set(expected) - set(sendable) <= set(body["notFound"])
     deadline = settings.call_deadline_seconds
     check_failures(body["failed"], "accountId", sendable, API_ID_LIMIT, schedule, deadline)
@@ -344,7 +334,7 @@ def test_check_access_accounts_for_every_email_under_any_fault_schedule(
         response = backend.call("checkAccess", {"emails": values})
     finally:
         platform.faults.clear()
-    expected = normalise([v for v in values if isinstance(v, str)], key=email_key)
+    expected = normalise([v for v in values if isinstance(v, str)], "email")
 
     assert response.status_code in (200, 400), response.get_data(as_text=True)
     if check_bad_input(response, "emails", values, expected):
@@ -361,7 +351,8 @@ def test_check_access_accounts_for_every_email_under_any_fault_schedule(
     assert all(is_valid_email(e) and site.has_access(e) for e in body["withAccess"])
     assert all(is_valid_email(e) and not site.has_access(e) for e in body["withoutAccess"])
     deadline = settings.call_deadline_seconds
-    check_failures(body["failed"], "email", expected, API_EMAIL_LIMIT, schedule, deadline)
+    sent = [e for e in expected if entries.accepted(e, "email")]  # the rest never go out
+    check_failures(body["failed"], "email", sent, API_EMAIL_LIMIT, schedule, deadline)
     check_sent(platform, "check-access", "emails", expected, API_EMAIL_LIMIT)
     assert all(0 <= s < deadline for s in sleeps), sleeps
 
@@ -402,7 +393,7 @@ def test_invite_emails_never_answers_5xx_and_keeps_what_it_accepts(db_backend, v
     assert response.status_code in (200, 400, 413), response.get_data(as_text=True)
     assert response.is_json
     body = response.get_json()
-    expected = normalise(values, key=email_key)
+    expected = normalise(values, "email")
     if response.status_code != 200:
         assert isinstance(body["message"], str)
         assert body["error"] == ("bad_input" if response.status_code == 400 else "too_many")
