@@ -3,8 +3,9 @@
 ``lookupUsers`` reads its ids by the pasted-list rules (``entries``) and takes ids of at most
 ``ACCOUNT_ID_MAX`` (128) characters (a longer one is 400 ``bad_input``, before anything is sent);
 an id the rules refuse (a space inside, or not an account id's form: ``account_ids.is_account_id``)
-names no account and is answered ``notFound`` without being sent or cached. It answers ids the same caller (installation + account) looked up in the last
-``LOOKUP_CACHE_SECONDS`` from the store's lookup cache, without asking Confluence (it costs no
+names no account and is answered ``notFound`` without being sent or cached. It answers ids the
+same caller (installation + account) looked up in the last ``LOOKUP_CACHE_SECONDS`` from the
+store's lookup cache, without asking Confluence (it costs no
 points), and asks Confluence only for the rest; what Confluence answered is cached for that caller
 alone (``store.lookups``, bounded per caller), chunk by chunk as the answers arrive, so the writes
 overlap the requests still in flight. Failed ids are not cached. When Confluence refuses the caller

@@ -77,6 +77,10 @@ def place(store: Store, clock: Clock) -> dict[tuple[str, str], Callable[[str], N
             IID, account, refused=True, refusals_to_pause=10, span_seconds=3600, recent_seconds=DAY
         )
 
+    def admin_record(account: str) -> None:
+        assert store.claim_admin_check(IID, account, clock() + 10)
+        store.record_admin_check(IID, account, True, hold_until=0.0, operations="administer")
+
     return {
         ("audit", "actor"): lambda a: store.add_audit(
             IID, actor=a, action="checkAccess", source="panel", subjects=[], outcome={}
@@ -100,10 +104,7 @@ def place(store: Store, clock: Clock) -> dict[tuple[str, str], Callable[[str], N
             IID, "557058:looker", [], [a], 300
         ),
         ("account_refusals", "account_id"): refused,
-        ("admin_checks", "account_id"): lambda a: (
-            store.claim_admin_check(IID, a, clock() + 10),
-            store.record_admin_check(IID, a, True, hold_until=0.0, operations="administer"),
-        ),
+        ("admin_checks", "account_id"): admin_record,
         ("quota_spend", "account_id"): lambda a: store.add_spend("app", 1, IID, a, 3.0),
     }
 
