@@ -20,6 +20,7 @@ from auth import Invocation, strip_bearer
 from confluence import Client
 from handlers import Services, json_body, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver
+from handlers.webhooks import post_in_process
 from resolvers import RESOLVERS, Resolver
 from resolvers.context import BadInput, Context, Diagnostics
 
@@ -70,6 +71,7 @@ def _run(
         budget_seconds=max(1.0, svc.settings.call_deadline_seconds - (svc.clock() - started) - 2),
         lookup_cache_seconds=svc.settings.lookup_cache_seconds,
         diagnostics=_diagnostics(svc, user_token, client_for) if key == "diagnose" else None,
+        deliver=post_in_process if key == "sendTestWebhook" else None,
     )
     return jsonify(resolver(ctx, _payload()))
 

@@ -143,6 +143,9 @@ class Context:
     budget_seconds: float
     diagnostics: Diagnostics | None = None
     lookup_cache_seconds: float = 0.0  # LOOKUP_CACHE_SECONDS (0: lookups are not cached)
+    # sendTestWebhook only: (path, body, headers) -> (status, JSON answer) through this server's
+    # own routes, in process (never a network request, so never another host)
+    deliver: Callable[[str, bytes, dict[str, str]], tuple[int, Any]] | None = None
 
     @property
     def account_id(self) -> str | None:

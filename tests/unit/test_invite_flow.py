@@ -48,6 +48,7 @@ def test_dry_run_sends_no_invites(backend, platform):
         "alreadyHasAccess": len(with_access),
         "invalid": 3,
         "failed": 0,
+        "cancelled": 0,
     }
     assert not [r for r in platform.requests if r.endpoint == "invite"]
     assert not platform.installation.site.invited
