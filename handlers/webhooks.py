@@ -135,5 +135,5 @@ def post_in_process(path: str, body: bytes, headers: dict[str, str]) -> tuple[in
     if not path.startswith("/webhooks/"):
         raise ValueError("only the webhook route is posted to in process")
     with current_app.test_client() as client:
-        answer = client.post(path, data=body, headers=headers)
+        answer = client.post(path, data=body, headers=headers, buffered=True)  # closed: as a server
         return answer.status_code, answer.get_json(silent=True)
