@@ -2,7 +2,7 @@
 import { call, failureText } from "./api.js";
 import { avatar } from "./avatars.js";
 import { copyText, download, toCsv, toLines } from "./csv.js";
-import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner } from "./dom.js";
+import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner, summaryCards } from "./dom.js";
 import { pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import { costLine, lastPool, lookupPoints } from "./quota.js";
@@ -69,14 +69,20 @@ export function mountLookup(panel) {
     });
   }
 
+  // The same summary cards as every tool (zero counts left out), then what needs attention first:
+  // those that failed, those not found, then the users found.
   function render({ users = [], notFound = [], failed = [] }) {
     const summary = `Found ${plural(users.length, "user")}, ${count(notFound.length)} not found, ${count(failed.length)} failed.`;
     clear(
       results,
-      h("p", { class: "summary", text: summary }),
-      usersSection(users),
-      notFound.length ? notFoundSection(notFound) : null,
+      summaryCards([
+        { key: "found", label: "Found", tone: "success", value: users.length },
+        { key: "failed", label: "Failed", tone: "moved", value: failed.length },
+        { key: "notFound", label: "Not found", tone: "default", value: notFound.length },
+      ]),
       failed.length ? failedSection(failed) : null,
+      notFound.length ? notFoundSection(notFound) : null,
+      usersSection(users),
     );
     announce(summary);
   }
