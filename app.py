@@ -28,6 +28,7 @@ from auth import Verifier
 from confluence import Client, Policy
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from handlers.inflight import InFlight
+from handlers.refusals import RefusalNotes
 from jobs import JobRunner
 from keys import KeySet
 from privacy import PersonalData
@@ -129,6 +130,7 @@ def create_app(
         store=store,
         runner=runner,
         worker=worker,
+        refusals=RefusalNotes(store),
         inflight=InFlight(settings.max_calls_per_installation, settings.max_calls_per_user),
     )
     errors.register(app)

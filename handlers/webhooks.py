@@ -9,9 +9,9 @@ one query for the installation's webhook secrets, which alone are decrypted (sta
 are none), and always two signature checks.
 
 A refusal for a known installation is kept for its admins (``webhookStatus``: when, why, the
-``webhook-id``; never the body or the signature), written only after the answer has gone out
-(``call_on_close``), so the answer and its timing are the same whether or not anything is kept.
-Refusals for unknown installations are not kept.
+``webhook-id``; never the body or the signature): it is only queued here and written by a background
+thread (``handlers.refusals``), so the answer and its timing are the same whether or not anything is
+kept. Refusals for unknown installations are not kept.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-import logging
 import re
 import time
 from collections.abc import Iterable
 from secrets import token_bytes
 from typing import Any
 
-from flask import Blueprint, Response, after_this_request, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from handlers import json_body, services
 from handlers.errors import InvalidSignature, PayloadTooLarge
@@ -45,7 +44,6 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only
 _NO_SECRET = "whsec_" + base64.b64encode(token_bytes(32)).decode()
 _WEBHOOK_ID = re.compile(r"[\x21-\x7e]+")  # printable ASCII: it is stored
 KEPT_ID_LENGTH = 64  # a refused delivery's webhook-id is kept this long (webhook_refusals)
-log = logging.getLogger(__name__)
 
 
 @bp.post("/webhooks/<installation_uuid>")
@@ -74,20 +72,9 @@ def receive(installation_uuid: str) -> tuple[Response, int]:
 
 
 def _keep_refusal(installation_id: str, reason: str | None, webhook_id: str) -> None:
-    """Keep this refusal (``store.record_refusal``) once the answer has been sent."""
+    """Queue this refusal to be kept (``handlers.refusals``: stored off the request's path)."""
     kept_id = webhook_id[:KEPT_ID_LENGTH] if _WEBHOOK_ID.fullmatch(webhook_id) else None
-    store = services().store
-
-    @after_this_request
-    def later(response: Response) -> Response:
-        def keep() -> None:
-            try:
-                store.record_refusal(installation_id, reason or "bad_signature", kept_id)
-            except Exception:  # the answer is gone; a lost note must not raise into the server
-                log.warning("a refused webhook delivery could not be kept", exc_info=True)
-
-        response.call_on_close(keep)
-        return response
+    services().refusals.note(installation_id, reason or "bad_signature", kept_id)
 
 
 def verified(
@@ -135,5 +122,5 @@ def post_in_process(path: str, body: bytes, headers: dict[str, str]) -> tuple[in
     if not path.startswith("/webhooks/"):
         raise ValueError("only the webhook route is posted to in process")
     with current_app.test_client() as client:
-        answer = client.post(path, data=body, headers=headers, buffered=True)  # closed: as a server
+        answer = client.post(path, data=body, headers=headers)
         return answer.status_code, answer.get_json(silent=True)

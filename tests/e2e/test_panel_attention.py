@@ -32,6 +32,7 @@ from tests.conftest import LiveServer, backend_env, start_gunicorn, stop_server
 from tests.e2e.panel_helpers import (
     FITS,
     HOST_NAV,
+    ROOT,
     VIEWPORT,
     Screens,
     deliver,
@@ -73,13 +74,14 @@ def size(page: Any, panel: Any, width: int, theme: str) -> None:
     expect(panel.locator(f"html[data-color-mode={theme}]")).to_have_count(1)
 
 
-def look(page: Any, panel: Any, shots: Screens, name: str) -> None:
+def look(page: Any, panel: Any, shots: Screens, name: str, *, top: bool = False) -> None:
     """The screen as it is at each of LOOKS: nothing overflows sideways, axe finds no serious or
-    critical violation, a screenshot; then back at the first look."""
+    critical violation, a screenshot (with ``top``: the window's height from the top, as the docs
+    show it); then back at the first look."""
     for width, theme in LOOKS:
         size(page, panel, width, theme)
         assert overflow(panel) == FITS, (name, width, theme)
-        shots.check(f"{name}-{width}-{theme}")
+        shots.check(f"{name}-{width}-{theme}", top=top)
     size(page, panel, *LOOKS[0])
 
 
@@ -374,12 +376,13 @@ def test_webhook_setup_from_the_first_secret_to_a_test_delivery(
             "The signature matched neither the current secret nor the previous one"
         )
         expect(hook.locator(".msg-warning")).to_contain_text("A delivery was refused")
-        look(page, panel, shots, "refused")
+        look(page, panel, shots, "refused", top=True)
         deliveries.get_by_role("button", name=re.compile("^View job of delivery msg_test_")).click()
         detail = panel.get_by_role("tabpanel", name="Jobs").locator(".job-detail")
         expect(detail.locator("h3")).to_contain_text("Preview of 1 email by webhook")
     finally:
         page.context.close()
+    shots.publish("refused-1024-light", ROOT / "docs" / "panel-webhook.png")
 
 
 def hook_url(hook: Any) -> str:

@@ -451,5 +451,4 @@ def test_webhook_tab_shows_its_state_deliveries_and_can_revoke_the_old_secret(
         )
     finally:
         page.context.close()
-    if (width, theme) == DOCS:
-        shots.publish("rotated", ROOT / "docs" / "panel-webhook.png")
+    # docs/panel-webhook.png comes from test_panel_attention.py (refused deliveries, the test).

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import requests
 import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
 import tables
+from handlers.refusals import RefusalNotes
 from simulator import Platform
 from store import Store
 from store.deliveries import KEPT_REFUSALS
@@ -314,13 +316,14 @@ def test_refused_deliveries_are_kept_for_known_installations_only(
     data, bad = signed(wrong, body, "msg_bad_sig")
     stale_at = datetime.fromtimestamp(datetime.now(tz=UTC).timestamp() - 3600, tz=UTC)
     _, stale = signed(rotated["secret"], body, "msg_stale", stale_at)
-    post = backend.client.post  # buffered: the answer is closed, as a server does once sent
+    post = backend.client.post
     answers = [
-        post(known, data=data, headers=bad, buffered=True),
-        post(known, data=data, headers=stale, buffered=True),
-        post(known, data=data, headers={"content-type": "application/json"}, buffered=True),
-        post(unknown, data=data, headers=bad, buffered=True),
+        post(known, data=data, headers=bad),
+        post(known, data=data, headers=stale),
+        post(known, data=data, headers={"content-type": "application/json"}),
+        post(unknown, data=data, headers=bad),
     ]
+    backend.client.application.extensions["access_desk"].refusals.flush()  # written off the path
     assert {(a.status_code, a.get_data(as_text=True)) for a in answers} == {
         (answers[0].status_code, answers[0].get_data(as_text=True))
     }
@@ -359,6 +362,37 @@ def test_a_flood_of_refusals_keeps_the_last_few(store: Store, clock: Clock) -> N
             sa.select(sa.func.count()).select_from(tables.webhook_refusals)
         ).scalar()
     assert rows == KEPT_REFUSALS
+
+
+class SlowStore:
+    """A store whose writes of refusals wait until ``gate`` opens."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.kept: list[str | None] = []
+
+    def record_refusal(self, installation_id: str, reason: str, webhook_id: str | None) -> bool:
+        self.gate.wait(5)
+        self.kept.append(webhook_id)
+        return True
+
+
+def test_refusals_are_written_off_the_request_path_and_a_flood_is_dropped() -> None:
+    slow = SlowStore()
+    notes = RefusalNotes(cast(Store, slow), capacity=2, idle_seconds=0.05)
+    for n in range(6):
+        notes.note(A, "bad_signature", f"m{n}")  # returns at once: the store is not waited for
+    assert slow.kept == []
+    slow.gate.set()
+    notes.flush()
+    assert slow.kept in (["m0", "m1"], ["m0", "m1", "m2"])  # the rest did not fit the queue
+    deadline = time.monotonic() + 5
+    while any(t.name == "refusals" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the refusals thread did not end when idle"
+        time.sleep(0.02)
+    notes.note(A, "stale_timestamp", "later")  # a new thread for the next refusal
+    notes.flush()
+    assert slow.kept[-1] == "later"
 
 
 def test_send_test_webhook_signs_and_sends_through_the_real_route(

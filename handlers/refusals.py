@@ -1,0 +1,62 @@
+"""Refused webhook deliveries, kept off the request's path.
+
+``RefusalNotes.note`` only queues a refusal (microseconds, the same for every known installation);
+one background thread writes the queue to the store (``Store.record_refusal``), so neither the 401
+answer nor the next request on the same connection waits for the database, and a refusal tells the
+sender nothing about whether the installation exists. The queue is bounded: in a flood the excess
+is dropped (the store keeps only the last few per installation anyway). The thread starts on the
+first refusal and ends after ``idle_seconds`` without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from store import Store
+
+log = logging.getLogger(__name__)
+
+
+class RefusalNotes:
+    """A bounded queue of refusals and the thread that stores them; see the module doc."""
+
+    def __init__(self, store: Store, *, capacity: int = 1000, idle_seconds: float = 5.0) -> None:
+        self._store = store
+        self._queue: queue.Queue[tuple[str, str, str | None]] = queue.Queue(maxsize=capacity)
+        self._idle = idle_seconds
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def note(self, installation_id: str, reason: str, webhook_id: str | None) -> None:
+        """Queue a refusal of a known installation (dropped when the queue is full)."""
+        try:
+            self._queue.put_nowait((installation_id, reason, webhook_id))
+        except queue.Full:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="refusals", daemon=True)
+                self._thread.start()
+
+    def flush(self) -> None:
+        """Wait until every queued refusal is stored (tests, shutdown)."""
+        self._queue.join()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                installation_id, reason, webhook_id = self._queue.get(timeout=self._idle)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            try:
+                self._store.record_refusal(installation_id, reason, webhook_id)
+            except Exception:  # a lost note must not end the thread
+                log.warning("a refused webhook delivery could not be kept", exc_info=True)
+            finally:
+                self._queue.task_done()
