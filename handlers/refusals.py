@@ -1,8 +1,9 @@
 """Refused webhook deliveries, kept off the request's path.
 
-``RefusalNotes.note`` only queues a refusal (microseconds, the same for every known installation);
-one background thread writes the queue to the store (``Store.record_refusal``), so neither the 401
-answer nor the next request on the same connection waits for the database, and a refusal tells the
+``RefusalNotes.note`` only queues a refusal (microseconds); the webhook route calls it once its 401
+answer has been sent (``call_on_close``). One background thread writes the queue to the store
+(``Store.record_refusal``) in batches, at most every ``delay_seconds``, so the database work of a
+refusal neither delays its answer nor lands on the request that follows it: a refusal tells the
 sender nothing about whether the installation exists. The queue is bounded: in a flood the excess
 is dropped (the store keeps only the last few per installation anyway). The thread starts on the
 first refusal and ends after ``idle_seconds`` without one.
@@ -13,6 +14,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
 
 from store import Store
 
@@ -22,10 +25,20 @@ log = logging.getLogger(__name__)
 class RefusalNotes:
     """A bounded queue of refusals and the thread that stores them; see the module doc."""
 
-    def __init__(self, store: Store, *, capacity: int = 1000, idle_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        capacity: int = 1000,
+        delay_seconds: float = 1.0,
+        idle_seconds: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._store = store
         self._queue: queue.Queue[tuple[str, str, str | None]] = queue.Queue(maxsize=capacity)
+        self._delay = delay_seconds
         self._idle = idle_seconds
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -47,16 +60,24 @@ class RefusalNotes:
     def _run(self) -> None:
         while True:
             try:
-                installation_id, reason, webhook_id = self._queue.get(timeout=self._idle)
+                first = self._queue.get(timeout=self._idle)
             except queue.Empty:
                 with self._lock:
                     if self._queue.empty():
                         self._thread = None
                         return
                 continue
-            try:
-                self._store.record_refusal(installation_id, reason, webhook_id)
-            except Exception:  # a lost note must not end the thread
-                log.warning("a refused webhook delivery could not be kept", exc_info=True)
-            finally:
-                self._queue.task_done()
+            self._sleep(self._delay)  # a batch, away from the request that was refused
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for installation_id, reason, webhook_id in batch:
+                try:
+                    self._store.record_refusal(installation_id, reason, webhook_id)
+                except Exception:  # a lost note must not end the thread
+                    log.warning("a refused webhook delivery could not be kept", exc_info=True)
+                finally:
+                    self._queue.task_done()

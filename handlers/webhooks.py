@@ -9,9 +9,9 @@ one query for the installation's webhook secrets, which alone are decrypted (sta
 are none), and always two signature checks.
 
 A refusal for a known installation is kept for its admins (``webhookStatus``: when, why, the
-``webhook-id``; never the body or the signature): it is only queued here and written by a background
-thread (``handlers.refusals``), so the answer and its timing are the same whether or not anything is
-kept. Refusals for unknown installations are not kept.
+``webhook-id``; never the body or the signature): it is queued once the answer has been sent and
+written by a background thread in batches (``handlers.refusals``), so the answer and its timing are
+the same whether or not anything is kept. Refusals for unknown installations are not kept.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from secrets import token_bytes
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, after_this_request, current_app, jsonify, request
 
 from handlers import json_body, services
 from handlers.errors import InvalidSignature, PayloadTooLarge
@@ -72,9 +72,17 @@ def receive(installation_uuid: str) -> tuple[Response, int]:
 
 
 def _keep_refusal(installation_id: str, reason: str | None, webhook_id: str) -> None:
-    """Queue this refusal to be kept (``handlers.refusals``: stored off the request's path)."""
+    """Keep this refusal once its answer has been sent (``handlers.refusals``: queued, then stored
+    by a background thread)."""
     kept_id = webhook_id[:KEPT_ID_LENGTH] if _WEBHOOK_ID.fullmatch(webhook_id) else None
-    services().refusals.note(installation_id, reason or "bad_signature", kept_id)
+    notes = services().refusals
+
+    @after_this_request
+    def when_sent(response: Response) -> Response:
+        response.call_on_close(
+            lambda: notes.note(installation_id, reason or "bad_signature", kept_id)
+        )
+        return response
 
 
 def verified(
@@ -122,5 +130,5 @@ def post_in_process(path: str, body: bytes, headers: dict[str, str]) -> tuple[in
     if not path.startswith("/webhooks/"):
         raise ValueError("only the webhook route is posted to in process")
     with current_app.test_client() as client:
-        answer = client.post(path, data=body, headers=headers)
+        answer = client.post(path, data=body, headers=headers, buffered=True)  # closed, as sent
         return answer.status_code, answer.get_json(silent=True)
