@@ -42,6 +42,7 @@ from tests.e2e.panel_helpers import (
     open_panel,
     overflow,
     paste,
+    wait_refused,
 )
 from tests.e2e.test_backend import wait_job
 from tests.e2e.test_panel_control import Sent
@@ -380,6 +381,7 @@ def test_webhook_setup_from_the_first_secret_to_a_test_delivery(
             ).status_code
             == 401
         )
+        wait_refused(lambda key, payload: admin_call(platform, url, key, payload), "msg_wrong")
         assert deliver(url, hook_url(hook), secret, "msg_fine", ["c@d.example"]).status_code == 202
         panel.get_by_role("tab", name="Jobs").click()
         panel.get_by_role("tab", name="Webhook").click()

@@ -37,6 +37,7 @@ from tests.e2e.panel_helpers import (
     host_flag,
     open_panel,
     overflow,
+    wait_refused,
 )
 from tests.e2e.test_backend import wait_job
 from tests.e2e.test_panel_flows import admin_call, preview_two_new, resolver_call
@@ -434,6 +435,7 @@ def test_webhook_tab_shows_its_state_deliveries_and_can_revoke_the_old_secret(
         expect(hook.get_by_role("button", name="Revoke it now…")).to_have_count(0)
         refused = deliver(url, hook_url, first_secret, "msg_old_2", ["z@newcomers.example"])
         assert refused.status_code == 401
+        wait_refused(lambda key, payload: admin_call(platform, url, key, payload), "msg_old_2")
 
         # A delivery's job: a preview that reads "would invite".
         panel.get_by_role("tab", name="Jobs").click()
