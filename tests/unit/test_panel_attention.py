@@ -399,6 +399,26 @@ def test_refusals_are_written_off_the_request_path_and_a_flood_is_dropped() -> N
     assert slow.kept[-1] == "later"
 
 
+def test_a_flood_of_refusals_costs_the_store_nothing_past_the_kept_ones() -> None:
+    slow = SlowStore()
+    slow.gate.set()
+    now = [100.0]
+    notes = RefusalNotes(
+        cast(Store, slow), delay_seconds=0, idle_seconds=0.05, clock=lambda: now[0]
+    )
+    for n in range(KEPT_REFUSALS + 10):
+        notes.note(A, "bad_signature", f"a{n}")
+        now[0] += 0.5
+    notes.note("other-installation", "bad_signature", "b0")  # another installation is not held
+    notes.flush()
+    assert slow.kept[:KEPT_REFUSALS] == [f"a{n}" for n in range(KEPT_REFUSALS)]
+    assert slow.kept[KEPT_REFUSALS:] == ["b0"]
+    now[0] += 60  # a minute later, refusals are kept again
+    notes.note(A, "bad_signature", "later")
+    notes.flush()
+    assert slow.kept[-1] == "later"
+
+
 def test_send_test_webhook_signs_and_sends_through_the_real_route(
     backend_on_each_db: Backend, platform: Platform
 ) -> None:
