@@ -61,8 +61,8 @@ def receive(installation_uuid: str) -> tuple[Response, int]:
     checked = secrets + [_NO_SECRET] * (2 - len(secrets))  # always two HMACs, known or not
     reason = refusal(checked, webhook_id, timestamp, signature, body, now=time.time())
     if installation_id is None or not secrets or reason is not None:
-        if installation_id is not None:
-            _keep_refusal(installation_id, "no_secret" if not secrets else reason, webhook_id)
+        # The same steps whether the installation is known or not; only a known one is kept.
+        _keep_refusal(installation_id, "no_secret" if not secrets else reason, webhook_id)
         raise InvalidSignature("The webhook signature could not be verified.")
     payload = json_body(body)
     if not isinstance(payload, dict):
@@ -71,17 +71,19 @@ def receive(installation_uuid: str) -> tuple[Response, int]:
     return jsonify({"jobId": job_id}), 202
 
 
-def _keep_refusal(installation_id: str, reason: str | None, webhook_id: str) -> None:
-    """Keep this refusal once its answer has been sent (``handlers.refusals``: queued, then stored
-    by a background thread)."""
+def _keep_refusal(installation_id: str | None, reason: str | None, webhook_id: str) -> None:
+    """Keep this refusal of a known installation (``installation_id``) once its answer has been sent
+    (``handlers.refusals``: queued, then stored by a background thread); an unknown one is not."""
     kept_id = webhook_id[:KEPT_ID_LENGTH] if _WEBHOOK_ID.fullmatch(webhook_id) else None
     notes = services().refusals
 
+    def keep() -> None:
+        if installation_id is not None:
+            notes.note(installation_id, reason or "bad_signature", kept_id)
+
     @after_this_request
     def when_sent(response: Response) -> Response:
-        response.call_on_close(
-            lambda: notes.note(installation_id, reason or "bad_signature", kept_id)
-        )
+        response.call_on_close(keep)
         return response
 
 
