@@ -30,6 +30,7 @@ from confluence import Client, Policy
 from fair_shares import Shares
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from handlers.inflight import InFlight
+from handlers.refusals import RefusalNotes
 from jobs import JobRunner
 from keys import KeySet
 from privacy import PersonalData
@@ -139,6 +140,7 @@ def create_app(
         store=store,
         runner=runner,
         worker=worker,
+        refusals=RefusalNotes(store),
         inflight=InFlight(
             Limits.derive(
                 settings.threads,

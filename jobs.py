@@ -16,10 +16,11 @@ flight and the next holder resumes there:
 
 A chunk failure that is transient (``rate_limited``, ``unavailable``, ``timeout``,
 ``connection_error``) keeps its items pending, sets the job's ``not_before`` to now + the failure's
-``retry_after`` (else ``retry_seconds``) and ends the step; any other failure is final for the
-item (``failed`` with the client's reason). No new chunk starts when the slowest chunk so far would
-not fit in what is left of ``budget_seconds``. When nothing is left to do the job ends ``done`` (a
-dry run keeps would-be invites ``pending``) with one audit entry (``store.finish_job``).
+``retry_after`` (else ``retry_seconds``) and its ``wait_reason`` to the failure's reason, and ends
+the step; any other failure is final for the item (``failed`` with the client's reason). No new
+chunk starts when the slowest chunk so far would not fit in what is left of ``budget_seconds``.
+When nothing is left to do the job ends ``done`` (a dry run keeps would-be invites ``pending``)
+with one audit entry (``store.finish_job``).
 
 A chunk Confluence answers ``api_disabled`` (a 503 without ``Retry-After`` from the email
 endpoints: the API is disabled on the site) ends the job at once, ``failed``, every item left with
@@ -47,7 +48,7 @@ neither way.
 
 Cancelling (``JobRunner.cancel``, for ``cancelJob``): ``store.request_cancel`` marks the job and,
 when nobody holds its lease, ends it at once: items not started (every pending item of a real job,
-the unchecked ones of a dry run) become ``failed`` with error ``cancelled`` and the job ends
+the unchecked ones of a dry run) become ``cancelled`` (their own outcome) and the job ends
 ``failed`` (it did not do all it was asked; ``done`` only when nothing was left to cancel). When a
 worker holds the lease, its chunk in flight is recorded as usual; at the next chunk boundary
 ``_work`` sees the mark and stops, and the release of the lease ends the job the same way (so does
@@ -100,6 +101,16 @@ def finish(store: Store, job: Job, worker_id: str, state: str, error: str | None
     """End ``job`` (see ``Store.finish_job``) and record how long it took, creation to end."""
     if store.finish_job(job.installation_id, job.id, worker_id, state=state, error=error):
         metrics.JOB_SECONDS.labels(state).observe(max(0.0, store.now() - job.created_at))
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A job that cannot get on now: until when (epoch) and why (the failure's reason, e.g.
+    ``rate_limited``; ``in_flight`` while another worker's claimed invites are awaited); stored as
+    its ``not_before`` and ``wait_reason``."""
+
+    until: float
+    reason: str
 
 
 class JobNotFound(LookupError):
@@ -163,23 +174,28 @@ class JobRunner:
             worker_id, self._lease, installation_id=installation_id, job_id=job_id
         )
         if job is not None:
-            not_before: float | None = None
+            wait: Wait | None = None
             try:
                 step = _Step(worker_id, start, budget_seconds, keep_401, fair, count_refusals)
                 if job.active:
-                    not_before = self._work(job, client.background(), step)
+                    wait = self._work(job, client.background(), step)
                 else:
-                    not_before = self._follow_up(job, client.background(), step)
+                    wait = self._follow_up(job, client.background(), step)
             finally:
-                self._store.release_job(job.id, worker_id, not_before=not_before)
+                self._store.release_job(
+                    job.id,
+                    worker_id,
+                    not_before=None if wait is None else wait.until,
+                    wait_reason=None if wait is None else wait.reason,
+                )
         current = self._store.job(installation_id, job_id, items=False)
         if current is None:
             raise JobNotFound(job_id)
         return current
 
-    def _work(self, job: Job, client: Client, step: _Step) -> float | None:
+    def _work(self, job: Job, client: Client, step: _Step) -> Wait | None:
         """Chunks until done, out of time, lease lost, paused, or a transient failure (its
-        not_before). Invites go only for items this step claimed (``store.claim_items``, its own
+        not_before and reason). Invites go only for items this step claimed (``store.claim_items``, its own
         committed transaction) and are recorded for them even when the lease was lost meanwhile:
         nobody else may send them while the claim lasts."""
         store, iid, worker_id = self._store, job.installation_id, step.worker_id
@@ -197,7 +213,7 @@ class JobRunner:
             if not emails:
                 in_flight = store.items_in_flight(iid, job.id)
                 if in_flight is not None:  # another holder's invites: wait for their outcomes
-                    return min(in_flight, store.now() + IN_FLIGHT_RETRY_SECONDS)
+                    return Wait(min(in_flight, store.now() + IN_FLIGHT_RETRY_SECONDS), "in_flight")
                 finish(store, job, worker_id, "done")
                 log.info("job done", extra={"job": job.id, "installation": iid})
                 return None
@@ -241,7 +257,7 @@ class JobRunner:
                 return None  # another installation's turn
         return None
 
-    def _follow_up(self, job: Job, client: Client, step: _Step) -> float | None:
+    def _follow_up(self, job: Job, client: Client, step: _Step) -> Wait | None:
         """Check the invitees of a due follow-up chunk by chunk; complete the round when all are
         checked. Ends like ``_work``: out of time, lease lost, paused, 401 or a transient wait."""
         store, iid, worker_id = self._store, job.installation_id, step.worker_id
@@ -278,9 +294,11 @@ class JobRunner:
             answered = noted
             if chunk.transient is not None:
                 wait = chunk.transient.retry_after
-                return self.follow_up_later(
-                    job, worker_id, chunk.transient.error, self._retry if wait is None else wait
+                error = chunk.transient.error
+                until = self.follow_up_later(
+                    job, worker_id, error, self._retry if wait is None else wait
                 )
+                return None if until is None else Wait(until, error)
         return None
 
     def follow_up_later(self, job: Job, worker_id: str, error: str, wait: float) -> float | None:
@@ -330,7 +348,7 @@ class JobRunner:
             raise TokenRefused(job.id)
         return answered
 
-    def _later(self, job: Job, worker_id: str, failure: Failure) -> float | None:
+    def _later(self, job: Job, worker_id: str, failure: Failure) -> Wait | None:
         now = self._store.now()
         if now - job.created_at >= self._give_up:
             error = f"gave up: {failure.error}"
@@ -339,4 +357,4 @@ class JobRunner:
             return None
         wait = failure.retry_after if failure.retry_after is not None else self._retry
         log.info("job waits", extra={"job": job.id, "error": failure.error, "seconds": wait})
-        return now + max(wait, 1.0)
+        return Wait(now + max(wait, 1.0), failure.error)

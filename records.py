@@ -43,6 +43,7 @@ class Counts:
     already_has_access: int = 0
     invalid: int = 0
     failed: int = 0
+    cancelled: int = 0  # not started: the job was cancelled first
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -51,6 +52,7 @@ class Counts:
             "alreadyHasAccess": self.already_has_access,
             "invalid": self.invalid,
             "failed": self.failed,
+            "cancelled": self.cancelled,
         }
 
 
@@ -105,6 +107,9 @@ class Job:
     follow_up_due: float | None = None  # when the next follow-up is due; None: no more
     cancel_requested: bool = False  # cancelJob asked; the job ends when its holder lets go
     acting_paused_since: float | None = None  # its acting account is paused (dormancy)
+    checked: int = 0  # items whose access check is done (final, or pending and checked)
+    retried_as: str | None = None  # the one job that retried this one's failed and cancelled items
+    wait_reason: str | None = None  # why it waits until ``not_before`` (a failure's reason)
 
     @property
     def active(self) -> bool:
@@ -115,7 +120,7 @@ class Job:
     def estimated_points(self) -> int:
         """What the job is expected to cost in Confluence's points (``costs``, the cost model):
         checking every email, then inviting those not already settled (unless a dry run)."""
-        settled = self.counts.already_has_access + self.counts.invalid
+        settled = self.counts.already_has_access + self.counts.invalid + self.counts.cancelled
         return invite_job_points(self.total, dry_run=self.dry_run, settled=settled)
 
     def paused_json(self) -> dict[str, str] | None:
@@ -126,7 +131,12 @@ class Job:
 
     def to_json(self, items: bool = True) -> dict[str, Any]:
         """The ``Job`` of docs/contract.md §4; ``items=True`` needs a job loaded with its items.
-        ``notBefore``: until when the job waits (a claim clears it), null while it may run;
+        ``notBefore``: until when the job waits (a claim clears it), null while it may run, and
+        ``waitReason`` why (``rate_limited``: Confluence's rate limit or points quota;
+        ``unavailable``, ``timeout``, ``connection_error``: Confluence did not answer; ``no_token``:
+        no token to act as the job's admin yet; ``in_flight``: another worker's invitations are
+        awaited). ``checked``: items whose access check is done;
+        ``retriedAs``: the job that retried this one's failed and cancelled items, if any.
         ``paused``: why the background worker does not advance it (its acting account is paused:
         Confluence refused its calls), null otherwise."""
         out: dict[str, Any] = {
@@ -142,7 +152,10 @@ class Job:
             "estimatedPoints": self.estimated_points,
             "notBefore": None if self.not_before is None else iso(self.not_before),
             "paused": self.paused_json(),
+            "waitReason": None if self.not_before is None else self.wait_reason,
             "counts": self.counts.to_json(),
+            "checked": self.checked,
+            "retriedAs": self.retried_as,
         }
         if self.follow_up is not None:
             out["followUp"] = self.follow_up.to_json()
@@ -220,6 +233,20 @@ class AccountRefusals:
             "firstRefusalAt": None if self.first_refusal_at is None else iso(self.first_refusal_at),
             "pausedSince": None if self.paused_since is None else iso(self.paused_since),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A webhook delivery refused with 401 ``invalid_signature``: when, why (``missing_headers``,
+    ``stale_timestamp``, ``bad_signature``, ``no_secret``) and the ``webhook-id`` it carried (when
+    it had a usable one). Never the body or the signature."""
+
+    at: float
+    reason: str
+    webhook_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": iso(self.at), "reason": self.reason, "webhookId": self.webhook_id}
 
 
 @dataclass(frozen=True, slots=True)

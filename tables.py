@@ -93,6 +93,12 @@ jobs = sa.Table(
     sa.Column("follow_up_round", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("follow_up_checked_at", _TIME, nullable=True),
     sa.Column("follow_up_joined", sa.Integer(), nullable=True),
+    # migration 0009: items cancelled before they started, items checked so far, the one job that
+    # retried this one's failed and cancelled items, and why a waiting job waits (with not_before)
+    sa.Column("cancelled", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("checked", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("retried_as", sa.String(64), nullable=True),
+    sa.Column("wait_reason", sa.String(32), nullable=True),
     sa.Index("ix_jobs_installation_created", "installation_id", "created_at", "id"),
     sa.Index("ix_jobs_state_created", "state", "created_at"),
     sa.Index("ix_jobs_follow_up_at", "follow_up_at"),
@@ -134,9 +140,11 @@ audit = sa.Table(
     sa.Index("ix_audit_installation_action", "installation_id", "action", "id"),
     sa.Index("ix_audit_installation_actor", "installation_id", "actor", "id"),
     sa.Index("ix_audit_installation_at", "installation_id", "at"),
+    sa.Index("ix_audit_installation_source", "installation_id", "source", "id"),
 )
-# Each audit entry's subjects, ASCII-lower-cased, for listAudit's ``subject`` filter; an entry's
-# rows go with it (and must go when its subjects are redacted).
+# Each audit entry's subjects, ASCII-lower-cased, for listAudit's ``subject`` filter: every address
+# the entry is about (all of a job's items, not only the first 100 its ``subjects`` show); an
+# entry's rows go with it (and must go when its subjects are redacted).
 audit_subjects = sa.Table(
     "audit_subjects",
     metadata,
@@ -161,6 +169,20 @@ webhook_deliveries = sa.Table(
     sa.Column("replays", sa.Integer(), nullable=False, server_default="0"),
     sa.Index("ix_webhook_deliveries_received", "installation_id", "received_at"),
     sa.Index("ix_webhook_deliveries_replayed", "installation_id", "replayed_at"),
+    sa.Index("ix_webhook_deliveries_job", "installation_id", "job_id"),
+)
+# Deliveries refused (bad signature, stale timestamp, ...) of known installations, the last few
+# per installation (``store.deliveries``): when and why, and the sender's webhook-id; never the
+# body or the signature.
+webhook_refusals = sa.Table(
+    "webhook_refusals",
+    metadata,
+    sa.Column("id", _BIGID, primary_key=True, autoincrement=True),
+    sa.Column("installation_id", _ID, nullable=False),
+    sa.Column("at", _TIME, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("webhook_id", sa.String(64), nullable=True),
+    sa.Index("ix_webhook_refusals_installation", "installation_id", "id"),
 )
 # the quota ledger (migration 0004, rebuilt by 0008): Confluence's points pools, holds, turns,
 # the lookup cache; who spent what this window, the learned costs, the admin check record (0008)

@@ -167,14 +167,22 @@ class Worker:
         if not job.active:
             error = f"no_token: {exc}"
             retry = self._runner.follow_up_later(job, self.worker_id, error, self._token_retry)
-            self._store.release_job(job.id, self.worker_id, not_before=retry)
+            self._store.release_job(
+                job.id,
+                self.worker_id,
+                not_before=retry,
+                wait_reason=None if retry is None else "no_token",
+            )
             return
         if self._store.now() - job.created_at >= self._runner.give_up_seconds:
             self._fail(job, f"no_token: {exc}")
             return
         log.info("job waits for a token", extra={"job": job.id, "error": str(exc)})
         self._store.release_job(
-            job.id, self.worker_id, not_before=self._store.now() + self._token_retry
+            job.id,
+            self.worker_id,
+            not_before=self._store.now() + self._token_retry,
+            wait_reason="no_token",
         )
 
     def _fail(self, job: Job, error: str) -> None:

@@ -20,6 +20,7 @@ import logs
 from auth import Invocation, Verifier, strip_bearer, token_expiry
 from confluence import Policy
 from handlers.inflight import InFlight
+from handlers.refusals import RefusalNotes
 from jobs import JobRunner
 from ratelimit import Gate
 from resolvers.context import AdminCache, BadInput
@@ -41,6 +42,7 @@ class Services:
     store: Store
     runner: JobRunner
     worker: Worker | None
+    refusals: RefusalNotes  # refused webhook deliveries, stored off the request's path
     inflight: InFlight = field(default_factory=InFlight)  # resolver calls per installation, user
     remembered: dict[str, float] = field(default_factory=dict)  # installation -> last refresh
 

@@ -21,6 +21,7 @@ from confluence import Client
 from handlers import Services, json_body, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver
 from handlers.inflight import SLOW_RESOLVERS
+from handlers.webhooks import post_in_process
 from ratelimit import Payer
 from resolvers import RESOLVERS, Resolver
 from resolvers.context import BadInput, Context, Diagnostics
@@ -76,6 +77,7 @@ def _run(
         lookup_cache_seconds=svc.settings.lookup_cache_seconds,
         shares=svc.gate.shares,
         diagnostics=_diagnostics(svc, user_token, client_for) if key == "diagnose" else None,
+        deliver=post_in_process if key == "sendTestWebhook" else None,
     )
     return jsonify(resolver(ctx, _payload()))
 

@@ -25,6 +25,7 @@ RESOLVERS: dict[str, Resolver] = {
     "cancelJob": jobs.cancel,
     "retryJob": jobs.retry,
     "webhookStatus": webhooks.status,
+    "sendTestWebhook": webhooks.send_test,
     "quota": quota.quota,
     "diagnose": diagnose.diagnose,
 }

@@ -1,8 +1,9 @@
 """``listAudit``: the installation's audit log, newest first, with cursor paging (administrators).
 
 Filters combine (all must match) and work with the cursor: pass the same filters with each page's
-``before``. ``action`` and ``actor`` match exactly; ``subject`` matches an email (ASCII letters
-case-insensitively) or an account id among the entry's subjects; ``since`` and ``until`` are
+``before``. ``action``, ``actor`` and ``source`` (``panel``, ``webhook``, ``forge``, ``privacy``)
+match exactly; ``subject`` matches an email (ASCII letters case-insensitively) or an account id
+the entry is about (every email of a job, not only the 100 its ``subjects`` show); ``since`` and ``until`` are
 ISO 8601 times, both inclusive, UTC unless they carry an offset, and a bare date means the whole
 day (``since`` from its start, ``until`` to its end). A blank filter is no filter.
 """
@@ -16,14 +17,16 @@ from typing import Any
 from resolvers.context import BadInput, Context
 from resolvers.inputs import MAX_LENGTH, only_fields, optional_int, optional_str
 
-FILTERS = ("action", "actor", "subject", "since", "until")
+FILTERS = ("action", "actor", "subject", "since", "until", "source")
 
 
 def list_entries(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     only_fields(payload, {"limit", "before", *FILTERS})
     limit = optional_int(payload, "limit", 100, low=1, high=500)
     before = optional_str(payload, "before")
-    action, actor, subject = (_text(payload, f) for f in ("action", "actor", "subject"))
+    action, actor, subject, source = (
+        _text(payload, f) for f in ("action", "actor", "subject", "source")
+    )
     since = _time(payload, "since", end_of_day=False)
     until = _time(payload, "until", end_of_day=True)
     if since is not None and until is not None and until <= since:
@@ -38,6 +41,7 @@ def list_entries(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
         subject=subject,
         since=since,
         until=until,  # exclusive
+        source=source,
     )
     return {"entries": [e.to_json() for e in entries], "next": next_cursor}
 

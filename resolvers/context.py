@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from atlassian import OfflineTokens
 from auth import Invocation
@@ -62,6 +63,9 @@ class Context:
     diagnostics: Diagnostics | None = None
     lookup_cache_seconds: float = 0.0  # LOOKUP_CACHE_SECONDS (0: lookups are not cached)
     shares: Shares = EVEN_SHARES  # INSTALLATION_SHARE, USER_SHARE
+    # sendTestWebhook only: (path, body, headers) -> (status, JSON answer) through this server's
+    # own routes, in process (never a network request, so never another host)
+    deliver: Callable[[str, bytes, dict[str, str]], tuple[int, Any]] | None = None
 
     @property
     def account_id(self) -> str | None:

@@ -4,7 +4,7 @@
 ``inviteEmails`` only queues the job; it then advances in the background worker and during every
 ``getJob`` call (with that call's fresh user token, inside the call's time budget). ``cancelJob``
 stops a queued or running job after its chunk in flight (``jobs.JobRunner.cancel``); ``retryJob``
-makes a new job of a finished job's ``failed`` items.
+makes the one new job of a finished job's ``failed`` and ``cancelled`` items.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def list_jobs(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
 
 def cancel(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     """Stop a queued or running job after its chunk in flight; its items not started become
-    ``failed`` with error ``cancelled`` and the job ends ``failed``. A finished job is answered as
+    ``cancelled`` and the job ends ``failed``. A finished job is answered as
     it is. The answer waits a few seconds for a worker's chunk in flight; should that take longer,
     the job is still ``running`` and ends right after it."""
     job_id = _job_id(payload)
@@ -100,8 +100,10 @@ def cancel(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def retry(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
-    """A new job (same source and dry-run setting, acting as the caller) of the items of a finished
-    job that ended ``failed``, cancelled ones included."""
+    """The one job that retries a finished job's items that ended ``failed`` or ``cancelled`` (same
+    source and dry-run setting, acting as the caller who made it). A job is retried once: a repeat
+    (or a concurrent call) answers that same retry job. An address already in a queued or running
+    job of the installation is left out."""
     job_id = _job_id(payload)
     ctx.require_admin()
     assert ctx.account_id is not None
@@ -111,14 +113,22 @@ def retry(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
         raise NotFound("There is no such job.")
     if job.active:
         raise BadInput(
-            "This job is still running: cancel it or wait for it to end, then retry its failed "
-            "items.",
+            "This job is still running: cancel it or wait for it to end, then retry what was not "
+            "sent.",
             {"jobId": "still running"},
         )
-    new = ctx.store.create_retry_job(iid, job_id, created_by=ctx.account_id)
-    if new is None:
+    made = ctx.store.create_retry_job(iid, job_id, created_by=ctx.account_id)
+    if made is None:
+        raise NotFound("There is no such job.")
+    if made.job is None and made.busy:
         raise BadInput(
-            "This job has no failed items, so there is nothing to retry.",
+            "Every address left to retry is already in a job that is queued or running; that job "
+            "invites them.",
+            {"jobId": "already in a running job"},
+        )
+    if made.job is None:
+        raise BadInput(
+            "This job has no failed or cancelled items, so there is nothing to retry.",
             {"jobId": "no failed items"},
         )
-    return {"job": new.to_json(items=True)}
+    return {"job": made.job.to_json(items=True)}

@@ -2,7 +2,7 @@
 import { call, failureText } from "./api.js";
 import { causeMessages } from "./causes.js";
 import { copyText, download, toCsv } from "./csv.js";
-import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner } from "./dom.js";
+import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner, summaryCards } from "./dom.js";
 import { fit, pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import { costLine, invitePoints, lastPool } from "./quota.js";
@@ -43,9 +43,12 @@ export function mountAccess(panel, { inviteThese }) {
     });
   }
 
+  // What needs attention first: failed, invalid, then no access and has access.
+  const ORDER = ["failed", "invalid", "withoutAccess", "withAccess"];
+
   function render(answer) {
     const rows = [];
-    for (const bucket of BUCKETS) {
+    for (const bucket of ORDER.map((k) => BUCKETS.find((b) => b.key === k))) {
       for (const entry of answer[bucket.key] || []) {
         const email = typeof entry === "string" ? entry : entry.email;
         const detail = typeof entry === "string" ? "" : failureText(entry);
@@ -70,7 +73,7 @@ export function mountAccess(panel, { inviteThese }) {
         columns: [
           { label: "Email", cell: (r) => fit(r.email, "email"), sort: (r) => r.email },
           { label: "Result", cell: (r) => lozenge(r.bucket.label, r.bucket.tone), sort: (r) => r.bucket.label },
-          { label: "Detail", cell: (r) => r.detail },
+          { label: "Detail", cell: (r) => r.detail, text: (r) => r.detail },
         ],
       }));
     };
@@ -78,10 +81,7 @@ export function mountAccess(panel, { inviteThese }) {
     showRows();
     clear(
       results,
-      h("ul", { class: "stat-cards", "aria-label": "Counts" },
-        BUCKETS.map((b) => h("li", { class: `stat stat-${b.tone}` },
-          h("span", { class: "stat-value", text: count(counts[b.key]) }),
-          h("span", { class: "stat-label", text: b.label })))),
+      summaryCards(BUCKETS.map((b) => ({ key: b.key, label: b.label, tone: b.tone, value: counts[b.key] }))),
       causeMessages(answer.failed || [], {
         noun: "email",
         done: "checked",

@@ -1,8 +1,10 @@
 // The audit log as sentences ("Bruno Rossi invited 240 people: 236 invited, 4 invalid"), newest
-// first, with the job as a link, filters (what, who, email, dates) sent to listAudit, a CSV of the
-// whole filtered range and the retention period.
+// first, with the job as a link and the people it is about (the email searched for first, marked),
+// filters (what, who: a person, the webhook or Forge, an email, when: presets or a custom range)
+// sent to listAudit, a CSV of the whole filtered range (names, one address per row) and the
+// retention period. A webhook delivery is one entry, the webhook's, "run as" its admin.
 import { call } from "./api.js";
-import { download, toCsv } from "./csv.js";
+import { asciiLower, download, toCsv } from "./csv.js";
 import { button, clear, count, emptyState, formatDate, h, lozenge, nextId, plural } from "./dom.js";
 import { flag } from "./flags.js";
 import { pagedTable } from "./table.js";
@@ -19,8 +21,8 @@ export const ACTIONS = [
   { key: "invite.dryRun", label: "Previews" },
   { key: "job.cancel", label: "Cancelled jobs" },
   { key: "job.retry", label: "Retried jobs" },
-  { key: "webhook.delivery", label: "Webhook deliveries" },
   { key: "webhook.rotateSecret", label: "Webhook secret changes" },
+  { key: "webhook.test", label: "Webhook tests" },
   { key: "app.installed", label: "App installed" },
   { key: "app.upgraded", label: "App upgraded" },
 ];
@@ -39,16 +41,43 @@ function tally(o, { dry = false } = {}) {
   if (n(o.alreadyHasAccess)) parts.push(`${count(o.alreadyHasAccess)} ${o.alreadyHasAccess === 1 ? "has" : "have"} access`);
   if (n(o.invalid)) parts.push(`${count(o.invalid)} invalid`);
   if (n(o.failed)) parts.push(`${count(o.failed)} failed`);
+  if (n(o.cancelled)) parts.push(`${count(o.cancelled)} ${dry ? "not checked" : "not sent"} (cancelled)`);
   if (!dry && n(o.pending)) parts.push(`${count(o.pending)} not done`);
   return parts.join(", ");
 }
 
-// [actor phrase parts..., rest]: what happened, as a sentence after the actor's name.
+// How many people an entry is about (its subjects show at most the first 100).
+export function entryTotal(e) {
+  const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
+  const subjects = Array.isArray(e.subjects) ? e.subjects.length : 0;
+  if (e.action === "invite" || e.action === "invite.dryRun") {
+    const total = n(o.pending) + n(o.invited) + n(o.alreadyHasAccess) + n(o.invalid) + n(o.failed) + n(o.cancelled);
+    return Math.max(total, subjects);
+  }
+  return Math.max(n(o.emails), subjects);
+}
+
+// A webhook job's entry in two parts, so that "run as" goes between them: "asked to invite 3
+// people" and ": 2 invited, 1 has access".
+function webhookParts(e) {
+  const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
+  const total = entryTotal(e);
+  const stopped = o.state === "failed" && o.error !== "cancelled" && !n(o.cancelled) ? "; the job stopped" : "";
+  return e.action === "invite"
+    ? [`asked to invite ${plural(total, "person", "people")}`, `${tally(o) ? `: ${tally(o)}` : ""}${stopped}`]
+    : [`asked for a preview of ${plural(total, "email")}`, `: ${tally(o, { dry: true })}${stopped}`];
+}
+
+// What happened, as a sentence after the actor's name.
 export function describeEntry(e) {
   const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
   const subjects = Array.isArray(e.subjects) ? e.subjects : [];
-  const total = n(o.pending) + n(o.invited) + n(o.alreadyHasAccess) + n(o.invalid) + n(o.failed);
-  const stopped = o.state === "failed" ? "; the job stopped" : "";
+  const total = entryTotal(e);
+  const stopped = o.state === "failed" && o.error !== "cancelled" && !n(o.cancelled) ? "; the job stopped" : "";
+  if (e.source === "webhook" && (e.action === "invite" || e.action === "invite.dryRun")) {
+    const [head, tail] = webhookParts(e);
+    return `${head}${tail}`;
+  }
   switch (e.action) {
     case "checkAccess": {
       const emails = n(o.emails) || subjects.length;
@@ -62,7 +91,9 @@ export function describeEntry(e) {
     case "job.cancel":
       return "cancelled a job";
     case "job.retry":
-      return `retried ${plural(n(o.emails) || subjects.length, "failed item")} of an earlier job`;
+      return `retried ${plural(n(o.emails) || subjects.length, "invitation")} not sent by an earlier job${n(o.inOtherJobs) ? ` (${count(o.inOtherJobs)} already in a running job left out)` : ""}`;
+    case "webhook.test":
+      return o.status === 202 ? "sent a test delivery to the webhook; it was accepted" : `sent a test delivery to the webhook; it was refused (${o.status})`;
     case "webhook.delivery":
       return `asked to invite ${plural(n(o.emails) || subjects.length, "person", "people")}`;
     case "webhook.rotateSecret":
@@ -81,9 +112,9 @@ export function describeEntry(e) {
 }
 
 // Who did it, as the sentence starts: a webhook delivery is the webhook's doing (its entry's actor is
-// the admin its job runs as).
+// the admin its job runs as), and so is the end of a webhook's job.
 function byWebhook(e) {
-  return e.actor === "webhook" || e.action === "webhook.delivery";
+  return e.actor === "webhook" || e.action === "webhook.delivery" || (e.source === "webhook" && e.action !== "webhook.rotateSecret");
 }
 
 // An install or upgrade names the account that did it (Forge's entry, the account its subject): the
@@ -99,22 +130,60 @@ export function entryText(e) {
   }
   if (byWebhook(e)) {
     const as = e.actor && e.actor !== "webhook" ? `, run as ${knownName(e.actor) || e.actor}` : "";
-    return `A webhook ${describeEntry(e)}${as}.`;
+    const [head, tail] = e.source === "webhook" && (e.action === "invite" || e.action === "invite.dryRun")
+      ? webhookParts(e) : [describeEntry(e), ""];
+    return `A webhook ${head}${as}${tail}.`;
   }
   return `${knownName(e.actor) || e.actor} ${describeEntry(e)}.`;
 }
 
-function subjectsText(subjects) {
-  if (!Array.isArray(subjects) || !subjects.length) {
-    return "";
+// The people an entry is about, in a few words: "a, b, c and 118 more" (the count from the entry's
+// total, not from the at most 100 subjects it shows). With a search, the match comes first.
+export function subjectsParts(e, match = "") {
+  const subjects = Array.isArray(e.subjects) ? e.subjects.map(String) : [];
+  const total = Math.max(subjects.length, entryTotal(e));
+  if (!total) {
+    return { shown: [], matched: null, more: 0 };
   }
-  const shown = subjects.slice(0, 3).map(String);
-  return subjects.length > 3 ? `${shown.join(", ")} and ${count(subjects.length - 3)} more` : shown.join(", ");
+  const key = asciiLower(match.trim());
+  let matched = null;
+  if (key) {
+    // Its spelling in the entry, or (past the 100 an entry shows) as the search matched it.
+    matched = subjects.find((s) => asciiLower(s) === key) || key;
+    const rest = subjects.filter((s) => asciiLower(s) !== key);
+    return { shown: [], matched, more: Math.max(0, total - 1), rest };
+  }
+  const shown = subjects.slice(0, 3);
+  return { shown, matched, more: Math.max(0, total - shown.length) };
 }
 
-function csvValue(v) {
-  return v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+function subjectsText(e, match = "") {
+  const { shown, matched, more } = subjectsParts(e, match);
+  const names = matched ? [matched] : shown;
+  if (!names.length) {
+    return "";
+  }
+  return more ? `${names.join(", ")} and ${count(more)} more` : names.join(", ");
 }
+
+// "2026-12-08 14:05:09" in UTC: a CSV's times sort and read the same for everyone.
+export function utcText(value) {
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value || "") : date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
+}
+
+const WHEN = [
+  { key: "", label: "Any time" },
+  { key: "24h", label: "Last 24 hours", hours: 24 },
+  { key: "7d", label: "Last 7 days", hours: 24 * 7 },
+  { key: "30d", label: "Last 30 days", hours: 24 * 30 },
+  { key: "custom", label: "Custom range…" },
+];
+// Actors that are not people, selectable in "Who" (the webhook by its entries' source).
+const NOT_PEOPLE = [
+  { value: "source:webhook", label: "The webhook" },
+  { value: "actor:forge", label: "Forge (install and upgrade)" },
+];
 
 export function mountAudit(panel, go = {}) {
   const list = h("div", { class: "results", "aria-busy": "false" });
@@ -123,30 +192,51 @@ export function mountAudit(panel, go = {}) {
   let table = null;
   const older = button("Older", () => load(false), { "aria-label": "Older audit entries" });
 
-  // Filters: what, who, an email or account id, a date range.
-  const ids = { action: nextId("f"), actor: nextId("f"), subject: nextId("f"), since: nextId("f"), until: nextId("f") };
+  // Filters: what, who (a person, the webhook or Forge), an email or account id, and when (the last
+  // day, week or month, or a custom range of dates).
+  const ids = { action: nextId("f"), actor: nextId("f"), subject: nextId("f"), when: nextId("f"), since: nextId("f"), until: nextId("f") };
   const action = h("select", { id: ids.action }, h("option", { value: "", text: "Everything" }), ACTIONS.map((a) => h("option", { value: a.key, text: a.label })));
-  const actor = h("select", { id: ids.actor }, h("option", { value: "", text: "Anyone" }));
+  const actor = h("select", { id: ids.actor }, h("option", { value: "", text: "Anyone" }),
+    NOT_PEOPLE.map((a) => h("option", { value: a.value, text: a.label })));
   const subject = h("input", { id: ids.subject, type: "search", placeholder: "name@example.com", autocomplete: "off", spellcheck: "false" });
+  const when = h("select", { id: ids.when }, WHEN.map((w) => h("option", { value: w.key, text: w.label })));
   const since = h("input", { id: ids.since, type: "date" });
   const until = h("input", { id: ids.until, type: "date" });
-  const field = (id, label, control) => h("div", { class: "field" }, h("label", { for: id, text: label }), control);
+  const field = (id, label, control, attrs = {}) => h("div", { class: "field", ...attrs }, h("label", { for: id, text: label }), control);
+  const sinceField = field(ids.since, "From", since, { hidden: true });
+  const untilField = field(ids.until, "To", until, { hidden: true });
   const apply = button("Apply filters", () => load(true));
   const reset = button("Clear filters", () => {
     action.value = "";
     actor.value = "";
     subject.value = "";
+    when.value = "";
     since.value = "";
     until.value = "";
+    showRange();
     load(true);
   });
   const filterBar = h("form", { class: "filters", role: "search", "aria-label": "Filter the audit log", onsubmit: (ev) => { ev.preventDefault(); load(true); } },
     field(ids.action, "What", action),
     field(ids.actor, "Who", actor),
     field(ids.subject, "Email or account id", subject),
-    field(ids.since, "From", since),
-    field(ids.until, "To", until),
+    field(ids.when, "When", when),
+    sinceField,
+    untilField,
     h("div", { class: "actions" }, apply, reset));
+  function showRange() {
+    const custom = when.value === "custom";
+    sinceField.hidden = !custom;
+    untilField.hidden = !custom;
+  }
+  when.addEventListener("change", () => {
+    showRange();
+    if (when.value === "custom") {
+      since.focus();
+    } else {
+      load(true);
+    }
+  });
   for (const control of [action, actor, since, until]) {
     control.addEventListener("change", () => load(true));
   }
@@ -162,10 +252,16 @@ export function mountAudit(panel, go = {}) {
   function filters() {
     const out = {};
     if (action.value) out.action = action.value;
-    if (actor.value) out.actor = actor.value;
+    if (actor.value.startsWith("source:")) out.source = actor.value.slice(7);
+    else if (actor.value.startsWith("actor:")) out.actor = actor.value.slice(6);
     if (subject.value.trim()) out.subject = subject.value.trim();
-    if (since.value) out.since = new Date(`${since.value}T00:00:00`).toISOString();
-    if (until.value) out.until = new Date(`${until.value}T23:59:59.999`).toISOString();
+    const preset = WHEN.find((w) => w.key === when.value);
+    if (preset && preset.hours) {
+      out.since = new Date(Date.now() - preset.hours * 3600 * 1000).toISOString();
+    } else if (when.value === "custom") {
+      if (since.value) out.since = new Date(`${since.value}T00:00:00`).toISOString();
+      if (until.value) out.until = new Date(`${until.value}T23:59:59.999`).toISOString();
+    }
     return out;
   }
 
@@ -184,9 +280,10 @@ export function mountAudit(panel, go = {}) {
   function noteActors(rows) {
     const seen = new Set([...actor.options].map((o) => o.value));
     for (const e of rows) {
-      if (e.actor && !seen.has(e.actor) && e.actor !== "webhook" && e.actor !== "forge") {
-        seen.add(e.actor);
-        const option = h("option", { value: e.actor, text: knownName(e.actor) || e.actor });
+      const value = `actor:${e.actor}`;
+      if (e.actor && !seen.has(value) && !["webhook", "forge", "privacy", "erased", "panel"].includes(e.actor)) {
+        seen.add(value);
+        const option = h("option", { value, text: knownName(e.actor) || e.actor });
         actor.append(option);
         nameOf(e.actor).then((name) => {
           if (name) {
@@ -205,12 +302,27 @@ export function mountAudit(panel, go = {}) {
     const actorEl = by ? person(by, { plain: true }) : webhook ? h("span", { class: "person-name", text: "A webhook" }) : person(e.actor, { plain: true });
     const as = webhook && e.actor && e.actor !== "webhook" ? [", run as ", person(e.actor, { plain: true })] : null;
     return h("span", { class: "sentence" },
-      actorEl, ` ${describeEntry(e)}`, as, by ? " through Forge" : null, ".",
+      actorEl, ...(webhook && e.source === "webhook" && (e.action === "invite" || e.action === "invite.dryRun")
+        ? (([head, tail]) => [` ${head}`, as, tail])(webhookParts(e))
+        : [` ${describeEntry(e)}`, as]), by ? " through Forge" : null, ".",
       jobId && go.openJob ? [" ", h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job: ${describeEntry(e)}`, onclick: () => go.openJob(jobId) })] : null,
-      subjectsText(e.subjects) && !by ? h("span", { class: "cell-sub", text: subjectsText(e.subjects) }) : null);
+      by ? null : about(e));
   }
 
+  // The people the entry is about; the email searched for first and marked.
+  function about(e) {
+    const { shown, matched, more } = subjectsParts(e, searched);
+    if (!shown.length && !matched) {
+      return null;
+    }
+    const names = matched ? [h("mark", { class: "match", text: matched })] : [shown.join(", ")];
+    return h("span", { class: "cell-sub" }, names, more ? ` and ${count(more)} more` : "");
+  }
+
+  let searched = ""; // the email or account id the shown rows were filtered by
+
   function render() {
+    searched = filters().subject || "";
     exportBtn.disabled = entries.length === 0;
     noteActors(entries);
     if (!table) {
@@ -221,7 +333,7 @@ export function mountAudit(panel, go = {}) {
           ? emptyState("No entries match these filters", "Try a wider date range or another person.", button("Clear filters", () => reset.click()))
           : emptyState("Nothing recorded yet", "Access checks, invitations and webhook changes made in Access Desk are recorded here.",
             go.showTab ? button("Check access", () => go.showTab("access"), { kind: "primary" }) : null),
-        search: (e) => `${entryText(e)} ${subjectsText(e.subjects)}`,
+        search: (e) => `${entryText(e)} ${subjectsText(e, searched)}`,
         columns: [
           { label: "When", className: "nowrap", cell: (e) => formatDate(e.at), sort: (e) => e.at || "" },
           { label: "What happened", cell: (e) => sentence(e) },
@@ -246,10 +358,32 @@ export function mountAudit(panel, go = {}) {
         rows = rows.concat(answer.entries || []);
         cursor = answer.next || null;
       } while (cursor && rows.length < CSV_LIMIT);
-      await Promise.all([...new Set(rows.map((e) => e.actor))].map((a) => nameOf(a)));
-      const csv = toCsv(["at", "actor", "action", "source", "subjects", "outcome", "description"],
-        rows.slice(0, CSV_LIMIT).map((e) => [e.at, e.actor, e.action, e.source, csvValue(e.subjects), csvValue(e.outcome),
-          entryText(e)]));
+      rows = rows.slice(0, CSV_LIMIT);
+      // Names where they are known: the actors, and the account ids among the subjects.
+      const ids = new Set(rows.map((e) => e.actor));
+      for (const e of rows) {
+        for (const s of e.subjects || []) {
+          if (!String(s).includes("@")) ids.add(String(s));
+        }
+      }
+      await Promise.all([...ids].map((a) => nameOf(a)));
+      const named = (id) => {
+        const name = knownName(id);
+        return name && name !== id ? `${name} (${id})` : String(id);
+      };
+      // One row per address (or account) an entry is about; an entry about nobody is one row.
+      const lines = [];
+      for (const e of rows) {
+        const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
+        const who = byWebhook(e) ? "Webhook" : knownName(e.actor) || e.actor;
+        const runAs = byWebhook(e) && e.actor !== "webhook" ? knownName(e.actor) || e.actor : "";
+        const base = [utcText(e.at), who, runAs, e.actor, e.action, entryText(e), typeof o.jobId === "string" ? o.jobId : ""];
+        const subjects = Array.isArray(e.subjects) && e.subjects.length ? e.subjects : [""];
+        for (const s of subjects) {
+          lines.push([...base, s && !String(s).includes("@") ? named(s) : String(s)]);
+        }
+      }
+      const csv = toCsv(["When (UTC)", "Who", "Run as", "Actor account id", "Action", "What happened", "Job", "Email or account"], lines);
       download(active() ? "audit-filtered.csv" : "audit.csv", csv);
     } catch (err) {
       flag("error", "The audit log could not be downloaded", err.message);

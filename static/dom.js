@@ -167,3 +167,13 @@ export async function busy(region, work) {
     region.setAttribute("aria-busy", "false");
   }
 }
+
+// Summary cards (ADS-like): one card per count, in the given order, zero counts left out (a
+// count nobody needs to read). items: [{label, tone, value, key?}]. The list is named "Counts".
+export function summaryCards(items, label = "Counts") {
+  const shown = items.filter((it) => Number(it.value) > 0);
+  return h("ul", { class: "stat-cards", "aria-label": label, hidden: shown.length === 0 },
+    shown.map((it) => h("li", { class: `stat stat-${it.tone}`, "data-key": it.key || null },
+      h("span", { class: "stat-value", text: count(it.value) }),
+      h("span", { class: "stat-label", text: it.label }))));
+}

@@ -1,21 +1,23 @@
-// Invite emails: a preview first (a dry run: who would be invited, who is skipped and why), with the
-// one primary action on top of it ("Invite N people"), then the real job with a progress bar, polled
-// about once a second. A finished invitation clears the form; a new list, even one the form or the
-// backend refuses, replaces what was shown at once. A job that finishes while another tab is open
-// raises a flag.
+// Invite emails: a preview first (a dry run: who would be invited, who is skipped and why, the
+// skipped first), with the one primary action on top of it ("Invite N people"), then the real job
+// with a progress bar, polled about once a second. Both say how far they got and why they wait, and
+// both can be cancelled while they run. A finished invitation says what happened and what to do
+// next (invite those not sent, view the job), and clears the form; a new list, even one the form or
+// the backend refuses, replaces what was shown at once. A job that finishes while another tab is
+// open raises a flag.
 import { call } from "./api.js";
 import { copyText, download } from "./csv.js";
-import { announce, button, clear, count, h, message, plural } from "./dom.js";
+import { announce, button, clear, count, h, lozenge, message, plural } from "./dom.js";
 import { flag } from "./flags.js";
 import { fit, pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import {
-  countCards, countsText, etaText, finished, isWaiting, itemsCsv, itemsTable, outcomeDetail, outcomeLabel, pacer, pollJob, processed,
-  progressBar,
+  cancelledJob, countCards, countsText, etaText, finished, isWaiting, itemsCsv, itemsTable, notSent, outcomeDetail,
+  outcomeLabel, outcomeOf, pacer, pollJob, problemsFirst, processed, progressBar,
 } from "./job-view.js";
 import { costLine, invitePoints, lastPool } from "./quota.js";
 
-const STALL_MS = 8000; // no progress for this long: say the job is waiting
+const STALL_MS = 8000; // no progress for this long (and no wait the job names): say it is waiting
 // What an invitee gets (docs/platform.md, "What invitees get"): Confluence's invite-by-email takes
 // only addresses, and Atlassian gives accounts created by an invitation the site's default access.
 const DEFAULT_ACCESS = "Invitees join with this site's default access for new users: the apps and groups set for new users in Atlassian Administration (admin.atlassian.com). Access Desk cannot choose other groups or apps.";
@@ -73,20 +75,65 @@ export function mountInvite(panel, go = {}) {
     }
   }
 
+  // How a running job is going, under its bar: its pace, time left and any wait in one sentence.
+  function progressHint(hint, job, pace, stalledSince) {
+    if (finished(job)) {
+      hint.textContent = "";
+      return;
+    }
+    const eta = etaText(job, pace);
+    const stalled = !isWaiting(job) && Date.now() - stalledSince >= STALL_MS
+      ? "Waiting for Confluence, which is busy; the job continues by itself. "
+      : "";
+    hint.textContent = `${eta ? `${eta}. ` : ""}${stalled}You can leave this page: the job keeps running and is listed under Jobs.`;
+  }
+
   async function preview(emails) {
     const { current, stopped } = startRun();
     const bar = progressBar("Preview progress");
+    const hint = h("p", { class: "progress-hint" });
+    const controls = h("div", { class: "actions" });
+    let jobId = null;
+    let abandoned = false;
+    const stop = button("Cancel preview", async () => {
+      abandoned = true;
+      stop.disabled = true;
+      cancelRun();
+      clear(stage, message("info", { title: "Preview cancelled", text: "Nobody was checked further and nobody was invited." }));
+      announce("Preview cancelled.");
+      form.area.focus();
+      if (jobId) {
+        await call("cancelJob", { jobId }).catch(() => {}); // the job ends by itself after a day at worst
+      }
+    }, { id: "preview-cancel" });
+    clear(controls, stop);
     bar.pending(`Checking ${plural(emails.length, "email")} (${costLine(invitePoints(emails.length, true), lastPool())})…`);
-    clear(stage, h("h3", { text: "Preview" }), bar);
+    clear(stage, h("h3", { text: "Preview" }), bar, hint, controls);
     announce(`Checking ${plural(emails.length, "email")} before inviting.`);
+    const pace = pacer();
+    let lastChecked = -1;
+    let lastMove = Date.now();
+    const follow = (job) => {
+      pace.add(job);
+      bar.update(job);
+      if ((job.checked || 0) !== lastChecked) {
+        lastChecked = job.checked || 0;
+        lastMove = Date.now();
+      }
+      progressHint(hint, job, pace, lastMove);
+    };
     const work = (async () => {
       try {
         const { job } = await request(current, () => call("inviteEmails", { emails, dryRun: true }));
+        jobId = job.id;
+        if (abandoned) {
+          await call("cancelJob", { jobId }).catch(() => {});
+        }
         if (!current()) {
           return;
         }
-        bar.update(job);
-        const done = finished(job) ? job : await pollJob(job.id, (j) => bar.update(j), { isCancelled: () => !current() });
+        follow(job);
+        const done = finished(job) ? job : await pollJob(job.id, follow, { isCancelled: () => !current() });
         if (current()) {
           showPreview(done);
         }
@@ -107,12 +154,12 @@ export function mountInvite(panel, go = {}) {
     }
     const items = job.items || [];
     const invitees = items.filter((it) => it.outcome === "pending").map((it) => it.email);
-    const skipped = items.filter((it) => it.outcome !== "pending");
+    const skipped = problemsFirst(items.filter((it) => it.outcome !== "pending"));
     const c = job.counts || {};
     const skippedWords = [
-      c.alreadyHasAccess ? `${count(c.alreadyHasAccess)} ${c.alreadyHasAccess === 1 ? "has" : "have"} access` : "",
-      c.invalid ? `${count(c.invalid)} invalid` : "",
       c.failed ? `${count(c.failed)} could not be checked` : "",
+      c.invalid ? `${count(c.invalid)} invalid` : "",
+      c.alreadyHasAccess ? `${count(c.alreadyHasAccess)} ${c.alreadyHasAccess === 1 ? "has" : "have"} access` : "",
     ].filter(Boolean);
     const skippedText = skippedWords.length ? `Skipped: ${skippedWords.join(", ")}.` : "Nobody is skipped.";
     const cost = ` Inviting them costs ${costLine(invitePoints(invitees.length), lastPool())}.`;
@@ -131,11 +178,29 @@ export function mountInvite(panel, go = {}) {
               form.area.focus();
             })))
       : message("info", { title: "Nobody to invite", text: `Everyone on the list already has access, is invalid or could not be checked. ${skippedText}` });
+    // What needs attention first: the skipped (could not be checked, invalid, has access), then
+    // the would-be invitees.
+    const skippedBlock = skipped.length
+      ? h("section", { class: "result-block", "aria-labelledby": "skipped-h" },
+          h("h4", { id: "skipped-h", text: `Skipped (${count(skipped.length)})` }),
+          pagedTable({
+            caption: "Skipped",
+            rows: skipped,
+            empty: "Nobody is skipped.",
+            search: (it) => `${it.email} ${outcomeLabel(it, true)} ${outcomeDetail(it)}`,
+            columns: [
+              { label: "Email", cell: (it) => fit(it.email, "email"), sort: (it) => it.email },
+              { label: "Why", cell: (it) => { const o = outcomeOf(it, true); return lozenge(o.label, o.tone); }, sort: (it) => outcomeLabel(it, true) },
+              { label: "Detail", cell: (it) => outcomeDetail(it), text: (it) => outcomeDetail(it) },
+            ],
+          }))
+      : null;
     clear(
       stage,
       h("h3", { text: "Preview" }),
       top,
       countCards(job),
+      skippedBlock,
       h("section", { class: "result-block", "aria-labelledby": "would-h" },
         h("h4", { id: "would-h", text: `Would be invited (${count(invitees.length)})` }),
         pagedTable({
@@ -145,18 +210,6 @@ export function mountInvite(panel, go = {}) {
           search: (e) => e,
           columns: [{ label: "Email", cell: (e) => fit(e, "email"), sort: (e) => e }],
         })),
-      h("section", { class: "result-block", "aria-labelledby": "skipped-h" },
-        h("h4", { id: "skipped-h", text: `Skipped (${count(skipped.length)})` }),
-        pagedTable({
-          caption: "Skipped",
-          rows: skipped,
-          empty: "Nobody is skipped.",
-          search: (it) => `${it.email} ${outcomeLabel(it, true)}`,
-          columns: [
-            { label: "Email", cell: (it) => fit(it.email, "email"), sort: (it) => it.email },
-            { label: "Why", cell: (it) => [outcomeLabel(it, true), outcomeDetail(it) ? `: ${outcomeDetail(it)}` : ""].join(""), sort: (it) => outcomeLabel(it, true) },
-          ],
-        })),
     );
     form.setPrimary(invitees.length === 0);
     announce(`Preview ready: ${summary}`);
@@ -165,30 +218,45 @@ export function mountInvite(panel, go = {}) {
   // ``skipped``: how many the preview left out (already had access, invalid), named in the result;
   // ``previewJob``: the dry run, shown again when the invitations cannot start.
   async function invite(emails, skipped, previewJob) {
+    await runInvitation(() => call("inviteEmails", { emails, dryRun: false }), {
+      size: emails.length,
+      skipped,
+      failedStart: (err) => startFailed(err, emails, skipped, previewJob),
+    });
+  }
+
+  // An invitation run: `start()` makes the job (inviteEmails, or retryJob for those not sent); it
+  // is then followed to its end, with Cancel while it runs and the next actions once it is over.
+  async function runInvitation(start, { size, skipped = 0, failedStart }) {
     const { current } = startRun();
     form.setPrimary(false);
     const bar = progressBar("Invitation progress");
-    bar.pending(`Starting… (${costLine(invitePoints(emails.length), lastPool())})`);
+    bar.pending(`Starting… (${costLine(invitePoints(size), lastPool())})`);
     const cards = h("div");
     const table = h("div");
     const note = h("div");
+    const controls = h("div", { class: "actions" });
     const actions = h("div", { class: "actions" });
     let items = null;
+    let latest = null;
     const heading = h("h3", { text: "Inviting", tabindex: "-1" });
     const hint = h("p", { class: "progress-hint" });
-    clear(stage, heading, bar, hint, cards, note, actions, table);
+    clear(stage, heading, bar, hint, controls, cards, note, actions, table);
     heading.focus();
-    announce(`Inviting ${plural(emails.length, "person", "people")}.`);
-    const describe = (job, done, total) => {
+    announce(`Inviting ${plural(size, "person", "people")}.`);
+    const describe = (job) => {
       const c = job.counts || {};
-      return `${count(done)} of ${count(total)} processed: ${count(c.invited || 0)} invited, ${count(c.alreadyHasAccess || 0)} have access, ${count(c.invalid || 0)} invalid, ${count(c.failed || 0)} failed`;
+      const parts = [`${count(c.invited || 0)} invited`];
+      if (c.alreadyHasAccess) parts.push(`${count(c.alreadyHasAccess)} have access`);
+      if (c.invalid) parts.push(`${count(c.invalid)} invalid`);
+      if (c.failed) parts.push(`${count(c.failed)} failed`);
+      return `${count(processed(job))} of ${count(job.total || 0)} processed: ${parts.join(", ")}${c.cancelled ? `; ${count(c.cancelled)} cancelled` : ""}`;
     };
-    // The job's JSON says nothing of waits: no progress for a while means Confluence is busy or
-    // asked us to slow down (Retry-After), and the job resumes by itself.
     let lastDone = -1;
     let lastMove = Date.now();
     const pace = pacer();
     const update = (job) => {
+      latest = job;
       pace.add(job);
       bar.update(job, describe);
       const done = processed(job);
@@ -196,13 +264,8 @@ export function mountInvite(panel, go = {}) {
         lastDone = done;
         lastMove = Date.now();
       }
-      // One explanation of a wait: the job's own (etaText says what it waits for and until when), or,
-      // when it says nothing and nothing moves, that Confluence is slow.
-      const waiting = !isWaiting(job) && Date.now() - lastMove >= STALL_MS
-        ? "Waiting for Confluence, which is busy or asked Access Desk to slow down; the job continues by itself. "
-        : "";
-      const eta = etaText(job, pace);
-      hint.textContent = finished(job) ? "" : `${eta ? `${eta}. ` : ""}${waiting}You can leave this page: the job keeps running and is listed under Jobs.`;
+      progressHint(hint, job, pace, lastMove);
+      clear(controls, finished(job) ? null : button("Cancel invitations", () => stopJob(job.id), { id: "invite-cancel" }));
       clear(cards, countCards(job));
       if (!items) {
         items = itemsTable(job, "Invitation outcomes");
@@ -211,34 +274,26 @@ export function mountInvite(panel, go = {}) {
         items.update(job.items || []);
       }
     };
+    // Cancel: the batch in flight is finished (those people are invited), the rest is not sent.
+    async function stopJob(jobId) {
+      controls.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+      try {
+        const { job } = await call("cancelJob", { jobId });
+        if (current() && job) {
+          update(job);
+        }
+        announce("Cancelling: the invitations in flight finish, the rest are not sent.");
+      } catch (err) {
+        controls.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+        clear(note, message("error", { title: "The invitations could not be cancelled", text: err.message }));
+      }
+    }
     const follow = async (jobId) => {
       clear(note);
       try {
         const job = await pollJob(jobId, update, { isCancelled: () => !current() });
-        if (!current()) {
-          return;
-        }
-        const c = job.counts || {};
-        const words = job.state === "failed"
-          ? `The invitation job stopped before it finished${typeof job.error === "string" ? ` (${job.error})` : ""}; the outcomes so far are listed below.`
-          : `Done: ${count(c.invited || 0)} invited, ${count(c.alreadyHasAccess || 0)} have access, ${count(c.invalid || 0)} invalid, ${count(c.failed || 0)} failed.`
-            + (skipped ? ` The ${plural(skipped, "person", "people")} skipped in the preview ${skipped === 1 ? "was" : "were"} not invited.` : "");
-        heading.textContent = job.state === "failed" ? "Invitations stopped" : "Invitations finished";
-        clear(note, message(job.state === "failed" ? "error" : "success", words));
-        clear(actions,
-          button("Copy", () => copyText(itemsCsv(job), "Copied the outcomes"), { "aria-label": "Copy invitation outcomes as CSV" }),
-          button("Download CSV", () => download("invitations.csv", itemsCsv(job)), { "aria-label": "Download CSV of invitation outcomes" }),
-          go.openJob ? button("Open in Jobs", () => go.openJob(job.id)) : null);
-        if (job.state !== "failed") {
-          form.setValue(""); // this list is done: the form is ready for the next one
-        }
-        if (panel.hidden) {
-          // Finished while the admin is on another tab: say so there.
-          flag(job.state === "failed" ? "warning" : "success",
-            job.state === "failed" ? "Invitations stopped" : "Invitations finished", countsText(job),
-            go.openJob ? [{ label: "View job", onClick: () => go.openJob(job.id) }] : []);
-        } else {
-          announce(words);
+        if (current()) {
+          ended(job);
         }
       } catch (err) {
         if (!current()) {
@@ -253,12 +308,65 @@ export function mountInvite(panel, go = {}) {
       }
     };
 
+    // What happened, and what to do next: invite those not sent, view the job, invite more.
+    function ended(job) {
+      const c = job.counts || {};
+      const left = notSent(job);
+      const cancelled = cancelledJob(job);
+      const stoppedEarly = job.state === "failed" && !cancelled;
+      const done = `${count(c.invited || 0)} invited${c.alreadyHasAccess ? `, ${count(c.alreadyHasAccess)} have access` : ""}${c.invalid ? `, ${count(c.invalid)} invalid` : ""}`;
+      const problems = [c.failed ? `${count(c.failed)} failed` : "", c.cancelled ? `${count(c.cancelled)} not sent (cancelled)` : ""].filter(Boolean).join(", ");
+      const skippedNote = skipped ? ` The ${plural(skipped, "person", "people")} skipped in the preview ${skipped === 1 ? "was" : "were"} not invited.` : "";
+      const joinNote = c.invited ? " Confluence emails each invitee; Access Desk checks in about an hour who has joined (see the job under Jobs)." : "";
+      let tone = "success";
+      let title = "Invitations finished";
+      let words = `Done: ${done}.${skippedNote}${joinNote}`;
+      if (cancelled) {
+        tone = "info";
+        title = "Invitations cancelled";
+        words = `${done[0].toUpperCase()}${done.slice(1)} before the cancel; ${count(c.cancelled)} not sent${c.failed ? `, ${count(c.failed)} failed` : ""}.${joinNote}`;
+      } else if (stoppedEarly) {
+        tone = "error";
+        title = "Invitations stopped";
+        words = `The invitation job stopped before it finished: ${done}; ${problems || "nothing else was sent"}.`;
+      } else if (c.failed) {
+        tone = "warning";
+        words = `Done: ${done}; ${problems}. The table lists why.${skippedNote}${joinNote}`;
+      }
+      heading.textContent = title;
+      clear(controls);
+      const retry = left
+        ? button(`Invite the ${plural(left, "person", "people")} not sent`, () => retryNotSent(job, left), { kind: "primary", id: "invite-retry" })
+        : null;
+      clear(note, message(tone, words,
+        h("div", { class: "actions" },
+          retry,
+          go.openJob ? button("View in Jobs", () => go.openJob(job.id), { id: "invite-view-job" }) : null,
+          button("Invite more people", () => {
+            form.area.focus();
+          }))));
+      clear(actions,
+        button("Copy", () => copyText(itemsCsv(job), "Copied the outcomes"), { "aria-label": "Copy invitation outcomes as CSV" }),
+        button("Download CSV", () => download("invitations.csv", itemsCsv(job)), { "aria-label": "Download CSV of invitation outcomes" }));
+      form.setPrimary(!left);
+      if (!stoppedEarly) {
+        form.setValue(""); // this list is done: the form is ready for the next one
+      }
+      if (panel.hidden) {
+        // Finished while the admin is on another tab: say so there.
+        flag(tone === "success" ? "success" : tone === "info" ? "info" : "warning", title, countsText(job),
+          go.openJob ? [{ label: "View job", onClick: () => go.openJob(job.id) }] : []);
+      } else {
+        announce(words);
+      }
+    }
+
     let job;
     try {
-      ({ job } = await request(current, () => call("inviteEmails", { emails, dryRun: false })));
+      ({ job } = await request(current, start));
     } catch (err) {
       if (current()) {
-        startFailed(err, emails, skipped, previewJob);
+        failedStart(err);
       }
       return;
     }
@@ -267,6 +375,22 @@ export function mountInvite(panel, go = {}) {
     }
     update(job);
     await follow(job.id);
+    return latest;
+  }
+
+  // "Invite the N not sent": the job's retry (retryJob: one retry per job), followed here.
+  async function retryNotSent(job, left) {
+    await runInvitation(() => call("retryJob", { jobId: job.id }), {
+      size: left,
+      failedStart: (err) => {
+        clear(stage,
+          h("h3", { text: "The invitations were not sent", tabindex: "-1" }),
+          message("error", { title: "Nobody was invited", text: err.message }),
+          go.openJob ? h("div", { class: "actions" }, button("View the job in Jobs", () => go.openJob(job.id))) : null);
+        stage.querySelector("h3").focus();
+        announce(`The invitations were not sent: ${err.message}`);
+      },
+    });
   }
 
   // The invitation job could not be started: nobody was invited. Try again, or back to the preview.

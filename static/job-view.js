@@ -1,7 +1,7 @@
 // Invite jobs (the Job of the README's resolver table): polling, counts, progress, pace and per-row outcomes.
 import { call, failureText } from "./api.js";
 import { toCsv } from "./csv.js";
-import { count, formatDate, h, lozenge } from "./dom.js";
+import { count, formatDate, h, lozenge, summaryCards } from "./dom.js";
 import { whenWords } from "./quota.js";
 import { fit, pagedTable } from "./table.js";
 
@@ -12,6 +12,8 @@ export const OUTCOMES = {
   alreadyHasAccess: { label: "Has access", tone: "info" },
   invalid: { label: "Invalid email", tone: "removed" },
   failed: { label: "Failed", tone: "moved" },
+  // Not started: the job was cancelled first. Its own outcome, neither a failure nor done.
+  cancelled: { label: "Cancelled", tone: "default" },
 };
 const WOULD_INVITE = { label: "Would be invited", tone: "discovery" };
 // An invitee the follow-up found on the site (README "Follow-ups"): the end of an invitation's story.
@@ -22,15 +24,34 @@ export const STATES = {
   running: { label: "In progress", tone: "info" },
   done: { label: "Done", tone: "success" },
   failed: { label: "Stopped", tone: "removed" },
+  cancelled: { label: "Cancelled", tone: "default" },
 };
 
 export function finished(job) {
   return job.state === "done" || job.state === "failed";
 }
 
+// A job that ended with items a cancel stopped reads "Cancelled" (grey), not a red "Stopped".
+export function cancelledJob(job) {
+  return finished(job) && ((job.counts || {}).cancelled || 0) > 0;
+}
+
+export function stateOf(job) {
+  if (cancelledJob(job)) {
+    return STATES.cancelled;
+  }
+  return STATES[job.state] || { label: job.state || "unknown", tone: "default" };
+}
+
 export function stateLozenge(job) {
-  const s = STATES[job.state] || { label: job.state || "unknown", tone: "default" };
+  const s = stateOf(job);
   return lozenge(s.label, s.tone);
+}
+
+// Items not sent: those that failed and those a cancel stopped (what a retry takes up again).
+export function notSent(job) {
+  const c = job.counts || {};
+  return (c.failed || 0) + (c.cancelled || 0);
 }
 
 export function outcomeLabel(item, dryRun) {
@@ -41,8 +62,8 @@ export function outcomeOf(item, dryRun) {
   if (item.outcome === "pending" && dryRun) {
     return WOULD_INVITE;
   }
-  if (item.outcome === "failed" && item.error === "cancelled") {
-    return { label: "Cancelled", tone: "default" };
+  if (item.outcome === "cancelled" || (item.outcome === "failed" && item.error === "cancelled")) {
+    return OUTCOMES.cancelled;
   }
   if (item.outcome === "invited" && item.joined === true) {
     return JOINED;
@@ -57,8 +78,8 @@ export function outcomeDetail(item) {
   if (item.outcome === "invited" && item.joined === false) {
     return "Not joined yet";
   }
-  if (item.error === "cancelled") {
-    return "Not started: the job was cancelled";
+  if (item.outcome === "cancelled" || item.error === "cancelled") {
+    return "Not sent: the job was cancelled first";
   }
   if (!item.error) {
     return "";
@@ -87,14 +108,28 @@ export async function pollJob(jobId, onUpdate, { interval = 1000, isCancelled = 
   }
 }
 
+// Items the job has finished with: everything but those still to do and those a cancel stopped.
 export function processed(job) {
   const c = job.counts || {};
-  return Math.max(0, (job.total || 0) - (c.pending || 0));
+  return Math.max(0, (job.total || 0) - (c.pending || 0) - (c.cancelled || 0));
 }
 
-// A progress bar with an accessible name; update(job) moves it. A dry run keeps its would-be invites
-// pending, so "processed" says nothing until it is done: while it runs the bar is indeterminate
-// (no aria-valuenow; the text and aria-valuetext say it is checking), and full once it is done.
+// "1,200 of 2,000 processed, 800 cancelled": a cancelled job's bar is never full.
+export function processedText(job) {
+  const total = job.total || 0;
+  const cancelled = (job.counts || {}).cancelled || 0;
+  return `${count(processed(job))} of ${count(total)} processed${cancelled ? `, ${count(cancelled)} cancelled` : ""}`;
+}
+
+// A dry run's progress: how many emails are checked ("Checked 800 of 2,000 emails").
+export function checkedText(job) {
+  const total = job.total || 0;
+  return `Checked ${count(Math.min(job.checked || 0, total))} of ${count(total)} ${total === 1 ? "email" : "emails"}`;
+}
+
+// A progress bar with an accessible name; update(job) moves it. An invitation counts what it has
+// processed; a dry run (its would-be invites stay pending) counts what it has checked. Items a
+// cancel stopped are not processed: the bar of a cancelled job stops where the job stopped.
 export function progressBar(label) {
   const fill = h("div", { class: "progress-fill" });
   const text = h("p", { class: "progress-text" });
@@ -114,43 +149,51 @@ export function progressBar(label) {
     text.textContent = words;
   }
 
-  function determinate() {
-    delete bar.dataset.state;
-  }
-
   // Before there is a job to show (the request that starts it is in flight).
   el.pending = (words) => indeterminate(words);
   el.update = (job, describe) => {
+    delete bar.dataset.state;
     const total = job.total || 0;
-    if (job.dryRun && !finished(job)) {
-      indeterminate(`Checking ${count(total)} ${total === 1 ? "email" : "emails"}…`);
-      return;
-    }
-    determinate();
-    const done = finished(job) ? total : processed(job);
+    const checking = job.dryRun;
+    const c = job.counts || {};
+    const done = checking ? Math.min(job.checked || 0, total) : processed(job);
+    const words = checking
+      ? `${checkedText(job)}${c.cancelled ? `, ${count(c.cancelled)} cancelled` : ""}`
+      : processedText(job);
     bar.setAttribute("aria-valuemax", String(total));
     bar.setAttribute("aria-valuenow", String(done));
-    bar.setAttribute("aria-valuetext", `${count(done)} of ${count(total)} processed`);
+    bar.setAttribute("aria-valuetext", words);
     fill.style.width = total ? `${Math.round((done / total) * 100)}%` : finished(job) ? "100%" : "0%";
-    text.textContent = describe ? describe(job, done, total) : `${count(done)} of ${count(total)} processed`;
+    text.textContent = describe ? describe(job, done, total) : words;
   };
   return el;
 }
 
+// The job's summary cards, zero counts left out: what it did first, then what needs attention.
 export function countCards(job) {
   const c = job.counts || {};
-  const keys = job.dryRun ? ["pending", "alreadyHasAccess", "invalid", "failed"] : ["invited", "alreadyHasAccess", "invalid", "failed", "pending"];
-  if (job.followUp && typeof job.followUp.joined === "number") {
-    keys.splice(1, 0, "joined");
-  }
-  return h("ul", { class: "stat-cards", "aria-label": "Counts" },
-    keys.map((k) => {
-      const o = k === "joined" ? JOINED : k === "pending" && job.dryRun ? WOULD_INVITE : OUTCOMES[k];
-      const value = k === "joined" ? job.followUp.joined : c[k] || 0;
-      return h("li", { class: `stat stat-${o.tone}` },
-        h("span", { class: "stat-value", text: count(value) }),
-        h("span", { class: "stat-label", text: o.label }));
-    }));
+  const joined = job.followUp && typeof job.followUp.joined === "number" ? job.followUp.joined : 0;
+  const card = (key, o = OUTCOMES[key]) => ({ key, label: o.label, tone: o.tone, value: c[key] || 0 });
+  // While a preview runs, its pending items are would-be invites only once they are checked.
+  const settled = (c.invited || 0) + (c.alreadyHasAccess || 0) + (c.invalid || 0) + (c.failed || 0) + (c.cancelled || 0);
+  const would = finished(job) ? c.pending || 0 : Math.max(0, (job.checked || 0) - settled);
+  return summaryCards(job.dryRun
+    ? [
+        { ...card("pending", WOULD_INVITE), value: would },
+        { ...card("failed"), label: "Could not be checked" },
+        card("cancelled"),
+        card("invalid"),
+        card("alreadyHasAccess"),
+      ]
+    : [
+        card("invited"),
+        { key: "joined", label: JOINED.label, tone: JOINED.tone, value: joined },
+        card("failed"),
+        card("cancelled"),
+        card("invalid"),
+        card("alreadyHasAccess"),
+        { ...card("pending"), label: "To go" },
+      ]);
 }
 
 // The counts in a few words: "Would invite 3 · 1 has access · 1 invalid" for a preview,
@@ -171,6 +214,9 @@ export function countsText(job) {
   }
   if (c.failed) {
     parts.push(`${count(c.failed)} failed`);
+  }
+  if (c.cancelled) {
+    parts.push(`${count(c.cancelled)} cancelled`);
   }
   if (!job.dryRun && c.pending && !finished(job)) {
     parts.push(`${count(c.pending)} to go`);
@@ -193,12 +239,13 @@ export function etaText(job, pace) {
   if (job.paused && job.paused.reason) {
     parts.push(`Paused: ${job.paused.reason}`); // its admin's background calls are refused
   }
-  if (isWaiting(job)) {
-    parts.push(waitingWords(job));
+  const wait = waitText(job);
+  if (wait) {
+    parts.push(wait);
   }
   const rate = pace ? pace.rate() : 0;
-  if (rate > 0 && !job.dryRun) {
-    const left = (job.counts || {}).pending || 0;
+  if (rate > 0) {
+    const left = job.dryRun ? Math.max(0, (job.total || 0) - (job.checked || 0)) : (job.counts || {}).pending || 0;
     parts.push(`${count(Math.round(rate * 60))} a minute`);
     if (left) {
       parts.push(`${duration(left / rate)} left`);
@@ -210,15 +257,34 @@ export function etaText(job, pace) {
   return parts.join(" · ");
 }
 
-// A job Confluence's quota (or a Retry-After) holds back: its notBefore is still ahead.
+// A job held back (a Retry-After, a spent quota window, another worker's invitations): its
+// notBefore is still ahead.
 export function isWaiting(job) {
   const until = job && job.notBefore ? new Date(job.notBefore).getTime() : NaN;
   return Number.isFinite(until) && until > Date.now();
 }
 
-// The one sentence for a waiting job: what it waits for and until when.
-export function waitingWords(job) {
-  return `Waiting for Confluence's points quota, which resumes ${whenWords(job.notBefore)}; the job then goes on by itself`;
+// Why a waiting job waits, and until when, in one sentence ("" while it may run): its notBefore
+// and waitReason (README "The job model").
+export function waitText(job) {
+  if (finished(job) || !isWaiting(job)) {
+    return "";
+  }
+  const when = whenWords(job.notBefore);
+  switch (job.waitReason) {
+    case "rate_limited":
+      return `Waiting for Confluence's points quota, which resumes ${when}; the job then goes on by itself`;
+    case "unavailable":
+    case "timeout":
+    case "connection_error":
+      return `Confluence did not answer; trying again ${when}`;
+    case "no_token":
+      return `Waiting for Confluence to let Access Desk act for the job's admin; trying again ${when}`;
+    case "in_flight":
+      return `Waiting for invitations another server of Access Desk sent; going on ${when}`;
+    default:
+      return `Waiting for Confluence; going on ${when}`;
+  }
 }
 
 export function duration(seconds) {
@@ -233,12 +299,13 @@ export function duration(seconds) {
   return `about ${hours} hours`;
 }
 
-// Items done per second over the last minute of polls: add(job) after each poll, rate() to read.
+// Items done (a preview's: checked) per second over the last minute of polls: add(job) after each
+// poll, rate() to read.
 export function pacer(now = () => Date.now()) {
   const samples = [];
   return {
     add(job) {
-      samples.push([now(), processed(job)]);
+      samples.push([now(), job.dryRun ? job.checked || 0 : processed(job)]);
       while (samples.length > 2 && samples[0][0] < now() - 60000) {
         samples.shift();
       }
@@ -255,18 +322,32 @@ export function pacer(now = () => Date.now()) {
   };
 }
 
+// What needs attention first: failures, then those not sent, invalid addresses, those still to
+// do (or would be invited), those who have access, and the invited last.
+const RANK = { failed: 0, cancelled: 1, invalid: 2, pending: 3, alreadyHasAccess: 4, invited: 5 };
+
+export function problemsFirst(items) {
+  return items
+    .map((it, at) => [RANK[it.outcome] ?? 3, at, it])
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1])
+    .map((x) => x[2]);
+}
+
 export function itemsTable(job, caption = "Job items") {
-  return pagedTable({
+  const table = pagedTable({
     caption,
-    rows: job.items || [],
+    rows: problemsFirst(job.items || []),
     empty: "This job has no items.",
     columns: [
       { label: "Email", cell: (it) => fit(it.email, "email"), sort: (it) => it.email },
       { label: "Outcome", cell: (it) => { const o = outcomeOf(it, job.dryRun); return lozenge(o.label, o.tone); }, sort: (it) => outcomeLabel(it, job.dryRun) },
-      { label: "Detail", cell: (it) => outcomeDetail(it) },
+      { label: "Detail", cell: (it) => outcomeDetail(it), text: (it) => outcomeDetail(it) },
     ],
     search: (it) => `${it.email} ${outcomeLabel(it, job.dryRun)} ${outcomeDetail(it)}`,
   });
+  const update = table.update;
+  table.update = (items) => update(problemsFirst(items));
+  return table;
 }
 
 export function itemsCsv(job) {

@@ -1,14 +1,17 @@
 // Jobs (panel and webhook), newest first, with "Older" paging. A row opens its job (click anywhere on
 // it, or its title with the keyboard); the open job is marked. An open job that runs is followed: its
-// pace and time left, Cancel while it is queued or running, "Retry N failed" once it is over, the
-// invitation follow-up (who has joined since), and a flag when it finishes while another tab is open.
+// pace, time left and any wait, Cancel while it is queued or running, "Invite the N not sent" once it
+// is over (or a link to the job that retried it), the invitation follow-up (who has joined since),
+// and a flag when it finishes while another tab is open. A cancelled job reads "Cancelled", not
+// "Stopped": the people not sent are their own count.
 import { call } from "./api.js";
 import { copyText, download } from "./csv.js";
 import { announce, button, clear, count, emptyState, formatDate, h, message, plural, spinner } from "./dom.js";
 import { flag } from "./flags.js";
 import { pagedTable } from "./table.js";
 import {
-  countCards, countsText, etaText, finished, itemsCsv, itemsTable, jobTitle, pacer, pollJob, progressBar, stateLozenge,
+  cancelledJob, countCards, countsText, etaText, finished, itemsCsv, itemsTable, jobTitle, notSent, pacer, pollJob, progressBar,
+  stateLozenge,
 } from "./job-view.js";
 import { cursorPages } from "./pages.js";
 import { person } from "./people.js";
@@ -40,7 +43,7 @@ export function mountJobs(panel, go = {}) {
   const refresh = button("Refresh", () => load(true));
   clear(panel,
     h("div", { class: "block-head" }, h("h2", { text: "Jobs" }), h("div", { class: "actions" }, refresh)),
-    h("p", { class: "field-hint", text: "Invitations and previews started here or by a webhook, newest first. Open one to follow it, cancel it or retry what failed." }),
+    h("p", { class: "field-hint", text: "Invitations and previews started here or by a webhook, newest first. Open one to follow it, cancel it or invite those it did not reach." }),
     list, detail);
 
   const pages = cursorPages({
@@ -168,10 +171,15 @@ export function mountJobs(panel, go = {}) {
       ` · updated ${formatDate(j.updatedAt)}`, followUpText(j) ? ` · ${followUpText(j)}` : "");
 
     function showControls(j) {
-      const failed = (j.counts || {}).failed || 0;
+      const left = notSent(j);
+      const again = j.dryRun ? `Preview the ${plural(left, "email")} not checked` : `Invite the ${plural(left, "person", "people")} not sent`;
       clear(controls,
         !finished(j) ? button("Cancel job", () => cancel(j), { id: "job-cancel" }) : null,
-        finished(j) && failed > 0 ? button(`Retry ${plural(failed, "failed item")}`, () => retry(j), { id: "job-retry" }) : null);
+        finished(j) && left > 0 && !j.retriedAs ? button(again, () => retry(j), { id: "job-retry", kind: "primary" }) : null,
+        finished(j) && j.retriedAs
+          ? h("p", { class: "field-hint" }, "Those not sent were retried in another job. ",
+              h("button", { type: "button", class: "link-btn", text: "Open the retry", onclick: () => open(j.retriedAs) }))
+          : null);
     }
 
     async function cancel(j) {
@@ -181,7 +189,7 @@ export function mountJobs(panel, go = {}) {
         if (mine === opened && answer.job) {
           show(answer.job);
         }
-        flag("info", "Job cancelled", "It stops after the batch in flight; the items not started are marked cancelled.");
+        flag("info", "Job cancelled", "It stops after the batch in flight; the people not yet invited are not sent an invitation.");
       } catch (err) {
         showControls(latest);
         clear(note, message("error", { title: "The job could not be cancelled", text: err.message }));
@@ -192,12 +200,15 @@ export function mountJobs(panel, go = {}) {
       controls.querySelectorAll("button").forEach((b) => { b.disabled = true; });
       try {
         const { job: again } = await call("retryJob", { jobId: j.id });
-        flag("success", "Retry started", `A new job retries ${plural(again.total || 0, "item")}.`);
+        const n = again.total || 0;
+        flag("success", "Retry started", again.dryRun
+          ? `A new preview checks the ${plural(n, "email")} not checked before.`
+          : `A new job invites the ${plural(n, "person", "people")} not sent before.`);
         await load(true);
         open(again.id);
       } catch (err) {
         showControls(latest);
-        clear(note, message("error", { title: "The failed items could not be retried", text: err.message }));
+        clear(note, message("error", { title: "Those not sent could not be retried", text: err.message }));
       }
     }
 
@@ -231,8 +242,9 @@ export function mountJobs(panel, go = {}) {
     try {
       const last = await pollJob(job.id, show, { isCancelled: () => mine !== opened });
       if (mine === opened && panel.hidden && finished(last)) {
-        flag(last.state === "failed" ? "warning" : "success",
-          last.state === "failed" ? "A job stopped" : "A job finished", `${jobTitle(last)}: ${countsText(last)}.`,
+        const [tone, title] = cancelledJob(last) ? ["info", "A job was cancelled"]
+          : last.state === "failed" ? ["warning", "A job stopped"] : ["success", "A job finished"];
+        flag(tone, title, `${jobTitle(last)}: ${countsText(last)}.`,
           go.openJob ? [{ label: "View job", onClick: () => go.openJob(last.id) }] : []);
       }
     } catch (err) {

@@ -4,7 +4,7 @@ import { call, failureText } from "./api.js";
 import { avatar } from "./avatars.js";
 import { causeMessages } from "./causes.js";
 import { copyText, download, toCsv, toLines } from "./csv.js";
-import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner } from "./dom.js";
+import { announce, busy, button, clear, count, h, lozenge, message, plural, spinner, summaryCards } from "./dom.js";
 import { fit, pagedTable } from "./table.js";
 import { entryForm } from "./forms.js";
 import { costLine, lastPool, lookupPoints } from "./quota.js";
@@ -80,21 +80,29 @@ export function mountLookup(panel, go = {}) {
     });
   }
 
+  // The same summary cards as every tool (zero counts left out), then what needs attention first:
+  // those that failed, those not found, then the users found.
   function render({ users = [], notFound = [], failed = [] }) {
-    const summary = users.length || notFound.length || !failed.length
-      ? `Found ${plural(users.length, "user")}, ${count(notFound.length)} not found, ${count(failed.length)} failed.`
-      : `None of the ${plural(failed.length, "account id")} could be looked up.`;
+    const none = !users.length && !notFound.length && failed.length > 0;
+    const summary = none
+      ? `None of the ${plural(failed.length, "account id")} could be looked up.`
+      : `Found ${plural(users.length, "user")}, ${count(notFound.length)} not found, ${count(failed.length)} failed.`;
     clear(
       results,
-      h("p", { class: "summary", text: summary }),
+      none ? h("p", { class: "summary", text: summary }) : null, // otherwise the cards say it
+      summaryCards([
+        { key: "found", label: "Found", tone: "success", value: users.length },
+        { key: "failed", label: "Failed", tone: "moved", value: failed.length },
+        { key: "notFound", label: "Not found", tone: "default", value: notFound.length },
+      ]),
       causeMessages(failed, {
         noun: "account id",
         done: "looked up",
         refused: "Accounts that may not view user profiles on this site (external collaborators, for example) cannot look users up: ask a Confluence administrator to look them up for you.",
       }),
-      users.length || !failed.length ? usersSection(users, go) : null,
-      notFound.length ? notFoundSection(notFound) : null,
       failed.length ? failedSection(failed) : null,
+      notFound.length ? notFoundSection(notFound) : null,
+      users.length || !failed.length ? usersSection(users, go) : null,
     );
     announce(summary);
   }

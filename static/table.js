@@ -14,8 +14,10 @@ export function fit(text, kind, extraClass = "") {
 }
 
 // A table rendering one page of `rows` at a time (pageSize rows), so 10,000 rows stay responsive.
-// columns: [{label, cell(row) -> Node|string, className?, sort?(row) -> string|number}]: a column
-// with `sort` has a header button that sorts ascending, then descending (aria-sort says which).
+// columns: [{label, cell(row) -> Node|string, className?, sort?(row) -> string|number, text?}]: a
+// column with `sort` has a header button that sorts ascending, then descending (aria-sort says
+// which). A column with `text(row) -> string` is shown only while some row has text in it (a Detail
+// column empty on every row takes no room).
 // `search(row) -> string` adds a filter box once there are more than `searchFrom` rows.
 // `rowAttrs(row)` adds attributes to a row (a class, data-*). `empty` is a string or a Node.
 // The returned element has update(rows), which swaps in new rows (e.g. a job's items while it runs)
@@ -95,9 +97,11 @@ export function pagedTable({ caption, columns, rows, pageSize = 100, empty = "No
     page = Math.max(0, Math.min(pages - 1, n));
     const start = page * pageSize;
     const slice = shown.slice(start, start + pageSize);
+    const used = columns.map((c) => !c.text || rows.some((r) => String(c.text(r) || "") !== ""));
+    heads.forEach((th, i) => { th.hidden = !used[i]; });
     const frag = document.createDocumentFragment();
     for (const row of slice) {
-      frag.append(h("tr", rowAttrs ? rowAttrs(row) : {}, columns.map((c) => h("td", { class: c.className }, c.cell(row)))));
+      frag.append(h("tr", rowAttrs ? rowAttrs(row) : {}, columns.map((c, i) => (used[i] ? h("td", { class: c.className }, c.cell(row)) : null))));
     }
     tbody.replaceChildren(frag);
     info.textContent = `Rows ${count(slice.length ? start + 1 : 0)}–${count(start + slice.length)} of ${count(shown.length)}`;

@@ -1,8 +1,10 @@
 // The webhook tab: its state (webhookStatus: the URL, whether a secret is set, since when and by
-// whom, who webhook jobs act as, how long the previous secret still works, recent deliveries), the
-// first "Create secret" or a later rotation (optionally revoking the previous secret at once), the
-// new secret shown once, and signed test commands (Standard Webhooks headers, README "Webhooks").
-// When the state cannot be read, the tab says why and offers to try again.
+// whom, who webhook jobs act as, how long the previous secret still works, recent deliveries with
+// the refused ones and why), the first "Create secret" or a later rotation (optionally revoking the
+// previous secret at once), the new secret shown once with "Copy secret" and "Done", a "Send test
+// delivery" button (sendTestWebhook: signed and sent through the real endpoint by the server) and
+// signed test commands (Standard Webhooks headers, README "Webhooks"). When the state cannot be
+// read, the tab says why and offers to try again.
 import { call } from "./api.js";
 import { copyText } from "./csv.js";
 import { announce, busy, button, clear, emptyState, formatDate, h, lozenge, message, nextId, spinner } from "./dom.js";
@@ -54,13 +56,14 @@ curl -sS -X POST "$URL" \\
 `;
 }
 
-function copyField(label, value, secret = false) {
+function copyField(label, value, secret = false, { kind = "default", label: copyLabel = "Copy" } = {}) {
   const id = nextId("field");
   const input = h("input", { id, type: "text", readonly: true, value, class: secret ? "mono secret" : "mono", spellcheck: "false" });
   return h("div", { class: "copy-field" },
     h("label", { for: id, class: "field-label", text: label }),
     h("div", { class: "copy-row" }, input,
-      button("Copy", () => copyText(value, `Copied the ${label.toLowerCase()}`), { "aria-label": `Copy the ${label.toLowerCase()}` })));
+      button(copyLabel, () => copyText(value, `Copied the ${label.toLowerCase()}`),
+        { kind, "aria-label": copyLabel === "Copy" ? `Copy the ${label.toLowerCase()}` : null })));
 }
 
 function codeBlock(title, code) {
@@ -71,10 +74,20 @@ function codeBlock(title, code) {
     h("pre", { tabindex: "0", "aria-labelledby": id }, h("code", { text: code })));
 }
 
+// Why a delivery was refused, in words (webhookStatus recentRefusals' reason).
+export const REFUSALS = {
+  bad_signature: "The signature matched neither the current secret nor the previous one: the sender signs with another secret.",
+  stale_timestamp: "The webhook-timestamp was more than 5 minutes off: check the sender's clock, or it resent an old delivery.",
+  missing_headers: "A webhook-id, webhook-timestamp or webhook-signature header was missing or malformed.",
+  no_secret: "No secret was set yet: create one and give it to the sender.",
+};
+
 export function mountWebhook(panel, go = {}) {
   const statusArea = h("div", { class: "results", "aria-busy": "false" });
   const area = h("div", { "aria-busy": "false" });
   let status = null; // webhookStatus's answer, or null before the first one
+  let secretShown = false; // a new secret is on screen: the page's primary action is finishing
+  const testArea = h("div");
   clear(panel,
     h("h2", { text: "Webhook" }),
     h("p", { text: "HR and identity tools can start invitation jobs by sending a signed webhook (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature). Jobs from the webhook run as the administrator who last created or rotated the secret, and show up under Jobs and in the audit log." }),
@@ -102,9 +115,42 @@ export function mountWebhook(panel, go = {}) {
   }
 
   function startButton() {
+    const kind = secretShown ? "default" : "primary";
     return status.configured
-      ? button("Rotate secret…", () => confirm(false), { kind: "primary", id: "rotate-start" })
-      : button("Create secret…", () => confirm(false), { kind: "primary", id: "rotate-start" });
+      ? button("Rotate secret…", () => confirm(false), { kind, id: "rotate-start" })
+      : button("Create secret…", () => confirm(false), { kind, id: "rotate-start" });
+  }
+
+  // Recent deliveries and refusals, newest first, in one table.
+  function deliveryRows() {
+    const accepted = (status.recentDeliveries || []).map((d) => ({ ...d, kind: d.status === "replayed" ? "replayed" : "accepted" }));
+    const refused = (status.recentRefusals || []).map((r) => ({ ...r, kind: "refused" }));
+    return [...accepted, ...refused].sort((a, b) => String(b.at).localeCompare(String(a.at)));
+  }
+
+  async function sendTest(trigger) {
+    trigger.disabled = true;
+    clear(testArea, spinner("Sending a signed test delivery…"));
+    try {
+      const answer = await call("sendTestWebhook", {});
+      const jobId = answer.answer && answer.answer.jobId;
+      await refresh();
+      const viewJob = jobId && go.openJob ? button("View job", () => go.openJob(jobId), { id: "test-view-job" }) : null;
+      clear(testArea, answer.status === 202
+        ? message("success", {
+            title: "Test delivery accepted",
+            text: `The webhook answered ${answer.status} to a signed delivery (${answer.webhookId}): a preview job for ${answer.email}, a reserved address; nobody is invited.`,
+          }, viewJob)
+        : message("warning", {
+            title: "Test delivery refused",
+            text: `The webhook answered ${answer.status}${answer.answer && answer.answer.error ? ` (${answer.answer.error})` : ""}. Recent deliveries says why.`,
+          }));
+      announce(answer.status === 202 ? "Test delivery accepted." : "Test delivery refused.");
+    } catch (err) {
+      clear(testArea, message("error", { title: "The test delivery could not be sent", text: err.message }));
+    } finally {
+      trigger.disabled = false;
+    }
   }
 
   function renderStatus() {
@@ -120,7 +166,9 @@ export function mountWebhook(panel, go = {}) {
       facts.push(["Previous secret", [`Still works until ${formatDate(status.previousValidUntil)}. `,
         h("button", { type: "button", class: "link-btn", id: "revoke-now", text: "Revoke it now…", onclick: () => confirm(true) })]]);
     }
-    const deliveries = status.recentDeliveries || [];
+    const deliveries = deliveryRows();
+    const refusals = status.recentRefusals || [];
+    const testButton = button("Send test delivery", (ev) => sendTest(ev.currentTarget), { id: "send-test", disabled: !status.configured });
     clear(statusArea,
       copyField("Webhook URL", status.url || ""),
       h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", { text: term }), h("dd", {}, value)])),
@@ -128,27 +176,46 @@ export function mountWebhook(panel, go = {}) {
       area, // the confirm, then the new secret, right under the button that asked for them
       h("div", { class: "result-block" },
         h("h3", { id: "deliveries-h", text: "Recent deliveries" }),
+        refusals.length
+          ? message("warning", {
+              title: `${refusals.length === 1 ? "A delivery was" : `${refusals.length} deliveries were`} refused`,
+              text: `The latest, ${formatDate(refusals[0].at)}: ${REFUSALS[refusals[0].reason] || refusals[0].reason}`,
+            })
+          : null,
         pagedTable({
           caption: "Recent deliveries",
           rows: deliveries,
           pageSize: 20,
           empty: emptyState("No deliveries yet",
-            status.configured ? "Send the signed test command below to see one here." : "Create a secret, then send the signed test command below."),
+            status.configured ? "Send a test delivery to see one here." : "Create a secret, then send a test delivery."),
           columns: [
             { label: "When", className: "nowrap", cell: (d) => formatDate(d.at) },
             { label: "Webhook id", className: "mono", cell: (d) => d.webhookId || "" },
-            { label: "Result", cell: (d) => (d.status === "replayed" ? lozenge("Repeat, ignored", "default") : lozenge("Accepted", "success")) },
-            { label: "Job", cell: (d) => (d.jobId && go.openJob ? h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job of delivery ${d.webhookId || ""}`, onclick: () => go.openJob(d.jobId) }) : "") },
+            {
+              label: "Result",
+              cell: (d) => (d.kind === "refused"
+                ? [lozenge("Refused", "removed"), h("span", { class: "cell-sub", text: REFUSALS[d.reason] || d.reason })]
+                : d.kind === "replayed" ? lozenge("Repeat, ignored", "default") : lozenge("Accepted", "success")),
+            },
+            { label: "Job", cell: (d) => (d.jobId && go.openJob ? h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job of delivery ${d.webhookId || ""}`, onclick: () => go.openJob(d.jobId) }) : ""), text: (d) => d.jobId || "" },
           ],
         })),
-      status.url ? h("section", { "aria-labelledby": "test-h" },
-        h("h3", { id: "test-h", text: "Send a signed test" }),
+      h("section", { "aria-labelledby": "test-h" },
+        h("h3", { id: "test-h", text: "Test the webhook" }),
+        h("p", { class: "field-hint", text: status.configured
+          ? "Access Desk signs a delivery with the current secret and sends it through the real endpoint: a preview for one reserved address, so nobody is invited. It shows up in Recent deliveries and under Jobs."
+          : "Create a secret first: the test delivery is signed with it." }),
+        h("div", { class: "actions" }, testButton),
+        testArea),
+      status.url ? h("section", { "aria-labelledby": "commands-h" },
+        h("h3", { id: "commands-h", text: "Send a signed test from your own system" }),
         h("p", { class: "field-hint", text: "Each command sends a preview job for one address (nobody is invited) signed with the secret in ACCESS_DESK_WEBHOOK_SECRET." }),
         codeBlock("curl and openssl", curlExample(status.url)),
         codeBlock("Python", pythonExample(status.url))) : null);
   }
 
   function confirm(revoke) {
+    secretShown = false;
     const first = !status.configured;
     const canRevoke = status.configured;
     statusArea.querySelectorAll("#rotate-start, #revoke-now").forEach((b) => { b.disabled = true; });
@@ -178,6 +245,7 @@ export function mountWebhook(panel, go = {}) {
   }
 
   async function rotate(revokePrevious) {
+    const first = !status.configured;
     // The confirm box (and its focused button) goes away: keep focus in the area, not on <body>.
     const waiting = h("div", { tabindex: "-1" }, spinner("Creating the secret…"));
     clear(area, waiting);
@@ -185,13 +253,25 @@ export function mountWebhook(panel, go = {}) {
     await busy(area, async () => {
       try {
         const { secret } = await call("rotateWebhookSecret", revokePrevious ? { revokePrevious: true } : {});
-        const secretField = copyField("Signing secret", secret, true);
+        const secretField = copyField("Signing secret", secret, true, { kind: "primary", label: "Copy secret" });
+        const done = button("Done", () => {
+          secretShown = false;
+          clear(area);
+          renderStatus();
+          const start = statusArea.querySelector("#send-test");
+          if (start) {
+            start.focus();
+          }
+          announce("The secret is no longer shown.");
+        }, { id: "secret-done" });
+        const words = first
+          ? "It is shown only this once: store it in your sender's secret store now. Deliveries signed with it are accepted from now on, and webhook jobs run as you."
+          : `It is shown only this once: store it in your sender's secret store now. ${revokePrevious ? "The previous secret no longer works." : "The secret it replaced keeps working for 24 hours, so you can switch the sender over."}`;
+        secretShown = true;
         clear(area,
-          message("success", {
-            title: "New secret created",
-            text: `It is shown only this once: store it in your sender's secret store now. ${revokePrevious ? "The previous secret no longer works." : "The secret it replaced keeps working for 24 hours."}`,
-          }),
-          secretField);
+          message("success", { title: first ? "Webhook secret created" : "New secret created", text: words }),
+          secretField,
+          h("div", { class: "actions" }, done));
         await refresh(); // moves `area` with the new secret into the new state's page
         secretField.querySelector("input").focus();
         announce("New webhook secret created. It is shown only this once.");

@@ -2,16 +2,18 @@
 filtered by action, actor, subject and time.
 
 ``write_audit`` is the one way an entry is written, so a finished job's entry (``store.queue``)
-and a resolver's entry (``add_audit``) have the same shape. It also keeps each entry's subjects,
-ASCII-lower-cased (``subject_key``), in ``audit_subjects`` for the ``subject`` filter; whatever
-redacts an entry's subjects must delete its rows there too (``store.personal_data`` does). An
-entry's subjects are emails, or account ids for ``ACCOUNT_SUBJECT_ACTIONS``.
+and a resolver's entry (``add_audit``) have the same shape. It also keeps the keys of everyone
+the entry is about, ASCII-lower-cased (``subject_key``), in ``audit_subjects`` for the ``subject``
+filter: its ``subjects`` show at most the first 100 of a job's emails, its keys hold all of them
+(``keys``: a job's end is found by any of its items' emails). Whatever redacts an entry's
+subjects must delete its rows there too (``store.personal_data`` does). An entry's subjects are
+emails, or account ids for ``ACCOUNT_SUBJECT_ACTIONS``.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,8 +45,11 @@ def write_audit(
     source: str,
     subjects: Sequence[str],
     outcome: dict[str, Any] | str,
+    keys: Iterable[str] | None = None,
 ) -> None:
-    """Insert one audit entry, and its subjects' keys, inside the caller's transaction."""
+    """Insert one audit entry, and the keys it is found by (``keys``, default its ``subjects``;
+    an entry about more people than it shows gets all of them), inside the caller's
+    transaction."""
     entry_id = conn.execute(
         sa.insert(audit)
         .values(
@@ -58,13 +63,13 @@ def write_audit(
         )
         .returning(audit.c.id)
     ).scalar_one()
-    keys = sorted({subject_key(s) for s in subjects if s})
-    if keys:
+    found = sorted({subject_key(s) for s in (subjects if keys is None else keys) if s})
+    if found:
         conn.execute(
             sa.insert(audit_subjects),
             [
                 {"audit_id": entry_id, "subject": k, "installation_id": installation_id}
-                for k in keys
+                for k in found
             ],
         )
 
@@ -81,7 +86,10 @@ class Audit(StoreBase):
         source: str,
         subjects: Sequence[str],
         outcome: dict[str, Any] | str,
+        keys: Iterable[str] | None = None,
     ) -> None:
+        """One entry (see ``write_audit``): ``subjects`` shown, ``keys`` (default: the subjects)
+        it is found by."""
         with self.engine.begin() as conn:
             write_audit(
                 conn,
@@ -92,6 +100,7 @@ class Audit(StoreBase):
                 source=source,
                 subjects=subjects,
                 outcome=outcome,
+                keys=keys,
             )
 
     def list_audit(
@@ -105,10 +114,12 @@ class Audit(StoreBase):
         subject: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        source: str | None = None,
     ) -> tuple[list[AuditEntry], str | None]:
         """Entries newest first; pass the returned cursor as ``before`` for the next page (with the
-        same filters). Filters combine: ``action`` and ``actor`` exactly, ``subject`` among the
-        entry's subjects (ASCII letters case-insensitively), ``since`` <= at < ``until``."""
+        same filters). Filters combine: ``action``, ``actor`` and ``source`` exactly, ``subject``
+        among the keys of the people the entry is about (all of a job's emails; ASCII letters
+        case-insensitively), ``since`` <= at < ``until``. Each is served by an index."""
         query = sa.select(audit).where(audit.c.installation_id == installation_id)
         if before is not None:
             (entry_id,) = uncursor(before, "a", (cursor_int,))
@@ -117,6 +128,8 @@ class Audit(StoreBase):
             query = query.where(audit.c.action == action)
         if actor is not None:
             query = query.where(audit.c.actor == actor)
+        if source is not None:
+            query = query.where(audit.c.source == source)
         if subject is not None:
             query = query.where(
                 audit.c.id.in_(

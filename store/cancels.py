@@ -25,8 +25,9 @@ class Cancels(Jobs):
         When nobody holds its lease the job ends at once; otherwise it ends when its holder lets go
         (``release_job``), which a worker does at its next chunk boundary (``cancel_requested``).
         Ending: items not started (every pending item; for a dry run, the unchecked ones) become
-        ``failed`` with error ``cancelled`` and the job ends ``failed`` with that error, or
-        ``done`` when nothing was left to cancel. A finished job is left as it is.
+        ``cancelled`` (their own outcome, never ``failed``) and the job ends ``failed`` with error
+        ``cancelled``, or ``done`` when nothing was left to cancel. A finished job is left as it
+        is. (The uninstall duty calls this too: its name and signature stay.)
         """
         now = self._clock()
         with self.engine.begin() as conn:
@@ -89,6 +90,8 @@ def end_cancelled(
             error=CANCELLED,
             lease_owner=None,
             lease_until=None,
+            not_before=None,
+            wait_reason=None,
             updated_at=now,
         )
         .returning(jobs.c.installation_id, jobs.c.dry_run)
@@ -99,7 +102,7 @@ def end_cancelled(
     if ended.dry_run:  # a dry run's checked items are finished: would-be invites
         not_started = sa.and_(not_started, job_items.c.checked == sa.false())
     stopped = conn.execute(
-        sa.update(job_items).where(not_started).values(outcome="failed", error=CANCELLED)
+        sa.update(job_items).where(not_started).values(outcome=CANCELLED, error=None)
     )
     state, error = ("failed", CANCELLED) if stopped.rowcount else ("done", None)
     if state == "done":

@@ -1,9 +1,15 @@
-"""Webhook deliveries: each ``webhook-id`` seen per installation and the job it made.
+"""Webhook deliveries: each ``webhook-id`` seen per installation and the job it made, and the
+deliveries refused.
 
 A delivery and its job are written in one transaction, so a repeated (or concurrent) delivery of
 the same ``webhook-id`` gets the first delivery's job and never leaves a second job behind. A
 repeat is noted on its delivery's row (the latest replay's time and a count: nothing grows with
 repeats), so ``recent_deliveries`` lists accepted and replayed ones.
+
+A refused delivery of a known installation is kept (``record_refusal``: when, why, its
+``webhook-id``; never the body or the signature), the last ``KEPT_REFUSALS`` per installation: a
+flood of bad deliveries replaces them and cannot grow the store, and while the installation's
+kept refusals all came in the last minute nothing more is written.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from records import Delivery
+from records import Delivery, Refusal
 from store.base import dialect_insert
 from store.jobs import Jobs
-from tables import webhook_deliveries
+from tables import webhook_deliveries, webhook_refusals
+
+KEPT_REFUSALS = 50  # refused deliveries kept per installation
+FLOOD_SECONDS = 60.0  # while all kept refusals are this recent, more are not written
 
 
 class Deliveries(Jobs):
@@ -108,6 +117,51 @@ class Deliveries(Jobs):
         found += [Delivery(r.at, r.webhook_id, "replayed", r.job_id) for r in replayed]
         found.sort(key=lambda e: (e.at, e.status == "replayed"), reverse=True)
         return found[:limit]
+
+    def record_refusal(self, installation_id: str, reason: str, webhook_id: str | None) -> bool:
+        """Keep a refused delivery of ``installation_id``: its time, ``reason`` and ``webhook_id``
+        (the caller passes a well-formed one or None). At most ``KEPT_REFUSALS`` stay (the oldest
+        go); while those all came in the last ``FLOOD_SECONDS`` nothing is written (a flood).
+        Returns whether it was kept."""
+        r = webhook_refusals
+        now = self._clock()
+        with self.engine.begin() as conn:
+            oldest_kept = conn.execute(
+                sa.select(r.c.at)
+                .where(r.c.installation_id == installation_id)
+                .order_by(r.c.id.desc())
+                .offset(KEPT_REFUSALS - 1)
+                .limit(1)
+            ).scalar()
+            if oldest_kept is not None and oldest_kept > now - FLOOD_SECONDS:
+                return False
+            conn.execute(
+                sa.insert(r).values(
+                    installation_id=installation_id, at=now, reason=reason, webhook_id=webhook_id
+                )
+            )
+            newest = (
+                sa.select(r.c.id)
+                .where(r.c.installation_id == installation_id)
+                .order_by(r.c.id.desc())
+                .limit(KEPT_REFUSALS)
+            )
+            conn.execute(
+                sa.delete(r).where(r.c.installation_id == installation_id, r.c.id.not_in(newest))
+            )
+        return True
+
+    def recent_refusals(self, installation_id: str, limit: int) -> list[Refusal]:
+        """The latest ``limit`` refused deliveries, newest first."""
+        r = webhook_refusals
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(r.c.at, r.c.reason, r.c.webhook_id)
+                .where(r.c.installation_id == installation_id)
+                .order_by(r.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [Refusal(row.at, row.reason, row.webhook_id) for row in rows]
 
 
 def _delivery_job(conn: Connection, installation_id: str, webhook_id: str) -> str | None:

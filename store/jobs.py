@@ -1,5 +1,5 @@
-"""Jobs and their items as records: create (also as the retry of another job's failed items),
-read, list (paged, newest first) and count.
+"""Jobs and their items as records: create (also as the one retry of another job's failed and
+cancelled items), read, list (paged, newest first) and count.
 
 A new job is ``queued`` with every item ``pending`` and unchecked, in the given order. Working on
 a job is ``store.leases``, ``store.queue`` (outcomes, finishing), ``store.cancels`` and
@@ -9,22 +9,24 @@ a job is ``store.leases``, ``store.queue`` (outcomes, finishing), ``store.cancel
 from __future__ import annotations
 
 import secrets
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from records import Counts, FollowUp, Job, JobItem
-from store.audit import write_audit
+from store.audit import subject_key, write_audit
 from store.base import StoreBase
 from store.paging import cursor, cursor_id, cursor_time, uncursor
 from tables import account_refusals, job_items, jobs
 
-OUTCOMES = ("pending", "invited", "alreadyHasAccess", "invalid", "failed")
+OUTCOMES = ("pending", "invited", "alreadyHasAccess", "invalid", "failed", "cancelled")
 FINAL_OUTCOMES = frozenset(OUTCOMES) - {"pending"}
-AUDIT_SUBJECTS = 100  # an audit entry about a job names at most this many emails
+AUDIT_SUBJECTS = 100  # an audit entry about a job shows at most this many emails (all are keys)
 ACTIVE = ("queued", "running")  # a job with invite work left
-CANCELLED = "cancelled"  # the error of the items a cancel stopped before they started
+CANCELLED = "cancelled"  # the outcome of the items a cancel stopped before they started
 # since when the job's acting account is paused (dormancy), read with each job row
 ACTING_PAUSED = (
     sa.select(account_refusals.c.paused_since)
@@ -35,6 +37,33 @@ ACTING_PAUSED = (
     .scalar_subquery()
     .label("acting_paused_since")
 )
+RETRIED = ("failed", "cancelled")  # the outcomes a retry takes up again
+_RETRY_LOCK = 0x52545259  # "RTRY": pg_advisory_xact_lock(_RETRY_LOCK, <installation>) in retries
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """What ``create_retry_job`` made or found: the retry job (None: nothing to retry now),
+    whether this call made it, and how many addresses were left out because an active job of
+    the installation holds them."""
+
+    job: Job | None
+    new: bool
+    busy: int = 0
+
+
+class _NotNow(Exception):
+    """Nothing to retry (the transaction is rolled back, the job stays unmarked)."""
+
+    def __init__(self, busy: int = 0) -> None:
+        super().__init__(busy)
+        self.busy = busy
+
+
+def _retry_lock(installation_id: str) -> tuple[int, int]:
+    """The two 32-bit keys of an installation's retry lock (PostgreSQL advisory locks)."""
+    key = zlib.crc32(installation_id.encode())
+    return _RETRY_LOCK, key - 2**32 if key >= 2**31 else key
 
 
 class Jobs(StoreBase):
@@ -63,47 +92,98 @@ class Jobs(StoreBase):
                 kind=kind,
             )
 
-    def create_retry_job(self, installation_id: str, job_id: str, *, created_by: str) -> Job | None:
-        """A new queued job (same source and dry-run setting, acting as ``created_by``) of the items
-        of ``job_id`` that ended ``failed``, with a ``job.retry`` audit entry naming both jobs, in
-        one transaction. None when there is no such job or nothing failed."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(jobs.c.source, jobs.c.dry_run).where(
-                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
+    def create_retry_job(
+        self, installation_id: str, job_id: str, *, created_by: str
+    ) -> Retry | None:
+        """The one job that retries the items of the finished job ``job_id`` that ended ``failed``
+        or ``cancelled`` (same source and dry-run setting, acting as ``created_by``); None when
+        the installation has no such job.
+
+        A job is retried at most once: the job is marked with its retry by a conditional update in
+        the same transaction as the new job and its ``job.retry`` audit entry, so concurrent and
+        repeated calls all get that one job (``Retry.new`` is False for them). An address that an
+        active job of the installation already holds is left out (``Retry.busy`` counts them).
+        Nothing is made (``Retry.job`` None) while the job is active, or when none of its items is
+        left to retry."""
+        new_id = secrets.token_urlsafe(12)
+        try:
+            with self.engine.begin() as conn:
+                if not self._sqlite:  # retries of one installation one at a time (busy addresses)
+                    conn.execute(
+                        sa.select(sa.func.pg_advisory_xact_lock(*_retry_lock(installation_id)))
+                    )
+                # The conditional update comes first: on SQLite it takes the write lock before
+                # anything is read, so what is read next is what the last writer committed.
+                marked = conn.execute(
+                    sa.update(jobs)
+                    .where(
+                        jobs.c.id == job_id,
+                        jobs.c.installation_id == installation_id,
+                        jobs.c.retried_as.is_(None),
+                        jobs.c.state.not_in(ACTIVE),
+                    )
+                    .values(retried_as=new_id)
                 )
-            ).first()
-            if row is None:
+                if marked.rowcount != 1:
+                    raise _NotNow()
+                row = conn.execute(
+                    sa.select(jobs.c.source, jobs.c.dry_run).where(jobs.c.id == job_id)
+                ).one()
+                emails = list(
+                    conn.execute(
+                        sa.select(job_items.c.email)
+                        .where(job_items.c.job_id == job_id, job_items.c.outcome.in_(RETRIED))
+                        .order_by(job_items.c.position)
+                    ).scalars()
+                )
+                busy = {
+                    subject_key(e)
+                    for e in conn.execute(
+                        sa.select(job_items.c.email)
+                        .join(jobs, jobs.c.id == job_items.c.job_id)
+                        .where(jobs.c.installation_id == installation_id, jobs.c.state.in_(ACTIVE))
+                    ).scalars()
+                }
+                kept = [e for e in emails if subject_key(e) not in busy]
+                if not kept:
+                    raise _NotNow(len(emails))
+                job = self._insert_job(
+                    conn,
+                    new_id,
+                    installation_id,
+                    source=row.source,
+                    dry_run=bool(row.dry_run),
+                    created_by=created_by,
+                    emails=kept,
+                )
+                outcome: dict[str, Any] = {"jobId": new_id, "retryOf": job_id, "emails": len(kept)}
+                if len(kept) < len(emails):
+                    outcome["inOtherJobs"] = len(emails) - len(kept)
+                write_audit(
+                    conn,
+                    installation_id,
+                    at=job.created_at,
+                    actor=created_by,
+                    action="job.retry",
+                    source="panel",
+                    subjects=kept[:AUDIT_SUBJECTS],
+                    keys=kept,
+                    outcome=outcome,
+                )
+        except _NotNow as nothing:
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    sa.select(jobs.c.retried_as).where(
+                        jobs.c.id == job_id, jobs.c.installation_id == installation_id
+                    )
+                ).first()
+            if found is None:
                 return None
-            emails = list(
-                conn.execute(
-                    sa.select(job_items.c.email)
-                    .where(job_items.c.job_id == job_id, job_items.c.outcome == "failed")
-                    .order_by(job_items.c.position)
-                ).scalars()
+            earlier = (
+                None if found.retried_as is None else self.job(installation_id, found.retried_as)
             )
-            if not emails:
-                return None
-            job = self._insert_job(
-                conn,
-                secrets.token_urlsafe(12),
-                installation_id,
-                source=row.source,
-                dry_run=bool(row.dry_run),
-                created_by=created_by,
-                emails=emails,
-            )
-            write_audit(
-                conn,
-                installation_id,
-                at=job.created_at,
-                actor=created_by,
-                action="job.retry",
-                source="panel",
-                subjects=emails[:AUDIT_SUBJECTS],
-                outcome={"jobId": job.id, "retryOf": job_id, "emails": len(emails)},
-            )
-        return job
+            return Retry(earlier, new=False, busy=nothing.busy)
+        return Retry(job, new=True, busy=len(emails) - len(kept))
 
     def _insert_job(
         self,
@@ -134,6 +214,8 @@ class Jobs(StoreBase):
             "already_has_access": 0,
             "invalid": 0,
             "failed": 0,
+            "cancelled": 0,
+            "checked": 0,
         }
         items = [
             {"job_id": job_id, "position": i, "email": e, "outcome": "pending", "checked": False}
@@ -255,6 +337,7 @@ def _job(row: Any, items: tuple[JobItem, ...] | None, now: float) -> Job:
             already_has_access=row.already_has_access,
             invalid=row.invalid,
             failed=row.failed,
+            cancelled=row.cancelled,
         ),
         lease_owner=row.lease_owner,
         lease_until=row.lease_until,
@@ -267,4 +350,7 @@ def _job(row: Any, items: tuple[JobItem, ...] | None, now: float) -> Job:
         follow_up_due=row.follow_up_at,
         cancel_requested=row.cancel_requested_at is not None,
         acting_paused_since=getattr(row, "acting_paused_since", None),
+        checked=row.checked,
+        retried_as=row.retried_as,
+        wait_reason=row.wait_reason,
     )

@@ -89,6 +89,7 @@ class Leases(Jobs):
             "lease_until": now + lease_seconds,
             "state": sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
             "not_before": None,
+            "wait_reason": None,
         }
         claimed: tuple[str, str] | None = None
         if not self._sqlite:
@@ -154,12 +155,21 @@ class Leases(Jobs):
             )
             return done.rowcount == 1
 
-    def release_job(self, job_id: str, worker_id: str, *, not_before: float | None = None) -> bool:
-        """Give up ``worker_id``'s lease; ``not_before`` (epoch) delays the next claim. A job whose
-        cancel was asked for ends now (see ``request_cancel``)."""
+    def release_job(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        not_before: float | None = None,
+        wait_reason: str | None = None,
+    ) -> bool:
+        """Give up ``worker_id``'s lease; ``not_before`` (epoch) delays the next claim, and
+        ``wait_reason`` says why (``Job.wait_reason``). A job whose cancel was asked for ends now
+        (see ``request_cancel``)."""
         values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
         if not_before is not None:
             values["not_before"] = not_before
+            values["wait_reason"] = wait_reason
         with self.engine.begin() as conn:
             done = conn.execute(
                 sa.update(jobs)

@@ -4,9 +4,10 @@ written by the claim's holder alone, even after its lease ran out), and finishin
 (``finish_job``), each only while the caller's lease holds (``lease_held``,
 which ``store.leases``' ``renew_lease`` uses too; ``update_held`` for the installation's job, which
 ``store.followups`` uses too). Item outcomes never go back from final to ``pending``; a job that
-ended (finished here, or cancelled: ``store.cancels``) gets its counts, exactly one audit entry,
-and, a real job that invited anyone, its first follow-up (``store.followups``), which makes it
-claimable again when due (``job_ended``).
+ended (finished here, or cancelled: ``store.cancels``) gets its counts, exactly one audit entry
+(found by every email of the job; a webhook job's entry is its delivery's one entry, naming the
+``webhookId``), and, a real job that invited anyone, its first follow-up (``store.followups``),
+which makes it claimable again when due (``job_ended``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Connection
 from records import Counts
 from store.audit import write_audit
 from store.jobs import ACTIVE, AUDIT_SUBJECTS, OUTCOMES, Jobs
-from tables import job_items, jobs
+from tables import job_items, jobs, webhook_deliveries
 
 
 def lease_held(job_id: str, worker_id: str, now: float) -> sa.ColumnElement[bool]:
@@ -202,7 +203,14 @@ class Queue(Jobs):
             ended = conn.execute(
                 update_held(
                     installation_id, job_id, worker_id, now, jobs.c.state.in_(ACTIVE)
-                ).values(state=state, error=error, lease_owner=None, lease_until=None)
+                ).values(
+                    state=state,
+                    error=error,
+                    lease_owner=None,
+                    lease_until=None,
+                    not_before=None,
+                    wait_reason=None,
+                )
             )
             if ended.rowcount != 1:
                 return False
@@ -235,15 +243,25 @@ def job_ended(
             .where(jobs.c.id == job_id)
             .values(follow_up_at=now + follow_up, follow_up_round=0)
         )
-    subjects = conn.execute(
-        sa.select(job_items.c.email)
-        .where(job_items.c.job_id == job_id)
-        .order_by(job_items.c.position)
-        .limit(AUDIT_SUBJECTS)
-    ).scalars()
+    emails = list(
+        conn.execute(
+            sa.select(job_items.c.email)
+            .where(job_items.c.job_id == job_id)
+            .order_by(job_items.c.position)
+        ).scalars()
+    )
     outcome: dict[str, Any] = {"jobId": job_id, "state": state, **counts.to_json()}
     if error is not None:
         outcome["error"] = error
+    if row.source == "webhook":  # the delivery's one entry: which delivery it was
+        webhook_id = conn.execute(
+            sa.select(webhook_deliveries.c.webhook_id).where(
+                webhook_deliveries.c.installation_id == installation_id,
+                webhook_deliveries.c.job_id == job_id,
+            )
+        ).scalar()
+        if webhook_id is not None:
+            outcome["webhookId"] = webhook_id
     write_audit(
         conn,
         installation_id,
@@ -251,25 +269,33 @@ def job_ended(
         actor=row.created_by or row.source,
         action="invite.dryRun" if row.dry_run else "invite",
         source=row.source,
-        subjects=list(subjects),
+        subjects=emails[:AUDIT_SUBJECTS],
+        keys=emails,
         outcome=outcome,
     )
 
 
 def recount(conn: Connection, job_id: str) -> Counts:
-    """Recompute a job's counts from its items and store them (inside the caller's transaction)."""
+    """Recompute a job's counts (and how many items are checked) from its items and store them
+    (inside the caller's transaction)."""
     rows = conn.execute(
-        sa.select(job_items.c.outcome, sa.func.count())
+        sa.select(job_items.c.outcome, job_items.c.checked, sa.func.count())
         .where(job_items.c.job_id == job_id)
-        .group_by(job_items.c.outcome)
+        .group_by(job_items.c.outcome, job_items.c.checked)
     )
-    by = {outcome: int(n) for outcome, n in rows}
+    by: dict[str, int] = {}
+    checked = 0
+    for outcome, was_checked, n in rows:
+        by[outcome] = by.get(outcome, 0) + int(n)
+        if outcome != "pending" or was_checked:
+            checked += int(n)
     counts = Counts(
         pending=by.get("pending", 0),
         invited=by.get("invited", 0),
         already_has_access=by.get("alreadyHasAccess", 0),
         invalid=by.get("invalid", 0),
         failed=by.get("failed", 0),
+        cancelled=by.get("cancelled", 0),
     )
     conn.execute(
         sa.update(jobs)
@@ -280,6 +306,8 @@ def recount(conn: Connection, job_id: str) -> Counts:
             already_has_access=counts.already_has_access,
             invalid=counts.invalid,
             failed=counts.failed,
+            cancelled=counts.cancelled,
+            checked=checked,
         )
     )
     return counts

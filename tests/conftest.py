@@ -92,9 +92,10 @@ class Backend:
 
 
 @pytest.fixture()
-def backend(settings: Settings, platform: Platform, sleeps: Sleeps) -> Backend:
+def backend(settings: Settings, platform: Platform, sleeps: Sleeps) -> Iterator[Backend]:
     app = create_app(settings, sleep=sleeps)
-    return Backend(app.test_client(), platform)
+    yield Backend(app.test_client(), platform)
+    app.extensions["access_desk"].refusals.flush()  # refusals kept before the test's files go
 
 
 def free_port() -> int:

@@ -249,3 +249,16 @@ def dismiss_flags(page: Any) -> None:
         "(buttons) => buttons.forEach((b) => b.click())"
     )
     expect(flags).to_have_count(0)
+
+
+def wait_refused(call: Any, webhook_id: str, timeout: float = 15.0) -> None:
+    """Until ``webhookStatus`` (``call(key, payload)``) lists a refused delivery ``webhook_id``: the
+    backend keeps refusals in batches, about a second after they came."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not any(
+        r["webhookId"] == webhook_id for r in call("webhookStatus", {})["recentRefusals"]
+    ):
+        assert time.monotonic() < deadline, f"the refusal of {webhook_id} was not kept"
+        time.sleep(0.2)

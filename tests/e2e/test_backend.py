@@ -117,6 +117,7 @@ def test_job_survives_sigkill_and_finishes_after_restart(platform, settings, tmp
         "alreadyHasAccess": 0,
         "invalid": 0,
         "failed": 0,
+        "cancelled": 0,
     }
     invited = {e for r in platform.requests if r.endpoint == "invite" for e in r.body["emails"]}
     assert invited == set(new)

@@ -118,7 +118,7 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
         expect(cards).to_contain_text(f"{len(new)}No access")
         expect(cards).to_contain_text(f"{len(with_access)}Has access")
         expect(cards).to_contain_text("1Invalid email")
-        expect(cards).to_contain_text("0Failed")
+        expect(cards).not_to_contain_text("Failed")  # a zero count is no card
         shots.check("access")
         rows = downloaded_csv(
             page, access.get_by_role("button", name="Download CSV of access results")
@@ -233,10 +233,19 @@ def test_admin_uses_every_tool(browser, host, platform, live_backend):
                 "button", name="Download CSV of the audit entries shown by the filters"
             ),
         )
-        header = ["at", "actor", "action", "source", "subjects", "outcome", "description"]
+        header = [
+            "When (UTC)",
+            "Who",
+            "Run as",
+            "Actor account id",
+            "Action",
+            "What happened",
+            "Job",
+            "Email or account",
+        ]
         assert rows[0] == header
         assert len(rows) > 101
-        assert any(r[2] == "webhook.rotateSecret" for r in rows[1:])
+        assert any(r[4] == "webhook.rotateSecret" for r in rows[1:])
 
         # Confluence busy for longer than a call may wait: those entries fail, in words. (Last:
         # the backend then holds off that site for the Retry-After.) Ids not looked up before:
@@ -336,7 +345,7 @@ def test_ten_thousand_ids_stay_responsive(browser, host, platform):
         )
         missing = lookup.get_by_role("region", name="Account ids not found")
         expect(missing.locator("tbody tr")).to_have_count(100)
-        pager = lookup.locator(".pager-info").last
+        pager = lookup.locator("section[aria-labelledby=notfound-h] .pager-info")
         expect(pager).to_have_text("Rows 1–100 of 9,998")
         lookup.get_by_role("button", name="Next page of account ids not found").click()
         expect(pager).to_have_text("Rows 101–200 of 9,998")

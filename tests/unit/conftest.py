@@ -67,6 +67,7 @@ def backend_on_each_db(
     try:
         yield Backend(app.test_client(), platform)
     finally:
+        app.extensions["access_desk"].refusals.flush()  # before the database goes
         app.extensions["access_desk"].store.close()
 
 

@@ -83,8 +83,9 @@ def test_cancelling_a_queued_job_ends_it_at_once(platform: Platform, store: Stor
 
     ended = JobRunner(store).cancel(iid, job.id, "admin-2", wait_seconds=5)
 
-    assert ended.state == "failed" and ended.counts.failed == 3 and ended.counts.pending == 0
-    assert all(i[1:] == ("failed", "cancelled") for i in items_of(store, job))
+    assert ended.state == "failed" and ended.counts.cancelled == 3
+    assert (ended.counts.failed, ended.counts.pending) == (0, 0)
+    assert all(i[1:] == ("cancelled", None) for i in items_of(store, job))
     assert store.claim_job("bg", 60) is None  # nothing left to run
     entries, _ = store.list_audit(iid, 10)
     assert [(e.action, e.actor) for e in entries] == [("invite", admin), ("job.cancel", "admin-2")]
@@ -97,7 +98,8 @@ def test_cancelling_a_queued_job_ends_it_at_once(platform: Platform, store: Stor
         "invited": 0,
         "alreadyHasAccess": 0,
         "invalid": 0,
-        "failed": 3,
+        "failed": 0,
+        "cancelled": 3,
     }
 
 
@@ -134,7 +136,7 @@ def test_a_worker_stops_after_its_chunk_in_flight(
     assert after.state == "failed" and after.lease_owner is None
     assert len(requests_to(platform, "invite")) == 2  # no chunk after the one in flight
     outcomes = Counter((o, e) for _, o, e in items_of(store, job))
-    assert outcomes == {("invited", None): 200, ("failed", "cancelled"): 150}
+    assert outcomes == {("invited", None): 200, ("cancelled", None): 150}
     assert store.claim_job("bg", 60) is None
 
 
@@ -153,7 +155,7 @@ def test_cancel_waits_for_the_holder_and_answers_the_ended_job(
 
     answer = JobRunner(store, sleep=holder_steps).cancel(iid, job.id, admin, wait_seconds=5)
 
-    assert answer.state == "failed" and answer.counts.failed == 250
+    assert answer.state == "failed" and answer.counts.cancelled == 250
     assert run_to_end(worker, answer, admin_client).state == "failed"
     assert requests_to(platform, "check-access") == []
 
@@ -172,7 +174,7 @@ def test_a_cancel_during_a_rate_limit_wait_ends_the_job_at_once(
 
     ended = runner.cancel(iid, job.id, admin, wait_seconds=5)
 
-    assert ended.state == "failed" and ended.counts.failed == 5
+    assert ended.state == "failed" and ended.counts.cancelled == 5
 
 
 def test_a_crashed_holders_job_ends_when_its_lease_runs_out(
@@ -194,7 +196,7 @@ def test_a_crashed_holders_job_ends_when_its_lease_runs_out(
     clock.advance(60)
     assert worker.run_once() is True
     ended = store.job(iid, job.id, items=False)
-    assert ended is not None and ended.state == "failed" and ended.counts.failed == 4
+    assert ended is not None and ended.state == "failed" and ended.counts.cancelled == 4
     assert requests_to(platform, "check-access") == []
 
 
@@ -221,7 +223,7 @@ def test_cancelling_a_dry_run_keeps_what_it_checked(
     )
 
     outcomes = Counter((o, e) for _, o, e in items_of(store, job))
-    assert outcomes == {("pending", None): 100, ("failed", "cancelled"): 50}
+    assert outcomes == {("pending", None): 100, ("cancelled", None): 50}
 
 
 def test_cancelling_a_finished_job_changes_nothing(
@@ -270,9 +272,11 @@ def test_a_retry_job_holds_the_failed_items_and_is_linked_in_the_audit(
     assert failed.counts.failed == 4
     platform.faults.clear()
 
-    retry = store.create_retry_job(iid, job.id, created_by="admin-2")
+    made = store.create_retry_job(iid, job.id, created_by="admin-2")
 
-    assert retry is not None and retry.id != job.id
+    assert made is not None and made.new and made.job is not None
+    retry = made.job
+    assert retry.id != job.id
     assert (retry.source, retry.dry_run, retry.created_by) == ("webhook", True, "admin-2")
     assert [i.email for i in retry.items or ()] == emails and retry.state == "queued"
     entries, _ = store.list_audit(iid, 10)
@@ -294,9 +298,10 @@ def test_a_retry_takes_only_the_failed_and_cancelled_items(
     ended = runner.cancel(iid, job.id, admin, wait_seconds=0)
     assert ended.state == "failed"
 
-    retry = store.create_retry_job(iid, job.id, created_by=admin)
+    made = store.create_retry_job(iid, job.id, created_by=admin)
 
-    assert retry is not None and [i.email for i in retry.items or ()] == new_emails(3)
+    assert made is not None and made.job is not None
+    assert [i.email for i in made.job.items or ()] == new_emails(3)
     assert store.create_retry_job(iid, "no-such-job", created_by=admin) is None
 
 
@@ -308,8 +313,10 @@ def test_nothing_to_retry(
         iid, source="panel", dry_run=True, created_by=admin, emails=new_emails(2)
     )
     run_to_end(JobRunner(store), job, admin_client)
-    assert store.create_retry_job(iid, job.id, created_by=admin) is None
+    made = store.create_retry_job(iid, job.id, created_by=admin)
+    assert made is not None and made.job is None and not made.new
     assert [j.id for j in store.list_jobs(iid, 10)[0]] == [job.id]
+    assert store.job(iid, job.id).retried_as is None  # type: ignore[union-attr]
 
 
 # -- follow-ups ------------------------------------------------------------------------------------
@@ -455,7 +462,12 @@ def test_a_follow_up_resumes_after_a_crash_without_checking_anyone_twice(
 
     class DeadStore(Store):
         def release_job(
-            self, job_id: str, worker_id: str, *, not_before: float | None = None
+            self,
+            job_id: str,
+            worker_id: str,
+            *,
+            not_before: float | None = None,
+            wait_reason: str | None = None,
         ) -> bool:
             return False
 

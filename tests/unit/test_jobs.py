@@ -213,7 +213,14 @@ class CrashingClient:
 class DeadStore(Store):
     """A crashed process never releases its lease."""
 
-    def release_job(self, job_id: str, worker_id: str, *, not_before: float | None = None) -> bool:
+    def release_job(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        not_before: float | None = None,
+        wait_reason: str | None = None,
+    ) -> bool:
         return False
 
 

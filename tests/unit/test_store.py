@@ -67,13 +67,28 @@ def test_upgrading_an_older_schema_keeps_the_data(db_url: str) -> None:
             api_base_url="https://api.example/ex/confluence/c",
             system_token="sys-token",
         )
-        job = s.create_job(
-            A, source="panel", dry_run=False, created_by="admin", emails=["a@x.co", "b@x.co"]
-        )
+        with s.engine.begin() as conn:  # a job as the first schema stored it
+            conn.execute(
+                sa.text(
+                    "INSERT INTO jobs (id, installation_id, kind, source, dry_run, state, "
+                    "created_at, created_by, updated_at, total, pending, invited, "
+                    "already_has_access, invalid, failed) VALUES ('j1', :a, 'invite', 'panel', "
+                    "false, 'queued', 1, 'admin', 1, 2, 2, 0, 0, 0, 0)"
+                ),
+                {"a": A},
+            )
+            for n, email in enumerate(["a@x.co", "b@x.co"]):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO job_items (job_id, position, email, outcome, checked) "
+                        "VALUES ('j1', :n, :e, 'pending', false)"
+                    ),
+                    {"n": n, "e": email},
+                )
         s.migrate()
         with s.engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
-        kept = s.job(A, job.id)
+        kept = s.job(A, "j1")
         assert kept is not None and [i.email for i in kept.items or ()] == ["a@x.co", "b@x.co"]
         installation = s.installation(A)
         assert installation is not None and installation.system_token == "sys-token"
@@ -288,7 +303,10 @@ def test_create_job_gives_the_contract_shape(store: Store) -> None:
         "estimatedPoints",
         "notBefore",
         "paused",
+        "waitReason",
         "counts",
+        "checked",
+        "retriedAs",
         "items",
     }
     # a dry run checks 2 emails in one request: 1 + 2 * 2 points; it is not held
@@ -302,6 +320,7 @@ def test_create_job_gives_the_contract_shape(store: Store) -> None:
         "alreadyHasAccess": 0,
         "invalid": 0,
         "failed": 0,
+        "cancelled": 0,
     }
     assert body["items"] == [
         {"email": "a@x.io", "outcome": "pending"},
@@ -345,6 +364,7 @@ def test_record_outcomes_updates_items_counts_and_state(store: Store) -> None:
         "alreadyHasAccess": 1,
         "invalid": 1,
         "failed": 1,
+        "cancelled": 0,
     }
     assert job.items is not None
     assert [(i.outcome, i.error, i.checked) for i in job.items] == [
@@ -474,6 +494,7 @@ def test_finish_writes_exactly_one_audit_entry(store: Store, clock: Clock) -> No
                 "alreadyHasAccess": 0,
                 "invalid": 1,
                 "failed": 0,
+                "cancelled": 0,
             },
         }
     ]
