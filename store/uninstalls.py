@@ -13,7 +13,7 @@ its personal data is erased by the background worker (``uninstall.Erasures``) on
 - ``claim_erasure`` / ``erase_installation`` / ``finish_erasure``: the erasure, leased like the
   personal data duty. It reuses the personal data erasure (``store.personal_data``): every stored
   account id is erased as a closed account would be, then retention runs up to now (job emails
-  redacted, audit subjects cleared; jobs keep their counts), and the lookup cache is emptied.
+  redacted, audit subjects cleared; jobs keep their counts), the lookup cache and the kept webhook refusals are emptied.
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from store.audit import write_audit
 from store.cancels import Cancels
 from store.jobs import ACTIVE
 from store.personal_data import StoredPersonalData
-from tables import installations, jobs, lookup_cache, offline_tokens
+from tables import (
+    installations,
+    jobs,
+    lookup_cache,
+    lookup_misses,
+    offline_tokens,
+    webhook_refusals,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +159,8 @@ class Uninstalls(Cancels, StoredPersonalData):
         erased = self.erase_accounts(installation_id, accounts)
         redacted_jobs, redacted_entries = self.apply_retention(installation_id, self._clock() + 1)
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.delete(lookup_cache).where(lookup_cache.c.installation_id == installation_id)
-            )
+            for table in (lookup_cache, lookup_misses, webhook_refusals):
+                conn.execute(sa.delete(table).where(table.c.installation_id == installation_id))
         return Erased(erased, redacted_jobs, redacted_entries)
 
     def finish_erasure(
