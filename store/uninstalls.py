@@ -13,7 +13,8 @@ its personal data is erased by the background worker (``uninstall.Erasures``) on
 - ``claim_erasure`` / ``erase_installation`` / ``finish_erasure``: the erasure, leased like the
   personal data duty. It reuses the personal data erasure (``store.personal_data``): every stored
   account id is erased as a closed account would be, then retention runs up to now (job emails
-  redacted, audit subjects cleared; jobs keep their counts), the lookup cache and the kept webhook refusals are emptied.
+  redacted, audit subjects cleared; jobs keep their counts), and the lookup cache and the kept
+  webhook refusals are emptied.
 """
 
 from __future__ import annotations
