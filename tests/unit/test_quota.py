@@ -560,6 +560,93 @@ def test_a_1200_email_job_on_a_10_point_pool_finishes_with_at_most_one_429(
     assert requests_to(platform, "check-access") == 12 and requests_to(platform, "invite") == 12
 
 
+def test_a_pool_charging_the_base_point_is_not_held_back_by_per_object_estimates(
+    platform: Platform, store: Store, clock: Clock
+) -> None:
+    """An app pool of 1,000 points per 60 s that charges every POST the base point only
+    (``costs="writes"``), estimated at 2 points per user or email (501 a lookup of 250 users, 201
+    a check of 100 emails). Two customers' admins look up 250 of their users and four others
+    each invite 1,200 new people: 100 points in all, so the real pool lets everything finish in
+    the window it starts in. The estimates pass 80% of the pool while Confluence stays silent (no
+    r: under ~80% is used), so they are high: the spend is bounded, the fair shares are not held
+    by phantom spend, the costs are learnt downward, and everything is done in the first window
+    (on the old ledger the jobs ended in the 15th window and the admin's second lookup was
+    refused). In the next window a lone customer's job runs at the learnt costs and ends in that
+    window (on the old ledger: in its 4th)."""
+    clock.now = 29_200_000 * 60.0  # a window starts
+    platform.meter = Meter(Quota(1000, 60, costs="writes"), clock)
+    installations = [platform.installation] + [platform.add_installation() for _ in range(4)]
+    platform.seed_users = 500
+    lookers = [platform.add_installation() for _ in range(2)]
+    gate = StoreGate(store, clock=clock, cache_seconds=0.0)
+    runner = JobRunner(store, clock)
+    with requests.Session() as session:
+
+        def client(inst: Any) -> Client:  # as the worker's and the panel's: the admin pays
+            admin = inst.site.admin_id
+            return Client(
+                session,
+                inst.api_base_url,
+                platform.user_token(inst, admin),
+                allowlist=(platform.allowlist_prefix,),
+                sleep=clock.advance,
+                clock=clock,
+                gate=gate,
+            ).paying(Payer(inst.id, admin))
+
+        def run_jobs(customers: list[Any]) -> float:
+            """Each customer's 1,200-email job, run as the worker does; when the last is done."""
+            jobs = {
+                inst.id: store.create_job(
+                    inst.id,
+                    source="panel",
+                    dry_run=False,
+                    created_by=inst.site.admin_id,
+                    emails=[f"new.person{clock()}.{n}.{k}@example.com" for k in range(1200)],
+                ).id
+                for n, inst in enumerate(customers)
+            }
+            not_before = dict.fromkeys(jobs, 0.0)
+            running = set(jobs)
+            deadline = clock() + 20 * 60
+            while running and clock() < deadline:
+                for inst in customers:
+                    if inst.id not in running or not_before[inst.id] > clock():
+                        continue
+                    job = runner.advance(
+                        inst.id,
+                        jobs[inst.id],
+                        client(inst),
+                        worker_id="w",
+                        budget_seconds=15,
+                        fair=True,
+                    )
+                    if job.state not in ("queued", "running"):
+                        assert job.state == "done" and job.counts.invited == 1200
+                        running.discard(inst.id)
+                    not_before[inst.id] = job.not_before or 0.0
+                clock.advance(0.5)
+            assert not running
+            return clock()
+
+        window_end = clock() + 60
+        for looker in lookers:
+            looked = client(looker).lookup_users(looker.site.user_ids[:250])
+            assert len(looked.users) == 250 and looked.failed == []
+        assert run_jobs(installations[:4]) < window_end  # done in the window they started in
+        again = client(lookers[0]).lookup_users(lookers[0].site.user_ids[250:500])
+        assert len(again.users) == 250 and again.failed == []  # not held back by phantom spend
+        assert clock() < window_end
+        snapshot = platform.meter.snapshot()["total"]
+        assert snapshot == {"points": 99, "requests": 99, "refused": 0}
+        assert {"check_access", "users_bulk"} <= gate.learned_operations()
+        assert gate.estimate("check_access", 100) <= 21  # learnt down from 201
+        view = gate.view(lookers[0].api_base_url, lookers[0].id)
+        assert view.remaining is not None and view.remaining >= 200  # silence: over ~20% is left
+        clock.now = window_end  # the next window: a lone customer's job, at the learnt costs
+        assert run_jobs(installations[4:]) < window_end + 60
+
+
 def test_a_lookup_the_pool_can_pay_for_is_never_refused_locally(
     settings: Any, platform: Platform, clock: Clock
 ) -> None:
