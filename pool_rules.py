@@ -3,9 +3,9 @@
 - **Windows** end at the clock's multiples of the window ``w`` (the top of each UTC hour for the
   hourly quota) unless ``t`` says otherwise (``window_end = now + t``; a ``t`` within
   ``T_GRAIN`` of the clock's end is the clock's end: ``t`` is whole seconds). A ``t`` more than
-  half a window past the known end starts a new window; one that ends in the first half of the
-  current window is an answer of the window before (``stale``: answered just before the turn,
-  read just after) and says nothing of this one. A row whose window has ended rolls over
+  half a window past the known end starts a new window; a ``t`` of a few seconds that ends in
+  the first half of the current window is an answer of the window before (``stale``: answered
+  just before the turn, read just after) and says nothing of this one. A row whose window has ended rolls over
   (``rolled``): a new ``window_id``, nothing spent or answered, r unknown, not near the limit.
 - **What is left** (``left``): the last ``r`` minus what this app spent and has in flight since,
   or, while Confluence has not said ``r`` this window, the pool size minus that; while its latest
@@ -37,6 +37,7 @@ MAX_HOLD = 3600.0  # seconds: no hold lasts longer
 UNDER_R_SHARE = 0.2  # Confluence sends r once about 80% is used: without r, at least this is left
 MAX_SAMPLE_POINTS = 100_000  # a larger fall of r in one sample is not ours to learn from
 T_GRAIN = 1.5  # seconds: t is whole seconds, a little late; an end this near the clock's is it
+STALE_T = 5.0  # seconds: an answer with a t this small, read in a new window, was the old one's
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +117,10 @@ def answered(pool: Pool, operation: str, objects: int) -> Pool:
 
 
 def stale(pool: Pool, entry: QuotaEntry, now: float) -> bool:
-    """Whether ``entry`` (read at ``now``) describes the window before ``pool``'s: its ``t`` ends
-    in the first half of the current window (see the module docstring)."""
-    if entry.reset_in is None or pool.window_end is None:
+    """Whether ``entry`` (read at ``now``) describes the window before ``pool``'s: its window was
+    about to end (``t`` at most ``STALE_T``) and that end falls in the first half of the current
+    window (see the module docstring)."""
+    if entry.reset_in is None or entry.reset_in > STALE_T or pool.window_end is None:
         return False
     window = float(entry.window) if entry.window is not None else pool.window
     window = window or DEFAULT_WINDOW

@@ -239,6 +239,52 @@ def test_each_operations_cost_is_learnt_from_how_r_moves_and_shared(
     assert b.estimate("check_access", 100) == 101 and b.estimate("invite", 1) == 1
 
 
+def test_silence_bounds_the_estimated_spend_and_the_shares_and_lowers_the_open_costs(
+    store: Store, second: Store, clock: Clock
+) -> None:
+    """Without r Confluence says under ~80% is used: estimates beyond are high."""
+    a, b = ledgers(store, second, clock)
+    payer, other = Payer("inst-a", "u-1"), Payer("inst-b", "u-2")
+    a.observe(SITE, 200, quota())
+    for who in (payer, other):  # 501 points each by the starting estimate (2 a user)
+        assert sent(a, SITE, "users_bulk", 250, quota(), payer=who) == 0.0
+    sent(a, SITE, "user_current", 1, quota())  # 3 points: its price is the table's own
+    view = b.view(OTHER, "inst-a")
+    assert (view.remaining, view.estimated) == (200, True)
+    assert view.spent == round(501 * 800 / 1005)  # the shares' spend is bounded alike
+    # the window's 2 lookups (500 users) and admin check fit 800 points: 2 + 3 + 500 * per <= 800
+    assert b.costs()["users_bulk"] == (1.0, pytest.approx(795 / 500))
+    assert b.estimate("users_bulk", 250) == 399 and b.learned_operations() == {"users_bulk"}
+    assert b.estimate("check_access", 100) == 201 and b.estimate("user_current", 1) == 3
+    clock.advance(HOUR)  # a new window: the caps stay; r, once it moves, teaches the real cost
+    r = 900
+    a.observe(SITE, 200, quota(r=r))
+    for users in (250, 40, 100):
+        r -= 1 + 2 * users
+        sent(b, SITE, "users_bulk", 250, quota(r=r), answered=users)
+    assert a.estimate("users_bulk", 250) == 501 and a.learned_operations() == {"users_bulk"}
+
+
+def test_an_answer_read_after_the_window_turned_says_nothing_of_the_new_window(
+    store: Store, second: Store, clock: Clock
+) -> None:
+    """Confluence's t is whole seconds: half a second before the hour it says t=1."""
+    clock.now = 100 * HOUR - 30
+    a, b = ledgers(store, second, clock)
+    a.observe(SITE, 200, quota(r=150, t=30))
+    assert b.view(OTHER).reset_at == 100 * HOUR
+    clock.now = 100 * HOUR - 0.5
+    admission = a.admit(SITE, "check_access", 10, background=False)
+    a.observe(SITE, 200, quota(r=140, t=1))
+    assert b.view(OTHER).reset_at == 100 * HOUR  # the clock's end, not half a second past it
+    clock.now = 100 * HOUR + 0.2  # this answer left Confluence before the hour, read after it
+    a.settle(SITE, admission, 200, quota(r=119, t=1), 10)
+    view = b.view(OTHER)
+    assert (view.remaining, view.estimated, view.reset_at) == (1000, True, 101 * HOUR)
+    a.observe(SITE, 200, quota(t=3600))  # the new window's own answer
+    assert (b.view(OTHER).remaining, b.view(OTHER).reset_at) == (1000, 101 * HOUR)
+
+
 def test_a_call_the_pool_can_pay_for_is_sent_whatever_its_estimate(
     store: Store, clock: Clock
 ) -> None:
