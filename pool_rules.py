@@ -11,11 +11,12 @@
   or, while Confluence has not said ``r`` this window, the pool size minus that; while its latest
   quota entry came without ``r`` (Confluence says under about 80% is used) never under 20% of the
   pool, whatever the estimates say.
-- **Silence** (``silent``): while Confluence says no ``r``, this app was charged at most about 80%
-  of the pool (``silence_bound``). Estimated spend beyond it is an over-estimate: it is bounded,
-  what the installations' recorded spend is worth (``spend_scale``) falls by the same factor, and
-  the costs that priced the window's answered requests (``window_counts``) above it are lowered
-  (``learned_costs.silence_caps``).
+- **Silence** (``silent``): an answer without ``r`` says this app was charged at most about 80%
+  of the pool (``silence_bound``) for everything it had answered before that request was sent
+  (``Sent``: the window's estimated spend and its answered requests, ``window_counts``, then).
+  Estimated spend beyond it is an over-estimate: the window's estimated spend and what the
+  installations' recorded spend is worth (``spend_scale``) fall by the factor that bounds it, and
+  the costs that priced those requests above it are lowered (``learned_costs.silence_caps``).
 - **Taking in an answer** (``with_entry``): ``q``, ``w``, ``t`` and ``r`` replace what was known;
   a fall of ``r`` since the last one, with only one operation answered in between, is a cost
   sample (``Sample``) for ``learned_costs``.
@@ -135,16 +136,37 @@ def silence_bound(pool: Pool) -> float | None:
     return pool.limit * (1 - UNDER_R_SHARE)
 
 
-def silent(pool: Pool, costs: Costs, taught: set[str]) -> tuple[Pool, dict[str, float]]:
-    """``pool`` with its estimated spend bounded by Confluence's silence (see the module
-    docstring), and the per-object caps it taught (operation -> cap; empty: none)."""
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a pool's window had settled when a request was sent (``spent``, ``spend_scale``,
+    ``window_counts`` then): all of it Confluence had charged before it answered the request.
+    Requests settled meanwhile may have been charged after it answered: they are not its to
+    bound."""
+
+    window_id: int
+    spent: float
+    scale: float
+    counts: tuple[tuple[str, int, int], ...]
+
+    @classmethod
+    def of(cls, pool: Pool) -> Sent:
+        return cls(pool.window_id, pool.spent, pool.spend_scale, pool.window_counts)
+
+
+def silent(pool: Pool, costs: Costs, taught: set[str], sent: Sent) -> tuple[Pool, dict[str, float]]:
+    """``pool`` after a silent answer to a request ``sent`` in its window: the estimated spend
+    bounded (see the module docstring), and the per-object caps it taught (operation -> cap;
+    empty: none). Idempotent for answers sent alike: the spend falls to what the bound allows of
+    what was settled before the request went, never twice for it."""
     bound = silence_bound(pool)
-    if bound is None:
+    if bound is None or sent.window_id != pool.window_id:
         return pool, {}
-    caps = silence_caps(pool.window_counts, costs, taught, bound)
-    if pool.spent > bound:
-        scale = pool.spend_scale * bound / pool.spent
-        pool = replace(pool, spent=bound, spend_scale=scale)
+    caps = silence_caps(sent.counts, costs, taught, bound)
+    if sent.spent > bound:
+        scale = min(pool.spend_scale, sent.scale * bound / sent.spent)
+        if scale < pool.spend_scale:
+            spent = pool.spent * scale / pool.spend_scale
+            pool = replace(pool, spent=spent, spend_scale=scale)
     return pool, caps
 
 

@@ -73,7 +73,8 @@ class Admission:
     """What ``admit`` decided: ``wait`` 0.0 to go, else the seconds to wait (nothing reserved);
     ``why`` says what holds it (``held``, ``spent``, ``reserve``, ``share``). ``window_id`` and
     ``scale``: the window the reservation was counted to its payer in, and what a recorded point
-    of spend was worth then (``Pool.spend_scale``)."""
+    of spend was worth then (``Pool.spend_scale``); ``sent``: what the window had settled then
+    (for reading Confluence's silence)."""
 
     wait: float
     operation: str = ""
@@ -83,6 +84,7 @@ class Admission:
     why: str | None = None
     window_id: int = 0
     scale: float = 1.0
+    sent: pool_rules.Sent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +302,17 @@ class Ledger:
                 payer.account_id,
                 cost / pool.spend_scale,
             )
-        return Admission(0.0, operation, key, cost, payer, None, pool.window_id, pool.spend_scale)
+        return Admission(
+            0.0,
+            operation,
+            key,
+            cost,
+            payer,
+            None,
+            pool.window_id,
+            pool.spend_scale,
+            pool_rules.Sent.of(pool),
+        )
 
     def _refusal(
         self, pool: Pool, background: bool, cost: float, mine: float, user: float, waited: bool
@@ -398,8 +410,10 @@ class Ledger:
             if reading.refused_scope is not None:
                 pool = replace(pool, reported=0)
                 pool = pool_rules.held(pool, self._quota_hold_end(pool, reading, now), now)
-            pool, found = pool_rules.silent(pool, costs, taught)
-            caps.extend([found] if found else [])
+            sent = admission.sent if admission is not None and reserved_in == key else None
+            if sent is not None:
+                pool, found = pool_rules.silent(pool, costs, taught, sent)
+                caps.extend([found] if found else [])
             return replace(pool, updated_at=now)
 
         stored = rows.get(key)

@@ -248,13 +248,14 @@ def test_silence_bounds_the_estimated_spend_and_the_shares_and_lowers_the_open_c
     a.observe(SITE, 200, quota())
     for who in (payer, other):  # 501 points each by the starting estimate (2 a user)
         assert sent(a, SITE, "users_bulk", 250, quota(), payer=who) == 0.0
+    # the next answer is silent: what was answered before its request went (the two lookups,
+    # 500 users) fits 80% of the pool, so 2 + 500 * per <= 800
     sent(a, SITE, "user_current", 1, quota())  # 3 points: its price is the table's own
     view = b.view(OTHER, "inst-a")
     assert (view.remaining, view.estimated) == (200, True)
-    assert view.spent == round(501 * 800 / 1005)  # the shares' spend is bounded alike
-    # the window's 2 lookups (500 users) and admin check fit 800 points: 2 + 3 + 500 * per <= 800
-    assert b.costs()["users_bulk"][1] == pytest.approx(795 / 500)
-    assert b.estimate("users_bulk", 250) == 399 and b.learned_operations() == {"users_bulk"}
+    assert view.spent == round(501 * 800 / 1002)  # the shares' spend is bounded alike
+    assert b.costs()["users_bulk"][1] == pytest.approx(798 / 500)
+    assert b.estimate("users_bulk", 250) == 400 and b.learned_operations() == {"users_bulk"}
     assert b.estimate("check_access", 100) == 201 and b.estimate("user_current", 1) == 3
     clock.advance(HOUR)  # a new window: the caps stay; r, once it moves, teaches the real cost
     r = 900
@@ -263,6 +264,25 @@ def test_silence_bounds_the_estimated_spend_and_the_shares_and_lowers_the_open_c
         r -= 1 + 2 * users
         sent(b, SITE, "users_bulk", 250, quota(r=r), answered=users)
     assert a.estimate("users_bulk", 250) == 501 and a.learned_operations() == {"users_bulk"}
+
+
+def test_a_silent_answer_bounds_only_what_was_answered_before_its_request_went(
+    store: Store, clock: Clock
+) -> None:
+    """Five checks in flight together, each really 201 points: Confluence may answer them all
+    before charging the others, silent, though together they pass 80%."""
+    ledger = Ledger(store, clock=clock, cache_seconds=0.0)
+    ledger.observe(SITE, 200, quota())
+    payer = Payer("inst-a", "u-1")
+    flying = [ledger.admit(SITE, "check_access", 100, background=False) for _ in range(4)]
+    flying.append(ledger.admit(SITE, "check_access", 100, background=False, payer=payer))
+    for admission in flying:
+        assert admission.wait == 0.0
+        ledger.settle(SITE, admission, 200, quota(), 100)
+    assert ledger.estimate("check_access", 100) == 201 and ledger.learned_operations() == set()
+    assert ledger.view(SITE, "inst-a").spent == 201  # nothing shown over-estimated
+    sent(ledger, SITE, "invite", 1, quota())  # sent after those answers: they were charged first
+    assert ledger.estimate("check_access", 100) < 201 and ledger.view(SITE, "inst-a").spent < 201
 
 
 def test_an_answer_read_after_the_window_turned_says_nothing_of_the_new_window(
