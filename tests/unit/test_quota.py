@@ -282,7 +282,8 @@ def test_a_silent_answer_bounds_only_what_was_answered_before_its_request_went(
     assert ledger.estimate("check_access", 100) == 201 and ledger.learned_operations() == set()
     assert ledger.view(SITE, "inst-a").spent == 201  # nothing shown over-estimated
     sent(ledger, SITE, "invite", 1, quota())  # sent after those answers: they were charged first
-    assert ledger.estimate("check_access", 100) < 201 and ledger.view(SITE, "inst-a").spent < 201
+    assert ledger.estimate("check_access", 100) < 201
+    assert (ledger.view(SITE, "inst-a").spent or 0) < 201
 
 
 def test_an_answer_read_after_the_window_turned_says_nothing_of_the_new_window(
