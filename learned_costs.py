@@ -11,8 +11,9 @@ estimate (Confluence documents it: 1 point) and only the per-object cost is fitt
 ``MIN_SAMPLES`` samples, or a fit that comes out negative, leaves the starting estimate.
 
 **From silence.** Confluence says ``r`` once about 80% of the pool is used: an answer without it
-says less is used, so what this app's answered requests of the window cost is at most that
-(``bound``). When the current costs price them above it, the estimates are high: ``silence_caps``
+says less is used, so what this app's requests answered in the window before that request was sent
+cost is at most that (``bound``; ``pool_rules.Sent``). When the current costs price them above it,
+the estimates are high: ``silence_caps``
 lowers the per-object cost of the operations whose price Atlassian leaves open (``costs.UNSAID``)
 and that r has not taught yet, all by one factor, just enough for the window's requests to fit the
 bound. Those caps are kept with the samples (``QuotaStorage.lower_cost_caps``, only ever lower) and

@@ -109,7 +109,8 @@ class QuotaStorage(Protocol):
         self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
     ) -> None:
         """Add ``points`` (negative: a correction) to this window's spend of an installation and
-        of its user ``account_id`` (none when empty)."""
+        of its user ``account_id`` (none when empty), in the window's units: times the pool row's
+        ``spend_scale`` they are points."""
         ...
 
     def spend_of(

@@ -25,7 +25,11 @@ answer said (``settle``). The rows are kept by a ``quota_pools.QuotaStorage``: t
   installation and user; its answer settles it.
 - **Estimates.** What a request costs is estimated with the learned costs (``learned_costs``,
   shared through the storage, re-read every ``COSTS_CACHE_SECONDS``) and corrected once the
-  answer tells the objects involved (a lookup pays for the users it returned).
+  answer tells the objects involved (a lookup pays for the users it returned). An answer without
+  ``r`` says at most about 80% of the pool was used when Confluence answered: what the window had
+  settled before its request went (``Admission.sent``) is bounded by that, and so is the fair-share
+  spend (recorded per window in that window's units, ``Pool.spend_scale``); the open costs that
+  priced it higher are lowered (``pool_rules.silent``).
 - **Mints.** ``take_mint`` counts offline token mints against Forge's 1,000 a minute per app
   (``MINT_LIMIT``), every instance together; ``hold_mints`` honours a refusal's Retry-After.
 
@@ -308,10 +312,9 @@ class Ledger:
             key,
             cost,
             payer,
-            None,
-            pool.window_id,
-            pool.spend_scale,
-            pool_rules.Sent.of(pool),
+            window_id=pool.window_id,
+            scale=pool.spend_scale,
+            sent=pool_rules.Sent.of(pool),
         )
 
     def _refusal(
