@@ -414,7 +414,8 @@ class Ledger:
                 pool = replace(pool, reported=0)
                 pool = pool_rules.held(pool, self._quota_hold_end(pool, reading, now), now)
             sent = admission.sent if admission is not None and reserved_in == key else None
-            if sent is not None:
+            silence = entry is not None and entry.stated and entry.remaining is None
+            if sent is not None and silence:  # this very answer came without r
                 pool, found = pool_rules.silent(pool, costs, taught, sent)
                 caps.extend([found] if found else [])
             return replace(pool, updated_at=now)

@@ -410,7 +410,9 @@ def test_help_says_what_every_option_does_in_words() -> None:
         "--latency-ms",
         "--port",
         "--quota",
+        "--quota-costs",
         "--quota-mode",
+        "--quota-spelling",
         "--verbose",
     ]
     listed = text.split("options:", 1)[1]

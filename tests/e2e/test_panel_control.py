@@ -101,12 +101,13 @@ def test_invite_has_one_primary_action_and_fresh_results(
         expect(bar).to_have_count(0)
         expect(invite.get_by_role("heading", name="Preview")).to_have_count(0)
 
-        # A list the backend refuses (an entry over 320 characters): its error replaces the preview.
+        # A list refused for an entry over 320 characters (the form says so before the backend
+        # would): its error replaces the preview.
         invite, confirm = preview_two_new(panel, platform)
         area.fill("one@example.com\n" + "a" * 330 + "@example.com")
         invite.get_by_role("button", name="Preview invitations").click()
         alert = invite.get_by_role("alert")
-        expect(alert).to_contain_text("entry 2: longer than 320 characters")
+        expect(alert).to_contain_text("1 entry is too long to send (over 320 characters)")
         expect(invite.get_by_role("group", name="Invite 2 people?")).to_have_count(0)
         assert overflow(panel) == FITS
         shots.check("refused")

@@ -281,6 +281,8 @@ def test_a_silent_answer_bounds_only_what_was_answered_before_its_request_went(
         ledger.settle(SITE, admission, 200, quota(), 100)
     assert ledger.estimate("check_access", 100) == 201 and ledger.learned_operations() == set()
     assert ledger.view(SITE, "inst-a").spent == 201  # nothing shown over-estimated
+    sent(ledger, SITE, "invite", 1, {})  # an answer without quota headers says nothing
+    assert ledger.estimate("check_access", 100) == 201
     sent(ledger, SITE, "invite", 1, quota())  # sent after those answers: they were charged first
     assert ledger.estimate("check_access", 100) < 201
     spent = ledger.view(SITE, "inst-a").spent
