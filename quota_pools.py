@@ -12,7 +12,7 @@ clients). The rules that change a row live in ``ratelimit``; storage only applie
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -29,7 +29,10 @@ class Pool:
     the window began; ``pending`` the estimates of requests sent and not answered yet.
     ``without_r``: the latest quota entry came without r (Confluence: under about 80% used).
     ``since_*``: what was answered since the last r, for learning costs (``since_op`` is
-    ``"mixed"`` when several operations were)."""
+    ``"mixed"`` when several operations were). ``window_counts``: every request answered (2xx)
+    this window, as (operation, requests, objects), for learning from Confluence's silence.
+    ``spend_scale``: what the fair-share spend recorded this window (``quota_spend``) is worth in
+    points (below 1 once Confluence's silence showed the estimates were high)."""
 
     key: str
     scope: str | None = None
@@ -47,6 +50,8 @@ class Pool:
     since_op: str | None = None
     since_requests: int = 0
     since_objects: int = 0
+    window_counts: tuple[tuple[str, int, int], ...] = ()
+    spend_scale: float = 1.0
     updated_at: float = 0.0
     version: int = 0
 
@@ -54,7 +59,8 @@ class Pool:
 @dataclass(frozen=True, slots=True)
 class CostSums:
     """Least-squares sums of an operation's samples: ``requests`` (k), ``objects`` (x) and the
-    points they cost (d), as ``how r moved`` showed them."""
+    points they cost (d), as ``how r moved`` showed them; ``cap``: the most one object can cost,
+    as Confluence's silence showed it (None: not learnt)."""
 
     samples: int = 0
     kk: float = 0.0
@@ -62,6 +68,7 @@ class CostSums:
     xx: float = 0.0
     kd: float = 0.0
     xd: float = 0.0
+    cap: float | None = None
 
     def add(self, k: float, x: float, d: float) -> CostSums:
         return CostSums(
@@ -71,7 +78,12 @@ class CostSums:
             self.xx + x * x,
             self.kd + k * d,
             self.xd + x * d,
+            self.cap,
         )
+
+    def capped(self, cap: float) -> CostSums:
+        """These sums with the per-object cap lowered to ``cap`` (caps only ever fall)."""
+        return replace(self, cap=cap if self.cap is None else min(self.cap, cap))
 
 
 Change = Callable[[Pool], Pool | None]
@@ -97,7 +109,8 @@ class QuotaStorage(Protocol):
         self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
     ) -> None:
         """Add ``points`` (negative: a correction) to this window's spend of an installation and
-        of its user ``account_id`` (none when empty)."""
+        of its user ``account_id`` (none when empty), in the window's units: times the pool row's
+        ``spend_scale`` they are points."""
         ...
 
     def spend_of(
@@ -116,6 +129,10 @@ class QuotaStorage(Protocol):
 
     def add_cost_sample(self, operation: str, k: float, x: float, d: float) -> None:
         """One more sample: ``k`` requests of ``operation`` involving ``x`` objects cost ``d``."""
+        ...
+
+    def lower_cost_caps(self, caps: Mapping[str, float]) -> None:
+        """Lower each operation's per-object cap to the one given (a cap never rises)."""
         ...
 
 
@@ -178,3 +195,8 @@ class MemoryQuota:
     def add_cost_sample(self, operation: str, k: float, x: float, d: float) -> None:
         with self._lock:
             self._costs[operation] = self._costs.get(operation, CostSums()).add(k, x, d)
+
+    def lower_cost_caps(self, caps: Mapping[str, float]) -> None:
+        with self._lock:
+            for operation, cap in caps.items():
+                self._costs[operation] = self._costs.get(operation, CostSums()).capped(cap)

@@ -25,7 +25,11 @@ answer said (``settle``). The rows are kept by a ``quota_pools.QuotaStorage``: t
   installation and user; its answer settles it.
 - **Estimates.** What a request costs is estimated with the learned costs (``learned_costs``,
   shared through the storage, re-read every ``COSTS_CACHE_SECONDS``) and corrected once the
-  answer tells the objects involved (a lookup pays for the users it returned).
+  answer tells the objects involved (a lookup pays for the users it returned). An answer without
+  ``r`` says at most about 80% of the pool was used when Confluence answered: what the window had
+  settled before its request went (``Admission.sent``) is bounded by that, and so is the fair-share
+  spend (recorded per window in that window's units, ``Pool.spend_scale``); the open costs that
+  priced it higher are lowered (``pool_rules.silent``).
 - **Mints.** ``take_mint`` counts offline token mints against Forge's 1,000 a minute per app
   (``MINT_LIMIT``), every instance together; ``hold_mints`` honours a refusal's Retry-After.
 
@@ -44,8 +48,8 @@ from dataclasses import dataclass, replace
 import pool_rules
 from costs import Costs, points
 from fair_shares import Shares, over_share
-from learned_costs import learned, model
-from quota_pools import APP, MINTS, SITE, MemoryQuota, Pool, QuotaStorage
+from learned_costs import learned, model, taught_by_r
+from quota_pools import APP, MINTS, SITE, CostSums, MemoryQuota, Pool, QuotaStorage
 from ratelimit_headers import QuotaEntry, Reading, read_headers
 
 RESERVE_SHARE = 0.2  # the last 20% of a window is kept for panel calls
@@ -71,7 +75,10 @@ NOBODY = Payer()  # a request counted to no installation (tests, single clients)
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What ``admit`` decided: ``wait`` 0.0 to go, else the seconds to wait (nothing reserved);
-    ``why`` says what holds it (``held``, ``spent``, ``reserve``, ``share``)."""
+    ``why`` says what holds it (``held``, ``spent``, ``reserve``, ``share``). ``window_id`` and
+    ``scale``: the window the reservation was counted to its payer in, and what a recorded point
+    of spend was worth then (``Pool.spend_scale``); ``sent``: what the window had settled then
+    (for reading Confluence's silence)."""
 
     wait: float
     operation: str = ""
@@ -79,6 +86,9 @@ class Admission:
     reserved: float = 0.0
     payer: Payer = NOBODY
     why: str | None = None
+    window_id: int = 0
+    scale: float = 1.0
+    sent: pool_rules.Sent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +124,7 @@ class Ledger:
         self.shares = shares
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Pool | None]] = {}
-        self._costs: tuple[float, dict[str, tuple[float, float]]] | None = None
+        self._sums: tuple[float, dict[str, CostSums]] | None = None
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -147,22 +157,25 @@ class Ledger:
         row = rows.get(site)
         return site if row is not None and row.scope == SITE else APP
 
-    def costs(self) -> Costs:
-        """Every operation's (base, per object) points: learned where they can be."""
+    def _cost_sums(self) -> dict[str, CostSums]:
         now = self._clock()
         with self._lock:
-            cached = self._costs
+            cached = self._sums
         fresh_for = min(COSTS_CACHE_SECONDS, self._cache_seconds * 10)
         if cached is not None and now - cached[0] < fresh_for:
             return cached[1]
-        fresh = model(self._storage.cost_sums())
+        fresh = self._storage.cost_sums()
         with self._lock:
-            self._costs = (now, fresh)
+            self._sums = (now, fresh)
         return fresh
 
+    def costs(self) -> Costs:
+        """Every operation's (base, per object) points: learned where they can be."""
+        return model(self._cost_sums())
+
     def learned_operations(self) -> set[str]:
-        """The operations whose cost the ledger has learned."""
-        return learned(self._storage.cost_sums())
+        """The operations whose cost the ledger has learned (from r, or lowered by silence)."""
+        return learned(self._cost_sums())
 
     def estimate(self, operation: str, objects: int) -> int:
         """The estimated points of one request (learned costs where known)."""
@@ -207,7 +220,7 @@ class Ledger:
         spent = share = None
         if installation_id:
             mine, _ = self._storage.spend_of(key, pool.window_id, installation_id, "")
-            spent = max(0, round(mine))
+            spent = max(0, round(mine * pool.spend_scale))
             if pool.limit is not None:
                 share = math.floor(self.shares.of_installation(pool.limit))
         return PoolView(
@@ -265,6 +278,8 @@ class Ledger:
             mine, user = self._storage.spend_of(
                 key, window_id, payer.installation_id, payer.account_id
             )
+            scale = pool_rules.current(stored, now).spend_scale  # what recorded spend is worth
+            mine, user = max(0.0, mine * scale), max(0.0, user * scale)
         refusal: list[tuple[float, str]] = []
 
         def decide(row: Pool) -> Pool | None:
@@ -285,9 +300,22 @@ class Ledger:
             return Admission(min(pool_rules.MAX_HOLD, refusal[0][0]), operation, why=refusal[0][1])
         if payer.installation_id:
             self._storage.add_spend(
-                key, pool.window_id, payer.installation_id, payer.account_id, cost
+                key,
+                pool.window_id,
+                payer.installation_id,
+                payer.account_id,
+                cost / pool.spend_scale,
             )
-        return Admission(0.0, operation, key, cost, payer)
+        return Admission(
+            0.0,
+            operation,
+            key,
+            cost,
+            payer,
+            window_id=pool.window_id,
+            scale=pool.spend_scale,
+            sent=pool_rules.Sent.of(pool),
+        )
 
     def _refusal(
         self, pool: Pool, background: bool, cost: float, mine: float, user: float, waited: bool
@@ -321,7 +349,11 @@ class Ledger:
     ) -> Reading:
         """Feed one answer of ``site`` into the ledger (``status`` None: no answer came) and
         settle its ``admission``: the estimate for the objects the answer involved replaces the
-        one reserved (nothing for a refused or failed answer, the reservation for no answer)."""
+        one reserved (nothing for a refused or failed answer, the reservation for no answer). An
+        answer of the window before (``pool_rules.stale``) only settles: it is not this window's
+        spend and says nothing of it. While Confluence says no ``r``, the window's estimated spend
+        is bounded by its silence and the costs it shows too high are lowered
+        (``pool_rules.silent``)."""
         now = self._clock()
         reading = read_headers(status or 0, headers)
         operation = admission.operation if admission is not None else ""
@@ -340,36 +372,52 @@ class Ledger:
             if entry_key != key:
                 self._change(entry_key, self._with_entry(entry, now))
         samples: list[pool_rules.Sample] = []
+        caps: list[dict[str, float]] = []
+        lateness: list[bool] = []
         reserved_in = admission.pool if admission is not None else None
+        sums = self._cost_sums()
+        costs, taught = model(sums), taught_by_r(sums)
 
-        def settled(pool: Pool) -> Pool:
+        def settled(pool: Pool, spend: float) -> Pool:
             assert admission is not None
             return replace(
                 pool,
                 pending=max(0.0, pool.pending - admission.reserved),
-                spent=pool.spent + actual,
+                spent=pool.spent + spend,
             )
 
         if reserved_in is not None and reserved_in != key:
-            self._change(reserved_in, lambda p: settled(pool_rules.current(p, now)))
+            self._change(reserved_in, lambda p: settled(pool_rules.current(p, now), actual))
 
         def apply(row: Pool) -> Pool:
             pool = pool_rules.current(row, now)
+            entry = reading.entry(scope)
+            late = entry is not None and pool_rules.stale(pool, entry, now)
+            spend = 0.0 if late else actual  # a late answer was charged in the window before
+            lateness[:] = [late]
             if reserved_in == key:
-                pool = settled(pool)
+                pool = settled(pool, spend)
             elif admission is not None and admission.wait == 0 and reserved_in is None:
-                pool = replace(pool, spent=pool.spent + actual)  # sent before a pool was known
+                pool = replace(pool, spent=pool.spent + spend)  # sent before a pool was known
+            samples.clear()
+            caps.clear()
+            if late:
+                return replace(pool, updated_at=now)
             if charged and operation:
                 pool = pool_rules.answered(pool, operation, objects)
-            entry = reading.entry(scope)
             if entry is not None:
                 pool, sample = pool_rules.with_entry(pool, entry, now)
-                samples[:] = [sample] if sample is not None else []
+                samples.extend([sample] if sample is not None else [])
             if reading.near_limit is not None:
                 pool = replace(pool, near_limit=reading.near_limit)
             if reading.refused_scope is not None:
                 pool = replace(pool, reported=0)
                 pool = pool_rules.held(pool, self._quota_hold_end(pool, reading, now), now)
+            sent = admission.sent if admission is not None and reserved_in == key else None
+            silence = entry is not None and entry.stated and entry.remaining is None
+            if sent is not None and silence:  # this very answer came without r
+                pool, found = pool_rules.silent(pool, costs, taught, sent)
+                caps.extend([found] if found else [])
             return replace(pool, updated_at=now)
 
         stored = rows.get(key)
@@ -377,32 +425,18 @@ class Ledger:
             reading.near_limit is False and stored is not None and stored.near_limit
         )
         touches = bool(reading.entries or near_changes or reading.quota_429 or reserved_in == key)
-        if touches:
-            self._change(key, apply)
+        after = self._change(key, apply) if touches else None
         for sample in samples:
             self._storage.add_cost_sample(
                 sample.operation, sample.requests, sample.objects, sample.points
             )
+        for found in caps:
+            self._storage.lower_cost_caps(found)
+        if samples or caps:
             with self._lock:
-                self._costs = None
-        if admission is not None and admission.wait == 0 and admission.pool is None:
-            if admission.payer.installation_id and actual and touches:
-                self._storage.add_spend(
-                    key,
-                    self._window_of(key),
-                    admission.payer.installation_id,
-                    admission.payer.account_id,
-                    actual,
-                )
-        if admission is not None and admission.pool and admission.payer.installation_id:
-            if actual != admission.reserved:
-                self._storage.add_spend(
-                    admission.pool,
-                    self._window_of(admission.pool),
-                    admission.payer.installation_id,
-                    admission.payer.account_id,
-                    actual - admission.reserved,
-                )
+                self._sums = None
+        if admission is not None and admission.wait == 0 and admission.payer.installation_id:
+            self._count_to_payer(admission, key, after, actual, late=any(lateness))
         site_scope = self._site_scope(reading)
         if site_scope is not None and (site not in rows or rows[site].scope != site_scope):
             self._change(site, lambda p: replace(p, scope=site_scope, updated_at=now))
@@ -410,6 +444,30 @@ class Ledger:
             pause = reading.retry_after if reading.retry_after is not None else BURST_PAUSE
             self.hold(site, pause)
         return reading
+
+    def _count_to_payer(
+        self, admission: Admission, key: str, after: Pool | None, actual: float, *, late: bool
+    ) -> None:
+        """Correct the payer's recorded spend: the reservation goes, and the points the answer
+        showed count to the window they were charged in (the pool's now, or the admission's for a
+        ``late`` answer); recorded spend is in its window's units (``Pool.spend_scale``)."""
+        payer = admission.payer
+        changes: dict[tuple[str, int], float] = {}
+        if admission.pool is not None:
+            changes[(admission.pool, admission.window_id)] = -admission.reserved / admission.scale
+        if actual:
+            if after is not None and not late:
+                where, scale = (after.key, after.window_id), after.spend_scale
+            elif admission.pool is not None:
+                where, scale = (admission.pool, admission.window_id), admission.scale
+            else:
+                return  # sent before a pool was known, and no pool was said
+            changes[where] = changes.get(where, 0.0) + actual / scale
+        for (pool, window_id), change in changes.items():
+            if abs(change) > 1e-9:
+                self._storage.add_spend(
+                    pool, window_id, payer.installation_id, payer.account_id, change
+                )
 
     def observe(self, site: str, status: int, headers: Mapping[str, str]) -> Reading:
         """Feed an answer that was not admitted (nothing reserved) into the ledger."""
@@ -441,10 +499,6 @@ class Ledger:
             return pool_rules.with_entry(pool_rules.current(pool, now), entry, now)[0]
 
         return change
-
-    def _window_of(self, key: str) -> int:
-        rows = self._rows([key])
-        return rows[key].window_id if key in rows else 0
 
     def _change(self, key: str, change: Callable[[Pool], Pool | None]) -> Pool:
         pool = self._storage.change_pool(key, change)

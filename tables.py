@@ -205,6 +205,9 @@ quota_pools = sa.Table(
     sa.Column("since_op", sa.String(32), nullable=True),
     sa.Column("since_requests", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("since_objects", sa.Integer(), nullable=False, server_default="0"),
+    # what was answered this window, per operation (JSON), and the spend's worth (0010)
+    sa.Column("window_counts", sa.Text(), nullable=False, server_default="[]"),
+    sa.Column("spend_scale", _TIME, nullable=False, server_default="1"),
     sa.Column("updated_at", _TIME, nullable=False),
     sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
 )
@@ -228,6 +231,7 @@ quota_costs = sa.Table(
     sa.Column("xx", _TIME, nullable=False),
     sa.Column("kd", _TIME, nullable=False),
     sa.Column("xd", _TIME, nullable=False),
+    sa.Column("cap", _TIME, nullable=True),  # per object, learnt from silence (0010)
 )
 admin_checks = sa.Table(
     "admin_checks",

@@ -8,7 +8,8 @@ when the window ends (``resetAt``), until when calls are held (``heldUntil``: a 
 spent pool), whether Confluence said the pool is near its limit, this installation's own estimated
 spend this window (``spent``) and its fair share (``share``: ``INSTALLATION_SHARE`` of the pool),
 and what each call costs by the ledger's learned costs (``costs``: base and per-object points per
-request, ``learned`` once the answers have shown it). Nulls before any answer told.
+request, ``learned`` once the answers have shown it: how r moved, or Confluence's silence lowered
+it). Nulls before any answer told.
 """
 
 from __future__ import annotations

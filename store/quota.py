@@ -6,14 +6,16 @@ changed atomically by ``change_pool``: read, apply the ledger's rule, write back
 changed the row meanwhile (its ``version``), else read again and re-apply (optimistic concurrency:
 no lock is held while a rule runs, on SQLite and PostgreSQL alike). ``quota_spend`` keeps what each
 installation and each of its users spent in a pool's window (atomic additions); ``quota_costs``
-the learned costs' sums (atomic additions). The rules live in ``ratelimit`` and ``pool_rules``;
-this is the ``quota_pools.QuotaStorage`` they build on. When each installation's job work last had
-a turn (``quota_turns``, for fair claims) is kept by ``store.leases``.
+the learned costs' sums (atomic additions) and per-object caps (atomic, only ever lower). The
+rules live in ``ratelimit`` and ``pool_rules``; this is the ``quota_pools.QuotaStorage`` they build
+on. When each installation's job work last had a turn (``quota_turns``, for fair claims) is kept
+by ``store.leases``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from typing import Any
 
@@ -65,7 +67,7 @@ class QuotaLedger(StoreBase):
             if new is None:
                 return old
             new = replace(new, key=key, version=old.version + 1)
-            values = asdict(new)
+            values = _row(new)
             with self.engine.begin() as conn:
                 if row is None:
                     written = conn.execute(
@@ -139,7 +141,11 @@ class QuotaLedger(StoreBase):
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(quota_costs)).all()
         return {
-            row.operation: CostSums(row.samples, *(float(getattr(row, s)) for s in _SUMS))
+            row.operation: CostSums(
+                samples=row.samples,
+                **{s: float(getattr(row, s)) for s in _SUMS},
+                cap=None if row.cap is None else float(row.cap),
+            )
             for row in rows
         }
 
@@ -156,11 +162,36 @@ class QuotaLedger(StoreBase):
             }
             conn.execute(stmt.on_conflict_do_update(index_elements=["operation"], set_=add))
 
+    def lower_cost_caps(self, caps: Mapping[str, float]) -> None:
+        """Lower each operation's per-object cap to the one given (atomic; a cap never rises)."""
+        c = quota_costs.c
+        with self.engine.begin() as conn:
+            for operation, cap in sorted(caps.items()):
+                values: dict[str, Any] = {"operation": operation, "samples": 0, "cap": cap}
+                values.update(dict.fromkeys(_SUMS, 0.0))
+                stmt = dialect_insert(conn, quota_costs).values(values)
+                lower = sa.case(
+                    (sa.or_(c.cap.is_(None), c.cap > stmt.excluded.cap), stmt.excluded.cap),
+                    else_=c.cap,
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(index_elements=["operation"], set_={"cap": lower})
+                )
+
+
+def _row(pool: Pool) -> dict[str, Any]:
+    values = asdict(pool)
+    values["window_counts"] = json.dumps([list(c) for c in pool.window_counts])
+    return values
+
 
 def _pool(row: Any) -> Pool:
     values = {name: getattr(row, name) for name in _COLUMNS}
     for name in ("spent", "pending", "held_until", "updated_at"):
         values[name] = float(values[name] or 0.0)
+    values["spend_scale"] = float(values["spend_scale"] if values["spend_scale"] is not None else 1)
     for name in ("without_r", "near_limit"):
         values[name] = bool(values[name])
+    counts = json.loads(values["window_counts"] or "[]")
+    values["window_counts"] = tuple((str(op), int(k), int(x)) for op, k, x in counts)
     return Pool(**values)

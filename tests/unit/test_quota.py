@@ -239,6 +239,76 @@ def test_each_operations_cost_is_learnt_from_how_r_moves_and_shared(
     assert b.estimate("check_access", 100) == 101 and b.estimate("invite", 1) == 1
 
 
+def test_silence_bounds_the_estimated_spend_and_the_shares_and_lowers_the_open_costs(
+    store: Store, second: Store, clock: Clock
+) -> None:
+    """Without r Confluence says under ~80% is used: estimates beyond are high."""
+    a, b = ledgers(store, second, clock)
+    payer, other = Payer("inst-a", "u-1"), Payer("inst-b", "u-2")
+    a.observe(SITE, 200, quota())
+    for who in (payer, other):  # 501 points each by the starting estimate (2 a user)
+        assert sent(a, SITE, "users_bulk", 250, quota(), payer=who) == 0.0
+    # the next answer is silent: what was answered before its request went (the two lookups,
+    # 500 users) fits 80% of the pool, so 2 + 500 * per <= 800
+    sent(a, SITE, "user_current", 1, quota())  # 3 points: its price is the table's own
+    view = b.view(OTHER, "inst-a")
+    assert (view.remaining, view.estimated) == (200, True)
+    assert view.spent == round(501 * 800 / 1002)  # the shares' spend is bounded alike
+    assert b.costs()["users_bulk"][1] == pytest.approx(798 / 500)
+    assert b.estimate("users_bulk", 250) == 400 and b.learned_operations() == {"users_bulk"}
+    assert b.estimate("check_access", 100) == 201 and b.estimate("user_current", 1) == 3
+    clock.advance(HOUR)  # a new window: the caps stay; r, once it moves, teaches the real cost
+    r = 900
+    a.observe(SITE, 200, quota(r=r))
+    for users in (250, 40, 100):
+        r -= 1 + 2 * users
+        sent(b, SITE, "users_bulk", 250, quota(r=r), answered=users)
+    assert a.estimate("users_bulk", 250) == 501 and a.learned_operations() == {"users_bulk"}
+
+
+def test_a_silent_answer_bounds_only_what_was_answered_before_its_request_went(
+    store: Store, clock: Clock
+) -> None:
+    """Five checks in flight together, each really 201 points: Confluence may answer them all
+    before charging the others, silent, though together they pass 80%."""
+    ledger = Ledger(store, clock=clock, cache_seconds=0.0)
+    ledger.observe(SITE, 200, quota())
+    payer = Payer("inst-a", "u-1")
+    flying = [ledger.admit(SITE, "check_access", 100, background=False) for _ in range(4)]
+    flying.append(ledger.admit(SITE, "check_access", 100, background=False, payer=payer))
+    for admission in flying:
+        assert admission.wait == 0.0
+        ledger.settle(SITE, admission, 200, quota(), 100)
+    assert ledger.estimate("check_access", 100) == 201 and ledger.learned_operations() == set()
+    assert ledger.view(SITE, "inst-a").spent == 201  # nothing shown over-estimated
+    sent(ledger, SITE, "invite", 1, {})  # an answer without quota headers says nothing
+    assert ledger.estimate("check_access", 100) == 201
+    sent(ledger, SITE, "invite", 1, quota())  # sent after those answers: they were charged first
+    assert ledger.estimate("check_access", 100) < 201
+    spent = ledger.view(SITE, "inst-a").spent
+    assert spent is not None and spent < 201
+
+
+def test_an_answer_read_after_the_window_turned_says_nothing_of_the_new_window(
+    store: Store, second: Store, clock: Clock
+) -> None:
+    """Confluence's t is whole seconds: half a second before the hour it says t=1."""
+    clock.now = 100 * HOUR - 30
+    a, b = ledgers(store, second, clock)
+    a.observe(SITE, 200, quota(r=150, t=30))
+    assert b.view(OTHER).reset_at == 100 * HOUR
+    clock.now = 100 * HOUR - 0.5
+    admission = a.admit(SITE, "check_access", 10, background=False)
+    a.observe(SITE, 200, quota(r=140, t=1))
+    assert b.view(OTHER).reset_at == 100 * HOUR  # the clock's end, not half a second past it
+    clock.now = 100 * HOUR + 0.2  # this answer left Confluence before the hour, read after it
+    a.settle(SITE, admission, 200, quota(r=119, t=1), 10)
+    view = b.view(OTHER)
+    assert (view.remaining, view.estimated, view.reset_at) == (1000, True, 101 * HOUR)
+    a.observe(SITE, 200, quota(t=3600))  # the new window's own answer
+    assert (b.view(OTHER).remaining, b.view(OTHER).reset_at) == (1000, 101 * HOUR)
+
+
 def test_a_call_the_pool_can_pay_for_is_sent_whatever_its_estimate(
     store: Store, clock: Clock
 ) -> None:
@@ -558,6 +628,93 @@ def test_a_1200_email_job_on_a_10_point_pool_finishes_with_at_most_one_429(
     assert platform.meter.snapshot()["total"]["refused"] <= 1
     assert gate.view(inst.api_base_url).limit == 10  # it paced itself against q, not the burst
     assert requests_to(platform, "check-access") == 12 and requests_to(platform, "invite") == 12
+
+
+def test_a_pool_charging_the_base_point_is_not_held_back_by_per_object_estimates(
+    platform: Platform, store: Store, clock: Clock
+) -> None:
+    """An app pool of 1,000 points per 60 s that charges every POST the base point only
+    (``costs="writes"``), estimated at 2 points per user or email (501 a lookup of 250 users, 201
+    a check of 100 emails). Two customers' admins look up 250 of their users and four others
+    each invite 1,200 new people: 100 points in all, so the real pool lets everything finish in
+    the window it starts in. The estimates pass 80% of the pool while Confluence stays silent (no
+    r: under ~80% is used), so they are high: the spend is bounded, the fair shares are not held
+    by phantom spend, the costs are learnt downward, and everything is done in the first window
+    (on the old ledger the jobs ended in the 15th window and the admin's second lookup was
+    refused). In the next window a lone customer's job runs at the learnt costs and ends in that
+    window (on the old ledger: in its 4th)."""
+    clock.now = 29_200_000 * 60.0  # a window starts
+    platform.meter = Meter(Quota(1000, 60, costs="writes"), clock)
+    installations = [platform.installation] + [platform.add_installation() for _ in range(4)]
+    platform.seed_users = 500
+    lookers = [platform.add_installation() for _ in range(2)]
+    gate = StoreGate(store, clock=clock, cache_seconds=0.0)
+    runner = JobRunner(store, clock)
+    with requests.Session() as session:
+
+        def client(inst: Any) -> Client:  # as the worker's and the panel's: the admin pays
+            admin = inst.site.admin_id
+            return Client(
+                session,
+                inst.api_base_url,
+                platform.user_token(inst, admin),
+                allowlist=(platform.allowlist_prefix,),
+                sleep=clock.advance,
+                clock=clock,
+                gate=gate,
+            ).paying(Payer(inst.id, admin))
+
+        def run_jobs(customers: list[Any]) -> float:
+            """Each customer's 1,200-email job, run as the worker does; when the last is done."""
+            jobs = {
+                inst.id: store.create_job(
+                    inst.id,
+                    source="panel",
+                    dry_run=False,
+                    created_by=inst.site.admin_id,
+                    emails=[f"new.person{clock()}.{n}.{k}@example.com" for k in range(1200)],
+                ).id
+                for n, inst in enumerate(customers)
+            }
+            not_before = dict.fromkeys(jobs, 0.0)
+            running = set(jobs)
+            deadline = clock() + 20 * 60
+            while running and clock() < deadline:
+                for inst in customers:
+                    if inst.id not in running or not_before[inst.id] > clock():
+                        continue
+                    job = runner.advance(
+                        inst.id,
+                        jobs[inst.id],
+                        client(inst),
+                        worker_id="w",
+                        budget_seconds=15,
+                        fair=True,
+                    )
+                    if job.state not in ("queued", "running"):
+                        assert job.state == "done" and job.counts.invited == 1200
+                        running.discard(inst.id)
+                    not_before[inst.id] = job.not_before or 0.0
+                clock.advance(0.5)
+            assert not running
+            return clock()
+
+        window_end = clock() + 60
+        for looker in lookers:
+            looked = client(looker).lookup_users(looker.site.user_ids[:250])
+            assert len(looked.users) == 250 and looked.failed == []
+        assert run_jobs(installations[:4]) < window_end  # done in the window they started in
+        again = client(lookers[0]).lookup_users(lookers[0].site.user_ids[250:500])
+        assert len(again.users) == 250 and again.failed == []  # not held back by phantom spend
+        assert clock() < window_end
+        snapshot = platform.meter.snapshot()["total"]
+        assert snapshot == {"points": 99, "requests": 99, "refused": 0}
+        assert {"check_access", "users_bulk"} <= gate.learned_operations()
+        assert gate.estimate("check_access", 100) <= 21  # learnt down from 201
+        view = gate.view(lookers[0].api_base_url, lookers[0].id)
+        assert view.remaining is not None and view.remaining >= 200  # silence: over ~20% is left
+        clock.now = window_end  # the next window: a lone customer's job, at the learnt costs
+        assert run_jobs(installations[4:]) < window_end + 60
 
 
 def test_a_lookup_the_pool_can_pay_for_is_never_refused_locally(
