@@ -1,8 +1,10 @@
 # Access Desk remote: gunicorn 'app:create_app()' with the defaults in gunicorn.conf.py.
+# Its packages come at the exact versions of requirements/run.lock (scripts/lock.sh), the project with --no-deps.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 COPY pyproject.toml ./
+COPY requirements/run.lock ./requirements/
 COPY *.py ./
 COPY handlers ./handlers
 COPY resolvers ./resolvers
@@ -10,7 +12,7 @@ COPY store ./store
 COPY simulator ./simulator
 COPY migrations ./migrations
 COPY static ./static
-RUN pip install . && useradd --system --uid 10001 access-desk && mkdir -p var && chown access-desk var
+RUN pip install -r requirements/run.lock && pip install --no-deps . && pip check && useradd --system --uid 10001 access-desk && mkdir -p var && chown access-desk var
 USER access-desk
 ENV PORT=8000 DATABASE_URL=sqlite:////app/var/access-desk.sqlite3
 EXPOSE 8000

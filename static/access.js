@@ -1,3 +1,4 @@
+// @ts-check
 // Check which emails have access: checkAccess -> without access / with access / invalid / failed.
 import { call, failureText } from "./api.js";
 import { causeMessages } from "./causes.js";
@@ -10,6 +11,13 @@ import { costLine, invitePoints, lastPool } from "./quota.js";
 // The same words and colours as an invitation's outcomes (job.js OUTCOMES): "Has access" is blue
 // wherever it shows, "No access" (who an invitation would reach) purple, "Invalid email" red,
 // "Failed" yellow.
+/**
+ * checkAccess's answer: the emails of each bucket (a failed one with why, docs/contract.md).
+ * @typedef {{withoutAccess?: string[], withAccess?: string[], invalid?: string[],
+ *   failed?: {email: string, error?: string, retryAfter?: number}[]}} Checked
+ */
+/** @typedef {{key: keyof Checked, label: string, tone: string}} Bucket */
+/** @type {Bucket[]} */
 export const BUCKETS = [
   { key: "withoutAccess", label: "No access", tone: "discovery" },
   { key: "withAccess", label: "Has access", tone: "info" },
@@ -17,6 +25,11 @@ export const BUCKETS = [
   { key: "failed", label: "Failed", tone: "moved" },
 ];
 
+/**
+ * @param {HTMLElement} panel
+ * @param {Pick<import("./app.js").Go, "inviteThese">} go
+ * @returns {import("./app.js").View}
+ */
 export function mountAccess(panel, { inviteThese }) {
   const results = h("div", { class: "results", "aria-busy": "false" });
   const form = entryForm({
@@ -31,6 +44,7 @@ export function mountAccess(panel, { inviteThese }) {
   });
   clear(panel, h("h2", { text: "Check access" }), form.el, results);
 
+  /** @param {string[]} emails */
   async function check(emails) {
     clear(results, spinner(`Checking ${plural(emails.length, "email")}…`));
     announce(`Checking ${plural(emails.length, "email")}.`);
@@ -44,11 +58,14 @@ export function mountAccess(panel, { inviteThese }) {
   }
 
   // What needs attention first: failed, invalid, then no access and has access.
+  /** @type {Bucket["key"][]} */
   const ORDER = ["failed", "invalid", "withoutAccess", "withAccess"];
 
+  /** @param {Checked} answer */
   function render(answer) {
+    /** @type {{email: string, bucket: Bucket, detail: string, entry: unknown}[]} */
     const rows = [];
-    for (const bucket of ORDER.map((k) => BUCKETS.find((b) => b.key === k))) {
+    for (const bucket of ORDER.map((k) => BUCKETS.find((b) => b.key === k)).filter((b) => b !== undefined)) {
       for (const entry of answer[bucket.key] || []) {
         const email = typeof entry === "string" ? entry : entry.email;
         const detail = typeof entry === "string" ? "" : failureText(entry);
@@ -106,7 +123,7 @@ export function mountAccess(panel, { inviteThese }) {
     prefill(emails) {
       form.setValue(emails.join("\n"));
       clear(results);
-      form.el.querySelector("button[type=submit]").focus();
+      form.submit.focus();
       announce(`${plural(emails.length, "email")} from Look up ${emails.length === 1 ? "is" : "are"} ready to check.`);
     },
     show() {},

@@ -1,9 +1,17 @@
+// @ts-check
 // Resolver calls (the README's resolver table) and the words the panel uses for every way they can go wrong.
 import { BridgeUnavailable, invokeRemote } from "./bridge.js";
 
 export const MAX_ENTRIES = 10000;
 
+// A resolver call that failed: the HTTP status (0: no answer), the error code and the message in words.
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   * @param {unknown} [details] the answer's details (which fields were wrong, the admin check's reading)
+   */
   constructor(status, code, message, details) {
     super(message);
     this.status = status;
@@ -21,6 +29,13 @@ const BUSY_PAUSE_MS = 1000;
 const SPENDING = new Set(["lookupUsers", "checkAccess", "inviteEmails", "getJob", "retryJob", "diagnose", "whoami"]);
 export const SPENT_EVENT = "access-desk:points-spent";
 
+/**
+ * Calls resolver `key` with `payload`; answers its JSON object (any: the resolver's own shape, as
+ * docs/contract.md gives it), or throws an ApiError with the failure in words.
+ * @param {string} key
+ * @param {object} [payload]
+ * @returns {Promise<any>}
+ */
 export async function call(key, payload = {}) {
   try {
     return await callRetrying(key, payload);
@@ -31,6 +46,10 @@ export async function call(key, payload = {}) {
   }
 }
 
+/**
+ * @param {string} key
+ * @param {object} payload
+ */
 async function callRetrying(key, payload) {
   for (let attempt = 0; ; attempt += 1) {
     try {
@@ -44,6 +63,10 @@ async function callRetrying(key, payload) {
   }
 }
 
+/**
+ * @param {string} key
+ * @param {object} payload
+ */
 async function callOnce(key, payload) {
   let answer;
   try {
@@ -73,6 +96,13 @@ async function callOnce(key, payload) {
 const NOT_VERIFIED = "Access Desk could not verify this request from Confluence. Reload the page and try again. "
   + "If it happens again, the Access Desk server is not set up for this app: ask whoever runs it to check its FORGE_APP_ID.";
 
+/**
+ * A failed call in words: what happened and what to do.
+ * @param {number} status
+ * @param {string | undefined} code
+ * @param {string} [serverMessage]
+ * @param {unknown} [details]
+ */
 export function describe(status, code, serverMessage, details) {
   if (status === 401) {
     return NOT_VERIFIED;
@@ -111,19 +141,22 @@ export function describe(status, code, serverMessage, details) {
 }
 
 // A field the backend names ("emails[3]", "accountIds", "limit") as a person would: "entry 4".
+/** @param {string} field */
 function fieldName(field) {
   const at = /^[A-Za-z]+\[(\d+)\]$/.exec(field);
   if (at) {
     return `entry ${Number(at[1]) + 1}`;
   }
+  /** @type {Record<string, string>} */
   const names = { emails: "the list", accountIds: "the list", jobId: "the job", limit: "the page size", before: "the page" };
   return names[field] || field;
 }
 
 // A failed entry ({"error", "retryAfter"?}) in words.
+/** @param {{error?: unknown, retryAfter?: unknown} | null | undefined} entry */
 export function failureText(entry) {
   const error = entry && entry.error;
-  const wait = entry && Number(entry.retryAfter);
+  const wait = entry ? Number(entry.retryAfter) : NaN;
   if (error === "rate_limited") {
     return Number.isFinite(wait) && wait > 0
       ? `Confluence is busy; try again in ${Math.ceil(wait)} s`
@@ -135,7 +168,9 @@ export function failureText(entry) {
   return humanize(error);
 }
 
+/** @param {unknown} error */
 function humanize(error) {
+  /** @type {Record<string, string>} */
   const known = {
     timeout: "Confluence did not answer in time",
     unavailable: "Confluence is unavailable right now",

@@ -1,3 +1,4 @@
+// @ts-check
 // Access Desk's admin panel: who is signed in, then the tools they may use, as a keyboard-friendly
 // tablist. Every backend call goes through invokeRemote (bridge.js).
 import { mountAccess } from "./access.js";
@@ -12,6 +13,22 @@ import { nameOf, person } from "./people.js";
 import { mountWebhook } from "./webhook.js";
 import { quotaMeter } from "./quota.js";
 
+/**
+ * What one tool may ask of another (a job from the audit log, say), given to the tools that use it.
+ * @typedef {object} Go
+ * @property {(emails: string[]) => void} [checkThese] open Check access with these emails
+ * @property {(emails: string[]) => void} [inviteThese] open Invite with these emails
+ * @property {(jobId: string) => void} [openJob] open this job under Jobs
+ * @property {(key: string) => void} [showTab] show this tool
+ */
+/**
+ * A mounted tool: show() runs each time its tab is shown; the rest is what other tools may ask of it.
+ * @typedef {object} View
+ * @property {() => unknown} [show]
+ * @property {(emails: string[]) => void} [prefill]
+ * @property {(jobId: string) => void} [open]
+ */
+
 const TOOLS = [
   { key: "lookup", label: "Look up users", admin: false },
   { key: "access", label: "Check access", admin: true },
@@ -23,8 +40,9 @@ const TOOLS = [
 ];
 
 async function start() {
-  const main = document.getElementById("main");
-  const who = document.getElementById("who");
+  // Both are in index.html, which loads this module.
+  const main = /** @type {HTMLElement} */ (document.getElementById("main"));
+  const who = /** @type {HTMLElement} */ (document.getElementById("who"));
   main.setAttribute("aria-busy", "true");
   clear(main, spinner("Loading Access Desk…"));
   let me;
@@ -76,6 +94,10 @@ async function start() {
 }
 
 // Each tool's mount function; `go` lets one tool open another (a job from the audit log, say).
+/**
+ * @param {Go} go
+ * @returns {Record<string, (panel: HTMLElement) => View | void>}
+ */
 function mounters(go) {
   return {
     lookup: (p) => mountLookup(p, { checkThese: go.checkThese }),
@@ -88,10 +110,17 @@ function mounters(go) {
   };
 }
 
+/**
+ * @param {HTMLElement} root
+ * @param {typeof TOOLS} tools
+ */
 function mountTabs(root, tools) {
   const tablist = h("div", { role: "tablist", "aria-label": "Access Desk tools", class: "tabs" });
+  /** @type {Record<string, HTMLElement>} */
   const panels = {};
+  /** @type {Record<string, HTMLButtonElement>} */
   const tabs = {};
+  /** @type {Record<string, View>} */
   const views = {};
   for (const tool of tools) {
     const tab = h("button", {
@@ -122,6 +151,7 @@ function mountTabs(root, tools) {
     if (at < 0) {
       return;
     }
+    /** @type {Record<string, number>} */
     const moves = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: keys.length - 1 };
     if (!(event.key in moves)) {
       return;
@@ -133,13 +163,18 @@ function mountTabs(root, tools) {
   clear(root, tablist, Object.values(panels));
 
   const mount = mounters({
-    inviteThese: (emails) => { select("invite", true); views.invite.prefill(emails); },
-    checkThese: (emails) => { select("access", true); views.access.prefill(emails); },
-    openJob: (jobId) => { select("jobs", true); views.jobs.open(jobId); },
+    inviteThese: (emails) => { select("invite", true); views.invite.prefill?.(emails); },
+    checkThese: (emails) => { select("access", true); views.access.prefill?.(emails); },
+    openJob: (jobId) => { select("jobs", true); views.jobs.open?.(jobId); },
     showTab: (key) => select(key, true),
   });
 
+  /** @type {string | null} */
   let selected = null;
+  /**
+   * @param {string} key
+   * @param {boolean} focus
+   */
   function select(key, focus) {
     // The tab already shown, clicked again: nothing to reload (a list would load twice at once).
     const again = key === selected && Boolean(views[key]);

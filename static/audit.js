@@ -1,3 +1,4 @@
+// @ts-check
 // The audit log as sentences ("Bruno Rossi invited 240 people: 236 invited, 4 invalid"), newest
 // first, with the job as a link and the people it is about (the email searched for first, marked),
 // filters (what, who: a person, the webhook or Forge, an email, when: presets or a custom range)
@@ -10,6 +11,17 @@ import { flag } from "./flags.js";
 import { pagedTable } from "./table.js";
 import { cursorPages } from "./pages.js";
 import { knownName, nameOf, person } from "./people.js";
+
+/**
+ * An audit entry as listAudit answers it (docs/contract.md).
+ * @typedef {object} AuditEntry
+ * @property {string} [at]
+ * @property {string | null} [actor]
+ * @property {string} [action]
+ * @property {string} [source]
+ * @property {unknown[]} [subjects]
+ * @property {Record<string, unknown> | string | null} [outcome]
+ */
 
 const AUDIT_PAGE = 100;
 const CSV_LIMIT = 10000; // entries in one CSV: the filtered range, at most this many
@@ -27,8 +39,13 @@ export const ACTIONS = [
   { key: "app.upgraded", label: "App upgraded" },
 ];
 
+/** @param {unknown} v */
 const n = (v) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
 
+/**
+ * @param {Record<string, unknown>} o
+ * @param {{dry?: boolean}} [options]
+ */
 function tally(o, { dry = false } = {}) {
   const parts = [];
   if (dry) {
@@ -36,17 +53,18 @@ function tally(o, { dry = false } = {}) {
   } else if ("invited" in o) {
     parts.push(`${count(n(o.invited))} invited`);
   }
-  if (n(o.withoutAccess)) parts.push(`${count(o.withoutAccess)} with no access`);
-  if (n(o.withAccess)) parts.push(`${count(o.withAccess)} ${o.withAccess === 1 ? "has" : "have"} access`);
-  if (n(o.alreadyHasAccess)) parts.push(`${count(o.alreadyHasAccess)} ${o.alreadyHasAccess === 1 ? "has" : "have"} access`);
-  if (n(o.invalid)) parts.push(`${count(o.invalid)} invalid`);
-  if (n(o.failed)) parts.push(`${count(o.failed)} failed`);
-  if (n(o.cancelled)) parts.push(`${count(o.cancelled)} ${dry ? "not checked" : "not sent"} (cancelled)`);
-  if (!dry && n(o.pending)) parts.push(`${count(o.pending)} not done`);
+  if (n(o.withoutAccess)) parts.push(`${count(n(o.withoutAccess))} with no access`);
+  if (n(o.withAccess)) parts.push(`${count(n(o.withAccess))} ${o.withAccess === 1 ? "has" : "have"} access`);
+  if (n(o.alreadyHasAccess)) parts.push(`${count(n(o.alreadyHasAccess))} ${o.alreadyHasAccess === 1 ? "has" : "have"} access`);
+  if (n(o.invalid)) parts.push(`${count(n(o.invalid))} invalid`);
+  if (n(o.failed)) parts.push(`${count(n(o.failed))} failed`);
+  if (n(o.cancelled)) parts.push(`${count(n(o.cancelled))} ${dry ? "not checked" : "not sent"} (cancelled)`);
+  if (!dry && n(o.pending)) parts.push(`${count(n(o.pending))} not done`);
   return parts.join(", ");
 }
 
 // How many people an entry is about (its subjects show at most the first 100).
+/** @param {AuditEntry} e */
 export function entryTotal(e) {
   const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
   const subjects = Array.isArray(e.subjects) ? e.subjects.length : 0;
@@ -59,6 +77,7 @@ export function entryTotal(e) {
 
 // A webhook job's entry in two parts, so that "run as" goes between them: "asked to invite 3
 // people" and ": 2 invited, 1 has access".
+/** @param {AuditEntry} e */
 function webhookParts(e) {
   const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
   const total = entryTotal(e);
@@ -69,6 +88,7 @@ function webhookParts(e) {
 }
 
 // What happened, as a sentence after the actor's name.
+/** @param {AuditEntry} e */
 export function describeEntry(e) {
   const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
   const subjects = Array.isArray(e.subjects) ? e.subjects : [];
@@ -91,7 +111,7 @@ export function describeEntry(e) {
     case "job.cancel":
       return "cancelled a job";
     case "job.retry":
-      return `retried ${plural(n(o.emails) || subjects.length, "invitation")} not sent by an earlier job${n(o.inOtherJobs) ? ` (${count(o.inOtherJobs)} already in a running job left out)` : ""}`;
+      return `retried ${plural(n(o.emails) || subjects.length, "invitation")} not sent by an earlier job${n(o.inOtherJobs) ? ` (${count(n(o.inOtherJobs))} already in a running job left out)` : ""}`;
     case "webhook.test":
       return o.status === 202 ? "sent a test delivery to the webhook; it was accepted" : `sent a test delivery to the webhook; it was refused (${o.status})`;
     case "webhook.delivery":
@@ -113,17 +133,20 @@ export function describeEntry(e) {
 
 // Who did it, as the sentence starts: a webhook delivery is the webhook's doing (its entry's actor is
 // the admin its job runs as), and so is the end of a webhook's job.
+/** @param {AuditEntry} e */
 function byWebhook(e) {
   return e.actor === "webhook" || e.action === "webhook.delivery" || (e.source === "webhook" && e.action !== "webhook.rotateSecret");
 }
 
 // An install or upgrade names the account that did it (Forge's entry, the account its subject): the
 // sentence starts with them, by name.
+/** @param {AuditEntry} e */
 function installer(e) {
   return (e.action === "app.installed" || e.action === "app.upgraded") && Array.isArray(e.subjects) && e.subjects.length === 1 ? String(e.subjects[0]) : null;
 }
 
 // The whole sentence as text (CSV, the table's filter box): "Bruno Rossi invited 3 people: …".
+/** @param {AuditEntry} e */
 export function entryText(e) {
   if (installer(e)) {
     return `${knownName(installer(e)) || installer(e)} ${describeEntry(e)} through Forge.`;
@@ -139,6 +162,11 @@ export function entryText(e) {
 
 // The people an entry is about, in a few words: "a, b, c and 118 more" (the count from the entry's
 // total, not from the at most 100 subjects it shows). With a search, the match comes first.
+/**
+ * @param {AuditEntry} e
+ * @param {string} [match]
+ * @returns {{shown: string[], matched: string | null, more: number, rest?: string[]}}
+ */
 export function subjectsParts(e, match = "") {
   const subjects = Array.isArray(e.subjects) ? e.subjects.map(String) : [];
   const total = Math.max(subjects.length, entryTotal(e));
@@ -157,6 +185,10 @@ export function subjectsParts(e, match = "") {
   return { shown, matched, more: Math.max(0, total - shown.length) };
 }
 
+/**
+ * @param {AuditEntry} e
+ * @param {string} [match]
+ */
 function subjectsText(e, match = "") {
   const { shown, matched, more } = subjectsParts(e, match);
   const names = matched ? [matched] : shown;
@@ -167,8 +199,9 @@ function subjectsText(e, match = "") {
 }
 
 // "2026-12-08 14:05:09" in UTC: a CSV's times sort and read the same for everyone.
+/** @param {string | undefined} value */
 export function utcText(value) {
-  const date = new Date(value);
+  const date = new Date(value ?? NaN); // no time: an invalid date, as new Date(undefined) is
   return Number.isNaN(date.getTime()) ? String(value || "") : date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
 }
 
@@ -185,10 +218,18 @@ const NOT_PEOPLE = [
   { value: "actor:forge", label: "Forge (install and upgrade)" },
 ];
 
+/**
+ * @param {HTMLElement} panel
+ * @param {import("./app.js").Go} [go]
+ * @returns {import("./app.js").View}
+ */
 export function mountAudit(panel, go = {}) {
   const list = h("div", { class: "results", "aria-busy": "false" });
+  /** @type {AuditEntry[]} */
   let entries = [];
+  /** @type {string | null} */
   let next = null;
+  /** @type {import("./table.js").PagedTable<AuditEntry> | null} */
   let table = null;
   const older = button("Older", () => load(false), { "aria-label": "Older audit entries" });
 
@@ -202,6 +243,12 @@ export function mountAudit(panel, go = {}) {
   const when = h("select", { id: ids.when }, WHEN.map((w) => h("option", { value: w.key, text: w.label })));
   const since = h("input", { id: ids.since, type: "date" });
   const until = h("input", { id: ids.until, type: "date" });
+  /**
+   * @param {string} id
+   * @param {string} label
+   * @param {HTMLElement} control
+   * @param {import("./dom.js").Attrs} [attrs]
+   */
   const field = (id, label, control, attrs = {}) => h("div", { class: "field", ...attrs }, h("label", { for: id, text: label }), control);
   const sinceField = field(ids.since, "From", since, { hidden: true });
   const untilField = field(ids.until, "To", until, { hidden: true });
@@ -216,7 +263,7 @@ export function mountAudit(panel, go = {}) {
     showRange();
     load(true);
   });
-  const filterBar = h("form", { class: "filters", role: "search", "aria-label": "Filter the audit log", onsubmit: (ev) => { ev.preventDefault(); load(true); } },
+  const filterBar = h("form", { class: "filters", role: "search", "aria-label": "Filter the audit log", onsubmit: (/** @type {SubmitEvent} */ ev) => { ev.preventDefault(); load(true); } },
     field(ids.action, "What", action),
     field(ids.actor, "Who", actor),
     field(ids.subject, "Email or account id", subject),
@@ -277,6 +324,7 @@ export function mountAudit(panel, go = {}) {
   });
   const load = pages.load;
 
+  /** @param {AuditEntry[]} rows */
   function noteActors(rows) {
     const seen = new Set([...actor.options].map((o) => o.value));
     for (const e of rows) {
@@ -294,6 +342,7 @@ export function mountAudit(panel, go = {}) {
     }
   }
 
+  /** @param {AuditEntry} e */
   function sentence(e) {
     const o = e.outcome && typeof e.outcome === "object" ? e.outcome : {};
     const jobId = typeof o.jobId === "string" ? o.jobId : null;
@@ -305,11 +354,12 @@ export function mountAudit(panel, go = {}) {
       actorEl, ...(webhook && e.source === "webhook" && (e.action === "invite" || e.action === "invite.dryRun")
         ? (([head, tail]) => [` ${head}`, as, tail])(webhookParts(e))
         : [` ${describeEntry(e)}`, as]), by ? " through Forge" : null, ".",
-      jobId && go.openJob ? [" ", h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job: ${describeEntry(e)}`, onclick: () => go.openJob(jobId) })] : null,
+      jobId && go.openJob ? [" ", h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job: ${describeEntry(e)}`, onclick: () => go.openJob?.(jobId) })] : null,
       by ? null : about(e));
   }
 
   // The people the entry is about; the email searched for first and marked.
+  /** @param {AuditEntry} e */
   function about(e) {
     const { shown, matched, more } = subjectsParts(e, searched);
     if (!shown.length && !matched) {
@@ -332,7 +382,7 @@ export function mountAudit(panel, go = {}) {
         empty: active()
           ? emptyState("No entries match these filters", "Try a wider date range or another person.", button("Clear filters", () => reset.click()))
           : emptyState("Nothing recorded yet", "Access checks, invitations and webhook changes made in Access Desk are recorded here.",
-            go.showTab ? button("Check access", () => go.showTab("access"), { kind: "primary" }) : null),
+            go.showTab ? button("Check access", () => go.showTab?.("access"), { kind: "primary" }) : null),
         search: (e) => `${entryText(e)} ${subjectsText(e, searched)}`,
         columns: [
           { label: "When", className: "nowrap", cell: (e) => formatDate(e.at), sort: (e) => e.at || "" },
@@ -351,7 +401,9 @@ export function mountAudit(panel, go = {}) {
   async function exportCsv() {
     exportBtn.disabled = true;
     try {
+      /** @type {AuditEntry[]} */
       let rows = [];
+      /** @type {string | null} */
       let cursor = null;
       do {
         const answer = await call("listAudit", { limit: 500, ...filters(), ...(cursor ? { before: cursor } : {}) });
@@ -367,6 +419,7 @@ export function mountAudit(panel, go = {}) {
         }
       }
       await Promise.all([...ids].map((a) => nameOf(a)));
+      /** @param {unknown} id */
       const named = (id) => {
         const name = knownName(id);
         return name && name !== id ? `${name} (${id})` : String(id);

@@ -1,15 +1,21 @@
+// @ts-check
 // Avatars: the profile picture when the panel can load it, else initials on a colour of the account.
 
 import { h } from "./dom.js";
 
 const HUES = ["#0c66e4", "#6e5dc6", "#1f845a", "#a54800", "#ae2e24", "#206a83"];
 
+/** @param {unknown} name */
 export function initials(name) {
   const parts = String(name || "?").trim().split(/\s+/).filter(Boolean);
   const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || "?").slice(0, 2);
   return letters.toUpperCase();
 }
 
+/**
+ * @param {unknown} name
+ * @param {unknown} seed
+ */
 function initialsAvatar(name, seed) {
   let hash = 0;
   for (const c of String(seed || name || "")) {
@@ -21,6 +27,7 @@ function initialsAvatar(name, seed) {
 }
 
 // profilePicture.path may be relative to the site, which the panel cannot reach: initials then.
+/** @param {import("./lookup.js").User} user */
 export function avatar(user) {
   const name = user.displayName || user.publicName || user.accountId;
   const path = user.profilePicture && user.profilePicture.path;

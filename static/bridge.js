@@ -1,3 +1,4 @@
+// @ts-check
 // The panel's door to Forge: @forge/bridge's own invokeRemote, view.theme and showFlag, from the pinned build in
 // vendor/forge-bridge.js (made by scripts/build-bridge.sh; docs/panel.md says how to update it). The
 // messages to the host are @forge/bridge's business, not ours.
@@ -11,9 +12,11 @@ export class BridgeUnavailable extends Error {}
 
 const MISSING = "The Forge bridge is missing: open Access Desk from Confluence.";
 
+/** @type {typeof import("./vendor/forge-bridge.js") | null} */
 let forge = null;
+/** @type {any} what the import threw (anything can be thrown) */
 let failure = null;
-if (globalThis.__bridge) {
+if (/** @type {{__bridge?: unknown}} */ (globalThis).__bridge) { // set by the host, see above
   try {
     forge = await import("./vendor/forge-bridge.js");
   } catch (err) {
@@ -36,6 +39,7 @@ function bridge() {
 const THEMING_WAIT_MS = 2000;
 
 export async function enableTheming() {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
   let timer;
   try {
     const asked = Promise.resolve(bridge().view.theme.enable()).then(() => true);
@@ -57,6 +61,11 @@ await enableTheming();
 // options are showFlag's: {id, title, description, type, actions: [{text, onClick}], isAutoDismiss}.
 // Answers the flag's {close()}, or null when there is no bridge to show it (the caller shows its own).
 // A host that fails later, after the call, only leaves no flag: @forge/bridge keeps that promise.
+/**
+ * @param {{id: string, title: string, description?: string, type?: string, isAutoDismiss?: boolean,
+ *   actions?: {text: string, onClick: () => void}[]}} options
+ * @returns {{close(): Promise<unknown>} | null}
+ */
 export function showFlag(options) {
   if (!forge || typeof forge.showFlag !== "function") {
     return null;
@@ -70,7 +79,12 @@ export function showFlag(options) {
 
 // @forge/bridge's invokeRemote, answered as {status, headers, body}: body parsed when it is a JSON
 // string (Forge's docs do not say whether it hands over the text or the parsed value).
-export async function invokeRemote({ path, method = "POST", headers = {}, body } = {}) {
+/**
+ * @param {{path: string, method?: string, headers?: Record<string, string>, body?: unknown}} request
+ * @returns {Promise<{status: number, headers: Record<string, string>, body: any}>} body: the JSON
+ *   answer as parsed (any: its shape is the resolver's, docs/contract.md), else the text or null
+ */
+export async function invokeRemote({ path, method = "POST", headers = {}, body }) {
   const answer = (await bridge().invokeRemote({ path, method, headers, body })) || {};
   return {
     status: Number(answer.status) || 0,
@@ -79,6 +93,7 @@ export async function invokeRemote({ path, method = "POST", headers = {}, body }
   };
 }
 
+/** @param {unknown} body */
 function parseBody(body) {
   if (typeof body !== "string") {
     return body ?? null;

@@ -1,13 +1,17 @@
+// @ts-check
 // Why entries failed, one honest message per cause with what the person can do: refused for their
 // account (permanent: trying again will not help), rate limited (wait, then try again), Confluence
 // unavailable (try again in a few minutes), an answer Access Desk could not use, or a call that
 // failed as a whole (its own words). Look up and Check access show these above their tables.
 import { message, plural } from "./dom.js";
 
+/** @typedef {{error?: string, retryAfter?: number, reason?: string}} FailedEntry */
+
 const UNAVAILABLE = new Set(["unavailable", "timeout", "connection_error"]);
 
 // The cause of one failed entry ({error, retryAfter?, reason?}): refused | rate_limited |
 // unavailable | unusable | call (a whole call failed; `reason` holds its words).
+/** @param {FailedEntry | null | undefined} entry */
 export function causeOf(entry) {
   const error = String((entry && entry.error) || "");
   if (entry && entry.reason) {
@@ -25,6 +29,7 @@ export function causeOf(entry) {
   return "unusable";
 }
 
+/** @param {FailedEntry[]} entries */
 function waitWords(entries) {
   const longest = Math.max(0, ...entries.map((e) => Number(e.retryAfter) || 0));
   if (!longest) {
@@ -40,12 +45,18 @@ function waitWords(entries) {
 // Section messages for `failed` (entries that failed), grouped by cause, in the order people should
 // read them: what will not change first. `noun` is "account id" or "email"; `done` what did not
 // happen to them ("looked up", "checked"); `refused` says who can do it instead.
+/**
+ * @param {FailedEntry[]} failed
+ * @param {{noun: string, done: string, refused: string}} words
+ */
 export function causeMessages(failed, { noun, done, refused }) {
+  /** @type {Map<string, FailedEntry[]>} */
   const groups = new Map();
   for (const entry of failed) {
     const cause = causeOf(entry);
     groups.set(cause, [...(groups.get(cause) || []), entry]);
   }
+  /** @param {FailedEntry[]} list */
   const these = (list) => `${plural(list.length, noun)} ${list.length === 1 ? "was" : "were"} not ${done}`;
   const out = [];
   const refusedList = groups.get("refused");

@@ -1,3 +1,4 @@
+// @ts-check
 // Lists in and out: cells of CSV files (pasted text is read by entries.js), CSV and line exports with
 // the formula guard, downloads and the clipboard.
 
@@ -6,12 +7,18 @@ import { flag } from "./flags.js";
 
 // Lower-cases ASCII letters only (A-Z), as the backend compares emails: "straße@" is not "strasse@"
 // and the Kelvin sign (U+212A) is not "K", so neither pair collapses into one entry.
+/** @param {unknown} text */
 export function asciiLower(text) {
   return String(text).replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
 }
 
+/**
+ * @param {string} text
+ * @returns {string[][]}
+ */
 export function parseCsv(text) {
   const rows = [];
+  /** @type {string[]} */
   let row = [];
   let cell = "";
   let quoted = false;
@@ -52,6 +59,11 @@ export function parseCsv(text) {
 }
 
 // Entries from a CSV file: the column whose header matches `header` when there is one, else every cell.
+/**
+ * @param {string} text
+ * @param {RegExp} header
+ * @returns {string[]}
+ */
 export function entriesFromCsv(text, header) {
   const rows = parseCsv(text);
   if (!rows.length) {
@@ -69,25 +81,37 @@ export function entriesFromCsv(text, header) {
 // "x;=1+1;" or "x<TAB>=cmd|' /C calc'!A0" cannot become a formula in a column of its own. Every export
 // and every copied list goes through this, so a pasted id or email is never run.
 const FORMULA_START = /(^|[,;\t\r\n|])(\s*)([=+\-@])/g;
+/** @param {unknown} value */
 export function formulaSafe(value) {
   const text = value === undefined || value === null ? "" : String(value);
   return text.replace(/^[\t\r]/, "'$&").replace(FORMULA_START, "$1$2'$3");
 }
 
 // Every cell quoted, whatever it holds: a reader splitting on ; or a tab keeps it whole.
+/** @param {unknown} value */
 function csvCell(value) {
   return `"${formulaSafe(value).replaceAll('"', '""')}"`;
 }
 
 // One value a line, for copying a list (the same formula guard as toCsv).
+/** @param {unknown[]} values */
 export function toLines(values) {
   return values.map(formulaSafe).join("\n");
 }
 
+/**
+ * @param {unknown[]} header
+ * @param {unknown[][]} rows
+ */
 export function toCsv(header, rows) {
   return [header, ...rows].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
 }
 
+/**
+ * @param {string} filename
+ * @param {string} text
+ * @param {string} [type]
+ */
 export function download(filename, text, type = "text/csv") {
   const url = URL.createObjectURL(new Blob([text], { type: `${type};charset=utf-8` }));
   const a = h("a", { href: url, download: filename, class: "visually-hidden" });
@@ -99,6 +123,10 @@ export function download(filename, text, type = "text/csv") {
 }
 
 // Copies text and says so, or says in words that it could not. Resolves to whether it was copied.
+/**
+ * @param {string} text
+ * @param {string} [what]
+ */
 export async function copyText(text, what = "Copied") {
   const trigger = document.activeElement;
   let copied = false;
@@ -123,6 +151,10 @@ export async function copyText(text, what = "Copied") {
 // Shows `word` on the button that was pressed for a moment, for sighted users (the flag tells
 // screen readers). Its accessible name keeps what it said with `word` in front ("Copy the
 // URL" reads "Copied the URL"), so the visible text stays part of the name; then both come back.
+/**
+ * @param {Element | null} button
+ * @param {string} word
+ */
 function flash(button, word) {
   if (!(button instanceof HTMLButtonElement) || button.dataset.flashing) {
     return;
@@ -144,6 +176,7 @@ function flash(button, word) {
 }
 
 // The older way (execCommand), which reports false, or throws, when the browser refuses.
+/** @param {string} text */
 function fallbackCopy(text) {
   const before = document.activeElement;
   const area = h("textarea", { class: "visually-hidden", "aria-hidden": "true", tabindex: "-1", readonly: true });
@@ -156,7 +189,7 @@ function fallbackCopy(text) {
     return false;
   } finally {
     area.remove();
-    if (before && typeof before.focus === "function") {
+    if (before instanceof HTMLElement || before instanceof SVGElement) {
       before.focus();
     }
   }

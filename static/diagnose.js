@@ -1,3 +1,4 @@
+// @ts-check
 // Diagnose: a live check of this installation (the `diagnose` resolver, docs/contract.md §4 and §7).
 // Each check reads as a plain sentence (its `summary`, the people it names shown by name with an
 // avatar), problems first; the technical reading (`detail`: scopes, claims, ISO times, account ids)
@@ -6,6 +7,17 @@ import { call } from "./api.js";
 import { announce, busy, button, clear, disclosure, h, icon, lozenge, message, plural, spinner } from "./dom.js";
 import { person } from "./people.js";
 
+/**
+ * One check of the diagnose resolver's answer (docs/contract.md §7).
+ * @typedef {object} Check
+ * @property {string} name
+ * @property {string} status ok | warn | fail
+ * @property {string} [detail] the technical reading
+ * @property {string} [summary] the same in a plain sentence
+ * @property {string[]} [accounts] account ids the summary names
+ */
+
+/** @type {Record<string, {lozenge: string, label: string, icon: string, order: number}>} */
 const TONES = {
   ok: { lozenge: "success", label: "OK", icon: "success", order: 2 },
   warn: { lozenge: "moved", label: "Warning", icon: "warning", order: 1 },
@@ -14,6 +26,7 @@ const TONES = {
 
 // Each check's name in plain words (the backend's name, which says which API or token, stays in the
 // details); a check the panel does not know yet shows under its own name.
+/** @type {Record<string, string>} */
 const TITLES = {
   "Forge invocation token": "Calls from Forge",
   "User token": "Your sign-in",
@@ -29,6 +42,10 @@ const TITLES = {
   Dormancy: "Active on this site",
 };
 
+/**
+ * @param {HTMLElement} panel
+ * @returns {import("./app.js").View}
+ */
 export function mountDiagnose(panel) {
   const results = h("div", { class: "results", "aria-busy": "false" });
   const again = button("Run again", () => run(), { id: "diagnose-run" });
@@ -53,6 +70,7 @@ export function mountDiagnose(panel) {
     again.disabled = false;
   }
 
+  /** @param {Check[]} checks */
   function render(checks) {
     const failed = checks.filter((c) => c.status === "fail").length;
     const warned = checks.filter((c) => c.status === "warn").length;
@@ -83,6 +101,7 @@ export function mountDiagnose(panel) {
 }
 
 // The technical reading: which check, and what it found.
+/** @param {Check} check */
 function details(check) {
   return h("div", { class: "diag-detail" },
     h("p", {}, h("span", { class: "diag-detail-label", text: "Check: " }), check.name),
@@ -90,20 +109,26 @@ function details(check) {
 }
 
 // A summary with the accounts it names shown as people (avatar and name), the rest as text.
+/**
+ * @param {string | undefined} text
+ * @param {string[] | undefined} accounts
+ * @returns {import("./dom.js").Children}
+ */
 function sentence(text, accounts) {
   const ids = (accounts || []).filter(Boolean);
   if (!ids.length) {
     return text;
   }
+  /** @type {import("./dom.js").Children[]} */
   const parts = [];
   let rest = String(text);
   while (rest) {
-    const hits = ids.map((id) => [rest.indexOf(id), id]).filter(([at]) => at >= 0).sort((a, b) => a[0] - b[0]);
+    const hits = ids.map((id) => ({ at: rest.indexOf(id), id })).filter(({ at }) => at >= 0).sort((a, b) => a.at - b.at);
     if (!hits.length) {
       parts.push(rest);
       break;
     }
-    const [at, id] = hits[0];
+    const { at, id } = hits[0];
     parts.push(rest.slice(0, at), person(id));
     rest = rest.slice(at + id.length);
   }
@@ -112,8 +137,10 @@ function sentence(text, accounts) {
 
 // What the admin check found, from a 403's details: the plain sentence, the technical reading
 // behind "Show details".
+/** @param {{details?: unknown} | null | undefined} err an ApiError */
 function adminCheckAnswer(err) {
-  const details = err && err.details;
+  // A 403's details, as the backend sends them (docs/contract.md §4).
+  const details = /** @type {{adminCheck?: string, adminCheckSummary?: string} | null | undefined} */ (err && err.details);
   const technical = details && details.adminCheck;
   const plain = details && details.adminCheckSummary;
   if (!technical && !plain) {

@@ -1,7 +1,10 @@
+// @ts-check
 // What counts as one entry of a pasted list: a line-for-line mirror of entries.py, which
 // states the rules (lines; a header row read as the CSV loader does; "," and ";" separate, never
 // spaces; Name <addr>, "Name" <addr> and mailto:addr give addr; an entry with a space inside is
 // invalid as a whole; each entry once). tests/entry_cases.json checks both against one table.
+
+/** @typedef {"email" | "accountId"} Kind the kind of list: emails or account ids */
 
 export const MAX_LENGTH = 320;
 // The longest entry of each kind: an email, or an account id (Atlassian's 128).
@@ -24,16 +27,26 @@ export const HEADERS = {
   accountId: /^(?:(?:atlassian[ _-]?)?account[ _-]?ids?)$/i,
 };
 
+/** @param {unknown} text */
 export function trim(text) {
   return String(text).replace(TRIM, "");
 }
 
 // Emails equal with A-Z lower-cased only ("straße@" is not "strasse@"), account ids exactly.
+/**
+ * @param {unknown} value
+ * @param {Kind} kind
+ */
 export function key(value, kind) {
   return kind === "email" ? String(value).replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32)) : String(value);
 }
 
 // [value, reason]: the entry a piece stands for, and why it is invalid (null when valid).
+/**
+ * @param {string} piece
+ * @param {Kind} kind
+ * @returns {[string, string | null]}
+ */
 export function normalise(piece, kind) {
   let value = trim(trim(piece).replace(QUOTES, ""));
   if (!value) {
@@ -55,6 +68,11 @@ export function normalise(piece, kind) {
   return [value, problem(value, kind)];
 }
 
+/**
+ * @param {string} value
+ * @param {Kind} kind
+ * @returns {string | null}
+ */
 export function problem(value, kind) {
   if (BLANK.test(value)) {
     return "spaces";
@@ -73,10 +91,25 @@ export function problem(value, kind) {
 
 // {entries, invalid: [{entry, reason, line}], written, header, repeated}: the entries of pasted
 // text; written holds both valid and invalid ones in the order first seen.
+/**
+ * @typedef {object} Parsed
+ * @property {string[]} entries the valid entries, each once
+ * @property {{entry: string, reason: string, line: number}[]} invalid
+ * @property {string[]} written
+ * @property {string | null} header
+ * @property {number} repeated
+ */
+/**
+ * @param {string} text
+ * @param {Kind} kind
+ * @returns {Parsed}
+ */
 export function parse(text, kind) {
   const lines = String(text ?? "").split(LINES);
   const first = lines.findIndex((line) => trim(line));
+  /** @type {Parsed} */
   const found = { entries: [], invalid: [], written: [], header: null, repeated: 0 };
+  /** @type {number | null} */
   let column = null;
   let start = 0;
   if (first >= 0) {
@@ -122,6 +155,10 @@ export function parse(text, kind) {
 }
 
 // line cut at "," and ";" outside double quotes (the quotes are kept).
+/**
+ * @param {string} line
+ * @returns {string[]}
+ */
 export function splitLine(line) {
   const pieces = [];
   let current = "";
@@ -142,6 +179,10 @@ export function splitLine(line) {
 }
 
 // line as CSV cells: cut at "," ";" or a tab outside double quotes, trimmed, quotes taken off.
+/**
+ * @param {string} line
+ * @returns {string[]}
+ */
 export function csvCells(line) {
   const cells = [];
   let current = "";

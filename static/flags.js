@@ -1,3 +1,4 @@
+// @ts-check
 // Flags (ADS): short notes about what just happened, shown by the host page or, without a bridge,
 // in the panel's own corner.
 
@@ -11,9 +12,18 @@ import { announce, h, icon, nextId } from "./dom.js";
 // its content, so a flag fixed to the frame's bottom could be far below what the admin sees. The
 // host's flag is an alert, read out there. Without a bridge (the backend's bare page) the panel shows
 // the flag in its own page and the live region reads it out.
+/** @typedef {{label: string, onClick: () => void}} FlagAction */
+/**
+ * @param {"success" | "info" | "warning" | "error"} tone
+ * @param {string} title
+ * @param {string} [text]
+ * @param {FlagAction[]} [actions]
+ */
 export function flag(tone, title, text = "", actions = []) {
   const id = `access-desk-flag-${flagSeed}-${nextId("n")}`;
+  /** @type {ReturnType<typeof showFlag>} */
   let shown = null;
+  /** @param {FlagAction} action */
   const run = (action) => () => {
     shown?.close().catch(() => {}); // already gone (dismissed, auto-dismissed): nothing to close
     action.onClick();
@@ -34,6 +44,12 @@ export function flag(tone, title, text = "", actions = []) {
 // Flag ids stay unique on the host page across reloads of the panel (the host keeps its flags).
 const flagSeed = Math.random().toString(36).slice(2, 10);
 
+/**
+ * @param {string} tone
+ * @param {string} title
+ * @param {string} text
+ * @param {FlagAction[]} actions
+ */
 function pageFlag(tone, title, text, actions) {
   let stack = document.getElementById("flags");
   if (!stack) {
@@ -55,8 +71,8 @@ function pageFlag(tone, title, text, actions) {
         : null),
     h("button", { type: "button", class: "icon-btn flag-close", "aria-label": `Dismiss: ${title}`, onclick: dismiss }, icon("close", "icon icon-small")));
   stack.prepend(el);
-  while (stack.children.length > 3) {
-    stack.lastChild.remove();
+  while (stack.lastElementChild && stack.children.length > 3) {
+    stack.lastElementChild.remove();
   }
   if (tone === "success" || tone === "info") {
     setTimeout(dismiss, 8000);

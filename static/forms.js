@@ -1,3 +1,4 @@
+// @ts-check
 // The input form the lookup, access and invite tools share: paste a list or load a CSV file. The
 // list is read by the pasted-list rules (entries.js, as the backend reads it): each entry that is not
 // valid is listed under the field as soon as it is there, with a way to remove them all. Invalid
@@ -12,6 +13,7 @@ const MAX_FILE_BYTES = 5 * 1024 * 1024; // 10,000 entries are far less than this
 const SHOWN_PROBLEMS = 8; // invalid entries listed by name; the rest are counted
 
 // Why an entry is not valid, in words, for each kind of list, and what becomes of it.
+/** @type {Record<import("./entries.js").Kind, Record<string, string>>} */
 const REASONS = {
   email: {
     spaces: "has a space inside (an email address has none)",
@@ -31,6 +33,29 @@ const FATE = { email: "shows as Invalid email in the results", accountId: "shows
 // the page can drop results that belong to an earlier list.
 // cost(n), when given, words what sending n entries will cost in Confluence's points; it shows under
 // the count before anything is sent. `note` (a node) goes beside the submit button.
+/**
+ * @typedef {object} EntryForm
+ * @property {HTMLFormElement} el
+ * @property {HTMLTextAreaElement} area
+ * @property {HTMLButtonElement} submit
+ * @property {(text: string) => void} setValue
+ * @property {(on: boolean) => void} setPrimary
+ * @property {(...nodes: import("./dom.js").Children[]) => void} append
+ */
+/**
+ * @param {object} options
+ * @param {string} options.label
+ * @param {string} options.hint
+ * @param {string} options.placeholder
+ * @param {import("./entries.js").Kind} options.kind
+ * @param {string} options.noun
+ * @param {string} options.submitLabel
+ * @param {(entries: string[]) => Promise<unknown>} options.onSubmit
+ * @param {() => void} [options.onRefused]
+ * @param {((n: number) => string) | null} [options.cost]
+ * @param {Node | null} [options.note]
+ * @returns {EntryForm}
+ */
 export function entryForm({ label, hint, placeholder, kind, noun, submitLabel, onSubmit, onRefused = () => {}, cost = null, note = null }) {
   const areaId = nextId("entries");
   const hintId = nextId("hint");
@@ -111,6 +136,7 @@ export function entryForm({ label, hint, placeholder, kind, noun, submitLabel, o
 
   // Each invalid entry by line, why, and one action that removes them all (the list is then
   // written back as the entries that will be sent, one a line).
+  /** @param {import("./entries.js").Parsed} found */
   function showProblems(found) {
     const bad = found.invalid;
     problems.hidden = bad.length === 0;
@@ -153,7 +179,9 @@ export function entryForm({ label, hint, placeholder, kind, noun, submitLabel, o
   // Fills the text area from a CSV or text file: the column whose header names the entries, else
   // every cell (entriesFromCsv), each read as one entry (Name <addr> gives addr). A file that cannot
   // be read, or holds no entries, is said in words.
+  /** @param {File} chosen */
   async function load(chosen) {
+    /** @param {string} text */
     const fail = (text) => {
       error.textContent = text; // role=alert: read out at once
       fileButton.focus();
@@ -187,6 +215,7 @@ export function entryForm({ label, hint, placeholder, kind, noun, submitLabel, o
 
   // A cell as a line of the text area that reads back as the same one entry: a valid one as the
   // rules read it, an invalid one as written (in quotes when it holds a separator).
+  /** @param {string} cell */
   function asLine(cell) {
     const [value, reason] = normalise(cell, kind);
     if (reason === null) {
@@ -200,6 +229,7 @@ export function entryForm({ label, hint, placeholder, kind, noun, submitLabel, o
     cancelAnimationFrame(pending);
     const found = refresh();
     const list = found.written;
+    /** @param {string} text */
     const refuse = (text) => {
       error.textContent = text;
       area.focus();
@@ -230,6 +260,7 @@ export function entryForm({ label, hint, placeholder, kind, noun, submitLabel, o
   return {
     el: form,
     area,
+    submit,
     setValue(text) {
       area.value = text;
       error.textContent = "";
@@ -246,6 +277,7 @@ export function entryForm({ label, hint, placeholder, kind, noun, submitLabel, o
 }
 
 // UTF-8 unless the file starts with a UTF-16 byte order mark (spreadsheets' "Unicode text").
+/** @param {ArrayBuffer} buffer */
 function decodeText(buffer) {
   const bytes = new Uint8Array(buffer, 0, Math.min(2, buffer.byteLength));
   const encoding = bytes[0] === 0xff && bytes[1] === 0xfe ? "utf-16le" : bytes[0] === 0xfe && bytes[1] === 0xff ? "utf-16be" : "utf-8";

@@ -1,3 +1,4 @@
+// @ts-check
 // Invite emails: a preview first (a dry run: who would be invited, who is skipped and why, the
 // skipped first), with the one primary action on top of it ("Invite N people"), then the real job
 // with a progress bar, polled about once a second. Both say how far they got and why they wait, and
@@ -22,6 +23,13 @@ const STALL_MS = 8000; // no progress for this long (and no wait the job names):
 // only addresses, and Atlassian gives accounts created by an invitation the site's default access.
 const DEFAULT_ACCESS = "Invitees join with this site's default access for new users: the apps and groups set for new users in Atlassian Administration (admin.atlassian.com). Access Desk cannot choose other groups or apps.";
 
+/** @typedef {import("./job-view.js").Job} Job */
+
+/**
+ * @param {HTMLElement} panel
+ * @param {import("./app.js").Go} [go]
+ * @returns {import("./app.js").View}
+ */
 export function mountInvite(panel, go = {}) {
   const stage = h("div", { class: "results", "aria-busy": "false" });
   const form = entryForm({
@@ -43,6 +51,7 @@ export function mountInvite(panel, go = {}) {
   // Each preview or invitation is a run; starting another, Cancel or a prefill ends the one before,
   // whose late answers are then dropped.
   let run = 0;
+  /** @type {() => void} */
   let stopRun = () => {};
 
   function cancelRun() {
@@ -57,6 +66,7 @@ export function mountInvite(panel, go = {}) {
   function startRun() {
     cancelRun();
     const mine = run;
+    /** @type {Promise<void>} */
     const stopped = new Promise((resolve) => {
       stopRun = resolve;
     });
@@ -64,6 +74,12 @@ export function mountInvite(panel, go = {}) {
   }
 
   // aria-busy only while a request is in flight; the progress bar and announcements tell the rest.
+  /**
+   * @template T
+   * @param {() => boolean} current
+   * @param {() => Promise<T>} work
+   * @returns {Promise<T>}
+   */
   async function request(current, work) {
     stage.setAttribute("aria-busy", "true");
     try {
@@ -76,6 +92,12 @@ export function mountInvite(panel, go = {}) {
   }
 
   // How a running job is going, under its bar: its pace, time left and any wait in one sentence.
+  /**
+   * @param {HTMLElement} hint
+   * @param {Job} job
+   * @param {import("./job-view.js").Pacer} pace
+   * @param {number} stalledSince
+   */
   function progressHint(hint, job, pace, stalledSince) {
     if (finished(job)) {
       hint.textContent = "";
@@ -88,11 +110,13 @@ export function mountInvite(panel, go = {}) {
     hint.textContent = `${eta ? `${eta}. ` : ""}${stalled}You can leave this page: the job keeps running and is listed under Jobs.`;
   }
 
+  /** @param {string[]} emails */
   async function preview(emails) {
     const { current, stopped } = startRun();
     const bar = progressBar("Preview progress");
     const hint = h("p", { class: "progress-hint" });
     const controls = h("div", { class: "actions" });
+    /** @type {string | null} */
     let jobId = null;
     let abandoned = false;
     const stop = button("Cancel preview", async () => {
@@ -113,6 +137,7 @@ export function mountInvite(panel, go = {}) {
     const pace = pacer();
     let lastChecked = -1;
     let lastMove = Date.now();
+    /** @param {Job} job */
     const follow = (job) => {
       pace.add(job);
       bar.update(job);
@@ -147,6 +172,7 @@ export function mountInvite(panel, go = {}) {
     await Promise.race([work, stopped]);
   }
 
+  /** @param {Job} job */
   function showPreview(job) {
     if (job.state === "failed") {
       clear(stage, message("error", { title: "The preview could not finish", text: "Confluence did not answer for every email. Try again in a few minutes." }));
@@ -217,6 +243,11 @@ export function mountInvite(panel, go = {}) {
 
   // ``skipped``: how many the preview left out (already had access, invalid), named in the result;
   // ``previewJob``: the dry run, shown again when the invitations cannot start.
+  /**
+   * @param {string[]} emails
+   * @param {number} skipped
+   * @param {Job | null} previewJob
+   */
   async function invite(emails, skipped, previewJob) {
     await runInvitation(() => call("inviteEmails", { emails, dryRun: false }), {
       size: emails.length,
@@ -227,6 +258,11 @@ export function mountInvite(panel, go = {}) {
 
   // An invitation run: `start()` makes the job (inviteEmails, or retryJob for those not sent); it
   // is then followed to its end, with Cancel while it runs and the next actions once it is over.
+  /**
+   * @param {() => Promise<{job: Job}>} start
+   * @param {{size: number, skipped?: number, failedStart: (err: Error) => void}} options
+   * @returns {Promise<Job | null | undefined>}
+   */
   async function runInvitation(start, { size, skipped = 0, failedStart }) {
     const { current } = startRun();
     form.setPrimary(false);
@@ -237,13 +273,16 @@ export function mountInvite(panel, go = {}) {
     const note = h("div");
     const controls = h("div", { class: "actions" });
     const actions = h("div", { class: "actions" });
+    /** @type {import("./table.js").PagedTable<import("./job-view.js").JobItem> | null} */
     let items = null;
+    /** @type {Job | null} */
     let latest = null;
     const heading = h("h3", { text: "Inviting", tabindex: "-1" });
     const hint = h("p", { class: "progress-hint" });
     clear(stage, heading, bar, hint, controls, cards, note, actions, table);
     heading.focus();
     announce(`Inviting ${plural(size, "person", "people")}.`);
+    /** @param {Job} job */
     const describe = (job) => {
       const c = job.counts || {};
       const parts = [`${count(c.invited || 0)} invited`];
@@ -255,6 +294,7 @@ export function mountInvite(panel, go = {}) {
     let lastDone = -1;
     let lastMove = Date.now();
     const pace = pacer();
+    /** @param {Job} job */
     const update = (job) => {
       latest = job;
       pace.add(job);
@@ -275,6 +315,7 @@ export function mountInvite(panel, go = {}) {
       }
     };
     // Cancel: the batch in flight is finished (those people are invited), the rest is not sent.
+    /** @param {string} jobId */
     async function stopJob(jobId) {
       controls.querySelectorAll("button").forEach((b) => { b.disabled = true; });
       try {
@@ -288,6 +329,7 @@ export function mountInvite(panel, go = {}) {
         clear(note, message("error", { title: "The invitations could not be cancelled", text: err.message }));
       }
     }
+    /** @param {string} jobId */
     const follow = async (jobId) => {
       clear(note);
       try {
@@ -309,6 +351,7 @@ export function mountInvite(panel, go = {}) {
     };
 
     // What happened, and what to do next: invite those not sent, view the job, invite more.
+    /** @param {Job} job */
     function ended(job) {
       const c = job.counts || {};
       const left = notSent(job);
@@ -318,13 +361,14 @@ export function mountInvite(panel, go = {}) {
       const problems = [c.failed ? `${count(c.failed)} failed` : "", c.cancelled ? `${count(c.cancelled)} not sent (cancelled)` : ""].filter(Boolean).join(", ");
       const skippedNote = skipped ? ` The ${plural(skipped, "person", "people")} skipped in the preview ${skipped === 1 ? "was" : "were"} not invited.` : "";
       const joinNote = c.invited ? " Confluence emails each invitee; Access Desk checks in about an hour who has joined (see the job under Jobs)." : "";
+      /** @type {"success" | "info" | "error" | "warning"} */
       let tone = "success";
       let title = "Invitations finished";
       let words = `Done: ${done}.${skippedNote}${joinNote}`;
       if (cancelled) {
         tone = "info";
         title = "Invitations cancelled";
-        words = `${done[0].toUpperCase()}${done.slice(1)} before the cancel; ${count(c.cancelled)} not sent${c.failed ? `, ${count(c.failed)} failed` : ""}.${joinNote}`;
+        words = `${done[0].toUpperCase()}${done.slice(1)} before the cancel; ${count(c.cancelled || 0)} not sent${c.failed ? `, ${count(c.failed)} failed` : ""}.${joinNote}`;
       } else if (stoppedEarly) {
         tone = "error";
         title = "Invitations stopped";
@@ -341,7 +385,7 @@ export function mountInvite(panel, go = {}) {
       clear(note, message(tone, words,
         h("div", { class: "actions" },
           retry,
-          go.openJob ? button("View in Jobs", () => go.openJob(job.id), { id: "invite-view-job" }) : null,
+          go.openJob ? button("View in Jobs", () => go.openJob?.(job.id), { id: "invite-view-job" }) : null,
           button("Invite more people", () => {
             form.area.focus();
           }))));
@@ -355,12 +399,13 @@ export function mountInvite(panel, go = {}) {
       if (panel.hidden) {
         // Finished while the admin is on another tab: say so there.
         flag(tone === "success" ? "success" : tone === "info" ? "info" : "warning", title, countsText(job),
-          go.openJob ? [{ label: "View job", onClick: () => go.openJob(job.id) }] : []);
+          go.openJob ? [{ label: "View job", onClick: () => go.openJob?.(job.id) }] : []);
       } else {
         announce(words);
       }
     }
 
+    /** @type {Job} */
     let job;
     try {
       ({ job } = await request(current, start));
@@ -379,21 +424,32 @@ export function mountInvite(panel, go = {}) {
   }
 
   // "Invite the N not sent": the job's retry (retryJob: one retry per job), followed here.
+  /**
+   * @param {Job} job
+   * @param {number} left
+   */
   async function retryNotSent(job, left) {
     await runInvitation(() => call("retryJob", { jobId: job.id }), {
       size: left,
       failedStart: (err) => {
+        const heading = h("h3", { text: "The invitations were not sent", tabindex: "-1" });
         clear(stage,
-          h("h3", { text: "The invitations were not sent", tabindex: "-1" }),
+          heading,
           message("error", { title: "Nobody was invited", text: err.message }),
-          go.openJob ? h("div", { class: "actions" }, button("View the job in Jobs", () => go.openJob(job.id))) : null);
-        stage.querySelector("h3").focus();
+          go.openJob ? h("div", { class: "actions" }, button("View the job in Jobs", () => go.openJob?.(job.id))) : null);
+        heading.focus();
         announce(`The invitations were not sent: ${err.message}`);
       },
     });
   }
 
   // The invitation job could not be started: nobody was invited. Try again, or back to the preview.
+  /**
+   * @param {Error} err why the call that starts the job failed (an ApiError)
+   * @param {string[]} emails
+   * @param {number} skipped
+   * @param {Job | null} previewJob
+   */
   function startFailed(err, emails, skipped, previewJob) {
     const heading = h("h3", { text: "The invitations were not sent", tabindex: "-1" });
     const back = previewJob
@@ -401,7 +457,7 @@ export function mountInvite(panel, go = {}) {
           cancelRun();
           showPreview(previewJob);
           const confirm = stage.querySelector("#invite-confirm");
-          if (confirm) {
+          if (confirm instanceof HTMLElement) {
             confirm.focus();
           }
         })

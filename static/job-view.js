@@ -1,3 +1,4 @@
+// @ts-check
 // Invite jobs (the Job of the README's resolver table): polling, counts, progress, pace and per-row outcomes.
 import { call, failureText } from "./api.js";
 import { toCsv } from "./csv.js";
@@ -5,7 +6,42 @@ import { count, formatDate, h, lozenge, summaryCards } from "./dom.js";
 import { whenWords } from "./quota.js";
 import { fit, pagedTable } from "./table.js";
 
+/**
+ * A job as getJob, inviteEmails, cancelJob and retryJob answer it (docs/contract.md, `Job`); listJobs
+ * leaves out its items.
+ * @typedef {object} Job
+ * @property {string} id
+ * @property {"panel" | "webhook"} [source]
+ * @property {boolean} [dryRun]
+ * @property {"queued" | "running" | "done" | "failed"} state
+ * @property {string} [createdAt]
+ * @property {string | null} [createdBy]
+ * @property {string} [updatedAt]
+ * @property {number} [total]
+ * @property {number} [estimatedPoints]
+ * @property {string | null} [notBefore]
+ * @property {string | null} [waitReason]
+ * @property {{since?: string, reason?: string} | null} [paused]
+ * @property {Partial<Record<Outcome, number>>} [counts]
+ * @property {number} [checked]
+ * @property {string | null} [retriedAs]
+ * @property {{checkedAt?: string, joined?: number}} [followUp]
+ * @property {JobItem[]} [items]
+ */
+/** @typedef {"pending" | "invited" | "alreadyHasAccess" | "invalid" | "failed" | "cancelled"} Outcome */
+/**
+ * One email of a job and what became of it.
+ * @typedef {object} JobItem
+ * @property {string} email
+ * @property {Outcome} outcome
+ * @property {string | {error?: string, retryAfter?: number} | null} [error]
+ * @property {number} [retryAfter]
+ * @property {boolean} [joined]
+ */
+/** @typedef {{label: string, tone: string}} Look a word and a colour (a lozenge's) */
+
 // One word and one colour per outcome, on every tab (access.js BUCKETS uses the same).
+/** @type {Record<Outcome, Look>} */
 export const OUTCOMES = {
   pending: { label: "Pending", tone: "default" },
   invited: { label: "Invited", tone: "success" },
@@ -19,6 +55,7 @@ const WOULD_INVITE = { label: "Would be invited", tone: "discovery" };
 // An invitee the follow-up found on the site (README "Follow-ups"): the end of an invitation's story.
 export const JOINED = { label: "Joined", tone: "joined" };
 
+/** @type {Record<Job["state"] | "cancelled", Look>} */
 export const STATES = {
   queued: { label: "Queued", tone: "default" },
   running: { label: "In progress", tone: "info" },
@@ -27,15 +64,18 @@ export const STATES = {
   cancelled: { label: "Cancelled", tone: "default" },
 };
 
+/** @param {Job} job */
 export function finished(job) {
   return job.state === "done" || job.state === "failed";
 }
 
 // A job that ended with items a cancel stopped reads "Cancelled" (grey), not a red "Stopped".
+/** @param {Job} job */
 export function cancelledJob(job) {
   return finished(job) && ((job.counts || {}).cancelled || 0) > 0;
 }
 
+/** @param {Job} job */
 export function stateOf(job) {
   if (cancelledJob(job)) {
     return STATES.cancelled;
@@ -43,21 +83,32 @@ export function stateOf(job) {
   return STATES[job.state] || { label: job.state || "unknown", tone: "default" };
 }
 
+/** @param {Job} job */
 export function stateLozenge(job) {
   const s = stateOf(job);
   return lozenge(s.label, s.tone);
 }
 
 // Items not sent: those that failed and those a cancel stopped (what a retry takes up again).
+/** @param {Job} job */
 export function notSent(job) {
   const c = job.counts || {};
   return (c.failed || 0) + (c.cancelled || 0);
 }
 
+/**
+ * @param {JobItem} item
+ * @param {boolean | undefined} dryRun
+ */
 export function outcomeLabel(item, dryRun) {
   return outcomeOf(item, dryRun).label;
 }
 
+/**
+ * @param {JobItem} item
+ * @param {boolean | undefined} dryRun
+ * @returns {Look}
+ */
 export function outcomeOf(item, dryRun) {
   if (item.outcome === "pending" && dryRun) {
     return WOULD_INVITE;
@@ -71,6 +122,7 @@ export function outcomeOf(item, dryRun) {
   return OUTCOMES[item.outcome] || { label: String(item.outcome), tone: "default" };
 }
 
+/** @param {JobItem} item */
 export function outcomeDetail(item) {
   if (item.outcome === "invited" && item.joined === true) {
     return "Invited, has since joined the site";
@@ -87,10 +139,17 @@ export function outcomeDetail(item) {
   return failureText(typeof item.error === "object" ? item.error : { error: item.error, retryAfter: item.retryAfter });
 }
 
+/** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Polls getJob about every `interval` ms until the job is done or failed, or `isCancelled()`.
 // onUpdate(job) runs after every answer. Errors propagate (the caller offers to resume).
+/**
+ * @param {string} jobId
+ * @param {(job: Job) => void} onUpdate
+ * @param {{interval?: number, isCancelled?: () => boolean}} [options]
+ * @returns {Promise<Job>}
+ */
 export async function pollJob(jobId, onUpdate, { interval = 1000, isCancelled = () => false } = {}) {
   for (;;) {
     const { job } = await call("getJob", { jobId });
@@ -109,12 +168,14 @@ export async function pollJob(jobId, onUpdate, { interval = 1000, isCancelled = 
 }
 
 // Items the job has finished with: everything but those still to do and those a cancel stopped.
+/** @param {Job} job */
 export function processed(job) {
   const c = job.counts || {};
   return Math.max(0, (job.total || 0) - (c.pending || 0) - (c.cancelled || 0));
 }
 
 // "1,200 of 2,000 processed, 800 cancelled": a cancelled job's bar is never full.
+/** @param {Job} job */
 export function processedText(job) {
   const total = job.total || 0;
   const cancelled = (job.counts || {}).cancelled || 0;
@@ -122,6 +183,7 @@ export function processedText(job) {
 }
 
 // A dry run's progress: how many emails are checked ("Checked 800 of 2,000 emails").
+/** @param {Job} job */
 export function checkedText(job) {
   const total = job.total || 0;
   return `Checked ${count(Math.min(job.checked || 0, total))} of ${count(total)} ${total === 1 ? "email" : "emails"}`;
@@ -130,6 +192,16 @@ export function checkedText(job) {
 // A progress bar with an accessible name; update(job) moves it. An invitation counts what it has
 // processed; a dry run (its would-be invites stay pending) counts what it has checked. Items a
 // cancel stopped are not processed: the bar of a cancelled job stops where the job stopped.
+/**
+ * @typedef {HTMLDivElement & {
+ *   pending(words: string): void,
+ *   update(job: Job, describe?: (job: Job, done: number, total: number) => string): void,
+ * }} ProgressBar
+ */
+/**
+ * @param {string} label
+ * @returns {ProgressBar}
+ */
 export function progressBar(label) {
   const fill = h("div", { class: "progress-fill" });
   const text = h("p", { class: "progress-text" });
@@ -140,6 +212,7 @@ export function progressBar(label) {
   );
   const el = h("div", { class: "progress-block" }, bar, text);
 
+  /** @param {string} words */
   function indeterminate(words) {
     bar.removeAttribute("aria-valuenow");
     bar.removeAttribute("aria-valuemax");
@@ -149,9 +222,15 @@ export function progressBar(label) {
     text.textContent = words;
   }
 
-  // Before there is a job to show (the request that starts it is in flight).
-  el.pending = (words) => indeterminate(words);
-  el.update = (job, describe) => {
+  return Object.assign(el, {
+    // Before there is a job to show (the request that starts it is in flight).
+    /** @param {string} words */
+    pending: (words) => indeterminate(words),
+    /**
+     * @param {Job} job
+     * @param {(job: Job, done: number, total: number) => string} [describe]
+     */
+    update: (job, describe) => {
     delete bar.dataset.state;
     const total = job.total || 0;
     const checking = job.dryRun;
@@ -165,14 +244,19 @@ export function progressBar(label) {
     bar.setAttribute("aria-valuetext", words);
     fill.style.width = total ? `${Math.round((done / total) * 100)}%` : finished(job) ? "100%" : "0%";
     text.textContent = describe ? describe(job, done, total) : words;
-  };
-  return el;
+    },
+  });
 }
 
 // The job's summary cards, zero counts left out: what it did first, then what needs attention.
+/** @param {Job} job */
 export function countCards(job) {
   const c = job.counts || {};
   const joined = job.followUp && typeof job.followUp.joined === "number" ? job.followUp.joined : 0;
+  /**
+   * @param {Outcome} key
+   * @param {Look} [o]
+   */
   const card = (key, o = OUTCOMES[key]) => ({ key, label: o.label, tone: o.tone, value: c[key] || 0 });
   // While a preview runs, its pending items are would-be invites only once they are checked.
   const settled = (c.invited || 0) + (c.alreadyHasAccess || 0) + (c.invalid || 0) + (c.failed || 0) + (c.cancelled || 0);
@@ -198,6 +282,7 @@ export function countCards(job) {
 
 // The counts in a few words: "Would invite 3 · 1 has access · 1 invalid" for a preview,
 // "236 invited · 4 invalid" for an invitation; zero counts left out.
+/** @param {Job} job */
 export function countsText(job) {
   const c = job.counts || {};
   const parts = [];
@@ -231,6 +316,10 @@ export function countsText(job) {
 // (paused.reason), its notBefore (a wait Confluence asked for) and estimatedPoints (what it
 // costs). Fields the backend leaves out are simply not mentioned. `pace` is a pacer() following
 // this job.
+/**
+ * @param {Job} job
+ * @param {Pacer | null} [pace]
+ */
 export function etaText(job, pace) {
   if (finished(job)) {
     return "";
@@ -251,14 +340,16 @@ export function etaText(job, pace) {
       parts.push(`${duration(left / rate)} left`);
     }
   }
-  if (Number.isFinite(job.estimatedPoints) && job.estimatedPoints > 0) {
-    parts.push(`about ${count(job.estimatedPoints)} Confluence points`);
+  const points = job.estimatedPoints;
+  if (typeof points === "number" && Number.isFinite(points) && points > 0) {
+    parts.push(`about ${count(points)} Confluence points`);
   }
   return parts.join(" · ");
 }
 
 // A job held back (a Retry-After, a spent quota window, another worker's invitations): its
 // notBefore is still ahead.
+/** @param {Job} job */
 export function isWaiting(job) {
   const until = job && job.notBefore ? new Date(job.notBefore).getTime() : NaN;
   return Number.isFinite(until) && until > Date.now();
@@ -266,11 +357,13 @@ export function isWaiting(job) {
 
 // Why a waiting job waits, and until when, in one sentence ("" while it may run): its notBefore
 // and waitReason (README "The job model").
+/** @param {Job} job */
 export function waitText(job) {
-  if (finished(job) || !isWaiting(job)) {
+  const until = job.notBefore;
+  if (finished(job) || !until || !isWaiting(job)) {
     return "";
   }
-  const when = whenWords(job.notBefore);
+  const when = whenWords(until);
   switch (job.waitReason) {
     case "rate_limited":
       return `Waiting for Confluence's points quota, which resumes ${when}; the job then goes on by itself`;
@@ -287,6 +380,7 @@ export function waitText(job) {
   }
 }
 
+/** @param {number} seconds */
 export function duration(seconds) {
   if (seconds < 60) {
     return "less than a minute";
@@ -301,7 +395,13 @@ export function duration(seconds) {
 
 // Items done (a preview's: checked) per second over the last minute of polls: add(job) after each
 // poll, rate() to read.
+/** @typedef {{add(job: Job): void, rate(): number}} Pacer */
+/**
+ * @param {() => number} [now]
+ * @returns {Pacer}
+ */
 export function pacer(now = () => Date.now()) {
+  /** @type {[number, number][]} [when, items done] */
   const samples = [];
   return {
     add(job) {
@@ -324,15 +424,25 @@ export function pacer(now = () => Date.now()) {
 
 // What needs attention first: failures, then those not sent, invalid addresses, those still to
 // do (or would be invited), those who have access, and the invited last.
+/** @type {Record<string, number>} */
 const RANK = { failed: 0, cancelled: 1, invalid: 2, pending: 3, alreadyHasAccess: 4, invited: 5 };
 
+/**
+ * @param {JobItem[]} items
+ * @returns {JobItem[]}
+ */
 export function problemsFirst(items) {
   return items
-    .map((it, at) => [RANK[it.outcome] ?? 3, at, it])
-    .sort((a, b) => a[0] - b[0] || a[1] - b[1])
-    .map((x) => x[2]);
+    .map((it, at) => ({ rank: RANK[it.outcome] ?? 3, at, it }))
+    .sort((a, b) => a.rank - b.rank || a.at - b.at)
+    .map((x) => x.it);
 }
 
+/**
+ * @param {Job} job
+ * @param {string} [caption]
+ * @returns {import("./table.js").PagedTable<JobItem>}
+ */
 export function itemsTable(job, caption = "Job items") {
   const table = pagedTable({
     caption,
@@ -350,11 +460,13 @@ export function itemsTable(job, caption = "Job items") {
   return table;
 }
 
+/** @param {Job} job */
 export function itemsCsv(job) {
   return toCsv(["email", "outcome", "detail", "joined"], (job.items || []).map((it) => [it.email, it.outcome, outcomeDetail(it),
     typeof it.joined === "boolean" ? (it.joined ? "yes" : "no") : ""]));
 }
 
+/** @param {Job} job */
 export function jobTitle(job) {
   const total = job.total || 0;
   const mode = job.dryRun ? `Preview of ${count(total)} ${total === 1 ? "email" : "emails"}` : `Invitation of ${count(total)} ${total === 1 ? "person" : "people"}`;

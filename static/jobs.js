@@ -1,3 +1,4 @@
+// @ts-check
 // Jobs (panel and webhook), newest first, with "Older" paging. A row opens its job (click anywhere on
 // it, or its title with the keyboard); the open job is marked. An open job that runs is followed: its
 // pace, time left and any wait, Cancel while it is queued or running, "Invite the N not sent" once it
@@ -16,10 +17,13 @@ import {
 import { cursorPages } from "./pages.js";
 import { person } from "./people.js";
 
+/** @typedef {import("./job-view.js").Job} Job */
+
 const JOBS_PAGE = 50;
 
 // What the invitation follow-up found (README "Follow-ups"), or what it will do: "" for previews and
 // jobs that invited nobody.
+/** @param {Job} job */
 export function followUpText(job) {
   const invited = (job.counts || {}).invited || 0;
   if (job.dryRun || !invited) {
@@ -31,13 +35,22 @@ export function followUpText(job) {
   return finished(job) ? "who has joined is checked later" : "";
 }
 
+/**
+ * @param {HTMLElement} panel
+ * @param {import("./app.js").Go} [go]
+ * @returns {import("./app.js").View}
+ */
 export function mountJobs(panel, go = {}) {
   const list = h("div", { class: "results", "aria-busy": "false" });
   const detail = h("section", { class: "job-detail", "aria-live": "off", tabindex: "-1", "aria-label": "Job details", "aria-busy": "false" });
+  /** @type {Job[]} */
   let jobs = [];
+  /** @type {string | null} */
   let next = null;
+  /** @type {import("./table.js").PagedTable<Job> | null} */
   let table = null;
   let opened = 0;
+  /** @type {string | null} */
   let openId = null;
   const older = button("Older", () => load(false), { "aria-label": "Older jobs" });
   const refresh = button("Refresh", () => load(true));
@@ -56,6 +69,9 @@ export function mountJobs(panel, go = {}) {
 
   function markOpen() {
     for (const tr of list.querySelectorAll("tr[data-job-id]")) {
+      if (!(tr instanceof HTMLElement)) {
+        continue;
+      }
       const on = tr.dataset.jobId === openId;
       tr.classList.toggle("row-open", on);
       const link = tr.querySelector(".job-link");
@@ -75,12 +91,12 @@ export function mountJobs(panel, go = {}) {
         caption: "Jobs",
         rows: jobs,
         empty: emptyState("No jobs yet", "Invitations and previews started on the Invite tab or by a webhook are listed here.",
-          go.showTab ? button("Invite people", () => go.showTab("invite"), { kind: "primary" }) : null),
+          go.showTab ? button("Invite people", () => go.showTab?.("invite"), { kind: "primary" }) : null),
         search: (j) => `${jobTitle(j)} ${countsText(j)} ${j.state}`,
         rowAttrs: (j) => ({
           class: `row-link${j.id === openId ? " row-open" : ""}`,
           "data-job-id": j.id,
-          onclick: (event) => {
+          onclick: (/** @type {MouseEvent} */ event) => {
             if (!(event.target instanceof Element) || !event.target.closest("button")) {
               open(j.id);
             }
@@ -112,19 +128,23 @@ export function mountJobs(panel, go = {}) {
   }
 
   // Closing the details puts focus back on the job's title in the list (or near it when it is gone).
+  /** @param {string} jobId */
   function close(jobId) {
     opened += 1;
     openId = null;
     markOpen();
     detail.setAttribute("aria-busy", "false");
     clear(detail);
-    const opener = [...list.querySelectorAll("button[data-job-id]")].find((b) => b.dataset.jobId === jobId);
+    const opener = [...list.querySelectorAll("button[data-job-id]")].find((b) => b.getAttribute("data-job-id") === jobId);
     const target = opener || list.querySelector(".table-scroll:not([hidden])") || refresh;
-    target.focus();
+    if (target instanceof HTMLElement) {
+      target.focus();
+    }
     announce("Closed the job details.");
   }
 
   // The list's row for a job, kept in step with what the detail view learns.
+  /** @param {Job} job */
   function refreshRow(job) {
     const at = jobs.findIndex((j) => j.id === job.id);
     if (at >= 0 && table) {
@@ -136,6 +156,7 @@ export function mountJobs(panel, go = {}) {
     }
   }
 
+  /** @param {string} jobId */
   async function open(jobId) {
     const mine = ++opened;
     openId = jobId;
@@ -167,21 +188,25 @@ export function mountJobs(panel, go = {}) {
     const eta = h("p", { class: "progress-hint" });
     const controls = h("div", { class: "actions" });
     const heading = h("h3", { text: jobTitle(job), tabindex: "-1" });
+    /** @param {Job} j */
     const describe = (j) => clear(hint, stateLozenge(j), " · created by ", j.createdBy ? person(j.createdBy, { plain: true }) : "the webhook",
       ` · updated ${formatDate(j.updatedAt)}`, followUpText(j) ? ` · ${followUpText(j)}` : "");
 
+    /** @param {Job} j */
     function showControls(j) {
       const left = notSent(j);
+      const retriedAs = j.retriedAs;
       const again = j.dryRun ? `Preview the ${plural(left, "email")} not checked` : `Invite the ${plural(left, "person", "people")} not sent`;
       clear(controls,
         !finished(j) ? button("Cancel job", () => cancel(j), { id: "job-cancel" }) : null,
-        finished(j) && left > 0 && !j.retriedAs ? button(again, () => retry(j), { id: "job-retry", kind: "primary" }) : null,
-        finished(j) && j.retriedAs
+        finished(j) && left > 0 && !retriedAs ? button(again, () => retry(j), { id: "job-retry", kind: "primary" }) : null,
+        finished(j) && retriedAs
           ? h("p", { class: "field-hint" }, "Those not sent were retried in another job. ",
-              h("button", { type: "button", class: "link-btn", text: "Open the retry", onclick: () => open(j.retriedAs) }))
+              h("button", { type: "button", class: "link-btn", text: "Open the retry", onclick: () => open(retriedAs) }))
           : null);
     }
 
+    /** @param {Job} j */
     async function cancel(j) {
       controls.querySelectorAll("button").forEach((b) => { b.disabled = true; });
       try {
@@ -196,6 +221,7 @@ export function mountJobs(panel, go = {}) {
       }
     }
 
+    /** @param {Job} j */
     async function retry(j) {
       controls.querySelectorAll("button").forEach((b) => { b.disabled = true; });
       try {
@@ -212,6 +238,7 @@ export function mountJobs(panel, go = {}) {
       }
     }
 
+    /** @param {Job} j */
     function show(j) {
       latest = j;
       pace.add(j);
@@ -242,10 +269,11 @@ export function mountJobs(panel, go = {}) {
     try {
       const last = await pollJob(job.id, show, { isCancelled: () => mine !== opened });
       if (mine === opened && panel.hidden && finished(last)) {
+        /** @type {["info" | "warning" | "success", string]} */
         const [tone, title] = cancelledJob(last) ? ["info", "A job was cancelled"]
           : last.state === "failed" ? ["warning", "A job stopped"] : ["success", "A job finished"];
         flag(tone, title, `${jobTitle(last)}: ${countsText(last)}.`,
-          go.openJob ? [{ label: "View job", onClick: () => go.openJob(last.id) }] : []);
+          go.openJob ? [{ label: "View job", onClick: () => go.openJob?.(last.id) }] : []);
       }
     } catch (err) {
       if (mine === opened) {

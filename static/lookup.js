@@ -1,3 +1,4 @@
+// @ts-check
 // Look up users by account id: lookupUsers -> found / not found / failed. Failures are said once per
 // cause (causes.js); deactivated and closed accounts are marked and never handed on to invite.
 import { call, failureText } from "./api.js";
@@ -10,13 +11,37 @@ import { entryForm } from "./forms.js";
 import { costLine, lastPool, lookupPoints } from "./quota.js";
 
 // accountStatus in words and colours: Atlassian Administration calls an inactive account deactivated.
+/**
+ * A user as lookupUsers answers it (docs/contract.md).
+ * @typedef {object} User
+ * @property {string} accountId
+ * @property {string} [displayName]
+ * @property {string} [publicName]
+ * @property {string | null} [email]
+ * @property {string} [accountStatus] active | inactive | closed
+ * @property {string} [accountType]
+ * @property {boolean} [isExternalCollaborator]
+ * @property {{path?: string, isDefault?: boolean}} [profilePicture]
+ */
+/**
+ * An account id that could not be looked up: lookupUsers's, or a whole call's (its words in `reason`).
+ * @typedef {{accountId: string, error?: string, retryAfter?: number, reason?: string}} Failure
+ */
+/** @typedef {{users: User[], notFound: string[], failed: Failure[]}} Found */
+
+/** @type {Record<string, import("./job-view.js").Look>} */
 const STATUS = {
   active: { label: "Active", tone: "success" },
   inactive: { label: "Deactivated", tone: "moved" },
   closed: { label: "Closed", tone: "removed" },
 };
-const status = (u) => STATUS[u.accountStatus] || { label: u.accountStatus || "Unknown", tone: "default" };
+/** @param {User} u */
+const status = (u) => STATUS[u.accountStatus ?? ""] || { label: u.accountStatus || "Unknown", tone: "default" };
 // Who could be invited by email: an active account whose email Confluence shows.
+/**
+ * @param {User} u
+ * @returns {u is User & {email: string}}
+ */
 const invitable = (u) => u.accountStatus === "active" && Boolean(u.email);
 const LOOKUP_BATCH = 2500; // ids per lookupUsers call
 // Call errors that every later call would get too: stop there instead of asking again.
@@ -24,6 +49,10 @@ const FINAL_ERRORS = new Set(["no_bridge", "invalid_token", "not_allowed"]);
 const USER_CSV = ["accountId", "displayName", "publicName", "email", "accountStatus", "accountType", "isExternalCollaborator"];
 
 // go.checkThese(emails), when given (administrators), opens Check access with those emails.
+/**
+ * @param {HTMLElement} panel
+ * @param {Pick<import("./app.js").Go, "checkThese">} [go]
+ */
 export function mountLookup(panel, go = {}) {
   const results = h("div", { class: "results", "aria-busy": "false" });
   const form = entryForm({
@@ -38,6 +67,7 @@ export function mountLookup(panel, go = {}) {
   });
   clear(panel, h("h2", { text: "Look up users" }), form.el, results);
 
+  /** @param {string[]} entries */
   async function lookup(entries) {
     const ids = [...new Set(entries)];
     const progress = spinner(`Looking up ${plural(ids.length, "account")} (${costLine(lookupPoints(ids.length), lastPool())})…`);
@@ -47,19 +77,22 @@ export function mountLookup(panel, go = {}) {
       // Batches keep each answer far below Forge's 5 MB response cap and show progress. A batch whose
       // call fails lists its ids under failed (the reason in words) and the batches that answered stand,
       // so every id ends up in exactly one of found, not found and failed.
+      /** @type {Found} lookupUsers's lists, merged */
       const merged = { users: [], notFound: [], failed: [] };
       let answered = 0;
+      /** @type {Error | null} */
       let lastError = null;
       for (let start = 0; start < ids.length; start += LOOKUP_BATCH) {
-        if (start > 0) {
-          progress.lastChild.textContent = ` Looked up ${count(start)} of ${count(ids.length)}…`;
+        const words = progress.lastChild; // spinner()'s label
+        if (start > 0 && words) {
+          words.textContent = ` Looked up ${count(start)} of ${count(ids.length)}…`;
         }
         const batch = ids.slice(start, start + LOOKUP_BATCH);
         try {
           const answer = await call("lookupUsers", { accountIds: batch });
-          for (const key of Object.keys(merged)) {
-            merged[key] = merged[key].concat(answer[key] || []);
-          }
+          merged.users = merged.users.concat(answer.users || []);
+          merged.notFound = merged.notFound.concat(answer.notFound || []);
+          merged.failed = merged.failed.concat(answer.failed || []);
           answered += 1;
         } catch (err) {
           lastError = err;
@@ -82,6 +115,7 @@ export function mountLookup(panel, go = {}) {
 
   // The same summary cards as every tool (zero counts left out), then what needs attention first:
   // those that failed, those not found, then the users found.
+  /** @param {Partial<Found>} found */
   function render({ users = [], notFound = [], failed = [] }) {
     const none = !users.length && !notFound.length && failed.length > 0;
     const summary = none
@@ -110,6 +144,7 @@ export function mountLookup(panel, go = {}) {
 
 // The email column: the address, or why there is none (a closed account has none at all; an
 // active one hides it in their profile settings).
+/** @param {User} u */
 function emailCell(u) {
   if (u.email) {
     return fit(u.email, "email");
@@ -117,6 +152,10 @@ function emailCell(u) {
   return h("span", { class: "subtle", text: u.accountStatus === "closed" ? "Closed account" : "Hidden by their profile settings" });
 }
 
+/**
+ * @param {User[]} users
+ * @param {Pick<import("./app.js").Go, "checkThese">} go
+ */
 function usersSection(users, go) {
   const rows = users.map((u) => [
     u.accountId, u.displayName, u.publicName, u.email, u.accountStatus, u.accountType,
@@ -142,7 +181,7 @@ function usersSection(users, go) {
       h("h3", { id: "found-h", text: `Found (${users.length.toLocaleString("en")})` }),
       users.length ? h("div", { class: "actions" },
         go.checkThese && emails.length
-          ? button(`Check access for ${plural(emails.length, "email")}…`, () => go.checkThese(emails), { kind: "primary", "aria-describedby": notes.length ? "found-notes" : null })
+          ? button(`Check access for ${plural(emails.length, "email")}…`, () => go.checkThese?.(emails), { kind: "primary", "aria-describedby": notes.length ? "found-notes" : null })
           : null,
         button("Copy", () => copyText(csv(), `Copied ${plural(users.length, "user")}`), { "aria-label": "Copy found users as CSV" }),
         button("Download CSV", () => download("users.csv", csv()), { "aria-label": "Download CSV of found users" }),
@@ -175,6 +214,7 @@ function usersSection(users, go) {
   );
 }
 
+/** @param {string[]} ids */
 function notFoundSection(ids) {
   const csv = () => toCsv(["accountId"], ids.map((id) => [id]));
   return h(
@@ -192,14 +232,20 @@ function notFoundSection(ids) {
 }
 
 // An id whose batch call failed as a whole, shaped like the per-id failures lookupUsers answers.
+/**
+ * @param {string} accountId
+ * @param {{code?: string, message: string}} err
+ */
 function callFailure(accountId, err) {
   return { accountId, error: err.code || "failed", reason: err.message };
 }
 
+/** @param {Failure} f */
 function failureReason(f) {
   return f.reason || failureText(f);
 }
 
+/** @param {Failure[]} failed */
 function failedSection(failed) {
   const csv = () => toCsv(["accountId", "error", "retryAfter", "reason"],
     failed.map((f) => [f.accountId, f.error, f.retryAfter ?? "", failureReason(f)]));

@@ -1,3 +1,4 @@
+// @ts-check
 // Confluence's points quota in the panel: what a lookup or invite will cost, and a small meter of the pool.
 // Costs come from the quota resolver (what the backend learned from Confluence's answers); until it has
 // answered, the starting estimates of costs.COSTS are used. Anyone who cannot see the pool (not an
@@ -5,9 +6,28 @@
 import { SPENT_EVENT, call } from "./api.js";
 import { count, h } from "./dom.js";
 
+/**
+ * The points pool as the quota resolver answers it (docs/contract.md §6; administrators only).
+ * @typedef {object} Pool
+ * @property {number | null} [limit]
+ * @property {number | null} [remaining]
+ * @property {boolean} [remainingEstimated]
+ * @property {boolean} [nearLimit]
+ * @property {"app" | "site"} [scope]
+ * @property {string | null} [resetAt]
+ * @property {string | null} [heldUntil]
+ * @property {number} [spent]
+ * @property {number} [share]
+ * @property {Partial<Record<CostKind, Cost>>} [costs]
+ */
+/** @typedef {Pool & {limit: number, remaining: number}} MeteredPool a pool whose size and rest are known */
+/** @typedef {"lookup" | "check" | "invite"} CostKind */
+/** @typedef {{base: number, perObject: number}} Cost */
+
 const IDS_PER_REQUEST = 250;
 const EMAILS_PER_REQUEST = 100;
 // The starting estimates (base, per object), as costs.COSTS on the server.
+/** @type {Record<CostKind, Cost>} */
 const STARTING = {
   lookup: { base: 1, perObject: 2 },
   check: { base: 1, perObject: 2 },
@@ -15,26 +35,42 @@ const STARTING = {
 };
 const MIN_REFRESH_MS = 2000; // at most one quota call per 2 s, however many calls spend points
 
-let last = null; // the pool as the quota resolver last answered (administrators only)
+/** @type {Pool | null} the pool as the quota resolver last answered (administrators only) */
+let last = null;
 
+/** @param {CostKind} kind */
 function cost(kind) {
   return (last && last.costs && last.costs[kind]) || STARTING[kind];
 }
 
+/**
+ * @param {CostKind} kind
+ * @param {number} n
+ * @param {number} perRequest
+ */
 function pointsFor(kind, n, perRequest) {
   const c = cost(kind);
   return Math.ceil(Math.ceil(n / perRequest) * c.base + n * c.perObject);
 }
 
+/** @param {number} ids how many */
 export function lookupPoints(ids) {
   return pointsFor("lookup", ids, IDS_PER_REQUEST);
 }
 
+/**
+ * @param {number} emails how many
+ * @param {boolean} [dryRun]
+ */
 export function invitePoints(emails, dryRun = false) {
   return pointsFor("check", emails, EMAILS_PER_REQUEST) + (dryRun ? 0 : pointsFor("invite", emails, EMAILS_PER_REQUEST));
 }
 
 // "about 20,200 points of the app's 65,000-point pool"; "about 20,200 Confluence points" when the pool is unknown.
+/**
+ * @param {number} points
+ * @param {Pool | null} pool
+ */
 export function costLine(points, pool) {
   const rounded = points >= 1000 ? Math.round(points / 100) * 100 : points;
   if (!pool || !pool.limit) {
@@ -46,6 +82,10 @@ export function costLine(points, pool) {
 
 // When a moment is, from now, in words: "in 24 s", "at 14:00", "at 09:00 tomorrow", "at 09:00 on 3 Mar".
 // Never a time in the past ("now" instead), never a full date for today.
+/**
+ * @param {string | number | Date} value
+ * @param {Date} [now]
+ */
 export function whenWords(value, now = new Date()) {
   const at = new Date(value);
   const ms = at.getTime() - now.getTime();
@@ -67,6 +107,7 @@ export function whenWords(value, now = new Date()) {
   return `at ${time} on ${at.toLocaleDateString("en-GB", { day: "numeric", month: "short" })}`;
 }
 
+/** @returns {Promise<Pool | null>} */
 export async function readPool() {
   try {
     last = await call("quota", {});
@@ -81,6 +122,10 @@ export function lastPool() {
 }
 
 // The meter's sentence parts, from a quota answer (tested on their own).
+/**
+ * @param {MeteredPool} pool
+ * @param {Date} [now]
+ */
 export function meterWords(pool, now = new Date()) {
   const whose = pool.scope === "site" ? "This site's" : "The app's";
   const left = `${whose} Confluence points: ${count(pool.remaining)} of ${count(pool.limit)} left`;
@@ -101,19 +146,31 @@ export function meterWords(pool, now = new Date()) {
 // A small meter: the share of the window's points left, when it resets (or until when calls are held),
 // and this installation's own spend against its fair share. Refreshed after every call that may spend
 // points (api.js says so), every 30 s (app.js), and once a countdown reaches zero.
+/**
+ * @param {Pool | null} pool
+ * @returns {pool is MeteredPool}
+ */
+function metered(pool) {
+  return pool !== null && pool.limit != null && pool.remaining != null;
+}
+
 export function quotaMeter() {
+  const fill = h("div", { class: "quota-bar-fill" });
   const bar = h("div", { class: "quota-bar", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "Confluence points left" },
-    h("div", { class: "quota-bar-fill" }));
+    fill);
   const text = h("span", { class: "quota-text" });
   const note = h("span", { class: "quota-note" });
   const el = h("div", { class: "quota-meter", hidden: true, "aria-live": "polite" }, bar, h("p", { class: "quota-words" }, text, note));
+  /** @type {Pool | null} */
   let pool = null;
   let lastRead = 0;
+  /** @type {ReturnType<typeof setTimeout> | null} */
   let pending = null;
-  let ticker = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let ticker;
 
   function render() {
-    if (!pool || pool.limit == null || pool.remaining == null) {
+    if (!metered(pool)) {
       el.hidden = true;
       return;
     }
@@ -122,7 +179,7 @@ export function quotaMeter() {
     const words = meterWords(pool);
     bar.setAttribute("aria-valuenow", String(Math.round(share * 100)));
     bar.setAttribute("aria-valuetext", `${Math.round(share * 100)}% left`);
-    bar.firstChild.style.width = `${(share * 100).toFixed(1)}%`;
+    fill.style.width = `${(share * 100).toFixed(1)}%`;
     el.classList.toggle("quota-low", words.low);
     el.classList.toggle("quota-held", words.held);
     text.textContent = words.text;

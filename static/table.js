@@ -1,3 +1,4 @@
+// @ts-check
 // A paged, sortable, filterable table for up to 10,000 rows, and fit() for values that must never
 // break inside (an address, a name, an id).
 
@@ -8,6 +9,11 @@ import { announce, button, count, h, nextId } from "./dom.js";
 // and in copies and CSV files (which take the data, not the page). kind: email | name | id; the
 // widest it may grow is its share of the panel by the table's columns (styles.css .fit), so a table
 // still fits 1,024 px.
+/**
+ * @param {unknown} text
+ * @param {"email" | "name" | "id"} kind
+ * @param {string} [extraClass]
+ */
 export function fit(text, kind, extraClass = "") {
   const value = String(text ?? "");
   return h("span", { class: `fit fit-${kind}${extraClass ? ` ${extraClass}` : ""}`, title: value || null, text: value });
@@ -22,6 +28,33 @@ export function fit(text, kind, extraClass = "") {
 // `rowAttrs(row)` adds attributes to a row (a class, data-*). `empty` is a string or a Node.
 // The returned element has update(rows), which swaps in new rows (e.g. a job's items while it runs)
 // and stays on the same page, and the same sort and filter.
+/**
+ * @template R
+ * @typedef {object} Column one column of pagedTable, for rows of type R
+ * @property {string} label
+ * @property {(row: R) => import("./dom.js").Children} cell
+ * @property {string} [className]
+ * @property {string} [headClass]
+ * @property {(row: R) => string | number} [sort]
+ * @property {(row: R) => unknown} [text]
+ */
+/**
+ * @template R
+ * @typedef {HTMLDivElement & {update(rows: R[]): void}} PagedTable
+ */
+/**
+ * @template R
+ * @param {object} options
+ * @param {string} options.caption
+ * @param {Column<R>[]} options.columns
+ * @param {R[]} options.rows
+ * @param {number} [options.pageSize]
+ * @param {import("./dom.js").Children} [options.empty]
+ * @param {((row: R) => string) | null} [options.search]
+ * @param {number} [options.searchFrom]
+ * @param {((row: R) => import("./dom.js").Attrs) | null} [options.rowAttrs]
+ * @returns {PagedTable<R>}
+ */
 export function pagedTable({ caption, columns, rows, pageSize = 100, empty = "Nothing to show.", search = null, searchFrom = 20, rowAttrs = null }) {
   const tbody = h("tbody");
   let sortBy = -1;
@@ -62,6 +95,7 @@ export function pagedTable({ caption, columns, rows, pageSize = 100, empty = "No
   let shown = rows;
   filterBox.addEventListener("input", () => show(0));
 
+  /** @param {number} i */
   function sortOn(i) {
     sortDir = sortBy === i ? -sortDir : 1;
     sortBy = i;
@@ -80,24 +114,25 @@ export function pagedTable({ caption, columns, rows, pageSize = 100, empty = "No
     if (search && needle) {
       out = out.filter((r) => asciiLower(search(r)).includes(needle));
     }
-    if (sortBy >= 0) {
-      const key = columns[sortBy].sort;
+    const key = sortBy >= 0 ? columns[sortBy].sort : undefined;
+    if (key) {
       const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
-      out = out.map((r, i) => [key(r), i, r]).sort((a, b) => {
-        const order = typeof a[0] === "number" && typeof b[0] === "number" ? a[0] - b[0] : collator.compare(String(a[0] ?? ""), String(b[0] ?? ""));
-        return order * sortDir || a[1] - b[1];
-      }).map((x) => x[2]);
+      out = out.map((r, i) => ({ k: key(r), i, r })).sort((a, b) => {
+        const order = typeof a.k === "number" && typeof b.k === "number" ? a.k - b.k : collator.compare(String(a.k ?? ""), String(b.k ?? ""));
+        return order * sortDir || a.i - b.i;
+      }).map((x) => x.r);
     }
     return out;
   }
 
+  /** @param {number} n */
   function show(n) {
     shown = visible();
     pages = Math.max(1, Math.ceil(shown.length / pageSize));
     page = Math.max(0, Math.min(pages - 1, n));
     const start = page * pageSize;
     const slice = shown.slice(start, start + pageSize);
-    const used = columns.map((c) => !c.text || rows.some((r) => String(c.text(r) || "") !== ""));
+    const used = columns.map(({ text }) => !text || rows.some((r) => String(text(r) || "") !== ""));
     heads.forEach((th, i) => { th.hidden = !used[i]; });
     const frag = document.createDocumentFragment();
     for (const row of slice) {
@@ -114,10 +149,13 @@ export function pagedTable({ caption, columns, rows, pageSize = 100, empty = "No
     pager.hidden = pages <= 1;
   }
 
-  wrap.update = (newRows) => {
-    rows = newRows;
-    show(page);
-  };
+  const paged = Object.assign(wrap, {
+    /** @param {R[]} newRows */
+    update(newRows) {
+      rows = newRows;
+      show(page);
+    },
+  });
   show(0);
-  return wrap;
+  return paged;
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // The webhook tab: its state (webhookStatus: the URL, whether a secret is set, since when and by
 // whom, who webhook jobs act as, how long the previous secret still works, recent deliveries with
 // the refused ones and why), the first "Create secret" or a later rotation (optionally revoking the
@@ -7,10 +8,28 @@
 // read, the tab says why and offers to try again.
 import { call } from "./api.js";
 import { copyText } from "./csv.js";
-import { announce, busy, button, clear, emptyState, formatDate, h, lozenge, message, nextId, spinner } from "./dom.js";
+import { announce, busy, button, clear, emptyState, focusOn, formatDate, h, lozenge, message, nextId, spinner } from "./dom.js";
 import { pagedTable } from "./table.js";
 import { person } from "./people.js";
 
+/**
+ * webhookStatus's answer (docs/contract.md).
+ * @typedef {object} WebhookStatus
+ * @property {string} [url]
+ * @property {boolean} [configured]
+ * @property {string | null} [rotatedAt]
+ * @property {string | null} [actingAs]
+ * @property {string | null} [previousValidUntil]
+ * @property {{at?: string, webhookId?: string, status?: string, jobId?: string | null}[]} [recentDeliveries]
+ * @property {{at?: string, reason?: string, webhookId?: string | null}[]} [recentRefusals]
+ */
+/**
+ * One row of Recent deliveries: an accepted (or replayed) delivery, or a refused one and why.
+ * @typedef {{kind: "accepted" | "replayed" | "refused", at?: string, webhookId?: string | null,
+ *   jobId?: string | null, reason?: string}} DeliveryRow
+ */
+
+/** @param {string} url */
 export function pythonExample(url) {
   return `# pip install standardwebhooks requests
 import json, os, uuid
@@ -38,6 +57,7 @@ print(answer.status_code, answer.json())  # 202 {"jobId": "…"}: a preview job 
 `;
 }
 
+/** @param {string} url */
 export function curlExample(url) {
   return `# A signed test delivery: a preview (dryRun) job, nobody is invited. Needs curl, openssl, base64 and od;
 # the secret comes from the environment: export ACCESS_DESK_WEBHOOK_SECRET='whsec_…' first.
@@ -56,6 +76,12 @@ curl -sS -X POST "$URL" \\
 `;
 }
 
+/**
+ * @param {string} label
+ * @param {string} value
+ * @param {boolean} [secret]
+ * @param {{kind?: string, label?: string}} [options]
+ */
 function copyField(label, value, secret = false, { kind = "default", label: copyLabel = "Copy" } = {}) {
   const id = nextId("field");
   const input = h("input", { id, type: "text", readonly: true, value, class: secret ? "mono secret" : "mono", spellcheck: "false" });
@@ -66,6 +92,10 @@ function copyField(label, value, secret = false, { kind = "default", label: copy
         { kind, "aria-label": copyLabel === "Copy" ? `Copy the ${label.toLowerCase()}` : null })));
 }
 
+/**
+ * @param {string} title
+ * @param {string} code
+ */
 function codeBlock(title, code) {
   const id = nextId("code");
   return h("section", { class: "code-block", "aria-labelledby": id },
@@ -75,6 +105,7 @@ function codeBlock(title, code) {
 }
 
 // Why a delivery was refused, in words (webhookStatus recentRefusals' reason).
+/** @type {Record<string, string>} */
 export const REFUSALS = {
   bad_signature: "The signature matched neither the current secret nor the previous one: the sender signs with another secret.",
   stale_timestamp: "The webhook-timestamp was more than 5 minutes off: check the sender's clock, or it resent an old delivery.",
@@ -82,10 +113,16 @@ export const REFUSALS = {
   no_secret: "No secret was set yet: create one and give it to the sender.",
 };
 
+/**
+ * @param {HTMLElement} panel
+ * @param {import("./app.js").Go} [go]
+ * @returns {import("./app.js").View}
+ */
 export function mountWebhook(panel, go = {}) {
   const statusArea = h("div", { class: "results", "aria-busy": "false" });
   const area = h("div", { "aria-busy": "false" });
-  let status = null; // webhookStatus's answer, or null before the first one
+  /** @type {WebhookStatus | null} webhookStatus's answer, or null before the first one */
+  let status = null;
   let secretShown = false; // a new secret is on screen: the page's primary action is finishing
   const testArea = h("div");
   clear(panel,
@@ -114,20 +151,34 @@ export function mountWebhook(panel, go = {}) {
     renderStatus();
   }
 
+  // The state last read. What shows it (and the buttons it shows) runs only once refresh() read one.
+  function known() {
+    if (!status) {
+      throw new Error("The webhook's state has not been read yet.");
+    }
+    return status;
+  }
+
   function startButton() {
+    const current = known();
     const kind = secretShown ? "default" : "primary";
-    return status.configured
+    return current.configured
       ? button("Rotate secret…", () => confirm(false), { kind, id: "rotate-start" })
       : button("Create secret…", () => confirm(false), { kind, id: "rotate-start" });
   }
 
   // Recent deliveries and refusals, newest first, in one table.
+  /** @returns {DeliveryRow[]} */
   function deliveryRows() {
-    const accepted = (status.recentDeliveries || []).map((d) => ({ ...d, kind: d.status === "replayed" ? "replayed" : "accepted" }));
-    const refused = (status.recentRefusals || []).map((r) => ({ ...r, kind: "refused" }));
+    const current = known();
+    /** @type {DeliveryRow[]} */
+    const accepted = (current.recentDeliveries || []).map((d) => ({ ...d, kind: d.status === "replayed" ? "replayed" : "accepted" }));
+    /** @type {DeliveryRow[]} */
+    const refused = (current.recentRefusals || []).map((r) => ({ ...r, kind: "refused" }));
     return [...accepted, ...refused].sort((a, b) => String(b.at).localeCompare(String(a.at)));
   }
 
+  /** @param {HTMLButtonElement} trigger */
   async function sendTest(trigger) {
     trigger.disabled = true;
     clear(testArea, spinner("Sending a signed test delivery…"));
@@ -135,7 +186,7 @@ export function mountWebhook(panel, go = {}) {
       const answer = await call("sendTestWebhook", {});
       const jobId = answer.answer && answer.answer.jobId;
       await refresh();
-      const viewJob = jobId && go.openJob ? button("View job", () => go.openJob(jobId), { id: "test-view-job" }) : null;
+      const viewJob = jobId && go.openJob ? button("View job", () => go.openJob?.(jobId), { id: "test-view-job" }) : null;
       clear(testArea, answer.status === 202
         ? message("success", {
             title: "Test delivery accepted",
@@ -154,23 +205,25 @@ export function mountWebhook(panel, go = {}) {
   }
 
   function renderStatus() {
+    const current = known();
+    /** @type {[string, import("./dom.js").Children][]} */
     const facts = [
-      ["Secret", status.configured
-        ? [lozenge("Set", "success"), status.rotatedAt ? ` since ${formatDate(status.rotatedAt)}` : "", status.actingAs ? [" by ", person(status.actingAs, { plain: true })] : ""]
+      ["Secret", current.configured
+        ? [lozenge("Set", "success"), current.rotatedAt ? ` since ${formatDate(current.rotatedAt)}` : "", current.actingAs ? [" by ", person(current.actingAs, { plain: true })] : ""]
         : [lozenge("Not set", "default"), " Deliveries are refused until a secret is created."]],
     ];
-    if (status.configured) {
-      facts.push(["Jobs run as", status.actingAs ? person(status.actingAs) : "Nobody yet"]);
+    if (current.configured) {
+      facts.push(["Jobs run as", current.actingAs ? person(current.actingAs) : "Nobody yet"]);
     }
-    if (status.previousValidUntil && new Date(status.previousValidUntil).getTime() > Date.now()) {
-      facts.push(["Previous secret", [`Still works until ${formatDate(status.previousValidUntil)}. `,
+    if (current.previousValidUntil && new Date(current.previousValidUntil).getTime() > Date.now()) {
+      facts.push(["Previous secret", [`Still works until ${formatDate(current.previousValidUntil)}. `,
         h("button", { type: "button", class: "link-btn", id: "revoke-now", text: "Revoke it now…", onclick: () => confirm(true) })]]);
     }
     const deliveries = deliveryRows();
-    const refusals = status.recentRefusals || [];
-    const testButton = button("Send test delivery", (ev) => sendTest(ev.currentTarget), { id: "send-test", disabled: !status.configured });
+    const refusals = current.recentRefusals || [];
+    const testButton = button("Send test delivery", () => sendTest(testButton), { id: "send-test", disabled: !current.configured });
     clear(statusArea,
-      copyField("Webhook URL", status.url || ""),
+      copyField("Webhook URL", current.url || ""),
       h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", { text: term }), h("dd", {}, value)])),
       h("div", { class: "actions" }, startButton()),
       area, // the confirm, then the new secret, right under the button that asked for them
@@ -179,7 +232,7 @@ export function mountWebhook(panel, go = {}) {
         refusals.length
           ? message("warning", {
               title: `${refusals.length === 1 ? "A delivery was" : `${refusals.length} deliveries were`} refused`,
-              text: `The latest, ${formatDate(refusals[0].at)}: ${REFUSALS[refusals[0].reason] || refusals[0].reason}`,
+              text: `The latest, ${formatDate(refusals[0].at)}: ${REFUSALS[refusals[0].reason ?? ""] || refusals[0].reason}`,
             })
           : null,
         pagedTable({
@@ -187,38 +240,54 @@ export function mountWebhook(panel, go = {}) {
           rows: deliveries,
           pageSize: 20,
           empty: emptyState("No deliveries yet",
-            status.configured ? "Send a test delivery to see one here." : "Create a secret, then send a test delivery."),
+            current.configured ? "Send a test delivery to see one here." : "Create a secret, then send a test delivery."),
           columns: [
             { label: "When", className: "nowrap", cell: (d) => formatDate(d.at) },
             { label: "Webhook id", className: "mono", cell: (d) => d.webhookId || "" },
             {
               label: "Result",
               cell: (d) => (d.kind === "refused"
-                ? [lozenge("Refused", "removed"), h("span", { class: "cell-sub", text: REFUSALS[d.reason] || d.reason })]
+                ? [lozenge("Refused", "removed"), h("span", { class: "cell-sub", text: REFUSALS[d.reason ?? ""] || d.reason })]
                 : d.kind === "replayed" ? lozenge("Repeat, ignored", "default") : lozenge("Accepted", "success")),
             },
-            { label: "Job", cell: (d) => (d.jobId && go.openJob ? h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job of delivery ${d.webhookId || ""}`, onclick: () => go.openJob(d.jobId) }) : ""), text: (d) => d.jobId || "" },
+            { label: "Job", cell: jobCell, text: (d) => d.jobId || "" },
           ],
         })),
       h("section", { "aria-labelledby": "test-h" },
         h("h3", { id: "test-h", text: "Test the webhook" }),
-        h("p", { class: "field-hint", text: status.configured
+        h("p", { class: "field-hint", text: current.configured
           ? "Access Desk signs a delivery with the current secret and sends it through the real endpoint: a preview for one reserved address, so nobody is invited. It shows up in Recent deliveries and under Jobs."
           : "Create a secret first: the test delivery is signed with it." }),
         h("div", { class: "actions" }, testButton),
         testArea),
-      status.url ? h("section", { "aria-labelledby": "commands-h" },
+      current.url ? h("section", { "aria-labelledby": "commands-h" },
         h("h3", { id: "commands-h", text: "Send a signed test from your own system" }),
         h("p", { class: "field-hint", text: "Each command sends a preview job for one address (nobody is invited) signed with the secret in ACCESS_DESK_WEBHOOK_SECRET." }),
-        codeBlock("curl and openssl", curlExample(status.url)),
-        codeBlock("Python", pythonExample(status.url))) : null);
+        codeBlock("curl and openssl", curlExample(current.url)),
+        codeBlock("Python", pythonExample(current.url))) : null);
   }
 
+  // A delivery's job, as a link to it under Jobs (where one tool may open another).
+  /** @param {DeliveryRow} d */
+  function jobCell(d) {
+    const { jobId } = d;
+    const { openJob } = go;
+    return jobId && openJob
+      ? h("button", { type: "button", class: "link-btn", text: "View job", "aria-label": `View job of delivery ${d.webhookId || ""}`, onclick: () => openJob(jobId) })
+      : "";
+  }
+
+  /** @param {boolean} revoke */
   function confirm(revoke) {
+    const current = known();
     secretShown = false;
-    const first = !status.configured;
-    const canRevoke = status.configured;
-    statusArea.querySelectorAll("#rotate-start, #revoke-now").forEach((b) => { b.disabled = true; });
+    const first = !current.configured;
+    const canRevoke = current.configured;
+    statusArea.querySelectorAll("#rotate-start, #revoke-now").forEach((b) => {
+      if (b instanceof HTMLButtonElement) {
+        b.disabled = true;
+      }
+    });
     const boxId = nextId("revoke");
     const box = canRevoke ? h("input", { type: "checkbox", id: boxId, checked: revoke }) : null;
     const title = first ? "Create the webhook secret?" : "Rotate the webhook secret?";
@@ -235,17 +304,16 @@ export function mountWebhook(panel, go = {}) {
         button("Cancel", () => {
           clear(area);
           renderStatus();
-          const start = statusArea.querySelector("#rotate-start");
-          if (start) {
-            start.focus();
-          }
+          focusOn(statusArea, "#rotate-start");
           announce("The secret was not changed.");
         }))));
-    area.querySelector("#rotate-confirm").focus();
+    focusOn(area, "#rotate-confirm");
   }
 
+  /** @param {boolean} revokePrevious */
   async function rotate(revokePrevious) {
-    const first = !status.configured;
+    const current = known();
+    const first = !current.configured;
     // The confirm box (and its focused button) goes away: keep focus in the area, not on <body>.
     const waiting = h("div", { tabindex: "-1" }, spinner("Creating the secret…"));
     clear(area, waiting);
@@ -258,10 +326,7 @@ export function mountWebhook(panel, go = {}) {
           secretShown = false;
           clear(area);
           renderStatus();
-          const start = statusArea.querySelector("#send-test");
-          if (start) {
-            start.focus();
-          }
+          focusOn(statusArea, "#send-test");
           announce("The secret is no longer shown.");
         }, { id: "secret-done" });
         const words = first
@@ -273,15 +338,12 @@ export function mountWebhook(panel, go = {}) {
           secretField,
           h("div", { class: "actions" }, done));
         await refresh(); // moves `area` with the new secret into the new state's page
-        secretField.querySelector("input").focus();
+        focusOn(secretField, "input");
         announce("New webhook secret created. It is shown only this once.");
       } catch (err) {
         clear(area, message("error", { title: "The secret was not changed", text: err.message }));
         renderStatus();
-        const start = statusArea.querySelector("#rotate-start");
-        if (start) {
-          start.focus();
-        }
+        focusOn(statusArea, "#rotate-start");
       }
     });
   }

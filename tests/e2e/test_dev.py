@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -17,7 +18,7 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -278,12 +279,16 @@ def test_a_restart_on_an_old_data_folder_runs_webhook_jobs(tmp_path: Path) -> No
 
 def fake_python(venv: Path) -> Path:
     """A virtualenv whose python records how it was called and answers an install as pip would
-    (exit status ``$FAKE_PIP_STATUS``, default 0); for the install logic."""
+    (exit status ``$FAKE_PIP_STATUS``, default 0), and ``pip check`` with ``$FAKE_PIP_CHECK``'s
+    complaint when set; for the install logic."""
     (venv / "bin").mkdir(parents=True)
     python = venv / "bin" / "python"
     python.write_text(
         "#!/bin/sh\n"
         f'echo "$*" >> {venv / "calls"}\n'
+        'if [ "$*" = "-m pip check" ] && [ -n "${FAKE_PIP_CHECK:-}" ]; then\n'
+        '  echo "$FAKE_PIP_CHECK"; exit 1\n'
+        "fi\n"
         'case "$*" in *" -e "*) ;; *) exit 0 ;; esac\n'
         "echo 'Collecting flask>=3.0'\n"
         "echo '  Downloading flask-3.1.3-py3-none-any.whl (103 kB)'\n"
@@ -294,10 +299,12 @@ def fake_python(venv: Path) -> Path:
     return venv / "calls"
 
 
-def source_venv_sh(venv: Path, mode: str, **env: str) -> subprocess.CompletedProcess[str]:
+def source_venv_sh(
+    venv: Path, mode: str, root: Path = ROOT, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-c", f"source scripts/venv.sh {mode}"],
-        cwd=ROOT,
+        cwd=root,
         env={**os.environ, "ACCESS_DESK_VENV": str(venv), **env},
         capture_output=True,
         text=True,
@@ -305,29 +312,75 @@ def source_venv_sh(venv: Path, mode: str, **env: str) -> subprocess.CompletedPro
     )
 
 
+def installs_of(venv: Path, calls: Path, root: Path = ROOT) -> Callable[[str], list[str]]:
+    """``installs(mode)``: what sourcing scripts/venv.sh in ``mode`` installed (the lock, then the
+    project), as the fake python was called."""
+
+    def installs(mode: str) -> list[str]:
+        before = calls.read_text().splitlines() if calls.exists() else []
+        run = source_venv_sh(venv, mode, root)
+        assert run.returncode == 0, run.stderr
+        new = calls.read_text().splitlines()[len(before) :] if calls.exists() else []
+        return [c for c in new if c.startswith("-m pip install") and "--upgrade pip" not in c]
+
+    return installs
+
+
 def test_run_and_test_installs_share_one_virtualenv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     calls = fake_python(venv)
     (venv / ".installed-0123456789abcdef").touch()  # an older script's stamp
+    installs = installs_of(venv, calls)
+    run_lock = ["-m pip install -r requirements/run.lock", "-m pip install --no-deps -e ."]
+    test_lock = ["-m pip install -r requirements/test.lock", "-m pip install --no-deps -e ."]
 
-    def installs(mode: str) -> list[str]:
-        before = calls.read_text().splitlines() if calls.exists() else []
-        run = source_venv_sh(venv, mode)
-        assert run.returncode == 0, run.stderr
-        new = calls.read_text().splitlines()[len(before) :] if calls.exists() else []
-        return [c for c in new if c.startswith("-m pip install") and " -e " in c]
-
-    assert installs("run") == ["-m pip install -e ."]
+    assert installs("run") == run_lock
     assert installs("run") == []  # installed: nothing to do
-    assert installs("test") == ["-m pip install -e .[dev]"]
+    assert installs("test") == test_lock
     assert installs("test") == [] and installs("run") == []  # ./dev after ./test keeps the tools
     stamps = sorted(p.name for p in venv.glob(".installed-*"))
     assert [s.rsplit("-", 1)[0] for s in stamps] == [".installed-run", ".installed-test"]
+    assert "-m pip check" in calls.read_text().splitlines()  # nothing the project needs is missing
 
-    for stamp in venv.glob(".installed-*"):  # pyproject.toml changed since
+    for stamp in venv.glob(".installed-*"):  # pyproject.toml or a lock changed since
         stamp.rename(stamp.with_name(stamp.name.rsplit("-", 1)[0] + "-fedcba9876543210"))
-    assert installs("run") == ["-m pip install -e ."]
+    assert installs("run") == run_lock
     assert [p.name.startswith(".installed-run-") for p in venv.glob(".installed-*")] == [True]
+
+
+def test_a_changed_lock_or_pyproject_installs_again(tmp_path: Path) -> None:
+    # A copy of what scripts/venv.sh reads, so that its files can change.
+    root = tmp_path / "clone"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "venv.sh", root / "scripts")
+    shutil.copy(ROOT / "pyproject.toml", root)
+    shutil.copytree(ROOT / "requirements", root / "requirements")
+    venv = tmp_path / "venv"
+    installs = installs_of(venv, fake_python(venv), root)
+    assert installs("test") == [
+        "-m pip install -r requirements/test.lock",
+        "-m pip install --no-deps -e .",
+    ]
+    for changed in ("requirements/run.lock", "requirements/test.lock", "pyproject.toml"):
+        assert installs("test") == [] and installs("run") == []
+        with (root / changed).open("a") as f:
+            f.write("\n# changed\n")
+        assert len(installs("run")) == 2, changed  # either lock changes what both modes share
+        assert len(installs("test")) == 2, changed
+
+
+def test_a_failed_pip_check_stops_the_install(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    fake_python(venv)
+    run = source_venv_sh(
+        venv, "run", FAKE_PIP_CHECK="access-desk 0.1.0 requires httpx, which is not installed."
+    )
+    assert run.returncode != 0
+    assert "requires httpx, which is not installed" in run.stderr
+    assert (
+        "Is requirements/run.lock older than pyproject.toml? Then run scripts/lock.sh" in run.stderr
+    )
+    assert not list(venv.glob(".installed-run-*"))  # tried again next time
 
 
 def on_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str]:

@@ -1,7 +1,7 @@
 """``./test`` with arguments sets up only what the selected tests need (tests/needs.py decides from
-their markers and fixtures): a unit test file runs without PostgreSQL, Chromium or the npm tools;
-a test on PostgreSQL gets the private cluster. ``./test`` with no argument sets up everything, as CI
-(``.ci/run``) runs it."""
+their markers and fixtures): a unit test file runs without PostgreSQL, Chromium or the npm tools
+(and so without the panel's type check, tsc, which comes with them); a test on PostgreSQL gets the
+private cluster. ``./test`` with no argument sets up everything, as CI (``.ci/run``) runs it."""
 
 from __future__ import annotations
 
@@ -78,3 +78,4 @@ def test_a_unit_test_file_runs_without_the_heavy_helpers(tmp_path: Path) -> None
     assert "==> these tests need: no PostgreSQL, Chromium or npm tools" in run.stderr
     assert "SET UP []" in run.stdout  # no cluster started, no browser or npm tools looked for
     assert "==> mypy" in run.stderr and "==> ruff check" in run.stderr  # the checks still run
+    assert "==> tsc skipped" in run.stderr  # it comes with the npm tools, not set up here
