@@ -27,7 +27,7 @@ workers, reaped workers included) over the phase, divided by its calls. The figu
 round's and their median; the ratios are the product's to floor (c) per call kind, and the
 warm-cache lookup against floor (a) plus one indexed query.
 
-Then the product runs once more wrapped by ``bench.floor_apps:profiled()`` (``--profile-calls``
+Then the product runs once more wrapped by ``bench.floor_apps:counted()`` (``--profile-calls``
 calls of each kind; 0 skips it): every call answers how many store statements, transactions and
 connections it used and the CPU its thread spent inside the app, and a second pass profiles each
 call with ``cProfile`` on the thread's CPU clock, split into the parts of the call path.
@@ -119,8 +119,11 @@ def run_phase(
     *,
     extra: dict[str, str] | None = None,
     keep: bool = False,
+    cpu: Callable[[], float] | None = None,
 ) -> Phase:
-    """``len(fits)`` calls of ``kind`` from ``len(clients)`` threads; the server's CPU over them."""
+    """``len(fits)`` calls of ``kind`` from ``len(clients)`` threads; the CPU the server (process
+    group ``pgid``) used over them, or what ``cpu`` counts."""
+    measure = cpu or (lambda: common.group_cpu_seconds(pgid))
     calls = len(fits)
     errors: Counter[str] = Counter()
     replies: list[requests.Response] = []
@@ -153,12 +156,12 @@ def run_phase(
                         replies.append(reply)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(len(clients))]
-    before = common.group_cpu_seconds(pgid)
+    before = measure()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    used = common.group_cpu_seconds(pgid) - before
+    used = measure() - before
     return Phase(used, calls - sum(errors.values()), busy[0], errors, replies)
 
 
@@ -363,7 +366,7 @@ def main() -> None:
                 folder = workdir / "profiles"
                 folder.mkdir()
                 server = start(
-                    "profiled", "bench.floor_apps:profiled()", BENCH_PROFILE_DIR=str(folder)
+                    "profiled", "bench.floor_apps:counted()", BENCH_PROFILE_DIR=str(folder)
                 )
                 servers["profiled"] = server
                 for kind in kinds:

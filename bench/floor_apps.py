@@ -17,17 +17,21 @@ route as the product (``POST /resolvers/<key>``) so that the load generator send
   the required claims), against the simulated Forge's key set (``FLOOR_JWKS_URL``, fetched once per
   process).
 
-``profiled()`` is the product itself (``app.create_app()``) wrapped to count, per resolver call,
+``counted()`` is the product itself (``app.create_app()``) wrapped to count, per request,
 the store statements, transactions and connections it used and the CPU its thread spent in the
 app (answered in ``X-Bench-*`` headers) and, with ``BENCH_PROFILE_DIR`` set, to profile each call
 sent with ``X-Bench-Profile: 1`` with ``cProfile`` on the thread's CPU clock (one profile per
-thread and call kind, ``X-Bench-Kind``, written to that folder when the worker exits).
+thread and call kind, ``X-Bench-Kind``, written to that folder when the worker exits); with
+``BENCH_STATEMENTS_DIR`` set, every distinct statement the process sends to the store is kept
+with the parameters of its first use and written there (JSON lines) when the worker exits, for
+``bench/scale.py`` to ``EXPLAIN``.
 """
 
 from __future__ import annotations
 
 import atexit
 import cProfile
+import json
 import os
 import re
 import sys
@@ -137,6 +141,16 @@ def _indexed_query(url: str, secret_key: str) -> Callable[[dict[str, Any]], obje
     return run
 
 
+def write_statements(seen: dict[str, Any], path: Path) -> None:
+    """The statements seen (``{"sql", "params"}`` per line; of an ``executemany``, the first
+    row's parameters)."""
+    with path.open("w") as out:
+        for sql, params in list(seen.items()):
+            if isinstance(params, list | tuple) and params and isinstance(params[0], dict):
+                params = params[0]
+            out.write(json.dumps({"sql": sql, "params": params}, default=str) + "\n")
+
+
 # -- the product, counted and profiled ---------------------------------------------------------
 
 _TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE|JOIN)\s+"?(\w+)"?', re.IGNORECASE)
@@ -160,8 +174,9 @@ class _Counts(threading.local):
         self.checkouts = 0
 
 
-def profiled() -> Any:
-    """The product (``app.create_app()``) with per-call store counts and, optionally, profiles."""
+def counted() -> Any:
+    """The product (``app.create_app()``) with per-call store counts and, optionally, profiles
+    and the statements it sends."""
     from app import create_app
     from handlers import Services
 
@@ -171,10 +186,18 @@ def profiled() -> Any:
     engine = services.store.engine
     counts = _Counts()
 
+    seen: dict[str, Any] = {}
+    statements_dir = os.environ.get("BENCH_STATEMENTS_DIR")
+
     @sa.event.listens_for(engine, "before_cursor_execute")
-    def _statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+    def _statement(conn: Any, cursor: Any, sql: str, parameters: Any, *args: Any) -> None:
         if counts.on:
             counts.statements[statement_label(sql)] += 1
+        if statements_dir and sql not in seen:
+            seen[sql] = parameters
+
+    if statements_dir:
+        atexit.register(write_statements, seen, Path(statements_dir) / f"{os.getpid()}.jsonl")
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
@@ -205,7 +228,7 @@ def profiled() -> Any:
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
-        if not path.startswith("/resolvers/"):
+        if path == "/healthz":
             return inner(environ, start_response)
         kind = environ.get("HTTP_X_BENCH_KIND") or path.rsplit("/", 1)[-1]
         counts.statements.clear()

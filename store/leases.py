@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from records import Job
 from store.base import dialect_insert
@@ -19,6 +20,17 @@ from store.cancels import end_cancelled
 from store.jobs import ACTIVE, Jobs
 from store.queue import lease_held
 from tables import account_refusals, installations, jobs, quota_turns
+
+CANDIDATES = 32  # runnable jobs, in claim order, one claim on PostgreSQL chooses among
+
+
+def _served(conn: Connection, installation_id: str, now: float) -> None:
+    """The installation's job work had its turn now (fair turns: ``claim_job``)."""
+    conn.execute(
+        dialect_insert(conn, quota_turns)
+        .values(installation_id=installation_id, served_at=now)
+        .on_conflict_do_update(index_elements=["installation_id"], set_={"served_at": now})
+    )
 
 
 def _awake() -> sa.ColumnElement[bool]:
@@ -93,12 +105,20 @@ class Leases(Jobs):
         }
         claimed: tuple[str, str] | None = None
         if not self._sqlite:
+            # The order is read over every runnable job without a lock (a top-N sort, nothing
+            # locked); then the first of those candidates nobody else holds is locked (FOR UPDATE
+            # SKIP LOCKED over at most CANDIDATES rows, read by key) and taken.
+            top = candidates.limit(CANDIDATES).subquery()
+            pick = (
+                candidates.where(jobs.c.id.in_(sa.select(top.c.id)))
+                .limit(1)
+                .with_for_update(skip_locked=True, of=jobs)
+            )
             with self.engine.begin() as conn:
-                row = conn.execute(
-                    candidates.limit(1).with_for_update(skip_locked=True, of=jobs)
-                ).first()
+                row = conn.execute(pick).first()
                 if row is not None:
                     conn.execute(sa.update(jobs).where(jobs.c.id == row.id).values(take))
+                    _served(conn, row.installation_id, now)
                     claimed = (row.installation_id, row.id)
         else:
             # Plain SELECTs run outside a transaction under pysqlite; the conditional UPDATE is
@@ -110,39 +130,44 @@ class Leases(Jobs):
                     won = conn.execute(
                         sa.update(jobs).where(jobs.c.id == row.id, runnable).values(take)
                     )
-                if won.rowcount == 1:
-                    claimed = (row.installation_id, row.id)
-                    break
+                    if won.rowcount == 1:
+                        _served(conn, row.installation_id, now)
+                        claimed = (row.installation_id, row.id)
+                        break
         if claimed is None:
             return None
-        self._served(claimed[0], now)
         return self.job(claimed[0], claimed[1], items=False)
 
     def waiting_elsewhere(self, installation_id: str) -> bool:
         """Whether another installation has a job the background worker could claim now (the
-        worker then ends its step after the chunk in flight: turns go chunk by chunk)."""
+        worker then ends its step after the chunk in flight: turns go chunk by chunk). One
+        statement of three probes, each read in an index's order (queued, running, follow-ups
+        due), so it reads active jobs, never every job."""
         now = self._clock()
-        query = (
-            sa.select(jobs.c.id)
-            .where(
-                jobs.c.installation_id != installation_id,
-                sa.or_(jobs.c.state.in_(ACTIVE), jobs.c.follow_up_at <= now),
-                sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
-                sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
-                _awake(),
-            )
-            .limit(1)
+        claimable = (
+            jobs.c.installation_id != installation_id,
+            sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+            sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
+            _awake(),
         )
+        probes = [
+            sa.select(jobs.c.id)
+            .where(jobs.c.state == state, *claimable)
+            .order_by(jobs.c.state, jobs.c.created_at)
+            .limit(1)
+            .subquery()
+            for state in ACTIVE
+        ]
+        probes.append(
+            sa.select(jobs.c.id)
+            .where(jobs.c.follow_up_at <= now, *claimable)
+            .order_by(jobs.c.follow_up_at)
+            .limit(1)
+            .subquery()
+        )
+        found = sa.union_all(*(sa.select(p.c.id) for p in probes)).subquery()
         with self.engine.connect() as conn:
-            return conn.execute(query).first() is not None
-
-    def _served(self, installation_id: str, now: float) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                dialect_insert(conn, quota_turns)
-                .values(installation_id=installation_id, served_at=now)
-                .on_conflict_do_update(index_elements=["installation_id"], set_={"served_at": now})
-            )
+            return conn.execute(sa.select(found.c.id).limit(1)).first() is not None
 
     def renew_lease(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend a lease still held by ``worker_id``; False when it was lost (or expired)."""
