@@ -107,6 +107,7 @@ jobs = sa.Table(
     sa.Index("ix_jobs_installation_created", "installation_id", "created_at", "id"),
     sa.Index("ix_jobs_state_created", "state", "created_at"),
     sa.Index("ix_jobs_follow_up_at", "follow_up_at"),
+    sa.Index("ix_jobs_state_installation", "state", "installation_id"),  # 0011: claims' turns
 )
 job_items = sa.Table(
     "job_items",
@@ -146,7 +147,6 @@ audit = sa.Table(
     sa.Index("ix_audit_installation_actor", "installation_id", "actor", "id"),
     sa.Index("ix_audit_installation_at", "installation_id", "at"),
     sa.Index("ix_audit_installation_source", "installation_id", "source", "id"),
-    sa.Index("ix_audit_installation_actor_at", "installation_id", "actor", "at"),  # 0011
 )
 # Each audit entry's subjects, ASCII-lower-cased, for listAudit's ``subject`` filter: every address
 # the entry is about (all of a job's items, not only the first 100 its ``subjects`` show); an

@@ -2,7 +2,10 @@
 dormant installation or of a paused acting account skipped), renews its lease and releases it.
 
 ``claim_job`` atomically takes one runnable job (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
-conditional ``UPDATE`` checked by rowcount on SQLite); every write to a job (``store.queue``,
+conditional ``UPDATE`` checked by rowcount on SQLite). The background worker's claim first lists
+the installations with work in turn (from indexes, whatever the number of jobs) and looks at the
+jobs of those whose turn comes first, so its cost follows the installations with work, not every
+queued job. Every write to a job (``store.queue``,
 ``store.followups``, ``renew_lease``) happens only while the caller's lease holds (``lease_held``).
 Releasing a job whose cancel was asked for ends it (``store.cancels``).
 """
@@ -22,6 +25,8 @@ from store.queue import lease_held
 from tables import account_refusals, installations, jobs, quota_turns
 
 CANDIDATES = 32  # runnable jobs, in claim order, one claim on PostgreSQL chooses among
+TURN_ROWS = 64  # installations with work read, in turn, per claim
+TURN_GROUPS = 4  # turns (installations served at the same time) tried before every job at once
 
 
 def _served(conn: Connection, installation_id: str, now: float) -> None:
@@ -33,13 +38,18 @@ def _served(conn: Connection, installation_id: str, now: float) -> None:
     )
 
 
+def _dormant() -> sa.Select[tuple[str]]:
+    """The quiet installations (dormant: Forge no longer invokes them)."""
+    return sa.select(installations.c.installation_id).where(
+        installations.c.dormant_since.is_not(None), installations.c.dormant_reason == "quiet"
+    )
+
+
 def _awake() -> sa.ColumnElement[bool]:
     """The job's installation is not quiet (dormant: Forge no longer invokes it), nor its acting
     account paused (``dormancy``; an installation dormant because its site refuses every call has
     all of its recent accounts paused, and another admin's job may still try)."""
-    dormant = sa.select(installations.c.installation_id).where(
-        installations.c.dormant_since.is_not(None), installations.c.dormant_reason == "quiet"
-    )
+    dormant = _dormant()
     paused = sa.exists().where(
         account_refusals.c.installation_id == jobs.c.installation_id,
         account_refusals.c.account_id == jobs.c.created_by,
@@ -87,15 +97,6 @@ class Leases(Jobs):
             runnable = sa.and_(runnable, jobs.c.id == job_id)
         else:  # the background worker: a dormant installation's jobs wait and spend nothing
             runnable = sa.and_(runnable, _awake())
-        # Fair turns: the installation whose job work was served longest ago goes first.
-        candidates = (
-            sa.select(jobs.c.id, jobs.c.installation_id)
-            .select_from(
-                jobs.outerjoin(quota_turns, quota_turns.c.installation_id == jobs.c.installation_id)
-            )
-            .where(runnable)
-            .order_by(sa.func.coalesce(quota_turns.c.served_at, 0.0), jobs.c.created_at, jobs.c.id)
-        )
         take = {
             "lease_owner": worker_id,
             "lease_until": now + lease_seconds,
@@ -104,10 +105,72 @@ class Leases(Jobs):
             "wait_reason": None,
         }
         claimed: tuple[str, str] | None = None
+        if job_id is None and installation_id is None:
+            # The background worker: the installations with work, in turn, first (a list read
+            # from an index, one turn looked up per installation), then the runnable jobs of the
+            # installations whose turn comes first; only when the first few turns have nothing
+            # runnable (all held back, say), every runnable job at once.
+            for group in self._turns(now):
+                only = sa.and_(runnable, jobs.c.installation_id.in_(group))
+                claimed = self._claim_first(only, take, now)
+                if claimed is not None:
+                    break
+        if claimed is None:
+            claimed = self._claim_first(runnable, take, now)
+        if claimed is None:
+            return None
+        return self.job(claimed[0], claimed[1], items=False)
+
+    def _turns(self, now: float) -> list[list[str]]:
+        """The installations with queued or running jobs or a follow-up due (dormant ones left
+        out), grouped by their turn (``quota_turns``; never served first), longest ago first:
+        at most ``TURN_GROUPS`` groups, whole ones (empty when the first is not whole)."""
+        work = sa.union(
+            sa.select(jobs.c.installation_id).where(jobs.c.state.in_(ACTIVE)),
+            sa.select(jobs.c.installation_id).where(jobs.c.follow_up_at <= now),
+        ).subquery()
+        turn = sa.func.coalesce(
+            sa.select(quota_turns.c.served_at)
+            .where(quota_turns.c.installation_id == work.c.installation_id)
+            .scalar_subquery(),
+            0.0,
+        ).label("turn")
+        query = (
+            sa.select(work.c.installation_id, turn)
+            .where(work.c.installation_id.not_in(_dormant()))
+            .order_by(turn, work.c.installation_id)
+            .limit(TURN_ROWS)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        groups: list[list[str]] = []
+        last: float | None = None
+        for installation, served in rows:
+            if served != last:
+                groups.append([])
+                last = served
+            groups[-1].append(installation)
+        if len(rows) == TURN_ROWS:  # the last group may go on past the rows read
+            groups.pop()
+        return groups[:TURN_GROUPS]
+
+    def _claim_first(
+        self, runnable: sa.ColumnElement[bool], take: dict[str, Any], now: float
+    ) -> tuple[str, str] | None:
+        """Lease the first runnable job in claim order (the installation served longest ago,
+        then the oldest job); its (installation, id), or None."""
+        candidates = (
+            sa.select(jobs.c.id, jobs.c.installation_id)
+            .select_from(
+                jobs.outerjoin(quota_turns, quota_turns.c.installation_id == jobs.c.installation_id)
+            )
+            .where(runnable)
+            .order_by(sa.func.coalesce(quota_turns.c.served_at, 0.0), jobs.c.created_at, jobs.c.id)
+        )
         if not self._sqlite:
-            # The order is read over every runnable job without a lock (a top-N sort, nothing
-            # locked); then the first of those candidates nobody else holds is locked (FOR UPDATE
-            # SKIP LOCKED over at most CANDIDATES rows, read by key) and taken.
+            # The order is read without a lock (a top-N sort, nothing locked); then the first of
+            # those candidates nobody else holds is locked (FOR UPDATE SKIP LOCKED over at most
+            # CANDIDATES rows, read by key) and taken.
             top = candidates.limit(CANDIDATES).subquery()
             pick = (
                 candidates.where(jobs.c.id.in_(sa.select(top.c.id)))
@@ -116,27 +179,24 @@ class Leases(Jobs):
             )
             with self.engine.begin() as conn:
                 row = conn.execute(pick).first()
-                if row is not None:
-                    conn.execute(sa.update(jobs).where(jobs.c.id == row.id).values(take))
+                if row is None:
+                    return None
+                conn.execute(sa.update(jobs).where(jobs.c.id == row.id).values(take))
+                _served(conn, row.installation_id, now)
+                return (row.installation_id, row.id)
+        # Plain SELECTs run outside a transaction under pysqlite; the conditional UPDATE is the
+        # atomic step (SQLite serializes writers), and rowcount says whether we won.
+        with self.engine.connect() as conn:
+            rows = conn.execute(candidates.limit(8)).all()
+        for row in rows:
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    sa.update(jobs).where(jobs.c.id == row.id, runnable).values(take)
+                )
+                if won.rowcount == 1:
                     _served(conn, row.installation_id, now)
-                    claimed = (row.installation_id, row.id)
-        else:
-            # Plain SELECTs run outside a transaction under pysqlite; the conditional UPDATE is
-            # the atomic step (SQLite serializes writers), and rowcount says whether we won.
-            with self.engine.connect() as conn:
-                rows = conn.execute(candidates.limit(8)).all()
-            for row in rows:
-                with self.engine.begin() as conn:
-                    won = conn.execute(
-                        sa.update(jobs).where(jobs.c.id == row.id, runnable).values(take)
-                    )
-                    if won.rowcount == 1:
-                        _served(conn, row.installation_id, now)
-                        claimed = (row.installation_id, row.id)
-                        break
-        if claimed is None:
-            return None
-        return self.job(claimed[0], claimed[1], items=False)
+                    return (row.installation_id, row.id)
+        return None
 
     def waiting_elsewhere(self, installation_id: str) -> bool:
         """Whether another installation has a job the background worker could claim now (the

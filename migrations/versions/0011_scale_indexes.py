@@ -10,8 +10,8 @@
   reading every installation;
 - account_refusals ``paused_since``: the claims skip paused accounts' jobs without reading every
   acting account's refusal count;
-- audit ``(installation_id, actor, at)``: the personal data report's account ids of the audit
-  log read the index alone, not every entry of the installation.
+- jobs ``(state, installation_id)``: the background worker's claim lists the installations with
+  queued or running jobs from the index alone, then looks at those whose turn comes first.
 
 Revision ID: 0011
 Revises: 0009
@@ -34,7 +34,7 @@ INDEXES = (
     ("ix_installations_erase_due_at", "installations", ["erase_due_at"]),
     ("ix_installations_last_scheduled_at", "installations", ["last_scheduled_at"]),
     ("ix_account_refusals_paused_since", "account_refusals", ["paused_since"]),
-    ("ix_audit_installation_actor_at", "audit", ["installation_id", "actor", "at"]),
+    ("ix_jobs_state_installation", "jobs", ["state", "installation_id"]),
 )
 
 
