@@ -161,3 +161,40 @@ def test_a_panel_call_reads_the_admin_record_once_and_a_warm_lookup_the_cache_on
     assert answer.status_code == 200
     assert [u["accountId"] for u in answer.get_json()["users"]] == ids
     assert (seen["admin_checks"], seen["lookup_cache"], seen["all"]) == (1, 1, 2)
+
+
+def test_a_claim_finds_runnable_work_behind_turns_that_have_none(
+    store: Store, clock: Clock
+) -> None:
+    """The first turns (installations served longest ago) hold only jobs waiting out a hold: the
+    claim goes on to an installation served later rather than finding nothing."""
+    waiting = [job(store, f"inst-{n}", f"w{n}@x.io") for n in range(6)]
+    for n, job_id in enumerate(waiting):  # each served once, in turn, then held back
+        clock.advance(1)
+        claimed = store.claim_job("w", 60, job_id=job_id)
+        assert claimed is not None
+        store.release_job(job_id, "w", not_before=clock() + 3600, wait_reason="rate_limited")
+    clock.advance(1)
+    late = job(store, "inst-late", "late@x.io")
+    claimed = store.claim_job("w", 60, job_id=late)  # served last of all
+    assert claimed is not None
+    store.release_job(late, "w")
+    taken = store.claim_job("w", 60)
+    assert taken is not None and taken.id == late
+
+
+def test_among_many_installations_never_served_the_oldest_job_goes_first(
+    store: Store, clock: Clock
+) -> None:
+    """Seventy installations, none served yet (one turn for all): the oldest job of all goes
+    first, whichever installation it belongs to."""
+    oldest = job(store, "inst-zz", "first@x.io")
+    for n in range(70):
+        clock.advance(1)
+        job(store, f"inst-{n:02d}", f"later{n}@x.io")
+    taken = store.claim_job("w", 60)
+    assert taken is not None and taken.id == oldest
+    store.release_job(oldest, "w")
+    clock.advance(1)
+    after = store.claim_job("w", 60)  # inst-zz was served now: the next oldest goes
+    assert after is not None and after.installation_id == "inst-00"
