@@ -38,6 +38,39 @@ def _served(conn: Connection, installation_id: str, now: float) -> None:
     )
 
 
+def _turns(conn: Connection, now: float) -> list[list[str]]:
+    """The installations with queued or running jobs or a follow-up due (dormant ones left
+    out), grouped by their turn (``quota_turns``; never served first), longest ago first:
+    at most ``TURN_GROUPS`` groups, whole ones (empty when the first is not whole)."""
+    work = sa.union(
+        sa.select(jobs.c.installation_id).where(jobs.c.state.in_(ACTIVE)),
+        sa.select(jobs.c.installation_id).where(jobs.c.follow_up_at <= now),
+    ).subquery()
+    turn = sa.func.coalesce(
+        sa.select(quota_turns.c.served_at)
+        .where(quota_turns.c.installation_id == work.c.installation_id)
+        .scalar_subquery(),
+        0.0,
+    ).label("turn")
+    query = (
+        sa.select(work.c.installation_id, turn)
+        .where(work.c.installation_id.not_in(_dormant()))
+        .order_by(turn, work.c.installation_id)
+        .limit(TURN_ROWS)
+    )
+    rows = conn.execute(query).all()
+    groups: list[list[str]] = []
+    last: float | None = None
+    for installation, served in rows:
+        if served != last:
+            groups.append([])
+            last = served
+        groups[-1].append(installation)
+    if len(rows) == TURN_ROWS:  # the last group may go on past the rows read
+        groups.pop()
+    return groups[:TURN_GROUPS]
+
+
 def _dormant() -> sa.Select[tuple[str]]:
     """The quiet installations (dormant: Forge no longer invokes them)."""
     return sa.select(installations.c.installation_id).where(
@@ -104,58 +137,28 @@ class Leases(Jobs):
             "not_before": None,
             "wait_reason": None,
         }
-        claimed: tuple[str, str] | None = None
-        if job_id is None and installation_id is None:
-            # The background worker: the installations with work, in turn, first (a list read
-            # from an index, one turn looked up per installation), then the runnable jobs of the
-            # installations whose turn comes first; only when the first few turns have nothing
-            # runnable (all held back, say), every runnable job at once.
-            for group in self._turns(now):
-                only = sa.and_(runnable, jobs.c.installation_id.in_(group))
-                claimed = self._claim_first(only, take, now)
-                if claimed is not None:
-                    break
-        if claimed is None:
-            claimed = self._claim_first(runnable, take, now)
-        if claimed is None:
-            return None
-        return self.job(claimed[0], claimed[1], items=False)
-
-    def _turns(self, now: float) -> list[list[str]]:
-        """The installations with queued or running jobs or a follow-up due (dormant ones left
-        out), grouped by their turn (``quota_turns``; never served first), longest ago first:
-        at most ``TURN_GROUPS`` groups, whole ones (empty when the first is not whole)."""
-        work = sa.union(
-            sa.select(jobs.c.installation_id).where(jobs.c.state.in_(ACTIVE)),
-            sa.select(jobs.c.installation_id).where(jobs.c.follow_up_at <= now),
-        ).subquery()
-        turn = sa.func.coalesce(
-            sa.select(quota_turns.c.served_at)
-            .where(quota_turns.c.installation_id == work.c.installation_id)
-            .scalar_subquery(),
-            0.0,
-        ).label("turn")
-        query = (
-            sa.select(work.c.installation_id, turn)
-            .where(work.c.installation_id.not_in(_dormant()))
-            .order_by(turn, work.c.installation_id)
-            .limit(TURN_ROWS)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        groups: list[list[str]] = []
-        last: float | None = None
-        for installation, served in rows:
-            if served != last:
-                groups.append([])
-                last = served
-            groups[-1].append(installation)
-        if len(rows) == TURN_ROWS:  # the last group may go on past the rows read
-            groups.pop()
-        return groups[:TURN_GROUPS]
+        # One connection and one transaction for the whole claim (on SQLite the transaction
+        # begins with the first write, so its reads come first, unlocked).
+        with self.engine.begin() as conn:
+            claimed: tuple[str, str] | None = None
+            if job_id is None and installation_id is None:
+                # The background worker: the installations with work, in turn, first (a list
+                # read from an index, one turn looked up each), then the runnable jobs of the
+                # installations whose turn comes first; only when the first few turns have
+                # nothing runnable (all held back, say), every runnable job at once.
+                for group in _turns(conn, now):
+                    only = sa.and_(runnable, jobs.c.installation_id.in_(group))
+                    claimed = self._claim_first(conn, only, take, now)
+                    if claimed is not None:
+                        break
+            if claimed is None:
+                claimed = self._claim_first(conn, runnable, take, now)
+            if claimed is None:
+                return None
+            return self._read_job(conn, claimed[0], claimed[1], items=False)
 
     def _claim_first(
-        self, runnable: sa.ColumnElement[bool], take: dict[str, Any], now: float
+        self, conn: Connection, runnable: sa.ColumnElement[bool], take: dict[str, Any], now: float
     ) -> tuple[str, str] | None:
         """Lease the first runnable job in claim order (the installation served longest ago,
         then the oldest job); its (installation, id), or None."""
@@ -177,25 +180,19 @@ class Leases(Jobs):
                 .limit(1)
                 .with_for_update(skip_locked=True, of=jobs)
             )
-            with self.engine.begin() as conn:
-                row = conn.execute(pick).first()
-                if row is None:
-                    return None
-                conn.execute(sa.update(jobs).where(jobs.c.id == row.id).values(take))
+            row = conn.execute(pick).first()
+            if row is None:
+                return None
+            conn.execute(sa.update(jobs).where(jobs.c.id == row.id).values(take))
+            _served(conn, row.installation_id, now)
+            return (row.installation_id, row.id)
+        # SQLite serializes writers: the conditional UPDATE is the atomic step, and rowcount says
+        # whether we won.
+        for row in conn.execute(candidates.limit(8)).all():
+            won = conn.execute(sa.update(jobs).where(jobs.c.id == row.id, runnable).values(take))
+            if won.rowcount == 1:
                 _served(conn, row.installation_id, now)
                 return (row.installation_id, row.id)
-        # Plain SELECTs run outside a transaction under pysqlite; the conditional UPDATE is the
-        # atomic step (SQLite serializes writers), and rowcount says whether we won.
-        with self.engine.connect() as conn:
-            rows = conn.execute(candidates.limit(8)).all()
-        for row in rows:
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    sa.update(jobs).where(jobs.c.id == row.id, runnable).values(take)
-                )
-                if won.rowcount == 1:
-                    _served(conn, row.installation_id, now)
-                    return (row.installation_id, row.id)
         return None
 
     def waiting_elsewhere(self, installation_id: str) -> bool:
