@@ -65,11 +65,11 @@ class LookupCache(StoreBase):
         """The cached answers younger than ``max_age`` seconds for these ids (id -> user object,
         or None for "not found"); ids without one are left out.
 
-        Up to ``_BATCH`` distinct ids (a panel's lookup): one indexed query reads both tables
-        by key. More (a bulk lookup): one indexed query first lists the caller's fresh not-found
-        ids and fresh user ids (at most one more than asked for): a caller with none (a cold
-        cache) costs that one query, and a caller with fewer fresh rows than ids asked for has
-        only the ids in both read back. Otherwise the ids are read in ``IN (...)`` batches."""
+        Up to ``_BATCH`` distinct ids (a panel's lookup): one query reads both tables by key.
+        More (a bulk lookup): one indexed query first lists the caller's fresh not-found ids and
+        fresh user ids (at most one more than asked for): a caller with none (a cold cache)
+        costs that one query, and a caller with fewer fresh rows than ids asked for has only
+        the ids in both read back. Otherwise the ids are read by key in ``IN (...)`` batches."""
         if max_age <= 0 or not account_ids:
             return {}
         since = self._clock() - max_age
@@ -86,17 +86,27 @@ class LookupCache(StoreBase):
         )
         found: dict[str, dict[str, Any] | None] = {}
         if len(ids) <= _BATCH:
+            # by key alone (the freshness is checked here: a condition on cached_at would let
+            # a database read the caller's fresh rows instead of the ids asked for)
             both = sa.union_all(
                 sa.select(
-                    lookup_cache.c.account_id, lookup_cache.c.user, sa.literal(False).label("miss")
-                ).where(*mine, lookup_cache.c.account_id.in_(ids)),
+                    lookup_cache.c.account_id,
+                    lookup_cache.c.user,
+                    lookup_cache.c.cached_at,
+                    sa.literal(False).label("miss"),
+                ).where(*mine[:2], lookup_cache.c.account_id.in_(ids)),
                 sa.select(
-                    lookup_misses.c.account_id, sa.null(), sa.literal(True).label("miss")
-                ).where(*missed_where, lookup_misses.c.account_id.in_(ids)),
+                    lookup_misses.c.account_id,
+                    sa.null(),
+                    lookup_misses.c.cached_at,
+                    sa.literal(True).label("miss"),
+                ).where(*missed_where[:2], lookup_misses.c.account_id.in_(ids)),
             )
             misses: list[str] = []
             with self.engine.connect() as conn:
-                for account_id, user, miss in conn.execute(both):
+                for account_id, user, cached_at, miss in conn.execute(both):
+                    if cached_at <= since:
+                        continue
                     if miss:
                         misses.append(account_id)
                     elif isinstance(user, dict):
@@ -124,13 +134,13 @@ class LookupCache(StoreBase):
             if complete:  # read only the overlap
                 ids = [i for i in ids if i in known]
             for start in range(0, len(ids), _BATCH):
-                rows = conn.execute(
-                    sa.select(lookup_cache.c.account_id, lookup_cache.c.user).where(
-                        *mine, lookup_cache.c.account_id.in_(ids[start : start + _BATCH])
-                    )
+                rows = conn.execute(  # by key, freshness checked here (as above)
+                    sa.select(
+                        lookup_cache.c.account_id, lookup_cache.c.user, lookup_cache.c.cached_at
+                    ).where(*mine[:2], lookup_cache.c.account_id.in_(ids[start : start + _BATCH]))
                 )
                 for row in rows:
-                    if isinstance(row.user, dict):
+                    if row.cached_at > since and isinstance(row.user, dict):
                         found[row.account_id] = row.user
         return found
 
