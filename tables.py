@@ -54,6 +54,11 @@ installations = sa.Table(
     sa.Column("erased_at", _TIME, nullable=True),
     sa.Column("report_cycle_seconds", _TIME, nullable=True),
     sa.UniqueConstraint("uuid", name="uq_installations_uuid"),
+    # migration 0011: what the worker polls for and sweeps, found without reading every row
+    sa.Index("ix_installations_dormant_since", "dormant_since"),
+    sa.Index("ix_installations_duty_due_at", "duty_due_at"),
+    sa.Index("ix_installations_erase_due_at", "erase_due_at"),
+    sa.Index("ix_installations_last_scheduled_at", "last_scheduled_at"),
 )
 offline_tokens = sa.Table(
     "offline_tokens",
@@ -102,6 +107,7 @@ jobs = sa.Table(
     sa.Index("ix_jobs_installation_created", "installation_id", "created_at", "id"),
     sa.Index("ix_jobs_state_created", "state", "created_at"),
     sa.Index("ix_jobs_follow_up_at", "follow_up_at"),
+    sa.Index("ix_jobs_state_installation", "state", "installation_id"),  # 0011: claims' turns
 )
 job_items = sa.Table(
     "job_items",
@@ -259,6 +265,7 @@ lookup_cache = sa.Table(
     sa.Column("cached_at", _TIME, nullable=False),
     sa.Index("ix_lookup_cache_cached_at", "cached_at"),
     sa.Index("ix_lookup_cache_account", "installation_id", "account_id"),
+    sa.Index("ix_lookup_cache_caller_fresh", "installation_id", "caller", "cached_at"),  # 0011
 )
 # Forge's signing keys (migration 0006): the last good JWKS of each key URL and when it was fetched,
 # shared by every server process and instance (keys.KeySet); not tenant data.
@@ -290,4 +297,5 @@ account_refusals = sa.Table(
     sa.Column("first_refusal_at", _TIME, nullable=True),
     sa.Column("last_call_at", _TIME, nullable=False),
     sa.Column("paused_since", _TIME, nullable=True),
+    sa.Index("ix_account_refusals_paused_since", "paused_since"),  # 0011
 )

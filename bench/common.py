@@ -179,17 +179,23 @@ def gunicorn_config(workers: int | None, threads: int | None) -> dict[str, Any]:
 
 
 def start_backend(
-    env: dict[str, str], log: Path, *, workers: int | None = None, threads: int | None = None
+    env: dict[str, str],
+    log: Path,
+    *,
+    workers: int | None = None,
+    threads: int | None = None,
+    app: str = "app:create_app()",
 ) -> LiveServer:
-    """gunicorn 'app:create_app()' on 127.0.0.1 like tests.conftest.start_gunicorn, except that
-    workers/threads left as None keep gunicorn.conf.py's production values."""
+    """gunicorn ``app`` (the product: 'app:create_app()') on 127.0.0.1 like
+    tests.conftest.start_gunicorn, except that workers/threads left as None keep gunicorn.conf.py's
+    production values."""
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
     if workers is not None:
         command += ["--workers", str(workers)]
     if threads is not None:
         command += ["--threads", str(threads)]
-    command.append("app:create_app()")
+    command.append(app)
     out = log.open("ab")
     proc = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -226,6 +232,37 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += sum(int(v) for v in fields[11:13]) / tick  # utime, stime
     return total
+
+
+def task_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds these processes' live threads have run, to the nanosecond (the first field of
+    ``/proc/<pid>/task/<tid>/schedstat``; ``/proc/<pid>/stat`` counts in 10 ms ticks)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds used so far by a process group (gunicorn's master and workers; a PostgreSQL
+    cluster's postmaster and backends): its live threads to the nanosecond, plus the processes
+    that exited and were reaped by the group's leader (``max_requests`` recycling, closed
+    connections) in ticks."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = task_cpu_seconds(group_pids(pgid))
+    try:
+        fields = Path(f"/proc/{pgid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return total
+    return total + sum(int(v) for v in fields[13:15]) / tick  # cutime, cstime
 
 
 def group_pids(pgid: int) -> list[int]:

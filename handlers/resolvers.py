@@ -43,11 +43,16 @@ def invoke(key: str) -> Response:
     iid, principal = invocation.installation_id, invocation.principal
     admin = svc.admins.known(iid, principal) if principal is not None else None
     with svc.inflight.slot(iid, principal, slow=key in SLOW_RESOLVERS, admin=admin):
-        return _run(svc, invocation, key, resolver, started)
+        return _run(svc, invocation, key, resolver, started, admin)
 
 
 def _run(
-    svc: Services, invocation: Invocation, key: str, resolver: Resolver, started: float
+    svc: Services,
+    invocation: Invocation,
+    key: str,
+    resolver: Resolver,
+    started: float,
+    admin: bool | None,
 ) -> Response:
     _remember(svc, invocation)
     user_token = strip_bearer(request.headers.get("x-forge-oauth-user"))
@@ -76,6 +81,7 @@ def _run(
         budget_seconds=max(1.0, svc.settings.call_deadline_seconds - (svc.clock() - started) - 2),
         lookup_cache_seconds=svc.settings.lookup_cache_seconds,
         shares=svc.gate.shares,
+        admin_known=admin,
         diagnostics=_diagnostics(svc, user_token, client_for) if key == "diagnose" else None,
         deliver=post_in_process if key == "sendTestWebhook" else None,
     )

@@ -63,6 +63,9 @@ class Context:
     diagnostics: Diagnostics | None = None
     lookup_cache_seconds: float = 0.0  # LOOKUP_CACHE_SECONDS (0: lookups are not cached)
     shares: Shares = EVEN_SHARES  # INSTALLATION_SHARE, USER_SHARE
+    # the admin check's answer the edge read from the shared record for this call (fresh within
+    # ADMIN_CACHE_SECONDS; None: not known), so the call does not read the record again
+    admin_known: bool | None = None
     # sendTestWebhook only: (path, body, headers) -> (status, JSON answer) through this server's
     # own routes, in process (never a network request, so never another host)
     deliver: Callable[[str, bytes, dict[str, str]], tuple[int, Any]] | None = None
@@ -78,8 +81,12 @@ class Context:
         return self.user_client
 
     def is_admin(self) -> bool:
+        """Whether the caller is a site administrator: the answer the edge already read for this
+        call when it had a fresh one, else the shared admin check (``AdminCache.is_admin``)."""
         if self.account_id is None or self.user_client is None:
             return False
+        if self.admin_known is not None:
+            return self.admin_known
         return self.admins.is_admin(
             self.invocation.installation_id, self.account_id, self.user_client
         )

@@ -22,6 +22,7 @@ import entries
 from confluence import Failure, LookupResult
 from resolvers.context import Context
 from resolvers.inputs import entry_list, only_fields
+from store.lookups import CacheRoom
 
 REFUSED = frozenset({401, 403, 404})
 
@@ -49,7 +50,8 @@ def lookup(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     caching = bool(caller) and ttl > 0
     cached = ctx.store.cached_users(iid, caller, ids, ttl) if caching else {}
     missing = [i for i in ids if i not in cached]
-    room = ctx.store.lookup_room(iid, caller, ttl) if caching and missing else None
+    # counted by the first chunk's cache write, in its transaction, and shared by the others
+    room = CacheRoom.uncounted() if caching and missing else None
     refused = False
 
     def remember(part: LookupResult) -> None:  # each chunk's answers, while the rest are awaited

@@ -260,31 +260,36 @@ class Jobs(StoreBase):
 
     def job(self, installation_id: str, job_id: str, *, items: bool = True) -> Job | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(jobs, ACTING_PAUSED).where(
-                    jobs.c.id == job_id, jobs.c.installation_id == installation_id
+            return self._read_job(conn, installation_id, job_id, items=items)
+
+    def _read_job(
+        self, conn: sa.Connection, installation_id: str, job_id: str, *, items: bool
+    ) -> Job | None:
+        row = conn.execute(
+            sa.select(jobs, ACTING_PAUSED).where(
+                jobs.c.id == job_id, jobs.c.installation_id == installation_id
+            )
+        ).first()
+        if row is None:
+            return None
+        loaded: tuple[JobItem, ...] | None = None
+        if items:
+            rows = conn.execute(
+                sa.select(job_items)
+                .where(job_items.c.job_id == job_id)
+                .order_by(job_items.c.position)
+            )
+            loaded = tuple(
+                JobItem(
+                    r.position,
+                    r.email,
+                    r.outcome,
+                    r.error,
+                    bool(r.checked),
+                    None if r.joined is None else bool(r.joined),
                 )
-            ).first()
-            if row is None:
-                return None
-            loaded: tuple[JobItem, ...] | None = None
-            if items:
-                rows = conn.execute(
-                    sa.select(job_items)
-                    .where(job_items.c.job_id == job_id)
-                    .order_by(job_items.c.position)
-                )
-                loaded = tuple(
-                    JobItem(
-                        r.position,
-                        r.email,
-                        r.outcome,
-                        r.error,
-                        bool(r.checked),
-                        None if r.joined is None else bool(r.joined),
-                    )
-                    for r in rows
-                )
+                for r in rows
+            )
         return _job(row, loaded, self._clock())
 
     def list_jobs(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from store.base import StoreBase, dialect_insert
 from tables import lookup_cache, lookup_misses
@@ -41,10 +42,16 @@ CALLER_MISSES = 1_000  # fresh not-found ids cached per caller
 @dataclass(slots=True)
 class CacheRoom:
     """How many more user objects and not-found ids one caller may have cached now; each
-    ``cache_users`` call given it takes what it writes from it."""
+    ``cache_users`` call given it takes what it writes from it. ``CacheRoom.uncounted()`` is
+    counted by the first ``cache_users`` that writes, inside its own transaction."""
 
     users: int
     misses: int
+    counted: bool = True
+
+    @classmethod
+    def uncounted(cls) -> CacheRoom:
+        return cls(0, 0, counted=False)
 
 
 class LookupCache(StoreBase):
@@ -58,10 +65,11 @@ class LookupCache(StoreBase):
         """The cached answers younger than ``max_age`` seconds for these ids (id -> user object,
         or None for "not found"); ids without one are left out.
 
-        One indexed query first lists the caller's fresh not-found ids and fresh user ids (at
-        most one more than asked for): a caller with none (a cold cache) costs that one query,
-        and a caller with fewer fresh rows than ids asked for has only the ids in both read back.
-        Otherwise the ids are read in ``IN (...)`` batches."""
+        Up to ``_BATCH`` distinct ids (a panel's lookup): one query reads both tables by key.
+        More (a bulk lookup): one indexed query first lists the caller's fresh not-found ids and
+        fresh user ids (at most one more than asked for): a caller with none (a cold cache)
+        costs that one query, and a caller with fewer fresh rows than ids asked for has only
+        the ids in both read back. Otherwise the ids are read by key in ``IN (...)`` batches."""
         if max_age <= 0 or not account_ids:
             return {}
         since = self._clock() - max_age
@@ -71,11 +79,43 @@ class LookupCache(StoreBase):
             lookup_cache.c.caller == caller,
             lookup_cache.c.cached_at > since,
         )
-        found: dict[str, dict[str, Any] | None] = {}
-        missed = sa.select(lookup_misses.c.account_id, sa.literal(True).label("miss")).where(
+        missed_where = (
             lookup_misses.c.installation_id == installation_id,
             lookup_misses.c.caller == caller,
             lookup_misses.c.cached_at > since,
+        )
+        found: dict[str, dict[str, Any] | None] = {}
+        if len(ids) <= _BATCH:
+            # by key alone (the freshness is checked here: a condition on cached_at would let
+            # a database read the caller's fresh rows instead of the ids asked for)
+            both = sa.union_all(
+                sa.select(
+                    lookup_cache.c.account_id,
+                    lookup_cache.c.user,
+                    lookup_cache.c.cached_at,
+                    sa.literal(False).label("miss"),
+                ).where(*mine[:2], lookup_cache.c.account_id.in_(ids)),
+                sa.select(
+                    lookup_misses.c.account_id,
+                    sa.null(),
+                    lookup_misses.c.cached_at,
+                    sa.literal(True).label("miss"),
+                ).where(*missed_where[:2], lookup_misses.c.account_id.in_(ids)),
+            )
+            misses: list[str] = []
+            with self.engine.connect() as conn:
+                for account_id, user, cached_at, miss in conn.execute(both):
+                    if cached_at <= since:
+                        continue
+                    if miss:
+                        misses.append(account_id)
+                    elif isinstance(user, dict):
+                        found[account_id] = user
+            for account_id in misses:  # a not-found answer stands over a user object
+                found[account_id] = None
+            return found
+        missed = sa.select(lookup_misses.c.account_id, sa.literal(True).label("miss")).where(
+            *missed_where
         )
         fresh = sa.select(lookup_cache.c.account_id).where(*mine).limit(len(ids) + 1).subquery()
         listed = sa.union_all(
@@ -94,32 +134,40 @@ class LookupCache(StoreBase):
             if complete:  # read only the overlap
                 ids = [i for i in ids if i in known]
             for start in range(0, len(ids), _BATCH):
-                rows = conn.execute(
-                    sa.select(lookup_cache.c.account_id, lookup_cache.c.user).where(
-                        *mine, lookup_cache.c.account_id.in_(ids[start : start + _BATCH])
-                    )
+                rows = conn.execute(  # by key, freshness checked here (as above)
+                    sa.select(
+                        lookup_cache.c.account_id, lookup_cache.c.user, lookup_cache.c.cached_at
+                    ).where(*mine[:2], lookup_cache.c.account_id.in_(ids[start : start + _BATCH]))
                 )
                 for row in rows:
-                    if isinstance(row.user, dict):
+                    if row.cached_at > since and isinstance(row.user, dict):
                         found[row.account_id] = row.user
         return found
 
     def lookup_room(self, installation_id: str, caller: str, max_age: float) -> CacheRoom:
-        """How many more user objects and not-found ids ``caller`` may have cached now (two
-        indexed counts of their fresh rows)."""
+        """How many more user objects and not-found ids ``caller`` may have cached now (one
+        statement: two indexed counts of their fresh rows)."""
+        with self.engine.connect() as conn:
+            return self._room(conn, installation_id, caller, max_age)
+
+    def _room(
+        self, conn: Connection, installation_id: str, caller: str, max_age: float
+    ) -> CacheRoom:
         since = self._clock() - max_age
 
-        def fresh(table: sa.Table) -> sa.Select[Any]:
-            return sa.select(sa.func.count()).where(
-                table.c.installation_id == installation_id,
-                table.c.caller == caller,
-                table.c.cached_at > since,
+        def fresh(table: sa.Table) -> sa.ScalarSelect[Any]:
+            return (
+                sa.select(sa.func.count())
+                .where(
+                    table.c.installation_id == installation_id,
+                    table.c.caller == caller,
+                    table.c.cached_at > since,
+                )
+                .scalar_subquery()
             )
 
-        with self.engine.connect() as conn:
-            users = int(conn.execute(fresh(lookup_cache)).scalar_one())
-            misses = int(conn.execute(fresh(lookup_misses)).scalar_one())
-        return CacheRoom(max(0, CALLER_USERS - users), max(0, CALLER_MISSES - misses))
+        users, misses = conn.execute(sa.select(fresh(lookup_cache), fresh(lookup_misses))).one()
+        return CacheRoom(max(0, CALLER_USERS - int(users)), max(0, CALLER_MISSES - int(misses)))
 
     def cache_users(
         self,
@@ -131,7 +179,8 @@ class LookupCache(StoreBase):
         room: CacheRoom | None = None,
     ) -> None:
         """Remember what ``caller`` was shown (users by their ``accountId``, and ids not found) as
-        far as ``room`` allows (``lookup_room`` when not given), and drop every row older than
+        far as ``room`` allows (counted in the write's transaction when not given, or given
+        uncounted), and drop every row older than
         ``max_age``. Never raises for the database's sake: a refused write is logged."""
         if max_age <= 0:
             return
@@ -169,16 +218,21 @@ class LookupCache(StoreBase):
             if isinstance(account_id, str) and account_id:
                 found.setdefault(account_id, user)
         missing = [a for a in dict.fromkeys(not_found) if a not in found]
-        if found or missing:
-            room = room if room is not None else self.lookup_room(installation_id, caller, max_age)
-            found = dict(list(found.items())[: room.users])
-            missing = missing[: room.misses]
-            room.users -= len(found)
-            room.misses -= len(missing)
         sweep = now - self._lookup_swept_at >= min(max_age, _SWEEP_SECONDS)
         if not found and not missing and not sweep:
             return
         with self.engine.begin() as conn:
+            if found or missing:
+                if room is None or not room.counted:
+                    counted = self._room(conn, installation_id, caller, max_age)
+                    if room is None:
+                        room = counted
+                    else:
+                        room.users, room.misses, room.counted = counted.users, counted.misses, True
+                found = dict(list(found.items())[: room.users])
+                missing = missing[: room.misses]
+                room.users -= len(found)
+                room.misses -= len(missing)
             if sweep:
                 self._lookup_swept_at = now
                 for table in (lookup_cache, lookup_misses):
