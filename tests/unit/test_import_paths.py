@@ -5,7 +5,11 @@ scripts.dev``."""
 
 from __future__ import annotations
 
+import ast
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -47,6 +51,18 @@ def ruff_e402_exemptions(root: Path) -> list[str]:
     return found
 
 
+def imports_of_tests(root: Path, folder: str) -> list[str]:
+    """``file: module`` for each import of ``tests`` (or a module in it) under ``root / folder``."""
+    found = []
+    for path in sorted((root / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            found += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] == "tests"]
+    return found
+
+
 def test_no_sys_path_edits_or_e402_exemptions() -> None:
     files = {p.relative_to(ROOT).as_posix() for p in python_files(ROOT)}
     assert {"bench/floor.py", "scripts/dev.py", "simulator/platform.py"} <= files
@@ -71,3 +87,24 @@ def test_the_check_finds_each_kind(tmp_path: Path) -> None:
         "b/x.py:4: sys.path.append('z')",
     ]
     assert ruff_e402_exemptions(tmp_path) == ["ignore: E402", "b/*: E4"]
+
+
+def test_the_benchmarks_import_the_product_and_the_simulator_never_the_tests() -> None:
+    assert imports_of_tests(ROOT, "bench") == []
+    assert imports_of_tests(ROOT, "scripts") == []
+    assert imports_of_tests(ROOT, "tests") != []  # the check sees such imports
+
+
+def test_a_benchmark_runs_as_a_module_from_the_repository_root() -> None:
+    """As README.md says to run them: ``.venv/bin/python -m bench.<name>`` (a short run)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.verify", "--requests", "100", "--distinct", "50"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "JWKS fetches            1" in run.stdout
