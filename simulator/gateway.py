@@ -19,9 +19,10 @@ that form works), ``none`` (neither). A refused form fails as a developer-commun
 for the site form: ``success: false`` with "Could not load permissions for app user". The control
 API sets it: ``PUT /_sim/switches {"contextAri": mode}``.
 
-Forge allows an app 1,000 offline token mints a minute (``simulator.mints``, minutes on the clock, the
-whole app together): past it the mutation answers 429 with ``Retry-After`` (the seconds to the
-next minute) and mints nothing. ``platform.mints.limit`` lowers it for tests.
+Forge allows an app 1,000 offline token mints a minute (``platform.mints``, a ``MintLimit`` of
+``simulator.mints``: minutes on the clock, the whole app together): past it the mutation answers
+429 with ``Retry-After`` (the seconds to the next minute) and mints nothing.
+``platform.mints.limit`` lowers it for tests.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Forge's limit on offline token mints: 1,000 a minute for the whole app, minutes on the clock.
 
 ``MintLimit.take()`` counts a mint or says how long until the next minute; the simulated GraphQL
-gateway (``simulator.gateway``) answers 429 with ``Retry-After`` then. ``limit`` lowers it for tests.
+gateway (``simulator.gateway``) then answers 429 with ``Retry-After``. ``limit`` lowers it for
+tests.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def hand_written(root: Path) -> list[str]:
-    """``file:line: code`` of each ``browser.new_context(...)`` and each ``close()`` of a page or a
-    context in the browser tests under ``root`` (their conftest.py, where the fixture lives, aside)."""
+    """``file:line: code`` of each ``browser.new_context(...)`` and each ``close()`` of a page or
+    a context in the browser tests under ``root`` (their conftest.py, where the fixture lives,
+    aside)."""
     found = []
     for path in sorted((root / "tests" / "e2e").glob("*.py")):
         if path.name == "conftest.py":

@@ -1,5 +1,5 @@
-"""The simulator's imports flow one way: its state (site, tokens, quota, faults, journal, ...) <- the
-HTTP modules (blueprints) <- the WSGI app <- the platform that serves it, ``__main__`` and the
+"""The simulator's imports flow one way: its state (site, tokens, quota, faults, journal, ...) <-
+the HTTP modules (blueprints) <- the WSGI app <- the platform that serves it, ``__main__`` and the
 package's face (``simulator/__init__.py``). The graph is read from the source (``ast``): imports at
 module level, under ``if TYPE_CHECKING:`` and inside functions all count."""
 
