@@ -1,8 +1,9 @@
-"""Helpers shared by the benchmarks: the simulated platform, backend settings, gunicorn, percentiles.
+"""Helpers shared by the benchmarks: the simulated platform, backend settings and environment,
+gunicorn on loopback, percentiles, CPU accounting.
 
 Every benchmark binds only 127.0.0.1, cleans up the servers it starts and keeps its files in a
-temporary directory. Import with ``import common`` after ``bench/`` is on ``sys.path`` (it is when a
-benchmark runs as ``.venv/bin/python bench/<name>.py``).
+temporary directory. The benchmarks run as modules from the repository root
+(``.venv/bin/python -m bench.<name>``) and import the product and the simulator, never ``tests/``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -23,16 +26,12 @@ from typing import Any
 import requests
 from cryptography.fernet import Fernet
 
+from auth import MAX_LIFETIME
+from settings import Settings
+from simulator import Platform
+from simulator.site import Site
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from auth import MAX_LIFETIME  # noqa: E402
-from settings import Settings  # noqa: E402
-from simulator import Platform  # noqa: E402
-from simulator.site import Site  # noqa: E402
-from tests.conftest import LiveServer, free_port  # noqa: E402
-
 APP_ID = "ari:cloud:ecosystem::app/6a3e6c5e-0d4b-4a8e-9d54-3b2c1f0e7a11"
 
 
@@ -149,7 +148,7 @@ def upstream_counts(sim_url: str, *, clear: bool = False) -> Counter[str]:
 
 
 def settings_for(platform: Platform, workdir: Path, **overrides: Any) -> Settings:
-    """Backend settings pointing at ``platform`` (as tests/conftest.py's ``settings`` fixture)."""
+    """Backend settings pointing at ``platform`` (as the tests' ``settings`` fixture)."""
     values: dict[str, Any] = {
         "app_id": APP_ID,
         "secret_key": Fernet.generate_key().decode(),
@@ -164,6 +163,54 @@ def settings_for(platform: Platform, workdir: Path, **overrides: Any) -> Setting
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def backend_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment plus the variables that configure the backend as ``settings``
+    say (the ones ``settings_for`` sets), then ``extra``."""
+    env = dict(os.environ)
+    env.update(
+        FORGE_APP_ID=settings.app_id,
+        SECRET_KEY=settings.secret_key,
+        FORGE_JWKS_URL=settings.jwks_url,
+        API_BASE_URL_ALLOWLIST=",".join(settings.api_base_url_allowlist),
+        GRAPHQL_URL=settings.graphql_url,
+        PERSONAL_DATA_URL=settings.personal_data_url,
+        DATABASE_URL=settings.database_url,
+        ALLOW_HTTP="1" if settings.allow_http else "0",
+    )
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A server process started by ``start_backend``: its URL, process (group leader) and log."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def stop_server(server: LiveServer, sig: int | None = None) -> None:
+    """Stop the server's process group (SIGTERM unless ``sig``; SIGKILL after 15 s)."""
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, sig or signal.SIGTERM)
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=5)
 
 
 def gunicorn_config(workers: int | None, threads: int | None) -> dict[str, Any]:
@@ -186,9 +233,9 @@ def start_backend(
     threads: int | None = None,
     app: str = "app:create_app()",
 ) -> LiveServer:
-    """gunicorn ``app`` (the product: 'app:create_app()') on 127.0.0.1 like
-    tests.conftest.start_gunicorn, except that workers/threads left as None keep gunicorn.conf.py's
-    production values."""
+    """gunicorn ``app`` (the product: 'app:create_app()') on a free port of 127.0.0.1, in its own
+    process group, once it answers ``/healthz``; workers/threads left as None keep
+    gunicorn.conf.py's production values."""
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
     if workers is not None:

@@ -32,7 +32,7 @@ calls of each kind; 0 skips it): every call answers how many store statements, t
 connections it used and the CPU its thread spent inside the app, and a second pass profiles each
 call with ``cProfile`` on the thread's CPU clock, split into the parts of the call path.
 
-Run: .venv/bin/python bench/floor.py [--calls 400] [--rounds 3] [--clients 4] [--profile-calls 200]
+Run: .venv/bin/python -m bench.floor [--calls 400] [--rounds 3] [--clients 4] [--profile-calls 200]
 Targets: lookupUsers (cold cache) and checkAccess <= 1.25 x floor (c); lookupUsers (warm cache)
 <= floor (a) plus one indexed query.
 """
@@ -55,15 +55,11 @@ from typing import Any
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-from common import percentile  # noqa: E402
-
-from simulator import Platform  # noqa: E402
-from simulator.quota import Quota  # noqa: E402
-from simulator.site import account_id  # noqa: E402
-from tests.conftest import LiveServer, backend_env, stop_server  # noqa: E402
+from bench import common
+from bench.common import LiveServer, backend_env, percentile, stop_server
+from simulator import Platform
+from simulator.quota import Quota
+from simulator.site import account_id
 
 IDS = 5
 EMAILS = 5

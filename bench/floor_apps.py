@@ -34,7 +34,6 @@ import cProfile
 import json
 import os
 import re
-import sys
 import threading
 import time
 from collections import Counter
@@ -46,10 +45,6 @@ import jwt
 import requests
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 ISSUER = "forge/invocation-token"
 UPSTREAM = {

@@ -22,7 +22,7 @@ The bounds of calls in flight (one installation never takes every thread of a pr
 as far as the threads allow; a call answered 429 ``busy`` beyond them is sent again 50 ms later,
 and its latency counts from its first try.
 
-Run: .venv/bin/python bench/load.py [--seconds 30] [--clients 50] [--workers N] [--threads N]
+Run: .venv/bin/python -m bench.load [--seconds 30] [--clients 50] [--workers N] [--threads N]
 Targets: no errors; <= 3 ms p50 added by the backend to an upstream call.
 """
 
@@ -32,7 +32,6 @@ import argparse
 import itertools
 import os
 import random
-import sys
 import tempfile
 import threading
 import time
@@ -44,15 +43,11 @@ from typing import Any
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-from common import ms, percentile  # noqa: E402
-
-from auth import MAX_LIFETIME  # noqa: E402
-from simulator import Platform  # noqa: E402
-from simulator.site import account_id  # noqa: E402
-from tests.conftest import backend_env, stop_server  # noqa: E402
+from auth import MAX_LIFETIME
+from bench import common
+from bench.common import backend_env, ms, percentile, stop_server
+from simulator import Platform
+from simulator.site import account_id
 
 LATENCY = 0.05
 KINDS = ("whoami", "lookupUsers", "checkAccess")

@@ -11,7 +11,7 @@ store's lookup cache, without asking Confluence. The figures above are about the
 writing 10,000 cache rows); one more run right after the last, with the cache full, is printed
 separately: what a repeat of the same lookup costs.
 
-Run: .venv/bin/python bench/lookup.py [--ids 10000] [--runs 3] [--fill-site]
+Run: .venv/bin/python -m bench.lookup [--ids 10000] [--runs 3] [--fill-site]
 Targets: wall time <= 1.3 x the floor; >= 3 x faster than the sequential chunked client;
 the answer well inside Forge's 25 s timeout and 5 MB response cap.
 """
@@ -23,7 +23,6 @@ import json
 import math
 import random
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,15 +32,11 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-from common import ms  # noqa: E402
-
-from simulator import Platform  # noqa: E402
-from simulator.site import account_id  # noqa: E402
-from tables import lookup_cache, lookup_misses  # noqa: E402
-from tests.conftest import backend_env, start_gunicorn, stop_server  # noqa: E402
+from bench import common
+from bench.common import backend_env, ms, stop_server
+from simulator import Platform
+from simulator.site import account_id
+from tables import lookup_cache, lookup_misses
 
 CHUNK = 250
 CONCURRENCY = 4
@@ -185,7 +180,7 @@ def main() -> None:
         settings = common.settings_for(platform, workdir)
         log = workdir / "gunicorn.log"
         env = backend_env(settings, BACKGROUND_WORKER="false", LOG_LEVEL="INFO")
-        server = start_gunicorn(env, log)
+        server = common.start_backend(env, log, workers=2, threads=4)
         try:
             # Warm both workers (JWKS, installation record, connection pool) before measuring.
             for _ in range(6):

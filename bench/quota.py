@@ -47,7 +47,7 @@ so it cannot finish before the k-th window starts: ``(k - 1)`` windows (60 s at 
 The issue's own yardstick, ``k`` whole windows (80 s), is printed too; jobs keep the last 20% of a
 window for panel calls, and ceil(20,200 / 5,200) is also 4, so the reserve costs nothing here.
 
-Run: .venv/bin/python bench/quota.py [--window 60] [--points 6500] [--emails 10000]
+Run: .venv/bin/python -m bench.quota [--window 60] [--points 6500] [--emails 10000]
 Short mode: ``--window 20`` (the same points per 20 s window: about five minutes in all).
 ``--costs writes``: the simulated Confluence charges the POSTs that read the base point only (the
 other reading of Atlassian's table), which the product's starting estimates (2 points per user or
@@ -61,7 +61,6 @@ import argparse
 import math
 import random
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -73,20 +72,16 @@ from typing import Any
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-from common import ms, percentile  # noqa: E402
-
-import pool_rules  # noqa: E402
-from costs import EMAILS_PER_REQUEST  # noqa: E402
-from learned_costs import learned, model  # noqa: E402
-from quota_pools import APP  # noqa: E402
-from simulator import Platform  # noqa: E402
-from simulator.quota import Quota, cost_of  # noqa: E402
-from store import Store  # noqa: E402
-from store.lookups import CALLER_MISSES  # noqa: E402
-from tests.conftest import backend_env, stop_server  # noqa: E402
+import pool_rules
+from bench import common
+from bench.common import backend_env, ms, percentile, stop_server
+from costs import EMAILS_PER_REQUEST
+from learned_costs import learned, model
+from quota_pools import APP
+from simulator import Platform
+from simulator.quota import Quota, cost_of
+from store import Store
+from store.lookups import CALLER_MISSES
 
 UPSTREAM = ("users-bulk", "check-access", "invite", "user-current")
 SMALL = 18

@@ -14,7 +14,7 @@ works one chunk at a time, so the holds cannot overlap. Hence the minimums:
 - upstream requests: 20 check chunks + 20 invite chunks (2,000 / 100) + every 429 of the storm;
 - time: the sum of those holds (429s x 2 s) + one 50 ms round trip per minimum request.
 
-Run: .venv/bin/python bench/retry_storm.py [--emails 2000] [--retry-after 2]
+Run: .venv/bin/python -m bench.retry_storm [--emails 2000] [--retry-after 2]
 Targets: job time <= 1.1 x the minimum; upstream requests <= 1.1 x the minimum.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 import threading
 import time
@@ -32,14 +31,11 @@ from typing import Any
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-
-from simulator import Faults, Platform, RequestRecord  # noqa: E402
-from simulator.faults import Fault  # noqa: E402
-from store import Store  # noqa: E402
-from tests.conftest import backend_env, start_gunicorn, stop_server  # noqa: E402
+from bench import common
+from bench.common import backend_env, stop_server
+from simulator import Faults, Platform, RequestRecord
+from simulator.faults import Fault
+from store import Store
 
 LATENCY = 0.05
 CHUNK = 100
@@ -89,7 +85,7 @@ def main() -> None:
         env = backend_env(
             settings, BACKGROUND_WORKER="true", WORKER_POLL_SECONDS="0.2", LOG_LEVEL="INFO"
         )
-        server = start_gunicorn(env, log)
+        server = common.start_backend(env, log, workers=2, threads=4)
         store = Store(settings.database_url, settings.secret_key)
         try:
             platform.clear_requests()

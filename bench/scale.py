@@ -30,7 +30,7 @@ Then: the database's size per installation, and every distinct statement the pro
 (captured in the servers and here) ``EXPLAIN``-ed on the year store: any sequential scan on a
 table of 10,000 rows or more is listed.
 
-Run: .venv/bin/python bench/scale.py [--calls 100] [--rounds 3] [--claims 300] [--small]
+Run: .venv/bin/python -m bench.scale [--calls 100] [--rounds 3] [--claims 300] [--small]
 (``--small`` fills a tenth of everything, for a quick look.) Targets: per-call cost within 1.1x
 of the empty store; claim p99 under 10 ms; an hour of triggers under 5% of one core; no
 sequential scan on a big table.
@@ -65,21 +65,17 @@ import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-import scale_fill  # noqa: E402
-from floor import Kind, run_phase  # noqa: E402
-from floor_apps import statement_label  # noqa: E402
-from scale_fill import Busy, Sizes  # noqa: E402
-
-from privacy import PersonalData  # noqa: E402
-from simulator import Platform, forge  # noqa: E402
-from simulator.quota import Quota  # noqa: E402
-from simulator.site import account_id  # noqa: E402
-from simulator.tokens import SYSTEM  # noqa: E402
-from store import Store  # noqa: E402
-from tests.conftest import LiveServer, backend_env, free_port, stop_server  # noqa: E402
+from bench import common, scale_fill
+from bench.common import LiveServer, backend_env, free_port, stop_server
+from bench.floor import Kind, run_phase
+from bench.floor_apps import statement_label
+from bench.scale_fill import Busy, Sizes
+from privacy import PersonalData
+from simulator import Platform, forge
+from simulator.quota import Quota
+from simulator.site import account_id
+from simulator.tokens import SYSTEM
+from store import Store
 
 STORES = ("empty", "year")
 BIG_TABLE = 10_000  # rows: a sequential scan on a table this big is listed

@@ -2,23 +2,19 @@
 
 Full checks (each token distinct: signature, claims, allowlist) and repeats of a token already
 verified (Forge's bridge re-sends a FIT until it expires) are measured side by side.
-Run: .venv/bin/python bench/verify.py [--requests 10000] [--distinct 2000]
+Run: .venv/bin/python -m bench.verify [--requests 10000] [--distinct 2000]
 Targets: >= 10,000 verifications/s on one core; 1 JWKS fetch for all requests.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from auth import Verifier  # noqa: E402
-from keys import KeySet  # noqa: E402
-from simulator import Platform  # noqa: E402
+from auth import Verifier
+from keys import KeySet
+from simulator import Platform
 
 APP_ID = "ari:cloud:ecosystem::app/6a3e6c5e-0d4b-4a8e-9d54-3b2c1f0e7a11"
 

@@ -1,4 +1,5 @@
-"""The embedded default behind ``./dev``: simulated platform + the real backend under gunicorn.
+"""The embedded default behind ``./dev`` (which runs ``python -m scripts.dev`` from the repository
+root): simulated platform + the real backend under gunicorn.
 
 The simulated Forge and Confluence listen on ``--port`` (default 8000: the admin panel's host page);
 the backend runs as a real ``gunicorn 'app:create_app()'`` on the next port, configured only through
@@ -33,14 +34,13 @@ import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import tables
+from auth import MAX_LIFETIME
+from simulator import Platform
+from simulator.quota import quota_from_flags
+from simulator.triggers import Ticker
 
-import tables  # noqa: E402
-from auth import MAX_LIFETIME  # noqa: E402
-from simulator import Platform  # noqa: E402
-from simulator.quota import quota_from_flags  # noqa: E402
-from simulator.triggers import Ticker  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEV_APP_ID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000a11d"
 LOG_NAME = "dev.log"

@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Blueprint, Response, request
 
 from simulator.edge import SCOPE_MISMATCH, Call, answer, error, json_response
 from simulator.quota import Refusal
 from simulator.site import Site, is_valid_email
-
-if TYPE_CHECKING:
-    from simulator.platform import Installation, Platform
+from simulator.state import Installation, PlatformState
 
 BASE = "/ex/confluence/<cloud_id>/wiki"
 MAX_IDS = 250
@@ -66,7 +64,7 @@ def _unique(values: list[str], fold: bool) -> list[str]:
     return kept
 
 
-def make_confluence_blueprint(platform: Platform) -> Blueprint:
+def make_confluence_blueprint(platform: PlatformState) -> Blueprint:
     bp = Blueprint("simulated_confluence", __name__)
 
     def site_of(cloud_id: str, call: Call, endpoint: str) -> tuple[Installation, str] | Response:
@@ -162,7 +160,7 @@ def _objects(endpoint: str, call: Call, response: Response) -> int:
 
 
 def metered(
-    platform: Platform, cloud_id: str, endpoint: str, handle: Callable[[Call], Response]
+    platform: PlatformState, cloud_id: str, endpoint: str, handle: Callable[[Call], Response]
 ) -> Callable[[Call], Response]:
     """``handle`` behind the points meter: the base point is reserved first (a spent pool refuses
     before any side effect), the rest is charged once the answer is known; a refused call is free.
@@ -205,7 +203,7 @@ def _with_burst(response: Response, burst: tuple[int, int]) -> Response:
     return response
 
 
-def _burst_refused(platform: Platform) -> Response:
+def _burst_refused(platform: PlatformState) -> Response:
     quota = platform.meter.quota
     limit = quota.burst if quota is not None else 0
     headers = {"Retry-After": "1", "X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0"}
@@ -217,7 +215,7 @@ def _refused(refusal: Refusal) -> Response:
     return error(429, detail, refusal.headers())
 
 
-def _access_report(platform: Platform, site: Site, emails: list[str]) -> dict[str, list[str]]:
+def _access_report(platform: PlatformState, site: Site, emails: list[str]) -> dict[str, list[str]]:
     """Which emails lack access and which are invalid; an empty list is left out every other
     time (docs/platform.md: either key may be missing), or always/never per ``platform.omit_empty``."""
     invalid = [e for e in emails if not is_valid_email(e)]
@@ -229,7 +227,7 @@ def _access_report(platform: Platform, site: Site, emails: list[str]) -> dict[st
     return {k: v for k, v in report.items() if v or not omit}
 
 
-def _current_user(platform: Platform, inst: Installation, caller: str) -> dict[str, Any]:
+def _current_user(platform: PlatformState, inst: Installation, caller: str) -> dict[str, Any]:
     """The v1 user object of the caller (the app's own account for the system token)."""
     base = f"{inst.site.url}/wiki"
     if caller in inst.site.users:

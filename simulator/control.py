@@ -29,16 +29,14 @@ Bad input answers 400 ``{"error", "message"}``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Blueprint, Response, request
 
 from simulator.edge import json_response
 from simulator.gateway import CONTEXT_ARI_MODES
 from simulator.quota import DEFAULT_POINTS, DEFAULT_SECONDS, Quota
-
-if TYPE_CHECKING:
-    from simulator.platform import Installation, Platform
+from simulator.state import Installation, PlatformState
 
 
 class BadInput(Exception):
@@ -85,7 +83,7 @@ def describe(inst: Installation) -> dict[str, Any]:
     }
 
 
-def make_control_blueprint(platform: Platform) -> Blueprint:
+def make_control_blueprint(platform: PlatformState) -> Blueprint:
     bp = Blueprint("simulator_control", __name__)
 
     @bp.errorhandler(BadInput)

@@ -13,16 +13,14 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Response, request
 
 from simulator.faults import Fault
 from simulator.journal import RequestRecord, now
+from simulator.state import PlatformState
 from simulator.tokens import Grant, bearer
-
-if TYPE_CHECKING:
-    from simulator.platform import Platform
 
 TITLES = {
     400: ("INVALID_REQUEST_PARAMETER", "Bad Request"),
@@ -102,7 +100,7 @@ def _fault_answer(fault: Fault) -> Response:
     return error(status, detail, fault.answer_headers())
 
 
-def answer(platform: Platform, endpoint: str, handler: Callable[[Call], Response]) -> Response:
+def answer(platform: PlatformState, endpoint: str, handler: Callable[[Call], Response]) -> Response:
     token = bearer(request.headers.get("Authorization"))
     owner = platform.tokens.owner(token)
     body, body_ok = _parse_body()

@@ -19,25 +19,21 @@ that form works), ``none`` (neither). A refused form fails as a developer-commun
 for the site form: ``success: false`` with "Could not load permissions for app user". The control
 API sets it: ``PUT /_sim/switches {"contextAri": mode}``.
 
-Forge allows an app 1,000 offline token mints a minute (``MintLimit``, minutes on the clock, the
-whole app together): past it the mutation answers 429 with ``Retry-After`` (the seconds to the
-next minute) and mints nothing. ``platform.mints.limit`` lowers it for tests.
+Forge allows an app 1,000 offline token mints a minute (``platform.mints``, a ``MintLimit`` of
+``simulator.mints``: minutes on the clock, the whole app together): past it the mutation answers
+429 with ``Retry-After`` (the seconds to the next minute) and mints nothing.
+``platform.mints.limit`` lowers it for tests.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Blueprint, Response
 
 from simulator.edge import Call, answer, json_response
-
-if TYPE_CHECKING:
-    from simulator.platform import Platform
+from simulator.state import PlatformState
 
 SITE_ARI = "ari:cloud:confluence::site/"
 CONTEXT_ARI_MODES = ("any", "site", "workspace", "none")
@@ -45,33 +41,6 @@ REFUSED_CONTEXT = "Could not load permissions for app user"
 IMPERSONATION_REFUSED = (
     "The app is not allowed to impersonate users: no scope has allowImpersonation (simulated)"
 )
-
-
-class MintLimit:
-    """Offline token mints a clock minute for the app (thread-safe); ``refused`` counts 429s."""
-
-    def __init__(self, limit: int = 1000, clock: Callable[[], float] = time.time) -> None:
-        self.limit = limit
-        self.refused = 0
-        self.minted = 0
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._minute = -1
-        self._count = 0
-
-    def take(self) -> float:
-        """0.0 when a mint may go now (counted), else the seconds to the next minute."""
-        with self._lock:
-            now = self._clock()
-            minute = math.floor(now / 60)
-            if minute != self._minute:
-                self._minute, self._count = minute, 0
-            if self._count >= self.limit:
-                self.refused += 1
-                return (minute + 1) * 60 - now
-            self._count += 1
-            self.minted += 1
-            return 0.0
 
 
 def context_form(contexts: Any, cloud_id: str) -> str | None:
@@ -93,7 +62,7 @@ def _failure(message: str) -> dict[str, Any]:
     return {"success": False, "errors": [{"message": message}], "authToken": None}
 
 
-def make_gateway_blueprint(platform: Platform) -> Blueprint:
+def make_gateway_blueprint(platform: PlatformState) -> Blueprint:
     bp = Blueprint("simulated_gateway", __name__)
 
     def exchange(call: Call) -> Response:

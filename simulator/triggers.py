@@ -28,15 +28,13 @@ import json
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 from flask import Blueprint, Response, request
 
 from simulator.edge import error, json_response
-
-if TYPE_CHECKING:
-    from simulator.platform import Installation, Platform
+from simulator.state import Installation, PlatformState
 
 TIMEOUT = 5.0  # Forge's limit for trigger calls
 # (module key, module type) of manifest.yml's trigger modules, as a trigger call's FIT names them
@@ -46,7 +44,7 @@ SCHEDULED_TRIGGER = ("access-desk-hourly", "core:scheduledTrigger")
 UNINSTALL_TRIGGER = ("access-desk-pre-uninstall", "core:preUninstall")
 
 
-def _post(platform: Platform, path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
+def _post(platform: PlatformState, path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
     if not platform.remote_url:
         return {"status": 0, "body": {"error": "no remote_url set"}}
     try:
@@ -67,7 +65,7 @@ def _post(platform: Platform, path: str, body: Any, headers: dict[str, str]) -> 
 
 
 def lifecycle(
-    platform: Platform, event_type: str, inst: Installation | None = None
+    platform: PlatformState, event_type: str, inst: Installation | None = None
 ) -> dict[str, Any]:
     inst = inst or platform.installation
     event = {
@@ -83,13 +81,13 @@ def lifecycle(
     return _post(platform, "/forge/lifecycle", {"payload": event}, headers)
 
 
-def scheduled(platform: Platform, inst: Installation | None = None) -> dict[str, Any]:
+def scheduled(platform: PlatformState, inst: Installation | None = None) -> dict[str, Any]:
     inst = inst or platform.installation
     headers = platform.trigger_headers(inst, *SCHEDULED_TRIGGER)
     return _post(platform, "/forge/scheduled", {"payload": {}}, headers)
 
 
-def uninstall(platform: Platform, inst: Installation | None = None) -> dict[str, Any]:
+def uninstall(platform: PlatformState, inst: Installation | None = None) -> dict[str, Any]:
     inst = inst or platform.installation
     headers = platform.trigger_headers(inst, *UNINSTALL_TRIGGER, system=False)
     event = {"id": inst.uuid, "app": {"id": platform.app_id}}  # the body is undocumented
@@ -100,7 +98,7 @@ def uninstall(platform: Platform, inst: Installation | None = None) -> dict[str,
 
 
 def send_webhook(
-    platform: Platform,
+    platform: PlatformState,
     secret: str,
     emails: list[str],
     *,
@@ -125,7 +123,7 @@ def send_webhook(
 class Ticker:
     """``installed`` once, then ``scheduled`` every ``interval`` seconds, until ``stop()``."""
 
-    def __init__(self, platform: Platform, interval: float = 60.0) -> None:
+    def __init__(self, platform: PlatformState, interval: float = 60.0) -> None:
         self._platform = platform
         self._interval = interval
         self._stop = threading.Event()
@@ -145,7 +143,7 @@ class Ticker:
                 scheduled(self._platform)
 
 
-def make_triggers_blueprint(platform: Platform) -> Blueprint:
+def make_triggers_blueprint(platform: PlatformState) -> Blueprint:
     bp = Blueprint("sim_triggers", __name__)
 
     @bp.post("/triggers/installed")

@@ -5,8 +5,6 @@ API, the control API (``/_sim/``), the trigger/webhook player (``simulator.trigg
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
@@ -16,13 +14,11 @@ from simulator.edge import error, json_response
 from simulator.gateway import make_gateway_blueprint
 from simulator.host import make_host_blueprint
 from simulator.privacy import make_privacy_blueprint
+from simulator.state import PlatformState
 from simulator.triggers import make_triggers_blueprint
 
-if TYPE_CHECKING:
-    from simulator.platform import Platform
 
-
-def create_simulator_app(platform: Platform) -> Flask:
+def create_simulator_app(platform: PlatformState) -> Flask:
     app = Flask("access_desk_simulator")
 
     @app.get("/.well-known/jwks.json")

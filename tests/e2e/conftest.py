@@ -1,12 +1,14 @@
-"""Browser fixtures of the panel tests: one Chromium per run, the simulated Forge host page."""
+"""Browser fixtures of the panel tests: one Chromium per run, browser contexts closed by the fixture
+that opened them (``new_context``), the simulated Forge host page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
 
 from tests.e2e.panel_helpers import CHROMIUM_ARGS, chromium_path, forge_host
 
@@ -23,6 +25,22 @@ def browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture()
+def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """Opens a browser context (``browser.new_context``'s options) for this test; each one, with
+    its pages, is closed when the test ends, passed or failed, so no test closes its own. Then no
+    context may be left open in the browser (one opened some other way would leak into the run)."""
+    with ExitStack() as opened:
+
+        def new(**options: Any) -> BrowserContext:
+            context = browser.new_context(**options)
+            opened.callback(context.close)
+            return context
+
+        yield new
+    assert browser.contexts == [], "a browser context outlived its test"
 
 
 @pytest.fixture()

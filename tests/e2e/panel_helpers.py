@@ -119,7 +119,7 @@ HOST_NAV = 232  # the simulated admin page's side navigation, left of the panel'
 
 
 def open_panel(
-    browser,
+    new_context,
     host_url,
     *,
     bypass_csp=True,
@@ -131,14 +131,16 @@ def open_panel(
 ):
     """A page on the simulated Confluence admin page, the panel loaded and ready: its start-up calls
     answered, the signed-in user's name included (people.js asks lookupUsers for it a moment after
-    the panel is ready, so a test routing lookupUsers calls later would otherwise race it).
+    the panel is ready, so a test routing lookupUsers calls later would otherwise race it). The page
+    has a context of its own, opened by ``new_context`` (the fixture), which closes it when the test
+    ends.
     ``panel_width`` sizes the window so that the panel's frame is that wide, ``theme`` is the host's
     light or dark; ``route`` handles every bridge call (``/_host/invoke``) from the first one on;
     ``locale`` and ``timezone`` are the browser's (e.g. "de-DE", "Europe/Berlin")."""
     viewport = dict(VIEWPORT)
     if panel_width:
         viewport["width"] = panel_width + HOST_NAV
-    context = browser.new_context(  # reduced motion: the progress bar is final when captured
+    context = new_context(  # reduced motion: the progress bar is final when captured
         viewport=viewport,
         bypass_csp=bypass_csp,
         accept_downloads=True,

@@ -88,12 +88,12 @@ def look(page: Any, panel: Any, shots: Screens, name: str, *, top: bool = False)
 
 
 def test_long_work_says_something_and_cancelled_is_its_own_outcome(
-    browser, host, platform, live_backend, settings
+    new_context, host, platform, live_backend, settings
 ):
     url = live_backend.url
     site = platform.installation.site
     member = site.users_with_access_emails()[0]
-    page, panel = open_panel(browser, host, panel_width=LOOKS[0][0], theme=LOOKS[0][1])
+    page, panel = open_panel(new_context, host, panel_width=LOOKS[0][0], theme=LOOKS[0][1])
     shots = Screens(page, "attention-invite")
     sent = Sent(page)
     try:
@@ -235,11 +235,10 @@ def test_long_work_says_something_and_cancelled_is_its_own_outcome(
             store.close()
     finally:
         platform.latency = 0
-        page.context.close()
 
 
 def test_the_audit_log_finds_every_invitee_and_every_actor(
-    browser, host, platform, live_backend, settings
+    new_context, host, platform, live_backend, settings
 ):
     url = live_backend.url
     site = platform.installation.site
@@ -264,142 +263,132 @@ def test_the_audit_log_finds_every_invitee_and_every_actor(
     finally:
         store.close()
 
-    page, panel = open_panel(browser, host, panel_width=LOOKS[0][0], theme=LOOKS[0][1])
+    page, panel = open_panel(new_context, host, panel_width=LOOKS[0][0], theme=LOOKS[0][1])
     shots = Screens(page, "attention-audit")
     sent = Sent(page)
-    try:
-        panel.get_by_role("tab", name="Audit log").click()
-        audit = panel.get_by_role("tabpanel", name="Audit log")
-        rows = audit.get_by_role("region", name="Audit log").locator("tbody tr")
-        filters = audit.get_by_role("search", name="Filter the audit log")
-        # One entry per webhook delivery: the webhook's, run as its admin.
-        expect(rows.filter(has_text="A webhook asked for a preview of 1 email")).to_have_count(1)
-        expect(rows.filter(has_text=f"{name} previewed")).to_have_count(0)
-        expect(rows.filter(has_text="invited 121 people")).to_contain_text(
-            "new.hire001@newcomers.example, new.hire002@newcomers.example, "
-            "new.hire003@newcomers.example and 118 more"
-        )
+    panel.get_by_role("tab", name="Audit log").click()
+    audit = panel.get_by_role("tabpanel", name="Audit log")
+    rows = audit.get_by_role("region", name="Audit log").locator("tbody tr")
+    filters = audit.get_by_role("search", name="Filter the audit log")
+    # One entry per webhook delivery: the webhook's, run as its admin.
+    expect(rows.filter(has_text="A webhook asked for a preview of 1 email")).to_have_count(1)
+    expect(rows.filter(has_text=f"{name} previewed")).to_have_count(0)
+    expect(rows.filter(has_text="invited 121 people")).to_contain_text(
+        "new.hire001@newcomers.example, new.hire002@newcomers.example, "
+        "new.hire003@newcomers.example and 118 more"
+    )
 
-        # The 121st invitee is found, marked, and the count is right.
-        filters.get_by_label("Email or account id").fill(hires[120].upper())
-        filters.get_by_role("button", name="Apply filters").click()
-        expect(rows).to_have_count(1)
-        expect(rows.first).to_contain_text(f"{name} invited 121 people: 121 invited.")
-        expect(rows.first.locator("mark")).to_have_text(hires[120])
-        expect(rows.first).to_contain_text("and 120 more")
-        look(page, panel, shots, "match")
+    # The 121st invitee is found, marked, and the count is right.
+    filters.get_by_label("Email or account id").fill(hires[120].upper())
+    filters.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(f"{name} invited 121 people: 121 invited.")
+    expect(rows.first.locator("mark")).to_have_text(hires[120])
+    expect(rows.first).to_contain_text("and 120 more")
+    look(page, panel, shots, "match")
 
-        # Who: the webhook, then Forge; When: the last 24 hours, or a custom range.
-        filters.get_by_role("button", name="Clear filters").click()
-        filters.get_by_label("Who").select_option(label="The webhook")
-        expect(rows).to_have_count(1)
-        expect(rows.first).to_contain_text(
-            f"A webhook asked for a preview of 1 email, run as {name}: would invite 1."
-        )
-        assert sent.payloads("listAudit")[-1] == {"limit": 100, "source": "webhook"}
-        filters.get_by_label("Who").select_option(label="Forge (install and upgrade)")
-        expect(rows).to_have_count(1)
-        # the installer by name (the FIT's subject), "through Forge"
-        expect(rows.first).to_contain_text(re.compile(r"\w installed Access Desk through Forge\."))
-        filters.get_by_label("Who").select_option(label="Anyone")
-        filters.get_by_label("When").select_option(label="Last 24 hours")
-        expect(rows.filter(has_text="invited 121 people")).to_have_count(1)
-        assert set(sent.payloads("listAudit")[-1]) == {"limit", "since"}
-        expect(filters.get_by_label("From")).to_be_hidden()
-        filters.get_by_label("When").select_option(label="Custom range…")
-        expect(filters.get_by_label("From")).to_be_visible()
-        filters.get_by_label("From").fill("2020-01-01")
-        filters.get_by_label("To").fill("2020-01-31")
-        filters.get_by_role("button", name="Apply filters").click()
-        expect(audit.get_by_role("heading", name="No entries match these filters")).to_be_visible()
-        look(page, panel, shots, "custom-range")
+    # Who: the webhook, then Forge; When: the last 24 hours, or a custom range.
+    filters.get_by_role("button", name="Clear filters").click()
+    filters.get_by_label("Who").select_option(label="The webhook")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(
+        f"A webhook asked for a preview of 1 email, run as {name}: would invite 1."
+    )
+    assert sent.payloads("listAudit")[-1] == {"limit": 100, "source": "webhook"}
+    filters.get_by_label("Who").select_option(label="Forge (install and upgrade)")
+    expect(rows).to_have_count(1)
+    # the installer by name (the FIT's subject), "through Forge"
+    expect(rows.first).to_contain_text(re.compile(r"\w installed Access Desk through Forge\."))
+    filters.get_by_label("Who").select_option(label="Anyone")
+    filters.get_by_label("When").select_option(label="Last 24 hours")
+    expect(rows.filter(has_text="invited 121 people")).to_have_count(1)
+    assert set(sent.payloads("listAudit")[-1]) == {"limit", "since"}
+    expect(filters.get_by_label("From")).to_be_hidden()
+    filters.get_by_label("When").select_option(label="Custom range…")
+    expect(filters.get_by_label("From")).to_be_visible()
+    filters.get_by_label("From").fill("2020-01-01")
+    filters.get_by_label("To").fill("2020-01-31")
+    filters.get_by_role("button", name="Apply filters").click()
+    expect(audit.get_by_role("heading", name="No entries match these filters")).to_be_visible()
+    look(page, panel, shots, "custom-range")
 
-        # The CSV: names, and one address per row.
-        filters.get_by_role("button", name="Clear filters").click()
-        filters.get_by_label("Email or account id").fill(hires[0])
-        filters.get_by_role("button", name="Apply filters").click()
-        expect(rows).to_have_count(1)
-        csv_rows = downloaded_csv(
-            page,
-            audit.get_by_role(
-                "button", name="Download CSV of the audit entries shown by the filters"
-            ),
-        )
-        header, body = csv_rows[0], csv_rows[1:]
-        assert header[:2] == ["When (UTC)", "Who"] and header[-1] == "Email or account"
-        assert len(body) == 100 and {r[1] for r in body} == {name}
-        assert [r[-1] for r in body] == hires[:100]
-        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", body[0][0])
-        assert all("[" not in cell for row in body for cell in row)
-    finally:
-        page.context.close()
+    # The CSV: names, and one address per row.
+    filters.get_by_role("button", name="Clear filters").click()
+    filters.get_by_label("Email or account id").fill(hires[0])
+    filters.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_count(1)
+    csv_rows = downloaded_csv(
+        page,
+        audit.get_by_role("button", name="Download CSV of the audit entries shown by the filters"),
+    )
+    header, body = csv_rows[0], csv_rows[1:]
+    assert header[:2] == ["When (UTC)", "Who"] and header[-1] == "Email or account"
+    assert len(body) == 100 and {r[1] for r in body} == {name}
+    assert [r[-1] for r in body] == hires[:100]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", body[0][0])
+    assert all("[" not in cell for row in body for cell in row)
 
 
 def test_webhook_setup_from_the_first_secret_to_a_test_delivery(
-    browser, host, platform, live_backend
+    new_context, host, platform, live_backend
 ):
     url = live_backend.url
-    page, panel = open_panel(browser, host, panel_width=LOOKS[0][0], theme=LOOKS[0][1])
+    page, panel = open_panel(new_context, host, panel_width=LOOKS[0][0], theme=LOOKS[0][1])
     shots = Screens(page, "attention-webhook")
     sent = Sent(page)
-    try:
-        panel.get_by_role("tab", name="Webhook").click()
-        hook = panel.get_by_role("tabpanel", name="Webhook")
-        expect(hook.get_by_role("button", name="Send test delivery")).to_be_disabled()
-        hook.get_by_role("button", name="Create secret…").click()
-        hook.get_by_role("button", name="Create secret", exact=True).click()
+    panel.get_by_role("tab", name="Webhook").click()
+    hook = panel.get_by_role("tabpanel", name="Webhook")
+    expect(hook.get_by_role("button", name="Send test delivery")).to_be_disabled()
+    hook.get_by_role("button", name="Create secret…").click()
+    hook.get_by_role("button", name="Create secret", exact=True).click()
 
-        # The new secret: first-time words; the primary action finishes the setup.
-        expect(hook.get_by_role("textbox", name="Signing secret")).to_have_value(
-            re.compile("^whsec_")
-        )
-        created = hook.locator(".msg-success")
-        expect(created).to_contain_text("Webhook secret created")
-        expect(created).not_to_contain_text("replaced")
-        expect(hook.locator(".btn-primary:visible")).to_have_text(["Copy secret"])
-        expect(hook.get_by_role("button", name="Rotate secret…")).not_to_have_class(
-            re.compile("btn-primary")
-        )
-        dismiss_flags(page)
-        look(page, panel, shots, "created")
-        secret = hook.get_by_role("textbox", name="Signing secret").input_value()
-        hook.get_by_role("button", name="Done").click()
-        expect(hook.get_by_role("textbox", name="Signing secret")).to_have_count(0)
-        test = hook.get_by_role("button", name="Send test delivery")
-        expect(test).to_be_focused()
+    # The new secret: first-time words; the primary action finishes the setup.
+    expect(hook.get_by_role("textbox", name="Signing secret")).to_have_value(re.compile("^whsec_"))
+    created = hook.locator(".msg-success")
+    expect(created).to_contain_text("Webhook secret created")
+    expect(created).not_to_contain_text("replaced")
+    expect(hook.locator(".btn-primary:visible")).to_have_text(["Copy secret"])
+    expect(hook.get_by_role("button", name="Rotate secret…")).not_to_have_class(
+        re.compile("btn-primary")
+    )
+    dismiss_flags(page)
+    look(page, panel, shots, "created")
+    secret = hook.get_by_role("textbox", name="Signing secret").input_value()
+    hook.get_by_role("button", name="Done").click()
+    expect(hook.get_by_role("textbox", name="Signing secret")).to_have_count(0)
+    test = hook.get_by_role("button", name="Send test delivery")
+    expect(test).to_be_focused()
 
-        # A test delivery, signed by the server and sent through the real endpoint.
-        test.click()
-        accepted = hook.locator(".msg-success")
-        expect(accepted).to_contain_text("Test delivery accepted")
-        expect(accepted).to_contain_text("access-desk-webhook-test@example.com")
-        assert ("sendTestWebhook", {}) in sent.calls
-        deliveries = hook.get_by_role("region", name="Recent deliveries")
-        expect(deliveries.locator(".lozenge", has_text="Accepted")).to_have_count(1)
+    # A test delivery, signed by the server and sent through the real endpoint.
+    test.click()
+    accepted = hook.locator(".msg-success")
+    expect(accepted).to_contain_text("Test delivery accepted")
+    expect(accepted).to_contain_text("access-desk-webhook-test@example.com")
+    assert ("sendTestWebhook", {}) in sent.calls
+    deliveries = hook.get_by_role("region", name="Recent deliveries")
+    expect(deliveries.locator(".lozenge", has_text="Accepted")).to_have_count(1)
 
-        # Deliveries refused (a wrong secret, an old timestamp) are listed, with why.
-        assert (
-            deliver(
-                url, hook_url(hook), "whsec_" + "A" * 43 + "=", "msg_wrong", ["a@b.example"]
-            ).status_code
-            == 401
-        )
-        wait_refused(lambda key, payload: admin_call(platform, url, key, payload), "msg_wrong")
-        assert deliver(url, hook_url(hook), secret, "msg_fine", ["c@d.example"]).status_code == 202
-        panel.get_by_role("tab", name="Jobs").click()
-        panel.get_by_role("tab", name="Webhook").click()
-        expect(deliveries.locator("tbody tr")).to_have_count(3)
-        expect(deliveries.locator("tbody tr").nth(1)).to_contain_text("msg_wrong")
-        expect(deliveries.locator("tbody tr").nth(1)).to_contain_text(
-            "The signature matched neither the current secret nor the previous one"
-        )
-        expect(hook.locator(".msg-warning")).to_contain_text("A delivery was refused")
-        look(page, panel, shots, "refused", top=True)
-        deliveries.get_by_role("button", name=re.compile("^View job of delivery msg_test_")).click()
-        detail = panel.get_by_role("tabpanel", name="Jobs").locator(".job-detail")
-        expect(detail.locator("h3")).to_contain_text("Preview of 1 email by webhook")
-    finally:
-        page.context.close()
+    # Deliveries refused (a wrong secret, an old timestamp) are listed, with why.
+    assert (
+        deliver(
+            url, hook_url(hook), "whsec_" + "A" * 43 + "=", "msg_wrong", ["a@b.example"]
+        ).status_code
+        == 401
+    )
+    wait_refused(lambda key, payload: admin_call(platform, url, key, payload), "msg_wrong")
+    assert deliver(url, hook_url(hook), secret, "msg_fine", ["c@d.example"]).status_code == 202
+    panel.get_by_role("tab", name="Jobs").click()
+    panel.get_by_role("tab", name="Webhook").click()
+    expect(deliveries.locator("tbody tr")).to_have_count(3)
+    expect(deliveries.locator("tbody tr").nth(1)).to_contain_text("msg_wrong")
+    expect(deliveries.locator("tbody tr").nth(1)).to_contain_text(
+        "The signature matched neither the current secret nor the previous one"
+    )
+    expect(hook.locator(".msg-warning")).to_contain_text("A delivery was refused")
+    look(page, panel, shots, "refused", top=True)
+    deliveries.get_by_role("button", name=re.compile("^View job of delivery msg_test_")).click()
+    detail = panel.get_by_role("tabpanel", name="Jobs").locator(".job-detail")
+    expect(detail.locator("h3")).to_contain_text("Preview of 1 email by webhook")
     shots.publish("refused-1024-light", ROOT / "docs" / "panel-webhook.png")
 
 

@@ -77,9 +77,9 @@ class Sent:
 
 @pytest.mark.parametrize(("width", "theme"), LOOKS, ids=LOOK_IDS)
 def test_invite_has_one_primary_action_and_fresh_results(
-    browser, host, platform, live_backend, width, theme
+    new_context, host, platform, live_backend, width, theme
 ):
-    page, panel = open_panel(browser, host, panel_width=width, theme=theme)
+    page, panel = open_panel(new_context, host, panel_width=width, theme=theme)
     shots = Screens(page, f"control-invite-{width}-{theme}")
     try:
         invite, confirm = preview_two_new(panel, platform)
@@ -134,20 +134,19 @@ def test_invite_has_one_primary_action_and_fresh_results(
         expect(invite.get_by_role("heading", name="Invitations finished")).to_be_visible()
     finally:
         platform.latency = 0
-        page.context.close()
     if (width, theme) == DOCS:
         shots.publish("preview", ROOT / "docs" / "panel-invite.png")
 
 
 @pytest.mark.parametrize(("width", "theme"), LOOKS, ids=LOOK_IDS)
 def test_a_running_job_is_cancelled_its_failed_items_retried_and_followed_up(
-    browser, host, platform, live_backend, width, theme
+    new_context, host, platform, live_backend, width, theme
 ):
     url = live_backend.url
     site = platform.installation.site
     emails = [f"cancel.me{i}@newcomers.example" for i in range(400)]
     platform.latency = 1.0  # a Confluence call a second: the job runs for several seconds
-    page, panel = open_panel(browser, host, panel_width=width, theme=theme)
+    page, panel = open_panel(new_context, host, panel_width=width, theme=theme)
     shots = Screens(page, f"control-jobs-{width}-{theme}")
     sent = Sent(page)
     try:
@@ -223,7 +222,6 @@ def test_a_running_job_is_cancelled_its_failed_items_retried_and_followed_up(
         expect(first.locator(".person-name")).to_have_text(site.users[site.admin_id]["displayName"])
     finally:
         platform.latency = 0
-        page.context.close()
     if (width, theme) == DOCS:
         shots.publish("followed-up", ROOT / "docs" / "panel-jobs.png")
 
@@ -242,7 +240,7 @@ def wait_followed_up(url: str, platform: Any, job_id: str, timeout: float = 30.0
 
 @pytest.mark.parametrize(("width", "theme"), LOOKS, ids=LOOK_IDS)
 def test_audit_filters_narrow_the_log_and_the_csv_holds_the_filtered_range(
-    browser, host, platform, live_backend, settings, width, theme
+    new_context, host, platform, live_backend, settings, width, theme
 ):
     url = live_backend.url
     site = platform.installation.site
@@ -273,185 +271,177 @@ def test_audit_filters_narrow_the_log_and_the_csv_holds_the_filtered_range(
     finally:
         store.close()
 
-    page, panel = open_panel(browser, host, panel_width=width, theme=theme)
+    page, panel = open_panel(new_context, host, panel_width=width, theme=theme)
     shots = Screens(page, f"control-audit-{width}-{theme}")
     sent = Sent(page)
-    try:
-        panel.get_by_role("tab", name="Audit log").click()
-        audit = panel.get_by_role("tabpanel", name="Audit log")
-        rows = audit.get_by_role("region", name="Audit log").locator("tbody tr")
-        expect(
-            rows.filter(
-                has_text=f"A webhook asked for a preview of 1 email, run as {name}: would invite 1."
-            )
-        ).to_have_count(1)  # one entry per delivery: its job's
-        expect(rows.first).to_contain_text(f"{site.users[former]['displayName']} invited 1 person")
-        everything = rows.count()
-        assert everything >= 6
-        expect(audit).to_contain_text("After 90 days")
-        filters = audit.get_by_role("search", name="Filter the audit log")
-
-        # What: the invitations only (served by listAudit's action filter).
-        filters.get_by_label("What").select_option(label="Invitations")
-        expect(rows).to_have_count(2)
-        expect(rows.nth(1)).to_contain_text(
-            f"{name} invited 3 people: 1 invited, 1 has access, 1 invalid."
+    panel.get_by_role("tab", name="Audit log").click()
+    audit = panel.get_by_role("tabpanel", name="Audit log")
+    rows = audit.get_by_role("region", name="Audit log").locator("tbody tr")
+    expect(
+        rows.filter(
+            has_text=f"A webhook asked for a preview of 1 email, run as {name}: would invite 1."
         )
-        assert sent.payloads("listAudit")[-1] == {"limit": 100, "action": "invite"}
+    ).to_have_count(1)  # one entry per delivery: its job's
+    expect(rows.first).to_contain_text(f"{site.users[former]['displayName']} invited 1 person")
+    everything = rows.count()
+    assert everything >= 6
+    expect(audit).to_contain_text("After 90 days")
+    filters = audit.get_by_role("search", name="Filter the audit log")
 
-        # Who: one person's entries.
-        filters.get_by_label("Who").select_option(label=name)
-        expect(rows).to_have_count(1)
-        assert sent.payloads("listAudit")[-1] == {
-            "limit": 100, "action": "invite", "actor": site.admin_id,
-        }  # fmt: skip
-        filters.get_by_label("What").select_option(label="Everything")
-        expect(rows).to_have_count(everything - 1)
+    # What: the invitations only (served by listAudit's action filter).
+    filters.get_by_label("What").select_option(label="Invitations")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_contain_text(
+        f"{name} invited 3 people: 1 invited, 1 has access, 1 invalid."
+    )
+    assert sent.payloads("listAudit")[-1] == {"limit": 100, "action": "invite"}
 
-        # Email and dates: a past month has nothing (an empty state that offers to clear).
-        filters.get_by_label("Email or account id").fill(new[3].upper())
-        filters.get_by_label("When").select_option(label="Custom range…")
-        filters.get_by_label("From").fill("2020-01-01")
-        filters.get_by_label("To").fill("2020-01-31")
-        filters.get_by_role("button", name="Apply filters").click()
-        expect(audit.get_by_role("heading", name="No entries match these filters")).to_be_visible()
-        assert overflow(panel) == FITS
-        shots.check("filtered-empty")
-        today = date.today().isoformat()
-        filters.get_by_label("From").fill(today)
-        filters.get_by_label("To").fill(today)
-        filters.get_by_role("button", name="Apply filters").click()
-        expect(rows).to_have_count(1)  # the check and the preview did not name it
-        expect(rows.first).to_contain_text(f"{name} invited 3 people")
-        last = sent.payloads("listAudit")[-1]
-        assert (last["actor"], last["subject"]) == (site.admin_id, new[3].upper())
-        assert last["since"] < last["until"]
-        assert overflow(panel) == FITS
-        shots.check("filtered", top=True)
+    # Who: one person's entries.
+    filters.get_by_label("Who").select_option(label=name)
+    expect(rows).to_have_count(1)
+    assert sent.payloads("listAudit")[-1] == {
+        "limit": 100, "action": "invite", "actor": site.admin_id,
+    }  # fmt: skip
+    filters.get_by_label("What").select_option(label="Everything")
+    expect(rows).to_have_count(everything - 1)
 
-        csv_rows = downloaded_csv(
-            page,
-            audit.get_by_role(
-                "button", name="Download CSV of the audit entries shown by the filters"
-            ),
-        )
-        assert sent.payloads("listAudit")[-1]["limit"] == 500
-        assert [r[4] for r in csv_rows[1:]] == ["invite"] * 3  # one row per address
-        assert [r[7] for r in csv_rows[1:]] == [new[3], member, "bad"]
-        assert csv_rows[1][5] == f"{name} invited 3 people: 1 invited, 1 has access, 1 invalid."
-        assert csv_rows[1][1] == name
-        expect(host_flag(page, "Downloaded audit-filtered.csv")).to_be_visible()
-        shots.check("downloaded")
+    # Email and dates: a past month has nothing (an empty state that offers to clear).
+    filters.get_by_label("Email or account id").fill(new[3].upper())
+    filters.get_by_label("When").select_option(label="Custom range…")
+    filters.get_by_label("From").fill("2020-01-01")
+    filters.get_by_label("To").fill("2020-01-31")
+    filters.get_by_role("button", name="Apply filters").click()
+    expect(audit.get_by_role("heading", name="No entries match these filters")).to_be_visible()
+    assert overflow(panel) == FITS
+    shots.check("filtered-empty")
+    today = date.today().isoformat()
+    filters.get_by_label("From").fill(today)
+    filters.get_by_label("To").fill(today)
+    filters.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_count(1)  # the check and the preview did not name it
+    expect(rows.first).to_contain_text(f"{name} invited 3 people")
+    last = sent.payloads("listAudit")[-1]
+    assert (last["actor"], last["subject"]) == (site.admin_id, new[3].upper())
+    assert last["since"] < last["until"]
+    assert overflow(panel) == FITS
+    shots.check("filtered", top=True)
 
-        # The job as a link.
-        audit.get_by_role("button", name=re.compile("^View job: invited 3")).click()
-        expect(panel.get_by_role("tab", name="Jobs")).to_have_attribute("aria-selected", "true")
-        jobs = panel.get_by_role("tabpanel", name="Jobs")
-        expect(jobs.locator(".job-detail h3")).to_contain_text("Invitation of 3 people")
-    finally:
-        page.context.close()
+    csv_rows = downloaded_csv(
+        page,
+        audit.get_by_role("button", name="Download CSV of the audit entries shown by the filters"),
+    )
+    assert sent.payloads("listAudit")[-1]["limit"] == 500
+    assert [r[4] for r in csv_rows[1:]] == ["invite"] * 3  # one row per address
+    assert [r[7] for r in csv_rows[1:]] == [new[3], member, "bad"]
+    assert csv_rows[1][5] == f"{name} invited 3 people: 1 invited, 1 has access, 1 invalid."
+    assert csv_rows[1][1] == name
+    expect(host_flag(page, "Downloaded audit-filtered.csv")).to_be_visible()
+    shots.check("downloaded")
+
+    # The job as a link.
+    audit.get_by_role("button", name=re.compile("^View job: invited 3")).click()
+    expect(panel.get_by_role("tab", name="Jobs")).to_have_attribute("aria-selected", "true")
+    jobs = panel.get_by_role("tabpanel", name="Jobs")
+    expect(jobs.locator(".job-detail h3")).to_contain_text("Invitation of 3 people")
     if (width, theme) == DOCS:
         shots.publish("filtered", ROOT / "docs" / "panel-audit.png")
 
 
 @pytest.mark.parametrize(("width", "theme"), LOOKS, ids=LOOK_IDS)
 def test_webhook_tab_shows_its_state_deliveries_and_can_revoke_the_old_secret(
-    browser, host, platform, live_backend, width, theme, tmp_path
+    new_context, host, platform, live_backend, width, theme, tmp_path
 ):
     url = live_backend.url
     site = platform.installation.site
     name = site.users[site.admin_id]["displayName"]
-    page, panel = open_panel(browser, host, panel_width=width, theme=theme)
+    page, panel = open_panel(new_context, host, panel_width=width, theme=theme)
     shots = Screens(page, f"control-webhook-{width}-{theme}")
-    try:
-        panel.get_by_role("tab", name="Webhook").click()
-        hook = panel.get_by_role("tabpanel", name="Webhook")
-        # First setup: the URL already shows, the action is "Create secret".
-        hook_url = hook.get_by_role("textbox", name="Webhook URL").input_value()
-        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/webhooks/[0-9a-f-]{36}", hook_url)
-        expect(hook.locator("dl.facts")).to_contain_text("Not set")
-        expect(hook.get_by_role("heading", name="No deliveries yet")).to_be_visible()
-        curl = hook.locator("pre").first
-        expect(curl).to_contain_text(hook_url)
-        expect(curl).to_contain_text('"dryRun":true')
-        expect(hook.get_by_role("button", name=re.compile("^Rotate"))).to_have_count(0)
-        assert overflow(panel) == FITS
-        shots.check("first")
+    panel.get_by_role("tab", name="Webhook").click()
+    hook = panel.get_by_role("tabpanel", name="Webhook")
+    # First setup: the URL already shows, the action is "Create secret".
+    hook_url = hook.get_by_role("textbox", name="Webhook URL").input_value()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/webhooks/[0-9a-f-]{36}", hook_url)
+    expect(hook.locator("dl.facts")).to_contain_text("Not set")
+    expect(hook.get_by_role("heading", name="No deliveries yet")).to_be_visible()
+    curl = hook.locator("pre").first
+    expect(curl).to_contain_text(hook_url)
+    expect(curl).to_contain_text('"dryRun":true')
+    expect(hook.get_by_role("button", name=re.compile("^Rotate"))).to_have_count(0)
+    assert overflow(panel) == FITS
+    shots.check("first")
 
-        # The test command is copyable (a flag says so).
-        hook.get_by_role("button", name="Copy the curl and openssl example").click()
-        copied = host_flag(page, re.compile("^Copied the curl and openssl example"))
-        expect(copied).to_be_visible()
-        shots.check("copied")
+    # The test command is copyable (a flag says so).
+    hook.get_by_role("button", name="Copy the curl and openssl example").click()
+    copied = host_flag(page, re.compile("^Copied the curl and openssl example"))
+    expect(copied).to_be_visible()
+    shots.check("copied")
 
-        hook.get_by_role("button", name="Create secret…").click()
-        expect(hook.get_by_role("checkbox")).to_have_count(0)  # nothing to revoke yet
-        hook.get_by_role("button", name="Create secret", exact=True).click()
-        secret_box = hook.get_by_role("textbox", name="Signing secret")
-        expect(secret_box).to_have_value(re.compile("^whsec_"))
-        expect(secret_box).to_be_focused()
-        first_secret = secret_box.input_value()
-        facts = hook.locator("dl.facts")
-        expect(facts).to_contain_text(f"by {name}")
-        expect(facts.locator("dd").nth(1).locator(".person-name")).to_have_text(name)
+    hook.get_by_role("button", name="Create secret…").click()
+    expect(hook.get_by_role("checkbox")).to_have_count(0)  # nothing to revoke yet
+    hook.get_by_role("button", name="Create secret", exact=True).click()
+    secret_box = hook.get_by_role("textbox", name="Signing secret")
+    expect(secret_box).to_have_value(re.compile("^whsec_"))
+    expect(secret_box).to_be_focused()
+    first_secret = secret_box.input_value()
+    facts = hook.locator("dl.facts")
+    expect(facts).to_contain_text(f"by {name}")
+    expect(facts.locator("dd").nth(1).locator(".person-name")).to_have_text(name)
 
-        # The copyable command, run as it stands, makes a signed delivery; a repeat is ignored.
-        ran = subprocess.run(
-            ["bash", "-s"],
-            input=curl.inner_text(),
-            env={**os.environ, "ACCESS_DESK_WEBHOOK_SECRET": first_secret},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert '"jobId"' in ran.stdout, ran.stdout + ran.stderr
-        for _ in range(2):
-            answer = deliver(url, hook_url, first_secret, "msg_repeat", ["x@newcomers.example"])
-            assert answer.status_code in (200, 202), answer.text
-        panel.get_by_role("tab", name="Jobs").click()
-        panel.get_by_role("tab", name="Webhook").click()
-        deliveries = hook.get_by_role("region", name="Recent deliveries")
-        expect(deliveries.locator("tbody tr")).to_have_count(3)
-        expect(deliveries).to_contain_text("Repeat, ignored")
-        expect(deliveries.locator(".lozenge", has_text="Accepted")).to_have_count(2)
+    # The copyable command, run as it stands, makes a signed delivery; a repeat is ignored.
+    ran = subprocess.run(
+        ["bash", "-s"],
+        input=curl.inner_text(),
+        env={**os.environ, "ACCESS_DESK_WEBHOOK_SECRET": first_secret},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert '"jobId"' in ran.stdout, ran.stdout + ran.stderr
+    for _ in range(2):
+        answer = deliver(url, hook_url, first_secret, "msg_repeat", ["x@newcomers.example"])
+        assert answer.status_code in (200, 202), answer.text
+    panel.get_by_role("tab", name="Jobs").click()
+    panel.get_by_role("tab", name="Webhook").click()
+    deliveries = hook.get_by_role("region", name="Recent deliveries")
+    expect(deliveries.locator("tbody tr")).to_have_count(3)
+    expect(deliveries).to_contain_text("Repeat, ignored")
+    expect(deliveries.locator(".lozenge", has_text="Accepted")).to_have_count(2)
 
-        # A rotation keeps the old secret 24 h; "Revoke it now…" ends it.
-        hook.get_by_role("button", name="Rotate secret…").click()
-        hook.get_by_role("button", name="Rotate secret", exact=True).click()
-        expect(facts).to_contain_text("Still works until")
-        expect(hook.locator(".msg-success")).to_contain_text("keeps working for 24 hours")
-        assert deliver(url, hook_url, first_secret, "msg_old_1", ["y@newcomers.example"]).ok
-        assert overflow(panel) == FITS
-        dismiss_flags(page)
-        shots.check("rotated", top=True)
-        hook.get_by_role("button", name="Revoke it now…").click()
-        box = hook.get_by_role("checkbox", name=re.compile("^Revoke the current secret now"))
-        expect(box).to_be_checked()
-        shots.check("revoke-confirm")
-        second_secret = hook.get_by_role("textbox", name="Signing secret").count()
-        assert second_secret == 0  # the confirm replaced the shown secret
-        hook.get_by_role("button", name="Rotate secret", exact=True).click()
-        expect(hook.locator(".msg-success")).to_contain_text("The previous secret no longer works.")
-        expect(hook.get_by_role("button", name="Revoke it now…")).to_have_count(0)
-        refused = deliver(url, hook_url, first_secret, "msg_old_2", ["z@newcomers.example"])
-        assert refused.status_code == 401
-        wait_refused(lambda key, payload: admin_call(platform, url, key, payload), "msg_old_2")
+    # A rotation keeps the old secret 24 h; "Revoke it now…" ends it.
+    hook.get_by_role("button", name="Rotate secret…").click()
+    hook.get_by_role("button", name="Rotate secret", exact=True).click()
+    expect(facts).to_contain_text("Still works until")
+    expect(hook.locator(".msg-success")).to_contain_text("keeps working for 24 hours")
+    assert deliver(url, hook_url, first_secret, "msg_old_1", ["y@newcomers.example"]).ok
+    assert overflow(panel) == FITS
+    dismiss_flags(page)
+    shots.check("rotated", top=True)
+    hook.get_by_role("button", name="Revoke it now…").click()
+    box = hook.get_by_role("checkbox", name=re.compile("^Revoke the current secret now"))
+    expect(box).to_be_checked()
+    shots.check("revoke-confirm")
+    second_secret = hook.get_by_role("textbox", name="Signing secret").count()
+    assert second_secret == 0  # the confirm replaced the shown secret
+    hook.get_by_role("button", name="Rotate secret", exact=True).click()
+    expect(hook.locator(".msg-success")).to_contain_text("The previous secret no longer works.")
+    expect(hook.get_by_role("button", name="Revoke it now…")).to_have_count(0)
+    refused = deliver(url, hook_url, first_secret, "msg_old_2", ["z@newcomers.example"])
+    assert refused.status_code == 401
+    wait_refused(lambda key, payload: admin_call(platform, url, key, payload), "msg_old_2")
 
-        # A delivery's job: a preview that reads "would invite".
-        panel.get_by_role("tab", name="Jobs").click()
-        panel.get_by_role("tab", name="Webhook").click()
-        expect(deliveries.locator("tbody tr")).to_have_count(5)  # the refused one too
-        expect(deliveries.locator(".lozenge", has_text="Refused")).to_have_count(1)
-        shots.check("state")
-        deliveries.get_by_role("button", name="View job of delivery msg_repeat").first.click()
-        jobs = panel.get_by_role("tabpanel", name="Jobs")
-        detail = jobs.locator(".job-detail")
-        expect(detail.locator("h3")).to_contain_text("Preview of 1 email by webhook")
-        expect(detail.get_by_role("list", name="Counts")).to_contain_text("1Would be invited")
-        expect(jobs.get_by_role("region", name="Jobs").locator("tr.row-open")).to_contain_text(
-            "Would invite 1"
-        )
-    finally:
-        page.context.close()
+    # A delivery's job: a preview that reads "would invite".
+    panel.get_by_role("tab", name="Jobs").click()
+    panel.get_by_role("tab", name="Webhook").click()
+    expect(deliveries.locator("tbody tr")).to_have_count(5)  # the refused one too
+    expect(deliveries.locator(".lozenge", has_text="Refused")).to_have_count(1)
+    shots.check("state")
+    deliveries.get_by_role("button", name="View job of delivery msg_repeat").first.click()
+    jobs = panel.get_by_role("tabpanel", name="Jobs")
+    detail = jobs.locator(".job-detail")
+    expect(detail.locator("h3")).to_contain_text("Preview of 1 email by webhook")
+    expect(detail.get_by_role("list", name="Counts")).to_contain_text("1Would be invited")
+    expect(jobs.get_by_role("region", name="Jobs").locator("tr.row-open")).to_contain_text(
+        "Would invite 1"
+    )
     # docs/panel-webhook.png comes from test_panel_attention.py (refused deliveries, the test).

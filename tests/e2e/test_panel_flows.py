@@ -118,8 +118,8 @@ def preview_two_new(panel: Any, platform: Any) -> tuple[Any, Any]:
     return invite, confirm
 
 
-def test_check_access_invite_drops_a_slow_dry_run(browser, host, platform, live_backend):
-    page, panel = open_panel(browser, host)
+def test_check_access_invite_drops_a_slow_dry_run(new_context, host, platform, live_backend):
+    page, panel = open_panel(new_context, host)
     try:
         many = [f"slow.person{i:04d}@example.com" for i in range(1000)]
         few = list(platform.installation.site.sample_new_emails)[:2]
@@ -163,53 +163,49 @@ def test_check_access_invite_drops_a_slow_dry_run(browser, host, platform, live_
         expect(invite).not_to_contain_text("1,000")
     finally:
         platform.latency = 0
-        page.context.close()
 
 
-def test_jobs_list_loads_once_and_gives_focus_back(browser, host, platform, live_backend):
+def test_jobs_list_loads_once_and_gives_focus_back(new_context, host, platform, live_backend):
     site = platform.installation.site
     for email in list(site.sample_new_emails)[:2]:
         admin_call(platform, live_backend.url, "inviteEmails", {"emails": [email], "dryRun": True})
-    page, panel = open_panel(browser, host)
+    page, panel = open_panel(new_context, host)
     calls = Calls(page)
-    try:
-        tab = panel.get_by_role("tab", name="Jobs")
-        tab.click()
-        jobs = panel.get_by_role("tabpanel", name="Jobs")
-        rows = jobs.get_by_role("region", name="Jobs").locator("tbody tr")
-        expect(rows).to_have_count(2)
-        calls.settle("listJobs")
-        before = calls.sent.count("listJobs")
+    tab = panel.get_by_role("tab", name="Jobs")
+    tab.click()
+    jobs = panel.get_by_role("tabpanel", name="Jobs")
+    rows = jobs.get_by_role("region", name="Jobs").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    calls.settle("listJobs")
+    before = calls.sent.count("listJobs")
 
-        # Hold every listJobs answer, so the loads below overlap for sure; then answer them
-        # newest first, so a stale answer comes last.
-        held = Held(page, "listJobs")
-        tab.click()  # already selected: nothing to reload
-        jobs.get_by_role("button", name="Refresh").dblclick()
-        calls.wait(lambda: len(held.routes) >= 2)
-        page.wait_for_timeout(300)  # a further load would show up by now
-        held.release(newest_first=True)
-        calls.settle("listJobs")
-        expect(rows).to_have_count(2)
-        assert calls.sent.count("listJobs") - before == 2, calls.sent
-        expect(jobs.locator(".results")).to_have_attribute("aria-busy", "false")
+    # Hold every listJobs answer, so the loads below overlap for sure; then answer them
+    # newest first, so a stale answer comes last.
+    held = Held(page, "listJobs")
+    tab.click()  # already selected: nothing to reload
+    jobs.get_by_role("button", name="Refresh").dblclick()
+    calls.wait(lambda: len(held.routes) >= 2)
+    page.wait_for_timeout(300)  # a further load would show up by now
+    held.release(newest_first=True)
+    calls.settle("listJobs")
+    expect(rows).to_have_count(2)
+    assert calls.sent.count("listJobs") - before == 2, calls.sent
+    expect(jobs.locator(".results")).to_have_attribute("aria-busy", "false")
 
-        # A job's details: closing them puts focus back on the button that opened them.
-        opener = jobs.get_by_role("button", name=re.compile("^Open job: Preview")).first
-        opener.click()
-        expect(jobs.get_by_role("region", name="Job items")).to_be_visible()
-        expect(jobs.get_by_role("progressbar", name="Job progress")).to_have_attribute(
-            "aria-valuenow", "1"
-        )
-        jobs.get_by_role("button", name="Close job details").click()
-        expect(jobs.get_by_role("region", name="Job items")).to_have_count(0)
-        expect(opener).to_be_focused()
-    finally:
-        page.context.close()
+    # A job's details: closing them puts focus back on the button that opened them.
+    opener = jobs.get_by_role("button", name=re.compile("^Open job: Preview")).first
+    opener.click()
+    expect(jobs.get_by_role("region", name="Job items")).to_be_visible()
+    expect(jobs.get_by_role("progressbar", name="Job progress")).to_have_attribute(
+        "aria-valuenow", "1"
+    )
+    jobs.get_by_role("button", name="Close job details").click()
+    expect(jobs.get_by_role("region", name="Job items")).to_have_count(0)
+    expect(opener).to_be_focused()
 
 
-def test_dry_run_progress_counts_what_is_checked(browser, host, platform):
-    page, panel = open_panel(browser, host)
+def test_dry_run_progress_counts_what_is_checked(new_context, host, platform):
+    page, panel = open_panel(new_context, host)
     try:
         emails = [f"checking.person{i:03d}@example.com" for i in range(500)]
         platform.latency = 0.4  # 5 chunks: about 2 s
@@ -239,126 +235,111 @@ def test_dry_run_progress_counts_what_is_checked(browser, host, platform):
         expect(jobs.locator(".progress-text")).to_have_text("Checked 500 of 500 emails")
     finally:
         platform.latency = 0
-        page.context.close()
 
 
-def test_an_invitation_that_cannot_start_says_so_and_can_be_retried(browser, host, platform):
-    page, panel = open_panel(browser, host)
+def test_an_invitation_that_cannot_start_says_so_and_can_be_retried(new_context, host, platform):
+    page, panel = open_panel(new_context, host)
     shots = Screens(page, "flows")
-    try:
-        invite, confirm = preview_two_new(panel, platform)
+    invite, confirm = preview_two_new(panel, platform)
 
-        def refuse_invites(route: Any) -> None:
-            found = resolver_call(route.request)
-            if found and found[0] == "inviteEmails" and not (found[1] or {}).get("dryRun"):
-                route.fulfill(json=failing(500))
-            else:
-                route.continue_()
+    def refuse_invites(route: Any) -> None:
+        found = resolver_call(route.request)
+        if found and found[0] == "inviteEmails" and not (found[1] or {}).get("dryRun"):
+            route.fulfill(json=failing(500))
+        else:
+            route.continue_()
 
-        page.route(INVOKE, refuse_invites)
-        confirm.click()
-        heading = invite.get_by_role("heading", name="The invitations were not sent")
-        expect(heading).to_be_focused()
-        stage = invite.locator(".results")
-        alert = stage.get_by_role("alert")
-        expect(alert).to_contain_text("error 500")
-        expect(alert).to_contain_text("Nobody was invited")
-        expect(invite.get_by_role("progressbar")).to_have_count(0)
-        expect(invite.get_by_role("heading", name="Inviting")).to_have_count(0)
-        expect(stage).to_have_attribute("aria-busy", "false")
-        shots.check("invite-not-started")
+    page.route(INVOKE, refuse_invites)
+    confirm.click()
+    heading = invite.get_by_role("heading", name="The invitations were not sent")
+    expect(heading).to_be_focused()
+    stage = invite.locator(".results")
+    alert = stage.get_by_role("alert")
+    expect(alert).to_contain_text("error 500")
+    expect(alert).to_contain_text("Nobody was invited")
+    expect(invite.get_by_role("progressbar")).to_have_count(0)
+    expect(invite.get_by_role("heading", name="Inviting")).to_have_count(0)
+    expect(stage).to_have_attribute("aria-busy", "false")
+    shots.check("invite-not-started")
 
-        # Back to the preview, with focus on its confirm button; it fails once more.
-        invite.get_by_role("button", name="Back to the preview").click()
-        expect(invite.get_by_role("heading", name="Would be invited (2)")).to_be_visible()
-        expect(confirm).to_be_focused()
-        confirm.click()
-        expect(heading).to_be_focused()
+    # Back to the preview, with focus on its confirm button; it fails once more.
+    invite.get_by_role("button", name="Back to the preview").click()
+    expect(invite.get_by_role("heading", name="Would be invited (2)")).to_be_visible()
+    expect(confirm).to_be_focused()
+    confirm.click()
+    expect(heading).to_be_focused()
 
-        # Then "Try again" once the backend answers: the job runs as usual.
-        page.unroute(INVOKE)
-        invite.get_by_role("button", name="Try again").click()
-        expect(invite.get_by_role("heading", name="Invitations finished")).to_be_visible()
-        expect(invite.locator(".msg-success")).to_contain_text("Done: 2 invited")
-        bar = invite.get_by_role("progressbar", name="Invitation progress")
-        expect(bar).to_have_attribute("aria-valuenow", "2")
-        expect(stage).to_have_attribute("aria-busy", "false")
-    finally:
-        page.context.close()
+    # Then "Try again" once the backend answers: the job runs as usual.
+    page.unroute(INVOKE)
+    invite.get_by_role("button", name="Try again").click()
+    expect(invite.get_by_role("heading", name="Invitations finished")).to_be_visible()
+    expect(invite.locator(".msg-success")).to_contain_text("Done: 2 invited")
+    bar = invite.get_by_role("progressbar", name="Invitation progress")
+    expect(bar).to_have_attribute("aria-valuenow", "2")
+    expect(stage).to_have_attribute("aria-busy", "false")
 
 
-def test_a_failed_older_page_keeps_the_rows(browser, host, platform, live_backend):
+def test_a_failed_older_page_keeps_the_rows(new_context, host, platform, live_backend):
     for n in range(101):
         admin_call(
             platform, live_backend.url, "checkAccess", {"emails": [f"older-filler-{n}@example.com"]}
         )
-    page, panel = open_panel(browser, host)
+    page, panel = open_panel(new_context, host)
     shots = Screens(page, "flows")
-    try:
-        panel.get_by_role("tab", name="Audit log").click()
-        audit = panel.get_by_role("tabpanel", name="Audit log")
-        entries = audit.get_by_role("region", name="Audit log")
-        expect(entries.locator("tbody tr")).to_have_count(100)
+    panel.get_by_role("tab", name="Audit log").click()
+    audit = panel.get_by_role("tabpanel", name="Audit log")
+    entries = audit.get_by_role("region", name="Audit log")
+    expect(entries.locator("tbody tr")).to_have_count(100)
 
-        def refuse_older(route: Any) -> None:
-            found = resolver_call(route.request)
-            if found and found[0] == "listAudit" and (found[1] or {}).get("before"):
-                route.fulfill(json=failing(503))
-            else:
-                route.continue_()
+    def refuse_older(route: Any) -> None:
+        found = resolver_call(route.request)
+        if found and found[0] == "listAudit" and (found[1] or {}).get("before"):
+            route.fulfill(json=failing(503))
+        else:
+            route.continue_()
 
-        page.route(INVOKE, refuse_older)
-        audit.get_by_role("button", name="Older audit entries").click()
-        alert = audit.get_by_role("alert")
-        expect(alert).to_contain_text("The older audit entries could not be loaded.")
-        expect(alert).to_contain_text("error 503")
-        expect(entries.locator("tbody tr")).to_have_count(100)
-        expect(audit.locator(".pager-info")).to_have_text("Rows 1–100 of 100")
-        retry = audit.get_by_role("button", name="Try again to load older audit entries")
-        expect(retry).to_be_focused()
-        expect(audit.get_by_role("button", name="Older audit entries", exact=True)).to_be_hidden()
-        shots.check("older-failed")
+    page.route(INVOKE, refuse_older)
+    audit.get_by_role("button", name="Older audit entries").click()
+    alert = audit.get_by_role("alert")
+    expect(alert).to_contain_text("The older audit entries could not be loaded.")
+    expect(alert).to_contain_text("error 503")
+    expect(entries.locator("tbody tr")).to_have_count(100)
+    expect(audit.locator(".pager-info")).to_have_text("Rows 1–100 of 100")
+    retry = audit.get_by_role("button", name="Try again to load older audit entries")
+    expect(retry).to_be_focused()
+    expect(audit.get_by_role("button", name="Older audit entries", exact=True)).to_be_hidden()
+    shots.check("older-failed")
 
-        page.unroute(INVOKE)
-        retry.click()
-        expect(audit.locator(".pager-info")).to_have_text(re.compile(r"^Rows 1–100 of 10\d$"))
-        expect(audit.get_by_role("alert")).to_have_count(0)
-        expect(entries.locator("tbody tr").first).to_contain_text("older-filler-100@example.com")
-    finally:
-        page.context.close()
+    page.unroute(INVOKE)
+    retry.click()
+    expect(audit.locator(".pager-info")).to_have_text(re.compile(r"^Rows 1–100 of 10\d$"))
+    expect(audit.get_by_role("alert")).to_have_count(0)
+    expect(entries.locator("tbody tr").first).to_contain_text("older-filler-100@example.com")
 
 
 def test_webhook_rotation_keeps_the_old_secret_a_day_and_moves_focus(
-    browser, host, platform, live_backend
+    new_context, host, platform, live_backend
 ):
     admin_call(platform, live_backend.url, "rotateWebhookSecret", {})
-    page, panel = open_panel(browser, host)
-    try:
-        panel.get_by_role("tab", name="Webhook").click()
-        hook = panel.get_by_role("tabpanel", name="Webhook")
-        hook.get_by_role("button", name="Rotate secret…").click()
-        group = hook.get_by_role("group", name="Rotate the webhook secret?")
-        expect(group).to_contain_text("keep working for 24 hours")
-        expect(group).not_to_contain_text("will be refused until you update them")
-        hook.get_by_role("button", name="Rotate secret", exact=True).click()
-        expect(hook.get_by_role("textbox", name="Signing secret")).to_be_focused()
-    finally:
-        page.context.close()
+    page, panel = open_panel(new_context, host)
+    panel.get_by_role("tab", name="Webhook").click()
+    hook = panel.get_by_role("tabpanel", name="Webhook")
+    hook.get_by_role("button", name="Rotate secret…").click()
+    group = hook.get_by_role("group", name="Rotate the webhook secret?")
+    expect(group).to_contain_text("keep working for 24 hours")
+    expect(group).not_to_contain_text("will be refused until you update them")
+    hook.get_by_role("button", name="Rotate secret", exact=True).click()
+    expect(hook.get_by_role("textbox", name="Signing secret")).to_be_focused()
 
 
-def test_a_rate_limited_invitation_says_it_waits_and_then_finishes(browser, host, platform):
-    page, panel = open_panel(browser, host)
-    try:
-        invite, confirm = preview_two_new(panel, platform)
-        platform.faults.add("invite", "429", times=1, retry_after=12)
-        confirm.click()
-        hint = invite.locator(".progress-hint")
-        expect(hint).to_contain_text("You can leave this page")
-        expect(hint).to_contain_text("Waiting for Confluence", timeout=20_000)
-        expect(invite.get_by_role("heading", name="Invitations finished")).to_be_visible(
-            timeout=40_000
-        )
-        expect(invite.locator(".msg-success")).to_contain_text("Done: 2 invited")
-        expect(hint).to_be_empty()
-    finally:
-        page.context.close()
+def test_a_rate_limited_invitation_says_it_waits_and_then_finishes(new_context, host, platform):
+    page, panel = open_panel(new_context, host)
+    invite, confirm = preview_two_new(panel, platform)
+    platform.faults.add("invite", "429", times=1, retry_after=12)
+    confirm.click()
+    hint = invite.locator(".progress-hint")
+    expect(hint).to_contain_text("You can leave this page")
+    expect(hint).to_contain_text("Waiting for Confluence", timeout=20_000)
+    expect(invite.get_by_role("heading", name="Invitations finished")).to_be_visible(timeout=40_000)
+    expect(invite.locator(".msg-success")).to_contain_text("Done: 2 invited")
+    expect(hint).to_be_empty()

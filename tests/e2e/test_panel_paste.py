@@ -54,79 +54,76 @@ def column(region: Any, index: int = 0) -> list[str]:
 
 
 def test_every_form_of_a_pasted_list_reads_the_same_in_the_panel_and_the_webhook(
-    browser, host, platform, live_backend
+    new_context, host, platform, live_backend
 ):
     site = platform.installation.site
-    page, panel = open_panel(browser, host)
+    page, panel = open_panel(new_context, host)
     shots = Screens(page, "paste")
-    try:
-        # The panel's rules and the table: the same answers as Python's, case by case.
-        found = shots.panel_frame().evaluate(RUN_TABLE, CASES)
-        assert [f == expected(c) or c["name"] for f, c in zip(found, CASES, strict=True)] == [
-            True
-        ] * len(CASES)
+    # The panel's rules and the table: the same answers as Python's, case by case.
+    found = shots.panel_frame().evaluate(RUN_TABLE, CASES)
+    assert [f == expected(c) or c["name"] for f, c in zip(found, CASES, strict=True)] == [
+        True
+    ] * len(CASES)
 
-        # Check access: the forms pasted; the invalid entry listed under the field at once.
-        platform.clear_requests()
-        panel.get_by_role("tab", name="Check access").click()
-        access = panel.get_by_role("tabpanel", name="Check access")
-        area = access.get_by_role("textbox", name="Emails")
-        paste(area, FORMS["text"])
-        problems = access.locator(".entry-problems")
-        expect(problems).to_contain_text(f"Line 2: “{SPACED}” has a space inside")
-        expect(problems).to_contain_text("It is not sent to Confluence")
-        expect(access.locator(".field-count")).to_have_text(
-            "6 emails (1 not valid). The first line, “Email address”, is read as a column "
-            "header and not sent."
-        )
-        expect(area).to_have_attribute("aria-invalid", "true")
-        assert sent(platform, "check-access", "emails") == []  # nothing sent before the click
-        shots.check("invalid-listed", top=True)
-        shots.publish("invalid-listed", ROOT / "docs" / "panel-paste.png")
-        access.get_by_role("button", name="Check access").click()
-        results = access.get_by_role("region", name="Access check results")
-        expect(results.locator("tbody tr")).to_have_count(7)
-        assert sorted(column(results)) == sorted([*FORMS["entries"], SPACED])
-        expect(results.locator("tr", has_text=SPACED)).to_contain_text("Invalid email")
-        assert sent(platform, "check-access", "emails") == FORMS["entries"]
+    # Check access: the forms pasted; the invalid entry listed under the field at once.
+    platform.clear_requests()
+    panel.get_by_role("tab", name="Check access").click()
+    access = panel.get_by_role("tabpanel", name="Check access")
+    area = access.get_by_role("textbox", name="Emails")
+    paste(area, FORMS["text"])
+    problems = access.locator(".entry-problems")
+    expect(problems).to_contain_text(f"Line 2: “{SPACED}” has a space inside")
+    expect(problems).to_contain_text("It is not sent to Confluence")
+    expect(access.locator(".field-count")).to_have_text(
+        "6 emails (1 not valid). The first line, “Email address”, is read as a column "
+        "header and not sent."
+    )
+    expect(area).to_have_attribute("aria-invalid", "true")
+    assert sent(platform, "check-access", "emails") == []  # nothing sent before the click
+    shots.check("invalid-listed", top=True)
+    shots.publish("invalid-listed", ROOT / "docs" / "panel-paste.png")
+    access.get_by_role("button", name="Check access").click()
+    results = access.get_by_role("region", name="Access check results")
+    expect(results.locator("tbody tr")).to_have_count(7)
+    assert sorted(column(results)) == sorted([*FORMS["entries"], SPACED])
+    expect(results.locator("tr", has_text=SPACED)).to_contain_text("Invalid email")
+    assert sent(platform, "check-access", "emails") == FORMS["entries"]
 
-        # One action removes the invalid entry: the list then holds what would be sent.
-        access.get_by_role("button", name="Remove the invalid entry").click()
-        expect(area).to_have_value("\n".join(FORMS["entries"]))
-        expect(problems).to_be_hidden()
-        expect(area).not_to_have_attribute("aria-invalid", "true")
+    # One action removes the invalid entry: the list then holds what would be sent.
+    access.get_by_role("button", name="Remove the invalid entry").click()
+    expect(area).to_have_value("\n".join(FORMS["entries"]))
+    expect(problems).to_be_hidden()
+    expect(area).not_to_have_attribute("aria-invalid", "true")
 
-        # Invite: the preview lists the addresses; the spaced entry is skipped whole.
-        panel.get_by_role("tab", name="Invite").click()
-        invite = panel.get_by_role("tabpanel", name="Invite")
-        paste(invite.get_by_role("textbox", name="Emails to invite"), FORMS["text"])
-        expect(invite.locator(".entry-problems")).to_contain_text(SPACED)
-        invite.get_by_role("button", name="Preview invitations").click()
-        would = invite.get_by_role("region", name="Would be invited", exact=True)
-        expect(would.locator("tbody tr")).to_have_count(len(FORMS["entries"]))
-        assert column(would) == FORMS["entries"]
-        skipped = invite.get_by_role("region", name="Skipped", exact=True)
-        assert column(skipped) == [SPACED]
-        assert "hire301@example.com" not in sent(platform, "check-access", "emails")
+    # Invite: the preview lists the addresses; the spaced entry is skipped whole.
+    panel.get_by_role("tab", name="Invite").click()
+    invite = panel.get_by_role("tabpanel", name="Invite")
+    paste(invite.get_by_role("textbox", name="Emails to invite"), FORMS["text"])
+    expect(invite.locator(".entry-problems")).to_contain_text(SPACED)
+    invite.get_by_role("button", name="Preview invitations").click()
+    would = invite.get_by_role("region", name="Would be invited", exact=True)
+    expect(would.locator("tbody tr")).to_have_count(len(FORMS["entries"]))
+    assert column(would) == FORMS["entries"]
+    skipped = invite.get_by_role("region", name="Skipped", exact=True)
+    assert column(skipped) == [SPACED]
+    assert "hire301@example.com" not in sent(platform, "check-access", "emails")
 
-        # Look up: an "Account ID" header, ids after commas, a name pasted by mistake.
-        panel.get_by_role("tab", name="Look up users").click()
-        lookup = panel.get_by_role("tabpanel", name="Look up users")
-        a, b = site.user_ids[:2]
-        paste(lookup.get_by_role("textbox", name="Account ids"), f"Account ID\n{a}, {b}\nJane Doe")
-        expect(lookup.locator(".field-count")).to_have_text(
-            "2 account ids (1 not valid). The first line, “Account ID”, is read as a column "
-            "header and not sent."
-        )
-        expect(lookup.locator(".entry-problems")).to_contain_text(
-            "Line 3: “Jane Doe” has a space inside (an account id has none)."
-        )
-        lookup.get_by_role("button", name="Look up").click()
-        expect(lookup.get_by_role("heading", name="Found (2)")).to_be_visible()
-        expect(lookup.get_by_role("heading", name="Not found (1)")).to_be_visible()
-        assert sent(platform, "users-bulk", "accountIds")[-2:] == [a, b]
-    finally:
-        page.context.close()
+    # Look up: an "Account ID" header, ids after commas, a name pasted by mistake.
+    panel.get_by_role("tab", name="Look up users").click()
+    lookup = panel.get_by_role("tabpanel", name="Look up users")
+    a, b = site.user_ids[:2]
+    paste(lookup.get_by_role("textbox", name="Account ids"), f"Account ID\n{a}, {b}\nJane Doe")
+    expect(lookup.locator(".field-count")).to_have_text(
+        "2 account ids (1 not valid). The first line, “Account ID”, is read as a column "
+        "header and not sent."
+    )
+    expect(lookup.locator(".entry-problems")).to_contain_text(
+        "Line 3: “Jane Doe” has a space inside (an account id has none)."
+    )
+    lookup.get_by_role("button", name="Look up").click()
+    expect(lookup.get_by_role("heading", name="Found (2)")).to_be_visible()
+    expect(lookup.get_by_role("heading", name="Not found (1)")).to_be_visible()
+    assert sent(platform, "users-bulk", "accountIds")[-2:] == [a, b]
 
     # The webhook: the same text, one line an entry, read by the same rules.
     url = live_backend.url

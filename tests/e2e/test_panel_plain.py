@@ -57,110 +57,105 @@ def unbroken(region: Any) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(("width", "theme"), SIZES, ids=[f"{w}-{t}" for w, t in SIZES])
 def test_sample_data_lookup_invite_and_diagnose_fit_and_read_plainly(
-    browser, host, platform, live_backend, width, theme
+    new_context, host, platform, live_backend, width, theme
 ):
     site = platform.installation.site
     admin_name = site.users[site.admin_id]["displayName"]
     admin_call(platform, live_backend.url, "rotateWebhookSecret", {})  # webhook jobs act as admin
     platform.samples = True  # as ./dev has it
-    page, panel = open_panel(browser, host, panel_width=width, theme=theme)
+    page, panel = open_panel(new_context, host, panel_width=width, theme=theme)
     shots = Screens(page, f"plain-{width}-{theme}")
-    try:
-        # Look up the seeded site's sample ids: every kind of account.
-        lookup = panel.get_by_role("tabpanel", name="Look up users")
-        lookup.get_by_role("button", name="Try with sample data").click()
-        expect(lookup.locator(".field-count")).to_have_text(
-            "9 account ids. The first line, “Account ID”, is read as a column header and not sent."
-        )
-        lookup.get_by_role("button", name="Look up").click()
-        found = lookup.get_by_role("region", name="Found users")
-        expect(found.locator("tbody tr")).to_have_count(8)
-        closed = found.locator("tr", has_text="Former user")
-        expect(closed.locator("td").nth(1)).to_have_text("Closed account")
-        expect(closed.locator(".lozenge")).to_have_text("Closed")
-        inactive = site.users[site.inactive_ids[0]]["displayName"]
-        expect(found.locator("tr", has_text=inactive).locator(".lozenge")).to_have_text(
-            "Deactivated"
-        )
-        hidden = site.users[site.hidden_email_ids[0]]["displayName"]
-        expect(found.locator("tr", has_text=hidden).locator("td").nth(1)).to_have_text(
-            "Hidden by their profile settings"
-        )
-        notes = lookup.locator(".found-notes")
-        expect(notes).to_contain_text("1 deactivated account and 1 closed account")
-        expect(notes).to_contain_text("does not offer them for invitation")
-        values = unbroken(found)
-        if width == 1024:  # a 712020:… id is cut short there, and whole on hover
-            assert any(v["cut"] and v["text"].startswith("712020:") for v in values), values
-        assert overflow(panel) == FITS
-        shots.check("lookup")
+    # Look up the seeded site's sample ids: every kind of account.
+    lookup = panel.get_by_role("tabpanel", name="Look up users")
+    lookup.get_by_role("button", name="Try with sample data").click()
+    expect(lookup.locator(".field-count")).to_have_text(
+        "9 account ids. The first line, “Account ID”, is read as a column header and not sent."
+    )
+    lookup.get_by_role("button", name="Look up").click()
+    found = lookup.get_by_role("region", name="Found users")
+    expect(found.locator("tbody tr")).to_have_count(8)
+    closed = found.locator("tr", has_text="Former user")
+    expect(closed.locator("td").nth(1)).to_have_text("Closed account")
+    expect(closed.locator(".lozenge")).to_have_text("Closed")
+    inactive = site.users[site.inactive_ids[0]]["displayName"]
+    expect(found.locator("tr", has_text=inactive).locator(".lozenge")).to_have_text("Deactivated")
+    hidden = site.users[site.hidden_email_ids[0]]["displayName"]
+    expect(found.locator("tr", has_text=hidden).locator("td").nth(1)).to_have_text(
+        "Hidden by their profile settings"
+    )
+    notes = lookup.locator(".found-notes")
+    expect(notes).to_contain_text("1 deactivated account and 1 closed account")
+    expect(notes).to_contain_text("does not offer them for invitation")
+    values = unbroken(found)
+    if width == 1024:  # a 712020:… id is cut short there, and whole on hover
+        assert any(v["cut"] and v["text"].startswith("712020:") for v in values), values
+    assert overflow(panel) == FITS
+    shots.check("lookup")
 
-        # Only active people whose email shows go on to Check access (not the deactivated one).
-        invitable = [
-            u["email"]
-            for u in (site.users[i] for i in sample_ids(site) if i in site.users)
-            if u["accountStatus"] == "active" and u["email"]
-        ]
-        assert site.users[site.inactive_ids[0]]["email"] not in invitable
-        lookup.get_by_role("button", name=f"Check access for {len(invitable)} emails…").click()
-        access = panel.get_by_role("tabpanel", name="Check access")
-        area = access.get_by_role("textbox", name="Emails")
-        expect(area).to_have_value("\n".join(invitable))
-        expect(access.get_by_role("button", name="Check access")).to_be_focused()
-        paste(area, "\n".join([*invitable, LONG]))
-        access.get_by_role("button", name="Check access").click()
-        results = access.get_by_role("region", name="Access check results")
-        expect(results.locator("tbody tr")).to_have_count(len(invitable) + 1)
-        values = unbroken(results)
-        long = next(v for v in values if v["text"] == LONG)
-        assert long["title"] == LONG and long["cut"] == (width == 1024)  # cut only when narrow
-        assert overflow(panel) == FITS
-        shots.check("access")
+    # Only active people whose email shows go on to Check access (not the deactivated one).
+    invitable = [
+        u["email"]
+        for u in (site.users[i] for i in sample_ids(site) if i in site.users)
+        if u["accountStatus"] == "active" and u["email"]
+    ]
+    assert site.users[site.inactive_ids[0]]["email"] not in invitable
+    lookup.get_by_role("button", name=f"Check access for {len(invitable)} emails…").click()
+    access = panel.get_by_role("tabpanel", name="Check access")
+    area = access.get_by_role("textbox", name="Emails")
+    expect(area).to_have_value("\n".join(invitable))
+    expect(access.get_by_role("button", name="Check access")).to_be_focused()
+    paste(area, "\n".join([*invitable, LONG]))
+    access.get_by_role("button", name="Check access").click()
+    results = access.get_by_role("region", name="Access check results")
+    expect(results.locator("tbody tr")).to_have_count(len(invitable) + 1)
+    values = unbroken(results)
+    long = next(v for v in values if v["text"] == LONG)
+    assert long["title"] == LONG and long["cut"] == (width == 1024)  # cut only when narrow
+    assert overflow(panel) == FITS
+    shots.check("access")
 
-        # Invite: what invitees get, beside the button that sends the invitations.
-        panel.get_by_role("tab", name="Invite").click()
-        invite = panel.get_by_role("tabpanel", name="Invite")
-        expect(invite.locator(".invite-access")).to_contain_text(
-            "Invitees join with this site's default access for new users"
-        )
-        invite.get_by_role("button", name="Try with sample data").click()
-        expect(invite.locator(".entry-problems")).to_contain_text("has a space inside")
-        invite.get_by_role("button", name="Preview invitations").click()
-        bar = invite.get_by_role("group", name=re.compile(r"^Invite \d+ people\?$"))
-        expect(bar).to_contain_text("joins with the site's default access for new users")
-        unbroken(invite.get_by_role("region", name="Would be invited", exact=True))
-        assert overflow(panel) == FITS
-        shots.check("invite")
+    # Invite: what invitees get, beside the button that sends the invitations.
+    panel.get_by_role("tab", name="Invite").click()
+    invite = panel.get_by_role("tabpanel", name="Invite")
+    expect(invite.locator(".invite-access")).to_contain_text(
+        "Invitees join with this site's default access for new users"
+    )
+    invite.get_by_role("button", name="Try with sample data").click()
+    expect(invite.locator(".entry-problems")).to_contain_text("has a space inside")
+    invite.get_by_role("button", name="Preview invitations").click()
+    bar = invite.get_by_role("group", name=re.compile(r"^Invite \d+ people\?$"))
+    expect(bar).to_contain_text("joins with the site's default access for new users")
+    unbroken(invite.get_by_role("region", name="Would be invited", exact=True))
+    assert overflow(panel) == FITS
+    shots.check("invite")
 
-        # Diagnose: sentences first; the technical reading behind "Show details", by keyboard.
-        panel.get_by_role("tab", name="Diagnose").click()
-        diag = panel.get_by_role("tabpanel", name="Diagnose")
-        checks = diag.get_by_role("list", name="Checks").get_by_role("listitem")
-        webhook = checks.filter(has_text="Webhook jobs")
-        summary = webhook.locator(".diag-summary")  # the admin by name and avatar, not an id
-        expect(summary).to_have_text(re.compile(rf"^Webhook jobs can act as .*{admin_name}\.$"))
-        expect(summary.locator(".person .avatar")).to_be_visible()
-        expect(summary).not_to_contain_text(site.admin_id)
-        forge = checks.filter(has_text="Calls from Forge")
-        expect(forge).to_contain_text("the signature checks out")
-        shown = diag.get_by_role("list", name="Checks").inner_text()
-        assert "RS256" not in shown and "ari:cloud" not in shown and not ISO_TIME.search(shown)
-        toggle = forge.locator(".disclosure-toggle")
-        expect(toggle).to_have_accessible_name("Show details")
-        toggle.focus()
-        page.keyboard.press("Enter")
-        expect(toggle).to_have_attribute("aria-expanded", "true")
-        expect(toggle).to_have_accessible_name("Hide details")
-        details = forge.locator(f"#{toggle.get_attribute('aria-controls')}")
-        expect(details).to_be_visible()
-        expect(details).to_contain_text("Verified (RS256, signed by Forge")
-        assert overflow(panel) == FITS
-        shots.check("diagnose")
-        page.keyboard.press("Space")
-        expect(toggle).to_have_attribute("aria-expanded", "false")
-        expect(details).to_be_hidden()
-    finally:
-        page.context.close()
+    # Diagnose: sentences first; the technical reading behind "Show details", by keyboard.
+    panel.get_by_role("tab", name="Diagnose").click()
+    diag = panel.get_by_role("tabpanel", name="Diagnose")
+    checks = diag.get_by_role("list", name="Checks").get_by_role("listitem")
+    webhook = checks.filter(has_text="Webhook jobs")
+    summary = webhook.locator(".diag-summary")  # the admin by name and avatar, not an id
+    expect(summary).to_have_text(re.compile(rf"^Webhook jobs can act as .*{admin_name}\.$"))
+    expect(summary.locator(".person .avatar")).to_be_visible()
+    expect(summary).not_to_contain_text(site.admin_id)
+    forge = checks.filter(has_text="Calls from Forge")
+    expect(forge).to_contain_text("the signature checks out")
+    shown = diag.get_by_role("list", name="Checks").inner_text()
+    assert "RS256" not in shown and "ari:cloud" not in shown and not ISO_TIME.search(shown)
+    toggle = forge.locator(".disclosure-toggle")
+    expect(toggle).to_have_accessible_name("Show details")
+    toggle.focus()
+    page.keyboard.press("Enter")
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(toggle).to_have_accessible_name("Hide details")
+    details = forge.locator(f"#{toggle.get_attribute('aria-controls')}")
+    expect(details).to_be_visible()
+    expect(details).to_contain_text("Verified (RS256, signed by Forge")
+    assert overflow(panel) == FITS
+    shots.check("diagnose")
+    page.keyboard.press("Space")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(details).to_be_hidden()
     if (width, theme) == (1440, "light"):
         shots.publish("diagnose", ROOT / "docs" / "panel-diagnose.png")
 
@@ -170,7 +165,7 @@ def sample_ids(site: Any) -> list[str]:
     return sample_lists(site)["accountId"].split("\n")[1:]
 
 
-def test_failures_outsiders_and_dates_read_honestly(browser, host, platform, live_backend):
+def test_failures_outsiders_and_dates_read_honestly(new_context, host, platform, live_backend):
     site = platform.installation.site
     refused, limited, down, odd = "fake-refused", "fake-limited", "fake-down", "fake-odd"
     fake = {
@@ -196,71 +191,64 @@ def test_failures_outsiders_and_dates_read_honestly(browser, host, platform, liv
     assert lifecycle(platform, "avi:forge:installed:app")["status"] in (200, 202, 204)
     admin_call(platform, live_backend.url, "whoami", {})
     page, panel = open_panel(
-        browser, host, route=answer, locale="de-DE", timezone="Europe/Berlin", panel_width=1024
+        new_context, host, route=answer, locale="de-DE", timezone="Europe/Berlin", panel_width=1024
     )
     shots = Screens(page, "honest")
-    try:
-        expect(panel.get_by_role("button", name="Try with sample data")).to_have_count(0)
+    expect(panel.get_by_role("button", name="Try with sample data")).to_have_count(0)
 
-        # One message per cause, what will not change first; never "try again" for a refusal.
-        lookup = panel.get_by_role("tabpanel", name="Look up users")
-        paste(
-            lookup.get_by_role("textbox", name="Account ids"),
-            "\n".join([refused, limited, down, odd]),
-        )
-        lookup.get_by_role("button", name="Look up").click()
-        messages = lookup.locator(".msg")
-        expect(messages).to_have_count(4)
-        expect(messages.nth(0)).to_contain_text("Confluence refused this for your account")
-        expect(messages.nth(0)).to_contain_text("trying again will not help")
-        expect(messages.nth(1)).to_contain_text("Confluence asked Access Desk to slow down")
-        expect(messages.nth(1)).to_contain_text("Try them again in 30 s")
-        expect(messages.nth(2)).to_contain_text("Confluence did not answer")
-        expect(messages.nth(2)).to_contain_text("in a few minutes")
-        expect(messages.nth(3)).to_contain_text("Confluence's answer could not be used")
-        expect(lookup.get_by_role("heading", name="Found (0)")).to_have_count(0)
-        expect(lookup.locator(".summary")).to_have_text(
-            "None of the 4 account ids could be looked up."
-        )
-        shots.check("causes")
+    # One message per cause, what will not change first; never "try again" for a refusal.
+    lookup = panel.get_by_role("tabpanel", name="Look up users")
+    paste(
+        lookup.get_by_role("textbox", name="Account ids"),
+        "\n".join([refused, limited, down, odd]),
+    )
+    lookup.get_by_role("button", name="Look up").click()
+    messages = lookup.locator(".msg")
+    expect(messages).to_have_count(4)
+    expect(messages.nth(0)).to_contain_text("Confluence refused this for your account")
+    expect(messages.nth(0)).to_contain_text("trying again will not help")
+    expect(messages.nth(1)).to_contain_text("Confluence asked Access Desk to slow down")
+    expect(messages.nth(1)).to_contain_text("Try them again in 30 s")
+    expect(messages.nth(2)).to_contain_text("Confluence did not answer")
+    expect(messages.nth(2)).to_contain_text("in a few minutes")
+    expect(messages.nth(3)).to_contain_text("Confluence's answer could not be used")
+    expect(lookup.get_by_role("heading", name="Found (0)")).to_have_count(0)
+    expect(lookup.locator(".summary")).to_have_text("None of the 4 account ids could be looked up.")
+    shots.check("causes")
 
-        # Who installed the app, by name; the date in the viewer's locale (German here).
-        panel.get_by_role("tab", name="Audit log").click()
-        audit = panel.get_by_role("region", name="Audit log")
-        installed = audit.locator("tr", has_text="installed Access Desk")
-        admin_name = site.users[site.admin_id]["displayName"]
-        expect(installed).to_contain_text(f"{admin_name} installed Access Desk through Forge.")
-        expect(installed.locator("td").first).to_have_text(
-            re.compile(r"^\d{2}\.\d{2}\.\d{4}, \d{2}:\d{2}$")
-        )
+    # Who installed the app, by name; the date in the viewer's locale (German here).
+    panel.get_by_role("tab", name="Audit log").click()
+    audit = panel.get_by_role("region", name="Audit log")
+    installed = audit.locator("tr", has_text="installed Access Desk")
+    admin_name = site.users[site.admin_id]["displayName"]
+    expect(installed).to_contain_text(f"{admin_name} installed Access Desk through Forge.")
+    expect(installed.locator("td").first).to_have_text(
+        re.compile(r"^\d{2}\.\d{2}\.\d{4}, \d{2}:\d{2}$")
+    )
 
-        # An external collaborator: "You", the id behind details; Confluence's refusal in words.
-        external = site.external_ids[0]
-        panel = sign_in_as(page, external)
-        who = panel.locator("#who")
-        expect(who.locator(".person-name")).to_have_text("You")
-        toggle = who.get_by_role("button", name="Show details")
-        expect(panel.get_by_text(f"Account id: {external}")).to_be_hidden()
-        toggle.click()
-        expect(panel.get_by_text(f"Account id: {external}")).to_be_visible()
-        lookup = panel.get_by_role("region", name="Look up users", exact=True)
-        paste(lookup.get_by_role("textbox", name="Account ids"), "\n".join(site.user_ids[:2]))
-        lookup.get_by_role("button", name="Look up").click()
-        expect(lookup.locator(".summary")).to_have_text(
-            "None of the 2 account ids could be looked up."
-        )
-        expect(lookup.locator(".msg")).to_have_count(1)
-        expect(lookup.locator(".msg")).to_contain_text("ask a Confluence administrator")
-        expect(lookup).not_to_contain_text("did not answer")
+    # An external collaborator: "You", the id behind details; Confluence's refusal in words.
+    external = site.external_ids[0]
+    panel = sign_in_as(page, external)
+    who = panel.locator("#who")
+    expect(who.locator(".person-name")).to_have_text("You")
+    toggle = who.get_by_role("button", name="Show details")
+    expect(panel.get_by_text(f"Account id: {external}")).to_be_hidden()
+    toggle.click()
+    expect(panel.get_by_text(f"Account id: {external}")).to_be_visible()
+    lookup = panel.get_by_role("region", name="Look up users", exact=True)
+    paste(lookup.get_by_role("textbox", name="Account ids"), "\n".join(site.user_ids[:2]))
+    lookup.get_by_role("button", name="Look up").click()
+    expect(lookup.locator(".summary")).to_have_text("None of the 2 account ids could be looked up.")
+    expect(lookup.locator(".msg")).to_have_count(1)
+    expect(lookup.locator(".msg")).to_contain_text("ask a Confluence administrator")
+    expect(lookup).not_to_contain_text("did not answer")
 
-        # Why not an administrator: a sentence, the operations behind "Show details".
-        panel.get_by_role("button", name="Why am I not an administrator here?").click()
-        why = panel.locator(".admin-answer")
-        expect(why).to_contain_text("Confluence does not list you as a Confluence administrator")
-        expect(why.get_by_text("operations reported")).to_be_hidden()
-        why.get_by_role("button", name="Show details").click()
-        expect(why.get_by_text(re.compile("operations reported: use/application"))).to_be_visible()
-        assert overflow(panel) == FITS
-        shots.check("outsider")
-    finally:
-        page.context.close()
+    # Why not an administrator: a sentence, the operations behind "Show details".
+    panel.get_by_role("button", name="Why am I not an administrator here?").click()
+    why = panel.locator(".admin-answer")
+    expect(why).to_contain_text("Confluence does not list you as a Confluence administrator")
+    expect(why.get_by_text("operations reported")).to_be_hidden()
+    why.get_by_role("button", name="Show details").click()
+    expect(why.get_by_text(re.compile("operations reported: use/application"))).to_be_visible()
+    assert overflow(panel) == FITS
+    shots.check("outsider")

@@ -128,15 +128,19 @@ def test_dev_quota_flags() -> None:
 
 
 def test_dev_refuses_a_bad_quota_before_starting_anything() -> None:
-    dev = [sys.executable, str(ROOT / "scripts" / "dev.py")]
-    shown = subprocess.run([*dev, "--help"], capture_output=True, text=True, timeout=60)
+    dev = [sys.executable, "-m", "scripts.dev"]  # as ./dev runs it, from the repository root
+
+    def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    shown = run([*dev, "--help"])
     assert shown.returncode == 0 and "--quota [POINTS/SECONDS]" in shown.stdout
     assert "--quota-mode {app,site}" in shown.stdout
     assert "--quota-spelling {enforced,beta}" in shown.stdout
     assert "--quota-costs {reads,writes}" in shown.stdout
-    bad = subprocess.run([*dev, "--quota", "6500/0"], capture_output=True, text=True, timeout=60)
+    bad = run([*dev, "--quota", "6500/0"])
     assert bad.returncode == 2 and "--quota: expected POINTS/SECONDS" in bad.stderr
-    mode = subprocess.run([*dev, "--quota-mode", "x"], capture_output=True, text=True, timeout=60)
+    mode = run([*dev, "--quota-mode", "x"])
     assert mode.returncode == 2 and "--quota-mode" in mode.stderr
 
 
