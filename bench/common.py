@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from auth import MAX_LIFETIME  # noqa: E402
-from settings import Settings  # noqa: E402
+from access_desk.forge.invocation import MAX_LIFETIME  # noqa: E402
+from access_desk.settings import Settings  # noqa: E402
 from simulator import Platform  # noqa: E402
 from simulator.site import Site  # noqa: E402
 from tests.conftest import LiveServer, free_port  # noqa: E402
@@ -184,9 +184,9 @@ def start_backend(
     *,
     workers: int | None = None,
     threads: int | None = None,
-    app: str = "app:create_app()",
+    app: str = "access_desk.app:create_app()",
 ) -> LiveServer:
-    """gunicorn ``app`` (the product: 'app:create_app()') on 127.0.0.1 like
+    """gunicorn ``app`` (the product: 'access_desk.app:create_app()') on 127.0.0.1 like
     tests.conftest.start_gunicorn, except that workers/threads left as None keep gunicorn.conf.py's
     production values."""
     port = free_port()

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ms, percentile  # noqa: E402
 
-from auth import MAX_LIFETIME  # noqa: E402
+from access_desk.forge.invocation import MAX_LIFETIME  # noqa: E402
 from simulator import Platform  # noqa: E402
 from simulator.site import account_id  # noqa: E402
 from tests.conftest import backend_env, stop_server  # noqa: E402

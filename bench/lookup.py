@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ms  # noqa: E402
 
+from access_desk.store.tables import lookup_cache, lookup_misses  # noqa: E402
 from simulator import Platform  # noqa: E402
 from simulator.site import account_id  # noqa: E402
-from tables import lookup_cache, lookup_misses  # noqa: E402
 from tests.conftest import backend_env, start_gunicorn, stop_server  # noqa: E402
 
 CHUNK = 250

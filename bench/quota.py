@@ -78,14 +78,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ms, percentile  # noqa: E402
 
-import pool_rules  # noqa: E402
-from costs import EMAILS_PER_REQUEST  # noqa: E402
-from learned_costs import learned, model  # noqa: E402
-from quota_pools import APP  # noqa: E402
+from access_desk.quota import rules as pool_rules  # noqa: E402
+from access_desk.quota.costs import EMAILS_PER_REQUEST  # noqa: E402
+from access_desk.quota.learning import learned, model  # noqa: E402
+from access_desk.quota.pools import APP  # noqa: E402
+from access_desk.store import Store  # noqa: E402
+from access_desk.store.lookups import CALLER_MISSES  # noqa: E402
 from simulator import Platform  # noqa: E402
 from simulator.quota import Quota, cost_of  # noqa: E402
-from store import Store  # noqa: E402
-from store.lookups import CALLER_MISSES  # noqa: E402
 from tests.conftest import backend_env, stop_server  # noqa: E402
 
 UPSTREAM = ("users-bulk", "check-access", "invite", "user-current")

@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
+from access_desk.store import Store  # noqa: E402
 from simulator import Faults, Platform, RequestRecord  # noqa: E402
 from simulator.faults import Fault  # noqa: E402
-from store import Store  # noqa: E402
 from tests.conftest import backend_env, start_gunicorn, stop_server  # noqa: E402
 
 LATENCY = 0.05

@@ -73,12 +73,12 @@ from floor import Kind, run_phase  # noqa: E402
 from floor_apps import statement_label  # noqa: E402
 from scale_fill import Busy, Sizes  # noqa: E402
 
-from privacy import PersonalData  # noqa: E402
+from access_desk.duties.personal_data import PersonalData  # noqa: E402
+from access_desk.store import Store  # noqa: E402
 from simulator import Platform, forge  # noqa: E402
 from simulator.quota import Quota  # noqa: E402
 from simulator.site import account_id  # noqa: E402
 from simulator.tokens import SYSTEM  # noqa: E402
-from store import Store  # noqa: E402
 from tests.conftest import LiveServer, backend_env, free_port, stop_server  # noqa: E402
 
 STORES = ("empty", "year")

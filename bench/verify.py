@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auth import Verifier  # noqa: E402
-from keys import KeySet  # noqa: E402
+from access_desk.forge.invocation import Verifier  # noqa: E402
+from access_desk.forge.keys import KeySet  # noqa: E402
 from simulator import Platform  # noqa: E402
 
 APP_ID = "ari:cloud:ecosystem::app/6a3e6c5e-0d4b-4a8e-9d54-3b2c1f0e7a11"

@@ -27,8 +27,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from account_ids import is_account_id
-from auth import Invocation
+from access_desk.account_ids import is_account_id
+from access_desk.forge.invocation import Invocation
 from handlers import json_body, remember_installation, services, verified
 from resolvers.context import BadInput, NotAllowed
 

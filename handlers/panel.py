@@ -12,9 +12,19 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, Response, jsonify, send_from_directory
 
+import access_desk
 from handlers import services
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+def static_dir() -> Path:
+    """The panel's files: ``access_desk/static`` in an installed wheel (package data mapped from
+    the repository's ``static/``), else ``static/`` beside the package in a source tree."""
+    package = Path(access_desk.__file__).resolve().parent
+    installed = package / "static"
+    return installed if installed.is_dir() else package.parent / "static"
+
+
+STATIC_DIR = static_dir()
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "

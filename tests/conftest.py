@@ -20,8 +20,8 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from app import create_app
-from settings import Settings
+from access_desk.app import create_app
+from access_desk.settings import Settings
 from simulator import Platform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +159,7 @@ def start_gunicorn(
             "--timeout",
             "60",
             *extra,
-            "app:create_app()",
+            "access_desk.app:create_app()",
         ],
         cwd=ROOT,
         env=env,

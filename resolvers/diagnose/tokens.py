@@ -7,8 +7,8 @@ scopes in manifest.yml and redeploy; an expired token means reload the page or c
 
 from __future__ import annotations
 
-from auth import FALLBACK_TOKEN_SECONDS, token_expiry
-from records import iso
+from access_desk.forge.invocation import FALLBACK_TOKEN_SECONDS, token_expiry
+from access_desk.store.records import iso
 from resolvers.context import Context, Diagnostics
 from resolvers.diagnose.check import REDEPLOY, Check, span
 

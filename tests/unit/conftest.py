@@ -12,12 +12,12 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app import create_app
-from settings import Settings
+from access_desk.app import create_app
+from access_desk.settings import Settings
+from access_desk.store import Store
 from simulator import Platform
-from store import Store
 from tests.conftest import Backend, Sleeps
-from tests.stores import BACKENDS, KEY, Clock, fresh_database
+from tests.support.stores import BACKENDS, KEY, Clock, fresh_database
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,20 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-import tables
-from account_ids import ACCOUNT_ID_MAX
-from privacy import PersonalData
-from simulator import Platform
-from simulator.triggers import LIFECYCLE_TRIGGER
-from store import ERASED, Store
-from store.personal_data import (
+from access_desk.account_ids import ACCOUNT_ID_MAX
+from access_desk.duties.personal_data import PersonalData
+from access_desk.store import ERASED, Store, tables
+from access_desk.store.personal_data import (
     ACCOUNT_COLUMNS,
     KEPT_WHILE_IN_USE,
     NOT_ACCOUNT_COLUMNS,
     SUBJECT_COLUMNS,
 )
+from simulator import Platform
+from simulator.triggers import LIFECYCLE_TRIGGER
 from tests.conftest import Backend
-from tests.simulated import store_installation
-from tests.stores import Clock
+from tests.support.simulated import store_installation
+from tests.support.stores import Clock
 
 IID = "ari:cloud:ecosystem::installation/7a1c0f6e-5a8e-4c3b-9d2e-1f0a2b3c4d5e"
 DAY = 24 * 3600.0

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import requests
 
-from confluence import API_DISABLED_HELP
-from jobs import JobRunner
+from access_desk.confluence.errors import API_DISABLED_HELP
+from access_desk.jobs.runner import JobRunner
+from access_desk.store import Store
 from simulator import Platform
-from store import Store
 from tests.conftest import Backend
-from tests.simulated import client
+from tests.support.simulated import client
 
 
 def email_requests(platform: Platform) -> list[str]:

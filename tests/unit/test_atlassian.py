@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import requests
 
-from atlassian import MUTATION, OfflineTokenError, OfflineTokens
-from confluence import Client
-from records import Installation
+from access_desk.confluence.client import Client
+from access_desk.forge.offline_tokens import MUTATION, OfflineTokenError, OfflineTokens
+from access_desk.store import Store
+from access_desk.store.records import Installation
 from simulator import Platform, RequestRecord
-from store import Store
-from tests.simulated import store_installation
-from tests.stores import Clock
+from tests.support.simulated import store_installation
+from tests.support.stores import Clock
 
 
 def stored(store: Store, platform: Platform, clock: Clock, *, token: bool = True) -> Installation:

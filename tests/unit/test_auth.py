@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import strategies as st
 
-from app import create_app
-from auth import (
+from access_desk.app import create_app
+from access_desk.forge.invocation import (
     _JWS,
     FALLBACK_TOKEN_SECONDS,
     MAX_TOKEN_SECONDS,
@@ -30,10 +30,10 @@ from auth import (
     Verifier,
     token_expiry,
 )
-from keys import KeySet
-from settings import Settings
+from access_desk.forge.keys import KeySet
+from access_desk.settings import Settings
 from simulator.triggers import SCHEDULED_TRIGGER
-from tests.jwks import API_BASE, APP_ID, INSTALLATION, claims, local_keys
+from tests.support.jwks import API_BASE, APP_ID, INSTALLATION, claims, local_keys
 
 ALLOW = ("https://api.atlassian.com/",)
 OTHER_APP = "ari:cloud:ecosystem::app/" + str(uuid.UUID(int=9))

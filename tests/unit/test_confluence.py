@@ -18,17 +18,11 @@ from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from confluence import (
-    AccessResult,
-    Client,
-    ConfluenceError,
-    Failure,
-    LookupResult,
-    Policy,
-    UntrustedHost,
-    UpstreamError,
-)
-from ratelimit import MemoryGate
+from access_desk.confluence.client import Client
+from access_desk.confluence.errors import ConfluenceError, UntrustedHost, UpstreamError
+from access_desk.confluence.results import AccessResult, Failure, LookupResult
+from access_desk.confluence.transport import Policy
+from access_desk.quota.ledger import MemoryLedger
 
 BASE = "https://api.atlassian.com/ex/confluence/c0ffee00-0000-0000-0000-000000000001"
 ALLOW = ("https://api.atlassian.com/",)
@@ -125,7 +119,7 @@ class Rig:
     adapter: FakeAdapter
     clock: FakeClock
     session: requests.Session
-    gate: MemoryGate
+    ledger: MemoryLedger
 
     @property
     def calls(self) -> list[Call]:
@@ -140,7 +134,7 @@ class Rig:
             allowlist=ALLOW,
             sleep=self.clock.sleep,
             clock=self.clock,
-            gate=kw.pop("gate", self.gate),
+            ledger=kw.pop("ledger", self.ledger),
             rng=random.Random(7),
             **kw,
         )
@@ -152,7 +146,7 @@ def rig(handler: Handler) -> Rig:
     session = requests.Session()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    return Rig(adapter, clock, session, MemoryGate(clock))
+    return Rig(adapter, clock, session, MemoryLedger(clock))
 
 
 def site(known: set[str] | None = None, without: set[str] | None = None) -> Handler:
@@ -317,13 +311,13 @@ def test_near_limit_runs_chunks_one_at_a_time_and_a_normal_answer_clears_it() ->
         return Answer(body={"results": []}, headers=headers)
 
     r = rig(handle)
-    r.gate.observe(BASE, 200, {"X-RateLimit-NearLimit": "true"})
+    r.ledger.observe(BASE, 200, {"X-RateLimit-NearLimit": "true"})
     r.client(Policy(ids_per_chunk=1)).lookup_users(ids(8))
     assert state["max"] == 1
-    assert r.gate.is_near_limit(BASE)
+    assert r.ledger.is_near_limit(BASE)
     near["flag"] = False
     r.client(Policy(ids_per_chunk=1)).lookup_users(ids(1))
-    assert not r.gate.is_near_limit(BASE)
+    assert not r.ledger.is_near_limit(BASE)
 
 
 # -- result shapes ---------------------------------------------------------------------------------
@@ -483,7 +477,7 @@ def test_an_unreadable_retry_after_holds_nothing_for_long() -> None:
     result = r.client().lookup_users(["a"])
     assert result.failed == [] and result.not_found == ["a"]
     assert len(r.calls) == 2 and max(r.clock.sleeps) < 60
-    assert r.gate.wait_seconds(BASE) <= 1.0
+    assert r.ledger.wait_seconds(BASE) <= 1.0
 
 
 def test_a_short_step_does_not_sleep_a_retry_after_the_whole_call_could() -> None:
@@ -563,7 +557,7 @@ def test_one_failed_chunk_leaves_the_rest_standing() -> None:
     ]
 
 
-# -- the gate --------------------------------------------------------------------------------------
+# -- the ledger --------------------------------------------------------------------------------------
 
 
 def test_a_429_seen_by_one_client_holds_the_other() -> None:
@@ -576,9 +570,9 @@ def test_a_429_seen_by_one_client_holds_the_other() -> None:
     assert r.calls[1].at == r.calls[0].at + 7.0
 
 
-def test_a_gate_hold_past_the_deadline_fails_without_a_request() -> None:
+def test_a_ledger_hold_past_the_deadline_fails_without_a_request() -> None:
     r = rig(site())
-    r.gate.hold(BASE, 600)
+    r.ledger.hold(BASE, 600)
     result = r.client().check_access(["a@x.io"])
     assert result.failed == [Failure("a@x.io", "rate_limited", 600.0)]
     assert r.calls == [] and r.clock.sleeps == []
@@ -792,29 +786,29 @@ def test_check_and_invite_account_for_every_email(
 def test_probe_is_one_request_with_status_detail_and_rate_limit_headers() -> None:
     headers = {"X-RateLimit-Limit": "65000", "X-RateLimit-Remaining": "64990", "Other": "x"}
     r = rig(scripted(Answer(400, body=error_body("emails must not be empty"), headers=headers)))
-    probe = r.client().probe("POST", "/wiki/api/v2/user/access/invite-by-email", {"emails": []})
+    probe = r.client().probe_invite([])
     assert (probe.status, probe.message) == (400, "emails must not be empty")
     assert probe.rate_limit == {"X-RateLimit-Limit": "65000", "X-RateLimit-Remaining": "64990"}
     assert [(c.url, c.body) for c in r.calls] == [(INVITE, {"emails": []})]
     assert r.clock.sleeps == []
 
 
-def test_probe_feeds_the_gate_and_sends_nothing_while_held() -> None:
+def test_probe_feeds_the_ledger_and_sends_nothing_while_held() -> None:
     r = rig(scripted(Answer(429, headers={"Retry-After": "30"})))
-    first = r.client().probe("GET", "/wiki/rest/api/user/current?expand=operations")
+    first = r.client().probe_admin()
     assert first.status == 429 and first.retry_after == 30.0
-    second = r.client().probe("GET", "/wiki/rest/api/user/current?expand=operations")
+    second = r.client().probe_admin()
     assert (second.status, second.reason, second.retry_after) == (None, "rate_limited", 30.0)
     assert len(r.calls) == 1
 
 
 def test_probe_reports_no_answer_without_raising() -> None:
     r = rig(scripted(requests.ConnectionError("refused"), requests.Timeout("slow")))
-    assert r.client().probe("GET", "/x").reason == "connection_error"
-    assert r.client().probe("GET", "/x").reason == "timeout"
+    assert r.client().probe_admin().reason == "connection_error"
+    assert r.client().probe_admin().reason == "timeout"
     gateway = rig(
         scripted(Answer(401, body={"code": 401, "message": "Unauthorized; scope does not match"}))
     )
-    refused = gateway.client().probe("GET", "/x")
+    refused = gateway.client().probe_admin()
     assert (refused.status, refused.message) == (401, "Unauthorized; scope does not match")
     assert TOKEN not in repr(refused)

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from app import create_app
-from settings import Settings
+from access_desk.app import create_app
+from access_desk.settings import Settings
+from access_desk.store import Store
 from simulator import Platform
 from simulator.quota import Quota
-from store import Store
 from tests.conftest import Backend
 
 NAMES = [
@@ -253,8 +253,8 @@ def test_a_slow_confluence_times_out_within_the_deadline(settings, platform, sle
 
 def test_a_hold_is_honoured_and_shown(backend, platform):
     healthy(backend, platform)
-    gate = backend.client.application.extensions["access_desk"].gate
-    gate.hold(platform.installation.api_base_url, 600)  # as a 429's Retry-After does
+    ledger = backend.client.application.extensions["access_desk"].ledger
+    ledger.hold(platform.installation.api_base_url, 600)  # as a 429's Retry-After does
     platform.clear_requests()
     found = checks(backend)
     assert found["Quota"]["status"] == "warn"

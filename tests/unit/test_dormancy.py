@@ -7,18 +7,18 @@ from typing import Any
 
 import requests
 
-from atlassian import OfflineTokens
-from confluence import Client
-from dormancy import QUIET_SECONDS, REFUSAL_SPAN_SECONDS, Sweeper
-from jobs import JobRunner
-from records import PAUSED_REASON, Installation
+from access_desk.confluence.client import Client
+from access_desk.duties.dormancy import QUIET_SECONDS, REFUSAL_SPAN_SECONDS, Sweeper
+from access_desk.forge.offline_tokens import OfflineTokens
+from access_desk.jobs.runner import JobRunner
+from access_desk.jobs.worker import Worker
+from access_desk.store import Store
+from access_desk.store.records import PAUSED_REASON, Installation
 from simulator import Platform
 from simulator.triggers import SCHEDULED_TRIGGER
-from store import Store
 from tests.conftest import Backend
-from tests.simulated import client, store_installation
-from tests.stores import Clock
-from worker import Worker
+from tests.support.simulated import client, store_installation
+from tests.support.stores import Clock
 
 REFUSALS = 10  # dormancy: refused background calls in a row that pause an account
 

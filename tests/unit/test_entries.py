@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-import entries
+from access_desk import entries
 from resolvers.context import BadInput
 from resolvers.inputs import entry_list
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app import create_app
-from settings import Settings, SettingsError
+from access_desk.app import create_app
+from access_desk.settings import Settings, SettingsError
 from simulator import Platform
 from tests.conftest import Backend
 

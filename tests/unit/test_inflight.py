@@ -14,11 +14,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from werkzeug.serving import BaseWSGIServer
 
-from app import create_app
-from call_limits import Limits, limits_problems
+from access_desk.app import create_app
+from access_desk.call_limits import Limits, limits_problems
+from access_desk.settings import Settings
 from handlers.errors import Busy
 from handlers.inflight import InFlight
-from settings import Settings
 from simulator import Platform
 from tests.conftest import backend_env
 

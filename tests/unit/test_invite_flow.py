@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
-import tables
+from access_desk.store import tables
 from handlers.webhooks import verified
 from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER
 

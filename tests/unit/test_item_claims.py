@@ -11,15 +11,15 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from atlassian import OfflineTokens
-from confluence import Client
-from jobs import JobRunner
-from records import Installation
+from access_desk.confluence.client import Client
+from access_desk.forge.offline_tokens import OfflineTokens
+from access_desk.jobs.runner import JobRunner
+from access_desk.jobs.worker import Worker
+from access_desk.store import Store
+from access_desk.store.records import Installation
 from simulator import Platform
-from store import Store
-from tests.simulated import client, store_installation
-from tests.stores import KEY
-from worker import Worker
+from tests.support.simulated import client, store_installation
+from tests.support.stores import KEY
 
 LEASE = 0.3  # JOB_LEASE_SECONDS far shorter than an invite takes: every chunk outlives its lease
 INVITE_SECONDS = 1.0

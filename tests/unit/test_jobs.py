@@ -10,15 +10,16 @@ from typing import Any, cast
 import pytest
 import requests
 
-from atlassian import OfflineTokens
-from confluence import AccessResult, Client, InviteResult
-from jobs import JobNotFound, JobRunner
-from records import Installation, Job
+from access_desk.confluence.client import Client
+from access_desk.confluence.results import AccessResult, InviteResult
+from access_desk.forge.offline_tokens import OfflineTokens
+from access_desk.jobs.runner import JobNotFound, JobRunner
+from access_desk.jobs.worker import Worker
+from access_desk.store import Store
+from access_desk.store.records import Installation, Job
 from simulator import Platform
-from store import Store
-from tests.simulated import client, store_installation
-from tests.stores import KEY, Clock
-from worker import Worker
+from tests.support.simulated import client, store_installation
+from tests.support.stores import KEY, Clock
 
 
 @pytest.fixture()

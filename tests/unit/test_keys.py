@@ -15,9 +15,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from auth import InvalidToken, KeysUnavailable, Verifier
-from keys import KeySet, NoKeys, UnknownKid, parse_jwks
-from tests.jwks import APP_ID, HangingJWKS, claims, document, jwk, local_keys
+from access_desk.forge.invocation import InvalidToken, KeysUnavailable, Verifier
+from access_desk.forge.keys import KeySet, NoKeys, UnknownKid, parse_jwks
+from tests.support.jwks import APP_ID, HangingJWKS, claims, document, jwk, local_keys
 
 DAY = 24 * 3600.0
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from keys import KeySet, NoKeys, UnknownKid
-from store import Store
-from tests.jwks import local_keys
-from tests.stores import Clock
+from access_desk.forge.keys import KeySet, NoKeys, UnknownKid
+from access_desk.store import Store
+from tests.support.jwks import local_keys
+from tests.support.stores import Clock
 
 DAY = 24 * 3600.0
 

@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 import requests
 
-import scopes
-from confluence import Client, OfflineOperation, Policy
+from access_desk.confluence.client import Client
+from access_desk.confluence.errors import OfflineOperation
+from access_desk.confluence.transport import Policy
+from access_desk.forge import scopes
 from handlers import forge
 from simulator.manifest import impersonation_scopes
 from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER, UNINSTALL_TRIGGER
@@ -299,8 +301,8 @@ def test_an_offline_client_makes_only_the_offline_operations() -> None:
     with pytest.raises(OfflineOperation):
         offline.lookup_users(["557058:a"])
     with pytest.raises(OfflineOperation):
-        offline.probe("GET", "/wiki/rest/api/user/current")  # an unnamed call
+        offline.probe_users(["557058:a"])  # a probe of an operation no offline scope covers
     assert sent == []
     offline.check_access(["a@b.co"])  # allowed: it is sent
-    offline.probe("GET", "/wiki/rest/api/user/current", operation="user_current")
+    offline.probe_admin()
     assert len(sent) == 2

@@ -23,14 +23,13 @@ import requests
 import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
-import tables
+from access_desk.store import Store, tables
+from access_desk.store.deliveries import KEPT_REFUSALS
 from handlers.refusals import RefusalNotes
 from simulator import Platform
-from store import Store
-from store.deliveries import KEPT_REFUSALS
 from tests.conftest import Backend
-from tests.simulated import client
-from tests.stores import KEY, Clock
+from tests.support.simulated import client
+from tests.support.stores import KEY, Clock
 
 A = "ari:cloud:ecosystem::installation/aaaaaaaa-0000-4000-8000-000000000001"
 

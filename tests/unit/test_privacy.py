@@ -8,14 +8,21 @@ from typing import Any
 import pytest
 import requests
 
-from privacy import BATCH, RETRY_SECONDS, PersonalData, ReportError, _statuses, cycle_seconds
-from records import iso
+from access_desk.duties.personal_data import (
+    BATCH,
+    RETRY_SECONDS,
+    PersonalData,
+    ReportError,
+    _statuses,
+    cycle_seconds,
+)
+from access_desk.store import ERASED, Store
+from access_desk.store.records import iso
 from simulator import Platform
 from simulator.triggers import SCHEDULED_TRIGGER
-from store import ERASED, Store
 from tests.conftest import Backend
-from tests.simulated import store_installation
-from tests.stores import Clock
+from tests.support.simulated import store_installation
+from tests.support.stores import Clock
 
 DAY = 24 * 3600.0
 

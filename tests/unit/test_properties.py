@@ -31,12 +31,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
-import entries
-from app import create_app
-from confluence import API_EMAIL_LIMIT, API_ID_LIMIT
+from access_desk import entries
+from access_desk.app import create_app
+from access_desk.confluence.transport import API_EMAIL_LIMIT, API_ID_LIMIT
 from simulator.site import is_valid_email
 from tests.conftest import Backend
-from tests.stores import fresh_database
+from tests.support.stores import fresh_database
 
 PROPERTIES = hypothesis.settings(
     max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
@@ -202,7 +202,7 @@ def reset(backend: Backend, platform: Any, sleeps: list[float]) -> None:
             conn.execute(sa.delete(sa.table(table)))
         conn.execute(sa.delete(sa.table("lookup_cache")))
         conn.execute(sa.delete(sa.table("lookup_misses")))
-    svc.gate._cache.clear()
+    svc.ledger._cache.clear()
 
 
 def queue(platform: Any, endpoint: str, schedule: list[dict[str, Any]], near: bool) -> None:

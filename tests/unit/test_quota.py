@@ -25,21 +25,21 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-import metrics
-from app import create_app
-from atlassian import OfflineTokenError, OfflineTokens
-from confluence import Client
-from costs import invite_job_points, lookup_points, points
-from fair_shares import Shares
-from jobs import JobRunner
-from quota_pools import APP, Pool
-from ratelimit import EVEN_SHARES, NOBODY, Ledger, MemoryGate, Payer, StoreGate
+from access_desk import metrics
+from access_desk.app import create_app
+from access_desk.confluence.client import Client
+from access_desk.forge.offline_tokens import OfflineTokenError, OfflineTokens
+from access_desk.jobs.runner import JobRunner
+from access_desk.quota.costs import invite_job_points, lookup_points, points
+from access_desk.quota.ledger import EVEN_SHARES, NOBODY, Ledger, MemoryLedger, Payer, SharedLedger
+from access_desk.quota.pools import APP, Pool
+from access_desk.quota.shares import Shares
+from access_desk.store import Store
+from access_desk.store.tables import lookup_cache
 from simulator.platform import Platform
 from simulator.quota import Meter, Quota
-from store import Store
-from tables import lookup_cache
 from tests.conftest import Backend
-from tests.stores import KEY, Clock
+from tests.support.stores import KEY, Clock
 
 SITE = "https://api.example.test/ex/confluence/site-1"
 OTHER = "https://api.example.test/ex/confluence/site-2"
@@ -607,7 +607,7 @@ def test_a_1200_email_job_on_a_10_point_pool_finishes_with_at_most_one_429(
     inst, admin = platform.installation, platform.installation.site.admin_id
     emails = [f"new.person{n}@example.com" for n in range(1200)]
     job = store.create_job(inst.id, source="panel", dry_run=False, created_by=admin, emails=emails)
-    gate = StoreGate(store, clock=clock, cache_seconds=0.0)
+    ledger = SharedLedger(store, clock=clock, cache_seconds=0.0)
     runner = JobRunner(store, clock)
     with requests.Session() as session:
         for _ in range(300):
@@ -618,7 +618,7 @@ def test_a_1200_email_job_on_a_10_point_pool_finishes_with_at_most_one_429(
                 allowlist=(platform.allowlist_prefix,),
                 sleep=clock.advance,
                 clock=clock,
-                gate=gate,
+                ledger=ledger,
             )
             after = runner.advance(inst.id, job.id, client, worker_id="w", budget_seconds=15)
             if after.state != "running" and after.state != "queued":
@@ -626,7 +626,7 @@ def test_a_1200_email_job_on_a_10_point_pool_finishes_with_at_most_one_429(
             clock.now = max(clock() + 0.5, after.not_before or 0.0)
     assert after.state == "done" and after.counts.invited == 1200
     assert platform.meter.snapshot()["total"]["refused"] <= 1
-    assert gate.view(inst.api_base_url).limit == 10  # it paced itself against q, not the burst
+    assert ledger.view(inst.api_base_url).limit == 10  # it paced itself against q, not the burst
     assert requests_to(platform, "check-access") == 12 and requests_to(platform, "invite") == 12
 
 
@@ -648,7 +648,7 @@ def test_a_pool_charging_the_base_point_is_not_held_back_by_per_object_estimates
     installations = [platform.installation] + [platform.add_installation() for _ in range(4)]
     platform.seed_users = 500
     lookers = [platform.add_installation() for _ in range(2)]
-    gate = StoreGate(store, clock=clock, cache_seconds=0.0)
+    ledger = SharedLedger(store, clock=clock, cache_seconds=0.0)
     runner = JobRunner(store, clock)
     with requests.Session() as session:
 
@@ -661,7 +661,7 @@ def test_a_pool_charging_the_base_point_is_not_held_back_by_per_object_estimates
                 allowlist=(platform.allowlist_prefix,),
                 sleep=clock.advance,
                 clock=clock,
-                gate=gate,
+                ledger=ledger,
             ).paying(Payer(inst.id, admin))
 
         def run_jobs(customers: list[Any]) -> float:
@@ -709,9 +709,9 @@ def test_a_pool_charging_the_base_point_is_not_held_back_by_per_object_estimates
         assert clock() < window_end
         snapshot = platform.meter.snapshot()["total"]
         assert snapshot == {"points": 99, "requests": 99, "refused": 0}
-        assert {"check_access", "users_bulk"} <= gate.learned_operations()
-        assert gate.estimate("check_access", 100) <= 21  # learnt down from 201
-        view = gate.view(lookers[0].api_base_url, lookers[0].id)
+        assert {"check_access", "users_bulk"} <= ledger.learned_operations()
+        assert ledger.estimate("check_access", 100) <= 21  # learnt down from 201
+        view = ledger.view(lookers[0].api_base_url, lookers[0].id)
         assert view.remaining is not None and view.remaining >= 200  # silence: over ~20% is left
         clock.now = window_end  # the next window: a lone customer's job, at the learnt costs
         assert run_jobs(installations[4:]) < window_end + 60
@@ -842,9 +842,9 @@ def test_offline_token_mints_past_the_limit_wait_and_say_why(
     )
     installation = store.installation(inst.id)
     assert installation is not None
-    gate = StoreGate(store, clock=clock, cache_seconds=0.0)
+    ledger = SharedLedger(store, clock=clock, cache_seconds=0.0)
     with requests.Session() as session:
-        tokens = OfflineTokens(session, platform.graphql_url, store, clock=clock, gate=gate)
+        tokens = OfflineTokens(session, platform.graphql_url, store, clock=clock, ledger=ledger)
         platform.mints.limit = 1
         assert tokens.token_for(installation, inst.site.admin_id)  # the first mint goes
         store.drop_offline_token(inst.id, inst.site.admin_id)
@@ -900,7 +900,7 @@ def test_a_workers_step_ends_after_a_chunk_when_another_installation_waits(
         metered.user_token(first, admin),
         allowlist=(metered.allowlist_prefix,),
         sleep=lambda seconds: None,
-        gate=MemoryGate(),
+        ledger=MemoryLedger(),
     )
     runner = JobRunner(store)
     runner.advance(first.id, big.id, client, worker_id="w", budget_seconds=60, fair=True)

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from app import create_app
+from access_desk.app import create_app
 from tests.conftest import Backend
-from tests.stores import fresh_database
+from tests.support.stores import fresh_database
 
 BACKENDS: list[Any] = ["sqlite"]
 if os.environ.get("TEST_POSTGRES_URL"):

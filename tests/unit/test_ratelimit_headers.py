@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quota_pools import APP, SITE
-from ratelimit_headers import MAX_RETRY_AFTER, QuotaEntry, read_headers, retry_after_seconds
+from access_desk.quota.headers import MAX_RETRY_AFTER, QuotaEntry, read_headers, retry_after_seconds
+from access_desk.quota.pools import APP, SITE
 
 
 @pytest.mark.parametrize(

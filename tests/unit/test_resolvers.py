@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from app import create_app
+from access_desk.app import create_app
 from tests.conftest import Backend
-from tests.stores import Clock
+from tests.support.stores import Clock
 
 
 def test_whoami_for_admin_and_ordinary_user(backend, platform):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from settings import APP_ARI_PREFIX, Settings, SettingsError
+from access_desk.settings import APP_ARI_PREFIX, Settings, SettingsError
 
 KEY = Fernet.generate_key().decode()
 UUID = "0b0e9ee5-4d6c-4c8a-9a5e-2f2a7c1e1a11"

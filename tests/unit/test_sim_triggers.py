@@ -10,7 +10,7 @@ import requests
 from flask import request
 from werkzeug.serving import make_server
 
-from app import create_app
+from access_desk.app import create_app
 from simulator.triggers import (
     LIFECYCLE_TRIGGER,
     SCHEDULED_TRIGGER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from atlassian import MUTATION
+from access_desk.forge.offline_tokens import MUTATION
 from simulator import Platform
 
 

@@ -16,10 +16,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 
-import tables
-from store import BadCursor, Store, UnknownInstallation
-from store.base import MIGRATIONS
-from tests.stores import KEY, Clock
+from access_desk.store import BadCursor, Store, UnknownInstallation, tables
+from access_desk.store.base import MIGRATIONS
+from tests.support.stores import KEY, Clock
 
 A = "ari:cloud:ecosystem::installation/aaaaaaaa-0000-4000-8000-000000000001"
 B = "ari:cloud:ecosystem::installation/bbbbbbbb-0000-4000-8000-000000000002"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-import tables
-from store import Store
-from tables import audit_subjects
-from tests.stores import KEY, Clock
+from access_desk.store import Store, tables
+from access_desk.store.tables import audit_subjects
+from tests.support.stores import KEY, Clock
 
 A = "ari:cloud:ecosystem::installation/aaaaaaaa-0000-4000-8000-000000000001"
 B = "ari:cloud:ecosystem::installation/bbbbbbbb-0000-4000-8000-000000000002"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dormancy import QUIET_SECONDS
-from store import Store
+from access_desk.duties.dormancy import QUIET_SECONDS
+from access_desk.store import Store
 from tests.conftest import Backend
-from tests.stores import KEY, Clock, fresh_database
+from tests.support.stores import KEY, Clock, fresh_database
 
 A, B = "inst-a", "inst-b"
 
@@ -169,7 +169,7 @@ def test_a_claim_finds_runnable_work_behind_turns_that_have_none(
     """The first turns (installations served longest ago) hold only jobs waiting out a hold: the
     claim goes on to an installation served later rather than finding nothing."""
     waiting = [job(store, f"inst-{n}", f"w{n}@x.io") for n in range(6)]
-    for n, job_id in enumerate(waiting):  # each served once, in turn, then held back
+    for job_id in waiting:  # each served once, in turn, then held back
         clock.advance(1)
         claimed = store.claim_job("w", 60, job_id=job_id)
         assert claimed is not None

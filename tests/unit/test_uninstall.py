@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from access_desk.duties.uninstall import Erasures
+from access_desk.store import ERASED, Store
 from simulator import Platform
 from simulator.triggers import LIFECYCLE_TRIGGER, SCHEDULED_TRIGGER, UNINSTALL_TRIGGER
-from store import ERASED, Store
 from tests.conftest import Backend
-from uninstall import Erasures
 
 
 @pytest.fixture()
