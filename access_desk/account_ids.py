@@ -1,7 +1,7 @@
 """Atlassian account ids: the one length limit the input checks and the schema share, and their form.
 
 ``ACCOUNT_ID_MAX`` (128) is Atlassian's documented maximum length of an account id (docs/platform.md,
-"Account ids"); every column that holds one is ``String(ACCOUNT_ID_MAX)`` (``tables.py``) and every
+"Account ids"); every column that holds one is ``String(ACCOUNT_ID_MAX)`` (``store/tables.py``) and every
 input that takes one refuses a longer value as bad input, so no database ever sees one.
 
 ``is_account_id`` is deliberately liberal: Atlassian documents no format beyond examples, and the

@@ -34,6 +34,7 @@ from access_desk.forge.offline_tokens import OfflineTokens
 from access_desk.jobs.runner import JobRunner
 from access_desk.jobs.worker import Worker
 from access_desk.quota.ledger import SharedLedger
+from access_desk.quota.mints import Mints
 from access_desk.quota.shares import Shares
 from access_desk.settings import Settings
 from access_desk.store import Store
@@ -85,7 +86,7 @@ def create_app(
         store,
         allowlist=settings.api_base_url_allowlist,
         timeout_seconds=settings.upstream_timeout_seconds,
-        ledger=ledger,
+        mints=Mints(store, clock=wall_clock),
     )
     runner = JobRunner(store, clock, lease_seconds=settings.job_lease_seconds)
     worker_clients = clients.with_policy(

@@ -9,14 +9,15 @@ Every number is finite (``nan`` and ``inf`` are refused). Checks beyond parsing,
 one message as the parsing problems):
 
 - ``FORGE_APP_ID`` is ``ari:cloud:ecosystem::app/<uuid>`` (a bare uuid is prefixed);
-- ``API_BASE_URL_ALLOWLIST`` prefixes are kept in canonical form (``urls.canonical_base``: scheme
-  and host lowercased, default port dropped) and each ends with ``/``;
+- ``API_BASE_URL_ALLOWLIST`` prefixes are kept in canonical form
+  (``confluence.allowlist.canonical_base``: scheme and host lowercased, default port dropped) and
+  each ends with ``/``;
 - no ``http://`` URL where tokens or signing keys travel (``API_BASE_URL_ALLOWLIST``,
   ``GRAPHQL_URL``, ``FORGE_JWKS_URL``, ``FORGE_IC_JWKS_URLS``, ``PERSONAL_DATA_URL``), nor as
   ``PUBLIC_BASE_URL`` (the webhook URL senders sign their requests to), unless ``ALLOW_HTTP=1``,
   which ``./dev`` and the tests set for the simulator on loopback;
 - ``GRAPHQL_URL`` and ``PERSONAL_DATA_URL`` (where the app's system token goes) share scheme and
-  host with an ``API_BASE_URL_ALLOWLIST`` prefix (``urls.on_allowlisted_host``);
+  host with an ``API_BASE_URL_ALLOWLIST`` prefix (``confluence.allowlist.on_allowlisted_host``);
 - ``FIT_LEEWAY_SECONDS`` is at most ``MAX_FIT_LEEWAY_SECONDS`` (60): more would keep expired
   tokens replayable;
 - ``JOB_LEASE_SECONDS`` is longer than twice ``JOB_STEP_SECONDS`` (a step's requests may take up to

@@ -17,8 +17,9 @@ from flask import current_app, request
 
 from access_desk import logs
 from access_desk.confluence.client import Clients
-from access_desk.forge.invocation import Invocation, Verifier, strip_bearer, token_expiry
+from access_desk.forge.invocation import Invocation, Verifier
 from access_desk.forge.offline_tokens import OfflineTokens
+from access_desk.forge.tokens import strip_bearer, token_expiry
 from access_desk.jobs.runner import JobRunner
 from access_desk.jobs.worker import Worker
 from access_desk.quota.ledger import Ledger
@@ -53,17 +54,18 @@ def services() -> Services:
 
 
 def verified() -> Invocation:
-    """The request's verified FIT (raises ``auth.AuthError``); tags the log context with its tenant."""
+    """The request's verified FIT (raises ``forge.invocation.AuthError``); tags the log context
+    with its tenant."""
     invocation = services().verifier.verify(request.headers.get("Authorization"))
     logs.installation.set(invocation.installation_id)
     return invocation
 
 
 def remember_installation(invocation: Invocation) -> None:
-    """Store the installation and the system token Forge sent (expiring per ``auth.token_expiry``);
-    a dormant installation wakes up (a verified invocation is the sign it is in use again). An
-    uninstalled installation gets no token (only an ``installed`` event revives it:
-    ``store.uninstalls``)."""
+    """Store the installation and the system token Forge sent (expiring per
+    ``forge.tokens.token_expiry``); a dormant installation wakes up (a verified invocation is
+    the sign it is in use again). An uninstalled installation gets no token (only an ``installed``
+    event revives it: ``store.uninstalls``)."""
     token = strip_bearer(request.headers.get("x-forge-oauth-system"))
     store = services().store
     if token is not None and store.is_uninstalled(invocation.installation_id):

@@ -16,7 +16,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from access_desk.confluence.client import Client
-from access_desk.forge.invocation import Invocation, strip_bearer
+from access_desk.forge.invocation import Invocation
+from access_desk.forge.tokens import strip_bearer
 from access_desk.quota.ledger import Payer
 from handlers import Services, json_body, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver

@@ -25,6 +25,8 @@ from access_desk.settings import Settings
 from simulator import Platform
 
 ROOT = Path(__file__).resolve().parents[1]
+# The fixtures of the tests of every room (the store on every database, signing keys, ...).
+pytest_plugins = ["tests.support.fixtures"]
 APP_ID = "ari:cloud:ecosystem::app/6a3e6c5e-0d4b-4a8e-9d54-3b2c1f0e7a11"
 
 

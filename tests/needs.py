@@ -1,5 +1,5 @@
 """Which of ./test's heavy helpers a selection of tests needs: a pytest plugin for ``./test``'s
-fast path (``./test tests/unit/test_x.py``).
+fast path (``./test tests/forge/`` or ``./test tests/quota/test_ledger.py``: tests are by room).
 
 ``./test`` with arguments first collects them once (``--collect-only``, with this plugin and a
 stand-in ``TEST_POSTGRES_URL`` so that tests parametrized over PostgreSQL are collected) and starts

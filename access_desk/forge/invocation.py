@@ -3,7 +3,7 @@
 Every call Forge makes to the remote carries ``authorization: Bearer <FIT>``, an RS256 JWT signed with a
 key from Forge's JWKS. ``Verifier.verify`` accepts RS256 only and checks:
 
-- the signature, against the key named by ``kid`` (``keys.KeySet``: cached, never waits on a fetch
+- the signature, against the key named by ``kid`` (``forge.keys.KeySet``: cached, never waits on a fetch
   for a known ``kid``);
 - ``iss == "forge/invocation-token"``; ``aud`` is exactly the app ARI, as a string (PyJWT's
   ``strict_aud``: an array is refused even when it holds only the app, since Forge sends a string and
@@ -11,10 +11,11 @@ key from Forge's JWKS. ``Verifier.verify`` accepts RS256 only and checks:
 - ``exp``, ``nbf`` and ``iat`` are present (with ``leeway`` seconds of clock skew) and the lifetime
   ``exp - iat`` is at most ``MAX_LIFETIME`` (Forge's FITs live about 25 s);
 - ``app.id`` equals the app ARI;
-- ``app.apiBaseUrl``, in canonical form (``urls.canonical_base``: scheme and host lowercased, default
-  port dropped, dot segments resolved; userinfo and other tricks refused), starts with an
-  ``API_BASE_URL_ALLOWLIST`` prefix, so no token is ever sent to a host we do not trust. The
-  invocation carries the canonical form, so the URL checked is the URL used.
+- ``app.apiBaseUrl``, in canonical form (``confluence.allowlist.canonical_base``: scheme and host
+  lowercased, default port dropped, dot segments resolved; userinfo and other tricks refused), is
+  under an ``API_BASE_URL_ALLOWLIST`` prefix (``confluence.allowlist.is_allowed``, the one rule),
+  so no token is ever sent to a host we do not trust. The invocation carries the canonical form,
+  so the URL checked is the URL used.
 
 Isolated Cloud: a FIT may carry an ``icLabel`` claim (at the top or in ``app``; where is unverified),
 and its keys are not Forge's usual JWKS. Such a FIT is verified against the key set configured for
@@ -28,10 +29,7 @@ Forge's bridge sends the same FIT several times; a token that passed every check
 it expires (at most ``CACHE_SIZE`` of them), so a repeat costs a dictionary look-up instead of a
 signature check.
 
-``token_expiry`` reads when a system or user token Forge sent expires: its ``exp`` claim when it
-decodes as a JWT (read without verifying: it is Forge's token for Atlassian's APIs, not ours to check),
-otherwise ``FALLBACK_TOKEN_SECONDS`` (2 hours: Atlassian documents system tokens as valid for at least
-2 hours, at most 4; docs/platform.md) after it was received.
+The other tokens Forge sends with a call (user, system) are read by ``forge.tokens``.
 
 Errors::
 
@@ -48,7 +46,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
 import threading
 import time
@@ -60,12 +57,11 @@ import jwt
 
 from access_desk.confluence.allowlist import canonical_base, is_allowed
 from access_desk.forge.keys import KeySet, NoKeys, UnknownKid
+from access_desk.forge.tokens import finite_number
 
 FIT_ISSUER = "forge/invocation-token"
 CACHE_SIZE = 4096
 MAX_LIFETIME = 300  # seconds between a FIT's iat and exp
-FALLBACK_TOKEN_SECONDS = 2 * 3600  # a token that is not a JWT: Atlassian's minimum lifetime
-MAX_TOKEN_SECONDS = 24 * 3600  # an exp further away than this is taken as this
 MAX_HEADER = 1024  # characters of the JOSE header segment; Forge's is about 100
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
@@ -156,7 +152,7 @@ class _JWS(jwt.PyJWS):
     PyJWT 2.15 checks each byte of each segment against the alphabet in a Python loop, which costs
     several times the RS256 signature check itself (bench/verify.py: 6,000 -> 13,000 verifications
     per second). The rules are kept exactly (alphabet only, at most two ``=`` and only on a whole
-    quantum, canonical encoding); ``tests/unit/test_auth.py`` checks the two agree on arbitrary
+    quantum, canonical encoding); ``tests/forge/test_invocation.py`` checks the two agree on arbitrary
     segments. Should PyJWT rename the method, the stock check simply runs.
     """
 
@@ -265,7 +261,7 @@ class Verifier:
             )
         except (jwt.PyJWTError, RecursionError) as exc:
             raise InvalidToken(f"the token was refused: {exc}") from exc
-        expires, issued = _number(claims["exp"]), _number(claims["iat"])
+        expires, issued = finite_number(claims["exp"]), finite_number(claims["iat"])
         if expires is None or issued is None or expires - issued > MAX_LIFETIME:
             raise InvalidToken(f"the token lives longer than {MAX_LIFETIME} seconds")
         app = claims.get("app")
@@ -280,28 +276,6 @@ class Verifier:
         if not is_allowed(invocation.api_base_url, self._allowlist):
             raise UntrustedSite("the token's site is not on API_BASE_URL_ALLOWLIST")
         return invocation, expires
-
-
-def token_expiry(token: str | None, received_at: float) -> float | None:
-    """When a token Forge sent (``x-forge-oauth-system`` or ``-user``) expires, in epoch seconds.
-
-    Its ``exp`` claim when the token decodes as a JWT (read without verifying; capped at
-    ``MAX_TOKEN_SECONDS`` after ``received_at``), otherwise ``FALLBACK_TOKEN_SECONDS`` after
-    ``received_at``. ``None`` when there is no token.
-    """
-    if not token:
-        return None
-    fallback = received_at + FALLBACK_TOKEN_SECONDS
-    if token.count(".") != 2 or len(token) > 16 * 1024:
-        return fallback
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except (jwt.PyJWTError, RecursionError, ValueError):
-        return fallback
-    expires = _number(claims.get("exp"))
-    if expires is None:
-        return fallback
-    return min(expires, received_at + MAX_TOKEN_SECONDS)
 
 
 def ic_label(claims: Mapping[str, Any]) -> str | None:
@@ -334,14 +308,6 @@ def _unverified_claims(token: str) -> Mapping[str, Any]:
     except (ValueError, RecursionError):
         return {}
     return claims if isinstance(claims, dict) else {}
-
-
-def _number(value: object) -> float | None:
-    """A finite JSON number as a float (``True`` is not a number here), else ``None``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -390,13 +356,3 @@ def _cloud_id(app: Mapping[str, Any], context: Mapping[str, Any], api_base_url: 
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def strip_bearer(value: str | None) -> str | None:
-    """A Forge token header's raw value: no ``Bearer `` prefix, ``None`` when absent or blank."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.lower().startswith("bearer "):
-        value = value[7:].strip()
-    return value or None

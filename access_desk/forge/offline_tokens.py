@@ -17,7 +17,7 @@ the installation's last offline token error (``diagnose`` shows it), cleared by 
 Nothing is retried otherwise: the job worker tries again later.
 
 Mints count against Forge's limit of 1,000 a minute per app, every instance together
-(``ratelimit.Ledger.take_mint``, shared through the store): past it, or while the gateway's 429
+(``quota.mints.Mints``, shared through the store): past it, or while the gateway's 429
 holds mints, no mint is tried and ``OfflineTokenError`` says when one may go (a job waits).
 
 ``usable_system_token`` and ``post_as_app`` (a POST as the app, with its system token, to an
@@ -44,7 +44,7 @@ import requests
 
 from access_desk.confluence.allowlist import is_allowed, on_allowlisted_host
 from access_desk.quota.headers import retry_after_seconds
-from access_desk.quota.ledger import Ledger
+from access_desk.quota.mints import Mints
 from access_desk.store import Store
 from access_desk.store.records import Installation
 
@@ -134,9 +134,9 @@ class OfflineTokens:
         allowlist: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
         timeout_seconds: float = 10.0,
-        ledger: Ledger | None = None,
+        mints: Mints | None = None,
     ) -> None:
-        self._ledger = ledger
+        self._mints = mints
         self._session = session
         self._url = graphql_url
         self._store = store
@@ -222,7 +222,7 @@ class OfflineTokens:
         raise OfflineTokenRefused("; ".join(refused))
 
     def _mint(self, system_token: str, context: str, account_id: str) -> tuple[str, float]:
-        wait = self._ledger.take_mint() if self._ledger is not None else 0.0
+        wait = self._mints.take() if self._mints is not None else 0.0
         if wait > 0:
             raise OfflineTokenError(
                 "Forge's limit of offline token mints a minute is reached; the next can go in "
@@ -248,8 +248,8 @@ class OfflineTokens:
             answer = None
         if response.status_code == 429:
             pause = retry_after_seconds(response.headers.get("Retry-After")) or 60.0
-            if self._ledger is not None:
-                self._ledger.hold_mints(pause)
+            if self._mints is not None:
+                self._mints.hold(pause)
             raise OfflineTokenError(f"the token exchange answered HTTP 429; retry in {pause:g} s")
         if response.status_code == 400:
             raise OfflineTokenRefused(f"HTTP 400: {_messages(answer, system_token)}")

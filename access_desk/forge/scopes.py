@@ -1,13 +1,13 @@
 """The OAuth scopes Access Desk's Confluence calls need, and which calls are made with an offline
 user token (docs/platform.md, "Manifest" and "Offline user token").
 
-``SCOPES`` maps each operation (the names ``costs`` and ``confluence.Client`` use) to its scope.
+``SCOPES`` maps each operation (the names ``costs`` and ``confluence.client.Client`` use) to its scope.
 ``OFFLINE`` are the operations made with an offline user token (nobody in session): a job's check
 and invite chunks and its follow-ups' checks (``jobs``, through the worker), and the admin check of
 ``diagnose``'s offline token row (is the webhook admin still an administrator?). An offline client
-(``confluence.Client.offline``) refuses any other operation, so this list is what the code does.
+(``confluence.client.Client.offline``) refuses any other operation, so this list is what the code does.
 ``impersonated()`` is the set of scopes ``manifest.yml`` must flag ``allowImpersonation: true``
-(least privilege: no other scope is; ``tests/unit/test_manifest.py`` pins the two together).
+(least privilege: no other scope is; ``tests/forge/test_manifest.py`` pins the two together).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """One chunk of a job step: sending it (check access, or invite) and what its answer means.
 
-``check`` and ``invite`` send one chunk of emails through a ``confluence.Client`` and sort the
+``check`` and ``invite`` send one chunk of emails through a ``confluence.client.Client`` and sort the
 answer into ``Outcomes`` (email -> (outcome, error)) and a ``Chunk``: a failure that is transient
 (``TRANSIENT``: ``rate_limited``, ``unavailable``, ``timeout``, ``connection_error``) keeps its
 items pending and the longest such wait wins; with ``keep_401`` entries answered 401 stay pending
 too (the caller renews its token); any other failure is final for the item (``failed`` with the
-client's reason; for ``api_disabled``, ``confluence.API_DISABLED_HELP``, which says what the site
+client's reason; for ``api_disabled``, ``confluence.errors.API_DISABLED_HELP``, which says what the site
 admin can do, and the chunk is ``disabled``: the job then ends, since no later chunk can work).
 The chunk also tells how the site stood: ``refused`` when every entry was answered 401/403/404
 (``REFUSED``), ``answered`` when any got a real answer (``dormancy``).

@@ -24,7 +24,7 @@ with one audit entry (``store.finish_job``).
 
 A chunk Confluence answers ``api_disabled`` (a 503 without ``Retry-After`` from the email
 endpoints: the API is disabled on the site) ends the job at once, ``failed``, every item left with
-``confluence.API_DISABLED_HELP`` as its error: it is reported once and not retried (a follow-up
+``confluence.errors.API_DISABLED_HELP`` as its error: it is reported once and not retried (a follow-up
 round is skipped instead).
 
 A job ends ``failed`` (its pending items too) when it cannot get on for ``give_up_seconds``

@@ -4,7 +4,7 @@
 lease of a crashed worker is taken over; a dormant installation's jobs, and those acting as a
 paused account, are not claimed), get the
 acting admin's offline user token (``job.created_by``), build a client with it, advance the job by
-one step (``jobs.JobRunner.advance``), release it; then run its ``chores`` (housekeeping such as the
+one step (``jobs.runner.JobRunner.advance``), release it; then run its ``chores`` (housekeeping such as the
 dormancy sweep and the personal data duty); sleep ``poll_seconds`` when idle.
 
 When Confluence answers the offline token with 401 (a stale cached token, e.g. after the platform

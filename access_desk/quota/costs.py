@@ -5,8 +5,8 @@ base only (docs/platform.md, "Rate limits"). It publishes no per-endpoint figure
 that read (users-bulk, check-access) pay per object is not said. ``COSTS`` holds the starting
 estimates (base, per object) per operation: an invite is a write (the base only); the reads are
 priced as identity reads, 2 points per object, the costliest reading (``UNSAID``: the table may
-price them as writes). ``ratelimit.Ledger`` replaces them with what it learns from the answers
-(``learned_costs``); ``Costs`` is such a table, used by
+price them as writes). ``quota.ledger.Ledger`` replaces them with what it learns from the answers
+(``quota.learning``); ``Costs`` is such a table, used by
 ``points``, ``lookup_points`` and ``invite_job_points`` (a job's ``estimatedPoints``).
 """
 

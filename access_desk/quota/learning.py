@@ -3,7 +3,7 @@ silence.
 
 **From r.** Between two answers that said ``r`` in the same window, with only requests of one
 operation answered in between (``k`` requests involving ``x`` objects), ``r`` fell by what they cost
-(``d`` points). ``ratelimit.Ledger`` records each such sample (``QuotaStorage.add_cost_sample``,
+(``d`` points). ``quota.ledger.Ledger`` records each such sample (``QuotaStorage.add_cost_sample``,
 kept in the store and shared by every instance); ``fit`` turns an operation's samples into (base,
 per object) by least squares, ``d ~ base * k + per * x``. When the samples cannot tell base from per
 object (every request had the same number of objects, or none), the base stays at its starting
@@ -12,9 +12,9 @@ estimate (Confluence documents it: 1 point) and only the per-object cost is fitt
 
 **From silence.** Confluence says ``r`` once about 80% of the pool is used: an answer without it
 says less is used, so what this app's requests answered in the window before that request was sent
-cost is at most that (``bound``; ``pool_rules.Sent``). When the current costs price them above it,
+cost is at most that (``bound``; ``quota.rules.Sent``). When the current costs price them above it,
 the estimates are high: ``silence_caps``
-lowers the per-object cost of the operations whose price Atlassian leaves open (``costs.UNSAID``)
+lowers the per-object cost of the operations whose price Atlassian leaves open (``quota.costs.UNSAID``)
 and that r has not taught yet, all by one factor, just enough for the window's requests to fit the
 bound. Those caps are kept with the samples (``QuotaStorage.lower_cost_caps``, only ever lower) and
 serve every later window; once r teaches an operation's cost (``MIN_SAMPLES`` samples), the fit

@@ -2,13 +2,13 @@
 
 Confluence charges every call in points against a pool per window (docs/platform.md, "Rate
 limits"; the rules are docs/contract.md §6). Everything about *when* a call may go lives here;
-``confluence.Client`` asks a ``Ledger`` before each request (``admit``) and tells it what the
-answer said (``settle``). The rows are kept by a ``quota_pools.QuotaStorage``: the store
+``confluence.client.Client`` asks a ``Ledger`` before each request (``admit``) and tells it what the
+answer said (``settle``). The rows are kept by a ``quota.pools.QuotaStorage``: the store
 (``store.quota``, shared by every worker and instance) or ``MemoryQuota`` (one process).
 
 - **Pools.** A site draws on the app's pool (key ``APP``, shared by every installation;
   Confluence's default) or, once an answer names a tenant policy, on its own (key = its
-  ``api_base_url``). Row rules (windows, what is left, learning, holds): ``pool_rules``.
+  ``api_base_url``). Row rules (windows, what is left, learning, holds): ``quota.rules``.
 - **Holds.** A quota 429 holds its pool until ``Retry-After``, else ``t``, else the window's end (at
   most an hour): the app pool's hold holds every installation, a site pool's one site. ``r=0``
   holds its pool until the window ends. A burst 429 (no quota reason) pauses that one site for its
@@ -21,17 +21,15 @@ answer said (``settle``). The rows are kept by a ``quota_pools.QuotaStorage``: t
   Confluence's latest answer came without ``r``, it says over about 20% is left, whatever the
   estimates say: so no estimate can stall a job.) Every request waits when its installation or
   user has spent its fair share and borrowing would dig into the pool's last quarter
-  (``fair_shares``). An admitted request's estimate is reserved (``pending``) and counted to its
+  (``quota.shares``). An admitted request's estimate is reserved (``pending``) and counted to its
   installation and user; its answer settles it.
-- **Estimates.** What a request costs is estimated with the learned costs (``learned_costs``,
+- **Estimates.** What a request costs is estimated with the learned costs (``quota.learning``,
   shared through the storage, re-read every ``COSTS_CACHE_SECONDS``) and corrected once the
   answer tells the objects involved (a lookup pays for the users it returned). An answer without
   ``r`` says at most about 80% of the pool was used when Confluence answered: what the window had
   settled before its request went (``Admission.sent``) is bounded by that, and so is the fair-share
   spend (recorded per window in that window's units, ``Pool.spend_scale``); the open costs that
-  priced it higher are lowered (``pool_rules.silent``).
-- **Mints.** ``take_mint`` counts offline token mints against Forge's 1,000 a minute per app
-  (``MINT_LIMIT``), every instance together; ``hold_mints`` honours a refusal's Retry-After.
+  priced it higher are lowered (``quota.rules.silent``).
 
 Reads are cached in-process for ``cache_seconds`` (0.5 s for the store); times are wall-clock
 epoch seconds (``clock``), since instances share them.
@@ -49,14 +47,12 @@ from access_desk.quota import rules
 from access_desk.quota.costs import Costs, points
 from access_desk.quota.headers import QuotaEntry, Reading, read_headers
 from access_desk.quota.learning import learned, model, taught_by_r
-from access_desk.quota.pools import APP, MINTS, SITE, CostSums, MemoryQuota, Pool, QuotaStorage
+from access_desk.quota.pools import APP, SITE, CostSums, MemoryQuota, Pool, QuotaStorage
 from access_desk.quota.shares import Shares, over_share
 
 RESERVE_SHARE = 0.2  # the last 20% of a window is kept for panel calls
 BURST_PAUSE = 1.0  # seconds a burst 429 without Retry-After pauses its site
 SPENT_PAUSE = 60.0  # seconds a quota 429 holds when nothing says how long
-MINT_LIMIT = 1000  # offline token mints a minute per app (Forge's invocation limits)
-MINT_WINDOW = 60.0
 COSTS_CACHE_SECONDS = 5.0
 EVEN_SHARES = Shares()  # INSTALLATION_SHARE and USER_SHARE at their defaults
 
@@ -350,10 +346,10 @@ class Ledger:
         """Feed one answer of ``site`` into the ledger (``status`` None: no answer came) and
         settle its ``admission``: the estimate for the objects the answer involved replaces the
         one reserved (nothing for a refused or failed answer, the reservation for no answer). An
-        answer of the window before (``pool_rules.stale``) only settles: it is not this window's
+        answer of the window before (``quota.rules.stale``) only settles: it is not this window's
         spend and says nothing of it. While Confluence says no ``r``, the window's estimated spend
         is bounded by its silence and the costs it shows too high are lowered
-        (``pool_rules.silent``)."""
+        (``quota.rules.silent``)."""
         now = self._clock()
         reading = read_headers(status or 0, headers)
         operation = admission.operation if admission is not None else ""
@@ -509,37 +505,6 @@ class Ledger:
         """Hold ``site`` alone for ``seconds`` (a burst 429's or a 503's ``Retry-After``)."""
         now = self._clock()
         self._change(site, lambda p: rules.held(p, now + max(0.0, seconds), now))
-
-    # -- offline token mints -----------------------------------------------------------------
-
-    def take_mint(self, limit: int = MINT_LIMIT) -> float:
-        """Count one offline token mint; 0.0 = go, else the seconds until one may go (Forge's
-        ``limit`` a minute for the whole app is reached, or a refusal's hold runs)."""
-        now = self._clock()
-        wait: list[float] = []
-
-        def take(row: Pool) -> Pool | None:
-            wait.clear()
-            pool = row
-            if pool.window_end is None or pool.window_end <= now:
-                end = rules.clock_window_end(now, MINT_WINDOW)
-                pool = replace(pool, limit=limit, window=MINT_WINDOW, window_end=end, spent=0.0)
-            assert pool.window_end is not None
-            if pool.held_until > now:
-                wait.append(pool.held_until - now)
-            elif pool.spent >= limit:
-                wait.append(pool.window_end - now)
-            else:
-                return replace(pool, spent=pool.spent + 1, updated_at=now)
-            return pool if pool is not row else None
-
-        self._storage.change_pool(MINTS, take)
-        return wait[0] if wait else 0.0
-
-    def hold_mints(self, seconds: float) -> None:
-        """No mint goes for ``seconds`` (the gateway answered 429)."""
-        now = self._clock()
-        self._storage.change_pool(MINTS, lambda p: rules.held(p, now + seconds, now))
 
 
 class MemoryLedger(Ledger):

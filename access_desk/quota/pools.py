@@ -3,9 +3,9 @@
 A ``Pool`` is one row, keyed ``APP`` (the app's pool, shared by every installation), by a site's
 ``api_base_url`` (the site's own pool, if it has one, and always the site's own hold and which pool
 it draws on) or ``MINTS`` (Forge's offline token mints a minute). ``QuotaStorage`` is what
-``ratelimit.Ledger`` needs of the place that keeps the rows, every call atomic: ``store.quota``
+``quota.ledger.Ledger`` needs of the place that keeps the rows, every call atomic: ``store.quota``
 (shared by every worker and instance) or ``MemoryQuota`` here (one process: tests and single
-clients). The rules that change a row live in ``ratelimit``; storage only applies them atomically
+clients). The rules that change a row live in ``quota.ledger``; storage only applies them atomically
 (``change_pool``). Times are wall-clock epoch seconds.
 """
 

@@ -1,4 +1,4 @@
-"""The rules that move one ledger row (``quota_pools.Pool``): pure functions, no storage.
+"""The rules that move one ledger row (``quota.pools.Pool``): pure functions, no storage.
 
 - **Windows** end at the clock's multiples of the window ``w`` (the top of each UTC hour for the
   hourly quota) unless ``t`` says otherwise (``window_end = now + t``; a ``t`` within
@@ -16,10 +16,10 @@
   (``Sent``: the window's estimated spend and its answered requests, ``window_counts``, then).
   Estimated spend beyond it is an over-estimate: the window's estimated spend and what the
   installations' recorded spend is worth (``spend_scale``) fall by the factor that bounds it, and
-  the costs that priced those requests above it are lowered (``learned_costs.silence_caps``).
+  the costs that priced those requests above it are lowered (``quota.learning.silence_caps``).
 - **Taking in an answer** (``with_entry``): ``q``, ``w``, ``t`` and ``r`` replace what was known;
   a fall of ``r`` since the last one, with only one operation answered in between, is a cost
-  sample (``Sample``) for ``learned_costs``.
+  sample (``Sample``) for ``quota.learning``.
 - **Holds** (``held``) only ever extend, and last at most ``MAX_HOLD``.
 """
 

@@ -1,5 +1,5 @@
 """The health of an installation's platform duties: the offline token context form that worked and
-the last exchange error (``atlassian``), and dormancy (dormant since, resumed at, and the
+the last exchange error (``forge.offline_tokens``), and dormancy (dormant since, resumed at, and the
 consecutive background refusals per acting account, ``account_refusals``; ``store.leases``'
 ``claim_job`` skips a dormant installation's jobs, and a paused account's, for the background
 worker, and ``dormancy`` runs the rules). ``installation_health`` reads all of it, with the last scheduled

@@ -1,4 +1,4 @@
-"""Forge's signing keys, shared by every server process and instance (``keys.KeySet``'s shelf): the
+"""Forge's signing keys, shared by every server process and instance (``forge.keys.KeySet``'s shelf): the
 last good JWKS of each key URL and when it was fetched. Not tenant data: one row per URL.
 """
 

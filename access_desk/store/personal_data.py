@@ -3,7 +3,7 @@ ids to report (``personal_data_accounts``), their erasure once Atlassian says an
 (``erase_accounts``), and the retention of emails, account ids and audit subjects
 (``apply_retention``).
 
-``ACCOUNT_COLUMNS`` declares every column of the schema (``tables.py``) that holds an account id
+``ACCOUNT_COLUMNS`` declares every column of the schema (``store/tables.py``) that holds an account id
 and what erasure does to it; all three duties go by it, and a test checks it against the schema,
 so a new account id column cannot be forgotten. Audit entries may also name account ids among
 their subjects (``ACCOUNT_SUBJECT_ACTIONS``: the installing or upgrading account) and, now and

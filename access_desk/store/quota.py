@@ -1,13 +1,13 @@
 """The quota ledger's storage: Confluence's points pools as every worker and instance sees them.
 
-One row per key in ``quota_pools`` (``quota_pools.Pool``): the app's pool (``"app"``), each site
+One row per key in ``quota.pools`` (``quota.pools.Pool``): the app's pool (``"app"``), each site
 (its ``api_base_url``, also its own pool when it has one) and the offline token mints. A row is
 changed atomically by ``change_pool``: read, apply the ledger's rule, write back only if nobody
 changed the row meanwhile (its ``version``), else read again and re-apply (optimistic concurrency:
 no lock is held while a rule runs, on SQLite and PostgreSQL alike). ``quota_spend`` keeps what each
 installation and each of its users spent in a pool's window (atomic additions); ``quota_costs``
 the learned costs' sums (atomic additions) and per-object caps (atomic, only ever lower). The
-rules live in ``ratelimit`` and ``pool_rules``; this is the ``quota_pools.QuotaStorage`` they build
+rules live in ``quota.ledger`` and ``quota.rules``; this is the ``quota.pools.QuotaStorage`` they build
 on. When each installation's job work last had a turn (``quota_turns``, for fair claims) is kept
 by ``store.leases``.
 """

@@ -1,5 +1,5 @@
 """Uninstalls (Forge's preUninstall trigger, docs/contract.md §7): an installation stops at once and
-its personal data is erased by the background worker (``uninstall.Erasures``) once its jobs ended.
+its personal data is erased by the background worker (``duties.uninstall.Erasures``) once its jobs ended.
 
 - ``uninstall``: in one transaction, the system token, the webhook secrets (and its acting admin)
   and every offline token are dropped (``/webhooks/<uuid>`` then answers 404), follow-ups and the

@@ -7,7 +7,7 @@ same in plain words with what to do, ``accounts`` the account ids the summary na
 
 1. ``Forge invocation token``: what the verified FIT says (installation, site, environment).
 2. ``User token`` / ``System token``: the tokens Forge sent with this call, and when they expire
-   (``auth.token_expiry``: a JWT's ``exp``, otherwise 2 hours), or the stored system token.
+   (``forge.tokens.token_expiry``: a JWT's ``exp``, otherwise 2 hours), or the stored system token.
 3. ``Admin check``: ``user/current?expand=operations`` as the caller, with the operations
    Confluence reported (so a wrong admin reading is visible).
 4. One minimal call to each endpoint, with the scope it needs: ``users-bulk`` with the caller's
@@ -17,7 +17,7 @@ same in plain words with what to do, ``accounts`` the account ids the summary na
    permission answers 401/403/404 (docs/platform.md, "What diagnose reveals on a real site").
    Each shows the points Confluence reported (``X-RateLimit-*``) when it sent them.
 5. ``Offline token``: a freshly minted one (never a cached one) for the webhook admin (or the
-   caller when no webhook is set up) through ``atlassian.OfflineTokens``, then ``user/current``
+   caller when no webhook is set up) through ``forge.offline_tokens.OfflineTokens``, then ``user/current``
    with it on an offline client: the context ARI form that worked, or the gateway's messages, and
    what to change in the manifest when impersonation is refused.
 6. ``Scheduled trigger``, ``Personal data report``, ``Quota`` and ``Dormancy`` from the store.

@@ -1,7 +1,7 @@
 """The ``Offline token`` check: a freshly minted offline token (never a cached one: the row must
 show whether the platform grants them now) for the webhook admin, or the caller when no webhook is
-set up, through ``atlassian.OfflineTokens``, then ``user/current`` with it on an offline client
-(``confluence.Client.offline``: the scopes ``manifest.yml`` lets the app impersonate with): the
+set up, through ``forge.offline_tokens.OfflineTokens``, then ``user/current`` with it on an offline client
+(``confluence.client.Client.offline``: the scopes ``manifest.yml`` lets the app impersonate with): the
 context ARI form that worked, or the gateway's messages.
 
 Advice: when the gateway or Confluence refuses for lack of impersonation (or a fresh token is

@@ -1,6 +1,6 @@
 """The quota ledger: Confluence's points pools (the app's and each site's) with their holds, when
 each installation's job work last had a turn, and the lookup cache. ``rate_holds`` (per-site
-``Retry-After`` holds and the near-limit flag) is replaced by ``quota_pools``; a hold in flight is
+``Retry-After`` holds and the near-limit flag) is replaced by ``quota.pools``; a hold in flight is
 not carried over (it is at most an hour long, and the next 429 teaches it again).
 
 Revision ID: 0004

@@ -2,7 +2,7 @@
 data reporting cycle Atlassian asks for.
 
 - ``signing_keys``: the last good key set (JWKS) fetched from each key URL and when, shared by every
-  server process and instance (``keys.KeySet``);
+  server process and instance (``forge.keys.KeySet``);
 - installations: ``uninstalled_at`` (Forge's preUninstall trigger came; nothing acts for it until
   an ``installed`` event), ``erase_due_at`` / ``erase_lease_owner`` / ``erase_lease_until`` (the
   erasure of its personal data, queued and leased like the personal data duty), ``erased_at``, and

@@ -1,6 +1,6 @@
 """The quota as Confluence really reports it, and shared fairly between customers.
 
-- ``quota_pools`` is rebuilt: a window (``window``, ``window_end``, ``window_id``), the last ``r``
+- ``quota.pools`` is rebuilt: a window (``window``, ``window_end``, ``window_id``), the last ``r``
   said (``reported``), this app's estimated spend since (``spent``) and in flight (``pending``),
   whether Confluence's latest entry came without ``r`` (``without_r``), what was answered since the
   last ``r`` (``since_*``, for learning costs) and a ``version`` for atomic changes. Holds in flight

@@ -1,7 +1,7 @@
 """Learning from Confluence's silence (no ``r``: under about 80% of the pool is used).
 
-- ``quota_pools.window_counts``: the requests answered this window per operation (JSON), and
-  ``quota_pools.spend_scale``: what the fair-share spend recorded this window is worth in points;
+- ``quota.pools.window_counts``: the requests answered this window per operation (JSON), and
+  ``quota.pools.spend_scale``: what the fair-share spend recorded this window is worth in points;
 - ``quota_costs.cap``: the most one object of an operation can cost, as silence showed it.
 
 Revision ID: 0010

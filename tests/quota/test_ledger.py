@@ -32,6 +32,7 @@ from access_desk.forge.offline_tokens import OfflineTokenError, OfflineTokens
 from access_desk.jobs.runner import JobRunner
 from access_desk.quota.costs import invite_job_points, lookup_points, points
 from access_desk.quota.ledger import EVEN_SHARES, NOBODY, Ledger, MemoryLedger, Payer, SharedLedger
+from access_desk.quota.mints import Mints
 from access_desk.quota.pools import APP, Pool
 from access_desk.quota.shares import Shares
 from access_desk.store import Store
@@ -402,13 +403,13 @@ def test_offline_token_mints_are_counted_app_wide_on_every_instance(
     store: Store, second: Store, clock: Clock
 ) -> None:
     clock.now = 1000 * 60.0 + 15
-    a, b = ledgers(store, second, clock)
-    assert [ledger.take_mint(limit=4) for ledger in (a, b, a, b)] == [0.0] * 4
-    assert b.take_mint(limit=4) == 45.0 and a.take_mint(limit=4) == 45.0  # to the next minute
+    a, b = Mints(store, clock=clock), Mints(second, clock=clock)
+    assert [mints.take(limit=4) for mints in (a, b, a, b)] == [0.0] * 4
+    assert b.take(limit=4) == 45.0 and a.take(limit=4) == 45.0  # to the next minute
     clock.advance(45)
-    assert a.take_mint(limit=4) == 0.0
-    b.hold_mints(30)  # the gateway answered 429
-    assert a.take_mint(limit=4) == 30.0
+    assert a.take(limit=4) == 0.0
+    b.hold(30)  # the gateway answered 429
+    assert a.take(limit=4) == 30.0
 
 
 # -- fairness ----------------------------------------------------------------------------------
@@ -842,9 +843,9 @@ def test_offline_token_mints_past_the_limit_wait_and_say_why(
     )
     installation = store.installation(inst.id)
     assert installation is not None
-    ledger = SharedLedger(store, clock=clock, cache_seconds=0.0)
     with requests.Session() as session:
-        tokens = OfflineTokens(session, platform.graphql_url, store, clock=clock, ledger=ledger)
+        mints = Mints(store, clock=clock)
+        tokens = OfflineTokens(session, platform.graphql_url, store, clock=clock, mints=mints)
         platform.mints.limit = 1
         assert tokens.token_for(installation, inst.site.admin_id)  # the first mint goes
         store.drop_offline_token(inst.id, inst.site.admin_id)

@@ -20,17 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import strategies as st
 
 from access_desk.app import create_app
-from access_desk.forge.invocation import (
-    _JWS,
-    FALLBACK_TOKEN_SECONDS,
-    MAX_TOKEN_SECONDS,
-    InvalidToken,
-    Invocation,
-    UntrustedSite,
-    Verifier,
-    token_expiry,
-)
+from access_desk.forge.invocation import _JWS, InvalidToken, Invocation, UntrustedSite, Verifier
 from access_desk.forge.keys import KeySet
+from access_desk.forge.tokens import FALLBACK_TOKEN_SECONDS, MAX_TOKEN_SECONDS, token_expiry
 from access_desk.settings import Settings
 from simulator.triggers import SCHEDULED_TRIGGER
 from tests.support.jwks import API_BASE, APP_ID, INSTALLATION, claims, local_keys

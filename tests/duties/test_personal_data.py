@@ -149,7 +149,7 @@ def test_closed_accounts_are_erased_everywhere_and_others_kept(
 def test_the_open_job_of_an_erased_account_fails_in_the_worker(
     platform: Platform, store: Store, session: requests.Session, clock: Clock
 ) -> None:
-    from tests.unit.test_jobs import make_worker
+    from tests.jobs.test_runner import make_worker
 
     iid = install(platform, store, clock)
     site = platform.installation.site

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from access_desk.forge.invocation import FALLBACK_TOKEN_SECONDS, token_expiry
+from access_desk.forge.tokens import FALLBACK_TOKEN_SECONDS, token_expiry
 from simulator import Platform
 from simulator.tokens import SYSTEM, TokenBook
 

@@ -20,7 +20,7 @@ from resolvers.context import BadInput
 from resolvers.inputs import entry_list
 
 CASES: list[dict[str, Any]] = json.loads(
-    (Path(__file__).resolve().parents[1] / "entry_cases.json").read_text(encoding="utf-8")
+    (Path(__file__).resolve().parent / "entry_cases.json").read_text(encoding="utf-8")
 )["cases"]
 FORMS = next(c for c in CASES if c.get("forms"))
 

@@ -1,5 +1,5 @@
 """Every account id the schema can hold is reported, erased and aged out (issue 16, item 3), on every
-database: ``store.personal_data.ACCOUNT_COLUMNS`` is checked against ``tables.py`` by name and type,
+database: ``store.personal_data.ACCOUNT_COLUMNS`` is checked against ``store/tables.py`` by name and type,
 so a new account id column cannot be forgotten, and each declared column is exercised."""
 
 from __future__ import annotations

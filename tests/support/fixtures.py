@@ -1,6 +1,7 @@
-"""Fixtures of the unit tests: the store, job and token tests run on every database of ``BACKENDS``
-(``backend_on_each_db``: the in-process app on each of them); ``worker_backend`` is the in-process
-app with its background job worker running; ``key`` and ``other_key`` sign the FIT tests' tokens."""
+"""Fixtures of the tests of every room (registered by tests/conftest.py): the store, job and
+token tests run on every database of ``BACKENDS`` (``backend_on_each_db``: the in-process app on
+each of them); ``worker_backend`` is the in-process app with its background job worker running;
+``key`` and ``other_key`` sign the FIT tests' tokens."""
 
 from __future__ import annotations
 
