@@ -17,11 +17,9 @@ from handlers import services
 
 
 def static_dir() -> Path:
-    """The panel's files: ``access_desk/static`` in an installed wheel (package data mapped from
-    the repository's ``static/``), else ``static/`` beside the package in a source tree."""
-    package = Path(access_desk.__file__).resolve().parent
-    installed = package / "static"
-    return installed if installed.is_dir() else package.parent / "static"
+    """The panel's files: ``access_desk/static``, package data in an installed wheel and, in a
+    checkout, a symbolic link to the repository's ``static/``."""
+    return Path(access_desk.__file__).resolve().parent / "static"
 
 
 STATIC_DIR = static_dir()

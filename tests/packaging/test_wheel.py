@@ -1,9 +1,10 @@
 """The wheel works on its own: built from the product's folders only (as the Dockerfile's build
-stage does), installed into a clean virtualenv (the exact versions of requirements/run.lock, the
-wheel with --no-deps), then plain ``gunicorn`` with the repository's gunicorn.conf.py (as the image
-runs it) in a temporary directory with no source tree, against a fresh SQLite database and the
-simulated platform: ``/healthz``, a signed resolver call, the panel's HTML and a static script are
-served, and the store was migrated to Alembic's head.
+stage does; access_desk/static is a link to static/, followed when the wheel is built), installed
+into a clean virtualenv (the exact versions of requirements/run.lock, the wheel with --no-deps),
+then plain ``gunicorn`` with the repository's gunicorn.conf.py (as the image runs it) in a temporary
+directory with no source tree, against a fresh SQLite database and the simulated platform:
+``/healthz``, a signed resolver call, the panel's HTML and a static script are served, and the
+store was migrated to Alembic's head.
 
 pip's downloads come from ``.cache/pip`` (scripts/venv.sh fills it), so this takes seconds once
 ``./test`` has run.
@@ -55,9 +56,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in PRODUCT:
         if (ROOT / name).is_dir():
-            shutil.copytree(
-                ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__")
-            )
+            skip = shutil.ignore_patterns("__pycache__")  # access_desk/static stays a link to
+            shutil.copytree(ROOT / name, source / name, symlinks=True, ignore=skip)  # static/
         else:
             shutil.copy(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
