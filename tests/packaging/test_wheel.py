@@ -87,6 +87,13 @@ def test_the_wheel_holds_the_product_and_nothing_else(wheel: Path) -> None:
     assert "access_desk/store/migrations/script.py.mako" in names
     assert f"access_desk/store/migrations/versions/{HEAD}_scale_indexes.py" in names
     assert not [n for n in names if n.startswith(("simulator/", "tests/", "bench/", "scripts/"))]
+    sources = {  # every module of the product: a package left out of pyproject.toml shows here
+        p.relative_to(ROOT).as_posix()
+        for top in ("access_desk", "handlers", "resolvers")
+        for p in (ROOT / top).rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert sources - set(names) == set()
 
 
 def test_the_installed_wheel_serves_the_panel_and_resolvers(
