@@ -80,7 +80,7 @@ from access_desk.jobs.chunks import Chunk, check, invite
 from access_desk.store import Store
 from access_desk.store.records import Job
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("jobs")  # one logger for the job engine: the runner and the worker
 
 CHUNK = 100
 CANCEL_POLL_SECONDS = 0.1  # how often ``cancel`` looks whether the holder has let go
