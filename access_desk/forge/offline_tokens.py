@@ -21,7 +21,7 @@ Mints count against Forge's limit of 1,000 a minute per app, every instance toge
 holds mints, no mint is tried and ``OfflineTokenError`` says when one may go (a job waits).
 
 ``usable_system_token`` and ``post_as_app`` (a POST as the app, with its system token, to an
-allowlisted URL: ``on_allowlisted_host``) serve this exchange and ``privacy``'s personal data report.
+allowlisted URL: ``on_allowlisted_host``) serve this exchange and ``duties.personal_data``'s report.
 
 Errors::
 

@@ -16,7 +16,7 @@ engine, one clock and one Fernet key (``store.base``):
 - ``store.lookups``: the lookup cache (user objects per installation and caller);
 - ``store.admin_checks``: the shared record of the admin check (is a user a site admin);
 - ``store.health``: offline token context form and last error, dormancy, ``installation_health``;
-- ``store.privacy``: the personal data duty: queued by scheduled triggers, leased by a worker;
+- ``store.personal_data_duty``: the personal data duty: queued by scheduled triggers, leased by a worker;
 - ``store.personal_data``: the account ids to report, erasing closed accounts, retention;
 - ``store.uninstalls``: Forge's preUninstall trigger: an installation stops, its erasure is queued;
 - ``store.keys``: Forge's signing keys (the last good JWKS), shared by every process (not tenant data);
@@ -61,7 +61,7 @@ from access_desk.store.keys import SigningKeys
 from access_desk.store.leases import Leases
 from access_desk.store.lookups import LookupCache
 from access_desk.store.personal_data import ERASED, NON_ACCOUNTS, StoredPersonalData
-from access_desk.store.privacy import PrivacyDuty
+from access_desk.store.personal_data_duty import PrivacyDuty
 from access_desk.store.queue import Queue
 from access_desk.store.quota import StoredQuota
 from access_desk.store.uninstalls import Uninstalls

@@ -3,7 +3,7 @@ the last exchange error (``forge.offline_tokens``), and dormancy (dormant since,
 consecutive background refusals per acting account, ``account_refusals``; ``store.leases``'
 ``claim_job`` skips a dormant installation's jobs, and a paused account's, for the background
 worker, and ``dormancy`` runs the rules). ``installation_health`` reads all of it, with the last scheduled
-trigger and the personal data cycle (``store.privacy``), in one record.
+trigger and the personal data cycle (``store.personal_data_duty``), in one record.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The personal data an installation stores, for the personal data duty (``privacy``): the account
-ids to report (``personal_data_accounts``), their erasure once Atlassian says an account closed
+"""The personal data an installation stores, for the personal data duty (``duties.personal_data``): the
+account ids to report (``personal_data_accounts``), their erasure once Atlassian says an account closed
 (``erase_accounts``), and the retention of emails, account ids and audit subjects
 (``apply_retention``).
 

@@ -2,7 +2,7 @@
 records itself (``last_scheduled_at``, which ``dormancy`` reads) and queues the duty when the last
 report or housekeeping is old (``note_scheduled_trigger``); a worker leases one due installation
 (``claim_privacy_duty``) and ends its lease with what was done (``finish_privacy_duty``). What the
-duty reports, erases and redacts is ``store.personal_data``; the rules are ``privacy``'s.
+duty reports, erases and redacts is ``store.personal_data``; the rules are ``duties.personal_data``'s.
 """
 
 from __future__ import annotations
