@@ -5,7 +5,7 @@ fast path (``./test tests/forge/`` or ``./test tests/quota/test_ledger.py``: tes
 stand-in ``TEST_POSTGRES_URL`` so that tests parametrized over PostgreSQL are collected) and starts
 only what the collected tests need, from their markers and fixtures:
 
-- ``postgres``: a test marked ``postgres`` (``tests.stores.BACKENDS``) or using ``shared_db``;
+- ``postgres``: a test marked ``postgres`` (``tests.support.stores.BACKENDS``) or using ``shared_db``;
 - ``chromium``: a test using the ``browser`` fixture (tests/e2e/conftest.py);
 - ``node``: a browser test (axe-core) or a test marked ``node`` (the manifest validator, the
   @forge/bridge build).

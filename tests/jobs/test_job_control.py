@@ -1,5 +1,5 @@
 """Cancelling and retrying jobs, and invitation follow-ups: jobs.JobRunner, worker.Worker and the store
-against the simulated platform, on every database of ``tests.stores.BACKENDS``."""
+against the simulated platform, on every database of ``tests.support.stores.BACKENDS``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""jobs.JobRunner and worker.Worker against the simulated platform with a real confluence.Client."""
+"""jobs.runner.JobRunner and jobs.worker.Worker against the simulated platform with a real
+confluence.client.Client."""
 
 from __future__ import annotations
 

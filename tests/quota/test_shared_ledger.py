@@ -107,7 +107,7 @@ def test_a_hold_seen_after_the_read_cache_expires(instances, platform):
     platform.faults.add("users-bulk", "429", times=1, retry_after=30)
     a.call("lookupUsers", {"accountIds": [user]})
     before = len(lookups(platform))
-    time.sleep(0.6)  # StoreGate caches its reads for 0.5 s
+    time.sleep(0.6)  # SharedLedger caches its reads for 0.5 s
     found = b.call("lookupUsers", {"accountIds": [user]})
     # 30 s is longer than the call's deadline (20 s): failed at once, nothing sent.
     assert found["users"] == []

@@ -35,7 +35,7 @@ NAMES = [
 
 @pytest.fixture()
 def backend(backend_on_each_db: Backend) -> Backend:
-    """The in-process app on each database of ``tests.stores.BACKENDS``."""
+    """The in-process app on each database of ``tests.support.stores.BACKENDS``."""
     return backend_on_each_db
 
 

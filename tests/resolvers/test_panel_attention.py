@@ -1,5 +1,5 @@
 """The backend of the panel's third round (issue 19 items 2, 3, 5, 8, 11; issue 16 item 4), through
-the HTTP edge (the in-process app) and the store, on every database of ``tests.stores.BACKENDS``:
+the HTTP edge (the in-process app) and the store, on every database of ``tests.support.stores.BACKENDS``:
 
 - ``retryJob`` makes one retry job, whatever the number of calls at once, and never queues an
   address an active job of the installation holds;
