@@ -1,4 +1,8 @@
-"""Production defaults for ``gunicorn 'app:create_app()'`` (read from the repository root).
+"""Production defaults for ``gunicorn`` (read from the current directory: the repository root, or
+``/app`` in the image, which copies this file).
+
+``wsgi_app`` names the app, so plain ``gunicorn`` serves it (``gunicorn 'access_desk.app:create_app()'``
+does the same).
 
 Every value can be overridden on the command line or with GUNICORN_CMD_ARGS. The environment is
 checked before any worker forks, so a bad configuration stops the server with one message; the
@@ -11,6 +15,7 @@ import os
 import sys
 import tempfile
 
+wsgi_app = "access_desk.app:create_app()"
 bind = os.environ.get("BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
@@ -37,8 +42,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server: object) -> None:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from settings import Settings, SettingsError
+    from access_desk.settings import Settings, SettingsError
 
     # The threads each worker really runs (``--threads`` on the command line included): the app
     # derives its calls-in-flight bounds from them (call_limits.py).
@@ -49,7 +53,7 @@ def on_starting(server: object) -> None:
     except SettingsError as exc:
         print(str(exc), file=sys.stderr, flush=True)
         sys.exit(1)
-    from metrics_files import wipe
+    from access_desk.metrics_files import wipe
 
     # prometheus_client: the directory "must be wiped between process/Gunicorn runs"
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
@@ -57,7 +61,7 @@ def on_starting(server: object) -> None:
 
 
 def child_exit(server: object, worker: object) -> None:
-    from metrics_files import fold_dead_worker
+    from access_desk.metrics_files import fold_dead_worker
 
     pid: int = worker.pid  # type: ignore[attr-defined]
     try:

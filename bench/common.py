@@ -26,8 +26,8 @@ from typing import Any
 import requests
 from cryptography.fernet import Fernet
 
-from auth import MAX_LIFETIME
-from settings import Settings
+from access_desk.forge.invocation import MAX_LIFETIME
+from access_desk.settings import Settings
 from simulator import Platform
 from simulator.site import Site
 
@@ -231,9 +231,9 @@ def start_backend(
     *,
     workers: int | None = None,
     threads: int | None = None,
-    app: str = "app:create_app()",
+    app: str = "access_desk.app:create_app()",
 ) -> LiveServer:
-    """gunicorn ``app`` (the product: 'app:create_app()') on a free port of 127.0.0.1, in its own
+    """gunicorn ``app`` (the product: 'access_desk.app:create_app()') on a free port of 127.0.0.1, in its own
     process group, once it answers ``/healthz``; workers/threads left as None keep
     gunicorn.conf.py's production values."""
     port = free_port()

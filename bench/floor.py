@@ -5,7 +5,7 @@ threads and worker class), against the same simulated platform (``simulator.Plat
 child process, Confluence's points quota metered as since 2026 with a pool too big to run out) and
 driven by the same load generator:
 
-- the product: ``gunicorn 'app:create_app()'`` (SQLite store, ``BACKGROUND_WORKER=false``);
+- the product: ``gunicorn 'access_desk.app:create_app()'`` (SQLite store, ``BACKGROUND_WORKER=false``);
 - the floor apps of ``bench/floor_apps.py``: (a) bare Flask answering JSON; (a)+q: (a) plus one
   indexed query on the product's store; (b): (a) plus one ``requests`` call to the simulated
   Confluence, the one the product makes for that call kind; (c): (b) plus a PyJWT RS256
@@ -181,21 +181,27 @@ def warm_lookups(
 def _parts() -> list[tuple[str, list[tuple[str, str]]]]:
     """(label, [(file suffix, function name)]) of the parts of the call path, in order."""
     return [
-        ("FIT verification (Verifier.verify)", [("auth.py", "verify")]),
+        ("FIT verification (Verifier.verify)", [("access_desk/forge/invocation.py", "verify")]),
         (
             "admin check record (AdminCache.known/.is_admin)",
             [("admins.py", "known"), ("admins.py", "is_admin")],
         ),
         ("installation refresh (_remember)", [("handlers/resolvers.py", "_remember")]),
-        ("Client built per call (Client.__init__)", [("confluence.py", "__init__")]),
-        ("quota ledger: hold check (wait_seconds)", [("ratelimit.py", "wait_seconds")]),
-        ("quota ledger: admit + fair-share spend", [("ratelimit.py", "admit")]),
-        ("quota ledger: settle", [("ratelimit.py", "settle")]),
+        (
+            "Client built per call (Client.__init__)",
+            [("access_desk/confluence/client.py", "__init__")],
+        ),
+        (
+            "quota ledger: hold check (wait_seconds)",
+            [("access_desk/quota/ledger.py", "wait_seconds")],
+        ),
+        ("quota ledger: admit + fair-share spend", [("access_desk/quota/ledger.py", "admit")]),
+        ("quota ledger: settle", [("access_desk/quota/ledger.py", "settle")]),
         ("upstream HTTP request (requests)", [("requests/sessions.py", "request")]),
-        ("lookup cache read (cached_users)", [("store/lookups.py", "cached_users")]),
-        ("lookup cache room (lookup_room)", [("store/lookups.py", "lookup_room")]),
-        ("lookup cache write (cache_users)", [("store/lookups.py", "cache_users")]),
-        ("audit insert (add_audit)", [("store/audit.py", "add_audit")]),
+        ("lookup cache read (cached_users)", [("access_desk/store/lookups.py", "cached_users")]),
+        ("lookup cache room (lookup_room)", [("access_desk/store/lookups.py", "lookup_room")]),
+        ("lookup cache write (cache_users)", [("access_desk/store/lookups.py", "cache_users")]),
+        ("audit insert (add_audit)", [("access_desk/store/audit.py", "add_audit")]),
         ("JSON in (_payload)", [("handlers/resolvers.py", "_payload")]),
         ("JSON out (jsonify)", [("flask/json/__init__.py", "jsonify")]),
         ("log lines (logging)", [("logging/__init__.py", "_log")]),
@@ -329,7 +335,9 @@ def main() -> None:
             )
 
         try:
-            servers["product"] = start("product", "app:create_app()")  # migrates the store first
+            servers["product"] = start(
+                "product", "access_desk.app:create_app()"
+            )  # migrates the store first
             for level in FLOORS:
                 servers[level] = start(level, "bench.floor_apps:create()", FLOOR_LEVEL=level)
             for name, server in servers.items():  # JWKS, pools, admin record, imports

@@ -117,8 +117,8 @@ def create(level: str | None = None) -> Flask:
 
 def _indexed_query(url: str, secret_key: str) -> Callable[[dict[str, Any]], object]:
     """One primary-key read of the product's lookup cache, as the store makes its reads."""
-    from store import Store
-    from tables import lookup_cache
+    from access_desk.store import Store
+    from access_desk.store.tables import lookup_cache
 
     store = Store(url, secret_key)
     c = lookup_cache.c
@@ -172,7 +172,7 @@ class _Counts(threading.local):
 def counted() -> Any:
     """The product (``app.create_app()``) with per-call store counts and, optionally, profiles
     and the statements it sends."""
-    from app import create_app
+    from access_desk.app import create_app
     from handlers import Services
 
     flask_app = create_app()

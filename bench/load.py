@@ -43,7 +43,7 @@ from typing import Any
 
 import requests
 
-from auth import MAX_LIFETIME
+from access_desk.forge.invocation import MAX_LIFETIME
 from bench import common
 from bench.common import backend_env, ms, percentile, stop_server
 from simulator import Platform

@@ -32,11 +32,11 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from access_desk.store.tables import lookup_cache, lookup_misses
 from bench import common
 from bench.common import backend_env, ms, stop_server
 from simulator import Platform
 from simulator.site import account_id
-from tables import lookup_cache, lookup_misses
 
 CHUNK = 250
 CONCURRENCY = 4

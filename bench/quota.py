@@ -72,16 +72,16 @@ from typing import Any
 
 import requests
 
-import pool_rules
+from access_desk.quota import rules as pool_rules
+from access_desk.quota.costs import EMAILS_PER_REQUEST
+from access_desk.quota.learning import learned, model
+from access_desk.quota.pools import APP
+from access_desk.store import Store
+from access_desk.store.lookups import CALLER_MISSES
 from bench import common
 from bench.common import backend_env, ms, percentile, stop_server
-from costs import EMAILS_PER_REQUEST
-from learned_costs import learned, model
-from quota_pools import APP
 from simulator import Platform
 from simulator.quota import Quota, cost_of
-from store import Store
-from store.lookups import CALLER_MISSES
 
 UPSTREAM = ("users-bulk", "check-access", "invite", "user-current")
 SMALL = 18

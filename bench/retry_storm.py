@@ -31,11 +31,11 @@ from typing import Any
 
 import requests
 
+from access_desk.store import Store
 from bench import common
 from bench.common import backend_env, stop_server
 from simulator import Faults, Platform, RequestRecord
 from simulator.faults import Fault
-from store import Store
 
 LATENCY = 0.05
 CHUNK = 100

@@ -65,17 +65,17 @@ import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from access_desk.duties.personal_data import PersonalData
+from access_desk.store import Store
 from bench import common, scale_fill
 from bench.common import LiveServer, backend_env, free_port, stop_server
 from bench.floor import Kind, run_phase
 from bench.floor_apps import statement_label
 from bench.scale_fill import Busy, Sizes
-from privacy import PersonalData
 from simulator import Platform, forge
 from simulator.quota import Quota
 from simulator.site import account_id
 from simulator.tokens import SYSTEM
-from store import Store
 
 STORES = ("empty", "year")
 BIG_TABLE = 10_000  # rows: a sequential scan on a table this big is listed

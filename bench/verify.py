@@ -12,8 +12,8 @@ import argparse
 import time
 from collections.abc import Callable
 
-from auth import Verifier
-from keys import KeySet
+from access_desk.forge.invocation import Verifier
+from access_desk.forge.keys import KeySet
 from simulator import Platform
 
 APP_ID = "ari:cloud:ecosystem::app/6a3e6c5e-0d4b-4a8e-9d54-3b2c1f0e7a11"

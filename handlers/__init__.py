@@ -13,31 +13,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from flask import current_app, request
 
-import logs
-from auth import Invocation, Verifier, strip_bearer, token_expiry
-from confluence import Policy
+from access_desk import logs
+from access_desk.confluence.client import Clients
+from access_desk.forge.invocation import Invocation, Verifier
+from access_desk.forge.offline_tokens import OfflineTokens
+from access_desk.forge.tokens import strip_bearer, token_expiry
+from access_desk.jobs.runner import JobRunner
+from access_desk.jobs.worker import Worker
+from access_desk.quota.ledger import Ledger
+from access_desk.settings import Settings
+from access_desk.store import Store
 from handlers.inflight import InFlight
 from handlers.refusals import RefusalNotes
-from jobs import JobRunner
-from ratelimit import Gate
 from resolvers.context import AdminCache, BadInput
-from settings import Settings
-from store import Store
-from worker import Worker
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
     verifier: Verifier
-    session: requests.Session
+    clients: Clients  # a Confluence client per call: the edge passes the site and the token
+    offline_tokens: OfflineTokens
+    ledger: Ledger
     admins: AdminCache
-    gate: Gate
-    policy: Policy
-    sleep: Callable[[float], None]
     clock: Callable[[], float]
     store: Store
     runner: JobRunner
@@ -54,17 +54,18 @@ def services() -> Services:
 
 
 def verified() -> Invocation:
-    """The request's verified FIT (raises ``auth.AuthError``); tags the log context with its tenant."""
+    """The request's verified FIT (raises ``forge.invocation.AuthError``); tags the log context
+    with its tenant."""
     invocation = services().verifier.verify(request.headers.get("Authorization"))
     logs.installation.set(invocation.installation_id)
     return invocation
 
 
 def remember_installation(invocation: Invocation) -> None:
-    """Store the installation and the system token Forge sent (expiring per ``auth.token_expiry``);
-    a dormant installation wakes up (a verified invocation is the sign it is in use again). An
-    uninstalled installation gets no token (only an ``installed`` event revives it:
-    ``store.uninstalls``)."""
+    """Store the installation and the system token Forge sent (expiring per
+    ``forge.tokens.token_expiry``); a dormant installation wakes up (a verified invocation is
+    the sign it is in use again). An uninstalled installation gets no token (only an ``installed``
+    event revives it: ``store.uninstalls``)."""
     token = strip_bearer(request.headers.get("x-forge-oauth-system"))
     store = services().store
     if token is not None and store.is_uninstalled(invocation.installation_id):

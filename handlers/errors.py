@@ -15,8 +15,14 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from auth import InvalidToken, KeysUnavailable, UnsupportedEnvironment, UntrustedSite
-from jobs import JobNotFound
+from access_desk.forge.invocation import (
+    InvalidToken,
+    KeysUnavailable,
+    UnsupportedEnvironment,
+    UntrustedSite,
+)
+from access_desk.jobs.runner import JobNotFound
+from access_desk.store import BadCursor
 from resolvers.context import (
     BadInput,
     MissingToken,
@@ -25,7 +31,6 @@ from resolvers.context import (
     ResolverError,
     TooMany,
 )
-from store import BadCursor
 
 log = logging.getLogger("access_desk.errors")
 

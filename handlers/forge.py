@@ -27,15 +27,15 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from account_ids import is_account_id
-from auth import Invocation
+from access_desk.account_ids import is_account_id
+from access_desk.forge.invocation import Invocation
 from handlers import json_body, remember_installation, services, verified
 from resolvers.context import BadInput, NotAllowed
 
 bp = Blueprint("forge", __name__)
 log = logging.getLogger(__name__)
 
-# The trigger modules of manifest.yml (tests/unit/test_manifest.py checks they match it). Which key a
+# The trigger modules of manifest.yml (tests/forge/test_manifest.py checks they match it). Which key a
 # trigger's FIT names in ``app.module.key`` is not settled by Atlassian's docs (the trigger module's,
 # or the endpoint module it routes to; docs/platform.md): each route accepts exactly those two of its
 # own trigger, and nothing else.

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from call_limits import Limits
+from access_desk.call_limits import Limits
 from handlers.errors import Busy
 
 # Resolvers that fan out to Confluence and may wait on it up to the call's deadline.

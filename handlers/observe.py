@@ -8,8 +8,7 @@ import time
 
 from flask import Blueprint, Flask, Response, g, request
 
-import logs
-import metrics
+from access_desk import logs, metrics
 from handlers import services
 
 log = logging.getLogger("access_desk.http")
@@ -21,7 +20,7 @@ def metrics_text() -> Response:
     svc = services()
     store = svc.store
     body = metrics.exposition(
-        store.count_jobs_by_state, store.count_dormant_installations, svc.gate.pool_gauges
+        store.count_jobs_by_state, store.count_dormant_installations, svc.ledger.pool_gauges
     )
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
 

@@ -12,9 +12,17 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, Response, jsonify, send_from_directory
 
+import access_desk
 from handlers import services
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+def static_dir() -> Path:
+    """The panel's files: ``access_desk/static``, package data in an installed wheel and, in a
+    checkout, a symbolic link to the repository's ``static/``."""
+    return Path(access_desk.__file__).resolve().parent / "static"
+
+
+STATIC_DIR = static_dir()
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "

@@ -19,8 +19,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from store import Store
-from store.deliveries import FLOOD_SECONDS, KEPT_REFUSALS
+from access_desk.store import Store
+from access_desk.store.deliveries import FLOOD_SECONDS, KEPT_REFUSALS
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from atlassian import OfflineTokens
-from auth import Invocation, strip_bearer
-from confluence import Client
+from access_desk.confluence.client import Client
+from access_desk.forge.invocation import Invocation
+from access_desk.forge.tokens import strip_bearer
+from access_desk.quota.ledger import Payer
 from handlers import Services, json_body, remember_installation, services, verified
 from handlers.errors import PayloadTooLarge, UnknownResolver
 from handlers.inflight import SLOW_RESOLVERS
 from handlers.webhooks import post_in_process
-from ratelimit import Payer
 from resolvers import RESOLVERS, Resolver
 from resolvers.context import BadInput, Context, Diagnostics
 
@@ -57,18 +57,10 @@ def _run(
     _remember(svc, invocation)
     user_token = strip_bearer(request.headers.get("x-forge-oauth-user"))
 
+    payer = Payer(invocation.installation_id, invocation.principal or "")
+
     def client_for(token: str) -> Client:
-        return Client(
-            svc.session,
-            invocation.api_base_url,
-            token,
-            policy=svc.policy,
-            allowlist=svc.settings.api_base_url_allowlist,
-            sleep=svc.sleep,
-            clock=svc.clock,
-            gate=svc.gate,
-            payer=Payer(invocation.installation_id, invocation.principal or ""),
-        )
+        return svc.clients.for_site(invocation.api_base_url, token, payer)
 
     client = client_for(user_token) if user_token is not None else None
     ctx = Context(
@@ -80,7 +72,7 @@ def _run(
         public_base_url=svc.settings.public_base_url or request.host_url.rstrip("/"),
         budget_seconds=max(1.0, svc.settings.call_deadline_seconds - (svc.clock() - started) - 2),
         lookup_cache_seconds=svc.settings.lookup_cache_seconds,
-        shares=svc.gate.shares,
+        shares=svc.ledger.shares,
         admin_known=admin,
         diagnostics=_diagnostics(svc, user_token, client_for) if key == "diagnose" else None,
         deliver=post_in_process if key == "sendTestWebhook" else None,
@@ -100,22 +92,14 @@ def _remember(svc: Services, invocation: Invocation) -> None:
 def _diagnostics(
     svc: Services, user_token: str | None, client_for: Callable[[str], Client]
 ) -> Diagnostics:
-    """What ``diagnose`` needs: this call's tokens, an offline token minter, a client factory."""
-    settings = svc.settings
+    """What ``diagnose`` needs: this call's tokens, the offline token minter, a client factory."""
     return Diagnostics(
         user_token=user_token,
         system_token=strip_bearer(request.headers.get("x-forge-oauth-system")),
         received_at=time.time(),
-        offline_tokens=OfflineTokens(
-            svc.session,
-            settings.graphql_url,
-            svc.store,
-            allowlist=settings.api_base_url_allowlist,
-            timeout_seconds=settings.upstream_timeout_seconds,
-            gate=svc.gate,
-        ),
+        offline_tokens=svc.offline_tokens,
         client_for=client_for,
-        report_days=float(settings.personal_data_report_days),
+        report_days=float(svc.settings.personal_data_report_days),
     )
 
 

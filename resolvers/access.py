@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import entries
+from access_desk import entries
 from resolvers.context import Context
 from resolvers.inputs import entry_list, only_fields
 from resolvers.users import failure_json

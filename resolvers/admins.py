@@ -18,10 +18,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from confluence import Client, ConfluenceError, UpstreamError
+from access_desk.confluence.client import Client
+from access_desk.confluence.errors import ConfluenceError, UpstreamError
+from access_desk.store import Store
+from access_desk.store.admin_checks import AdminRecord
 from resolvers.errors import NotAllowed
-from store import Store
-from store.admin_checks import AdminRecord
 
 CHECK_SECONDS = 10.0  # how long one caller may hold the check
 POLL_SECONDS = 0.05

@@ -11,15 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from atlassian import OfflineTokens
-from auth import Invocation
-from confluence import Client
-from fair_shares import Shares
-from jobs import JobRunner
-from ratelimit import EVEN_SHARES
+from access_desk.confluence.client import Client
+from access_desk.forge.invocation import Invocation
+from access_desk.forge.offline_tokens import OfflineTokens
+from access_desk.jobs.runner import JobRunner
+from access_desk.quota.ledger import EVEN_SHARES
+from access_desk.quota.shares import Shares
+from access_desk.store import Store
 from resolvers.admins import AdminCache
 from resolvers.errors import BadInput, MissingToken, NotAllowed, NotFound, ResolverError, TooMany
-from store import Store
 
 __all__ = [
     "AdminCache",

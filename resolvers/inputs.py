@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import entries
+from access_desk import entries
 from resolvers.context import BadInput, TooMany
 
 MAX_ENTRIES = 10_000

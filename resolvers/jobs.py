@@ -3,7 +3,7 @@
 
 ``inviteEmails`` only queues the job; it then advances in the background worker and during every
 ``getJob`` call (with that call's fresh user token, inside the call's time budget). ``cancelJob``
-stops a queued or running job after its chunk in flight (``jobs.JobRunner.cancel``); ``retryJob``
+stops a queued or running job after its chunk in flight (``jobs.runner.JobRunner.cancel``); ``retryJob``
 makes the one new job of a finished job's ``failed`` and ``cancelled`` items.
 """
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ratelimit import Ledger
-from records import iso
+from access_desk.quota.ledger import Ledger
+from access_desk.store.records import iso
 from resolvers.context import Context
 from resolvers.inputs import only_fields
 

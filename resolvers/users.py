@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import entries
-from confluence import Failure, LookupResult
+from access_desk import entries
+from access_desk.confluence.results import Failure, LookupResult
+from access_desk.store.lookups import CacheRoom
 from resolvers.context import Context
 from resolvers.inputs import entry_list, only_fields
-from store.lookups import CacheRoom
 
 REFUSED = frozenset({401, 403, 404})
 

@@ -23,10 +23,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from records import iso
+from access_desk.store import Store
+from access_desk.store.records import iso
 from resolvers.context import BadInput, Context
 from resolvers.inputs import entry_list, only_fields, optional_bool
-from store import Store
 
 EVENT_TYPE = "access.invite"
 RECENT_DELIVERIES = 20

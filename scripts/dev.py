@@ -2,8 +2,8 @@
 root): simulated platform + the real backend under gunicorn.
 
 The simulated Forge and Confluence listen on ``--port`` (default 8000: the admin panel's host page);
-the backend runs as a real ``gunicorn 'app:create_app()'`` on the next port, configured only through
-the environment, exactly as in production. State lives in ``var/`` or ``--data-dir`` (SQLite
+the backend runs as a real ``gunicorn 'access_desk.app:create_app()'`` on the next port, configured
+only through the environment, exactly as in production. State lives in ``var/`` or ``--data-dir`` (SQLite
 database and a dev ``SECRET_KEY`` kept so the database stays readable across restarts).
 
 The terminal shows the welcome (URLs and curl commands) and little else: the backend's output and
@@ -34,8 +34,8 @@ import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
-import tables
-from auth import MAX_LIFETIME
+from access_desk.forge.invocation import MAX_LIFETIME
+from access_desk.store import tables
 from simulator import Platform
 from simulator.quota import quota_from_flags
 from simulator.triggers import Ticker
@@ -319,7 +319,7 @@ def main() -> int:
             "2",
             "--threads",
             "4",
-            "app:create_app()",
+            "access_desk.app:create_app()",
         ],
         cwd=ROOT,
         env=env,

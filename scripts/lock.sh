@@ -13,7 +13,7 @@
 #                                            what pyproject.toml changed (run it after editing it)
 #   scripts/lock.sh --upgrade                every package to the newest version pyproject.toml allows
 #   scripts/lock.sh --upgrade-package NAME   that package only (and what it needs)
-# tests/unit/test_locks.py fails while pyproject.toml and the lock files disagree.
+# tests/packaging/test_locks.py fails while pyproject.toml and the lock files disagree.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

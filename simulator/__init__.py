@@ -5,7 +5,7 @@ Written from docs/platform.md and Atlassian's OpenAPI document; never imports th
 Imports flow one way: the state (``simulator.state`` and the modules it holds: site, tokens, quota,
 faults, journal, ...) <- the HTTP modules (one blueprint each, ``simulator.edge`` under them) <- the
 Flask app (``simulator.wsgi``) <- ``simulator.platform`` and ``__main__``
-(tests/unit/test_simulator_imports.py checks it).
+(tests/simulator/test_imports.py checks it).
 """
 
 from simulator.faults import Fault, Faults

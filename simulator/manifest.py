@@ -7,7 +7,7 @@ scopes"). Without it the gateway and Confluence refuse offline tokens (``simulat
 (no scope allows impersonation) or the map form (those whose options say ``allowImpersonation:
 true``). It understands the plain block YAML Forge manifests use (indented mappings and ``-``
 lists, ``#`` comments, ``{}``), not anchors or flow collections beyond ``{}``;
-``tests/unit/test_manifest.py`` checks it against ``@forge/manifest``'s own parse.
+``tests/forge/test_manifest.py`` checks it against ``@forge/manifest``'s own parse.
 """
 
 from __future__ import annotations

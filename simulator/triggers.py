@@ -38,7 +38,7 @@ from simulator.state import Installation, PlatformState
 
 TIMEOUT = 5.0  # Forge's limit for trigger calls
 # (module key, module type) of manifest.yml's trigger modules, as a trigger call's FIT names them
-# (tests/unit/test_manifest.py checks the keys against manifest.yml).
+# (tests/forge/test_manifest.py checks the keys against manifest.yml).
 LIFECYCLE_TRIGGER = ("access-desk-lifecycle-events", "core:trigger")
 SCHEDULED_TRIGGER = ("access-desk-hourly", "core:scheduledTrigger")
 UNINSTALL_TRIGGER = ("access-desk-pre-uninstall", "core:preUninstall")

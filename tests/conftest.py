@@ -20,11 +20,13 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from app import create_app
-from settings import Settings
+from access_desk.app import create_app
+from access_desk.settings import Settings
 from simulator import Platform
 
 ROOT = Path(__file__).resolve().parents[1]
+# The fixtures of the tests of every room (the store on every database, signing keys, ...).
+pytest_plugins = ["tests.support.fixtures"]
 APP_ID = "ari:cloud:ecosystem::app/6a3e6c5e-0d4b-4a8e-9d54-3b2c1f0e7a11"
 
 
@@ -159,7 +161,7 @@ def start_gunicorn(
             "--timeout",
             "60",
             *extra,
-            "app:create_app()",
+            "access_desk.app:create_app()",
         ],
         cwd=ROOT,
         env=env,

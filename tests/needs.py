@@ -1,11 +1,11 @@
 """Which of ./test's heavy helpers a selection of tests needs: a pytest plugin for ``./test``'s
-fast path (``./test tests/unit/test_x.py``).
+fast path (``./test tests/forge/`` or ``./test tests/quota/test_ledger.py``: tests are by room).
 
 ``./test`` with arguments first collects them once (``--collect-only``, with this plugin and a
 stand-in ``TEST_POSTGRES_URL`` so that tests parametrized over PostgreSQL are collected) and starts
 only what the collected tests need, from their markers and fixtures:
 
-- ``postgres``: a test marked ``postgres`` (``tests.stores.BACKENDS``) or using ``shared_db``;
+- ``postgres``: a test marked ``postgres`` (``tests.support.stores.BACKENDS``) or using ``shared_db``;
 - ``chromium``: a test using the ``browser`` fixture (tests/e2e/conftest.py);
 - ``node``: a browser test (axe-core) or a test marked ``node`` (the manifest validator, the
   @forge/bridge build).

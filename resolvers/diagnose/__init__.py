@@ -7,7 +7,7 @@ same in plain words with what to do, ``accounts`` the account ids the summary na
 
 1. ``Forge invocation token``: what the verified FIT says (installation, site, environment).
 2. ``User token`` / ``System token``: the tokens Forge sent with this call, and when they expire
-   (``auth.token_expiry``: a JWT's ``exp``, otherwise 2 hours), or the stored system token.
+   (``forge.tokens.token_expiry``: a JWT's ``exp``, otherwise 2 hours), or the stored system token.
 3. ``Admin check``: ``user/current?expand=operations`` as the caller, with the operations
    Confluence reported (so a wrong admin reading is visible).
 4. One minimal call to each endpoint, with the scope it needs: ``users-bulk`` with the caller's
@@ -17,7 +17,7 @@ same in plain words with what to do, ``accounts`` the account ids the summary na
    permission answers 401/403/404 (docs/platform.md, "What diagnose reveals on a real site").
    Each shows the points Confluence reported (``X-RateLimit-*``) when it sent them.
 5. ``Offline token``: a freshly minted one (never a cached one) for the webhook admin (or the
-   caller when no webhook is set up) through ``atlassian.OfflineTokens``, then ``user/current``
+   caller when no webhook is set up) through ``forge.offline_tokens.OfflineTokens``, then ``user/current``
    with it on an offline client: the context ARI form that worked, or the gateway's messages, and
    what to change in the manifest when impersonation is refused.
 6. ``Scheduled trigger``, ``Personal data report``, ``Quota`` and ``Dormancy`` from the store.
@@ -41,11 +41,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from confluence import Probe
+from access_desk.confluence.results import Probe
 from resolvers.context import Context, Diagnostics, NotAllowed
 from resolvers.diagnose import duties, endpoints, offline, tokens
 from resolvers.diagnose.check import Check, unfinished
-from resolvers.diagnose.endpoints import ADMIN_PATH, PROBE_EMAIL, V2
+from resolvers.diagnose.endpoints import PROBE_EMAIL
 from resolvers.inputs import only_fields
 
 WORKERS = 4
@@ -64,7 +64,7 @@ def diagnose(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
             check = endpoints.not_admin(ctx, recorded)
             detail, summary = check.detail, check.summary
         elif ctx.user_client is not None:  # the check failed: one probe (through the ledger)
-            answer = ctx.user_client.within(ctx.budget_seconds).probe("GET", ADMIN_PATH)
+            answer = ctx.user_client.within(ctx.budget_seconds).probe_admin()
             check = endpoints.admin(ctx, answer)
             detail, summary = check.detail, check.summary
         raise NotAllowed(
@@ -75,12 +75,10 @@ def diagnose(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     me = ctx.account_id or ""
     calls: dict[str, Callable[[], Any]] = {  # the longest first
         "offline": lambda: offline.try_token(ctx, kit),
-        "admin": lambda: client.probe("GET", ADMIN_PATH),
-        "users": lambda: client.probe("POST", V2 + "/users-bulk", {"accountIds": [me]}),
-        "access": lambda: client.probe(
-            "POST", V2 + "/user/access/check-access-by-email", {"emails": [PROBE_EMAIL]}
-        ),
-        "invite": lambda: client.probe("POST", V2 + "/user/access/invite-by-email", {"emails": []}),
+        "admin": client.probe_admin,
+        "users": lambda: client.probe_users([me]),
+        "access": lambda: client.probe_check_access([PROBE_EMAIL]),
+        "invite": lambda: client.probe_invite([]),  # an empty list: nobody can be invited
     }
     results = _run(calls, ctx.budget_seconds)
 

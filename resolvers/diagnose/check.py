@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from confluence import Probe
-from ratelimit_headers import read_headers
+from access_desk.confluence.results import Probe
+from access_desk.quota.headers import read_headers
 
 log = logging.getLogger("resolvers.diagnose")  # the package's name: one logger for every check
 

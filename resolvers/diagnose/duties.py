@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluence import Probe
-from ratelimit import Ledger
-from records import iso
+from access_desk.confluence.results import Probe
+from access_desk.quota.ledger import Ledger
+from access_desk.store.records import iso
 from resolvers.context import Context, Diagnostics
 from resolvers.diagnose.check import REDEPLOY, Check, points, span
 

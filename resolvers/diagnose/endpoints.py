@@ -17,14 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluence import Probe
+from access_desk.confluence.results import Probe
+from access_desk.forge.scopes import SCOPES
 from resolvers.context import Context
 from resolvers.diagnose.check import REDEPLOY, Check, points, span, unfinished
-from scopes import SCOPES
 
 PROBE_EMAIL = "access-desk-diagnose@example.com"  # example.com is reserved (RFC 2606)
-ADMIN_PATH = "/wiki/rest/api/user/current?expand=operations"
-V2 = "/wiki/api/v2"
 USER_SCOPE = SCOPES["users_bulk"]
 CONFIG_SCOPE = SCOPES["check_access"]
 ADMIN_SCOPE = SCOPES["user_current"]

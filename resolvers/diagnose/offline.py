@@ -1,7 +1,7 @@
 """The ``Offline token`` check: a freshly minted offline token (never a cached one: the row must
 show whether the platform grants them now) for the webhook admin, or the caller when no webhook is
-set up, through ``atlassian.OfflineTokens``, then ``user/current`` with it on an offline client
-(``confluence.Client.offline``: the scopes ``manifest.yml`` lets the app impersonate with): the
+set up, through ``forge.offline_tokens.OfflineTokens``, then ``user/current`` with it on an offline client
+(``confluence.client.Client.offline``: the scopes ``manifest.yml`` lets the app impersonate with): the
 context ARI form that worked, or the gateway's messages.
 
 Advice: when the gateway or Confluence refuses for lack of impersonation (or a fresh token is
@@ -19,11 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from atlassian import OfflineTokenError, OfflineTokenRefused, context_ari
+from access_desk.forge.offline_tokens import OfflineTokenError, OfflineTokenRefused, context_ari
+from access_desk.forge.scopes import impersonated
 from resolvers.context import Context, Diagnostics
 from resolvers.diagnose.check import REDEPLOY, Check, points, unfinished
-from resolvers.diagnose.endpoints import ADMIN_PATH
-from scopes import impersonated
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +82,7 @@ def try_token(ctx: Context, kit: Diagnostics) -> _Offline:
     form = ctx.store.context_form(iid) or "site"
     ari = context_ari(form, ctx.invocation.cloud_id)
     client = kit.client_for(token).offline().within(ctx.budget_seconds)
-    probe = client.probe("GET", ADMIN_PATH, operation="user_current")
+    probe = client.probe_admin()
     minted = f"freshly minted with the {form} context ARI form ({ari})"
     if probe.status is None or not 200 <= probe.status < 300:
         said = f"{probe.status or probe.reason}" + (f": {probe.message}" if probe.message else "")

@@ -1,14 +1,14 @@
 """The checks of what Forge sent with this call: the ``Forge invocation token`` (what the verified
 FIT says: installation, site, environment), the ``User token`` and the ``System token`` (whether
-they came, when they expire: ``auth.token_expiry``, a JWT's ``exp``, otherwise 2 hours; or the
+they came, when they expire: ``forge.tokens.token_expiry``, a JWT's ``exp``, otherwise 2 hours; or the
 stored system token). Advice: enable ``auth.appUserToken`` / ``auth.appSystemToken`` and their
 scopes in manifest.yml and redeploy; an expired token means reload the page or check the clock.
 """
 
 from __future__ import annotations
 
-from auth import FALLBACK_TOKEN_SECONDS, token_expiry
-from records import iso
+from access_desk.forge.tokens import FALLBACK_TOKEN_SECONDS, token_expiry
+from access_desk.store.records import iso
 from resolvers.context import Context, Diagnostics
 from resolvers.diagnose.check import REDEPLOY, Check, span
 
@@ -40,7 +40,7 @@ def _valid_for(expires: float, now: float) -> str:
 
 
 def _lifetime(token: str, received_at: float, now: float) -> tuple[float, str]:
-    """(expiry, words): when the token expires and how that was read (``auth.token_expiry``)."""
+    """(expiry, words): when the token expires and how that was read (``forge.tokens.token_expiry``)."""
     expires = token_expiry(token, received_at)
     assert expires is not None
     if expires == received_at + FALLBACK_TOKEN_SECONDS:

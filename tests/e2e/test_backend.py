@@ -1,4 +1,4 @@
-"""The real server: gunicorn 'app:create_app()' against the simulated platform on loopback."""
+"""The real server: gunicorn 'access_desk.app:create_app()' against the simulated platform on loopback."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ def refused_boot(env: dict[str, str]) -> str:
     """Start gunicorn on 127.0.0.1 with ``env``; assert it stopped with a failure and return what it
     printed (stdout, then stderr)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "app:create_app()"],
+        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "access_desk.app:create_app()"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -439,13 +439,21 @@ def test_a_fresh_virtualenv_holds_no_test_tools_and_reaches_the_panel(tmp_path: 
     assert "BuildBackendWarning" not in shown and "!!" not in shown  # no setuptools warning
     probe = "import importlib.util as u, sys; print([m for m in sys.argv[1:] if u.find_spec(m)])"
     run = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", probe, "flask", "gunicorn", "app", *TEST_TOOLS],
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            probe,
+            "flask",
+            "gunicorn",
+            "access_desk",
+            *TEST_TOOLS,
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert run.stdout.strip() == "['flask', 'gunicorn', 'app']", run.stderr
+    assert run.stdout.strip() == "['flask', 'gunicorn', 'access_desk']", run.stderr
     assert not (venv / "bin" / "pytest").exists() and not (venv / "bin" / "ruff").exists()
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from settings import Settings
+from access_desk.settings import Settings
 from simulator import Platform
 from tests.conftest import LiveServer, backend_env, start_gunicorn, stop_server
-from tests.jwks import HangingJWKS
-from tests.stores import BACKENDS, fresh_database
+from tests.support.jwks import HangingJWKS
+from tests.support.stores import BACKENDS, fresh_database
 
 pytestmark = pytest.mark.e2e
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from settings import Settings
-from store import Store
+from access_desk.settings import Settings
+from access_desk.store import Store
 from tests.conftest import LiveServer, backend_env, start_gunicorn, stop_server
 from tests.e2e.panel_helpers import (
     FITS,

@@ -10,11 +10,11 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from settings import Settings
+from access_desk.settings import Settings
+from access_desk.store import Store
 from simulator import Platform
 from simulator.quota import Quota
 from simulator.triggers import scheduled
-from store import Store
 from tests.e2e.panel_helpers import Screens, open_panel, sign_in_as
 
 pytestmark = pytest.mark.e2e

@@ -1,5 +1,5 @@
 """Pasted lists in Chromium (issue 19 item 1): the panel's static/entries.js reads the shared table
-tests/entry_cases.json exactly as entries.py does (tests/unit/test_entries.py), and every form of a
+tests/entry_cases.json exactly as entries.py does (tests/test_entries.py), and every form of a
 pasted list (a header row, a space inside an address, mailto:, Name <addr>, "Name" <addr>, commas,
 semicolons) reads the same through the panel's forms and through the webhook, against a real
 gunicorn on the simulated platform. Each invalid entry shows under the field before anything is

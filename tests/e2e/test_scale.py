@@ -27,9 +27,9 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from store import Store
+from access_desk.store import Store
 from tests.conftest import LiveServer, backend_env, start_gunicorn, stop_server
-from tests.stores import fresh_database
+from tests.support.stores import fresh_database
 
 pytestmark = pytest.mark.e2e
 

@@ -53,9 +53,9 @@ def needs(*args: str) -> list[str]:
 
 
 def test_each_selection_needs_what_its_tests_use() -> None:
-    assert needs("tests/unit/test_entries.py", "-k", "table") == []
-    assert needs("tests/unit/test_manifest.py") == ["node"]  # @forge/manifest's validator
-    assert needs("tests/unit/test_store.py", "tests/e2e/test_panel_diagnose.py") == [
+    assert needs("tests/test_entries.py", "-k", "table") == []
+    assert needs("tests/forge/test_manifest.py") == ["node"]  # @forge/manifest's validator
+    assert needs("tests/store/test_store.py", "tests/e2e/test_panel_diagnose.py") == [
         "chromium",  # a browser
         "node",  # axe-core
         "postgres",  # the store's tests run on PostgreSQL too

@@ -1,0 +1,1 @@
+"""Platform duties: dormancy, personal data reporting, uninstall erasure."""

@@ -1,0 +1,264 @@
+"""Leases on jobs: a worker claims one runnable job (fair turns between installations, the jobs of a
+dormant installation or of a paused acting account skipped), renews its lease and releases it.
+
+``claim_job`` atomically takes one runnable job (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
+conditional ``UPDATE`` checked by rowcount on SQLite). The background worker's claim first lists
+the installations with work in turn (from indexes, whatever the number of jobs) and looks at the
+jobs of those whose turn comes first, so its cost follows the installations with work, not every
+queued job. Every write to a job (``store.queue``,
+``store.followups``, ``renew_lease``) happens only while the caller's lease holds (``lease_held``).
+Releasing a job whose cancel was asked for ends it (``store.cancels``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from access_desk.store.base import dialect_insert
+from access_desk.store.cancels import end_cancelled
+from access_desk.store.jobs import ACTIVE, Jobs
+from access_desk.store.queue import lease_held
+from access_desk.store.records import Job
+from access_desk.store.tables import account_refusals, installations, jobs, quota_turns
+
+CANDIDATES = 32  # runnable jobs, in claim order, one claim on PostgreSQL chooses among
+TURN_ROWS = 64  # installations with work read, in turn, per claim
+TURN_GROUPS = 4  # turns (installations served at the same time) tried before every job at once
+
+
+def _served(conn: Connection, installation_id: str, now: float) -> None:
+    """The installation's job work had its turn now (fair turns: ``claim_job``)."""
+    conn.execute(
+        dialect_insert(conn, quota_turns)
+        .values(installation_id=installation_id, served_at=now)
+        .on_conflict_do_update(index_elements=["installation_id"], set_={"served_at": now})
+    )
+
+
+def _turns(conn: Connection, now: float) -> list[list[str]]:
+    """The installations with queued or running jobs or a follow-up due (dormant ones left
+    out), grouped by their turn (``quota_turns``; never served first), longest ago first:
+    at most ``TURN_GROUPS`` groups, whole ones (empty when the first is not whole)."""
+    work = sa.union(
+        sa.select(jobs.c.installation_id).where(jobs.c.state.in_(ACTIVE)),
+        sa.select(jobs.c.installation_id).where(jobs.c.follow_up_at <= now),
+    ).subquery()
+    turn = sa.func.coalesce(
+        sa.select(quota_turns.c.served_at)
+        .where(quota_turns.c.installation_id == work.c.installation_id)
+        .scalar_subquery(),
+        0.0,
+    ).label("turn")
+    query = (
+        sa.select(work.c.installation_id, turn)
+        .where(work.c.installation_id.not_in(_dormant()))
+        .order_by(turn, work.c.installation_id)
+        .limit(TURN_ROWS)
+    )
+    rows = conn.execute(query).all()
+    groups: list[list[str]] = []
+    last: float | None = None
+    for installation, served in rows:
+        if served != last:
+            groups.append([])
+            last = served
+        groups[-1].append(installation)
+    if len(rows) == TURN_ROWS:  # the last group may go on past the rows read
+        groups.pop()
+    return groups[:TURN_GROUPS]
+
+
+def _dormant() -> sa.Select[tuple[str]]:
+    """The quiet installations (dormant: Forge no longer invokes them)."""
+    return sa.select(installations.c.installation_id).where(
+        installations.c.dormant_since.is_not(None), installations.c.dormant_reason == "quiet"
+    )
+
+
+def _awake() -> sa.ColumnElement[bool]:
+    """The job's installation is not quiet (dormant: Forge no longer invokes it), nor its acting
+    account paused (``dormancy``; an installation dormant because its site refuses every call has
+    all of its recent accounts paused, and another admin's job may still try)."""
+    dormant = _dormant()
+    paused = sa.exists().where(
+        account_refusals.c.installation_id == jobs.c.installation_id,
+        account_refusals.c.account_id == jobs.c.created_by,
+        account_refusals.c.paused_since.is_not(None),
+    )
+    return sa.and_(jobs.c.installation_id.not_in(dormant), sa.not_(paused))
+
+
+class Leases(Jobs):
+    """Claiming, renewing and releasing the lease on a job."""
+
+    def claim_job(
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        installation_id: str | None = None,
+        job_id: str | None = None,
+    ) -> Job | None:
+        """Lease ONE runnable job to ``worker_id`` and return it (without items): the job of the
+        installation served longest ago (``quota_turns``: fair turns on a shared quota pool), then
+        oldest first.
+
+        Runnable: ``queued`` or ``running`` or a follow-up due, ``not_before`` passed, and no lease or
+        an expired lease (a crashed worker's); when ``job_id`` is given, also a lease already held by
+        ``worker_id`` (the claim then renews it). Without ``job_id`` (the background worker), jobs
+        of a dormant installation, or acting as a paused account (``dormancy``), are not runnable.
+        A ``queued`` job becomes ``running``, its ``not_before`` is cleared, and its installation is
+        marked served now. None when nothing is runnable.
+        """
+        now = self._clock()
+        free = sa.or_(
+            jobs.c.lease_owner.is_(None), jobs.c.lease_until.is_(None), jobs.c.lease_until <= now
+        )
+        if job_id is not None:
+            free = sa.or_(free, jobs.c.lease_owner == worker_id)
+        runnable = sa.and_(
+            sa.or_(jobs.c.state.in_(ACTIVE), jobs.c.follow_up_at <= now),  # work, or a follow-up
+            sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+            free,
+        )
+        if installation_id is not None:
+            runnable = sa.and_(runnable, jobs.c.installation_id == installation_id)
+        if job_id is not None:
+            runnable = sa.and_(runnable, jobs.c.id == job_id)
+        else:  # the background worker: a dormant installation's jobs wait and spend nothing
+            runnable = sa.and_(runnable, _awake())
+        take = {
+            "lease_owner": worker_id,
+            "lease_until": now + lease_seconds,
+            "state": sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
+            "not_before": None,
+            "wait_reason": None,
+        }
+        # One connection and one transaction for the whole claim (on SQLite the transaction
+        # begins with the first write, so its reads come first, unlocked).
+        with self.engine.begin() as conn:
+            claimed: tuple[str, str] | None = None
+            if job_id is None and installation_id is None:
+                # The background worker: the installations with work, in turn, first (a list
+                # read from an index, one turn looked up each), then the runnable jobs of the
+                # installations whose turn comes first; only when the first few turns have
+                # nothing runnable (all held back, say), every runnable job at once.
+                for group in _turns(conn, now):
+                    only = sa.and_(runnable, jobs.c.installation_id.in_(group))
+                    claimed = self._claim_first(conn, only, take, now)
+                    if claimed is not None:
+                        break
+            if claimed is None:
+                claimed = self._claim_first(conn, runnable, take, now)
+            if claimed is None:
+                return None
+            return self._read_job(conn, claimed[0], claimed[1], items=False)
+
+    def _claim_first(
+        self, conn: Connection, runnable: sa.ColumnElement[bool], take: dict[str, Any], now: float
+    ) -> tuple[str, str] | None:
+        """Lease the first runnable job in claim order (the installation served longest ago,
+        then the oldest job); its (installation, id), or None."""
+        candidates = (
+            sa.select(jobs.c.id, jobs.c.installation_id)
+            .select_from(
+                jobs.outerjoin(quota_turns, quota_turns.c.installation_id == jobs.c.installation_id)
+            )
+            .where(runnable)
+            .order_by(sa.func.coalesce(quota_turns.c.served_at, 0.0), jobs.c.created_at, jobs.c.id)
+        )
+        if not self._sqlite:
+            # The order is read without a lock (a top-N sort, nothing locked); then the first of
+            # those candidates nobody else holds is locked (FOR UPDATE SKIP LOCKED over at most
+            # CANDIDATES rows, read by key) and taken.
+            top = candidates.limit(CANDIDATES).subquery()
+            pick = (
+                candidates.where(jobs.c.id.in_(sa.select(top.c.id)))
+                .limit(1)
+                .with_for_update(skip_locked=True, of=jobs)
+            )
+            row = conn.execute(pick).first()
+            if row is None:
+                return None
+            conn.execute(sa.update(jobs).where(jobs.c.id == row.id).values(take))
+            _served(conn, row.installation_id, now)
+            return (row.installation_id, row.id)
+        # SQLite serializes writers: the conditional UPDATE is the atomic step, and rowcount says
+        # whether we won.
+        for row in conn.execute(candidates.limit(8)).all():
+            won = conn.execute(sa.update(jobs).where(jobs.c.id == row.id, runnable).values(take))
+            if won.rowcount == 1:
+                _served(conn, row.installation_id, now)
+                return (row.installation_id, row.id)
+        return None
+
+    def waiting_elsewhere(self, installation_id: str) -> bool:
+        """Whether another installation has a job the background worker could claim now (the
+        worker then ends its step after the chunk in flight: turns go chunk by chunk). One
+        statement of three probes, each read in an index's order (queued, running, follow-ups
+        due), so it reads active jobs, never every job."""
+        now = self._clock()
+        claimable = (
+            jobs.c.installation_id != installation_id,
+            sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+            sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
+            _awake(),
+        )
+        probes = [
+            sa.select(jobs.c.id)
+            .where(jobs.c.state == state, *claimable)
+            .order_by(jobs.c.state, jobs.c.created_at)
+            .limit(1)
+            .subquery()
+            for state in ACTIVE
+        ]
+        probes.append(
+            sa.select(jobs.c.id)
+            .where(jobs.c.follow_up_at <= now, *claimable)
+            .order_by(jobs.c.follow_up_at)
+            .limit(1)
+            .subquery()
+        )
+        found = sa.union_all(*(sa.select(p.c.id) for p in probes)).subquery()
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(found.c.id).limit(1)).first() is not None
+
+    def renew_lease(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
+        """Extend a lease still held by ``worker_id``; False when it was lost (or expired)."""
+        now = self._clock()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(jobs)
+                .where(lease_held(job_id, worker_id, now))
+                .values(lease_until=now + lease_seconds)
+            )
+            return done.rowcount == 1
+
+    def release_job(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        not_before: float | None = None,
+        wait_reason: str | None = None,
+    ) -> bool:
+        """Give up ``worker_id``'s lease; ``not_before`` (epoch) delays the next claim, and
+        ``wait_reason`` says why (``Job.wait_reason``). A job whose cancel was asked for ends now
+        (see ``request_cancel``)."""
+        values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+        if not_before is not None:
+            values["not_before"] = not_before
+            values["wait_reason"] = wait_reason
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.lease_owner == worker_id)
+                .values(values)
+            )
+            if done.rowcount != 1:
+                return False
+            end_cancelled(conn, job_id, self._clock(), sa.true(), self._follow_up_after[0])
+            return True

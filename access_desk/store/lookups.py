@@ -1,0 +1,268 @@
+"""The lookup cache: user objects a caller was shown, and ids not found, per (installation, caller).
+
+``lookupUsers`` answers ids fetched for the same caller in the last ``LOOKUP_CACHE_SECONDS`` from
+here, shared by every worker and instance, without asking Confluence again (docs/contract.md §6).
+Rows are keyed by installation, caller and account id, and read only with all three: one person's
+lookup is never answered with what another person was shown (Confluence enforces profile
+visibility per caller).
+
+Bounded per caller, so no caller can make the database grow (``CacheRoom``): at most
+``CALLER_USERS`` fresh user objects (``lookup_cache``) and ``CALLER_MISSES`` fresh ids Confluence
+did not find (``lookup_misses``: the id alone, no user object); what does not fit is not cached
+(it is asked again next time). The resolver checks an id's form before anything reaches here.
+
+When Confluence refuses a caller (401/403/404), ``drop_cached_lookups`` deletes the caller's rows, so
+nothing they were shown before is served again. Expired rows are never read; a write deletes them
+when this store has not done so for a minute (or for ``max_age``, when shorter);
+``store.personal_data.erase_accounts`` deletes the rows of erased accounts (as the looked-up user or
+as the caller). A cache write the database refuses is logged and skipped: the answer stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from access_desk.store.base import StoreBase, dialect_insert
+from access_desk.store.tables import lookup_cache, lookup_misses
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500  # ids per IN (...) query
+_SWEEP_SECONDS = 60.0  # a store deletes expired rows at most this often (and once per max_age)
+CALLER_USERS = 20_000  # fresh user objects cached per caller
+CALLER_MISSES = 1_000  # fresh not-found ids cached per caller
+
+
+@dataclass(slots=True)
+class CacheRoom:
+    """How many more user objects and not-found ids one caller may have cached now; each
+    ``cache_users`` call given it takes what it writes from it. ``CacheRoom.uncounted()`` is
+    counted by the first ``cache_users`` that writes, inside its own transaction."""
+
+    users: int
+    misses: int
+    counted: bool = True
+
+    @classmethod
+    def uncounted(cls) -> CacheRoom:
+        return cls(0, 0, counted=False)
+
+
+class LookupCache(StoreBase):
+    """Cached user objects and not-found ids per (installation, caller); see the module docstring."""
+
+    _lookup_swept_at = float("-inf")  # when this store last deleted expired rows (its clock)
+
+    def cached_users(
+        self, installation_id: str, caller: str, account_ids: Sequence[str], max_age: float
+    ) -> dict[str, dict[str, Any] | None]:
+        """The cached answers younger than ``max_age`` seconds for these ids (id -> user object,
+        or None for "not found"); ids without one are left out.
+
+        Up to ``_BATCH`` distinct ids (a panel's lookup): one query reads both tables by key.
+        More (a bulk lookup): one indexed query first lists the caller's fresh not-found ids and
+        fresh user ids (at most one more than asked for): a caller with none (a cold cache)
+        costs that one query, and a caller with fewer fresh rows than ids asked for has only
+        the ids in both read back. Otherwise the ids are read by key in ``IN (...)`` batches."""
+        if max_age <= 0 or not account_ids:
+            return {}
+        since = self._clock() - max_age
+        ids = list(dict.fromkeys(account_ids))
+        mine = (
+            lookup_cache.c.installation_id == installation_id,
+            lookup_cache.c.caller == caller,
+            lookup_cache.c.cached_at > since,
+        )
+        missed_where = (
+            lookup_misses.c.installation_id == installation_id,
+            lookup_misses.c.caller == caller,
+            lookup_misses.c.cached_at > since,
+        )
+        found: dict[str, dict[str, Any] | None] = {}
+        if len(ids) <= _BATCH:
+            # by key alone (the freshness is checked here: a condition on cached_at would let
+            # a database read the caller's fresh rows instead of the ids asked for)
+            both = sa.union_all(
+                sa.select(
+                    lookup_cache.c.account_id,
+                    lookup_cache.c.user,
+                    lookup_cache.c.cached_at,
+                    sa.literal(False).label("miss"),
+                ).where(*mine[:2], lookup_cache.c.account_id.in_(ids)),
+                sa.select(
+                    lookup_misses.c.account_id,
+                    sa.null(),
+                    lookup_misses.c.cached_at,
+                    sa.literal(True).label("miss"),
+                ).where(*missed_where[:2], lookup_misses.c.account_id.in_(ids)),
+            )
+            misses: list[str] = []
+            with self.engine.connect() as conn:
+                for account_id, user, cached_at, miss in conn.execute(both):
+                    if cached_at <= since:
+                        continue
+                    if miss:
+                        misses.append(account_id)
+                    elif isinstance(user, dict):
+                        found[account_id] = user
+            for account_id in misses:  # a not-found answer stands over a user object
+                found[account_id] = None
+            return found
+        missed = sa.select(lookup_misses.c.account_id, sa.literal(True).label("miss")).where(
+            *missed_where
+        )
+        fresh = sa.select(lookup_cache.c.account_id).where(*mine).limit(len(ids) + 1).subquery()
+        listed = sa.union_all(
+            missed, sa.select(fresh.c.account_id, sa.literal(False).label("miss"))
+        )
+        with self.engine.connect() as conn:
+            known: set[str] = set()
+            wanted = set(ids)
+            for account_id, miss in conn.execute(listed):
+                if not miss:
+                    known.add(account_id)
+                elif account_id in wanted:
+                    found[account_id] = None
+            complete = len(known) <= len(ids)  # every fresh user id of this caller was listed
+            ids = [i for i in ids if i not in found]
+            if complete:  # read only the overlap
+                ids = [i for i in ids if i in known]
+            for start in range(0, len(ids), _BATCH):
+                rows = conn.execute(  # by key, freshness checked here (as above)
+                    sa.select(
+                        lookup_cache.c.account_id, lookup_cache.c.user, lookup_cache.c.cached_at
+                    ).where(*mine[:2], lookup_cache.c.account_id.in_(ids[start : start + _BATCH]))
+                )
+                for row in rows:
+                    if row.cached_at > since and isinstance(row.user, dict):
+                        found[row.account_id] = row.user
+        return found
+
+    def lookup_room(self, installation_id: str, caller: str, max_age: float) -> CacheRoom:
+        """How many more user objects and not-found ids ``caller`` may have cached now (one
+        statement: two indexed counts of their fresh rows)."""
+        with self.engine.connect() as conn:
+            return self._room(conn, installation_id, caller, max_age)
+
+    def _room(
+        self, conn: Connection, installation_id: str, caller: str, max_age: float
+    ) -> CacheRoom:
+        since = self._clock() - max_age
+
+        def fresh(table: sa.Table) -> sa.ScalarSelect[Any]:
+            return (
+                sa.select(sa.func.count())
+                .where(
+                    table.c.installation_id == installation_id,
+                    table.c.caller == caller,
+                    table.c.cached_at > since,
+                )
+                .scalar_subquery()
+            )
+
+        users, misses = conn.execute(sa.select(fresh(lookup_cache), fresh(lookup_misses))).one()
+        return CacheRoom(max(0, CALLER_USERS - int(users)), max(0, CALLER_MISSES - int(misses)))
+
+    def cache_users(
+        self,
+        installation_id: str,
+        caller: str,
+        users: Sequence[dict[str, Any]],
+        not_found: Sequence[str],
+        max_age: float,
+        room: CacheRoom | None = None,
+    ) -> None:
+        """Remember what ``caller`` was shown (users by their ``accountId``, and ids not found) as
+        far as ``room`` allows (counted in the write's transaction when not given, or given
+        uncounted), and drop every row older than
+        ``max_age``. Never raises for the database's sake: a refused write is logged."""
+        if max_age <= 0:
+            return
+        try:
+            self._cache_users(installation_id, caller, users, not_found, max_age, room)
+        except sa.exc.SQLAlchemyError:
+            log.exception("lookup cache write failed", extra={"installation": installation_id})
+
+    def drop_cached_lookups(self, installation_id: str, caller: str) -> int:
+        """Forget everything ``caller`` was shown (Confluence refused them); how many rows went."""
+        dropped = 0
+        with self.engine.begin() as conn:
+            for table in (lookup_cache, lookup_misses):
+                done = conn.execute(
+                    sa.delete(table).where(
+                        table.c.installation_id == installation_id, table.c.caller == caller
+                    )
+                )
+                dropped += int(done.rowcount)
+        return dropped
+
+    def _cache_users(
+        self,
+        installation_id: str,
+        caller: str,
+        users: Sequence[dict[str, Any]],
+        not_found: Sequence[str],
+        max_age: float,
+        room: CacheRoom | None,
+    ) -> None:
+        now = self._clock()
+        found: dict[str, dict[str, Any]] = {}
+        for user in users:
+            account_id = user.get("accountId")
+            if isinstance(account_id, str) and account_id:
+                found.setdefault(account_id, user)
+        missing = [a for a in dict.fromkeys(not_found) if a not in found]
+        sweep = now - self._lookup_swept_at >= min(max_age, _SWEEP_SECONDS)
+        if not found and not missing and not sweep:
+            return
+        with self.engine.begin() as conn:
+            if found or missing:
+                if room is None or not room.counted:
+                    counted = self._room(conn, installation_id, caller, max_age)
+                    if room is None:
+                        room = counted
+                    else:
+                        room.users, room.misses, room.counted = counted.users, counted.misses, True
+                found = dict(list(found.items())[: room.users])
+                missing = missing[: room.misses]
+                room.users -= len(found)
+                room.misses -= len(missing)
+            if sweep:
+                self._lookup_swept_at = now
+                for table in (lookup_cache, lookup_misses):
+                    conn.execute(sa.delete(table).where(table.c.cached_at <= now - max_age))
+            key = {"installation_id": installation_id, "caller": caller, "cached_at": now}
+            index = ["installation_id", "caller", "account_id"]
+            # an id is either found or not: its other row (an older answer) goes
+            for table, ids in ((lookup_misses, list(found)), (lookup_cache, missing)):
+                for start in range(0, len(ids), _BATCH):
+                    conn.execute(
+                        sa.delete(table).where(
+                            table.c.installation_id == installation_id,
+                            table.c.caller == caller,
+                            table.c.account_id.in_(ids[start : start + _BATCH]),
+                        )
+                    )
+            if found:
+                stmt = dialect_insert(conn, lookup_cache)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=index,
+                        set_={"user": stmt.excluded.user, "cached_at": stmt.excluded.cached_at},
+                    ),
+                    [{**key, "account_id": a, "user": u} for a, u in found.items()],
+                )
+            if missing:
+                stmt = dialect_insert(conn, lookup_misses)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=index, set_={"cached_at": stmt.excluded.cached_at}
+                    ),
+                    [{**key, "account_id": a} for a in missing],
+                )

@@ -1,0 +1,1 @@
+"""Alembic's migrations of the store (package data: env.py, script.py.mako, versions/)."""

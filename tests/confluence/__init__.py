@@ -1,0 +1,1 @@
+"""The Confluence client: endpoints, transport (retries, Retry-After, the deadline), errors, the allowlist."""

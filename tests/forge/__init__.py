@@ -1,0 +1,1 @@
+"""Forge: FIT verification, key sets, offline tokens, the manifest."""

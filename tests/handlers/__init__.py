@@ -1,0 +1,1 @@
+"""The HTTP edge: calls in flight, triggers and webhooks."""

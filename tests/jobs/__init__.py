@@ -1,0 +1,1 @@
+"""The job engine: runner, item claims, cancelling, retrying and follow-ups, the worker."""

@@ -1,0 +1,1 @@
+"""The wheel and the image: what a deployment gets, checked without the source tree."""

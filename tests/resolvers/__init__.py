@@ -1,0 +1,1 @@
+"""The resolvers through the HTTP edge, diagnose, the lookup cache."""

@@ -1,0 +1,1 @@
+"""The panel's files (static/): the vendored bridge build, the type check."""

@@ -1,0 +1,1 @@
+"""The store: queries on every database, the schema, old databases."""
