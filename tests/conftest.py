@@ -6,7 +6,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from cryptography.fernet import Fernet
 
 from access_desk.app import create_app
 from access_desk.settings import Settings
+from bench.common import LiveServer, backend_env, free_port, stop_server
 from simulator import Platform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,38 +100,6 @@ def backend(settings: Settings, platform: Platform, sleeps: Sleeps) -> Iterator[
     app.extensions["access_desk"].refusals.flush()  # refusals kept before the test's files go
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def backend_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        FORGE_APP_ID=settings.app_id,
-        SECRET_KEY=settings.secret_key,
-        FORGE_JWKS_URL=settings.jwks_url,
-        API_BASE_URL_ALLOWLIST=",".join(settings.api_base_url_allowlist),
-        GRAPHQL_URL=settings.graphql_url,
-        PERSONAL_DATA_URL=settings.personal_data_url,
-        DATABASE_URL=settings.database_url,
-        ALLOW_HTTP="1" if settings.allow_http else "0",
-    )
-    env.update(extra)
-    return env
-
-
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 def _die_with_parent() -> None:
     """In the child: SIGTERM when the test process dies, so no server outlives its test run."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -186,16 +154,6 @@ def start_gunicorn(
     proc.wait()
     out.close()
     raise RuntimeError(f"gunicorn did not answer in time:\n{log.read_text()}")
-
-
-def stop_server(server: LiveServer, sig: int | None = None) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, sig or signal.SIGTERM)
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=5)
 
 
 @pytest.fixture()

@@ -13,7 +13,8 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import backend_env, start_gunicorn, stop_server
+from bench.common import backend_env, stop_server
+from tests.conftest import start_gunicorn
 
 pytestmark = pytest.mark.e2e
 

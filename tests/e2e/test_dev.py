@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import free_port
+from bench.common import free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

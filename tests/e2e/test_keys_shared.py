@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from access_desk.settings import Settings
+from bench.common import LiveServer, backend_env, stop_server
 from simulator import Platform
-from tests.conftest import LiveServer, backend_env, start_gunicorn, stop_server
+from tests.conftest import start_gunicorn
 from tests.support.jwks import HangingJWKS
 from tests.support.stores import BACKENDS, fresh_database
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import backend_env, start_gunicorn, stop_server
+from bench.common import backend_env, stop_server
+from tests.conftest import start_gunicorn
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,8 @@ from playwright.sync_api import expect
 
 from access_desk.settings import Settings
 from access_desk.store import Store
-from tests.conftest import LiveServer, backend_env, start_gunicorn, stop_server
+from bench.common import LiveServer, backend_env, stop_server
+from tests.conftest import start_gunicorn
 from tests.e2e.panel_helpers import (
     FITS,
     QUICK_FOLLOW_UPS,

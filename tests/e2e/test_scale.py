@@ -28,7 +28,8 @@ import requests
 from cryptography.fernet import Fernet
 
 from access_desk.store import Store
-from tests.conftest import LiveServer, backend_env, start_gunicorn, stop_server
+from bench.common import LiveServer, backend_env, stop_server
+from tests.conftest import start_gunicorn
 from tests.support.stores import fresh_database
 
 pytestmark = pytest.mark.e2e

@@ -17,10 +17,10 @@ from werkzeug.serving import BaseWSGIServer
 from access_desk.app import create_app
 from access_desk.call_limits import Limits, limits_problems
 from access_desk.settings import Settings
+from bench.common import backend_env
 from handlers.errors import Busy
 from handlers.inflight import InFlight
 from simulator import Platform
-from tests.conftest import backend_env
 
 
 def test_limits_are_derived_from_the_threads() -> None:

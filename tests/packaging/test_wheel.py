@@ -25,8 +25,9 @@ import pytest
 import requests
 
 from access_desk.settings import Settings
+from bench.common import LiveServer, backend_env, free_port, stop_server
 from simulator import Platform
-from tests.conftest import ROOT, LiveServer, backend_env, free_port, stop_server
+from tests.conftest import ROOT
 from tests.e2e.test_backend import call
 
 pytestmark = pytest.mark.e2e
