@@ -22,6 +22,35 @@ from access_desk.store.tables import installations, offline_tokens
 WEBHOOK_PREVIOUS_SECRET_SECONDS = 24 * 3600
 
 
+def claim_installation_lease(
+    store: StoreBase, duty: str, worker_id: str, lease_seconds: float
+) -> str | None:
+    """Lease ONE installation whose ``duty`` is due (the columns ``{duty}_due_at``,
+    ``{duty}_lease_owner`` and ``{duty}_lease_until``: ``duty`` for the personal data duty,
+    ``erase`` for an uninstalled installation's erasure); its id, or None. The earliest due of a
+    few candidates whose lease is free or lapsed, each taken by a conditional update."""
+    now = store.now()
+    c = installations.c
+    due, owner, until = (c[f"{duty}_{name}"] for name in ("due_at", "lease_owner", "lease_until"))
+    runnable = sa.and_(due <= now, sa.or_(owner.is_(None), until <= now))
+    with store.engine.connect() as conn:
+        found = list(
+            conn.execute(
+                sa.select(c.installation_id).where(runnable).order_by(due).limit(8)
+            ).scalars()
+        )
+    for installation_id in found:
+        with store.engine.begin() as conn:
+            won = conn.execute(
+                sa.update(installations)
+                .where(c.installation_id == installation_id, runnable)
+                .values({owner: worker_id, until: now + lease_seconds})
+            )
+        if won.rowcount == 1:
+            return str(installation_id)
+    return None
+
+
 class WebhookTarget(NamedTuple):
     """What ``POST /webhooks/<uuid>`` needs of its installation (``webhook_target``)."""
 

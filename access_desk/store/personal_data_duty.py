@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from access_desk.store.base import StoreBase
+from access_desk.store.installations import claim_installation_lease
 from access_desk.store.tables import installations
 
 
@@ -53,27 +54,7 @@ class PrivacyDuty(StoreBase):
 
     def claim_privacy_duty(self, worker_id: str, lease_seconds: float) -> str | None:
         """Lease ONE installation whose personal data duty is due; its id, or None."""
-        now = self._clock()
-        c = installations.c
-        runnable = sa.and_(
-            c.duty_due_at <= now,
-            sa.or_(c.duty_lease_owner.is_(None), c.duty_lease_until <= now),
-        )
-        with self.engine.connect() as conn:
-            candidates = conn.execute(
-                sa.select(c.installation_id).where(runnable).order_by(c.duty_due_at).limit(8)
-            ).scalars()
-            found = list(candidates)
-        for installation_id in found:
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    sa.update(installations)
-                    .where(c.installation_id == installation_id, runnable)
-                    .values(duty_lease_owner=worker_id, duty_lease_until=now + lease_seconds)
-                )
-            if won.rowcount == 1:
-                return str(installation_id)
-        return None
+        return claim_installation_lease(self, "duty", worker_id, lease_seconds)
 
     def finish_privacy_duty(
         self,

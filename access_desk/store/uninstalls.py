@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from access_desk.store.audit import write_audit
 from access_desk.store.cancels import Cancels
+from access_desk.store.installations import claim_installation_lease
 from access_desk.store.jobs import ACTIVE
 from access_desk.store.personal_data import StoredPersonalData
 from access_desk.store.tables import (
@@ -125,28 +126,7 @@ class Uninstalls(Cancels, StoredPersonalData):
 
     def claim_erasure(self, worker_id: str, lease_seconds: float) -> str | None:
         """Lease ONE installation whose erasure is due; its id, or None."""
-        now = self._clock()
-        c = installations.c
-        runnable = sa.and_(
-            c.erase_due_at <= now,
-            sa.or_(c.erase_lease_owner.is_(None), c.erase_lease_until <= now),
-        )
-        with self.engine.connect() as conn:
-            found = list(
-                conn.execute(
-                    sa.select(c.installation_id).where(runnable).order_by(c.erase_due_at).limit(8)
-                ).scalars()
-            )
-        for installation_id in found:
-            with self.engine.begin() as conn:
-                won = conn.execute(
-                    sa.update(installations)
-                    .where(c.installation_id == installation_id, runnable)
-                    .values(erase_lease_owner=worker_id, erase_lease_until=now + lease_seconds)
-                )
-            if won.rowcount == 1:
-                return str(installation_id)
-        return None
+        return claim_installation_lease(self, "erase", worker_id, lease_seconds)
 
     def active_jobs(self, installation_id: str) -> list[str]:
         """The ids of the installation's queued and running jobs, oldest first."""
