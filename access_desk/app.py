@@ -33,11 +33,13 @@ from access_desk.forge.keys import KeySet
 from access_desk.forge.offline_tokens import OfflineTokens
 from access_desk.jobs.runner import JobRunner
 from access_desk.jobs.worker import Worker
+from access_desk.quota.batched import BatchedQuota
 from access_desk.quota.ledger import SharedLedger
 from access_desk.quota.mints import Mints
 from access_desk.quota.shares import Shares
 from access_desk.settings import Settings
 from access_desk.store import Store
+from access_desk.store.batched_lookups import BatchedLookups
 from access_desk.store.records import Installation
 from handlers import Services, errors, forge, observe, panel, resolvers, webhooks
 from handlers.inflight import InFlight
@@ -65,7 +67,10 @@ def create_app(
         clock=wall_clock,
     )
     store.migrate()
-    ledger = SharedLedger(store, shares=Shares(settings.installation_share, settings.user_share))
+    # the ledger's writes go to the store in batches, off the calls' path (quota.batched)
+    ledger = SharedLedger(
+        BatchedQuota(store), shares=Shares(settings.installation_share, settings.user_share)
+    )
     policy = Policy(
         deadline_seconds=settings.call_deadline_seconds,
         concurrency=settings.upstream_concurrency,
@@ -143,6 +148,7 @@ def create_app(
         runner=runner,
         worker=worker,
         refusals=RefusalNotes(store),
+        lookups=BatchedLookups(store),
         inflight=InFlight(
             Limits.derive(
                 settings.threads,

@@ -212,6 +212,18 @@ def _parts() -> list[tuple[str, list[tuple[str, str]]]]:
     ]
 
 
+def behind_per_call(replies: list[requests.Response]) -> tuple[float, float]:
+    """Statements and transactions per call of the threads that write in batches (quota, lookup
+    cache), from each worker's running totals over these replies (``X-Bench-Behind``)."""
+    seen: dict[str, list[tuple[int, int]]] = {}
+    for reply in replies:
+        pid, done, began = reply.headers["X-Bench-Behind"].split(":")
+        seen.setdefault(pid, []).append((int(done), int(began)))
+    statements = sum(max(s for s, _ in v) - min(s for s, _ in v) for v in seen.values())
+    transactions = sum(max(t for _, t in v) - min(t for _, t in v) for v in seen.values())
+    return statements / len(replies), transactions / len(replies)
+
+
 def profile_parts(files: list[Path]) -> tuple[float, int, list[tuple[str, float]]]:
     """The profiled calls' total in-app CPU (s), how many, and each part's CPU (s)."""
     stats = pstats.Stats(*(str(f) for f in files))
@@ -245,6 +257,11 @@ def main() -> None:
         type=int,
         default=200,
         help="calls per kind counted and profiled (0: none)",
+    )
+    parser.add_argument(
+        "--keep-profiles",
+        type=Path,
+        help="a folder to copy the profiles to, one file per call kind (for pstats, snakeviz)",
     )
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: gunicorn.conf.py)")
     parser.add_argument(
@@ -404,6 +421,10 @@ def main() -> None:
                     files = sorted(folder.glob(f"{name}.*.prof"))
                     if files:
                         profiled[kind.label] = profile_parts(files)
+                        if args.keep_profiles:
+                            args.keep_profiles.mkdir(parents=True, exist_ok=True)
+                            stats = pstats.Stats(*(str(f) for f in files))
+                            stats.dump_stats(args.keep_profiles / f"{name}.prof")
         finally:
             for server in servers.values():
                 stop_server(server)
@@ -516,6 +537,12 @@ def report(
                     labels[name] += int(n)
             shown = ", ".join(f"{name} {n / len(replies):.2f}" for name, n in labels.most_common())
             print(f"      {shown}")
+            late = behind_per_call(replies)
+            if late != (0.0, 0.0):
+                print(
+                    f"      + written in batches off the calls' path: {late[0]:.2f} statements in "
+                    f"{late[1]:.2f} transactions per call"
+                )
     if profiled:
         print()
         print(

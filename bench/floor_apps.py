@@ -184,10 +184,14 @@ def counted() -> Any:
     seen: dict[str, Any] = {}
     statements_dir = os.environ.get("BENCH_STATEMENTS_DIR")
 
+    behind = Counter[str]()  # statements and transactions of the threads that write in batches
+
     @sa.event.listens_for(engine, "before_cursor_execute")
     def _statement(conn: Any, cursor: Any, sql: str, parameters: Any, *args: Any) -> None:
         if counts.on:
             counts.statements[statement_label(sql)] += 1
+        elif threading.current_thread().name.endswith("-flush"):
+            behind["statements"] += 1
         if statements_dir and sql not in seen:
             seen[sql] = parameters
 
@@ -198,6 +202,8 @@ def counted() -> Any:
     def _begin(conn: Any) -> None:
         if counts.on:
             counts.begins += 1
+        elif threading.current_thread().name.endswith("-flush"):
+            behind["transactions"] += 1
 
     @sa.event.listens_for(engine, "commit")
     def _commit(conn: Any) -> None:
@@ -245,6 +251,10 @@ def counted() -> Any:
                 ("X-Bench-Connections", str(counts.checkouts)),
                 ("X-Bench-Labels", ";".join(f"{k}={n}" for k, n in sorted(used.items()))),
                 ("X-Bench-Cpu-Us", str(round((time.thread_time() - cpu) * 1e6))),
+                (
+                    "X-Bench-Behind",
+                    f"{os.getpid()}:{behind['statements']}:{behind['transactions']}",
+                ),
             ]
             return start_response(status, headers, *rest)
 

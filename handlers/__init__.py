@@ -25,6 +25,7 @@ from access_desk.jobs.worker import Worker
 from access_desk.quota.ledger import Ledger
 from access_desk.settings import Settings
 from access_desk.store import Store
+from access_desk.store.batched_lookups import BatchedLookups
 from handlers.inflight import InFlight
 from handlers.refusals import RefusalNotes
 from resolvers.context import AdminCache, BadInput
@@ -43,6 +44,7 @@ class Services:
     runner: JobRunner
     worker: Worker | None
     refusals: RefusalNotes  # refused webhook deliveries, stored off the request's path
+    lookups: BatchedLookups  # the lookup cache, its writes off the request's path
     inflight: InFlight = field(default_factory=InFlight)  # resolver calls per installation, user
     remembered: dict[str, float] = field(default_factory=dict)  # installation -> last refresh
 

@@ -10,11 +10,14 @@ comes. A failed check is not recorded and counts as "no" (fail closed); nobody a
 (``rate_limited``), a "yes" confirmed at most ``held_ttl`` seconds ago (1 hour) stands, so a hold
 does not lock administrators out; a "no" is never extended. The answer must be the FIT
 principal's: when Confluence says the user token belongs to another account (or to none it names),
-``NotAllowed`` is raised and nothing is recorded.
+``NotAllowed`` is raised and nothing is recorded. The edge reads the record for every call
+(``known``); a process keeps a known answer for a second (``MEMO_SECONDS``, never past the record's
+``ttl``), so a busy caller costs about one read a second.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -25,6 +28,8 @@ from access_desk.store.admin_checks import AdminRecord
 from resolvers.errors import NotAllowed
 
 CHECK_SECONDS = 10.0  # how long one caller may hold the check
+MEMO_SECONDS = 1.0  # how long a process answers ``known`` from the record it last read
+MEMO_MAX = 10_000  # records a process keeps so
 POLL_SECONDS = 0.05
 
 
@@ -40,6 +45,7 @@ class AdminCache:
         wait_seconds: float = 5.0,
         failed_pause: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        memo_seconds: float = MEMO_SECONDS,
     ) -> None:
         self._store = store
         self._ttl = ttl
@@ -47,6 +53,9 @@ class AdminCache:
         self._wait = wait_seconds
         self._failed_pause = failed_pause
         self._sleep = sleep
+        self._memo_seconds = memo_seconds
+        self._memo: dict[tuple[str, str], tuple[float, AdminRecord]] = {}  # -> (until, record)
+        self._lock = threading.Lock()
 
     def is_admin(self, installation_id: str, account_id: str, client: Client) -> bool:
         store = self._store
@@ -88,6 +97,8 @@ class AdminCache:
                 installation_id, account_id, None, hold_until=store.now() + self._failed_pause
             )
             return False
+        with self._lock:  # this process's next ``known`` reads the new record
+            self._memo.pop((installation_id, account_id), None)
         if status.account_id != account_id:
             store.record_admin_check(installation_id, account_id, None, hold_until=0.0)
             raise NotAllowed("The user token does not belong to the caller.")
@@ -102,8 +113,24 @@ class AdminCache:
 
     def known(self, installation_id: str, account_id: str) -> bool | None:
         """The answer recorded in the last ``ttl`` seconds, without asking Confluence (None: not
-        known); the calls-in-flight bounds read it (``handlers.inflight``)."""
-        return self._fresh(self._store.admin_check(installation_id, account_id), self._ttl)
+        known); the edge reads it for every call (``handlers.resolvers``). A known answer is
+        kept in this process for ``memo_seconds`` (at most until it is due again), so a busy
+        caller's calls read the record about once a second, not once each."""
+        key = (installation_id, account_id)
+        now = time.monotonic()
+        with self._lock:
+            memo = self._memo.get(key)
+        if memo is not None and now < memo[0]:
+            return self._fresh(memo[1], self._ttl)
+        record = self._store.admin_check(installation_id, account_id)
+        answer = self._fresh(record, self._ttl)
+        if answer is not None and record is not None and record.checked_at is not None:
+            due_in = record.checked_at + self._ttl - self._store.now()
+            with self._lock:
+                if len(self._memo) >= MEMO_MAX:
+                    self._memo.clear()
+                self._memo[key] = (now + min(self._memo_seconds, due_in), record)
+        return answer
 
     def recorded_refusal(self, installation_id: str, account_id: str) -> str | None:
         """The operations Confluence reported for a user it recently answered is not an admin

@@ -15,9 +15,9 @@ from access_desk.confluence.client import Client
 from access_desk.forge.invocation import Invocation
 from access_desk.forge.offline_tokens import OfflineTokens
 from access_desk.jobs.runner import JobRunner
-from access_desk.quota.ledger import EVEN_SHARES
-from access_desk.quota.shares import Shares
+from access_desk.quota.ledger import Ledger
 from access_desk.store import Store
+from access_desk.store.batched_lookups import BatchedLookups
 from resolvers.admins import AdminCache
 from resolvers.errors import BadInput, MissingToken, NotAllowed, NotFound, ResolverError, TooMany
 
@@ -58,11 +58,12 @@ class Context:
     admins: AdminCache
     store: Store
     runner: JobRunner
+    ledger: Ledger  # the process's quota ledger (its own calls' changes seen at once)
+    lookups: BatchedLookups  # the lookup cache (its writes in batches, seen here at once)
     public_base_url: str
     budget_seconds: float
     diagnostics: Diagnostics | None = None
     lookup_cache_seconds: float = 0.0  # LOOKUP_CACHE_SECONDS (0: lookups are not cached)
-    shares: Shares = EVEN_SHARES  # INSTALLATION_SHARE, USER_SHARE
     # the admin check's answer the edge read from the shared record for this call (fresh within
     # ADMIN_CACHE_SECONDS; None: not known), so the call does not read the record again
     admin_known: bool | None = None

@@ -1,22 +1,22 @@
 """``quota``: the Confluence points pool this installation draws on (administrators only).
 
-What the shared ledger knows (docs/contract.md §6), read fresh: ``scope`` ``"app"`` (the app's pool,
-shared by every installation) or ``"site"`` (this site's own), points per window (``limit``: the
-policy's ``q``), what is left (``remaining``; ``remainingEstimated`` true while Confluence has not
-said ``r`` this window, or the ledger has spent since it did: then it is the ledger's estimate),
-when the window ends (``resetAt``), until when calls are held (``heldUntil``: a quota 429 or a
-spent pool), whether Confluence said the pool is near its limit, this installation's own estimated
-spend this window (``spent``) and its fair share (``share``: ``INSTALLATION_SHARE`` of the pool),
-and what each call costs by the ledger's learned costs (``costs``: base and per-object points per
-request, ``learned`` once the answers have shown it: how r moved, or Confluence's silence lowered
-it). Nulls before any answer told.
+What the shared ledger knows (docs/contract.md §6), read fresh through this process's ledger (its
+own calls' changes at once, the other processes' once written, within ``quota.batched``'s 0.1 s):
+``scope`` ``"app"`` (the app's pool, shared by every installation) or ``"site"`` (this site's
+own), points per window (``limit``: the policy's ``q``), what is left (``remaining``;
+``remainingEstimated`` true while Confluence has not said ``r`` this window, or the ledger has
+spent since it did: then it is the ledger's estimate), when the window ends (``resetAt``), until
+when calls are held (``heldUntil``: a quota 429 or a spent pool), whether Confluence said the pool
+is near its limit, this installation's own estimated spend this window (``spent``) and its fair
+share (``share``: ``INSTALLATION_SHARE`` of the pool), and what each call costs by the ledger's
+learned costs (``costs``: base and per-object points per request, ``learned`` once the answers
+have shown it: how r moved, or Confluence's silence lowered it). Nulls before any answer told.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from access_desk.quota.ledger import Ledger
 from access_desk.store.records import iso
 from resolvers.context import Context
 from resolvers.inputs import only_fields
@@ -27,7 +27,7 @@ OPERATIONS = {"users_bulk": "lookup", "check_access": "check", "invite": "invite
 def quota(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     only_fields(payload, set())
     ctx.require_admin()
-    ledger = Ledger(ctx.store, clock=ctx.store.now, cache_seconds=0.0, shares=ctx.shares)
+    ledger = ctx.ledger
     view = ledger.view(ctx.invocation.api_base_url, ctx.invocation.installation_id)
     costs = ledger.costs()
     learned = ledger.learned_operations()

@@ -5,13 +5,13 @@
 an id the rules refuse (a space inside, or not an account id's form: ``account_ids.is_account_id``)
 names no account and is answered ``notFound`` without being sent or cached. It answers ids the
 same caller (installation + account) looked up in the last ``LOOKUP_CACHE_SECONDS`` from the
-store's lookup cache, without asking Confluence (it costs no
-points), and asks Confluence only for the rest; what Confluence answered is cached for that caller
-alone (``store.lookups``, bounded per caller), chunk by chunk as the answers arrive, so the writes
-overlap the requests still in flight. Failed ids are not cached. When Confluence refuses the caller
-(401/403/404, ``not_permitted``), everything cached for them is dropped, nothing more is cached, and
-the ids this call answered from the cache are failed ``not_permitted`` too: what they were shown
-before is not shown again once they may no longer see it.
+store's lookup cache, without asking Confluence (it costs no points), and asks Confluence only for
+the rest; what Confluence answered is cached for that caller alone (``store.lookups``, bounded per
+caller), chunk by chunk as the answers arrive, kept by the process and written in batches off the
+call's path (``store.batched_lookups``). Failed ids are not cached. When Confluence refuses the
+caller (401/403/404, ``not_permitted``), everything cached for them is dropped, nothing more is
+cached, and the ids this call answered from the cache are failed ``not_permitted`` too: what they
+were shown before is not shown again once they may no longer see it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 
 from access_desk import entries
 from access_desk.confluence.results import Failure, LookupResult
-from access_desk.store.lookups import CacheRoom
 from resolvers.context import Context
 from resolvers.inputs import entry_list, only_fields
 
@@ -48,19 +47,17 @@ def lookup(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     caller, ttl = ctx.account_id or "", ctx.lookup_cache_seconds
     iid = ctx.invocation.installation_id
     caching = bool(caller) and ttl > 0
-    cached = ctx.store.cached_users(iid, caller, ids, ttl) if caching else {}
+    cached = ctx.lookups.cached_users(iid, caller, ids, ttl) if caching else {}
     missing = [i for i in ids if i not in cached]
-    # counted by the first chunk's cache write, in its transaction, and shared by the others
-    room = CacheRoom.uncounted() if caching and missing else None
     refused = False
 
     def remember(part: LookupResult) -> None:  # each chunk's answers, while the rest are awaited
         nonlocal refused
         if not refused and any(f.status in REFUSED for f in part.failed):
             refused = True
-            ctx.store.drop_cached_lookups(iid, caller)
+            ctx.lookups.drop_cached_lookups(iid, caller)
         if not refused and (part.users or part.not_found):
-            ctx.store.cache_users(iid, caller, part.users, part.not_found, ttl, room)
+            ctx.lookups.cache_users(iid, caller, part.users, part.not_found, ttl)
 
     result = (
         client.lookup_users(missing, remember if caching else None) if missing else LookupResult()

@@ -93,6 +93,19 @@ class Backend:
         return self.client.post(f"/resolvers/{key}", json=payload or {}, headers=headers)
 
 
+class WrittenBackend(Backend):
+    """A ``Backend`` whose app's batched writes (quota, lookup cache) have reached the store when
+    each call returns, as they do within 0.1 s: for tests of what another process sees."""
+
+    def call(
+        self, key: str, payload: Any = None, *, account: str | None = None, installation: Any = None
+    ) -> Any:
+        response = super().call(key, payload, account=account, installation=installation)
+        svc = self.client.application.extensions["access_desk"]
+        assert svc.ledger.flush() and svc.lookups.flush()
+        return response
+
+
 @pytest.fixture()
 def backend(settings: Settings, platform: Platform, sleeps: Sleeps) -> Iterator[Backend]:
     app = create_app(settings, sleep=sleeps)

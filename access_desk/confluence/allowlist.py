@@ -21,6 +21,7 @@ The rule (``API_BASE_URL_ALLOWLIST``, a tuple of prefixes), used by FIT verifica
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ DEFAULT_PORTS = {"https": 443, "http": 80}
 _FORBIDDEN = set("%\\@?#")
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function, asked about the same few URLs every call
 def canonical_base(raw: str) -> str | None:
     """``raw`` in canonical form without a trailing slash, or ``None`` when it is refused."""
     if not raw.isascii() or any(c in _FORBIDDEN or c <= " " or c == "\x7f" for c in raw):

@@ -288,7 +288,11 @@ class Ledger:
                 return pool if pool is not row else None
             return replace(pool, pending=pool.pending + cost, updated_at=now)
 
-        pool = self._storage.change_pool(key, decide)
+        def reserve(row: Pool) -> Pool:  # what is written to the shared row, once decided
+            pool = rules.current(row, now)
+            return pool if refusal else replace(pool, pending=pool.pending + cost, updated_at=now)
+
+        pool = self._storage.change_pool(key, decide, replay=reserve)
         self._remember(pool)
         if pool.window_id != stored.window_id:
             self._storage.drop_spend_before(key, pool.window_id)
@@ -416,21 +420,23 @@ class Ledger:
                 caps.extend([found] if found else [])
             return replace(pool, updated_at=now)
 
+        def learn(_: Pool) -> None:  # once written: what the shared row's r showed
+            for sample in samples:
+                self._storage.add_cost_sample(
+                    sample.operation, sample.requests, sample.objects, sample.points
+                )
+            for found in caps:
+                self._storage.lower_cost_caps(found)
+            if samples or caps:
+                with self._lock:
+                    self._sums = None
+
         stored = rows.get(key)
         near_changes = reading.near_limit is True or (
             reading.near_limit is False and stored is not None and stored.near_limit
         )
         touches = bool(reading.entries or near_changes or reading.quota_429 or reserved_in == key)
-        after = self._change(key, apply) if touches else None
-        for sample in samples:
-            self._storage.add_cost_sample(
-                sample.operation, sample.requests, sample.objects, sample.points
-            )
-        for found in caps:
-            self._storage.lower_cost_caps(found)
-        if samples or caps:
-            with self._lock:
-                self._sums = None
+        after = self._change(key, apply, then=learn) if touches else None
         if admission is not None and admission.wait == 0 and admission.payer.installation_id:
             self._count_to_payer(admission, key, after, actual, late=any(lateness))
         site_scope = self._site_scope(reading)
@@ -496,10 +502,27 @@ class Ledger:
 
         return change
 
-    def _change(self, key: str, change: Callable[[Pool], Pool | None]) -> Pool:
-        pool = self._storage.change_pool(key, change)
+    def _change(
+        self,
+        key: str,
+        change: Callable[[Pool], Pool | None],
+        then: Callable[[Pool], None] | None = None,
+    ) -> Pool:
+        pool = self._storage.change_pool(key, change, then=then)
         self._remember(pool)
         return pool
+
+    def flush(self) -> bool:
+        """Write what the storage keeps back (``quota.batched``); whether all of it was written."""
+        return self._storage.flush()
+
+    def forget(self) -> None:
+        """Drop every row and sum read before (after ``flush``): for a store emptied under the
+        process (tests; a restored backup)."""
+        with self._lock:
+            self._cache.clear()
+            self._sums = None
+        self._storage.forget()
 
     def hold(self, site: str, seconds: float) -> None:
         """Hold ``site`` alone for ``seconds`` (a burst 429's or a 503's ``Retry-After``)."""
@@ -518,4 +541,5 @@ class MemoryLedger(Ledger):
 
 class SharedLedger(Ledger):
     """The ledger shared by every worker and instance, kept in the store (``store.quota``): a
-    ``Ledger`` over the store, named for what it is where it is built."""
+    ``Ledger`` over the store, or over a process's ``quota.batched.BatchedQuota`` of it (the app's:
+    its writes go in batches), named for what it is where it is built."""

@@ -87,6 +87,16 @@ class CostSums:
 
 
 Change = Callable[[Pool], Pool | None]
+Written = Callable[[Pool], None]
+SpendKey = tuple[str, int, str, str]  # (pool, window_id, installation_id, account_id or "")
+
+
+def spend_rows(
+    pool: str, window_id: int, installation_id: str, account_id: str, points: float
+) -> dict[SpendKey, float]:
+    """The spend rows one addition changes: the installation's, and its user's (if any)."""
+    who = ["", account_id] if account_id else [""]
+    return {(pool, window_id, installation_id, a): points for a in who}
 
 
 class QuotaStorage(Protocol):
@@ -100,9 +110,13 @@ class QuotaStorage(Protocol):
         """Every row that is a pool (a limit or r known)."""
         ...
 
-    def change_pool(self, key: str, change: Change) -> Pool:
+    def change_pool(
+        self, key: str, change: Change, *, replay: Change | None = None, then: Written | None = None
+    ) -> Pool:
         """``change(row)`` (``Pool(key)`` when absent) applied atomically; None from ``change``
-        writes nothing. Returns the row as it then stands."""
+        writes nothing. Returns the row as it then stands. A storage that writes later
+        (``quota.batched``) applies ``replay`` (default: ``change`` again) to the shared row when
+        it writes; ``then`` is called with the row as written, once it is."""
         ...
 
     def add_spend(
@@ -111,6 +125,10 @@ class QuotaStorage(Protocol):
         """Add ``points`` (negative: a correction) to this window's spend of an installation and
         of its user ``account_id`` (none when empty), in the window's units: times the pool row's
         ``spend_scale`` they are points."""
+        ...
+
+    def add_spends(self, changes: Mapping[SpendKey, float]) -> None:
+        """Several ``add_spend`` rows at once (``spend_rows``), in one transaction."""
         ...
 
     def spend_of(
@@ -135,6 +153,16 @@ class QuotaStorage(Protocol):
         """Lower each operation's per-object cap to the one given (a cap never rises)."""
         ...
 
+    def flush(self) -> bool:
+        """Write what is kept back now (nothing, for a storage that writes at once); whether
+        all of it was written."""
+        ...
+
+    def forget(self) -> None:
+        """Drop what is held apart from the shared rows (nothing, for a storage that holds none):
+        for a store emptied under it."""
+        ...
+
 
 class MemoryQuota:
     """An in-process quota storage (thread-safe)."""
@@ -157,22 +185,27 @@ class MemoryQuota:
                 if p.key != MINTS and (p.limit is not None or p.reported is not None)
             ]
 
-    def change_pool(self, key: str, change: Change) -> Pool:
+    def change_pool(
+        self, key: str, change: Change, *, replay: Change | None = None, then: Written | None = None
+    ) -> Pool:
         with self._lock:
             old = self._rows.get(key, Pool(key))
             new = change(old)
-            if new is None:
-                return old
-            new = replace(new, key=key, version=old.version + 1)
-            self._rows[key] = new
-            return new
+            if new is not None:
+                new = replace(new, key=key, version=old.version + 1)
+                self._rows[key] = new
+        if then is not None:
+            then(new or old)
+        return new or old
 
     def add_spend(
         self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
     ) -> None:
+        self.add_spends(spend_rows(pool, window_id, installation_id, account_id, points))
+
+    def add_spends(self, changes: Mapping[SpendKey, float]) -> None:
         with self._lock:
-            for who in ("", account_id) if account_id else ("",):
-                k = (pool, window_id, installation_id, who)
+            for k, points in changes.items():
                 self._spend[k] = self._spend.get(k, 0.0) + points
 
     def spend_of(
@@ -200,3 +233,10 @@ class MemoryQuota:
         with self._lock:
             for operation, cap in caps.items():
                 self._costs[operation] = self._costs.get(operation, CostSums()).capped(cap)
+
+    def flush(self) -> bool:
+        """Nothing is kept back."""
+        return True
+
+    def forget(self) -> None:
+        """Nothing is held apart from the rows."""

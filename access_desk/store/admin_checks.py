@@ -26,18 +26,20 @@ class AdminRecord:
     operations: str | None = None  # the operations Confluence reported, e.g. "use/application"
 
 
+_c = admin_checks.c
+# built once (every call reads it): one record by key
+_RECORD = sa.select(_c.is_admin, _c.checked_at, _c.checking_until, _c.operations).where(
+    _c.installation_id == sa.bindparam("iid"), _c.account_id == sa.bindparam("account")
+)
+
+
 class AdminChecks(StoreBase):
     """The admin check record; see the module docstring."""
 
     def admin_check(self, installation_id: str, account_id: str) -> AdminRecord | None:
         """The record of ``account_id`` in the installation, if any."""
-        c = admin_checks.c
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(c.is_admin, c.checked_at, c.checking_until, c.operations).where(
-                    c.installation_id == installation_id, c.account_id == account_id
-                )
-            ).first()
+            row = conn.execute(_RECORD, {"iid": installation_id, "account": account_id}).first()
         if row is None:
             return None
         return AdminRecord(

@@ -35,6 +35,10 @@ def subject_key(subject: str) -> str:
     return subject.translate(_LOWER)
 
 
+_INSERT_ENTRY = sa.insert(audit).returning(audit.c.id)  # built once: every call writes one
+_INSERT_KEYS = sa.insert(audit_subjects)
+
+
 def write_audit(
     conn: Connection,
     installation_id: str,
@@ -51,22 +55,21 @@ def write_audit(
     an entry about more people than it shows gets all of them), inside the caller's
     transaction."""
     entry_id = conn.execute(
-        sa.insert(audit)
-        .values(
-            installation_id=installation_id,
-            at=at,
-            actor=actor,
-            action=action,
-            source=source,
-            subjects=list(subjects),
-            outcome=outcome,
-        )
-        .returning(audit.c.id)
+        _INSERT_ENTRY,
+        {
+            "installation_id": installation_id,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "source": source,
+            "subjects": list(subjects),
+            "outcome": outcome,
+        },
     ).scalar_one()
     found = sorted({subject_key(s) for s in (subjects if keys is None else keys) if s})
     if found:
         conn.execute(
-            sa.insert(audit_subjects),
+            _INSERT_KEYS,
             [
                 {"audit_id": entry_id, "subject": k, "installation_id": installation_id}
                 for k in found

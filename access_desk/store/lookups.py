@@ -54,6 +54,54 @@ class CacheRoom:
         return cls(0, 0, counted=False)
 
 
+@dataclass(slots=True)
+class CallerAnswers:
+    """What one caller was shown at ``now``: user objects by id (``found``) and ids not found
+    (``missing``: none of them in ``found``)."""
+
+    installation_id: str
+    caller: str
+    found: dict[str, dict[str, Any]]
+    missing: list[str]
+    now: float
+
+    @classmethod
+    def of(
+        cls,
+        installation_id: str,
+        caller: str,
+        users: Sequence[dict[str, Any]],
+        not_found: Sequence[str],
+        now: float,
+    ) -> CallerAnswers:
+        found: dict[str, dict[str, Any]] = {}
+        for user in users:
+            account_id = user.get("accountId")
+            if isinstance(account_id, str) and account_id:
+                found.setdefault(account_id, user)
+        missing = [a for a in dict.fromkeys(not_found) if a not in found]
+        return cls(installation_id, caller, found, missing, now)
+
+
+def _by_key(table: sa.Table, user: Any, miss: bool) -> sa.Select[Any]:
+    return sa.select(
+        table.c.account_id, user, table.c.cached_at, sa.literal(miss).label("miss")
+    ).where(
+        table.c.installation_id == sa.bindparam("iid"),
+        table.c.caller == sa.bindparam("caller"),
+        table.c.account_id.in_(sa.bindparam("ids", expanding=True)),
+    )
+
+
+# built once (a panel's lookup reads it every call): both tables by key alone (the freshness is
+# checked by the reader: a condition on cached_at would let a database read the caller's fresh
+# rows instead of the ids asked for)
+_BY_KEY = sa.union_all(
+    _by_key(lookup_cache, lookup_cache.c.user, False),
+    _by_key(lookup_misses, sa.null(), True),
+)
+
+
 class LookupCache(StoreBase):
     """Cached user objects and not-found ids per (installation, caller); see the module docstring."""
 
@@ -74,6 +122,21 @@ class LookupCache(StoreBase):
             return {}
         since = self._clock() - max_age
         ids = list(dict.fromkeys(account_ids))
+        found: dict[str, dict[str, Any] | None] = {}
+        if len(ids) <= _BATCH:  # by key alone (_BY_KEY), the freshness checked here
+            misses: list[str] = []
+            with self.engine.connect() as conn:
+                keys = {"iid": installation_id, "caller": caller, "ids": ids}
+                for account_id, user, cached_at, miss in conn.execute(_BY_KEY, keys):
+                    if cached_at <= since:
+                        continue
+                    if miss:
+                        misses.append(account_id)
+                    elif isinstance(user, dict):
+                        found[account_id] = user
+            for account_id in misses:  # a not-found answer stands over a user object
+                found[account_id] = None
+            return found
         mine = (
             lookup_cache.c.installation_id == installation_id,
             lookup_cache.c.caller == caller,
@@ -84,36 +147,6 @@ class LookupCache(StoreBase):
             lookup_misses.c.caller == caller,
             lookup_misses.c.cached_at > since,
         )
-        found: dict[str, dict[str, Any] | None] = {}
-        if len(ids) <= _BATCH:
-            # by key alone (the freshness is checked here: a condition on cached_at would let
-            # a database read the caller's fresh rows instead of the ids asked for)
-            both = sa.union_all(
-                sa.select(
-                    lookup_cache.c.account_id,
-                    lookup_cache.c.user,
-                    lookup_cache.c.cached_at,
-                    sa.literal(False).label("miss"),
-                ).where(*mine[:2], lookup_cache.c.account_id.in_(ids)),
-                sa.select(
-                    lookup_misses.c.account_id,
-                    sa.null(),
-                    lookup_misses.c.cached_at,
-                    sa.literal(True).label("miss"),
-                ).where(*missed_where[:2], lookup_misses.c.account_id.in_(ids)),
-            )
-            misses: list[str] = []
-            with self.engine.connect() as conn:
-                for account_id, user, cached_at, miss in conn.execute(both):
-                    if cached_at <= since:
-                        continue
-                    if miss:
-                        misses.append(account_id)
-                    elif isinstance(user, dict):
-                        found[account_id] = user
-            for account_id in misses:  # a not-found answer stands over a user object
-                found[account_id] = None
-            return found
         missed = sa.select(lookup_misses.c.account_id, sa.literal(True).label("miss")).where(
             *missed_where
         )
@@ -202,6 +235,18 @@ class LookupCache(StoreBase):
                 dropped += int(done.rowcount)
         return dropped
 
+    def cache_batch(self, batch: Sequence[CallerAnswers], max_age: float) -> None:
+        """Write several callers' answers in one transaction (``store.batched_lookups``), each
+        as far as its caller's room allows (counted here), each row at its own ``cached_at``.
+        Raises for the database's sake (the caller logs it)."""
+        if max_age <= 0 or not batch:
+            return
+        with self.engine.begin() as conn:
+            self._sweep(conn, max_age)
+            for answers in batch:
+                room = self._room(conn, answers.installation_id, answers.caller, max_age)
+                self._write(conn, answers, room)
+
     def _cache_users(
         self,
         installation_id: str,
@@ -211,58 +256,63 @@ class LookupCache(StoreBase):
         max_age: float,
         room: CacheRoom | None,
     ) -> None:
-        now = self._clock()
-        found: dict[str, dict[str, Any]] = {}
-        for user in users:
-            account_id = user.get("accountId")
-            if isinstance(account_id, str) and account_id:
-                found.setdefault(account_id, user)
-        missing = [a for a in dict.fromkeys(not_found) if a not in found]
-        sweep = now - self._lookup_swept_at >= min(max_age, _SWEEP_SECONDS)
-        if not found and not missing and not sweep:
+        answers = CallerAnswers.of(installation_id, caller, users, not_found, self._clock())
+        due = answers.now - self._lookup_swept_at >= min(max_age, _SWEEP_SECONDS)
+        if not answers.found and not answers.missing and not due:
             return
         with self.engine.begin() as conn:
-            if found or missing:
+            if answers.found or answers.missing:
                 if room is None or not room.counted:
                     counted = self._room(conn, installation_id, caller, max_age)
                     if room is None:
                         room = counted
                     else:
                         room.users, room.misses, room.counted = counted.users, counted.misses, True
-                found = dict(list(found.items())[: room.users])
-                missing = missing[: room.misses]
-                room.users -= len(found)
-                room.misses -= len(missing)
-            if sweep:
-                self._lookup_swept_at = now
-                for table in (lookup_cache, lookup_misses):
-                    conn.execute(sa.delete(table).where(table.c.cached_at <= now - max_age))
-            key = {"installation_id": installation_id, "caller": caller, "cached_at": now}
-            index = ["installation_id", "caller", "account_id"]
-            # an id is either found or not: its other row (an older answer) goes
-            for table, ids in ((lookup_misses, list(found)), (lookup_cache, missing)):
-                for start in range(0, len(ids), _BATCH):
-                    conn.execute(
-                        sa.delete(table).where(
-                            table.c.installation_id == installation_id,
-                            table.c.caller == caller,
-                            table.c.account_id.in_(ids[start : start + _BATCH]),
-                        )
+                self._write(conn, answers, room)
+            self._sweep(conn, max_age)
+
+    def _sweep(self, conn: Connection, max_age: float) -> None:
+        """Delete expired rows, when this store has not for a minute (or for ``max_age``)."""
+        now = self._clock()
+        if now - self._lookup_swept_at < min(max_age, _SWEEP_SECONDS):
+            return
+        self._lookup_swept_at = now
+        for table in (lookup_cache, lookup_misses):
+            conn.execute(sa.delete(table).where(table.c.cached_at <= now - max_age))
+
+    def _write(self, conn: Connection, answers: CallerAnswers, room: CacheRoom) -> None:
+        """One caller's answers, as far as ``room`` allows (which they then take from)."""
+        found = dict(list(answers.found.items())[: room.users])
+        missing = answers.missing[: room.misses]
+        room.users -= len(found)
+        room.misses -= len(missing)
+        installation_id, caller = answers.installation_id, answers.caller
+        key = {"installation_id": installation_id, "caller": caller, "cached_at": answers.now}
+        index = ["installation_id", "caller", "account_id"]
+        # an id is either found or not: its other row (an older answer) goes
+        for table, ids in ((lookup_misses, list(found)), (lookup_cache, missing)):
+            for start in range(0, len(ids), _BATCH):
+                conn.execute(
+                    sa.delete(table).where(
+                        table.c.installation_id == installation_id,
+                        table.c.caller == caller,
+                        table.c.account_id.in_(ids[start : start + _BATCH]),
                     )
-            if found:
-                stmt = dialect_insert(conn, lookup_cache)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=index,
-                        set_={"user": stmt.excluded.user, "cached_at": stmt.excluded.cached_at},
-                    ),
-                    [{**key, "account_id": a, "user": u} for a, u in found.items()],
                 )
-            if missing:
-                stmt = dialect_insert(conn, lookup_misses)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=index, set_={"cached_at": stmt.excluded.cached_at}
-                    ),
-                    [{**key, "account_id": a} for a in missing],
-                )
+        if found:
+            stmt = dialect_insert(conn, lookup_cache)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=index,
+                    set_={"user": stmt.excluded.user, "cached_at": stmt.excluded.cached_at},
+                ),
+                [{**key, "account_id": a, "user": u} for a, u in found.items()],
+            )
+        if missing:
+            stmt = dialect_insert(conn, lookup_misses)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=index, set_={"cached_at": stmt.excluded.cached_at}
+                ),
+                [{**key, "account_id": a} for a in missing],
+            )

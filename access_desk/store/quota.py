@@ -21,13 +21,31 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from access_desk.quota.pools import MINTS, Change, CostSums, Pool
+from access_desk.quota.pools import (
+    MINTS,
+    Change,
+    CostSums,
+    Pool,
+    SpendKey,
+    Written,
+    spend_rows,
+)
 from access_desk.store.base import StoreBase, dialect_insert
 from access_desk.store.tables import quota_costs, quota_pools, quota_spend
 
 _COLUMNS = [f.name for f in fields(Pool)]
 _SUMS = ("kk", "kx", "xx", "kd", "xd")
 MAX_ATTEMPTS = 50
+
+
+# built once (the ledger reads them every call)
+_POOLS = sa.select(quota_pools).where(quota_pools.c.key.in_(sa.bindparam("keys", expanding=True)))
+_SPEND = sa.select(quota_spend.c.account_id, quota_spend.c.points).where(
+    quota_spend.c.pool == sa.bindparam("pool"),
+    quota_spend.c.window_id == sa.bindparam("window_id"),
+    quota_spend.c.installation_id == sa.bindparam("iid"),
+    quota_spend.c.account_id.in_(sa.bindparam("accounts", expanding=True)),
+)
 
 
 class ConcurrentChange(RuntimeError):
@@ -42,7 +60,7 @@ class StoredQuota(StoreBase):
         if not keys:
             return {}
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(quota_pools).where(quota_pools.c.key.in_(list(keys))))
+            rows = conn.execute(_POOLS, {"keys": list(keys)})
             return {row.key: _pool(row) for row in rows}
 
     def all_quota_pools(self) -> list[Pool]:
@@ -56,8 +74,17 @@ class StoredQuota(StoreBase):
             )
             return [_pool(row) for row in rows]
 
-    def change_pool(self, key: str, change: Change) -> Pool:
-        """Apply ``change`` to the row of ``key`` atomically (see the module docstring)."""
+    def change_pool(
+        self, key: str, change: Change, *, replay: Change | None = None, then: Written | None = None
+    ) -> Pool:
+        """Apply ``change`` to the row of ``key`` atomically (see the module docstring); then
+        ``then`` with the row as it stands. ``replay`` is for storages that write later."""
+        pool = self._change_pool(key, change)
+        if then is not None:
+            then(pool)
+        return pool
+
+    def _change_pool(self, key: str, change: Change) -> Pool:
         c = quota_pools.c
         for _ in range(MAX_ATTEMPTS):
             with self.engine.connect() as conn:  # read apart: the write below checks the version
@@ -91,41 +118,50 @@ class StoredQuota(StoreBase):
         self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
     ) -> None:
         """Add ``points`` to this window's spend of the installation and of its user."""
-        who = ["", account_id] if account_id else [""]
+        self.add_spends(spend_rows(pool, window_id, installation_id, account_id, points))
+
+    def add_spends(self, changes: Mapping[SpendKey, float]) -> None:
+        """Add each row's points (``quota.pools.spend_rows``), in one transaction."""
+        if not changes:
+            return
         now = self._clock()
+        rows = [
+            {
+                "pool": pool,
+                "window_id": window_id,
+                "installation_id": installation_id,
+                "account_id": account_id,
+                "points": points,
+                "spent_at": now,
+            }
+            for (pool, window_id, installation_id, account_id), points in sorted(changes.items())
+        ]
         with self.engine.begin() as conn:
-            for account in who:
-                stmt = dialect_insert(conn, quota_spend).values(
-                    pool=pool,
-                    window_id=window_id,
-                    installation_id=installation_id,
-                    account_id=account,
-                    points=points,
-                    spent_at=now,
-                )
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["pool", "window_id", "installation_id", "account_id"],
-                        set_={
-                            "points": quota_spend.c.points + stmt.excluded.points,
-                            "spent_at": stmt.excluded.spent_at,
-                        },
-                    )
-                )
+            stmt = dialect_insert(conn, quota_spend)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["pool", "window_id", "installation_id", "account_id"],
+                    set_={
+                        "points": quota_spend.c.points + stmt.excluded.points,
+                        "spent_at": stmt.excluded.spent_at,
+                    },
+                ),
+                rows,
+            )
 
     def spend_of(
         self, pool: str, window_id: int, installation_id: str, account_id: str
     ) -> tuple[float, float]:
         """This window's spend of the installation and of its user ``account_id``."""
-        c = quota_spend.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(c.account_id, c.points).where(
-                    c.pool == pool,
-                    c.window_id == window_id,
-                    c.installation_id == installation_id,
-                    c.account_id.in_(["", account_id]),
-                )
+                _SPEND,
+                {
+                    "pool": pool,
+                    "window_id": window_id,
+                    "iid": installation_id,
+                    "accounts": ["", account_id],
+                },
             ).all()
         found = {account: float(points) for account, points in rows}
         return found.get("", 0.0), found.get(account_id, 0.0) if account_id else 0.0
@@ -177,6 +213,13 @@ class StoredQuota(StoreBase):
                 conn.execute(
                     stmt.on_conflict_do_update(index_elements=["operation"], set_={"cap": lower})
                 )
+
+    def flush(self) -> bool:
+        """Nothing is kept back: every change is written at once."""
+        return True
+
+    def forget(self) -> None:
+        """Nothing is held apart from the rows."""
 
 
 def _row(pool: Pool) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from access_desk.confluence.results import Probe
-from access_desk.quota.ledger import Ledger
 from access_desk.store.records import iso
 from resolvers.context import Context, Diagnostics
 from resolvers.diagnose.check import REDEPLOY, Check, points, span
@@ -129,8 +128,7 @@ def report(health: Any, kit: Diagnostics, now: float) -> Check:
 def quota(ctx: Context, probes: list[Probe], now: float) -> Check:
     name = "Quota"
     try:
-        ledger = Ledger(ctx.store, clock=ctx.store.now, cache_seconds=0.0, shares=ctx.shares)
-        view = ledger.view(ctx.invocation.api_base_url, ctx.invocation.installation_id)
+        view = ctx.ledger.view(ctx.invocation.api_base_url, ctx.invocation.installation_id)
     except Exception as exc:  # never let the ledger break the diagnosis
         return Check(
             name,

@@ -39,7 +39,7 @@ from access_desk.store import Store
 from access_desk.store.tables import lookup_cache
 from simulator.platform import Platform
 from simulator.quota import Meter, Quota
-from tests.conftest import Backend
+from tests.conftest import Backend, WrittenBackend
 from tests.support.stores import KEY, Clock
 
 SITE = "https://api.example.test/ex/confluence/site-1"
@@ -540,7 +540,10 @@ def metered(platform: Platform) -> Platform:
 def pair(settings: Any, metered: Platform, db_url: str) -> Iterator[tuple[Backend, Backend]]:
     apps = [create_app(replace(settings, database_url=db_url), sleep=lambda s: None) for _ in "ab"]
     try:
-        yield Backend(apps[0].test_client(), metered), Backend(apps[1].test_client(), metered)
+        yield (
+            WrittenBackend(apps[0].test_client(), metered),
+            WrittenBackend(apps[1].test_client(), metered),
+        )
     finally:
         for app in apps:
             app.extensions["access_desk"].store.close()

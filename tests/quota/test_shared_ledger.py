@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from access_desk.app import create_app
-from tests.conftest import Backend
+from tests.conftest import Backend, WrittenBackend
 from tests.support.stores import fresh_database
 
 BACKENDS: list[Any] = ["sqlite"]
@@ -72,7 +72,7 @@ def instances(settings, platform, db_url) -> Iterator[tuple[Instance, Instance]]
         app = create_app(
             replace(settings, database_url=db_url, lookup_cache_seconds=0.0), sleep=sleep
         )
-        made.append(Instance(Backend(app.test_client(), platform), app, recorded))
+        made.append(Instance(WrittenBackend(app.test_client(), platform), app, recorded))
     try:
         yield made[0], made[1]
     finally:

@@ -20,8 +20,11 @@ def ok(response: Any) -> dict[str, Any]:
 
 
 def cached_rows(backend: Backend) -> int:
-    """Rows the lookup cache holds, in whichever of its tables this schema has."""
-    engine = backend.client.application.extensions["access_desk"].store.engine
+    """Rows the lookup cache holds, in whichever of its tables this schema has (once what the
+    app keeps back is written)."""
+    svc = backend.client.application.extensions["access_desk"]
+    assert svc.lookups.flush()
+    engine = svc.store.engine
     tables = {"lookup_cache", "lookup_misses"} & set(sa.inspect(engine).get_table_names())
     with engine.connect() as conn:
         return sum(

@@ -197,12 +197,13 @@ def reset(backend: Backend, platform: Any, sleeps: list[float]) -> None:
     platform.clear_requests()
     sleeps.clear()
     svc = backend.client.application.extensions["access_desk"]
+    assert svc.ledger.flush() and svc.lookups.flush()
     with svc.store.engine.begin() as conn:
         for table in ("quota_pools", "quota_spend", "admin_checks"):
             conn.execute(sa.delete(sa.table(table)))
         conn.execute(sa.delete(sa.table("lookup_cache")))
         conn.execute(sa.delete(sa.table("lookup_misses")))
-    svc.ledger._cache.clear()
+    svc.ledger.forget()
 
 
 def queue(platform: Any, endpoint: str, schedule: list[dict[str, Any]], near: bool) -> None:

@@ -1,0 +1,98 @@
+"""The lookup cache's writes in batches (``store.batched_lookups``), on SQLite and, when
+``TEST_POSTGRES_URL`` is set, on PostgreSQL; "another process" is another ``Store`` on the same
+database.
+
+- What a process keeps back it serves at once; another process reads it once written.
+- A flush writes every caller's answers, each within its room; a later answer for an id stands.
+- A refused caller's answers, kept back or written, are gone and are not written afterwards.
+- A write the database refuses is logged and dropped: the cache is only a cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from access_desk.store import Store, lookups
+from access_desk.store.batched_lookups import BatchedLookups
+from access_desk.store.tables import lookup_cache
+from tests.support.stores import KEY, Clock
+
+TTL = 300.0
+
+
+@pytest.fixture()
+def second(db_url: str, clock: Clock, store: Store) -> Iterator[Store]:
+    """Another process's store on the same database."""
+    other = Store(db_url, KEY, clock=clock)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+def user(account_id: str) -> dict[str, Any]:
+    return {"accountId": account_id, "displayName": account_id.title()}
+
+
+def test_kept_answers_are_served_at_once_and_seen_elsewhere_once_written(
+    store: Store, second: Store, clock: Clock
+) -> None:
+    kept = BatchedLookups(store, background=False)
+    kept.cache_users("inst", "alice", [user("u-1")], ["ghost"], TTL)
+    asked = ["u-1", "ghost", "u-2"]
+    assert kept.cached_users("inst", "alice", asked, TTL) == {"u-1": user("u-1"), "ghost": None}
+    assert kept.cached_users("inst", "bob", asked, TTL) == {}  # never another caller's
+    assert second.cached_users("inst", "alice", asked, TTL) == {}  # not written yet
+    assert kept.has_kept() and kept.flush() and not kept.has_kept()
+    assert second.cached_users("inst", "alice", asked, TTL) == {"u-1": user("u-1"), "ghost": None}
+    clock.now += TTL + 1
+    kept.cache_users("inst", "alice", [user("u-3")], [], TTL)
+    assert kept.cached_users("inst", "alice", ["u-1", "u-3"], TTL) == {"u-3": user("u-3")}
+
+
+def test_a_flush_writes_every_caller_within_its_room(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lookups, "CALLER_USERS", 3)
+    kept = BatchedLookups(store, background=False)
+    kept.cache_users("inst", "alice", [user("u-1"), user("u-2")], [], TTL)
+    kept.cache_users("inst", "alice", [user("u-3"), user("u-4")], ["u-1"], TTL)  # u-1: gone now
+    kept.cache_users("inst", "bob", [user("u-1")], [], TTL)
+    kept.cache_users("other", "alice", [user("u-9")], [], TTL)
+    assert kept.flush()
+    alice = store.cached_users("inst", "alice", ["u-1", "u-2", "u-3", "u-4"], TTL)
+    assert alice == {"u-1": None, "u-2": user("u-2"), "u-3": user("u-3"), "u-4": user("u-4")}
+    assert store.cached_users("inst", "bob", ["u-1"], TTL) == {"u-1": user("u-1")}
+    assert store.cached_users("other", "alice", ["u-9"], TTL) == {"u-9": user("u-9")}
+    kept.cache_users("inst", "alice", [user("u-5")], [], TTL)  # her room (3) is full
+    assert kept.flush()
+    assert store.cached_users("inst", "alice", ["u-5"], TTL) == {}
+
+
+def test_a_refused_callers_answers_are_dropped_kept_or_written(store: Store) -> None:
+    kept = BatchedLookups(store, background=False)
+    kept.cache_users("inst", "alice", [user("u-1")], [], TTL)
+    assert kept.flush()
+    kept.cache_users("inst", "alice", [user("u-2")], [], TTL)
+    kept.cache_users("inst", "bob", [user("u-2")], [], TTL)
+    assert kept.drop_cached_lookups("inst", "alice") == 1  # the written row
+    assert kept.cached_users("inst", "alice", ["u-1", "u-2"], TTL) == {}
+    assert kept.flush()
+    assert store.cached_users("inst", "alice", ["u-1", "u-2"], TTL) == {}  # nothing came back
+    assert store.cached_users("inst", "bob", ["u-2"], TTL) == {"u-2": user("u-2")}
+
+
+def test_a_refused_write_is_logged_and_dropped(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept = BatchedLookups(store, background=False)
+    kept.cache_users("inst", "alice", [user("u-1")], [], TTL)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {lookup_cache.name}"))
+    assert not kept.flush()
+    assert not kept.has_kept()  # dropped, not retried for ever
+    assert "lookup cache write failed" in caplog.text
