@@ -95,7 +95,8 @@ class Backend:
 
 class WrittenBackend(Backend):
     """A ``Backend`` whose app's batched writes (quota, lookup cache) have reached the store when
-    each call returns, as they do within 0.1 s: for tests of what another process sees."""
+    each call returns, and whose next call reads the shared quota rows again: as with calls 0.1 s
+    apart. For tests of what another process sees."""
 
     def call(
         self, key: str, payload: Any = None, *, account: str | None = None, installation: Any = None
@@ -103,6 +104,7 @@ class WrittenBackend(Backend):
         response = super().call(key, payload, account=account, installation=installation)
         svc = self.client.application.extensions["access_desk"]
         assert svc.ledger.flush() and svc.lookups.flush()
+        svc.ledger.forget()  # and its next call reads the shared rows again, as 0.1 s later
         return response
 
 

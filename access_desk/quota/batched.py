@@ -4,9 +4,10 @@ The ledger changes its rows two or three times a call (a reservation, its settle
 spend); written one by one, those writes were most of a panel call's CPU (``bench/floor.py``).
 ``BatchedQuota`` wraps the shared ``QuotaStorage`` (the store) and keeps, per process:
 
-- **a view of each row**: the row as last read from the shared storage (read again on every
-  ``quota_pools``: another process's reservations and holds are seen at the next call), with this
-  process's changes not written yet applied on top, in order;
+- **a view of each row**: the row as last read from the shared storage (read again when a
+  ``quota_pools`` finds it older than ``flush_seconds``, or close to a line, below: what another
+  process wrote, a hold too, is seen within that time), with this process's changes not written
+  yet applied on top, in order;
 - **the changes kept back**: each is applied to the view at once (so the ledger decides on it,
   and this process's own calls see each other at once) and written later by one
   ``change_pool`` per row (its ``replay``, or the change itself, applied again to the shared row:
@@ -105,6 +106,7 @@ class BatchedQuota:
         self._kept: dict[str, _Kept] = {}
         self._writing: set[str] = set()  # the keys whose changes ``flush`` is writing
         self._written = 0  # rows ``flush`` has written, so far
+        self._read_at: dict[str, float] = {}  # when each row was last read from ``shared``
         self._views: dict[str, Pool] = {}  # base with the changes kept back applied
         self._close: set[str] = set()  # keys whose view is close to a line the rules draw
         self._spend: dict[SpendKey, float] = {}
@@ -116,13 +118,22 @@ class BatchedQuota:
     # -- rows ------------------------------------------------------------------------------------
 
     def quota_pools(self, keys: Sequence[str]) -> dict[str, Pool]:
+        now = self._clock()
         with self._lock:
             written = self._written
-        stored = self._shared.quota_pools(keys)
+            due = [
+                k
+                for k in keys
+                if k in self._close or now - self._read_at.get(k, -1e9) >= self._flush_seconds
+            ]
+        if due:
+            stored = self._shared.quota_pools(due)
+            with self._lock:
+                if self._written == written:  # else a flush wrote since: its rows are newer
+                    for key in due:
+                        self._rebase(key, stored.get(key))
+                        self._read_at[key] = now
         with self._lock:
-            if self._written == written:  # else a flush wrote since: its rows are newer
-                for key in keys:
-                    self._rebase(key, stored.get(key))
             return {key: self._views[key] for key in keys if key in self._views}
 
     def _rebase(self, key: str, row: Pool | None) -> None:
@@ -262,6 +273,7 @@ class BatchedQuota:
         for a store emptied under it (tests; a restored backup)."""
         with self._lock:
             self._base.clear()
+            self._read_at.clear()
             self._spend_read.clear()
             for key in [k for k in self._views if k not in self._kept and k not in self._writing]:
                 del self._views[key]
@@ -292,6 +304,7 @@ class BatchedQuota:
                     self._writing.discard(key)
                     self._written += 1
                     self._rebase(key, written)
+                    self._read_at[key] = self._clock()  # as fresh as a read
                 for then in row.then:
                     then(written)  # may keep learned costs back: written below
             with self._lock:

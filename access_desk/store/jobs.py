@@ -37,6 +37,10 @@ ACTING_PAUSED = (
     .scalar_subquery()
     .label("acting_paused_since")
 )
+# one job by key, built once (every claim and job read runs it)
+_JOB = sa.select(jobs, ACTING_PAUSED).where(
+    jobs.c.id == sa.bindparam("p_job"), jobs.c.installation_id == sa.bindparam("p_iid")
+)
 RETRIED = ("failed", "cancelled")  # the outcomes a retry takes up again
 _RETRY_LOCK = 0x52545259  # "RTRY": pg_advisory_xact_lock(_RETRY_LOCK, <installation>) in retries
 
@@ -265,11 +269,7 @@ class Jobs(StoreBase):
     def _read_job(
         self, conn: sa.Connection, installation_id: str, job_id: str, *, items: bool
     ) -> Job | None:
-        row = conn.execute(
-            sa.select(jobs, ACTING_PAUSED).where(
-                jobs.c.id == job_id, jobs.c.installation_id == installation_id
-            )
-        ).first()
+        row = conn.execute(_JOB, {"p_job": job_id, "p_iid": installation_id}).first()
         if row is None:
             return None
         loaded: tuple[JobItem, ...] | None = None

@@ -12,12 +12,14 @@ Releasing a job whose cancel was asked for ends it (``store.cancels``).
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from access_desk.store.base import dialect_insert
 from access_desk.store.cancels import end_cancelled
 from access_desk.store.jobs import ACTIVE, Jobs
 from access_desk.store.queue import lease_held
@@ -29,19 +31,22 @@ TURN_ROWS = 64  # installations with work read, in turn, per claim
 TURN_GROUPS = 4  # turns (installations served at the same time) tried before every job at once
 
 
-def _served(conn: Connection, installation_id: str, now: float) -> None:
-    """The installation's job work had its turn now (fair turns: ``claim_job``)."""
-    conn.execute(
-        dialect_insert(conn, quota_turns)
-        .values(installation_id=installation_id, served_at=now)
-        .on_conflict_do_update(index_elements=["installation_id"], set_={"served_at": now})
+@functools.cache
+def _served(dialect: str) -> Any:
+    """The statement that marks an installation's job work served now (fair turns:
+    ``claim_job``); parameters ``p_iid``, ``p_now``. Built once per dialect."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(quota_turns)
+    return insert.values(
+        installation_id=sa.bindparam("p_iid"), served_at=sa.bindparam("p_now")
+    ).on_conflict_do_update(
+        index_elements=["installation_id"], set_={"served_at": insert.excluded.served_at}
     )
 
 
-def _turns(conn: Connection, now: float) -> list[list[str]]:
+def _turns_query() -> sa.Select[Any]:
     """The installations with queued or running jobs or a follow-up due (dormant ones left
-    out), grouped by their turn (``quota_turns``; never served first), longest ago first:
-    at most ``TURN_GROUPS`` groups, whole ones (empty when the first is not whole)."""
+    out), by their turn (``quota_turns``; never served first), longest ago first; ``p_now``."""
+    now: Any = sa.bindparam("p_now")
     work = sa.union(
         sa.select(jobs.c.installation_id).where(jobs.c.state.in_(ACTIVE)),
         sa.select(jobs.c.installation_id).where(jobs.c.follow_up_at <= now),
@@ -52,13 +57,18 @@ def _turns(conn: Connection, now: float) -> list[list[str]]:
         .scalar_subquery(),
         0.0,
     ).label("turn")
-    query = (
+    return (
         sa.select(work.c.installation_id, turn)
         .where(work.c.installation_id.not_in(_dormant()))
         .order_by(turn, work.c.installation_id)
         .limit(TURN_ROWS)
     )
-    rows = conn.execute(query).all()
+
+
+def _turns(conn: Connection, now: float) -> list[list[str]]:
+    """``_TURNS`` grouped by turn (installations served at the same time): at most
+    ``TURN_GROUPS`` groups, whole ones (empty when the first is not whole)."""
+    rows = conn.execute(_TURNS, {"p_now": now}).all()
     groups: list[list[str]] = []
     last: float | None = None
     for installation, served in rows:
@@ -91,6 +101,76 @@ def _awake() -> sa.ColumnElement[bool]:
     return sa.and_(jobs.c.installation_id.not_in(dormant), sa.not_(paused))
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """One variant of the claim's statements, built once (``_claim``): ``pick`` the candidates
+    (PostgreSQL: the first one nobody holds, locked), ``take`` leases one (``p_id``)."""
+
+    pick: Any
+    take: Any
+
+
+@functools.cache
+def _claim(*, by_job: bool, by_installation: bool, in_group: bool, postgres: bool) -> _Claim:
+    """The claim's statements for a job id given or not, an installation given or not, the
+    installations of one turn (``p_group``) or not; parameters ``p_now``, ``p_worker``,
+    ``p_until``, ``p_job``, ``p_iid``, ``p_group``, ``p_id``."""
+    now: Any = sa.bindparam("p_now")
+    free = sa.or_(
+        jobs.c.lease_owner.is_(None), jobs.c.lease_until.is_(None), jobs.c.lease_until <= now
+    )
+    if by_job:
+        free = sa.or_(free, jobs.c.lease_owner == sa.bindparam("p_worker"))
+    runnable = sa.and_(
+        sa.or_(jobs.c.state.in_(ACTIVE), jobs.c.follow_up_at <= now),  # work, or a follow-up
+        sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+        free,
+    )
+    if by_installation:
+        runnable = sa.and_(runnable, jobs.c.installation_id == sa.bindparam("p_iid"))
+    if by_job:
+        runnable = sa.and_(runnable, jobs.c.id == sa.bindparam("p_job"))
+    else:  # the background worker: a dormant installation's jobs wait and spend nothing
+        runnable = sa.and_(runnable, _awake())
+    if in_group:
+        runnable = sa.and_(
+            runnable, jobs.c.installation_id.in_(sa.bindparam("p_group", expanding=True))
+        )
+    values: dict[str, Any] = {
+        "lease_owner": sa.bindparam("p_worker"),
+        "lease_until": sa.bindparam("p_until"),
+        "state": sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
+        "not_before": None,
+        "wait_reason": None,
+    }
+    candidates = (
+        sa.select(jobs.c.id, jobs.c.installation_id)
+        .select_from(
+            jobs.outerjoin(quota_turns, quota_turns.c.installation_id == jobs.c.installation_id)
+        )
+        .where(runnable)
+        .order_by(sa.func.coalesce(quota_turns.c.served_at, 0.0), jobs.c.created_at, jobs.c.id)
+    )
+    by_id = jobs.c.id == sa.bindparam("p_id")
+    if postgres:
+        # The order is read without a lock (a top-N sort, nothing locked); then the first of
+        # those candidates nobody else holds is locked (FOR UPDATE SKIP LOCKED over at most
+        # CANDIDATES rows, read by key) and taken.
+        top = candidates.limit(CANDIDATES).subquery()
+        pick = (
+            candidates.where(jobs.c.id.in_(sa.select(top.c.id)))
+            .limit(1)
+            .with_for_update(skip_locked=True, of=jobs)
+        )
+        return _Claim(pick, sa.update(jobs).where(by_id).values(values))
+    # SQLite serializes writers: the conditional UPDATE is the atomic step, and rowcount says
+    # whether we won.
+    return _Claim(candidates.limit(8), sa.update(jobs).where(by_id, runnable).values(values))
+
+
+_TURNS = _turns_query()
+
+
 class Leases(Jobs):
     """Claiming, renewing and releasing the lease on a job."""
 
@@ -114,29 +194,21 @@ class Leases(Jobs):
         marked served now. None when nothing is runnable.
         """
         now = self._clock()
-        free = sa.or_(
-            jobs.c.lease_owner.is_(None), jobs.c.lease_until.is_(None), jobs.c.lease_until <= now
-        )
-        if job_id is not None:
-            free = sa.or_(free, jobs.c.lease_owner == worker_id)
-        runnable = sa.and_(
-            sa.or_(jobs.c.state.in_(ACTIVE), jobs.c.follow_up_at <= now),  # work, or a follow-up
-            sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
-            free,
-        )
-        if installation_id is not None:
-            runnable = sa.and_(runnable, jobs.c.installation_id == installation_id)
-        if job_id is not None:
-            runnable = sa.and_(runnable, jobs.c.id == job_id)
-        else:  # the background worker: a dormant installation's jobs wait and spend nothing
-            runnable = sa.and_(runnable, _awake())
-        take = {
-            "lease_owner": worker_id,
-            "lease_until": now + lease_seconds,
-            "state": sa.case((jobs.c.state == "queued", "running"), else_=jobs.c.state),
-            "not_before": None,
-            "wait_reason": None,
+        params: dict[str, Any] = {
+            "p_now": now,
+            "p_worker": worker_id,
+            "p_until": now + lease_seconds,
+            "p_job": job_id,
+            "p_iid": installation_id,
         }
+        postgres = not self._sqlite
+
+        def variant(in_group: bool) -> _Claim:
+            by_job, by_installation = job_id is not None, installation_id is not None
+            return _claim(
+                by_job=by_job, by_installation=by_installation, in_group=in_group, postgres=postgres
+            )
+
         # One connection and one transaction for the whole claim (on SQLite the transaction
         # begins with the first write, so its reads come first, unlocked).
         with self.engine.begin() as conn:
@@ -147,51 +219,26 @@ class Leases(Jobs):
                 # installations whose turn comes first; only when the first few turns have
                 # nothing runnable (all held back, say), every runnable job at once.
                 for group in _turns(conn, now):
-                    only = sa.and_(runnable, jobs.c.installation_id.in_(group))
-                    claimed = self._claim_first(conn, only, take, now)
+                    claimed = self._claim_first(conn, variant(True), {**params, "p_group": group})
                     if claimed is not None:
                         break
             if claimed is None:
-                claimed = self._claim_first(conn, runnable, take, now)
+                claimed = self._claim_first(conn, variant(False), params)
             if claimed is None:
                 return None
             return self._read_job(conn, claimed[0], claimed[1], items=False)
 
     def _claim_first(
-        self, conn: Connection, runnable: sa.ColumnElement[bool], take: dict[str, Any], now: float
+        self, conn: Connection, claim: _Claim, params: dict[str, Any]
     ) -> tuple[str, str] | None:
         """Lease the first runnable job in claim order (the installation served longest ago,
         then the oldest job); its (installation, id), or None."""
-        candidates = (
-            sa.select(jobs.c.id, jobs.c.installation_id)
-            .select_from(
-                jobs.outerjoin(quota_turns, quota_turns.c.installation_id == jobs.c.installation_id)
-            )
-            .where(runnable)
-            .order_by(sa.func.coalesce(quota_turns.c.served_at, 0.0), jobs.c.created_at, jobs.c.id)
-        )
-        if not self._sqlite:
-            # The order is read without a lock (a top-N sort, nothing locked); then the first of
-            # those candidates nobody else holds is locked (FOR UPDATE SKIP LOCKED over at most
-            # CANDIDATES rows, read by key) and taken.
-            top = candidates.limit(CANDIDATES).subquery()
-            pick = (
-                candidates.where(jobs.c.id.in_(sa.select(top.c.id)))
-                .limit(1)
-                .with_for_update(skip_locked=True, of=jobs)
-            )
-            row = conn.execute(pick).first()
-            if row is None:
-                return None
-            conn.execute(sa.update(jobs).where(jobs.c.id == row.id).values(take))
-            _served(conn, row.installation_id, now)
-            return (row.installation_id, row.id)
-        # SQLite serializes writers: the conditional UPDATE is the atomic step, and rowcount says
-        # whether we won.
-        for row in conn.execute(candidates.limit(8)).all():
-            won = conn.execute(sa.update(jobs).where(jobs.c.id == row.id, runnable).values(take))
+        rows = conn.execute(claim.pick, params).all()
+        for row in rows:
+            won = conn.execute(claim.take, {**params, "p_id": row.id})
             if won.rowcount == 1:
-                _served(conn, row.installation_id, now)
+                served = {"p_iid": row.installation_id, "p_now": params["p_now"]}
+                conn.execute(_served(conn.dialect.name), served)
                 return (row.installation_id, row.id)
         return None
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,12 +33,21 @@ from access_desk.quota.pools import (
 from access_desk.store.base import StoreBase, dialect_insert
 from access_desk.store.tables import quota_costs, quota_pools, quota_spend
 
-_COLUMNS = [f.name for f in fields(Pool)]
 _SUMS = ("kk", "kx", "xx", "kd", "xd")
 MAX_ATTEMPTS = 50
 
 
-# built once (the ledger reads them every call)
+_COLUMNS = [f.name for f in fields(Pool)]
+# built once (the ledger reads them every call, and writes a row a batch)
+_UPDATE = (
+    sa.update(quota_pools)
+    .where(
+        quota_pools.c.key == sa.bindparam("v_key"),
+        quota_pools.c.version == sa.bindparam("w_version"),
+    )
+    .values({name: sa.bindparam(f"v_{name}") for name in _COLUMNS if name != "key"})
+    .returning(quota_pools.c.key)
+)
 _POOLS = sa.select(quota_pools).where(quota_pools.c.key.in_(sa.bindparam("keys", expanding=True)))
 _SPEND = sa.select(quota_spend.c.account_id, quota_spend.c.points).where(
     quota_spend.c.pool == sa.bindparam("pool"),
@@ -88,7 +97,7 @@ class StoredQuota(StoreBase):
         c = quota_pools.c
         for _ in range(MAX_ATTEMPTS):
             with self.engine.connect() as conn:  # read apart: the write below checks the version
-                row = conn.execute(sa.select(quota_pools).where(c.key == key)).first()
+                row = conn.execute(_POOLS, {"keys": [key]}).first()
             old = _pool(row) if row is not None else Pool(key)
             new = change(old)
             if new is None:
@@ -105,10 +114,8 @@ class StoredQuota(StoreBase):
                     ).first()
                 else:
                     written = conn.execute(
-                        sa.update(quota_pools)
-                        .where(c.key == key, c.version == old.version)
-                        .values({k: v for k, v in values.items() if k != "key"})
-                        .returning(c.key)
+                        _UPDATE,
+                        {f"v_{k}": v for k, v in values.items()} | {"w_version": old.version},
                     ).first()
             if written is not None:
                 return new
@@ -223,7 +230,7 @@ class StoredQuota(StoreBase):
 
 
 def _row(pool: Pool) -> dict[str, Any]:
-    values = asdict(pool)
+    values = {name: getattr(pool, name) for name in _COLUMNS}
     values["window_counts"] = json.dumps([list(c) for c in pool.window_counts])
     return values
 

@@ -95,57 +95,69 @@ def test_a_batch_writes_what_writing_each_change_at_once_would(
         at_once.close()
 
 
-def test_another_process_sees_the_reservations_after_the_flush(
+def two_processes(store: Store, second: Store, clock: Clock) -> tuple[Any, Ledger, Ledger, Clock]:
+    """This process's batches (``mine``), and two ledgers: this process's and another's; their
+    batches' own clock (``ticks``: how old a read of the shared rows is)."""
+    ticks = Clock(0.0)
+    mine = BatchedQuota(store, background=False, clock=ticks)
+    theirs = BatchedQuota(second, background=False, clock=ticks)
+    return mine, ledger_on(mine, clock), ledger_on(theirs, clock), ticks
+
+
+def test_another_process_sees_the_reservations_once_written_and_read(
     clock: Clock, store: Store, second: Store
 ) -> None:
     ledger_on(store, clock).settle(SITE, None, 200, headers())
-    ticks = Clock(0.0)  # the batches' own clock: how old a spend read is
-    mine = BatchedQuota(store, background=False, clock=ticks)
-    theirs = BatchedQuota(second, background=False, clock=ticks)
-    a, b = ledger_on(mine, clock), ledger_on(theirs, clock)
+    mine, a, b, ticks = two_processes(store, second, clock)
     admission = a.admit(SITE, "users_bulk", 10, background=False, payer=ADMIN)
     assert a.view(SITE, "inst-1").spent == admission.reserved > 0  # its own calls see it at once
     assert b.view(SITE, "inst-1").spent == 0 and b.view(SITE).remaining == 100_000  # not written
     assert mine.flush()
-    assert b.view(SITE).remaining == 100_000 - admission.reserved  # rows: at the next read
-    ticks.now += batched.FLUSH_SECONDS  # spend: read again once its read is that old
+    assert b.view(SITE).remaining == 100_000  # written; b read the row less than 0.1 s ago
+    ticks.now += batched.FLUSH_SECONDS  # read again once its read is that old
+    assert b.view(SITE).remaining == 100_000 - admission.reserved
     assert b.view(SITE, "inst-1").spent == admission.reserved
 
 
 def test_a_hold_is_written_at_once(clock: Clock, store: Store, second: Store) -> None:
-    mine, theirs = BatchedQuota(store, background=False), BatchedQuota(second, background=False)
-    a, b = ledger_on(mine, clock), ledger_on(theirs, clock)
+    mine, a, b, ticks = two_processes(store, second, clock)
     a.settle(SITE, None, 200, headers())
-    a.hold(OTHER, 50.0)  # a burst 429's pause of one site
+    assert b.wait_seconds(OTHER) == 0.0
+    a.hold(OTHER, 50.0)  # a burst 429's pause of one site; no flush asked for
+    ticks.now += batched.FLUSH_SECONDS
     assert b.wait_seconds(OTHER) == pytest.approx(50.0) and b.wait_seconds(SITE) == 0.0
     a.settle(SITE, None, 429, {**headers(r=0), "Retry-After": "30"})  # a quota 429
-    assert b.wait_seconds(SITE) == a.wait_seconds(SITE) > 0  # no flush was asked for
+    ticks.now += batched.FLUSH_SECONDS
+    assert b.wait_seconds(SITE) == a.wait_seconds(SITE) > 0
+    assert not mine.has_kept()
 
 
-def test_close_to_a_line_every_change_is_written_at_once(
+def test_close_to_a_line_every_change_is_written_and_read_at_once(
     clock: Clock, store: Store, second: Store
 ) -> None:
     ledger_on(store, clock).settle(SITE, None, 200, headers(r=50_000))  # far from the lines
-    mine, theirs = BatchedQuota(store, background=False), BatchedQuota(second, background=False)
-    a, b = ledger_on(mine, clock), ledger_on(theirs, clock)
+    mine, a, b, ticks = two_processes(store, second, clock)
     calls(a, 1, r=49_980)
     assert b.view(SITE).remaining == 50_000 and mine.has_kept()  # kept back
     a.settle(SITE, None, 200, headers(r=39_000))  # under 40% left
     admission = a.admit(SITE, "users_bulk", 10, background=False, payer=ADMIN)
+    assert not mine.has_kept()  # rows and spend: written at once
+    ticks.now += batched.FLUSH_SECONDS  # b's view was far from the lines: read again
     assert b.view(SITE).remaining == 39_000 - admission.reserved  # written at once
     assert b.view(SITE, "inst-1").spent == a.view(SITE, "inst-1").spent == 42  # spend: both calls
-    assert not mine.has_kept()
+    again = a.admit(SITE, "users_bulk", 10, background=False, payer=ADMIN)
+    assert b.view(SITE).remaining == 39_000 - admission.reserved - again.reserved  # close: fresh
 
 
 def test_a_process_keeps_back_at_most_one_percent_of_a_pool(
     clock: Clock, store: Store, second: Store
 ) -> None:
     ledger_on(store, clock).settle(SITE, None, 200, headers(q=4_000))  # 1%: 40 points
-    mine, theirs = BatchedQuota(store, background=False), BatchedQuota(second, background=False)
-    a, b = ledger_on(mine, clock), ledger_on(theirs, clock)
+    mine, a, b, ticks = two_processes(store, second, clock)
     first = a.admit(SITE, "users_bulk", 10, background=False, payer=ADMIN)  # 21 points
     assert b.view(SITE).remaining == 4_000 and mine.has_kept()
     second_call = a.admit(SITE, "users_bulk", 10, background=False, payer=ADMIN)  # 42 kept: over
+    ticks.now += batched.FLUSH_SECONDS
     assert b.view(SITE).remaining == 4_000 - first.reserved - second_call.reserved
     assert b.view(SITE, "inst-1").spent == first.reserved  # the second's spend: the next flush
 

@@ -148,11 +148,15 @@ def statements(backend: Backend) -> Counter[str]:
 def test_a_panel_call_reads_the_admin_record_once_and_a_warm_lookup_the_cache_once(
     backend_on_each_db: Backend,
 ) -> None:
+    """A process reads a caller's admin record once a second (``AdminCache.known``), so a warm
+    lookup within it is one statement: the cache read."""
     backend = backend_on_each_db
     ids = backend.platform.installation.site.user_ids[:3]
+    admins = backend.client.application.extensions["access_desk"].admins
     for key, payload in (("whoami", {}), ("lookupUsers", {"accountIds": ids})):
         assert backend.call(key, payload).status_code == 200  # the admin check, the cache filled
     seen = statements(backend)
+    admins._memo.clear()  # as a second later
     answer = backend.call("whoami")
     assert answer.status_code == 200 and answer.get_json()["isAdmin"] is True
     assert seen["admin_checks"] == 1
@@ -160,7 +164,7 @@ def test_a_panel_call_reads_the_admin_record_once_and_a_warm_lookup_the_cache_on
     answer = backend.call("lookupUsers", {"accountIds": ids})
     assert answer.status_code == 200
     assert [u["accountId"] for u in answer.get_json()["users"]] == ids
-    assert (seen["admin_checks"], seen["lookup_cache"], seen["all"]) == (1, 1, 2)
+    assert (seen["admin_checks"], seen["lookup_cache"], seen["all"]) == (0, 1, 1)
 
 
 def test_a_claim_finds_runnable_work_behind_turns_that_have_none(
