@@ -49,7 +49,6 @@ from access_desk.quota.pools import (
     QuotaStorage,
     SpendKey,
     Written,
-    spend_rows,
 )
 
 log = logging.getLogger("quota")
@@ -206,11 +205,6 @@ class BatchedQuota:
         return new
 
     # -- spend -----------------------------------------------------------------------------------
-
-    def add_spend(
-        self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
-    ) -> None:
-        self.add_spends(spend_rows(pool, window_id, installation_id, account_id, points))
 
     def add_spends(self, changes: Mapping[SpendKey, float]) -> None:
         with self._lock:

@@ -47,7 +47,15 @@ from access_desk.quota import rules
 from access_desk.quota.costs import Costs, points
 from access_desk.quota.headers import QuotaEntry, Reading, read_headers
 from access_desk.quota.learning import learned, model, taught_by_r
-from access_desk.quota.pools import APP, SITE, CostSums, MemoryQuota, Pool, QuotaStorage
+from access_desk.quota.pools import (
+    APP,
+    SITE,
+    CostSums,
+    MemoryQuota,
+    Pool,
+    QuotaStorage,
+    spend_rows,
+)
 from access_desk.quota.shares import Shares, over_share
 
 RESERVE_SHARE = 0.2  # the last 20% of a window is kept for panel calls
@@ -299,12 +307,14 @@ class Ledger:
         if refusal:
             return Admission(min(rules.MAX_HOLD, refusal[0][0]), operation, why=refusal[0][1])
         if payer.installation_id:
-            self._storage.add_spend(
-                key,
-                pool.window_id,
-                payer.installation_id,
-                payer.account_id,
-                cost / pool.spend_scale,
+            self._storage.add_spends(
+                spend_rows(
+                    key,
+                    pool.window_id,
+                    payer.installation_id,
+                    payer.account_id,
+                    cost / pool.spend_scale,
+                )
             )
         return Admission(
             0.0,
@@ -467,8 +477,8 @@ class Ledger:
             changes[where] = changes.get(where, 0.0) + actual / scale
         for (pool, window_id), change in changes.items():
             if abs(change) > 1e-9:
-                self._storage.add_spend(
-                    pool, window_id, payer.installation_id, payer.account_id, change
+                self._storage.add_spends(
+                    spend_rows(pool, window_id, payer.installation_id, payer.account_id, change)
                 )
 
     def observe(self, site: str, status: int, headers: Mapping[str, str]) -> Reading:

@@ -119,16 +119,11 @@ class QuotaStorage(Protocol):
         it writes; ``then`` is called with the row as written, once it is."""
         ...
 
-    def add_spend(
-        self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
-    ) -> None:
-        """Add ``points`` (negative: a correction) to this window's spend of an installation and
-        of its user ``account_id`` (none when empty), in the window's units: times the pool row's
-        ``spend_scale`` they are points."""
-        ...
-
     def add_spends(self, changes: Mapping[SpendKey, float]) -> None:
-        """Several ``add_spend`` rows at once (``spend_rows``), in one transaction."""
+        """Add points (negative: a correction) to this window's spend of installations and their
+        users, a row each (``spend_rows``: an installation's, and its user's), in one
+        transaction; in the window's units: times the pool row's ``spend_scale`` they are
+        points."""
         ...
 
     def spend_of(
@@ -197,11 +192,6 @@ class MemoryQuota:
         if then is not None:
             then(new or old)
         return new or old
-
-    def add_spend(
-        self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
-    ) -> None:
-        self.add_spends(spend_rows(pool, window_id, installation_id, account_id, points))
 
     def add_spends(self, changes: Mapping[SpendKey, float]) -> None:
         with self._lock:

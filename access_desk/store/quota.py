@@ -28,7 +28,6 @@ from access_desk.quota.pools import (
     Pool,
     SpendKey,
     Written,
-    spend_rows,
 )
 from access_desk.store.base import StoreBase, dialect_insert
 from access_desk.store.tables import quota_costs, quota_pools, quota_spend
@@ -120,12 +119,6 @@ class StoredQuota(StoreBase):
             if written is not None:
                 return new
         raise ConcurrentChange(f"the quota row {key!r} kept changing")
-
-    def add_spend(
-        self, pool: str, window_id: int, installation_id: str, account_id: str, points: float
-    ) -> None:
-        """Add ``points`` to this window's spend of the installation and of its user."""
-        self.add_spends(spend_rows(pool, window_id, installation_id, account_id, points))
 
     def add_spends(self, changes: Mapping[SpendKey, float]) -> None:
         """Add each row's points (``quota.pools.spend_rows``), in one transaction."""

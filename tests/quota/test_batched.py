@@ -18,7 +18,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,16 +42,6 @@ def headers(r: int | None = None, q: int = 100_000) -> dict[str, str]:
     """An answer's quota headers: the app pool of ``q`` points an hour, ``r`` when given."""
     state = '"global-app-quota"' + (f";r={r}" if r is not None else "") + ";t=600"
     return {"RateLimit-Policy": f'"global-app-quota";q={q};w=3600', "RateLimit": state}
-
-
-@pytest.fixture()
-def second(db_url: str, clock: Clock, store: Store) -> Iterator[Store]:
-    """Another process's store on the same database."""
-    other = Store(db_url, KEY, clock=clock)
-    try:
-        yield other
-    finally:
-        other.close()
 
 
 def ledger_on(storage: Any, clock: Clock) -> Ledger:

@@ -33,14 +33,14 @@ from access_desk.jobs.runner import JobRunner
 from access_desk.quota.costs import invite_job_points, lookup_points, points
 from access_desk.quota.ledger import EVEN_SHARES, NOBODY, Ledger, MemoryLedger, Payer, SharedLedger
 from access_desk.quota.mints import Mints
-from access_desk.quota.pools import APP, Pool
+from access_desk.quota.pools import APP, Pool, spend_rows
 from access_desk.quota.shares import Shares
 from access_desk.store import Store
 from access_desk.store.tables import lookup_cache
 from simulator.platform import Platform
 from simulator.quota import Meter, Quota
 from tests.conftest import Backend, WrittenBackend
-from tests.support.stores import KEY, Clock
+from tests.support.stores import Clock
 
 SITE = "https://api.example.test/ex/confluence/site-1"
 OTHER = "https://api.example.test/ex/confluence/site-2"
@@ -59,16 +59,6 @@ def quota(
         "X-RateLimit-Limit": "350",
         "X-RateLimit-Remaining": "349",
     }
-
-
-@pytest.fixture()
-def second(db_url: str, clock: Clock, store: Store) -> Iterator[Store]:
-    """Another instance's store on the same database."""
-    other = Store(db_url, KEY, clock=clock)
-    try:
-        yield other
-    finally:
-        other.close()
 
 
 def ledgers(
@@ -384,8 +374,8 @@ def test_quota_rows_change_atomically_on_every_instance(store: Store, second: St
     row = second.quota_pools([APP])[APP]
     assert (row.spent, row.version) == (100.0, 100)
     assert store.change_pool(APP, lambda p: None) == row  # no change: nothing written
-    store.add_spend(APP, 1, "inst", "u", 5.0)
-    second.add_spend(APP, 1, "inst", "v", 2.5)
+    store.add_spends(spend_rows(APP, 1, "inst", "u", 5.0))
+    second.add_spends(spend_rows(APP, 1, "inst", "v", 2.5))
     assert store.spend_of(APP, 1, "inst", "u") == (7.5, 5.0)
     assert store.spend_of(APP, 1, "other", "u") == (0.0, 0.0)
     second.drop_spend_before(APP, 2)

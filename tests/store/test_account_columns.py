@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from access_desk.account_ids import ACCOUNT_ID_MAX
 from access_desk.duties.personal_data import PersonalData
+from access_desk.quota.pools import spend_rows
 from access_desk.store import ERASED, Store, tables
 from access_desk.store.personal_data import (
     ACCOUNT_COLUMNS,
@@ -104,7 +105,9 @@ def place(store: Store, clock: Clock) -> dict[tuple[str, str], Callable[[str], N
         ),
         ("account_refusals", "account_id"): refused,
         ("admin_checks", "account_id"): admin_record,
-        ("quota_spend", "account_id"): lambda a: store.add_spend("app", 1, IID, a, 3.0),
+        ("quota_spend", "account_id"): lambda a: store.add_spends(
+            spend_rows("app", 1, IID, a, 3.0)
+        ),
     }
 
 

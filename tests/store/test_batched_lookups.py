@@ -10,7 +10,6 @@ database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,19 +18,9 @@ import sqlalchemy as sa
 from access_desk.store import Store, lookups
 from access_desk.store.batched_lookups import BatchedLookups
 from access_desk.store.tables import lookup_cache
-from tests.support.stores import KEY, Clock
+from tests.support.stores import Clock
 
 TTL = 300.0
-
-
-@pytest.fixture()
-def second(db_url: str, clock: Clock, store: Store) -> Iterator[Store]:
-    """Another process's store on the same database."""
-    other = Store(db_url, KEY, clock=clock)
-    try:
-        yield other
-    finally:
-        other.close()
 
 
 def user(account_id: str) -> dict[str, Any]:

@@ -55,6 +55,16 @@ def store(db_url: str, clock: Clock) -> Iterator[Store]:
 
 
 @pytest.fixture()
+def second(db_url: str, clock: Clock, store: Store) -> Iterator[Store]:
+    """Another instance's (or worker process's) store on the same database as ``store``."""
+    other = Store(db_url, KEY, clock=clock)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+@pytest.fixture()
 def session() -> Iterator[requests.Session]:
     with requests.Session() as s:
         yield s
