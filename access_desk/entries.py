@@ -52,6 +52,7 @@ _QUOTES = re.compile("^[\"']+|[\"']+$")
 _ANGLE = re.compile(r"^[^<>]*<([^<>]*)>$", re.S)
 _MAILTO = re.compile(r"^mailto:", re.I | re.A)
 _EMAIL = re.compile(r"^[^@]+@[^@]+$")
+_SEPARATORS = re.compile("[,;]")
 HEADERS: dict[Kind, re.Pattern[str]] = {
     "email": re.compile(r"e-?mails?(?:[ _-]?address(?:es)?)?", re.I | re.A),
     "accountId": re.compile(r"(?:atlassian[ _-]?)?account[ _-]?ids?", re.I | re.A),
@@ -95,6 +96,8 @@ def key(value: str, kind: Kind) -> str:
 def normalise(piece: str, kind: Kind) -> tuple[str, str | None]:
     """``(value, reason)``: the entry a piece stands for, and why it is invalid (None when it is
     valid). A blank piece gives ``("", None)``."""
+    if kind == "accountId" and is_account_id(piece):
+        return piece, None  # the form has no blank, quote or separator: the entry as it stands
     value = trim(_QUOTES.sub("", trim(piece)))
     if not value:
         return "", None
@@ -171,6 +174,8 @@ def parse(text: str, kind: Kind) -> Parsed:
 
 def split_line(line: str) -> list[str]:
     """``line`` cut at ``,`` and ``;`` outside double quotes (the quotes are kept)."""
+    if '"' not in line:
+        return _SEPARATORS.split(line)
     pieces: list[str] = []
     current: list[str] = []
     quoted = False

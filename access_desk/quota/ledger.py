@@ -4,7 +4,9 @@ Confluence charges every call in points against a pool per window (docs/platform
 limits"; the rules are docs/contract.md §6). Everything about *when* a call may go lives here;
 ``confluence.client.Client`` asks a ``Ledger`` before each request (``admit``) and tells it what the
 answer said (``settle``). The rows are kept by a ``quota.pools.QuotaStorage``: the store
-(``store.quota``, shared by every worker and instance) or ``MemoryQuota`` (one process).
+(``store.quota``, shared by every worker and instance), a process's ``quota.batched.BatchedQuota``
+over it (the app's: its writes go in batches, off the calls' path) or ``MemoryQuota`` (one
+process).
 
 - **Pools.** A site draws on the app's pool (key ``APP``, shared by every installation;
   Confluence's default) or, once an answer names a tenant policy, on its own (key = its
