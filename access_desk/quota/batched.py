@@ -20,7 +20,8 @@ spend); written one by one, those writes were most of a panel call's CPU (``benc
 
 Only a little, far from every line the rules draw, is ever kept back. While a pool (with a known
 limit) has less than ``AT_ONCE_BELOW`` (40%) of it left, is near its limit or is spent, each of
-its changes and spend is written at once and its spend read fresh, as without batching (the
+its changes is made on the shared row itself, atomically, what is kept back written first, its
+spend written at once and read fresh, as without batching (the
 highest line is the last quarter kept from borrowers, ``quota.shares``; the panel's reserve is
 20%). Above it, a process writes at once too when what it keeps back has reserved or spent more
 than ``AT_ONCE_KEPT`` (1%) of the limit. So what the other processes do not see yet is at most 1%
@@ -179,6 +180,10 @@ class BatchedQuota:
         self, key: str, change: Change, *, replay: Change | None = None, then: Written | None = None
     ) -> Pool:
         with self._lock:
+            close = key in self._close
+        if close:
+            return self._change_at_once(key, change, then)
+        with self._lock:
             old = self._views.get(key) or Pool(key)
             new = change(old)
             if new is not None:
@@ -203,6 +208,18 @@ class BatchedQuota:
         if at_once:
             self.flush()
         return new
+
+    def _change_at_once(self, key: str, change: Change, then: Written | None) -> Pool:
+        """Near a line: what is kept back goes first, then ``change`` decides on the shared row
+        itself, atomically, as without batching (two processes never both take the last points
+        on what each saw)."""
+        self.flush()
+        written = self._shared.change_pool(key, change, then=then)
+        with self._lock:
+            self._written += 1
+            self._rebase(key, written)
+            self._read_at[key] = self._clock()
+        return written
 
     # -- spend -----------------------------------------------------------------------------------
 

@@ -139,6 +139,29 @@ def test_close_to_a_line_every_change_is_written_and_read_at_once(
     assert b.view(SITE).remaining == 39_000 - admission.reserved - again.reserved  # close: fresh
 
 
+@pytest.mark.parametrize("reported, decided_on", [(300, 50.0), (90_000, 0.0)])
+def test_near_a_line_a_change_decides_on_the_shared_row(
+    store: Store, second: Store, reported: int, decided_on: float
+) -> None:
+    """Under 40% left, a change (an admission's decision) is made on the shared row itself,
+    atomically: two processes never both take the last points on what each saw. Far from the
+    lines it is made on this process's view (another process's change comes at the next read)."""
+    limit = 1_000 if reported < 1_000 else 100_000
+    store.change_pool(APP, lambda p: replace(p, limit=limit, reported=reported))
+    kept = BatchedQuota(store, background=False)
+    kept.quota_pools([APP])  # this process's view
+    second.change_pool(APP, lambda p: replace(p, pending=p.pending + 50))  # another's, meanwhile
+    seen: list[float] = []
+
+    def take(row: Pool) -> Pool:
+        seen.append(row.pending)
+        return replace(row, pending=row.pending + 1)
+
+    kept.change_pool(APP, take)
+    assert seen[0] == decided_on
+    assert kept.flush() and store.quota_pools([APP])[APP].pending == 51.0  # both, either way
+
+
 def test_a_process_keeps_back_at_most_one_percent_of_a_pool(
     clock: Clock, store: Store, second: Store
 ) -> None:
@@ -190,7 +213,7 @@ def test_what_could_not_be_written_is_kept_and_written_once(
         assert kept.flush() and not kept.has_kept()
         assert state(store) == state(at_once)  # ...and nothing written twice
         flaky.down = True  # and what r teaches, kept back while writes fail
-        for r in (990, 980, 975):
+        for r in (99_900, 99_800, 99_750):
             calls(ledger_on(kept, clock), 1, r=r)
             calls(ledger_on(at_once, clock), 1, r=r)
         assert not kept.flush()
