@@ -32,6 +32,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from access_desk.store.batched_lookups import FLUSH_SECONDS
 from access_desk.store.tables import lookup_cache, lookup_misses
 from bench import common
 from bench.common import backend_env, ms, stop_server
@@ -148,7 +149,9 @@ def through_backend(
 
 def empty_lookup_cache(database_url: str) -> None:
     """Delete every row of the backend's lookup cache, users and not-found ids (the store the
-    gunicorn workers share)."""
+    gunicorn workers share), once the last answers' cache writes have landed (each worker writes
+    them in batches, within 0.1 s: ``store.batched_lookups``)."""
+    time.sleep(10 * FLUSH_SECONDS)
     engine = sa.create_engine(database_url, connect_args={"timeout": 30})
     try:
         with engine.begin() as conn:
