@@ -199,8 +199,10 @@ def _parts() -> list[tuple[str, list[tuple[str, str]]]]:
         ("quota ledger: settle", [("access_desk/quota/ledger.py", "settle")]),
         ("upstream HTTP request (requests)", [("requests/sessions.py", "request")]),
         ("lookup cache read (cached_users)", [("access_desk/store/lookups.py", "cached_users")]),
-        ("lookup cache room (lookup_room)", [("access_desk/store/lookups.py", "lookup_room")]),
-        ("lookup cache write (cache_users)", [("access_desk/store/lookups.py", "cache_users")]),
+        (
+            "lookup cache write, kept for a batch (cache_users)",
+            [("access_desk/store/batched_lookups.py", "cache_users")],
+        ),
         ("audit insert (add_audit)", [("access_desk/store/audit.py", "add_audit")]),
         ("JSON in (_payload)", [("handlers/resolvers.py", "_payload")]),
         ("JSON out (jsonify)", [("flask/json/__init__.py", "jsonify")]),

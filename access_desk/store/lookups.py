@@ -41,17 +41,11 @@ CALLER_MISSES = 1_000  # fresh not-found ids cached per caller
 
 @dataclass(slots=True)
 class CacheRoom:
-    """How many more user objects and not-found ids one caller may have cached now; each
-    ``cache_users`` call given it takes what it writes from it. ``CacheRoom.uncounted()`` is
-    counted by the first ``cache_users`` that writes, inside its own transaction."""
+    """How many more user objects and not-found ids one caller may have cached now (a write
+    takes what it writes from it)."""
 
     users: int
     misses: int
-    counted: bool = True
-
-    @classmethod
-    def uncounted(cls) -> CacheRoom:
-        return cls(0, 0, counted=False)
 
 
 @dataclass(slots=True)
@@ -177,12 +171,6 @@ class LookupCache(StoreBase):
                         found[row.account_id] = row.user
         return found
 
-    def lookup_room(self, installation_id: str, caller: str, max_age: float) -> CacheRoom:
-        """How many more user objects and not-found ids ``caller`` may have cached now (one
-        statement: two indexed counts of their fresh rows)."""
-        with self.engine.connect() as conn:
-            return self._room(conn, installation_id, caller, max_age)
-
     def _room(
         self, conn: Connection, installation_id: str, caller: str, max_age: float
     ) -> CacheRoom:
@@ -209,16 +197,13 @@ class LookupCache(StoreBase):
         users: Sequence[dict[str, Any]],
         not_found: Sequence[str],
         max_age: float,
-        room: CacheRoom | None = None,
     ) -> None:
-        """Remember what ``caller`` was shown (users by their ``accountId``, and ids not found) as
-        far as ``room`` allows (counted in the write's transaction when not given, or given
-        uncounted), and drop every row older than
-        ``max_age``. Never raises for the database's sake: a refused write is logged."""
-        if max_age <= 0:
-            return
+        """Remember what ``caller`` was shown now (users by their ``accountId``, and ids not
+        found) as far as their room allows, in a batch of its own (``cache_batch``). Never raises
+        for the database's sake: a refused write is logged."""
+        answers = CallerAnswers.of(installation_id, caller, users, not_found, self._clock())
         try:
-            self._cache_users(installation_id, caller, users, not_found, max_age, room)
+            self.cache_batch([answers], max_age)
         except sa.exc.SQLAlchemyError:
             log.exception("lookup cache write failed", extra={"installation": installation_id})
 
@@ -237,39 +222,16 @@ class LookupCache(StoreBase):
 
     def cache_batch(self, batch: Sequence[CallerAnswers], max_age: float) -> None:
         """Write several callers' answers in one transaction (``store.batched_lookups``), each
-        as far as its caller's room allows (counted here), each row at its own ``cached_at``.
-        Raises for the database's sake (the caller logs it)."""
-        if max_age <= 0 or not batch:
+        as far as its caller's room allows (counted here), each at its own ``cached_at``; and
+        delete expired rows when due. Raises for the database's sake (the caller logs it)."""
+        if max_age <= 0:
             return
         with self.engine.begin() as conn:
             self._sweep(conn, max_age)
             for answers in batch:
-                room = self._room(conn, answers.installation_id, answers.caller, max_age)
-                self._write(conn, answers, room)
-
-    def _cache_users(
-        self,
-        installation_id: str,
-        caller: str,
-        users: Sequence[dict[str, Any]],
-        not_found: Sequence[str],
-        max_age: float,
-        room: CacheRoom | None,
-    ) -> None:
-        answers = CallerAnswers.of(installation_id, caller, users, not_found, self._clock())
-        due = answers.now - self._lookup_swept_at >= min(max_age, _SWEEP_SECONDS)
-        if not answers.found and not answers.missing and not due:
-            return
-        with self.engine.begin() as conn:
-            if answers.found or answers.missing:
-                if room is None or not room.counted:
-                    counted = self._room(conn, installation_id, caller, max_age)
-                    if room is None:
-                        room = counted
-                    else:
-                        room.users, room.misses, room.counted = counted.users, counted.misses, True
-                self._write(conn, answers, room)
-            self._sweep(conn, max_age)
+                if answers.found or answers.missing:
+                    room = self._room(conn, answers.installation_id, answers.caller, max_age)
+                    self._write(conn, answers, room)
 
     def _sweep(self, conn: Connection, max_age: float) -> None:
         """Delete expired rows, when this store has not for a minute (or for ``max_age``)."""
