@@ -327,6 +327,15 @@ def fill_year(conn: Connection, now: float, sizes: Sizes, busy: Busy, token_enc:
         count=sizes.acting_accounts,
         **common,
     )
+    _run(  # the queued jobs' installations have work, as store.turns.note_work keeps it
+        conn,
+        """
+        INSERT INTO quota_turns (installation_id, served_at, work_at)
+        SELECT installation_id, 0, min(created_at) FROM jobs
+        WHERE state IN ('queued', 'running') GROUP BY installation_id
+        ON CONFLICT (installation_id) DO UPDATE SET work_at = excluded.work_at
+        """,
+    )
 
 
 def empty_sizes(installations: int) -> Sizes:

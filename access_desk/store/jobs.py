@@ -21,6 +21,7 @@ from access_desk.store.base import StoreBase
 from access_desk.store.paging import cursor, cursor_id, cursor_time, uncursor
 from access_desk.store.records import Counts, FollowUp, Job, JobItem
 from access_desk.store.tables import account_refusals, job_items, jobs
+from access_desk.store.turns import note_work
 
 OUTCOMES = ("pending", "invited", "alreadyHasAccess", "invalid", "failed", "cancelled")
 FINAL_OUTCOMES = frozenset(OUTCOMES) - {"pending"}
@@ -228,6 +229,7 @@ class Jobs(StoreBase):
         conn.execute(sa.insert(jobs).values(row))
         if items:
             conn.execute(sa.insert(job_items), items)
+        note_work(conn, installation_id, now)
         return Job(
             id=job_id,
             installation_id=installation_id,

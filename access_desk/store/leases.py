@@ -3,9 +3,10 @@ dormant installation or of a paused acting account skipped), renews its lease an
 
 ``claim_job`` atomically takes one runnable job (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
 conditional ``UPDATE`` checked by rowcount on SQLite). The background worker's claim first lists
-the installations with work in turn (from indexes, whatever the number of jobs) and looks at the
-jobs of those whose turn comes first, so its cost follows the installations with work, not every
-queued job. Every write to a job (``store.queue``,
+the installations with work in turn (``store.turns``: one partial index, whatever the number of
+jobs) and looks at the jobs of those whose turn comes first, so its cost follows the turns it
+reads, not every queued job; the installations it finds without work it settles (``_settle``).
+Every write to a job (``store.queue``,
 ``store.followups``, ``renew_lease``) happens only while the caller's lease holds (``lease_held``).
 Releasing a job whose cancel was asked for ends it (``store.cancels``).
 """
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from access_desk.store import turns
 from access_desk.store.cancels import end_cancelled
 from access_desk.store.jobs import ACTIVE, Jobs
 from access_desk.store.queue import lease_held
@@ -31,38 +32,37 @@ TURN_ROWS = 64  # installations with work read, in turn, per claim
 TURN_GROUPS = 4  # turns (installations served at the same time) tried before every job at once
 
 
-@functools.cache
-def _served(dialect: str) -> Any:
-    """The statement that marks an installation's job work served now (fair turns:
-    ``claim_job``); parameters ``p_iid``, ``p_now``. Built once per dialect."""
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(quota_turns)
-    return insert.values(
-        installation_id=sa.bindparam("p_iid"), served_at=sa.bindparam("p_now")
-    ).on_conflict_do_update(
-        index_elements=["installation_id"], set_={"served_at": insert.excluded.served_at}
-    )
-
-
 def _turns_query() -> sa.Select[Any]:
-    """The installations with queued or running jobs or a follow-up due (dormant ones left
-    out), by their turn (``quota_turns``; never served first), longest ago first; ``p_now``."""
-    now: Any = sa.bindparam("p_now")
-    work = sa.union(
-        sa.select(jobs.c.installation_id).where(jobs.c.state.in_(ACTIVE)),
-        sa.select(jobs.c.installation_id).where(jobs.c.follow_up_at <= now),
-    ).subquery()
-    turn = sa.func.coalesce(
-        sa.select(quota_turns.c.served_at)
-        .where(quota_turns.c.installation_id == work.c.installation_id)
-        .scalar_subquery(),
-        0.0,
-    ).label("turn")
+    """The installations with job work due (``work_at``; dormant ones left out), by their turn,
+    longest ago first (never served: 0); ``p_now``. Read from the partial index of those with
+    work, so its cost follows the rows read, not the jobs queued."""
+    work_at = quota_turns.c.work_at
     return (
-        sa.select(work.c.installation_id, turn)
-        .where(work.c.installation_id.not_in(_dormant()))
-        .order_by(turn, work.c.installation_id)
+        sa.select(quota_turns.c.installation_id, quota_turns.c.served_at)
+        .where(
+            work_at.is_not(None),
+            work_at <= sa.bindparam("p_now"),
+            quota_turns.c.installation_id.not_in(_dormant()),
+        )
+        .order_by(quota_turns.c.served_at, quota_turns.c.installation_id)
         .limit(TURN_ROWS)
     )
+
+
+_OF_TURN = jobs.c.installation_id == quota_turns.c.installation_id
+# of the installations ``p_group`` (their turn came and nothing was runnable), those with no
+# queued or running job
+_NO_JOB_WORK = (
+    quota_turns.c.installation_id.in_(sa.bindparam("p_group", expanding=True)),
+    sa.not_(sa.exists().where(_OF_TURN, jobs.c.state.in_(ACTIVE))),
+)
+_ENDED = sa.select(quota_turns.c.installation_id).where(*_NO_JOB_WORK)
+# ... whose ``work_at`` becomes their next follow-up's time (None: no work)
+_SETTLE = (
+    sa.update(quota_turns)
+    .where(*_NO_JOB_WORK)
+    .values(work_at=sa.select(sa.func.min(jobs.c.follow_up_at)).where(_OF_TURN).scalar_subquery())
+)
 
 
 def _turns(conn: Connection, now: float) -> list[list[str]]:
@@ -169,6 +169,14 @@ def _claim(*, by_job: bool, by_installation: bool, in_group: bool, postgres: boo
 
 
 _TURNS = _turns_query()
+# PostgreSQL: the rows to settle locked first (in key order), so the settling statement's reads
+# see every job whose transaction brought work_at forward (store.turns.note_work) before it
+_LOCK_TURNS = (
+    sa.select(quota_turns.c.installation_id)
+    .where(quota_turns.c.installation_id.in_(sa.bindparam("p_group", expanding=True)))
+    .order_by(quota_turns.c.installation_id)
+    .with_for_update()
+)
 
 
 class Leases(Jobs):
@@ -211,22 +219,37 @@ class Leases(Jobs):
 
         # One connection and one transaction for the whole claim (on SQLite the transaction
         # begins with the first write, so its reads come first, unlocked).
+        idle: list[str] = []  # installations whose turn came with nothing runnable
         with self.engine.begin() as conn:
             claimed: tuple[str, str] | None = None
             if job_id is None and installation_id is None:
-                # The background worker: the installations with work, in turn, first (a list
-                # read from an index, one turn looked up each), then the runnable jobs of the
-                # installations whose turn comes first; only when the first few turns have
-                # nothing runnable (all held back, say), every runnable job at once.
+                # The background worker: the installations with work, in turn, first (read
+                # from an index), then the runnable jobs of the installations whose turn comes
+                # first; only when the first few turns have nothing runnable (all held back,
+                # say), every runnable job at once.
                 for group in _turns(conn, now):
                     claimed = self._claim_first(conn, variant(True), {**params, "p_group": group})
                     if claimed is not None:
                         break
+                    idle.extend(group)
             if claimed is None:
                 claimed = self._claim_first(conn, variant(False), params)
-            if claimed is None:
-                return None
-            return self._read_job(conn, claimed[0], claimed[1], items=False)
+            job = None if claimed is None else self._read_job(conn, *claimed, items=False)
+        if idle:
+            self._settle(idle)
+        return job
+
+    def _settle(self, installations: list[str]) -> None:
+        """Installations whose work ended leave the turns (``store.turns``): in a transaction of
+        its own, after the claim's. Those whose jobs are only held back (a hold, a lease) are
+        read and left as they are."""
+        with self.engine.begin() as conn:
+            ended = conn.execute(_ENDED, {"p_group": installations}).scalars().all()
+            if not ended:
+                return
+            if not self._sqlite:
+                conn.execute(_LOCK_TURNS, {"p_group": ended})
+            conn.execute(_SETTLE, {"p_group": ended})
 
     def _claim_first(
         self, conn: Connection, claim: _Claim, params: dict[str, Any]
@@ -238,7 +261,7 @@ class Leases(Jobs):
             won = conn.execute(claim.take, {**params, "p_id": row.id})
             if won.rowcount == 1:
                 served = {"p_iid": row.installation_id, "p_now": params["p_now"]}
-                conn.execute(_served(conn.dialect.name), served)
+                conn.execute(turns.served(conn.dialect.name), served)
                 return (row.installation_id, row.id)
         return None
 

@@ -21,6 +21,7 @@ from access_desk.store.audit import write_audit
 from access_desk.store.jobs import ACTIVE, AUDIT_SUBJECTS, OUTCOMES, Jobs
 from access_desk.store.records import Counts
 from access_desk.store.tables import job_items, jobs, webhook_deliveries
+from access_desk.store.turns import note_work
 
 
 def lease_held(job_id: str, worker_id: str, now: float) -> sa.ColumnElement[bool]:
@@ -243,6 +244,7 @@ def job_ended(
             .where(jobs.c.id == job_id)
             .values(follow_up_at=now + follow_up, follow_up_round=0)
         )
+        note_work(conn, installation_id, now + follow_up)
     emails = list(
         conn.execute(
             sa.select(job_items.c.email)

@@ -254,6 +254,16 @@ quota_turns = sa.Table(
     metadata,
     sa.Column("installation_id", _ID, primary_key=True),
     sa.Column("served_at", _TIME, nullable=False),
+    # migration 0012: from when the installation has job work (None: none; store.turns), and the
+    # installations with work in turn, for the background worker's claim
+    sa.Column("work_at", _TIME, nullable=True),
+    sa.Index(
+        "ix_quota_turns_work",
+        "served_at",
+        "installation_id",
+        postgresql_where=sa.text("work_at IS NOT NULL"),
+        sqlite_where=sa.text("work_at IS NOT NULL"),
+    ),
 )
 lookup_cache = sa.Table(
     "lookup_cache",

@@ -11,11 +11,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from access_desk.store import Store
 from access_desk.store.base import MIGRATIONS
+from access_desk.store.tables import quota_turns
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "main-0011.sqlite3"
 KEY = "0B4ZqJm2q8Gq3u0zW9h9V6cHn8m3Yq0rJm9x2QyYk4s="
@@ -58,3 +60,8 @@ def test_a_database_written_by_the_flat_layout_opens_and_migrates(tmp_path: Path
     [job], _ = store.list_jobs(INSTALLATION, 10)
     assert job.dry_run and job.created_by == "557058:old-admin"
     assert job.counts.pending == 2
+    with store.engine.connect() as conn:  # 0012 carried its queued job's work into the turns
+        turns = conn.execute(sa.select(quota_turns.c.installation_id, quota_turns.c.work_at)).all()
+    assert turns == [(INSTALLATION, job.created_at)]
+    claimed = store.claim_job("worker", 60)  # the background worker's claim finds it in turn
+    assert claimed is not None and claimed.id == job.id

@@ -7,6 +7,8 @@ record once, a warm lookup the cache with one statement."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,8 @@ import sqlalchemy as sa
 
 from access_desk.duties.dormancy import QUIET_SECONDS
 from access_desk.store import Store
+from access_desk.store.base import FOLLOW_UP_AFTER
+from access_desk.store.tables import quota_turns
 from tests.conftest import Backend
 from tests.support.stores import KEY, Clock, fresh_database
 
@@ -202,3 +206,90 @@ def test_among_many_installations_never_served_the_oldest_job_goes_first(
     clock.advance(1)
     after = store.claim_job("w", 60)  # inst-zz was served now: the next oldest goes
     assert after is not None and after.installation_id == "inst-00"
+
+
+def work_at(store: Store, installation_id: str) -> float | None:
+    """From when the installation has job work, as its turn row says (``store.turns``)."""
+    with store.engine.connect() as conn:
+        found: float | None = conn.execute(
+            sa.select(quota_turns.c.work_at).where(quota_turns.c.installation_id == installation_id)
+        ).scalar_one_or_none()
+        return found
+
+
+def test_an_installation_leaves_the_turns_when_its_work_ends_and_comes_back_for_its_follow_ups(
+    store: Store, clock: Clock
+) -> None:
+    """A new job brings its installation into the turns; once its work has ended, the first
+    claim that finds nothing runnable there moves it to its next follow-up, or out."""
+    made = clock()
+    invited = job(store, A, "a@x.io")
+    failed = job(store, B, "b@x.io")
+    assert (work_at(store, A), work_at(store, B)) == (made, made)
+    for installation, job_id, email, outcome in (
+        (A, invited, "a@x.io", "invited"),
+        (B, failed, "b@x.io", "failed"),
+    ):
+        assert store.claim_job("w", 60, job_id=job_id) is not None
+        assert store.record_outcomes(installation, job_id, "w", {email: (outcome, None)})
+        assert store.finish_job(installation, job_id, "w")
+    first, second = FOLLOW_UP_AFTER
+    assert (work_at(store, A), work_at(store, B)) == (made, made)  # not noticed yet
+
+    assert store.claim_job("w", 60) is None
+    assert work_at(store, A) == clock() + first  # its follow-up
+    assert work_at(store, B) is None  # no work left
+
+    clock.advance(first)
+    follow_up = store.claim_job("w", 60)
+    assert follow_up is not None and follow_up.id == invited
+    due = clock()
+    assert store.complete_follow_up(A, invited, "w") and store.release_job(invited, "w")
+    assert store.claim_job("w", 60) is None
+    assert work_at(store, A) == due + second - first  # the next follow-up
+    clock.advance(second - first)
+    follow_up = store.claim_job("w", 60)
+    assert follow_up is not None and follow_up.id == invited
+    assert store.complete_follow_up(A, invited, "w") and store.release_job(invited, "w")
+    assert store.claim_job("w", 60) is None
+    assert work_at(store, A) is None  # the last one done
+
+    clock.advance(1)
+    again = job(store, B, "b2@x.io")  # back with new work
+    assert work_at(store, B) == clock()
+    taken = store.claim_job("w", 60)
+    assert taken is not None and taken.id == again
+
+
+@pytest.mark.postgres
+def test_settling_an_installation_keeps_the_work_another_transaction_is_making(
+    postgres_store: Store, clock: Clock
+) -> None:
+    """A claim settles an installation whose work ended while another transaction makes it a new
+    job: settling waits for that transaction (its turn row is locked), then sees the job."""
+    store = postgres_store
+    ended = job(store, A, "a@x.io")
+    assert store.claim_job("w", 60, job_id=ended) is not None
+    assert store.finish_job(A, ended, "w", state="failed", error="stopped")
+    clock.advance(1)
+    claims: list[object] = []
+    with store.engine.connect() as other, store.engine.connect() as watch:
+        store._insert_job(
+            other, "new-job", A, source="panel", dry_run=False, created_by="u", emails=["n@x.io"]
+        )
+        settling = threading.Thread(target=lambda: claims.append(store.claim_job("w", 60)))
+        settling.start()
+        waiting = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        for _ in range(1000):  # until the claim's settling waits for the new job's transaction
+            if watch.execute(waiting).scalar_one():
+                break
+            watch.rollback()
+            time.sleep(0.01)
+        else:
+            pytest.fail("the claim never waited for the transaction making work")
+        other.commit()
+        settling.join(30)
+    assert claims == [None]  # the new job was not committed when the claim looked
+    assert work_at(store, A) is not None  # still in the turns
+    taken = store.claim_job("w", 60)
+    assert taken is not None and taken.id == "new-job"
