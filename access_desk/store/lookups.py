@@ -15,7 +15,8 @@ When Confluence refuses a caller (401/403/404), ``drop_cached_lookups`` deletes 
 nothing they were shown before is served again. Expired rows are never read; a write deletes them
 when this store has not done so for a minute (or for ``max_age``, when shorter);
 ``store.personal_data.erase_accounts`` deletes the rows of erased accounts (as the looked-up user or
-as the caller). A cache write the database refuses is logged and skipped: the answer stands.
+as the caller). Nothing is written for an uninstalled installation, whose erasure may have run
+(``_uninstalled``). A cache write the database refuses is logged and skipped: the answer stands.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from access_desk.store.base import StoreBase, dialect_insert
-from access_desk.store.tables import lookup_cache, lookup_misses
+from access_desk.store.tables import installations, lookup_cache, lookup_misses
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +228,25 @@ class LookupCache(StoreBase):
         if max_age <= 0:
             return
         with self.engine.begin() as conn:
+            gone = self._uninstalled(conn, {answers.installation_id for answers in batch})
             self._sweep(conn, max_age)
             for answers in batch:
-                if answers.found or answers.missing:
+                if answers.installation_id not in gone and (answers.found or answers.missing):
                     room = self._room(conn, answers.installation_id, answers.caller, max_age)
                     self._write(conn, answers, room)
+
+    def _uninstalled(self, conn: Connection, installation_ids: set[str]) -> set[str]:
+        """Which of these installations are uninstalled: their answers are not written, since
+        the erasure that follows an uninstall may already have run. On PostgreSQL the rows are
+        locked for share until the write commits, so an uninstall waits for it (and its erasure
+        then finds what it wrote)."""
+        rows = conn.execute(
+            sa.select(installations.c.installation_id, installations.c.uninstalled_at)
+            .where(installations.c.installation_id.in_(installation_ids))
+            .order_by(installations.c.installation_id)
+            .with_for_update(read=True)
+        )
+        return {row.installation_id for row in rows if row.uninstalled_at is not None}
 
     def _sweep(self, conn: Connection, max_age: float) -> None:
         """Delete expired rows, when this store has not for a minute (or for ``max_age``)."""

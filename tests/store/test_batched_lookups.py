@@ -85,3 +85,29 @@ def test_a_refused_write_is_logged_and_dropped(
     assert not kept.flush()
     assert not kept.has_kept()  # dropped, not retried for ever
     assert "lookup cache write failed" in caplog.text
+
+
+def test_answers_kept_for_an_installation_uninstalled_before_they_are_written_are_dropped(
+    store: Store,
+) -> None:
+    """An uninstall's erasure may run before a process writes what it kept back: nothing of an
+    uninstalled installation is written, so nothing comes back after the erasure."""
+    for installation in ("inst", "other"):
+        store.upsert_installation(
+            installation,
+            cloud_id=f"c-{installation}",
+            api_base_url="https://x.example/ex/confluence/x",
+        )
+    kept = BatchedLookups(store, background=False)
+    kept.cache_users("inst", "alice", [user("u-1")], ["ghost"], TTL)
+    kept.cache_users("other", "alice", [user("u-1")], [], TTL)
+    assert store.uninstall("inst") == 0
+    store.erase_installation("inst")
+    assert kept.flush()
+    assert store.personal_data_accounts("inst") == []
+    assert store.cached_users("inst", "alice", ["u-1", "ghost"], TTL) == {}
+    assert store.cached_users("other", "alice", ["u-1"], TTL) == {"u-1": user("u-1")}
+    assert store.reinstall("inst")  # installed again: its answers are written again
+    kept.cache_users("inst", "alice", [user("u-1")], [], TTL)
+    assert kept.flush()
+    assert store.cached_users("inst", "alice", ["u-1"], TTL) == {"u-1": user("u-1")}
