@@ -1,7 +1,8 @@
 """``./test`` with arguments sets up only what the selected tests need (tests/needs.py decides from
 their markers and fixtures): a unit test file runs without PostgreSQL, Chromium or the npm tools
 (and so without the panel's type check, tsc, which comes with them); a test on PostgreSQL gets the
-private cluster. ``./test`` with no argument sets up everything, as CI (``.ci/run``) runs it."""
+private cluster. ``./test`` with no argument sets up everything, as CI (``.ci/run``) runs it (and
+runs the tests on every core); a selection runs in one process."""
 
 from __future__ import annotations
 
@@ -77,5 +78,6 @@ def test_a_unit_test_file_runs_without_the_heavy_helpers(tmp_path: Path) -> None
     assert run.returncode == 0, run.stdout + run.stderr
     assert "==> these tests need: no PostgreSQL, Chromium or npm tools" in run.stderr
     assert "SET UP []" in run.stdout  # no cluster started, no browser or npm tools looked for
+    assert "==> pytest\n" in run.stderr  # a selection runs in one process (-s shows its output)
     assert "==> mypy" in run.stderr and "==> ruff check" in run.stderr  # the checks still run
     assert "==> tsc skipped" in run.stderr  # it comes with the npm tools, not set up here
