@@ -7,7 +7,8 @@ does the same).
 Every value can be overridden on the command line or with GUNICORN_CMD_ARGS. The environment is
 checked before any worker forks, so a bad configuration stops the server with one message; the
 threads each worker runs are passed on to the app in ``GUNICORN_THREADS`` (its calls-in-flight
-bounds derive from them), and the metrics directory is kept tidy (metrics_files.py).
+bounds derive from them), the metrics directory is kept tidy (metrics_files.py), and each worker's
+start-up objects are frozen out of the garbage collector's scans (``post_worker_init``).
 """
 
 import multiprocessing
@@ -68,3 +69,13 @@ def child_exit(server: object, worker: object) -> None:
         fold_dead_worker(pid, os.environ["PROMETHEUS_MULTIPROC_DIR"])
     except OSError as exc:  # the master must go on whatever the metrics directory does
         print(f"metrics files of worker {pid} not folded: {exc}", file=sys.stderr, flush=True)
+
+
+def post_worker_init(worker: object) -> None:
+    # Everything the worker built to serve (the app, SQLAlchemy's and the libraries' modules)
+    # lives as long as the worker: the garbage collector stops scanning it, so a full collection
+    # looks only at what calls made. Measured under bench/floor.py: a worker's first full
+    # collection took 50-60 ms of CPU, about 0.2 ms per call over its first 250 calls.
+    import gc
+
+    gc.freeze()
