@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from access_desk.store import turns
+from access_desk.store.turns import served
 from access_desk.store.cancels import end_cancelled
 from access_desk.store.jobs import ACTIVE, Jobs
 from access_desk.store.queue import lease_held
@@ -260,8 +260,8 @@ class Leases(Jobs):
         for row in rows:
             won = conn.execute(claim.take, {**params, "p_id": row.id})
             if won.rowcount == 1:
-                served = {"p_iid": row.installation_id, "p_now": params["p_now"]}
-                conn.execute(turns.served(conn.dialect.name), served)
+                turn = {"p_iid": row.installation_id, "p_now": params["p_now"]}
+                conn.execute(served(conn.dialect.name), turn)
                 return (row.installation_id, row.id)
         return None
 

@@ -33,7 +33,7 @@ from tests.e2e.test_backend import call
 pytestmark = pytest.mark.e2e
 
 PRODUCT = ("pyproject.toml", "access_desk", "handlers", "resolvers", "static")
-HEAD = "0011"
+HEAD = "0012"  # the newest migration, 0012_work_turns.py
 
 
 def pip(*args: str, python: Path | None = None) -> None:
@@ -86,7 +86,7 @@ def test_the_wheel_holds_the_product_and_nothing_else(wheel: Path) -> None:
     assert "access_desk/static/vendor/forge-bridge.js" in names
     assert "access_desk/store/migrations/env.py" in names
     assert "access_desk/store/migrations/script.py.mako" in names
-    assert f"access_desk/store/migrations/versions/{HEAD}_scale_indexes.py" in names
+    assert f"access_desk/store/migrations/versions/{HEAD}_work_turns.py" in names
     assert not [n for n in names if n.startswith(("simulator/", "tests/", "bench/", "scripts/"))]
     sources = {  # every module of the product: a package left out of pyproject.toml shows here
         p.relative_to(ROOT).as_posix()
