@@ -20,12 +20,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from access_desk.store.turns import served
 from access_desk.store.cancels import end_cancelled
 from access_desk.store.jobs import ACTIVE, Jobs
 from access_desk.store.queue import lease_held
 from access_desk.store.records import Job
 from access_desk.store.tables import account_refusals, installations, jobs, quota_turns
+from access_desk.store.turns import served
 
 CANDIDATES = 32  # runnable jobs, in claim order, one claim on PostgreSQL chooses among
 TURN_ROWS = 64  # installations with work read, in turn, per claim
@@ -71,10 +71,10 @@ def _turns(conn: Connection, now: float) -> list[list[str]]:
     rows = conn.execute(_TURNS, {"p_now": now}).all()
     groups: list[list[str]] = []
     last: float | None = None
-    for installation, served in rows:
-        if served != last:
+    for installation, served_at in rows:
+        if served_at != last:
             groups.append([])
-            last = served
+            last = served_at
         groups[-1].append(installation)
     if len(rows) == TURN_ROWS:  # the last group may go on past the rows read
         groups.pop()
