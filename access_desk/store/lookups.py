@@ -9,7 +9,9 @@ visibility per caller).
 Bounded per caller, so no caller can make the database grow (``CacheRoom``): at most
 ``CALLER_USERS`` fresh user objects (``lookup_cache``) and ``CALLER_MISSES`` fresh ids Confluence
 did not find (``lookup_misses``: the id alone, no user object); what does not fit is not cached
-(it is asked again next time). The resolver checks an id's form before anything reaches here.
+(it is asked again next time). A store counts a caller's rows in full once a minute, and in
+between only the rows written since (``_room``: a caller's count costs what they wrote lately,
+not the up to 20,000 rows they have). The resolver checks an id's form before anything reaches here.
 
 When Confluence refuses a caller (401/403/404), ``drop_cached_lookups`` deletes the caller's rows, so
 nothing they were shown before is served again. Expired rows are never read; a write deletes them
@@ -21,6 +23,7 @@ as the caller). Nothing is written for an uninstalled installation, whose erasur
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,9 +38,34 @@ from access_desk.store.tables import installations, lookup_cache, lookup_misses
 log = logging.getLogger(__name__)
 
 _BATCH = 500  # ids per IN (...) query
+_RECOUNT_SECONDS = 60.0  # a caller's fresh rows are counted in full at most this often per store
+# how much earlier than the write a written row's time may be: an answer kept back for a batch
+# (store.batched_lookups), another host's clock
+_COUNT_SLACK = 30.0
 _SWEEP_SECONDS = 60.0  # a store deletes expired rows at most this often (and once per max_age)
 CALLER_USERS = 20_000  # fresh user objects cached per caller
 CALLER_MISSES = 1_000  # fresh not-found ids cached per caller
+
+
+def _fresh_query() -> sa.Select[Any]:
+    """How many user objects and not-found ids a caller (``p_iid``, ``p_caller``) has cached
+    after ``p_since``: read from the index by caller and time alone."""
+
+    def fresh(table: sa.Table) -> sa.ScalarSelect[Any]:
+        return (
+            sa.select(sa.func.count())
+            .where(
+                table.c.installation_id == sa.bindparam("p_iid"),
+                table.c.caller == sa.bindparam("p_caller"),
+                table.c.cached_at > sa.bindparam("p_since"),
+            )
+            .scalar_subquery()
+        )
+
+    return sa.select(fresh(lookup_cache), fresh(lookup_misses))
+
+
+_FRESH = _fresh_query()
 
 
 @dataclass(slots=True)
@@ -173,23 +201,41 @@ class LookupCache(StoreBase):
         return found
 
     def _room(
-        self, conn: Connection, installation_id: str, caller: str, max_age: float
+        self, conn: Connection, installation_id: str, caller: str, max_age: float, oldest: float
     ) -> CacheRoom:
-        since = self._clock() - max_age
+        """The caller's room, from a count of their fresh rows that is never short. In full at
+        most every ``_RECOUNT_SECONDS`` per store (it reads every fresh row of the caller: up to
+        ``CALLER_USERS``); in between, that count plus the rows written since it, read from the
+        index by time (a row written since carries a time at most ``_COUNT_SLACK`` earlier, or
+        ``oldest``, the oldest answer this write holds). Rows that expired or were deleted
+        since are still counted until the next full count: room is only ever underestimated."""
+        now = self._clock()
+        key = (installation_id, caller)
+        counted = self._counted
+        known = counted.get(key)
+        if known is None or now - known[0] >= _RECOUNT_SECONDS:
+            users, misses = self._fresh(conn, installation_id, caller, now - max_age)
+            counted[key] = (now, users, misses)
+        else:
+            at, users, misses = known
+            since = max(min(at - _COUNT_SLACK, oldest), now - max_age)
+            new_users, new_misses = self._fresh(conn, installation_id, caller, since)
+            users, misses = users + new_users, misses + new_misses
+        return CacheRoom(max(0, CALLER_USERS - users), max(0, CALLER_MISSES - misses))
 
-        def fresh(table: sa.Table) -> sa.ScalarSelect[Any]:
-            return (
-                sa.select(sa.func.count())
-                .where(
-                    table.c.installation_id == installation_id,
-                    table.c.caller == caller,
-                    table.c.cached_at > since,
-                )
-                .scalar_subquery()
-            )
+    @functools.cached_property
+    def _counted(self) -> dict[tuple[str, str], tuple[float, int, int]]:
+        """The last full count of each caller's fresh rows: (when, users, misses)."""
+        return {}
 
-        users, misses = conn.execute(sa.select(fresh(lookup_cache), fresh(lookup_misses))).one()
-        return CacheRoom(max(0, CALLER_USERS - int(users)), max(0, CALLER_MISSES - int(misses)))
+    def _fresh(
+        self, conn: Connection, installation_id: str, caller: str, since: float
+    ) -> tuple[int, int]:
+        """How many user objects and not-found ids the caller has cached after ``since``."""
+        users, misses = conn.execute(
+            _FRESH, {"p_iid": installation_id, "p_caller": caller, "p_since": since}
+        ).one()
+        return int(users), int(misses)
 
     def cache_users(
         self,
@@ -225,14 +271,17 @@ class LookupCache(StoreBase):
         """Write several callers' answers in one transaction (``store.batched_lookups``), each
         as far as its caller's room allows (counted here), each at its own ``cached_at``; and
         delete expired rows when due. Raises for the database's sake (the caller logs it)."""
-        if max_age <= 0:
+        if max_age <= 0 or not batch:
             return
+        oldest = min(answers.now for answers in batch)
         with self.engine.begin() as conn:
             gone = self._uninstalled(conn, {answers.installation_id for answers in batch})
             self._sweep(conn, max_age)
             for answers in batch:
                 if answers.installation_id not in gone and (answers.found or answers.missing):
-                    room = self._room(conn, answers.installation_id, answers.caller, max_age)
+                    room = self._room(
+                        conn, answers.installation_id, answers.caller, max_age, oldest
+                    )
                     self._write(conn, answers, room)
 
     def _uninstalled(self, conn: Connection, installation_ids: set[str]) -> set[str]:
@@ -254,6 +303,10 @@ class LookupCache(StoreBase):
         if now - self._lookup_swept_at < min(max_age, _SWEEP_SECONDS):
             return
         self._lookup_swept_at = now
+        counted = self._counted
+        for key, (at, _, _) in list(counted.items()):
+            if now - at >= _RECOUNT_SECONDS:
+                del counted[key]
         for table in (lookup_cache, lookup_misses):
             conn.execute(sa.delete(table).where(table.c.cached_at <= now - max_age))
 

@@ -111,3 +111,46 @@ def test_answers_kept_for_an_installation_uninstalled_before_they_are_written_ar
     kept.cache_users("inst", "alice", [user("u-1")], [], TTL)
     assert kept.flush()
     assert store.cached_users("inst", "alice", ["u-1"], TTL) == {"u-1": user("u-1")}
+
+
+def fresh_rows(store: Store, caller: str) -> int:
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).where(
+                    lookup_cache.c.caller == caller, lookup_cache.c.cached_at > store.now() - TTL
+                )
+            ).scalar_one()
+        )
+
+
+def users(start: int, count: int) -> list[dict[str, Any]]:
+    return [user(f"u-{n}") for n in range(start, start + count)]
+
+
+def test_a_callers_bound_holds_between_full_counts_whoever_writes(
+    store: Store, second: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store counts a caller's rows in full once a minute and in between adds what was
+    written since, by any process, answers kept back for a while included: the caller never
+    has more than ``CALLER_USERS`` fresh rows."""
+    monkeypatch.setattr(lookups, "CALLER_USERS", 10)
+    kept = BatchedLookups(second, background=False)
+    kept.cache_users("inst", "alice", users(0, 4), [], TTL)  # answered now, written later
+    clock.advance(1)
+    store.cache_users("inst", "alice", users(4, 4), [], TTL)  # counted in full: 0; 4 written
+    assert kept.flush()  # rows from before that count land after it: 8
+    clock.advance(1)
+    store.cache_users("inst", "alice", users(8, 5), [], TTL)  # its count, and 8 since: 2 fit
+    assert fresh_rows(store, "alice") == 10
+    clock.advance(1)
+    store.cache_users("inst", "alice", users(10, 5), [], TTL)  # full: nothing written
+    second.cache_users("inst", "alice", users(15, 5), [], TTL)
+    assert fresh_rows(store, "alice") == 10
+
+    assert store.drop_cached_lookups("inst", "alice") == 10  # room only comes back...
+    clock.advance(60)  # ... by the next full count, at most a minute later
+    store.cache_users("inst", "alice", users(20, 12), [], TTL)
+    assert fresh_rows(store, "alice") == 10
+    store.cache_users("inst", "bob", users(0, 3), [], TTL)  # another caller: a room of its own
+    assert fresh_rows(store, "bob") == 3
