@@ -132,7 +132,12 @@ class StoreBase:
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing/do_update`` on both backends."""
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+    return insert_for(conn.dialect.name, table)
+
+
+def insert_for(dialect: str, table: sa.Table) -> Any:
+    """``dialect_insert`` by the dialect's name (for a statement built once per dialect)."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

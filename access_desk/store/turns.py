@@ -16,21 +16,17 @@ import functools
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from access_desk.store.base import insert_for
 from access_desk.store.tables import quota_turns
-
-
-def _upsert(dialect: str) -> Any:
-    return (postgresql if dialect == "postgresql" else sqlite).insert(quota_turns)
 
 
 @functools.cache
 def served(dialect: str) -> Any:
     """The statement that marks an installation's job work served now; parameters ``p_iid``,
     ``p_now``. Built once per dialect."""
-    insert = _upsert(dialect)
+    insert = insert_for(dialect, quota_turns)
     return insert.values(
         installation_id=sa.bindparam("p_iid"), served_at=sa.bindparam("p_now")
     ).on_conflict_do_update(
@@ -40,7 +36,7 @@ def served(dialect: str) -> Any:
 
 @functools.cache
 def _work(dialect: str) -> Any:
-    insert = _upsert(dialect)
+    insert = insert_for(dialect, quota_turns)
     kept, new = quota_turns.c.work_at, insert.excluded.work_at
     return insert.values(
         installation_id=sa.bindparam("p_iid"), served_at=0.0, work_at=sa.bindparam("p_at")
