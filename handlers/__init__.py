@@ -48,6 +48,17 @@ class Services:
     inflight: InFlight = field(default_factory=InFlight)  # resolver calls per installation, user
     remembered: dict[str, float] = field(default_factory=dict)  # installation -> last refresh
 
+    def close(self) -> None:
+        """Stop the background worker, write what this process keeps back (refusals, the ledger's
+        and the lookup cache's batches), then close the store's connections: nothing touches the
+        database afterwards (a test's app before its database is dropped; a process's shutdown)."""
+        if self.worker is not None:
+            self.worker.stop(10)
+        self.refusals.flush()
+        self.ledger.flush()
+        self.lookups.flush()
+        self.store.close()
+
 
 def services() -> Services:
     found = current_app.extensions["access_desk"]

@@ -112,7 +112,7 @@ class WrittenBackend(Backend):
 def backend(settings: Settings, platform: Platform, sleeps: Sleeps) -> Iterator[Backend]:
     app = create_app(settings, sleep=sleeps)
     yield Backend(app.test_client(), platform)
-    app.extensions["access_desk"].refusals.flush()  # refusals kept before the test's files go
+    app.extensions["access_desk"].close()  # what it keeps back is written before the files go
 
 
 def _die_with_parent() -> None:

@@ -78,7 +78,7 @@ def test_an_ic_fit_verifies_with_the_keys_configured_for_its_label(settings, pla
         plain = call_with(backend, platform, platform.mint_fit(inst, inst.site.admin_id))
         assert plain.status_code == 200  # commercial FITs still verify with Forge's keys
     finally:
-        app.extensions["access_desk"].store.close()
+        app.extensions["access_desk"].close()
 
 
 def test_ic_jwks_urls_are_read_from_the_environment():

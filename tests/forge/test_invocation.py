@@ -78,7 +78,7 @@ def client(key: rsa.RSAPrivateKey, tmp_path):
     keys, _ = local_keys({"k1": key})
     app = create_app(settings, keys=keys)
     yield app.test_client()
-    app.extensions["access_desk"].store.close()
+    app.extensions["access_desk"].close()
 
 
 HOSTILE = {

@@ -117,7 +117,7 @@ def pooled(settings: Settings, request: pytest.FixtureRequest) -> Iterator[tuple
         server.pool.shutdown(wait=True)
         server.server_close()
         session.close()
-        app.extensions["access_desk"].store.close()
+        app.extensions["access_desk"].close()
 
 
 class Calls:

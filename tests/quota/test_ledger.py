@@ -536,7 +536,7 @@ def pair(settings: Any, metered: Platform, db_url: str) -> Iterator[tuple[Backen
         )
     finally:
         for app in apps:
-            app.extensions["access_desk"].store.close()
+            app.extensions["access_desk"].close()
 
 
 def ok(response: Any) -> Any:
@@ -726,6 +726,7 @@ def test_a_lookup_the_pool_can_pay_for_is_never_refused_locally(
     assert found["failed"] == [] and len(found["users"]) == len(site.user_ids)
     assert len(found["notFound"]) == 10_000 - len(site.user_ids)
     assert platform.meter.snapshot()["burstRefused"] >= 1  # the burst limit was met, and retried
+    app.extensions["access_desk"].close()
 
 
 def test_an_ordinary_users_600_refused_diagnose_calls_make_at_most_a_couple_of_checks(
@@ -773,7 +774,7 @@ def test_one_installations_heavy_lookups_leave_other_customers_their_share(
         assert metered.meter.snapshot()["total"]["refused"] == 0  # no 429 from Confluence
     finally:
         for app in apps:
-            app.extensions["access_desk"].store.close()
+            app.extensions["access_desk"].close()
 
 
 def test_held_panel_calls_are_not_sent_and_list_retry_after(
@@ -821,6 +822,7 @@ def test_the_lookup_cache_can_be_turned_off(settings: Any, metered: Platform) ->
     for _ in range(2):
         ok(backend.call("lookupUsers", {"accountIds": ids}))
     assert requests_to(metered, "users-bulk") == 2
+    app.extensions["access_desk"].close()
 
 
 def test_offline_token_mints_past_the_limit_wait_and_say_why(

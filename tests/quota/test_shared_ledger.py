@@ -77,7 +77,7 @@ def instances(settings, platform, db_url) -> Iterator[tuple[Instance, Instance]]
         yield made[0], made[1]
     finally:
         for instance in made:
-            instance.app.extensions["access_desk"].store.close()
+            instance.app.extensions["access_desk"].close()
 
 
 def test_a_retry_after_seen_by_one_instance_holds_the_other(instances, platform):

@@ -244,7 +244,7 @@ def test_a_slow_confluence_times_out_within_the_deadline(settings, platform, sle
         found = checks(backend)
         took = time.monotonic() - started
     finally:
-        app.extensions["access_desk"].store.close()
+        app.extensions["access_desk"].close()
     assert found["Look up users (users-bulk)"]["status"] == "warn"
     assert "Timed out" in found["Look up users (users-bulk)"]["detail"]
     assert found["Check access (check-access-by-email)"]["status"] == "ok"

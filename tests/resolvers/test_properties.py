@@ -380,7 +380,7 @@ def db_backend(request, settings, platform, sleeps, tmp_path: Path) -> Iterator[
         try:
             yield Backend(app.test_client(), platform)
         finally:
-            app.extensions["access_desk"].store.close()
+            app.extensions["access_desk"].close()
 
 
 @hypothesis.settings(PROPERTIES, max_examples=25)

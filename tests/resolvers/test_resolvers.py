@@ -191,10 +191,12 @@ def test_concurrent_first_calls_make_one_admin_check(settings, platform):
     from concurrent.futures import ThreadPoolExecutor
 
     roomy = replace(settings, threads=16, max_calls_per_installation=8, max_calls_per_user=8)
-    backend = Backend(create_app(roomy).test_client(), platform)
+    app = create_app(roomy)
+    backend = Backend(app.test_client(), platform)
     platform.faults.add("user-current", "latency", times=None, delay=0.2)
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: backend.call("whoami").get_json(), range(8)))
+    app.extensions["access_desk"].close()
     assert all(a["isAdmin"] for a in answers)
     assert len([r for r in platform.requests if r.endpoint == "user-current"]) == 1
 
@@ -224,7 +226,8 @@ def timed(settings, platform, sleeps):
     in the store, is fresh for ``ttl``: 60 s)."""
     clock = Clock(1_750_000_000.0)
     app = create_app(settings, sleep=sleeps, clock=clock, wall_clock=clock)
-    return Backend(app.test_client(), platform), clock
+    yield Backend(app.test_client(), platform), clock
+    app.extensions["access_desk"].close()
 
 
 def admin_checks(platform):

@@ -34,6 +34,7 @@ def served(settings, platform):
     finally:
         httpd.shutdown()
         httpd.server_close()
+        app.extensions["access_desk"].close()
 
 
 def test_lifecycle_and_scheduled_reach_the_backend(served, platform):

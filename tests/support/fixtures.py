@@ -78,8 +78,7 @@ def backend_on_each_db(
     try:
         yield Backend(app.test_client(), platform)
     finally:
-        app.extensions["access_desk"].refusals.flush()  # before the database goes
-        app.extensions["access_desk"].store.close()
+        app.extensions["access_desk"].close()  # before the database goes
 
 
 @pytest.fixture()
@@ -89,8 +88,7 @@ def worker_backend(settings: Settings, platform: Platform, sleeps: Sleeps) -> It
     app = create_app(
         replace(settings, background_worker=True, worker_poll_seconds=0.05), sleep=sleeps
     )
-    worker = app.extensions["access_desk"].worker
     try:
         yield Backend(app.test_client(), platform)
     finally:
-        worker.stop(10)
+        app.extensions["access_desk"].close()
