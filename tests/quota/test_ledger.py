@@ -722,11 +722,13 @@ def test_a_lookup_the_pool_can_pay_for_is_never_refused_locally(
     backend = Backend(app.test_client(), platform)
     site = platform.installation.site
     ids = (site.user_ids + [f"unknown-{n}" for n in range(10_000)])[:10_000]
-    found = ok(backend.call("lookupUsers", {"accountIds": ids}))
+    try:
+        found = ok(backend.call("lookupUsers", {"accountIds": ids}))
+    finally:
+        app.extensions["access_desk"].close()
     assert found["failed"] == [] and len(found["users"]) == len(site.user_ids)
     assert len(found["notFound"]) == 10_000 - len(site.user_ids)
     assert platform.meter.snapshot()["burstRefused"] >= 1  # the burst limit was met, and retried
-    app.extensions["access_desk"].close()
 
 
 def test_an_ordinary_users_600_refused_diagnose_calls_make_at_most_a_couple_of_checks(
@@ -819,10 +821,12 @@ def test_the_lookup_cache_can_be_turned_off(settings: Any, metered: Platform) ->
     app = create_app(replace(settings, lookup_cache_seconds=0.0), sleep=lambda s: None)
     backend = Backend(app.test_client(), metered)
     ids = metered.installation.site.user_ids[:2]
-    for _ in range(2):
-        ok(backend.call("lookupUsers", {"accountIds": ids}))
+    try:
+        for _ in range(2):
+            ok(backend.call("lookupUsers", {"accountIds": ids}))
+    finally:
+        app.extensions["access_desk"].close()
     assert requests_to(metered, "users-bulk") == 2
-    app.extensions["access_desk"].close()
 
 
 def test_offline_token_mints_past_the_limit_wait_and_say_why(

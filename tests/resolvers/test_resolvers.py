@@ -194,9 +194,11 @@ def test_concurrent_first_calls_make_one_admin_check(settings, platform):
     app = create_app(roomy)
     backend = Backend(app.test_client(), platform)
     platform.faults.add("user-current", "latency", times=None, delay=0.2)
-    with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: backend.call("whoami").get_json(), range(8)))
-    app.extensions["access_desk"].close()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: backend.call("whoami").get_json(), range(8)))
+    finally:
+        app.extensions["access_desk"].close()
     assert all(a["isAdmin"] for a in answers)
     assert len([r for r in platform.requests if r.endpoint == "user-current"]) == 1
 
